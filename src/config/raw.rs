@@ -1,0 +1,182 @@
+//! Serde mirror of the TOML file. Every table denies unknown keys: a misspelt
+//! `alow_ips` must stop the gateway, not silently drop a check. Leaf values
+//! are parsed here (addresses, CIDRs, durations, header names), so toml
+//! reports a bad value with its line and column.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::presets::Preset;
+use crate::signature::{Algorithm, Encoding};
+
+/// A string value turned into `$ty` by `$parse`, whose error text tells the operator what to write.
+macro_rules! parsed_string {
+    ($(#[$doc:meta])* $name:ident, $ty:ty, $parse:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub $ty);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                let parse: fn(&str) -> Result<$ty, String> = $parse;
+                parse(&s).map($name).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+parsed_string!(
+    /// `"0.0.0.0:443"`, `"[::]:443"`.
+    ListenAddr,
+    SocketAddr,
+    |s| s.parse().map_err(|_| format!("invalid listen address {s:?}: write it as \"0.0.0.0:443\", \"127.0.0.1:8080\" or \"[::]:443\""))
+);
+
+parsed_string!(
+    /// A CIDR or a bare address (a /32 or /128).
+    Cidr,
+    IpNet,
+    |s| {
+        let s = s.trim();
+        s.parse::<IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("invalid address or CIDR {s:?}: write 84.22.114.141, 84.22.114.0/24 or 2001:db8::/32"))
+    }
+);
+
+parsed_string!(
+    /// `"500ms"`, `"10s"`, `"2m"`.
+    Dur,
+    Duration,
+    |s| match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("duration {s:?} is zero: give a positive duration such as \"10s\"")),
+        Err(e) => Err(format!("invalid duration {s:?} ({e}): write it as \"500ms\", \"10s\" or \"2m\"")),
+    }
+);
+
+parsed_string!(
+    /// An HTTP header name.
+    HeaderNameValue,
+    HeaderName,
+    |s| HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a valid HTTP header name"))
+);
+
+parsed_string!(
+    /// An HTTP method, e.g. `"POST"`.
+    MethodValue,
+    Method,
+    |s| {
+        if s.is_empty() || s.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(format!("method {s:?} must be an upper-case HTTP method such as \"POST\""));
+        }
+        Method::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not an HTTP method"))
+    }
+);
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Spanned<RawListen>,
+    pub tls: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    pub gateway: RawGateway,
+    pub queue: Option<RawQueue>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Spanned<RawRoute>>,
+}
+
+/// `[listen]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub https: Option<ListenAddr>,
+    pub http: Option<ListenAddr>,
+    pub admin: Option<Spanned<ListenAddr>>,
+    pub proxy_protocol: Option<Spanned<bool>>,
+}
+
+/// `[tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+/// `[gateway]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub verified_header: Option<HeaderNameValue>,
+    pub max_body_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    pub tls_handshake_timeout: Option<Dur>,
+    pub header_read_timeout: Option<Dur>,
+    pub body_read_timeout: Option<Dur>,
+    pub idle_timeout: Option<Dur>,
+    pub upstream_timeout: Option<Dur>,
+    pub max_connections: Option<Spanned<usize>>,
+    pub drain_timeout: Option<Dur>,
+}
+
+/// `[queue]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub dir: Option<String>,
+}
+
+/// How a verified callback reaches the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    Direct,
+    Queue,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Spanned<String>,
+    pub path: Spanned<String>,
+    pub upstream: Spanned<String>,
+    pub preset: Option<Preset>,
+    pub allow_ips: Option<Vec<Cidr>>,
+    pub token: Option<Spanned<RawToken>>,
+    pub hmac: Option<Spanned<RawHmac>>,
+    pub methods: Option<Spanned<Vec<MethodValue>>>,
+    #[serde(default)]
+    pub strip_token: bool,
+    pub delivery: Option<Spanned<Delivery>>,
+    pub upstream_timeout: Option<Dur>,
+}
+
+/// `token = { param = "token", secrets = [...] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub param: Option<Spanned<String>>,
+    pub secrets: Vec<Spanned<String>>,
+}
+
+/// `hmac = { algorithm, header, encoding, secrets }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmac {
+    pub algorithm: Option<Algorithm>,
+    pub header: Option<HeaderNameValue>,
+    pub encoding: Option<Encoding>,
+    pub secrets: Vec<Spanned<String>>,
+}

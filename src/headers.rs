@@ -1,0 +1,188 @@
+//! Header rewriting between the caller and the upstream: hop-by-hop removal
+//! (RFC 9110 §7.6.1), X-Forwarded-*, and the verified header.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::verify::Passed;
+
+/// Headers that describe one connection, never the message (RFC 9110 §7.6.1,
+/// plus the pre-standard `Proxy-Connection` and `Keep-Alive`).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Remove hop-by-hop headers, including every header the `Connection` header names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// What callgate itself saw of the caller, for X-Forwarded-*.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The TCP peer (after PROXY protocol, if any).
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy whose X-Forwarded-For is kept.
+    pub peer_trusted: bool,
+    /// `https` or `http`: the listener the request came in on.
+    pub proto: &'static str,
+    /// The Host (or h2 `:authority`) the caller asked for.
+    pub host: Option<&'a str>,
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Turn the caller's headers into the upstream request's headers.
+pub fn for_upstream(
+    headers: &mut HeaderMap,
+    seen: Seen<'_>,
+    verified_header: &HeaderName,
+    passed: Passed,
+    body_len: usize,
+) {
+    remove_hop_by_hop(headers);
+    // The body is complete in memory: the upstream gets it framed by length,
+    // and has nothing to wait for.
+    headers.remove(header::EXPECT);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+
+    let peer = seen.peer.to_canonical();
+    let prior: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let chain = if seen.peer_trusted && !prior.is_empty() {
+        format!("{}, {peer}", prior.join(", "))
+    } else {
+        peer.to_string()
+    };
+    if !seen.peer_trusted {
+        // A client's own claims about the path it took are not ours to pass on.
+        headers.remove(FORWARDED);
+    }
+    headers.insert(X_FORWARDED_FOR, value(&chain));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(seen.proto));
+    match seen.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+
+    // `remove` drops every copy, in any casing: HeaderMap names are lowercase.
+    headers.remove(verified_header);
+    headers.insert(
+        verified_header.clone(),
+        HeaderValue::from_static(passed.header_value()),
+    );
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(trusted: bool) -> Seen<'static> {
+        Seen {
+            peer: "::ffff:127.0.0.1".parse().unwrap(),
+            peer_trusted: trusted,
+            proto: "https",
+            host: Some("gw.example"),
+        }
+    }
+
+    const ALL: Passed = Passed {
+        ip: true,
+        token: true,
+        hmac: true,
+    };
+
+    fn vh() -> HeaderName {
+        HeaderName::from_static("x-callgate-verified")
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-secret-hop".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn spoofed_verified_headers_are_replaced_by_one() {
+        let mut h = HeaderMap::new();
+        h.append("X-Callgate-Verified", "ip,token,hmac".parse().unwrap());
+        h.append("x-CALLGATE-verified", "hmac".parse().unwrap());
+        let passed = Passed {
+            ip: false,
+            token: true,
+            hmac: false,
+        };
+        for_upstream(&mut h, seen(false), &vh(), passed, 0);
+        let all: Vec<_> = h.get_all("x-callgate-verified").iter().collect();
+        assert_eq!(all, vec!["token"]);
+    }
+
+    #[test]
+    fn untrusted_peer_replaces_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "84.22.114.141".parse().unwrap());
+        h.insert("forwarded", "for=84.22.114.141".parse().unwrap());
+        h.insert("x-forwarded-proto", "http".parse().unwrap());
+        for_upstream(&mut h, seen(false), &vh(), ALL, 3);
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "gw.example");
+        assert!(!h.contains_key("forwarded"));
+        assert_eq!(h["content-length"], "3");
+    }
+
+    #[test]
+    fn trusted_peer_gets_appended_to_the_chain() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "1.1.1.1".parse().unwrap());
+        h.append("x-forwarded-for", "2.2.2.2".parse().unwrap());
+        for_upstream(&mut h, seen(true), &vh(), ALL, 0);
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
+    }
+
+    #[test]
+    fn expect_is_not_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert("expect", "100-continue".parse().unwrap());
+        for_upstream(&mut h, seen(false), &vh(), ALL, 0);
+        assert!(!h.contains_key("expect"));
+    }
+}

@@ -1,0 +1,303 @@
+//! The request handler: route by path → method → cheap checks → bounded
+//! body read → `verify::check` → forward. Logs one line per request.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::client_ip;
+use crate::config::{Config, Route};
+use crate::forward::{ForwardError, Forwarder};
+use crate::headers::{self, Seen};
+use crate::query;
+use crate::verify::{self, Passed};
+
+/// Response body type: the upstream's streamed body, or a short text of ours.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// State every request shares: the swappable config and the upstream pool.
+pub struct Shared {
+    /// Each request takes one snapshot at its start and keeps it to its end,
+    /// so a reload never changes a request halfway.
+    pub config: ArcSwap<Config>,
+    pub forwarder: Forwarder,
+}
+
+impl Shared {
+    /// Wrap a loaded config.
+    pub fn new(config: Config) -> Shared {
+        Shared {
+            config: ArcSwap::from_pointee(config),
+            forwarder: Forwarder::new(),
+        }
+    }
+}
+
+/// What the handler knows of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// `https` or `http`.
+    pub proto: &'static str,
+}
+
+/// How a request ended, for the access log.
+struct Outcome {
+    response: Response<Body>,
+    route: Option<Arc<Route>>,
+    /// `forwarded`, `refused` or `failed`.
+    result: &'static str,
+    reason: String,
+}
+
+impl Outcome {
+    fn refused(
+        route: Option<&Arc<Route>>,
+        status: StatusCode,
+        reason: impl Into<String>,
+    ) -> Outcome {
+        Outcome {
+            response: plain(status),
+            route: route.cloned(),
+            result: "refused",
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Serve one request. Never fails: every problem becomes a deliberate answer.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let config = shared.config.load_full();
+    let client = client_ip::resolve(
+        conn.peer.ip(),
+        req.headers(),
+        &config.gateway.trusted_proxies,
+    );
+    let method = req.method().clone();
+    let target = redacted_target(req.uri(), &config.redact_params);
+
+    let outcome = respond(&shared, &config, conn, client, req).await;
+
+    let status = outcome.response.status();
+    tracing::info!(
+        route = outcome.route.as_ref().map_or("-", |r| r.name.as_str()),
+        client = %client,
+        method = %method,
+        uri = %target,
+        outcome = outcome.result,
+        reason = outcome.reason.as_str(),
+        status = status.as_u16(),
+        duration_ms = format_args!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
+    Ok(outcome.response)
+}
+
+async fn respond(
+    shared: &Shared,
+    config: &Config,
+    conn: ConnInfo,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Outcome {
+    let Some(route) = config.routes.get(req.uri().path()) else {
+        return Outcome::refused(None, StatusCode::NOT_FOUND, "no_route");
+    };
+    if !route.methods.contains(req.method()) {
+        let mut o = Outcome::refused(Some(route), StatusCode::METHOD_NOT_ALLOWED, "method");
+        let allow: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+        if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+            o.response.headers_mut().insert(header::ALLOW, v);
+        }
+        return o;
+    }
+    if let Err(refusal) = verify::precheck(route, client, req.uri()) {
+        return Outcome::refused(Some(route), StatusCode::FORBIDDEN, refusal.to_string());
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(config, &parts.headers, body).await {
+        Ok(b) => b,
+        Err((status, why)) => return Outcome::refused(Some(route), status, why),
+    };
+    let passed = match verify::check(route, client, &parts.uri, &parts.headers, &body) {
+        Ok(p) => p,
+        Err(refusal) => {
+            return Outcome::refused(Some(route), StatusCode::FORBIDDEN, refusal.to_string())
+        }
+    };
+
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let peer = conn.peer.ip();
+    let seen = Seen {
+        peer,
+        peer_trusted: client_ip::is_in(peer, &config.gateway.trusted_proxies),
+        proto: conn.proto,
+        host: host.as_deref(),
+    };
+    headers::for_upstream(
+        &mut parts.headers,
+        seen,
+        &config.gateway.verified_header,
+        passed,
+        body.len(),
+    );
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+            parts.headers.insert(header::HOST, h);
+        }
+    }
+    parts.uri = upstream_uri(route, &parts.uri);
+    parts.version = Version::HTTP_11;
+    let upstream_req = Request::from_parts(parts, Full::new(body));
+
+    forward(shared, route, upstream_req, passed).await
+}
+
+async fn forward(
+    shared: &Shared,
+    route: &Arc<Route>,
+    req: Request<Full<Bytes>>,
+    passed: Passed,
+) -> Outcome {
+    match shared.forwarder.send(req, route.upstream_timeout).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            headers::remove_hop_by_hop(&mut parts.headers);
+            Outcome {
+                response: Response::from_parts(parts, body.boxed()),
+                route: Some(route.clone()),
+                result: "forwarded",
+                reason: format!("verified {}", passed.header_value()),
+            }
+        }
+        Err(e) => {
+            let status = match e {
+                ForwardError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                ForwardError::Failed(_) => StatusCode::BAD_GATEWAY,
+            };
+            Outcome {
+                response: plain(status),
+                route: Some(route.clone()),
+                result: "failed",
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+/// Read the whole body, bounded by `max_body_bytes` before anything is
+/// buffered and by `body_read_timeout` against slow senders.
+async fn read_body(
+    config: &Config,
+    headers: &http::HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, (StatusCode, &'static str)> {
+    let max = config.gateway.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "size: Content-Length over max_body_bytes",
+        ));
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    match tokio::time::timeout(
+        config.gateway.body_read_timeout,
+        Limited::new(body, limit).collect(),
+    )
+    .await
+    {
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "slow: body not received within body_read_timeout",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "size: body over max_body_bytes",
+        )),
+        Ok(Err(_)) => Err((
+            StatusCode::BAD_REQUEST,
+            "body: client sent a broken or incomplete body",
+        )),
+    }
+}
+
+/// The upstream URL with the caller's query appended (token stripped if asked).
+fn upstream_uri(route: &Route, incoming: &Uri) -> Uri {
+    let mut query = incoming.query().map(str::to_owned);
+    if let (true, Some(token), Some(q)) = (route.strip_token, &route.token, &query) {
+        query = Some(query::strip(q, &token.param));
+    }
+    let query = query.filter(|q| !q.is_empty());
+    let up = &route.upstream;
+    let path_and_query = match (&up.query, query) {
+        (Some(a), Some(b)) => format!("{}?{a}&{b}", up.path),
+        (Some(q), None) => format!("{}?{q}", up.path),
+        (None, Some(q)) => format!("{}?{q}", up.path),
+        (None, None) => up.path.clone(),
+    };
+    Uri::builder()
+        .scheme(up.scheme.clone())
+        .authority(up.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        // Every part came from a parsed URI, so the join is a valid URI.
+        .expect("upstream URI from valid parts")
+}
+
+/// Path and query for the log, token values replaced by REDACTED.
+fn redacted_target(uri: &Uri, redact: &[String]) -> String {
+    match uri.query() {
+        Some(q) => format!("{}?{}", uri.path(), query::redact(q, redact)),
+        None => uri.path().to_owned(),
+    }
+}
+
+/// A short text answer of ours: the caller learns the status, never the reason.
+fn plain(status: StatusCode) -> Response<Body> {
+    let text = match status {
+        StatusCode::FORBIDDEN => "forbidden\n",
+        StatusCode::NOT_FOUND => "not found\n",
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed\n",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload too large\n",
+        StatusCode::REQUEST_TIMEOUT => "request timeout\n",
+        StatusCode::BAD_GATEWAY => "bad gateway\n",
+        StatusCode::GATEWAY_TIMEOUT => "gateway timeout\n",
+        _ => "bad request\n",
+    };
+    let mut resp = Response::new(
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

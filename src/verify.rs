@@ -1,0 +1,413 @@
+//! The decision: does this request pass route R? A pure function over
+//! (route, client IP, URI, headers, body bytes). No I/O, no clock; the
+//! service calls it and forwards only what it accepts.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::{HeaderMap, Uri};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::client_ip;
+use crate::config::{token_digest, Route, TokenCheck};
+use crate::presets::Payload;
+use crate::query::{self, Lookup};
+use crate::signature::{self, SignatureError};
+
+/// The checks a request passed; only configured checks can be true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Passed {
+    pub ip: bool,
+    pub token: bool,
+    pub hmac: bool,
+}
+
+impl Passed {
+    /// The verified header's value: passed checks in the order ip, token, hmac.
+    pub fn header_value(self) -> &'static str {
+        match (self.ip, self.token, self.hmac) {
+            (true, true, true) => "ip,token,hmac",
+            (true, true, false) => "ip,token",
+            (true, false, true) => "ip,hmac",
+            (false, true, true) => "token,hmac",
+            (true, false, false) => "ip",
+            (false, true, false) => "token",
+            (false, false, true) => "hmac",
+            (false, false, false) => "none",
+        }
+    }
+}
+
+/// Why the token check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFailure {
+    Missing,
+    Repeated,
+    Mismatch,
+}
+
+/// Why a request was refused: for the log only, the caller sees `forbidden`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Ip(IpAddr),
+    Token(TokenFailure),
+    Hmac(SignatureError),
+    Payload(&'static str),
+}
+
+impl Refusal {
+    /// Short machine-friendly reason class: `ip`, `token`, `hmac` or `payload`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Ip(_) => "ip",
+            Refusal::Token(_) => "token",
+            Refusal::Hmac(_) => "hmac",
+            Refusal::Payload(_) => "payload",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Ip(ip) => write!(f, "ip: {ip} is not in allow_ips"),
+            Refusal::Token(TokenFailure::Missing) => f.write_str("token: missing"),
+            Refusal::Token(TokenFailure::Repeated) => {
+                f.write_str("token: parameter sent more than once")
+            }
+            Refusal::Token(TokenFailure::Mismatch) => f.write_str("token: does not match"),
+            Refusal::Hmac(e) => write!(f, "hmac: {e}"),
+            Refusal::Payload(why) => write!(f, "payload: {why}"),
+        }
+    }
+}
+
+/// The checks that need no body (source address, URL token): run before the
+/// body is read, so a stranger cannot make callgate buffer an upload.
+pub fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Passed, Refusal> {
+    let mut passed = Passed::default();
+    if let Some(allow) = &route.allow_ips {
+        if !client_ip::is_in(client, &allow.nets) {
+            return Err(Refusal::Ip(client_ip::canonical(client)));
+        }
+        passed.ip = true;
+    }
+    if let Some(token) = &route.token {
+        check_token(token, uri.query().unwrap_or(""))?;
+        passed.token = true;
+    }
+    Ok(passed)
+}
+
+/// Every check the route configures, all of them. The only gate to the upstream.
+pub fn check(
+    route: &Route,
+    client: IpAddr,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Passed, Refusal> {
+    let mut passed = precheck(route, client, uri)?;
+    if let Some(h) = &route.hmac {
+        let mut values = headers.get_all(&h.header).iter();
+        let claim = match (values.next(), values.next()) {
+            (None, _) => return Err(Refusal::Hmac(SignatureError::Missing)),
+            (Some(_), Some(_)) => return Err(Refusal::Hmac(SignatureError::Duplicated)),
+            (Some(v), None) => v,
+        };
+        signature::verify(&h.keys, h.algorithm, h.encoding, claim.as_bytes(), body)
+            .map_err(Refusal::Hmac)?;
+        passed.hmac = true;
+    }
+    if let Some(payload) = route.payload {
+        check_payload(payload, headers, body).map_err(Refusal::Payload)?;
+    }
+    Ok(passed)
+}
+
+fn check_token(token: &TokenCheck, query: &str) -> Result<(), Refusal> {
+    let given = match query::lookup(query, &token.param) {
+        Lookup::Missing => return Err(Refusal::Token(TokenFailure::Missing)),
+        Lookup::Repeated => return Err(Refusal::Token(TokenFailure::Repeated)),
+        Lookup::One(v) => token_digest(v.as_bytes()),
+    };
+    // Every secret is compared, so timing does not tell which one matched.
+    let mut ok = Choice::from(0);
+    for d in &token.digests {
+        ok |= d.ct_eq(&given);
+    }
+    if bool::from(ok) {
+        Ok(())
+    } else {
+        Err(Refusal::Token(TokenFailure::Mismatch))
+    }
+}
+
+fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    match payload {
+        Payload::GengoForm => {
+            let is_form = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                });
+            if !is_form {
+                return Err("Content-Type is not application/x-www-form-urlencoded");
+            }
+            let mut fields = 0;
+            for (k, v) in form_urlencoded::parse(body) {
+                if k == "job" || k == "comment" {
+                    fields += 1;
+                    let is_object =
+                        serde_json::from_str::<serde_json::Value>(&v).is_ok_and(|j| j.is_object());
+                    if !is_object {
+                        return Err("the job/comment field is not a JSON object");
+                    }
+                }
+            }
+            match fields {
+                0 => Err("no job or comment field in the form"),
+                1 => Ok(()),
+                _ => Err("more than one job/comment field in the form"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::signature::{encode, Algorithm, Encoding, Key};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn route(spec: &str) -> Arc<Route> {
+        let text = format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\n{spec}\n"
+        );
+        let cfg = Config::from_str(&text, Path::new("test.toml")).unwrap();
+        let r = cfg.routes.get("/cb").unwrap().clone();
+        r
+    }
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn signed(alg: Algorithm, key: &str, enc: Encoding, header: &str, body: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let sig = encode(&Key::new(alg, key.as_bytes()).digest(body), enc);
+        h.insert(
+            http::HeaderName::from_bytes(header.as_bytes()).unwrap(),
+            sig.parse().unwrap(),
+        );
+        h
+    }
+
+    const FULL: &str = r#"
+allow_ips = ["127.0.0.1", "::1/128"]
+token = { secrets = ["t0k"] }
+hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
+"#;
+
+    #[test]
+    fn all_checks_pass_and_are_reported_in_order() {
+        let r = route(FULL);
+        let body = b"{\"id\":1}";
+        let h = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
+        let p = check(&r, ip("127.0.0.1"), &uri("/cb?token=t0k"), &h, body).unwrap();
+        assert_eq!(p.header_value(), "ip,token,hmac");
+    }
+
+    #[test]
+    fn wrong_source_address_is_refused_first() {
+        let r = route(FULL);
+        let got = check(
+            &r,
+            ip("127.0.0.2"),
+            &uri("/cb?token=bad"),
+            &HeaderMap::new(),
+            b"",
+        );
+        assert_eq!(got, Err(Refusal::Ip(ip("127.0.0.2"))));
+    }
+
+    #[test]
+    fn ipv4_mapped_client_matches_ipv4_allowlist() {
+        let r = route(FULL);
+        assert!(precheck(&r, ip("::ffff:127.0.0.1"), &uri("/cb?token=t0k")).is_ok());
+    }
+
+    #[test]
+    fn ipv6_allowlist_entries_work() {
+        let r = route(FULL);
+        assert!(precheck(&r, ip("::1"), &uri("/cb?token=t0k")).is_ok());
+        assert!(precheck(&r, ip("::2"), &uri("/cb?token=t0k")).is_err());
+    }
+
+    #[test]
+    fn token_failures_are_told_apart() {
+        let r = route(FULL);
+        let p = |q: &str| precheck(&r, ip("127.0.0.1"), &uri(q));
+        assert_eq!(p("/cb"), Err(Refusal::Token(TokenFailure::Missing)));
+        assert_eq!(p("/cb?token="), Err(Refusal::Token(TokenFailure::Mismatch)));
+        assert_eq!(
+            p("/cb?token=t0K"),
+            Err(Refusal::Token(TokenFailure::Mismatch))
+        );
+        assert_eq!(
+            p("/cb?token=t0k&token=t0k"),
+            Err(Refusal::Token(TokenFailure::Repeated))
+        );
+        assert_eq!(
+            p("/cb?TOKEN=t0k"),
+            Err(Refusal::Token(TokenFailure::Missing))
+        );
+        assert!(p("/cb?x=1&token=t%30k").is_ok());
+    }
+
+    #[test]
+    fn second_token_passes_for_rotation() {
+        let r = route("token = { param = \"key\", secrets = [\"old\", \"new\"] }");
+        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=new")).is_ok());
+        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=old")).is_ok());
+        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=older")).is_err());
+    }
+
+    #[test]
+    fn signature_missing_duplicated_or_wrong_is_refused() {
+        let r = route(FULL);
+        let u = uri("/cb?token=t0k");
+        let body = b"payload";
+        let c = |h: &HeaderMap, b: &[u8]| check(&r, ip("127.0.0.1"), &u, h, b);
+        assert_eq!(
+            c(&HeaderMap::new(), body),
+            Err(Refusal::Hmac(SignatureError::Missing))
+        );
+        let mut dup = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
+        let v = dup["x-sig"].clone();
+        dup.append("x-sig", v);
+        assert_eq!(
+            c(&dup, body),
+            Err(Refusal::Hmac(SignatureError::Duplicated))
+        );
+        let other_key = signed(Algorithm::Sha1, "nope", Encoding::Hex, "x-sig", body);
+        assert_eq!(
+            c(&other_key, body),
+            Err(Refusal::Hmac(SignatureError::Mismatch))
+        );
+        let good = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
+        assert_eq!(
+            c(&good, b"payloaD"),
+            Err(Refusal::Hmac(SignatureError::Mismatch))
+        );
+    }
+
+    #[test]
+    fn hmac_only_route_reports_only_hmac() {
+        let r = route("hmac = { algorithm = \"sha256\", header = \"X-Sig\", encoding = \"base64\", secrets = [\"k\"] }");
+        let h = signed(Algorithm::Sha256, "k", Encoding::Base64, "x-sig", b"b");
+        let p = check(&r, ip("203.0.113.1"), &uri("/cb"), &h, b"b").unwrap();
+        assert_eq!(p.header_value(), "hmac");
+    }
+
+    #[test]
+    fn tolq_preset_fills_ip_and_hmac_defaults() {
+        let r = route("preset = \"tolq\"\nhmac = { secrets = [\"apikey\"] }");
+        let body = br#"{"id":42,"status":"finished"}"#;
+        let h = signed(
+            Algorithm::Sha1,
+            "apikey",
+            Encoding::Hex,
+            "x-tolq-signature",
+            body,
+        );
+        assert_eq!(
+            check(&r, ip("84.22.114.141"), &uri("/cb"), &h, body)
+                .unwrap()
+                .header_value(),
+            "ip,hmac"
+        );
+        assert_eq!(
+            check(&r, ip("127.0.0.1"), &uri("/cb"), &h, body),
+            Err(Refusal::Ip(ip("127.0.0.1")))
+        );
+    }
+
+    fn form(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", ct.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn gengo_preset_accepts_job_and_comment_forms() {
+        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
+        let u = uri("/cb?token=g");
+        let h = form("application/x-www-form-urlencoded; charset=UTF-8");
+        let job = b"job=%7B%22job_id%22%3A%22123%22%2C%22status%22%3A%22approved%22%7D";
+        assert_eq!(
+            check(&r, ip("1.2.3.4"), &u, &h, job)
+                .unwrap()
+                .header_value(),
+            "token"
+        );
+        let comment = b"comment=%7B%22job_id%22%3A1%2C%22body%22%3A%22hi%22%7D&x=1";
+        assert!(check(&r, ip("1.2.3.4"), &u, &h, comment).is_ok());
+    }
+
+    #[test]
+    fn gengo_preset_refuses_bodies_of_the_wrong_shape() {
+        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
+        let u = uri("/cb?token=g");
+        let formh = form("application/x-www-form-urlencoded");
+        let c = |h: &HeaderMap, b: &[u8]| check(&r, ip("1.2.3.4"), &u, h, b);
+        assert!(matches!(
+            c(&form("application/json"), br#"{"job":{}}"#),
+            Err(Refusal::Payload(_))
+        ));
+        assert!(matches!(
+            c(&HeaderMap::new(), b"job=%7B%7D"),
+            Err(Refusal::Payload(_))
+        ));
+        assert!(matches!(c(&formh, b"other=1"), Err(Refusal::Payload(_))));
+        assert!(matches!(
+            c(&formh, b"job=not-json"),
+            Err(Refusal::Payload(_))
+        ));
+        assert!(matches!(
+            c(&formh, b"job=%5B1%5D"),
+            Err(Refusal::Payload(_))
+        ));
+        assert!(matches!(
+            c(&formh, b"job=%7B%7D&job=%7B%7D"),
+            Err(Refusal::Payload(_))
+        ));
+        // The token is checked before the body is looked at.
+        let bad = uri("/cb?token=x");
+        assert_eq!(
+            check(&r, ip("1.2.3.4"), &bad, &formh, b"job=%7B%7D"),
+            Err(Refusal::Token(TokenFailure::Mismatch))
+        );
+    }
+
+    #[test]
+    fn header_values_cover_every_combination() {
+        let all = [
+            (false, true, false, "token"),
+            (true, false, true, "ip,hmac"),
+            (false, true, true, "token,hmac"),
+        ];
+        for (ip, token, hmac, want) in all {
+            assert_eq!(Passed { ip, token, hmac }.header_value(), want);
+        }
+    }
+}
