@@ -1,0 +1,196 @@
+//! `callgate check` and `callgate sign` as an operator runs them.
+
+mod support;
+
+use support::gateway::{run_cli, test_cert};
+
+fn write_config(dir: &std::path::Path, body: &str) -> String {
+    let path = dir.join("callgate.toml");
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
+const GOOD: &str = r#"
+[listen]
+http = "127.0.0.1:0"
+
+[[route]]
+name = "tolq"
+path = "/tolq/callback"
+upstream = "http://127.0.0.1:8080/tolq/callback.php"
+preset = "tolq"
+token = { secrets = ["env:CG_TEST_TOKEN"] }
+hmac = { secrets = ["env:CG_TEST_KEY"] }
+"#;
+
+#[test]
+fn check_prints_routes_and_effective_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), GOOD);
+    let (code, out, err) = run_cli(
+        &["check", "--config", &path],
+        b"",
+        &[("CG_TEST_TOKEN", "t"), ("CG_TEST_KEY", "k")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("route \"tolq\""), "{out}");
+    assert!(out.contains("84.22.114.141/32 (from preset)"), "{out}");
+    assert!(
+        out.contains("sha1 of the raw body, header x-tolq-signature, encoding auto"),
+        "{out}"
+    );
+    assert!(out.contains("env:CG_TEST_KEY"), "{out}");
+    assert!(!out.contains("=k") && !err.contains("panicked"));
+}
+
+#[test]
+fn check_loads_real_certificates() {
+    let cert = test_cert();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n[[route]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:1/\"\nallow_ips = [\"10.0.0.0/8\"]\n",
+        cert.cert_path.display().to_string(),
+        cert.key_path.display().to_string()
+    );
+    let path = write_config(dir.path(), &text);
+    let (code, out, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 in chain"), "{out}");
+
+    let broken = text.replace(
+        &cert.key_path.display().to_string(),
+        &cert.cert_path.display().to_string(),
+    );
+    let path = write_config(dir.path(), &broken);
+    let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("private key"), "{err}");
+}
+
+/// Each broken config: exit 1, no panic, the file named, and the words that
+/// tell the operator what is wrong.
+#[test]
+fn config_errors_name_the_file_the_place_and_the_problem() {
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        ("unknown key", GOOD.replace("preset = \"tolq\"", "preset = \"tolq\"\nalow_ips = [\"1.2.3.4\"]"), vec!["unknown field `alow_ips`", ":10:1"]),
+        ("bad CIDR", GOOD.replace("preset = \"tolq\"", "preset = \"tolq\"\nallow_ips = [\"84.22.114.300/32\"]"), vec!["invalid address or CIDR", "84.22.114.300/32", ":10:"]),
+        ("missing env secret", GOOD.to_owned(), vec!["CG_TEST_TOKEN is not set", "route[0] (\"tolq\").token.secrets[0]", ":10:22"]),
+        ("route without checks", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"open\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1/\"\n".to_owned(), vec!["has no check", "allow_ips, token or hmac"]),
+        ("tolq preset without key", GOOD.replace("hmac = { secrets = [\"env:CG_TEST_KEY\"] }", ""), vec!["preset tolq", "add hmac = { secrets"]),
+        ("bad duration", GOOD.replace("[listen]", "[gateway]\nbody_read_timeout = \"soon\"\n[listen]"), vec!["invalid duration", "\"soon\""]),
+        ("https without tls", "[listen]\nhttps = \"127.0.0.1:0\"\n".to_owned(), vec!["needs a [tls] table"]),
+        ("https upstream", GOOD.replace("http://127.0.0.1:8080", "https://127.0.0.1:8080"), vec!["https upstreams are not supported"]),
+        ("bad algorithm", GOOD.replace("hmac = { secrets", "hmac = { algorithm = \"md5\", secrets"), vec!["unknown variant `md5`"]),
+        ("not toml", "[listen\n".to_owned(), vec![":1:"]),
+    ];
+    for (name, text, wants) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), &text);
+        let env: &[(&str, &str)] = if name == "missing env secret" {
+            &[("CG_TEST_KEY", "k")]
+        } else {
+            &[("CG_TEST_TOKEN", "t"), ("CG_TEST_KEY", "k")]
+        };
+        let (code, _, err) = run_cli(&["check", "--config", &path], b"", env);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(&path), "{name}: file not named: {err}");
+        for want in wants {
+            assert!(err.contains(want), "{name}: {want:?} not in: {err}");
+        }
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn run_refuses_a_broken_config_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[listen]\nhttp = \"127.0.0.1:0\"\nbogus = 1\n");
+    let (code, _, err) = run_cli(&["run", "--config", &path], b"", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `bogus`"), "{err}");
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let (code, _, err) = run_cli(
+        &["check", "--config", "/nonexistent/callgate.toml"],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/nonexistent/callgate.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+fn openssl_hmac(alg: &str, key: &str, body: &[u8], binary: bool) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut args = vec![
+        "dgst".to_owned(),
+        format!("-{alg}"),
+        "-hmac".to_owned(),
+        key.to_owned(),
+    ];
+    if binary {
+        args.push("-binary".into());
+    }
+    let mut child = Command::new("openssl")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl is installed");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+#[test]
+fn sign_agrees_with_openssl() {
+    use base64::Engine;
+    let body = b"{\"id\":42,\"status\":\"finished\"}\n\xff";
+    let (code, out, err) = run_cli(&["sign", "--secret", "the-key"], body, &[]);
+    assert_eq!(code, 0, "{err}");
+    let openssl = String::from_utf8(openssl_hmac("sha1", "the-key", body, false)).unwrap();
+    let openssl_hex = openssl.trim().rsplit(' ').next().unwrap();
+    assert_eq!(out.trim(), openssl_hex);
+
+    let (code, out, _) = run_cli(
+        &[
+            "sign",
+            "--secret",
+            "env:CG_SIGN_KEY",
+            "--algorithm",
+            "sha256",
+            "--encoding",
+            "base64",
+        ],
+        body,
+        &[("CG_SIGN_KEY", "k2")],
+    );
+    assert_eq!(code, 0);
+    let raw = openssl_hmac("sha256", "k2", body, true);
+    assert_eq!(
+        out.trim(),
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    );
+
+    let (code, out, _) = run_cli(
+        &["sign", "--secret", "k", "--algorithm", "sha512"],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.trim().len(), 128);
+}
+
+#[test]
+fn sign_with_a_missing_secret_fails_cleanly() {
+    let (code, _, err) = run_cli(&["sign", "--secret", "env:CG_NOT_SET_ANYWHERE"], b"x", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("CG_NOT_SET_ANYWHERE is not set"), "{err}");
+}

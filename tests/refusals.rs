@@ -1,0 +1,225 @@
+//! Every failing check gets its deliberate answer, and nothing refused ever
+//! reaches the upstream. Secrets and token values never reach the log.
+
+mod support;
+
+use http::Method;
+
+use callgate::signature::{Algorithm, Encoding};
+use support::{sign, Client, Gateway, Upstream, Version};
+
+const KEY: &str = "tolq-api-key-9f8e";
+const TOKEN: &str = "tok-7c1d2e";
+
+fn sections(upstream: &str) -> String {
+    format!(
+        r#"
+[gateway]
+max_body_bytes = 1024
+
+[[route]]
+name = "tolq"
+path = "/tolq/callback"
+upstream = "{upstream}"
+allow_ips = ["127.0.0.1"]
+token = {{ secrets = ["{TOKEN}"] }}
+hmac = {{ algorithm = "sha1", header = "X-Tolq-Signature", encoding = "hex", secrets = ["{KEY}"] }}
+"#
+    )
+}
+
+struct Case {
+    name: &'static str,
+    source: &'static str,
+    query: String,
+    signature: Option<String>,
+}
+
+#[tokio::test]
+async fn each_failing_check_alone_gives_403_and_reaches_nobody() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&sections(&up.url("/r")));
+    let body = br#"{"id":1,"status":"finished"}"#;
+    let good_sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    let good_query = format!("?token={TOKEN}");
+    let wrong_key_sig = sign(Algorithm::Sha1, "not-the-key", Encoding::Hex, body);
+    let cases = vec![
+        Case {
+            name: "wrong signature",
+            source: "127.0.0.1",
+            query: good_query.clone(),
+            signature: Some(wrong_key_sig),
+        },
+        Case {
+            name: "missing signature",
+            source: "127.0.0.1",
+            query: good_query.clone(),
+            signature: None,
+        },
+        Case {
+            name: "truncated signature",
+            source: "127.0.0.1",
+            query: good_query.clone(),
+            signature: Some(good_sig[..39].to_owned()),
+        },
+        Case {
+            name: "empty signature",
+            source: "127.0.0.1",
+            query: good_query.clone(),
+            signature: Some(String::new()),
+        },
+        Case {
+            name: "wrong token",
+            source: "127.0.0.1",
+            query: "?token=guess".into(),
+            signature: Some(good_sig.clone()),
+        },
+        Case {
+            name: "missing token",
+            source: "127.0.0.1",
+            query: String::new(),
+            signature: Some(good_sig.clone()),
+        },
+        Case {
+            name: "token twice",
+            source: "127.0.0.1",
+            query: format!("?token={TOKEN}&token={TOKEN}"),
+            signature: Some(good_sig.clone()),
+        },
+        Case {
+            name: "source not allowed",
+            source: "127.0.0.2",
+            query: good_query.clone(),
+            signature: Some(good_sig.clone()),
+        },
+    ];
+    for version in [Version::H1, Version::H2] {
+        for case in &cases {
+            let client = Client::https(gw.https.unwrap(), version).source_ip(case.source);
+            let mut headers = vec![("content-type", "application/json")];
+            if let Some(sig) = &case.signature {
+                headers.push(("x-tolq-signature", sig));
+            }
+            let r = client
+                .post(&format!("/tolq/callback{}", case.query), &headers, body)
+                .await;
+            assert_eq!(r.status, 403, "{} over {version:?}", case.name);
+            assert_eq!(
+                &r.body[..],
+                b"forbidden\n",
+                "{}: the reason stays in the log",
+                case.name
+            );
+        }
+    }
+    assert_eq!(up.count(), 0, "no refused request may reach the upstream");
+
+    // The control: the same request, correct, does pass.
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/tolq/callback{good_query}"),
+            &[("x-tolq-signature", &good_sig)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.count(), 1);
+
+    let log = gw.wait_for_log("status=200");
+    for reason in [
+        "hmac: signature does not match",
+        "hmac: signature header missing",
+        "hmac: signature is not hex",
+        "token: does not match",
+        "token: missing",
+        "token: parameter sent more than once",
+        "ip: 127.0.0.2 is not in allow_ips",
+    ] {
+        assert!(log.contains(reason), "log lacks {reason:?}:\n{log}");
+    }
+    assert!(!log.contains(TOKEN), "token value leaked into the log");
+    assert!(!log.contains(KEY), "key leaked into the log");
+    assert!(log.contains("token=REDACTED"));
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_and_wrong_method_is_405() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&sections(&up.url("/r")));
+    for version in [Version::H1, Version::H2] {
+        let c = Client::https(gw.https.unwrap(), version);
+        let r = c.post("/tolq/callback/", &[], b"").await;
+        assert_eq!(r.status, 404);
+        let r = c.post("/other", &[], b"").await;
+        assert_eq!(r.status, 404);
+        for m in [Method::GET, Method::PUT, Method::DELETE] {
+            let r = c
+                .request(
+                    m.clone(),
+                    &format!("/tolq/callback?token={TOKEN}"),
+                    &[],
+                    b"",
+                )
+                .await;
+            assert_eq!(r.status, 405, "{m}");
+            assert_eq!(r.headers["allow"], "POST");
+        }
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_whether_declared_or_streamed() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&sections(&up.url("/r")));
+    let big = vec![b'a'; 2048];
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, &big);
+    for version in [Version::H1, Version::H2] {
+        let r = Client::https(gw.https.unwrap(), version)
+            .post(
+                &format!("/tolq/callback?token={TOKEN}"),
+                &[("x-tolq-signature", &sig)],
+                &big,
+            )
+            .await;
+        assert_eq!(r.status, 413, "{version:?}");
+    }
+    // At the limit exactly it passes.
+    let edge = vec![b'a'; 1024];
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, &edge);
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/tolq/callback?token={TOKEN}"),
+            &[("x-tolq-signature", &sig)],
+            &edge,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&sections(&up.url("/r")));
+    // Plain HTTP so the raw chunked framing is ours to write.
+    let mut tcp = tokio::net::TcpStream::connect(gw.http.unwrap())
+        .await
+        .unwrap();
+    let head = format!("POST /tolq/callback?token={TOKEN} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nx-tolq-signature: 00\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..4 {
+        let _ = tcp.write_all(b"200\r\n").await;
+        let _ = tcp.write_all(&[b'z'; 512]).await;
+        let _ = tcp.write_all(b"\r\n").await;
+    }
+    let mut answer = vec![0u8; 64];
+    let n = tcp.read(&mut answer).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert_eq!(up.count(), 0);
+}

@@ -1,0 +1,179 @@
+//! A real TLS client (rustls) speaking HTTP/1.1 or h2, optionally from
+//! another loopback source address such as 127.0.0.2.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::crypto::ring;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
+
+use super::gateway::test_cert;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    H1,
+    H2,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// ALPN protocol the server chose.
+    pub alpn: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub version: Version,
+    pub source: Option<IpAddr>,
+    pub tls: bool,
+}
+
+impl Client {
+    /// HTTPS to `addr` with the given HTTP version (negotiated by ALPN).
+    pub fn https(addr: SocketAddr, version: Version) -> Client {
+        Client {
+            addr,
+            version,
+            source: None,
+            tls: true,
+        }
+    }
+
+    /// Plain HTTP/1.1 to `addr`.
+    pub fn http(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            version: Version::H1,
+            source: None,
+            tls: false,
+        }
+    }
+
+    /// Connect from this local address (e.g. 127.0.0.2).
+    pub fn source_ip(mut self, ip: &str) -> Client {
+        self.source = Some(ip.parse().unwrap());
+        self
+    }
+
+    pub async fn post(&self, path_and_query: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.request(Method::POST, path_and_query, headers, body)
+            .await
+    }
+
+    /// One request on a fresh connection.
+    pub async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let tcp = self.connect().await;
+        let authority = format!("localhost:{}", self.addr.port());
+        let uri = match self.version {
+            Version::H1 => path_and_query.to_owned(),
+            Version::H2 => format!("https://{authority}{path_and_query}"),
+        };
+        let mut req = Request::builder().method(method).uri(uri);
+        if self.version == Version::H1 {
+            req = req.header("host", &authority);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+        if !self.tls {
+            return send(TokioIo::new(tcp), self.version, req, None).await;
+        }
+        let stream = TlsConnector::from(client_config(self.version))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake");
+        let alpn = stream.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+        send(TokioIo::new(stream), self.version, req, alpn).await
+    }
+
+    pub async fn connect(&self) -> TcpStream {
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .unwrap();
+        if let Some(src) = self.source {
+            socket.bind(SocketAddr::new(src, 0)).unwrap();
+        }
+        socket
+            .connect(self.addr)
+            .await
+            .expect("connect to callgate")
+    }
+}
+
+async fn send<IO>(
+    io: TokioIo<IO>,
+    version: Version,
+    req: Request<Full<Bytes>>,
+    alpn: Option<Vec<u8>>,
+) -> Reply
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let resp = match version {
+        Version::H1 => {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            sender.send_request(req).await.expect("HTTP/1.1 response")
+        }
+        Version::H2 => {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            sender.send_request(req).await.expect("h2 response")
+        }
+    };
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        alpn,
+    }
+}
+
+/// Trusts only the test certificate; offers exactly one ALPN protocol.
+pub fn client_config(version: Version) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(test_cert().cert_der.clone()))
+        .unwrap();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![match version {
+        Version::H1 => b"http/1.1".to_vec(),
+        Version::H2 => b"h2".to_vec(),
+    }];
+    Arc::new(config)
+}

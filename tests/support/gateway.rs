@@ -1,0 +1,212 @@
+//! `Gateway::start(toml)`: the real callgate binary on 127.0.0.1:0, with a
+//! test certificate; stopped (SIGKILL) on drop. Its log is captured.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// PEM files of a certificate for localhost / 127.0.0.1 / ::1, made once per test binary.
+pub struct TestCert {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub cert_der: Vec<u8>,
+}
+
+pub fn test_cert() -> &'static TestCert {
+    static CERT: OnceLock<TestCert> = OnceLock::new();
+    CERT.get_or_init(|| {
+        let names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        let ck = rcgen::generate_simple_self_signed(names).unwrap();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let cert_path = dir.join("cert.pem");
+        let key_path = dir.join("key.pem");
+        std::fs::write(&cert_path, ck.cert.pem()).unwrap();
+        std::fs::write(&key_path, ck.key_pair.serialize_pem()).unwrap();
+        TestCert {
+            cert_path,
+            key_path,
+            cert_der: ck.cert.der().to_vec(),
+        }
+    })
+}
+
+/// Path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_callgate")
+}
+
+pub struct Gateway {
+    child: Child,
+    pub https: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    log: Arc<Mutex<String>>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Gateway {
+    /// Start with `[listen] https` and `http` on 127.0.0.1:0, the test
+    /// certificate, and the given `[gateway]`/`[[route]]` sections.
+    pub fn start(sections: &str) -> Gateway {
+        Gateway::start_with(sections, &[])
+    }
+
+    pub fn start_with(sections: &str, env: &[(&str, &str)]) -> Gateway {
+        let cert = test_cert();
+        let text = format!(
+            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[tls]\ncert = {:?}\nkey = {:?}\n\n{sections}\n",
+            cert.cert_path.display().to_string(),
+            cert.key_path.display().to_string(),
+        );
+        Gateway::start_raw(&text, env)
+    }
+
+    /// Start on a complete config text.
+    pub fn start_raw(text: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("callgate.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.arg("run").arg("--config").arg(&config_path);
+        cmd.env("RUST_LOG", "info")
+            .env_remove("CREDENTIALS_DIRECTORY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let want = ["https", "http"]
+            .iter()
+            .filter(|l| text.contains(&format!("\n{l} =")))
+            .count();
+        let (mut https, mut http) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while https.iter().count() + http.iter().count() < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!("callgate did not start; its log:\n{}", log.lock().unwrap()),
+            };
+            if line.contains("listening") {
+                let addr: SocketAddr = line.rsplit("addr=").next().unwrap().trim().parse().unwrap();
+                if line.contains("listener=\"https\"") {
+                    https = Some(addr);
+                } else {
+                    http = Some(addr);
+                }
+            }
+        }
+        Gateway {
+            child,
+            https,
+            http,
+            log,
+            dir,
+            config_path,
+        }
+    }
+
+    pub fn https_port(&self) -> u16 {
+        self.https.unwrap().port()
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until the log holds `needle` (log lines are written after the response).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal by name (HUP, TERM) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Wait for the process to exit; its status code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `callgate ARGS` to completion: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env_remove("CREDENTIALS_DIRECTORY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,22 @@
+//! Real peers for the integration tests: the callgate binary itself, a
+//! recording upstream, and a rustls client speaking HTTP/1.1 or h2.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod gateway;
+pub mod upstream;
+
+pub use client::{Client, Reply, Version};
+pub use gateway::Gateway;
+pub use upstream::{Recorded, Upstream};
+
+/// HMAC of `body` as `callgate sign` would print it, computed by the library.
+pub fn sign(
+    alg: callgate::signature::Algorithm,
+    key: &str,
+    enc: callgate::signature::Encoding,
+    body: &[u8],
+) -> String {
+    let digest = callgate::signature::Key::new(alg, key.as_bytes()).digest(body);
+    callgate::signature::encode(&digest, enc)
+}

@@ -1,0 +1,144 @@
+//! `Upstream::recording()`: a real HTTP/1.1 server on 127.0.0.1:0 that
+//! stores every request it receives and answers as told.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+struct Answer {
+    status: StatusCode,
+    headers: Vec<(&'static str, &'static str)>,
+    body: &'static [u8],
+    delay: Duration,
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+    answer: Arc<Mutex<Answer>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Answers 200 `ok` to everything, recording each request.
+    pub async fn recording() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(Mutex::new(Answer {
+            status: StatusCode::OK,
+            headers: vec![],
+            body: b"ok",
+            delay: Duration::ZERO,
+        }));
+        let (s, a) = (seen.clone(), answer.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (s, a) = (s.clone(), a.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (s, a) = (s.clone(), a.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            s.lock().unwrap().push(Recorded {
+                                method: parts.method,
+                                uri: parts.uri,
+                                headers: parts.headers,
+                                body,
+                            });
+                            let answer = a.lock().unwrap().clone();
+                            tokio::time::sleep(answer.delay).await;
+                            let mut resp =
+                                Response::new(Full::new(Bytes::from_static(answer.body)));
+                            *resp.status_mut() = answer.status;
+                            for (k, v) in answer.headers {
+                                resp.headers_mut().append(k, v.parse().unwrap());
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            seen,
+            answer,
+            task,
+        }
+    }
+
+    /// Answer with this status, headers and body from now on.
+    pub fn answer(
+        &self,
+        status: u16,
+        headers: Vec<(&'static str, &'static str)>,
+        body: &'static [u8],
+    ) {
+        let mut a = self.answer.lock().unwrap();
+        a.status = StatusCode::from_u16(status).unwrap();
+        a.headers = headers;
+        a.body = body;
+    }
+
+    /// Wait this long before answering.
+    pub fn delay(&self, d: Duration) {
+        self.answer.lock().unwrap().delay = d;
+    }
+
+    /// `http://127.0.0.1:PORT{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An address where nothing listens (a port just released).
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
