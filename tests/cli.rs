@@ -77,6 +77,8 @@ fn config_errors_name_the_file_the_place_and_the_problem() {
         ("missing env secret", GOOD.to_owned(), vec!["CG_TEST_TOKEN is not set", "route[0] (\"tolq\").token.secrets[0]", ":10:22"]),
         ("route without checks", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"open\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1/\"\n".to_owned(), vec!["has no check", "allow_ips, token or hmac"]),
         ("tolq preset without key", GOOD.replace("hmac = { secrets = [\"env:CG_TEST_KEY\"] }", ""), vec!["preset tolq", "add hmac = { secrets"]),
+        ("gengo preset without token", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"gengo\"\npath = \"/g\"\nupstream = \"http://127.0.0.1:1/\"\npreset = \"gengo\"\n".to_owned(), vec!["preset gengo requires a URL token", "add token = {"]),
+        ("unknown preset", GOOD.replace("preset = \"tolq\"", "preset = \"tolk\""), vec!["unknown variant `tolk`", "tolq", "gengo"]),
         ("bad duration", GOOD.replace("[listen]", "[gateway]\nbody_read_timeout = \"soon\"\n[listen]"), vec!["invalid duration", "\"soon\""]),
         ("https without tls", "[listen]\nhttps = \"127.0.0.1:0\"\n".to_owned(), vec!["needs a [tls] table"]),
         ("https upstream", GOOD.replace("http://127.0.0.1:8080", "https://127.0.0.1:8080"), vec!["https upstreams are not supported"]),
@@ -193,4 +195,74 @@ fn sign_with_a_missing_secret_fails_cleanly() {
     let (code, _, err) = run_cli(&["sign", "--secret", "env:CG_NOT_SET_ANYWHERE"], b"x", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("CG_NOT_SET_ANYWHERE is not set"), "{err}");
+}
+
+#[test]
+fn the_shipped_example_configs_pass_check() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (code, out, err) = run_cli(
+        &["check", "--config", &format!("{root}/config.example.toml")],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("route \"tolq\"") && out.contains("route \"gengo\""),
+        "{out}"
+    );
+    assert!(
+        err.contains("self_signed") && err.contains("written in the config file"),
+        "warnings expected: {err}"
+    );
+
+    // The Apache example, with its certificate paths and systemd credentials
+    // pointed at test files.
+    let cert = test_cert();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("tolq-api-key", "k\n"),
+        ("tolq-callback-token", "t\n"),
+        ("gengo-callback-token", "g\n"),
+    ] {
+        std::fs::write(dir.path().join(name), value).unwrap();
+    }
+    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
+        .unwrap()
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
+            &cert.cert_path.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/privkey.pem",
+            &cert.key_path.display().to_string(),
+        )
+        .replace("0.0.0.0:443", "127.0.0.1:0");
+    let path = write_config(dir.path(), &text);
+    let creds = dir.path().display().to_string();
+    let (code, out, err) = run_cli(
+        &["check", "--config", &path],
+        b"",
+        &[("CREDENTIALS_DIRECTORY", &creds)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ip      allow 84.22.114.141/32 (from preset)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cred:tolq-api-key (algorithm, header, encoding from preset)"),
+        "{out}"
+    );
+    assert!(out.contains("stripped before forwarding"), "{out}");
+    assert!(out.contains("payload GengoForm"), "{out}");
+    assert!(err.is_empty(), "no warnings for a production config: {err}");
+
+    // Without systemd's credentials directory the operator is told what to add.
+    let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cred:tolq-callback-token")
+            && err.contains("LoadCredential=tolq-callback-token:"),
+        "{err}"
+    );
 }

@@ -342,3 +342,49 @@ async fn ipv6_loopback_client_matches_ipv6_allowlist() {
     assert_eq!(up.requests()[0].headers["x-forwarded-for"], "::1");
     assert_eq!(up.requests()[0].headers["x-callgate-verified"], "ip");
 }
+
+#[tokio::test]
+async fn tls_1_2_and_1_3_are_both_served_with_either_protocol() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&tolq_route(&up.url("/r"), ""));
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, b"x");
+    let path = format!("/tolq/callback?token={TOKEN}");
+    for version in [Version::H1, Version::H2] {
+        let r = Client::https(gw.https.unwrap(), version)
+            .tls12()
+            .post(&path, &[("x-tolq-signature", &sig)], b"x")
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.tls_version, Some(rustls::ProtocolVersion::TLSv1_2));
+        let r = Client::https(gw.https.unwrap(), version)
+            .post(&path, &[("x-tolq-signature", &sig)], b"x")
+            .await;
+        assert_eq!(r.tls_version, Some(rustls::ProtocolVersion::TLSv1_3));
+    }
+    assert_eq!(up.count(), 4);
+}
+
+#[tokio::test]
+async fn extra_methods_are_forwarded_when_the_route_allows_them() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&tolq_route(&up.url("/r"), "methods = [\"POST\", \"PUT\"]"));
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, b"x");
+    let path = format!("/tolq/callback?token={TOKEN}");
+    let r = c
+        .request(
+            http::Method::PUT,
+            &path,
+            &[("x-tolq-signature", &sig)],
+            b"x",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.requests()[0].method, "PUT");
+    let r = c
+        .request(http::Method::GET, &path, &[("x-tolq-signature", &sig)], b"")
+        .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["allow"], "POST, PUT");
+    assert_eq!(up.count(), 1);
+}

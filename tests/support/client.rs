@@ -29,6 +29,8 @@ pub struct Reply {
     pub body: Bytes,
     /// ALPN protocol the server chose.
     pub alpn: Option<Vec<u8>>,
+    /// TLS version negotiated, when over TLS.
+    pub tls_version: Option<rustls::ProtocolVersion>,
 }
 
 #[derive(Clone)]
@@ -37,6 +39,8 @@ pub struct Client {
     pub version: Version,
     pub source: Option<IpAddr>,
     pub tls: bool,
+    /// Offer only TLS 1.2 in the handshake.
+    pub tls12_only: bool,
 }
 
 impl Client {
@@ -47,6 +51,7 @@ impl Client {
             version,
             source: None,
             tls: true,
+            tls12_only: false,
         }
     }
 
@@ -57,12 +62,19 @@ impl Client {
             version: Version::H1,
             source: None,
             tls: false,
+            tls12_only: false,
         }
     }
 
     /// Connect from this local address (e.g. 127.0.0.2).
     pub fn source_ip(mut self, ip: &str) -> Client {
         self.source = Some(ip.parse().unwrap());
+        self
+    }
+
+    /// Offer only TLS 1.2.
+    pub fn tls12(mut self) -> Client {
+        self.tls12_only = true;
         self
     }
 
@@ -96,12 +108,16 @@ impl Client {
         if !self.tls {
             return send(TokioIo::new(tcp), self.version, req, None).await;
         }
-        let stream = TlsConnector::from(client_config(self.version))
+        let stream = TlsConnector::from(client_config(self.version, self.tls12_only))
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .expect("TLS handshake");
-        let alpn = stream.get_ref().1.alpn_protocol().map(|p| p.to_vec());
-        send(TokioIo::new(stream), self.version, req, alpn).await
+        let session = stream.get_ref().1;
+        let alpn = session.alpn_protocol().map(|p| p.to_vec());
+        let tls_version = session.protocol_version();
+        let mut reply = send(TokioIo::new(stream), self.version, req, alpn).await;
+        reply.tls_version = tls_version;
+        reply
     }
 
     pub async fn connect(&self) -> TcpStream {
@@ -156,18 +172,24 @@ where
         headers: parts.headers,
         body,
         alpn,
+        tls_version: None,
     }
 }
 
 /// Trusts only the test certificate; offers exactly one ALPN protocol.
-pub fn client_config(version: Version) -> Arc<rustls::ClientConfig> {
+pub fn client_config(version: Version, tls12_only: bool) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from(test_cert().cert_der.clone()))
         .unwrap();
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
     let mut config =
         rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();

@@ -202,7 +202,8 @@ pub fn run_cli(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, Strin
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // The child may exit before reading stdin (e.g. on a bad --secret).
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),

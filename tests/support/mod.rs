@@ -4,10 +4,12 @@
 
 pub mod client;
 pub mod gateway;
+pub mod php;
 pub mod upstream;
 
 pub use client::{Client, Reply, Version};
 pub use gateway::Gateway;
+pub use php::PhpReceiver;
 pub use upstream::{Recorded, Upstream};
 
 /// HMAC of `body` as `callgate sign` would print it, computed by the library.
