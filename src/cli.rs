@@ -23,6 +23,9 @@ pub enum Command {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_PATH)]
         config: PathBuf,
+        /// Log line format: human-readable text, or one JSON object per line for log shippers.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Validate the config, resolve secrets, load certificates; print the routes.
     Check {
@@ -40,4 +43,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "hex")]
         encoding: Encoding,
     },
+}
+
+/// How `run` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -6,12 +6,14 @@
 //! [`service`], [`forward`], [`tls`]) only calls them.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod client_ip;
 pub mod commands;
 pub mod config;
 pub mod forward;
 pub mod headers;
+pub mod metrics;
 pub mod presets;
 pub mod query;
 pub mod secret;

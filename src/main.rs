@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use callgate::cli::{Cli, Command};
+use callgate::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     // An operator should see one sentence, never a backtrace.
@@ -14,9 +14,13 @@ fn main() -> ExitCode {
         eprintln!("callgate: internal error: {info}")
     }));
     let cli = Cli::parse();
-    init_logging();
+    let format = match cli.command {
+        Command::Run { log_format, .. } => log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(format);
     let result = match cli.command {
-        Command::Run { config } => tokio::runtime::Builder::new_multi_thread()
+        Command::Run { config, .. } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
@@ -37,7 +41,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Level from RUST_LOG (default info); text or JSON lines on stderr.
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -45,9 +50,10 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // journald stamps every line itself.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        fmt.without_time().init();
-    } else {
-        fmt.init();
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    match (format, under_journald) {
+        (LogFormat::Json, _) => fmt.json().flatten_event(true).init(),
+        (LogFormat::Text, true) => fmt.without_time().init(),
+        (LogFormat::Text, false) => fmt.init(),
     }
 }

@@ -1,21 +1,25 @@
-//! Listeners, the accept loop, TLS handshakes under a timeout, HTTP/1.1 and
-//! h2 via hyper-util's auto builder, SIGHUP reload and SIGTERM drain.
+//! Listeners (bound here, or passed by systemd socket activation), the accept
+//! loop, TLS handshakes under a timeout, HTTP/1.1 and h2 via hyper-util's auto
+//! builder, sd_notify, SIGHUP reload and SIGTERM drain.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use sd_notify::NotifyState;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin;
 use crate::config::{Config, Gateway};
 use crate::service::{self, ConnInfo, Shared};
 
@@ -28,51 +32,84 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Proto {
+enum Kind {
     Https,
     Http,
+    Admin,
 }
 
-impl Proto {
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Https, Kind::Http, Kind::Admin];
+
+    /// Name in `[listen]` and in LISTEN_FDNAMES.
     fn name(self) -> &'static str {
         match self {
-            Proto::Https => "https",
-            Proto::Http => "http",
+            Kind::Https => "https",
+            Kind::Http => "http",
+            Kind::Admin => "admin",
+        }
+    }
+
+    fn configured(self, config: &Config) -> Option<SocketAddr> {
+        match self {
+            Kind::Https => config.listen.https,
+            Kind::Http => config.listen.http,
+            Kind::Admin => config.listen.admin,
         }
     }
 }
 
-/// Load the config, bind, serve until SIGTERM/SIGINT, then drain.
+/// Load the config, take or bind the listeners, serve until SIGTERM/SIGINT, then drain.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    // Handlers first: a SIGHUP right after READY=1 must reload, not kill.
+    let signals = Signals::install()?;
     let config = Config::load(config_path)?;
     log_warnings(&config);
-    let listen = config.listen.clone();
-    let max_connections = config.gateway.max_connections;
     let shared = Arc::new(Shared::new(config));
+    let config = shared.config.load_full();
 
+    let mut inherited = inherited_listeners()?;
     let mut listeners = Vec::new();
-    for (addr, proto) in [(listen.https, Proto::Https), (listen.http, Proto::Http)] {
-        let Some(addr) = addr else { continue };
-        let listener = bind(addr, proto).await?;
-        tracing::info!(listener = proto.name(), addr = %listener.local_addr()?, "listening");
-        listeners.push((listener, proto));
+    for kind in Kind::ALL {
+        let listener = match (inherited.remove(kind.name()), kind.configured(&config)) {
+            (Some(l), _) => {
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l)?
+            }
+            (None, Some(addr)) => bind(addr, kind).await?,
+            (None, None) => continue,
+        };
+        if kind == Kind::Https && config.tls.is_none() {
+            bail!(
+                "systemd passed an https listener but {} has no [tls] table: add cert and key",
+                config.path.display()
+            );
+        }
+        tracing::info!(listener = kind.name(), addr = %listener.local_addr()?, "listening");
+        listeners.push((listener, kind));
+    }
+    if let Some(name) = inherited.keys().next() {
+        bail!("systemd passed a listener named {name:?}; name each socket https, http or admin (FileDescriptorName=)");
     }
 
-    let limit = Arc::new(Semaphore::new(max_connections));
+    let limit = Arc::new(Semaphore::new(config.gateway.max_connections));
+    drop(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = Vec::new();
-    for (listener, proto) in listeners {
+    for (listener, kind) in listeners {
         loops.push(tokio::spawn(accept_loop(
             listener,
-            proto,
+            kind,
             shared.clone(),
             limit.clone(),
             stop_rx.clone(),
         )));
     }
+    notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 
-    wait_for_stop(&shared, config_path.to_owned()).await?;
+    signals.serve_until_stop(&shared, config_path).await;
 
+    notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
     tracing::info!("stopping: no new connections; draining the open ones");
     let _ = stop_tx.send(true);
     for l in loops {
@@ -82,10 +119,40 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr, proto: Proto) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot bind listen.{} = \"{addr}\" (in use, or a privileged port without CAP_NET_BIND_SERVICE?)", proto.name()))
+/// Tell systemd (when it is listening: NOTIFY_SOCKET) how the service is doing.
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!("sd_notify failed: {e}");
+    }
+}
+
+/// Listeners passed by systemd socket activation, by their LISTEN_FDNAMES name.
+fn inherited_listeners() -> anyhow::Result<HashMap<String, std::net::TcpListener>> {
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|v| v.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut out = HashMap::new();
+    for i in 0..fds.len() {
+        // Without names (an old systemd, or another supervisor) a single socket is the https one.
+        let name = match names.get(i) {
+            Some(n) => n.clone(),
+            None if fds.len() == 1 => Kind::Https.name().to_owned(),
+            None => bail!("systemd passed {} sockets without LISTEN_FDNAMES; set FileDescriptorName=https/http/admin", fds.len()),
+        };
+        let listener = fds
+            .take_tcp_listener(i)
+            .with_context(|| format!("socket {name:?} passed by systemd is not a TCP listener"))?
+            .with_context(|| format!("socket {name:?} passed by systemd is missing"))?;
+        out.insert(name, listener);
+    }
+    Ok(out)
+}
+
+async fn bind(addr: SocketAddr, kind: Kind) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot bind listen.{} = \"{addr}\" (in use, or a privileged port without CAP_NET_BIND_SERVICE or callgate.socket?)", kind.name())
+    })
 }
 
 fn log_warnings(config: &Config) {
@@ -94,22 +161,44 @@ fn log_warnings(config: &Config) {
     }
 }
 
-/// Serve SIGHUP reloads until SIGTERM or SIGINT arrives.
-async fn wait_for_stop(shared: &Shared, path: PathBuf) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(shared, &path),
+/// The signals callgate acts on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        let on = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("cannot install the {name} handler"))
+        };
+        Ok(Signals {
+            term: on(SignalKind::terminate(), "SIGTERM")?,
+            int: on(SignalKind::interrupt(), "SIGINT")?,
+            hup: on(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Serve SIGHUP reloads until SIGTERM or SIGINT arrives.
+    async fn serve_until_stop(mut self, shared: &Shared, path: &Path) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => reload(shared, path),
+            }
         }
     }
 }
 
-/// Swap in a freshly loaded config; a broken one is refused and the old one keeps serving.
+/// Swap in a freshly loaded config (secrets and certificates included); a
+/// broken one is refused and the old one keeps serving. Requests in flight
+/// keep the snapshot they started with.
 fn reload(shared: &Shared, path: &Path) {
+    let mut states = vec![NotifyState::Reloading];
+    states.extend(NotifyState::monotonic_usec_now().ok());
+    notify(&states);
     match Config::load(path) {
         Ok(new) => {
             let old = shared.config.load();
@@ -121,21 +210,27 @@ fn reload(shared: &Shared, path: &Path) {
             }
             log_warnings(&new);
             shared.config.store(Arc::new(new));
+            shared.metrics.reload(true);
             tracing::info!(config = %path.display(), "config reloaded");
         }
-        Err(e) => tracing::error!("reload refused, the previous config keeps serving: {e}"),
+        Err(e) => {
+            shared.metrics.reload(false);
+            tracing::error!("reload refused, the previous config keeps serving: {e}");
+        }
     }
+    notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    proto: Proto,
+    kind: Kind,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    accept_until_stopped(&listener, proto, &shared, &limit, &graceful, &mut stop).await;
+    accept_until_stopped(&listener, kind, &shared, &limit, &graceful, &mut stop).await;
+    // Closing the socket now makes new clients fail fast instead of waiting in the backlog.
     drop(listener);
     let drain = shared.config.load().gateway.drain_timeout;
     if tokio::time::timeout(drain, graceful.shutdown())
@@ -143,7 +238,7 @@ async fn accept_loop(
         .is_err()
     {
         tracing::warn!(
-            listener = proto.name(),
+            listener = kind.name(),
             "drain_timeout reached; closing the remaining connections"
         );
     }
@@ -151,7 +246,7 @@ async fn accept_loop(
 
 async fn accept_until_stopped(
     listener: &TcpListener,
-    proto: Proto,
+    kind: Kind,
     shared: &Arc<Shared>,
     limit: &Arc<Semaphore>,
     graceful: &GracefulShutdown,
@@ -170,7 +265,7 @@ async fn accept_until_stopped(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!(listener = proto.name(), "accept failed: {e}");
+                    tracing::warn!(listener = kind.name(), "accept failed: {e}");
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                     continue;
                 }
@@ -182,7 +277,8 @@ async fn accept_until_stopped(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, peer, proto, shared, watcher).await;
+            let _open = shared.metrics.connection();
+            serve_connection(tcp, peer, kind, &shared, watcher).await;
         });
     }
 }
@@ -190,27 +286,35 @@ async fn accept_until_stopped(
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
-    proto: Proto,
-    shared: Arc<Shared>,
+    kind: Kind,
+    shared: &Arc<Shared>,
     watcher: Watcher,
 ) {
     let config = shared.config.load_full();
     let builder = http_builder(&config.gateway);
-    let info = ConnInfo {
-        peer,
-        proto: proto.name(),
-    };
-    let svc = {
-        let shared = shared.clone();
-        service_fn(move |req| service::handle(shared.clone(), info, req))
-    };
-    let result = match proto {
-        Proto::Http => {
+    let result = match kind {
+        Kind::Admin => {
+            let shared = shared.clone();
+            let svc = service_fn(move |req| admin::handle(shared.clone(), req));
             watcher
                 .watch(builder.serve_connection(TokioIo::new(tcp), svc))
                 .await
         }
-        Proto::Https => {
+        Kind::Http => {
+            let (shared, info) = (
+                shared.clone(),
+                ConnInfo {
+                    peer,
+                    proto: "http",
+                },
+            );
+            let svc = service_fn(move |req| service::handle(shared.clone(), info, req));
+            watcher
+                .watch(builder.serve_connection(TokioIo::new(tcp), svc))
+                .await
+        }
+        Kind::Https => {
+            // A reload swaps certificates for the connections that come after it.
             let Some(tls) = config.tls.as_ref() else {
                 return;
             };
@@ -223,15 +327,25 @@ async fn serve_connection(
             {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
+                    shared.metrics.tls_handshake_failed();
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
                     return;
                 }
                 Err(_) => {
+                    shared.metrics.tls_handshake_failed();
                     tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
             drop(config);
+            let (shared, info) = (
+                shared.clone(),
+                ConnInfo {
+                    peer,
+                    proto: "https",
+                },
+            );
+            let svc = service_fn(move |req| service::handle(shared.clone(), info, req));
             watcher
                 .watch(builder.serve_connection(TokioIo::new(stream), svc))
                 .await

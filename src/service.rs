@@ -18,6 +18,7 @@ use crate::client_ip;
 use crate::config::{Config, Route};
 use crate::forward::{ForwardError, Forwarder};
 use crate::headers::{self, Seen};
+use crate::metrics::Metrics;
 use crate::query;
 use crate::verify::{self, Passed};
 
@@ -30,6 +31,7 @@ pub struct Shared {
     /// so a reload never changes a request halfway.
     pub config: ArcSwap<Config>,
     pub forwarder: Forwarder,
+    pub metrics: Metrics,
 }
 
 impl Shared {
@@ -38,6 +40,7 @@ impl Shared {
         Shared {
             config: ArcSwap::from_pointee(config),
             forwarder: Forwarder::new(),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -56,6 +59,8 @@ struct Outcome {
     route: Option<Arc<Route>>,
     /// `forwarded`, `refused` or `failed`.
     result: &'static str,
+    /// The refusal's class for metrics: ip, token, hmac, payload, size, method, no_route, slow, body.
+    refusal: Option<&'static str>,
     reason: String,
 }
 
@@ -63,12 +68,14 @@ impl Outcome {
     fn refused(
         route: Option<&Arc<Route>>,
         status: StatusCode,
+        class: &'static str,
         reason: impl Into<String>,
     ) -> Outcome {
         Outcome {
             response: plain(status),
             route: route.cloned(),
             result: "refused",
+            refusal: Some(class),
             reason: reason.into(),
         }
     }
@@ -93,8 +100,12 @@ pub async fn handle(
     let outcome = respond(&shared, &config, conn, client, req).await;
 
     let status = outcome.response.status();
+    let route = outcome.route.as_ref().map_or("-", |r| r.name.as_str());
+    shared
+        .metrics
+        .request(route, outcome.result, outcome.refusal);
     tracing::info!(
-        route = outcome.route.as_ref().map_or("-", |r| r.name.as_str()),
+        route,
         client = %client,
         method = %method,
         uri = %target,
@@ -115,10 +126,20 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Outcome {
     let Some(route) = config.routes.get(req.uri().path()) else {
-        return Outcome::refused(None, StatusCode::NOT_FOUND, "no_route");
+        return Outcome::refused(
+            None,
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "no_route: no route for this path",
+        );
     };
     if !route.methods.contains(req.method()) {
-        let mut o = Outcome::refused(Some(route), StatusCode::METHOD_NOT_ALLOWED, "method");
+        let mut o = Outcome::refused(
+            Some(route),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method",
+            "method: not in the route's methods",
+        );
         let allow: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
         if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
             o.response.headers_mut().insert(header::ALLOW, v);
@@ -126,18 +147,28 @@ async fn respond(
         return o;
     }
     if let Err(refusal) = verify::precheck(route, client, req.uri()) {
-        return Outcome::refused(Some(route), StatusCode::FORBIDDEN, refusal.to_string());
+        return Outcome::refused(
+            Some(route),
+            StatusCode::FORBIDDEN,
+            refusal.kind(),
+            refusal.to_string(),
+        );
     }
 
     let (mut parts, body) = req.into_parts();
     let body = match read_body(config, &parts.headers, body).await {
         Ok(b) => b,
-        Err((status, why)) => return Outcome::refused(Some(route), status, why),
+        Err((status, class, why)) => return Outcome::refused(Some(route), status, class, why),
     };
     let passed = match verify::check(route, client, &parts.uri, &parts.headers, &body) {
         Ok(p) => p,
         Err(refusal) => {
-            return Outcome::refused(Some(route), StatusCode::FORBIDDEN, refusal.to_string())
+            return Outcome::refused(
+                Some(route),
+                StatusCode::FORBIDDEN,
+                refusal.kind(),
+                refusal.to_string(),
+            )
         }
     };
 
@@ -179,7 +210,15 @@ async fn forward(
     req: Request<Full<Bytes>>,
     passed: Passed,
 ) -> Outcome {
-    match shared.forwarder.send(req, route.upstream_timeout).await {
+    let start = Instant::now();
+    let result = shared.forwarder.send(req, route.upstream_timeout).await;
+    shared.metrics.upstream(
+        &route.name,
+        result.as_ref().ok().map(|r| r.status().as_u16()),
+        matches!(result, Err(ForwardError::Timeout(_))),
+        start.elapsed(),
+    );
+    match result {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             headers::remove_hop_by_hop(&mut parts.headers);
@@ -187,6 +226,7 @@ async fn forward(
                 response: Response::from_parts(parts, body.boxed()),
                 route: Some(route.clone()),
                 result: "forwarded",
+                refusal: None,
                 reason: format!("verified {}", passed.header_value()),
             }
         }
@@ -199,6 +239,7 @@ async fn forward(
                 response: plain(status),
                 route: Some(route.clone()),
                 result: "failed",
+                refusal: None,
                 reason: e.to_string(),
             }
         }
@@ -211,7 +252,7 @@ async fn read_body(
     config: &Config,
     headers: &http::HeaderMap,
     body: Incoming,
-) -> Result<Bytes, (StatusCode, &'static str)> {
+) -> Result<Bytes, (StatusCode, &'static str, &'static str)> {
     let max = config.gateway.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -220,6 +261,7 @@ async fn read_body(
     if declared.is_some_and(|n| n > max) {
         return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
+            "size",
             "size: Content-Length over max_body_bytes",
         ));
     }
@@ -232,15 +274,18 @@ async fn read_body(
     {
         Err(_) => Err((
             StatusCode::REQUEST_TIMEOUT,
+            "slow",
             "slow: body not received within body_read_timeout",
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err((
             StatusCode::PAYLOAD_TOO_LARGE,
+            "size",
             "size: body over max_body_bytes",
         )),
         Ok(Err(_)) => Err((
             StatusCode::BAD_REQUEST,
+            "body",
             "body: client sent a broken or incomplete body",
         )),
     }

@@ -99,7 +99,7 @@ pub struct RawConfig {
 pub struct RawListen {
     pub https: Option<ListenAddr>,
     pub http: Option<ListenAddr>,
-    pub admin: Option<Spanned<ListenAddr>>,
+    pub admin: Option<ListenAddr>,
     pub proxy_protocol: Option<Spanned<bool>>,
 }
 

@@ -14,6 +14,9 @@ pub(super) fn render(c: &Config) -> String {
     if let Some(a) = c.listen.http {
         let _ = writeln!(out, "listen http  {a}");
     }
+    if let Some(a) = c.listen.admin {
+        let _ = writeln!(out, "listen admin {a} (/healthz, /metrics)");
+    }
     if let Some(t) = &c.tls {
         let _ = writeln!(out, "tls {}", t.description);
     }

@@ -41,6 +41,8 @@ pub struct Client {
     pub tls: bool,
     /// Offer only TLS 1.2 in the handshake.
     pub tls12_only: bool,
+    /// Certificates trusted besides the test certificate.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Client {
@@ -52,6 +54,7 @@ impl Client {
             source: None,
             tls: true,
             tls12_only: false,
+            extra_roots: Vec::new(),
         }
     }
 
@@ -63,6 +66,7 @@ impl Client {
             source: None,
             tls: false,
             tls12_only: false,
+            extra_roots: Vec::new(),
         }
     }
 
@@ -70,6 +74,55 @@ impl Client {
     pub fn source_ip(mut self, ip: &str) -> Client {
         self.source = Some(ip.parse().unwrap());
         self
+    }
+
+    /// Also trust this certificate (DER).
+    pub fn trust(mut self, der: Vec<u8>) -> Client {
+        self.extra_roots.push(der);
+        self
+    }
+
+    /// A TLS connection kept open for several requests (HTTP/1.1 keep-alive or h2).
+    pub async fn session(&self) -> Session {
+        let stream = self.tls_connect().await;
+        let peer_cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| c[0].to_vec());
+        let io = TokioIo::new(stream);
+        let sender = match self.version {
+            Version::H1 => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+                tokio::spawn(conn);
+                Sender::H1(sender)
+            }
+            Version::H2 => {
+                let (sender, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                Sender::H2(sender)
+            }
+        };
+        Session {
+            sender,
+            authority: format!("localhost:{}", self.addr.port()),
+            peer_cert,
+        }
+    }
+
+    async fn tls_connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = self.connect().await;
+        TlsConnector::from(client_config(
+            self.version,
+            self.tls12_only,
+            &self.extra_roots,
+        ))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake")
     }
 
     /// Offer only TLS 1.2.
@@ -91,7 +144,6 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Reply {
-        let tcp = self.connect().await;
         let authority = format!("localhost:{}", self.addr.port());
         let uri = match self.version {
             Version::H1 => path_and_query.to_owned(),
@@ -106,12 +158,10 @@ impl Client {
         }
         let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
         if !self.tls {
+            let tcp = self.connect().await;
             return send(TokioIo::new(tcp), self.version, req, None).await;
         }
-        let stream = TlsConnector::from(client_config(self.version, self.tls12_only))
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .expect("TLS handshake");
+        let stream = self.tls_connect().await;
         let session = stream.get_ref().1;
         let alpn = session.alpn_protocol().map(|p| p.to_vec());
         let tls_version = session.protocol_version();
@@ -130,10 +180,12 @@ impl Client {
         if let Some(src) = self.source {
             socket.bind(SocketAddr::new(src, 0)).unwrap();
         }
-        socket
+        let tcp = socket
             .connect(self.addr)
             .await
-            .expect("connect to callgate")
+            .expect("connect to callgate");
+        tcp.set_nodelay(true).unwrap();
+        tcp
     }
 }
 
@@ -177,8 +229,15 @@ where
 }
 
 /// Trusts only the test certificate; offers exactly one ALPN protocol.
-pub fn client_config(version: Version, tls12_only: bool) -> Arc<rustls::ClientConfig> {
+pub fn client_config(
+    version: Version,
+    tls12_only: bool,
+    extra_roots: &[Vec<u8>],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
+    for der in extra_roots {
+        roots.add(CertificateDer::from(der.clone())).unwrap();
+    }
     roots
         .add(CertificateDer::from(test_cert().cert_der.clone()))
         .unwrap();
@@ -198,4 +257,54 @@ pub fn client_config(version: Version, tls12_only: bool) -> Arc<rustls::ClientCo
         Version::H2 => b"h2".to_vec(),
     }];
     Arc::new(config)
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// One open connection for many requests.
+pub struct Session {
+    sender: Sender,
+    authority: String,
+    /// The certificate the server presented (DER).
+    pub peer_cert: Option<Vec<u8>>,
+}
+
+impl Session {
+    /// POST on this connection; Err when the connection failed.
+    pub async fn post(
+        &mut self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Reply, String> {
+        let mut req = Request::builder().method(Method::POST);
+        req = match self.sender {
+            Sender::H1(_) => req.uri(path_and_query).header("host", &self.authority),
+            Sender::H2(_) => req.uri(format!("https://{}{path_and_query}", self.authority)),
+        };
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+        let resp = match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready().await.map_err(|e| e.to_string())?;
+                s.send_request(req).await
+            }
+            Sender::H2(s) => s.send_request(req).await,
+        }
+        .map_err(|e| e.to_string())?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            alpn: None,
+            tls_version: None,
+        })
+    }
 }

@@ -46,6 +46,7 @@ pub struct Gateway {
     child: Child,
     pub https: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -70,11 +71,24 @@ impl Gateway {
 
     /// Start on a complete config text.
     pub fn start_raw(text: &str, env: &[(&str, &str)]) -> Gateway {
+        Gateway::launch(text, env, &[], &[])
+    }
+
+    /// Start `PREFIX... callgate run --config FILE ARGS...`; the prefix is a
+    /// wrapper such as systemd-socket-activate.
+    pub fn launch(text: &str, env: &[(&str, &str)], prefix: &[&str], args: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("callgate.toml");
         std::fs::write(&config_path, text).unwrap();
-        let mut cmd = Command::new(binary());
-        cmd.arg("run").arg("--config").arg(&config_path);
+        let mut cmd = match prefix.split_first() {
+            Some((wrapper, rest)) => {
+                let mut c = Command::new(wrapper);
+                c.args(rest).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        cmd.arg("run").arg("--config").arg(&config_path).args(args);
         cmd.env("RUST_LOG", "info")
             .env_remove("CREDENTIALS_DIRECTORY");
         for (k, v) in env {
@@ -98,22 +112,29 @@ impl Gateway {
                 let _ = tx.send(line);
             }
         });
-        let want = ["https", "http"]
+        let want = ["https", "http", "admin"]
             .iter()
             .filter(|l| text.contains(&format!("\n{l} =")))
             .count();
-        let (mut https, mut http) = (None, None);
+        let (mut https, mut http, mut admin) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while https.iter().count() + http.iter().count() < want {
+        while https.iter().count() + http.iter().count() + admin.iter().count() < want {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
                 Err(_) => panic!("callgate did not start; its log:\n{}", log.lock().unwrap()),
             };
             if line.contains("listening") {
-                let addr: SocketAddr = line.rsplit("addr=").next().unwrap().trim().parse().unwrap();
-                if line.contains("listener=\"https\"") {
+                // Text ("addr=127.0.0.1:1") or JSON ("addr":"127.0.0.1:1") log lines.
+                let after = line.rsplit("addr").next().unwrap();
+                let addr: SocketAddr = after
+                    .trim_matches(|c: char| "=\":} ".contains(c))
+                    .parse()
+                    .unwrap();
+                if line.contains("https") {
                     https = Some(addr);
+                } else if line.contains("admin") {
+                    admin = Some(addr);
                 } else {
                     http = Some(addr);
                 }
@@ -123,6 +144,7 @@ impl Gateway {
             child,
             https,
             http,
+            admin,
             log,
             dir,
             config_path,

@@ -57,6 +57,7 @@ impl Upstream {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                let _ = tcp.set_nodelay(true);
                 let (s, a) = (s.clone(), a.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
