@@ -25,8 +25,6 @@ use crate::service::{self, ConnInfo, Shared};
 
 /// h2 streams one client may have open at once.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
-/// Bound on an h2 header block.
-const H2_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -364,11 +362,13 @@ fn http_builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
         // hyper runs this timer while a keep-alive connection waits for its
         // next request too, so it also bounds idle HTTP/1.1 connections.
         .header_read_timeout(gateway.header_read_timeout)
+        .max_buf_size(gateway.max_header_bytes)
+        .max_headers(gateway.max_headers)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
-        .max_header_list_size(H2_MAX_HEADER_LIST_SIZE);
+        .max_header_list_size(u32::try_from(gateway.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }

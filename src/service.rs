@@ -125,6 +125,40 @@ async fn respond(
     client: IpAddr,
     req: Request<Incoming>,
 ) -> Outcome {
+    // An origin server may accept absolute-form (RFC 9112 §3.2.2), but no
+    // provider sends it and it is a classic lever for request smuggling and
+    // Host confusion: refuse it, and CONNECT, before any routing.
+    if req.version() <= Version::HTTP_11 && req.uri().scheme().is_some() {
+        return Outcome::refused(
+            None,
+            StatusCode::BAD_REQUEST,
+            "request",
+            "request: absolute-form target",
+        );
+    }
+    if unsupported_transfer_coding(req.headers()) {
+        let mut o = Outcome::refused(
+            None,
+            StatusCode::NOT_IMPLEMENTED,
+            "request",
+            "request: transfer-coding other than chunked",
+        );
+        // The rest of the stream cannot be framed reliably: do not reuse it.
+        if req.version() <= Version::HTTP_11 {
+            o.response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return o;
+    }
+    if req.method() == Method::CONNECT {
+        return Outcome::refused(
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method",
+            "method: CONNECT",
+        );
+    }
     let Some(route) = config.routes.get(req.uri().path()) else {
         return Outcome::refused(
             None,
@@ -291,6 +325,25 @@ async fn read_body(
     }
 }
 
+/// hyper already refuses differing Content-Lengths, and reads a message that
+/// has both Content-Length and Transfer-Encoding by the latter, then closes
+/// the connection (RFC 9112 §6.1). What it lets through is a coding chain
+/// such as `gzip, chunked`: callgate cannot decode it, and must not pass the
+/// coded bytes on as if they were the body the signature covers.
+fn unsupported_transfer_coding(headers: &http::HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => false,
+        (Some(only), None) => !only.eq_ignore_ascii_case("chunked"),
+        (Some(_), Some(_)) => true,
+    }
+}
+
 /// The upstream URL with the caller's query appended (token stripped if asked).
 fn upstream_uri(route: &Route, incoming: &Uri) -> Uri {
     let mut query = incoming.query().map(str::to_owned);
@@ -332,6 +385,7 @@ fn plain(status: StatusCode) -> Response<Body> {
         StatusCode::REQUEST_TIMEOUT => "request timeout\n",
         StatusCode::BAD_GATEWAY => "bad gateway\n",
         StatusCode::GATEWAY_TIMEOUT => "gateway timeout\n",
+        StatusCode::NOT_IMPLEMENTED => "not implemented\n",
         _ => "bad request\n",
     };
     let mut resp = Response::new(

@@ -45,6 +45,12 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default time in-flight requests get to finish on SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on a request head: 16 KiB (hyper's floor is 8 KiB).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Smallest accepted max_header_bytes: hyper's HTTP/1.1 read buffer cannot be smaller.
+pub const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Default bound on the number of request headers.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Default query parameter holding the URL token.
 pub const DEFAULT_TOKEN_PARAM: &str = "token";
 /// Largest body bound accepted in config: bodies are held in memory.
@@ -103,6 +109,10 @@ pub struct Gateway {
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Bound on a request head (HTTP/1.1) or header list (h2); beyond: 431.
+    pub max_header_bytes: usize,
+    /// Bound on the number of request headers (HTTP/1.1); beyond: 431.
+    pub max_headers: usize,
     pub drain_timeout: Duration,
 }
 
@@ -401,8 +411,27 @@ impl Loader<'_> {
             }
             Some(v) => v.into_inner(),
         };
+        let max_header_bytes = match raw.max_header_bytes {
+            None => DEFAULT_MAX_HEADER_BYTES,
+            Some(v) if *v.get_ref() < MIN_MAX_HEADER_BYTES || *v.get_ref() > u32::MAX as usize => {
+                return Err(self.at(
+                    &v,
+                    format!("gateway.max_header_bytes must be at least {MIN_MAX_HEADER_BYTES} (hyper's smallest read buffer)"),
+                ))
+            }
+            Some(v) => v.into_inner(),
+        };
+        let max_headers = match raw.max_headers {
+            None => DEFAULT_MAX_HEADERS,
+            Some(v) if *v.get_ref() == 0 => {
+                return Err(self.at(&v, "gateway.max_headers must be at least 1"))
+            }
+            Some(v) => v.into_inner(),
+        };
         let d = |v: Option<raw::Dur>, default: Duration| v.map_or(default, |d| d.0);
         let gateway = Gateway {
+            max_header_bytes,
+            max_headers,
             verified_header: raw
                 .verified_header
                 .map_or(HeaderName::from_static(DEFAULT_VERIFIED_HEADER), |h| h.0),

@@ -127,6 +127,8 @@ pub struct RawGateway {
     pub idle_timeout: Option<Dur>,
     pub upstream_timeout: Option<Dur>,
     pub max_connections: Option<Spanned<usize>>,
+    pub max_header_bytes: Option<Spanned<usize>>,
+    pub max_headers: Option<Spanned<usize>>,
     pub drain_timeout: Option<Dur>,
 }
 

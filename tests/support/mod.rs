@@ -5,6 +5,7 @@
 pub mod client;
 pub mod gateway;
 pub mod php;
+pub mod raw;
 pub mod upstream;
 
 pub use client::{Client, Reply, Version};

@@ -1,0 +1,994 @@
+//! The hostile corpus: hundreds of forged, tampered and malformed requests,
+//! each with its expected answer. Every case carries a unique id in its
+//! body; at the end the recording upstream must hold exactly the cases that
+//! were meant to pass, each once, and nothing else.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use callgate::signature::{Algorithm, Encoding};
+use support::raw::exchange;
+use support::{sign, Client, Gateway, Upstream, Version};
+
+const KEY: &str = "hostile-key-1f2e";
+const TOKEN: &str = "Tok3n-abc_123~x";
+
+enum Send {
+    /// Over TLS with a real client.
+    Tls {
+        version: Version,
+        source: &'static str,
+        method: http::Method,
+        path: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Raw bytes on the plain-HTTP listener.
+    Raw(Vec<u8>),
+}
+
+struct Case {
+    id: String,
+    send: Send,
+    /// Acceptable statuses; the first status seen must be one of them.
+    expect: &'static [u16],
+    /// Whether this case (its body) must reach the upstream.
+    forwarded: bool,
+}
+
+fn body(id: &str) -> Vec<u8> {
+    format!("{{\"case\":\"{id}\",\"status\":\"finished\",\"id\":8462}}").into_bytes()
+}
+
+fn sig(body: &[u8]) -> String {
+    sign(Algorithm::Sha1, KEY, Encoding::Hex, body)
+}
+
+struct Corpus {
+    cases: Vec<Case>,
+}
+
+impl Corpus {
+    /// A request to /h; `headers` None means "the correct signature only".
+    #[allow(clippy::too_many_arguments)]
+    fn tls(
+        &mut self,
+        id: String,
+        version: Version,
+        source: &'static str,
+        query: &str,
+        headers: Option<Vec<(String, String)>>,
+        body_override: Option<Vec<u8>>,
+        status: u16,
+    ) {
+        let b = body(&id);
+        let headers = headers.unwrap_or_else(|| vec![("x-sig".into(), sig(&b))]);
+        let b = body_override.unwrap_or(b);
+        self.push_tls(
+            id,
+            version,
+            source,
+            http::Method::POST,
+            format!("/h{query}"),
+            headers,
+            b,
+            status,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_tls(
+        &mut self,
+        id: String,
+        version: Version,
+        source: &'static str,
+        method: http::Method,
+        path: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        status: u16,
+    ) {
+        let expect: &'static [u16] = match status {
+            200 => &[200],
+            403 => &[403],
+            404 => &[404],
+            405 => &[405],
+            _ => unreachable!(),
+        };
+        self.cases.push(Case {
+            id,
+            send: Send::Tls {
+                version,
+                source,
+                method,
+                path,
+                headers,
+                body,
+            },
+            expect,
+            forwarded: status == 200,
+        });
+    }
+
+    fn raw(&mut self, id: String, bytes: Vec<u8>, expect: &'static [u16], forwarded: bool) {
+        self.cases.push(Case {
+            id,
+            send: Send::Raw(bytes),
+            expect,
+            forwarded,
+        });
+    }
+}
+
+/// A named rewrite of the correct signature.
+type Rewrite = (&'static str, fn(String) -> String);
+/// Name, source address, extra headers, expected status.
+type IpCase = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    u16,
+);
+/// Name, signature of a body, expected status.
+type Spelling = (&'static str, fn(&[u8]) -> String, u16);
+
+fn q() -> String {
+    format!("?token={TOKEN}")
+}
+
+fn signature_tampering(c: &mut Corpus, v: Version, tag: &str) {
+    let id = |s: String| format!("{tag}-sig-{s}");
+    c.tls(id("valid".into()), v, "127.0.0.1", &q(), None, None, 200);
+    let hdr = |value: String| Some(vec![("x-sig".to_owned(), value)]);
+    // One hex digit changed, at every position.
+    for pos in 0..40 {
+        let i = id(format!("flip{pos}"));
+        let mut s: Vec<u8> = sig(&body(&i)).into_bytes();
+        s[pos] = if s[pos] == b'0' { b'1' } else { b'0' };
+        c.tls(
+            i,
+            v,
+            "127.0.0.1",
+            &q(),
+            hdr(String::from_utf8(s).unwrap()),
+            None,
+            403,
+        );
+    }
+    for len in [0usize, 1, 8, 20, 39] {
+        let i = id(format!("trunc{len}"));
+        let s = sig(&body(&i))[..len].to_owned();
+        c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+    }
+    for extra in ["0", "00", "=", " 00"] {
+        let i = id(format!("extended{}", extra.len()));
+        let s = sig(&body(&i)) + extra;
+        c.tls(i + extra.trim(), v, "127.0.0.1", &q(), hdr(s), None, 403);
+    }
+    // Accepted spellings of the right digest.
+    let accepted: [Rewrite; 7] = [
+        ("upper", |s| s.to_uppercase()),
+        ("prefix", |s| format!("sha1={s}")),
+        ("prefix-upper", |s| format!("SHA1={s}")),
+        ("lead-space", |s| format!(" {s}")),
+        ("trail-space", |s| format!("{s} ")),
+        ("lead-tab", |s| format!("\t{s}")),
+        ("mixed-case", |s| {
+            s.chars()
+                .enumerate()
+                .map(|(i, ch)| {
+                    if i % 2 == 0 {
+                        ch.to_ascii_uppercase()
+                    } else {
+                        ch
+                    }
+                })
+                .collect()
+        }),
+    ];
+    for (name, f) in accepted {
+        let i = id(name.into());
+        let s = f(sig(&body(&i)));
+        c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 200);
+    }
+    let refused: [Rewrite; 7] = [
+        ("prefix-sha256", |s| format!("sha256={s}")),
+        ("prefix-md5", |s| format!("md5={s}")),
+        ("prefix-colon", |s| format!("sha1:{s}")),
+        ("inner-space", |s| format!("{} {}", &s[..20], &s[20..])),
+        ("base64", |s| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(hex::decode(s).unwrap())
+        }),
+        ("double-prefix", |s| format!("sha1=sha1={s}")),
+        ("quoted", |s| format!("\"{s}\"")),
+    ];
+    for (name, f) in refused {
+        let i = id(name.into());
+        let s = f(sig(&body(&i)));
+        c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+    }
+    // Duplicated signature headers: ambiguous, so refused even when both are right.
+    let i = id("dup-same".into());
+    let s = sig(&body(&i));
+    c.tls(
+        i,
+        v,
+        "127.0.0.1",
+        &q(),
+        Some(vec![("x-sig".into(), s.clone()), ("x-sig".into(), s)]),
+        None,
+        403,
+    );
+    let i = id("dup-mixed".into());
+    let s = sig(&body(&i));
+    c.tls(
+        i,
+        v,
+        "127.0.0.1",
+        &q(),
+        Some(vec![("x-sig".into(), "00".repeat(20)), ("x-sig".into(), s)]),
+        None,
+        403,
+    );
+    // Signatures of something else.
+    let i = id("other-key".into());
+    let s = sign(Algorithm::Sha1, "not-the-key", Encoding::Hex, &body(&i));
+    c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+    let i = id("empty-body-sig".into());
+    c.tls(i, v, "127.0.0.1", &q(), hdr(sig(b"")), None, 403);
+    let i = id("sha256-digest".into());
+    let s = sign(Algorithm::Sha256, KEY, Encoding::Hex, &body(&i));
+    c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+    let i = id("other-header".into());
+    let s = sig(&body(&i));
+    c.tls(
+        i,
+        v,
+        "127.0.0.1",
+        &q(),
+        Some(vec![("x-signature".into(), s)]),
+        None,
+        403,
+    );
+    let i = id("no-header".into());
+    c.tls(i, v, "127.0.0.1", &q(), Some(vec![]), None, 403);
+    if v == Version::H1 {
+        // Header names are case-insensitive: any casing is the same header.
+        for name in ["X-SIG", "x-Sig", "X-sIg"] {
+            let i = id(format!("name-{name}"));
+            let s = sig(&body(&i));
+            c.tls(
+                i,
+                v,
+                "127.0.0.1",
+                &q(),
+                Some(vec![(name.into(), s)]),
+                None,
+                200,
+            );
+        }
+    }
+}
+
+fn body_tampering(c: &mut Corpus, v: Version, tag: &str) {
+    let template = body(&format!("{tag}-body-00"));
+    for i in 0..template.len() {
+        let id = format!("{tag}-body-{i:02}");
+        let original = body(&id);
+        let mut tampered = original.clone();
+        tampered[i] ^= 0x01;
+        c.tls(
+            id,
+            v,
+            "127.0.0.1",
+            &q(),
+            Some(vec![("x-sig".into(), sig(&original))]),
+            Some(tampered),
+            403,
+        );
+    }
+}
+
+fn token_tampering(c: &mut Corpus, v: Version, tag: &str) {
+    let id = |s: &str| format!("{tag}-tok-{s}");
+    let refused = [
+        ("missing", String::new()),
+        ("empty", "?token=".into()),
+        ("case", format!("?token={}", TOKEN.to_lowercase())),
+        ("extra-char", format!("?token={TOKEN}x")),
+        (
+            "prefix-only",
+            format!("?token={}", &TOKEN[..TOKEN.len() - 1]),
+        ),
+        ("duplicated", format!("?token={TOKEN}&token={TOKEN}")),
+        ("bad-then-good", format!("?token=bad&token={TOKEN}")),
+        ("encoded-dup", format!("?token={TOKEN}&tok%65n={TOKEN}")),
+        ("name-upper", format!("?TOKEN={TOKEN}")),
+        ("array", format!("?token[]={TOKEN}")),
+        ("semicolon", format!("?;token={TOKEN}")),
+        ("encoded-equals", format!("?token%3D{TOKEN}")),
+        ("nul", format!("?token={TOKEN}%00")),
+        ("plus", format!("?token={TOKEN}+")),
+        ("space-name", format!("?%20token={TOKEN}")),
+    ];
+    for (name, query) in refused {
+        c.tls(id(name), v, "127.0.0.1", &query, None, None, 403);
+    }
+    for (name, header) in [
+        ("in-header", "x-token"),
+        ("in-authorization", "authorization"),
+    ] {
+        let i = id(name);
+        let s = sig(&body(&i));
+        let value = if header == "authorization" {
+            format!("Bearer {TOKEN}")
+        } else {
+            TOKEN.to_owned()
+        };
+        c.tls(
+            i,
+            v,
+            "127.0.0.1",
+            "",
+            Some(vec![("x-sig".into(), s), (header.into(), value)]),
+            None,
+            403,
+        );
+    }
+    // Percent-encoding changes nothing once decoded, as for any receiver.
+    for (n, ch) in TOKEN.char_indices() {
+        let encoded = format!("{}%{:02X}{}", &TOKEN[..n], ch as u32, &TOKEN[n + 1..]);
+        c.tls(
+            id(&format!("pct{n}")),
+            v,
+            "127.0.0.1",
+            &format!("?token={encoded}"),
+            None,
+            None,
+            200,
+        );
+    }
+    c.tls(
+        id("encoded-name"),
+        v,
+        "127.0.0.1",
+        &format!("?tok%65n={TOKEN}"),
+        None,
+        None,
+        200,
+    );
+    c.tls(
+        id("among-others"),
+        v,
+        "127.0.0.1",
+        &format!("?a=1&token={TOKEN}&b=&c"),
+        None,
+        None,
+        200,
+    );
+}
+
+fn spoofed_verified(c: &mut Corpus, v: Version, tag: &str) {
+    for (n, name) in [
+        "X-Callgate-Verified",
+        "x-callgate-verified",
+        "X-CALLGATE-VERIFIED",
+        "x-CallGate-vERIFIED",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let i = format!("{tag}-spoof{n}");
+        let s = sig(&body(&i));
+        let headers = vec![
+            ("x-sig".into(), s),
+            (name.to_string(), "ip,token,hmac".into()),
+            (name.to_string(), "none".into()),
+        ];
+        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 200);
+        let i = format!("{tag}-spoof{n}-forged");
+        let headers = vec![
+            ("x-sig".into(), "00".repeat(20)),
+            (name.to_string(), "ip,token,hmac".into()),
+        ];
+        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 403);
+    }
+}
+
+fn paths_and_methods(c: &mut Corpus, v: Version, tag: &str) {
+    for (n, path) in ["/H", "/h/", "//h", "/h%2F", "/./h", "/h/..", "/hh", "/"]
+        .iter()
+        .enumerate()
+    {
+        let i = format!("{tag}-path{n}");
+        let b = body(&i);
+        c.push_tls(
+            i,
+            v,
+            "127.0.0.1",
+            http::Method::POST,
+            format!("{path}{}", q()),
+            vec![("x-sig".into(), sig(&b))],
+            b,
+            404,
+        );
+    }
+    for m in [
+        http::Method::GET,
+        http::Method::PUT,
+        http::Method::DELETE,
+        http::Method::PATCH,
+        http::Method::OPTIONS,
+    ] {
+        let i = format!("{tag}-method-{m}");
+        let b = body(&i);
+        c.push_tls(
+            i,
+            v,
+            "127.0.0.1",
+            m,
+            format!("/h{}", q()),
+            vec![("x-sig".into(), sig(&b))],
+            b,
+            405,
+        );
+    }
+}
+
+fn ip_tricks(c: &mut Corpus, v: Version, tag: &str) {
+    let cases: [IpCase; 12] = [
+        ("other-source", "127.0.0.2", vec![], 403),
+        (
+            "xff-untrusted",
+            "127.0.0.2",
+            vec![("x-forwarded-for", "127.0.0.1")],
+            403,
+        ),
+        (
+            "forwarded-untrusted",
+            "127.0.0.2",
+            vec![("forwarded", "for=127.0.0.1")],
+            403,
+        ),
+        (
+            "real-ip-untrusted",
+            "127.0.0.2",
+            vec![("x-real-ip", "127.0.0.1")],
+            403,
+        ),
+        (
+            "xff-chain-untrusted",
+            "127.0.0.2",
+            vec![("x-forwarded-for", "127.0.0.2, 127.0.0.1")],
+            403,
+        ),
+        (
+            "trusted-proxy",
+            "127.0.0.3",
+            vec![("x-forwarded-for", "127.0.0.1")],
+            200,
+        ),
+        (
+            "trusted-proxy-port",
+            "127.0.0.3",
+            vec![("x-forwarded-for", "127.0.0.1:4711")],
+            200,
+        ),
+        ("trusted-proxy-no-xff", "127.0.0.3", vec![], 403),
+        (
+            "trusted-proxy-other",
+            "127.0.0.3",
+            vec![("x-forwarded-for", "127.0.0.2")],
+            403,
+        ),
+        (
+            "trusted-rightmost-wins",
+            "127.0.0.3",
+            vec![("x-forwarded-for", "127.0.0.1, 127.0.0.2")],
+            403,
+        ),
+        (
+            "trusted-left-spoof",
+            "127.0.0.3",
+            vec![("x-forwarded-for", "127.0.0.2, 127.0.0.1")],
+            200,
+        ),
+        (
+            "trusted-garbage",
+            "127.0.0.3",
+            vec![("x-forwarded-for", "127.0.0.1, bogus")],
+            403,
+        ),
+    ];
+    for (name, source, extra, status) in cases {
+        let i = format!("{tag}-ip-{name}");
+        let mut headers = vec![("x-sig".to_owned(), sig(&body(&i)))];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c.tls(i, v, source, &q(), Some(headers), None, status);
+    }
+}
+
+fn tolq_auto_encoding(c: &mut Corpus, v: Version, tag: &str) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let spellings: [Spelling; 6] = [
+        ("hex", |b| sig(b), 200),
+        (
+            "base64",
+            |b| base64::engine::general_purpose::STANDARD.encode(hex::decode(sig(b)).unwrap()),
+            200,
+        ),
+        (
+            "base64-nopad",
+            |b| {
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .encode(hex::decode(sig(b)).unwrap())
+            },
+            200,
+        ),
+        (
+            "base64-mangled",
+            |b| {
+                format!(
+                    "!{}",
+                    &base64::engine::general_purpose::STANDARD.encode(hex::decode(sig(b)).unwrap())
+                        [1..]
+                )
+            },
+            403,
+        ),
+        (
+            "sha256",
+            |b| sign(Algorithm::Sha256, KEY, Encoding::Hex, b),
+            403,
+        ),
+        ("hex-41", |b| sig(b) + "a", 403),
+    ];
+    let _ = b64;
+    for (name, f, status) in spellings {
+        let i = format!("{tag}-tolq-{name}");
+        let b = body(&i);
+        c.push_tls(
+            i,
+            v,
+            "127.0.0.1",
+            http::Method::POST,
+            "/tolq".into(),
+            vec![("x-tolq-signature".into(), f(&b))],
+            b,
+            status,
+        );
+    }
+}
+
+fn raw_request(id: &str, target: &str, head_extra: &str, framing: Framing) -> Vec<u8> {
+    let b = body(id);
+    let mut head = format!(
+        "POST {target} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\n{head_extra}",
+        sig(&b)
+    );
+    let body_bytes = match framing {
+        Framing::Length => {
+            head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+            b
+        }
+        Framing::Chunked => {
+            head.push_str("Transfer-Encoding: chunked\r\n");
+            let (a, z) = b.split_at(b.len() / 2);
+            [
+                format!("{:x}\r\n", a.len()).as_bytes(),
+                a,
+                format!("\r\n{:x}\r\n", z.len()).as_bytes(),
+                z,
+                b"\r\n0\r\n\r\n",
+            ]
+            .concat()
+        }
+        Framing::None => b,
+    };
+    [head.as_bytes(), b"\r\n", &body_bytes].concat()
+}
+
+enum Framing {
+    Length,
+    Chunked,
+    None,
+}
+
+fn raw_http(c: &mut Corpus) {
+    let t = format!("/h?token={TOKEN}");
+    let id = |s: &str| format!("raw-{s}");
+    c.raw(
+        id("valid"),
+        raw_request(&id("valid"), &t, "", Framing::Length),
+        &[200],
+        true,
+    );
+    c.raw(
+        id("chunked"),
+        raw_request(&id("chunked"), &t, "", Framing::Chunked),
+        &[200],
+        true,
+    );
+    let i = id("http10");
+    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
+        .unwrap()
+        .replacen("HTTP/1.1", "HTTP/1.0", 1);
+    c.raw(i, req.into_bytes(), &[200], true);
+
+    // Framing conflicts and smuggling attempts.
+    // Content-Length with Transfer-Encoding: hyper reads the body by
+    // Transfer-Encoding and closes the connection after answering (RFC 9112
+    // §6.1), so a request pipelined behind it is never read, let alone forwarded.
+    let i = id("cl-and-te");
+    let next = raw_request("raw-cl-and-te-rider", &t, "", Framing::Length);
+    c.raw(
+        i.clone(),
+        [
+            raw_request(&i, &t, "Content-Length: 5\r\n", Framing::Chunked),
+            next,
+        ]
+        .concat(),
+        &[200],
+        true,
+    );
+    let i = id("two-cl-differ");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "Content-Length: 3\r\n", Framing::Length),
+        &[400],
+        false,
+    );
+    let i = id("te-unknown");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "Transfer-Encoding: xchunked\r\n", Framing::None),
+        &[400, 501],
+        false,
+    );
+    let i = id("te-gzip-chunked");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "Transfer-Encoding: gzip\r\n", Framing::Chunked),
+        &[501],
+        false,
+    );
+    let i = id("te-list");
+    c.raw(
+        i.clone(),
+        raw_request(
+            &i,
+            &t,
+            "Transfer-Encoding: identity, chunked\r\n",
+            Framing::None,
+        ),
+        &[400, 501],
+        false,
+    );
+    let i = id("cl-negative");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "Content-Length: -1\r\n", Framing::None),
+        &[400],
+        false,
+    );
+    let i = id("cl-plus");
+    let b = body(&i);
+    c.raw(
+        i.clone(),
+        [
+            format!(
+                "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\nContent-Length: +{}\r\n\r\n",
+                sig(&b),
+                b.len()
+            )
+            .as_bytes(),
+            &b,
+        ]
+        .concat(),
+        &[400],
+        false,
+    );
+    let i = id("cl-hex");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "Content-Length: 0x10\r\n", Framing::None),
+        &[400],
+        false,
+    );
+    let i = id("cl-te-desync");
+    // Read as chunked (empty, unsigned body): refused, and the trailing "G"
+    // is never parsed as the start of another request.
+    c.raw(i, format!("POST {t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG").into_bytes(), &[403], false);
+    let i = id("bad-chunk-size");
+    c.raw(i, format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes(), &[400], false);
+    let i = id("short-body");
+    let b = body(&i);
+    c.raw(
+        i.clone(),
+        [
+            format!(
+                "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\nContent-Length: {}\r\n\r\n",
+                sig(&b),
+                b.len() + 10
+            )
+            .as_bytes(),
+            &b,
+        ]
+        .concat(),
+        &[408],
+        false,
+    );
+
+    // Malformed heads.
+    let i = id("obs-fold");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "X-Folded: a\r\n b\r\n", Framing::Length),
+        &[400],
+        false,
+    );
+    let i = id("space-before-colon");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "X-Bad : v\r\n", Framing::Length),
+        &[400],
+        false,
+    );
+    let i = id("bad-name-char");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "X-B(d: v\r\n", Framing::Length),
+        &[400],
+        false,
+    );
+    let i = id("nul-in-value");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, "X-Nul: a\0b\r\n", Framing::Length),
+        &[400],
+        false,
+    );
+    let i = id("version-1.2");
+    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
+        .unwrap()
+        .replacen("HTTP/1.1", "HTTP/1.2", 1);
+    c.raw(i, req.into_bytes(), &[400, 505], false);
+    let i = id("absolute-form");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &format!("http://gw{t}"), "", Framing::Length),
+        &[400],
+        false,
+    );
+    let i = id("fragment");
+    c.raw(
+        i.clone(),
+        raw_request(&i, &format!("/h#x?token={TOKEN}"), "", Framing::Length),
+        &[400, 403, 404],
+        false,
+    );
+    let i = id("connect");
+    c.raw(
+        i,
+        b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n".to_vec(),
+        &[400, 405],
+        false,
+    );
+    let i = id("get-with-body");
+    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
+        .unwrap()
+        .replacen("POST", "GET", 1);
+    c.raw(i, req.into_bytes(), &[405], false);
+    let i = id("lowercase-method");
+    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
+        .unwrap()
+        .replacen("POST", "post", 1);
+    c.raw(i, req.into_bytes(), &[405], false);
+    let i = id("huge-header");
+    c.raw(
+        i.clone(),
+        raw_request(
+            &i,
+            &t,
+            &format!("X-Big: {}\r\n", "a".repeat(20_000)),
+            Framing::Length,
+        ),
+        &[431],
+        false,
+    );
+    let i = id("many-headers");
+    let many: String = (0..120).map(|n| format!("X-H{n}: v\r\n")).collect();
+    c.raw(
+        i.clone(),
+        raw_request(&i, &t, &many, Framing::Length),
+        &[431],
+        false,
+    );
+
+    // Size: declared, and streamed in chunks.
+    let i = id("declared-too-big");
+    c.raw(
+        i,
+        format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nContent-Length: 5000\r\n\r\n")
+            .into_bytes(),
+        &[413],
+        false,
+    );
+    let i = id("chunked-too-big");
+    let chunk = format!("800\r\n{}\r\n", "z".repeat(0x800));
+    c.raw(
+        i,
+        format!(
+            "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+            chunk.repeat(3)
+        )
+        .into_bytes(),
+        &[413],
+        false,
+    );
+
+    // Pipelined: the second request is judged on its own, never riding on the first.
+    let first = raw_request(&id("pipe-first"), &t, "", Framing::Length);
+    let second = raw_request(&id("pipe-second"), "/h?token=wrong", "", Framing::Length);
+    c.raw(id("pipe-first"), [first, second].concat(), &[200], true);
+    let i = id("pipe-smuggled-te");
+    let b = body(&i);
+    let smuggled = raw_request(
+        &id("pipe-smuggled-inner"),
+        "/h?token=wrong",
+        "",
+        Framing::Length,
+    );
+    let outer = [
+        format!(
+            "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\nContent-Length: {}\r\n\r\n",
+            sig(&b),
+            b.len()
+        )
+        .as_bytes(),
+        &b,
+        &smuggled,
+    ]
+    .concat();
+    c.raw(i, outer, &[200], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_corpus_lets_exactly_the_valid_requests_through() {
+    let up = Upstream::recording().await;
+    let config = format!(
+        r#"
+[gateway]
+max_body_bytes = 4096
+trusted_proxies = ["127.0.0.3/32"]
+max_header_bytes = 8192
+max_headers = 50
+body_read_timeout = "1s"
+
+[[route]]
+name = "h"
+path = "/h"
+upstream = "{0}"
+allow_ips = ["127.0.0.1"]
+token = {{ secrets = ["{TOKEN}"] }}
+hmac = {{ algorithm = "sha1", header = "X-Sig", encoding = "hex", secrets = ["{KEY}"] }}
+
+[[route]]
+name = "tolq"
+path = "/tolq"
+upstream = "{0}"
+preset = "tolq"
+allow_ips = ["127.0.0.1"]
+hmac = {{ secrets = ["{KEY}"] }}
+"#,
+        up.url("/receiver")
+    );
+    let gw = Gateway::start(&config);
+
+    let mut corpus = Corpus { cases: Vec::new() };
+    for (v, tag) in [(Version::H1, "h1"), (Version::H2, "h2")] {
+        signature_tampering(&mut corpus, v, tag);
+        body_tampering(&mut corpus, v, tag);
+        token_tampering(&mut corpus, v, tag);
+        spoofed_verified(&mut corpus, v, tag);
+        paths_and_methods(&mut corpus, v, tag);
+        ip_tricks(&mut corpus, v, tag);
+        tolq_auto_encoding(&mut corpus, v, tag);
+    }
+    raw_http(&mut corpus);
+
+    let mut ids = std::collections::HashSet::new();
+    for case in &corpus.cases {
+        assert!(ids.insert(case.id.clone()), "duplicate case id {}", case.id);
+    }
+
+    let mut wrong = Vec::new();
+    for case in &corpus.cases {
+        let got = match &case.send {
+            Send::Tls {
+                version,
+                source,
+                method,
+                path,
+                headers,
+                body,
+            } => {
+                let h: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let client = Client::https(gw.https.unwrap(), *version).source_ip(source);
+                client
+                    .request(method.clone(), path, &h, body)
+                    .await
+                    .status
+                    .as_u16()
+            }
+            Send::Raw(bytes) => exchange(gw.http.unwrap(), bytes)
+                .await
+                .0
+                .first()
+                .copied()
+                .unwrap_or(0),
+        };
+        if !case.expect.contains(&got) {
+            wrong.push(format!("{}: got {got}, want {:?}", case.id, case.expect));
+        }
+    }
+
+    // What reached the upstream, by case id.
+    let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
+    for r in up.requests() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).expect("upstream got a body that is not a case");
+        *arrived
+            .entry(v["case"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        let verified: Vec<_> = r.headers.get_all("x-callgate-verified").iter().collect();
+        assert_eq!(verified.len(), 1, "exactly one verified header");
+    }
+    let expected: BTreeMap<String, usize> = corpus
+        .cases
+        .iter()
+        .filter(|c| c.forwarded)
+        .map(|c| (c.id.clone(), 1))
+        .collect();
+    let forged_through: Vec<&String> = arrived
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let valid_lost: Vec<&String> = expected
+        .keys()
+        .filter(|k| arrived.get(*k) != Some(&1))
+        .collect();
+
+    println!(
+        "hostile corpus: {} cases, {} valid, {} forged/malformed; forged that reached upstream: {}",
+        corpus.cases.len(),
+        expected.len(),
+        corpus.cases.len() - expected.len(),
+        forged_through.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} cases got the wrong answer:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(
+        forged_through.is_empty(),
+        "forged requests reached the upstream: {forged_through:?}"
+    );
+    assert!(
+        valid_lost.is_empty(),
+        "valid requests lost or duplicated: {valid_lost:?}"
+    );
+    assert!(
+        corpus.cases.len() >= 300,
+        "only {} cases",
+        corpus.cases.len()
+    );
+}
