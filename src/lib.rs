@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod commands;
 pub mod config;
+pub mod conn;
 pub mod forward;
 pub mod headers;
 pub mod metrics;

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::config::{Config, Gateway};
+use crate::conn::{Activity, Tracked};
 use crate::service::{self, ConnInfo, Shared};
 
 /// h2 streams one client may have open at once.
@@ -289,14 +290,42 @@ async fn serve_connection(
     watcher: Watcher,
 ) {
     let config = shared.config.load_full();
-    let builder = http_builder(&config.gateway);
+    let gateway = config.gateway.clone();
+    let builder = http_builder(&gateway);
+
+    // Serve one connection, dropping it once it sits silent with nothing in
+    // flight: header_read_timeout before its first request, idle_timeout after.
+    macro_rules! serve {
+        ($io:expr, $handle:expr) => {{
+            let activity = Activity::new();
+            let svc = {
+                let activity = activity.clone();
+                service_fn(move |req| {
+                    let in_flight = activity.request();
+                    let response = $handle(req);
+                    async move {
+                        let response = response.await;
+                        drop(in_flight);
+                        response
+                    }
+                })
+            };
+            let conn =
+                builder.serve_connection(TokioIo::new(Tracked::new($io, activity.clone())), svc);
+            tokio::select! {
+                result = watcher.watch(conn) => result,
+                _ = activity.idle(gateway.header_read_timeout, gateway.idle_timeout) => {
+                    tracing::debug!(%peer, "closing a silent connection");
+                    Ok(())
+                }
+            }
+        }};
+    }
+
     let result = match kind {
         Kind::Admin => {
             let shared = shared.clone();
-            let svc = service_fn(move |req| admin::handle(shared.clone(), req));
-            watcher
-                .watch(builder.serve_connection(TokioIo::new(tcp), svc))
-                .await
+            serve!(tcp, |req| admin::handle(shared.clone(), req))
         }
         Kind::Http => {
             let (shared, info) = (
@@ -306,10 +335,7 @@ async fn serve_connection(
                     proto: "http",
                 },
             );
-            let svc = service_fn(move |req| service::handle(shared.clone(), info, req));
-            watcher
-                .watch(builder.serve_connection(TokioIo::new(tcp), svc))
-                .await
+            serve!(tcp, |req| service::handle(shared.clone(), info, req))
         }
         Kind::Https => {
             // A reload swaps certificates for the connections that come after it.
@@ -317,24 +343,22 @@ async fn serve_connection(
                 return;
             };
             let acceptor = TlsAcceptor::from(tls.server_config.clone());
-            let stream = match tokio::time::timeout(
-                config.gateway.tls_handshake_timeout,
-                acceptor.accept(tcp),
-            )
-            .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    shared.metrics.tls_handshake_failed();
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    shared.metrics.tls_handshake_failed();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let stream =
+                match tokio::time::timeout(gateway.tls_handshake_timeout, acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        shared.metrics.tls_handshake_failed();
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        shared.metrics.tls_handshake_failed();
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             drop(config);
             let (shared, info) = (
                 shared.clone(),
@@ -343,10 +367,7 @@ async fn serve_connection(
                     proto: "https",
                 },
             );
-            let svc = service_fn(move |req| service::handle(shared.clone(), info, req));
-            watcher
-                .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                .await
+            serve!(stream, |req| service::handle(shared.clone(), info, req))
         }
     };
     if let Err(e) = result {

@@ -89,8 +89,11 @@ impl Gateway {
             None => Command::new(binary()),
         };
         cmd.arg("run").arg("--config").arg(&config_path).args(args);
-        cmd.env("RUST_LOG", "info")
-            .env_remove("CREDENTIALS_DIRECTORY");
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("CALLGATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env_remove("CREDENTIALS_DIRECTORY");
         for (k, v) in env {
             cmd.env(k, v);
         }

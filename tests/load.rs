@@ -1,0 +1,283 @@
+//! Bounded load and hostile-connection tests: thousands of requests with a
+//! share of forgeries, and a thousand slow or half-open connections. The
+//! gateway's memory is read from /proc and must stay under a stated bound.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callgate::signature::{Algorithm, Encoding};
+use support::{sign, Client, Gateway, Upstream, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEY: &str = "load-key";
+
+/// Peak and current resident memory of a process, in MiB (VmHWM, VmRSS).
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn route(upstream: &str) -> String {
+    format!("\n[[route]]\nname = \"load\"\npath = \"/cb\"\nupstream = \"{upstream}\"\nallow_ips = [\"127.0.0.1\"]\ntoken = {{ secrets = [\"t\"] }}\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"{KEY}\"] }}\n")
+}
+
+/// Requests per task and tasks: 64 × 80 = 5,120 requests, 10 % forged.
+const TASKS: usize = 64;
+const PER_TASK: usize = 80;
+/// Stated bound for the gateway's peak RSS under this load (debug build).
+const LOAD_RSS_BOUND_MIB: f64 = 48.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_requests_at_concurrency_64_with_forgeries() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&route(&up.url("/r")));
+    let https = gw.https.unwrap();
+    let ok = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (ok, refused, errors) = (ok.clone(), refused.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let version = if t % 2 == 0 { Version::H1 } else { Version::H2 };
+            let mut session = Client::https(https, version).session().await;
+            for i in 0..PER_TASK {
+                let body = format!("{{\"task\":{t},\"n\":{i}}}");
+                let forged = (t * PER_TASK + i) % 10 == 0;
+                let signature = if forged {
+                    "00".repeat(20)
+                } else {
+                    sign(Algorithm::Sha1, KEY, Encoding::Hex, body.as_bytes())
+                };
+                match session
+                    .post("/cb?token=t", &[("x-sig", &signature)], body.as_bytes())
+                    .await
+                {
+                    Ok(r) if r.status == 200 && !forged => ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(r) if r.status == 403 && forged => refused.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("task {t} #{i} forged={forged}: {other:?}"));
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let total = TASKS * PER_TASK;
+    let (peak, _) = memory_mib(gw.pid());
+    let errors = errors.lock().unwrap();
+    println!(
+        "load: {total} requests ({} valid, {} forged) at concurrency {TASKS} in {:.2}s ({:.0} req/s, debug build); gateway peak RSS {peak:.1} MiB (bound {LOAD_RSS_BOUND_MIB} MiB)",
+        ok.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    assert!(
+        errors.is_empty(),
+        "{} unexpected answers, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert_eq!(refused.load(Ordering::Relaxed), total / 10);
+    assert_eq!(ok.load(Ordering::Relaxed), total - total / 10);
+    // The upstream got exactly the valid ones, each once.
+    let got = up.requests();
+    assert_eq!(got.len(), total - total / 10);
+    let mut bodies: Vec<_> = got.iter().map(|r| r.body.clone()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(
+        bodies.len(),
+        got.len(),
+        "a request reached the upstream twice"
+    );
+    assert!(
+        peak < LOAD_RSS_BOUND_MIB,
+        "peak RSS {peak:.1} MiB over {LOAD_RSS_BOUND_MIB} MiB"
+    );
+}
+
+use std::sync::Mutex;
+
+/// Stated bound for RSS with 1,000 slow or half-open connections open.
+const SLOW_RSS_BOUND_MIB: f64 = 48.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&("[gateway]\ntls_handshake_timeout = \"2s\"\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"2s\"\n".to_owned() + &route(&up.url("/r"))));
+    let (https, http) = (gw.https.unwrap(), gw.http.unwrap());
+    let (_, idle_rss) = memory_mib(gw.pid());
+
+    let mut conns = Vec::new();
+    for i in 0..1000 {
+        let mut tcp = tokio::net::TcpStream::connect(if i % 5 < 2 { https } else { http })
+            .await
+            .unwrap();
+        match i % 5 {
+            // Half-open TLS: connected, never says hello.
+            0 => {}
+            // A TLS ClientHello cut short.
+            1 => tcp
+                .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                .await
+                .unwrap(),
+            // Plain HTTP, not a single byte.
+            2 => {}
+            // Slowloris: part of a request head, then nothing.
+            3 => tcp
+                .write_all(b"POST /cb?token=t HTTP/1.1\r\nHost: x\r\nX-Sig: ")
+                .await
+                .unwrap(),
+            // A complete head promising a body that never comes.
+            _ => tcp
+                .write_all(b"POST /cb?token=t HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+                .await
+                .unwrap(),
+        }
+        conns.push(tcp);
+    }
+    // TLS completed, then silence: no request ever follows.
+    let mut sessions = Vec::new();
+    let sessions_opened = Instant::now();
+    for i in 0..50 {
+        let version = if i % 2 == 0 { Version::H1 } else { Version::H2 };
+        sessions.push(Client::https(https, version).session().await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (peak, rss) = memory_mib(gw.pid());
+
+    // Still serving real callbacks meanwhile.
+    let body = b"{\"ok\":1}";
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    let r = Client::https(https, Version::H2)
+        .post("/cb?token=t", &[("x-sig", &sig)], body)
+        .await;
+    assert_eq!(r.status, 200);
+
+    // Every slow connection is cut by its timeout (408 for the body, or a close).
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut closed = 0;
+    for tcp in conns.iter_mut() {
+        let mut buf = [0u8; 256];
+        let left = deadline.saturating_duration_since(Instant::now());
+        loop {
+            match tokio::time::timeout(left, tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(Ok(_)) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+    println!(
+        "slow connections: 1000 open; gateway RSS idle {idle_rss:.1} MiB, with them {rss:.1} MiB (peak {peak:.1}, bound {SLOW_RSS_BOUND_MIB} MiB); {closed} closed by timeouts"
+    );
+    assert_eq!(
+        closed, 1000,
+        "every slow connection must be closed by a timeout"
+    );
+    // Past their header_read_timeout (2 s) with margin.
+    tokio::time::sleep_until((sessions_opened + Duration::from_secs(3)).into()).await;
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        assert!(
+            s.post("/cb?token=t", &[], b"late").await.is_err(),
+            "silent TLS session {i} was not closed"
+        );
+    }
+    assert!(
+        peak < SLOW_RSS_BOUND_MIB,
+        "peak RSS {peak:.1} MiB over {SLOW_RSS_BOUND_MIB} MiB"
+    );
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_wait_their_turn() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(
+        &("[gateway]\nmax_connections = 2\nheader_read_timeout = \"1s\"\n".to_owned()
+            + &route(&up.url("/r"))),
+    );
+    let http = gw.http.unwrap();
+    // Two idle connections take both places.
+    let a = tokio::net::TcpStream::connect(http).await.unwrap();
+    let b = tokio::net::TcpStream::connect(http).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let body = b"{}";
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    let start = Instant::now();
+    let r = Client::http(http)
+        .post("/cb?token=t", &[("x-sig", &sig)], body)
+        .await;
+    let waited = start.elapsed();
+    assert_eq!(r.status, 200);
+    // Served only once header_read_timeout freed a place.
+    assert!(
+        waited >= Duration::from_millis(700),
+        "served after {waited:?}, before a place was free"
+    );
+    drop((a, b));
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_close_after_idle_timeout() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(
+        &("[gateway]\nidle_timeout = \"1s\"\nheader_read_timeout = \"5s\"\n".to_owned()
+            + &route(&up.url("/r"))),
+    );
+    let body = b"{}";
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    for version in [Version::H1, Version::H2] {
+        let mut s = Client::https(gw.https.unwrap(), version).session().await;
+        assert_eq!(
+            s.post("/cb?token=t", &[("x-sig", &sig)], body)
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        // Within idle_timeout the connection is reused.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            s.post("/cb?token=t", &[("x-sig", &sig)], body)
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert!(
+            s.post("/cb?token=t", &[("x-sig", &sig)], body)
+                .await
+                .is_err(),
+            "{version:?} connection outlived idle_timeout: {}",
+            gw.log()
+        );
+    }
+    assert_eq!(up.count(), 4);
+}
