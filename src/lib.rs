@@ -16,6 +16,7 @@ pub mod forward;
 pub mod headers;
 pub mod metrics;
 pub mod presets;
+pub mod proxy_protocol;
 pub mod query;
 pub mod secret;
 pub mod server;

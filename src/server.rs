@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin;
 use crate::config::{Config, Gateway};
 use crate::conn::{Activity, Tracked};
+use crate::proxy_protocol;
 use crate::service::{self, ConnInfo, Shared};
 
 /// h2 streams one client may have open at once.
@@ -292,6 +293,20 @@ async fn serve_connection(
     let config = shared.config.load_full();
     let gateway = config.gateway.clone();
     let builder = http_builder(&gateway);
+    let mut tcp = tcp;
+    // Behind an L4 balancer the TCP peer is the balancer; the header names the client.
+    let peer = if config.listen.proxy_protocol && kind != Kind::Admin {
+        match proxy_protocol::read_header(&mut tcp, gateway.header_read_timeout).await {
+            Ok(Some(client)) => client,
+            Ok(None) => peer,
+            Err(why) => {
+                tracing::debug!(%peer, "closing: {why}");
+                return;
+            }
+        }
+    } else {
+        peer
+    };
 
     // Serve one connection, dropping it once it sits silent with nothing in
     // flight: header_read_timeout before its first request, idle_timeout after.

@@ -79,6 +79,8 @@ pub struct Listen {
     pub http: Option<SocketAddr>,
     /// `/healthz` and `/metrics`, plain HTTP: meant for 127.0.0.1.
     pub admin: Option<SocketAddr>,
+    /// Every connection on https/http starts with a PROXY v1/v2 header naming the client.
+    pub proxy_protocol: bool,
 }
 
 /// Loaded TLS material.
@@ -285,13 +287,11 @@ impl Loader<'_> {
     fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
         let listen_span = raw.listen.span();
         let raw_listen = raw.listen.into_inner();
-        if let Some(pp) = raw_listen.proxy_protocol.as_ref().filter(|p| *p.get_ref()) {
-            return Err(self.at(pp, "listen.proxy_protocol: PROXY protocol is not available in this version yet; remove the key or set it to false"));
-        }
         let listen = Listen {
             https: raw_listen.https.map(|a| a.0),
             http: raw_listen.http.map(|a| a.0),
             admin: raw_listen.admin.map(|a| a.0),
+            proxy_protocol: raw_listen.proxy_protocol.unwrap_or(false),
         };
         if listen.https.is_none() && listen.http.is_none() {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));

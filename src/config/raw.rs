@@ -100,7 +100,7 @@ pub struct RawListen {
     pub https: Option<ListenAddr>,
     pub http: Option<ListenAddr>,
     pub admin: Option<ListenAddr>,
-    pub proxy_protocol: Option<Spanned<bool>>,
+    pub proxy_protocol: Option<bool>,
 }
 
 /// `[tls]`

@@ -14,6 +14,9 @@ pub(super) fn render(c: &Config) -> String {
     if let Some(a) = c.listen.http {
         let _ = writeln!(out, "listen http  {a}");
     }
+    if c.listen.proxy_protocol {
+        let _ = writeln!(out, "listen proxy_protocol: every https/http connection must start with a PROXY v1/v2 header");
+    }
     if let Some(a) = c.listen.admin {
         let _ = writeln!(out, "listen admin {a} (/healthz, /metrics)");
     }

@@ -43,6 +43,8 @@ pub struct Client {
     pub tls12_only: bool,
     /// Certificates trusted besides the test certificate.
     pub extra_roots: Vec<Vec<u8>>,
+    /// Bytes written right after connecting (a PROXY protocol header).
+    pub preamble: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -55,6 +57,7 @@ impl Client {
             tls: true,
             tls12_only: false,
             extra_roots: Vec::new(),
+            preamble: None,
         }
     }
 
@@ -67,12 +70,19 @@ impl Client {
             tls: false,
             tls12_only: false,
             extra_roots: Vec::new(),
+            preamble: None,
         }
     }
 
     /// Connect from this local address (e.g. 127.0.0.2).
     pub fn source_ip(mut self, ip: &str) -> Client {
         self.source = Some(ip.parse().unwrap());
+        self
+    }
+
+    /// Write these bytes first, e.g. a PROXY protocol header.
+    pub fn preamble(mut self, bytes: Vec<u8>) -> Client {
+        self.preamble = Some(bytes);
         self
     }
 
@@ -180,11 +190,16 @@ impl Client {
         if let Some(src) = self.source {
             socket.bind(SocketAddr::new(src, 0)).unwrap();
         }
-        let tcp = socket
+        let mut tcp = socket
             .connect(self.addr)
             .await
             .expect("connect to callgate");
         tcp.set_nodelay(true).unwrap();
+        if let Some(bytes) = &self.preamble {
+            tokio::io::AsyncWriteExt::write_all(&mut tcp, bytes)
+                .await
+                .unwrap();
+        }
         tcp
     }
 }
