@@ -12,6 +12,7 @@ pub mod client_ip;
 pub mod commands;
 pub mod config;
 pub mod conn;
+pub mod damping;
 pub mod forward;
 pub mod headers;
 pub mod metrics;

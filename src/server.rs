@@ -209,7 +209,7 @@ fn reload(shared: &Shared, path: &Path) {
                 tracing::warn!("gateway.max_connections changed: takes effect at the next restart");
             }
             log_warnings(&new);
-            shared.config.store(Arc::new(new));
+            shared.install(new);
             shared.metrics.reload(true);
             tracing::info!(config = %path.display(), "config reloaded");
         }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -16,11 +16,13 @@ use hyper::body::Incoming;
 
 use crate::client_ip;
 use crate::config::{Config, Route};
+use crate::damping::Damper;
 use crate::forward::{ForwardError, Forwarder};
 use crate::headers::{self, Seen};
 use crate::metrics::Metrics;
 use crate::query;
-use crate::verify::{self, Passed};
+use crate::verify::{self, Passed, Refusal};
+use ipnet::IpNet;
 
 /// Response body type: the upstream's streamed body, or a short text of ours.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -32,17 +34,51 @@ pub struct Shared {
     pub config: ArcSwap<Config>,
     pub forwarder: Forwarder,
     pub metrics: Metrics,
+    /// Brute-force damping, when configured; survives reloads that keep its settings.
+    pub damper: ArcSwapOption<Damper>,
 }
 
 impl Shared {
     /// Wrap a loaded config.
     pub fn new(config: Config) -> Shared {
         Shared {
+            damper: ArcSwapOption::new(damper_for(&config)),
             config: ArcSwap::from_pointee(config),
             forwarder: Forwarder::new(),
             metrics: Metrics::new(),
         }
     }
+
+    /// Make `config` the running config. Failure counts are kept unless the
+    /// damping settings or the set of provider addresses changed.
+    pub fn install(&self, config: Config) {
+        let keep = match (self.damper.load().as_deref(), &config.gateway.damping) {
+            (Some(d), Some(s)) => {
+                d.settings() == s && d.providers() == providers(&config).as_slice()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !keep {
+            self.damper.store(damper_for(&config));
+        }
+        self.config.store(Arc::new(config));
+    }
+}
+
+/// Every address some route allowlists: the providers.
+fn providers(config: &Config) -> Vec<IpNet> {
+    config
+        .routes
+        .iter()
+        .filter_map(|r| r.allow_ips.as_ref())
+        .flat_map(|a| a.nets.iter().copied())
+        .collect()
+}
+
+fn damper_for(config: &Config) -> Option<Arc<Damper>> {
+    let settings = config.gateway.damping.clone()?;
+    Some(Arc::new(Damper::new(settings, providers(config))))
 }
 
 /// What the handler knows of the connection a request came on.
@@ -159,6 +195,23 @@ async fn respond(
             "method: CONNECT",
         );
     }
+    if let Some(left) = shared
+        .damper
+        .load()
+        .as_ref()
+        .and_then(|d| d.blocked_for(client))
+    {
+        let mut o = Outcome::refused(
+            None,
+            StatusCode::TOO_MANY_REQUESTS,
+            "damped",
+            "damped: too many failed verifications from this address",
+        );
+        o.response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(left.as_secs() + 1));
+        return o;
+    }
     let Some(route) = config.routes.get(req.uri().path()) else {
         return Outcome::refused(
             None,
@@ -181,12 +234,7 @@ async fn respond(
         return o;
     }
     if let Err(refusal) = verify::precheck(route, client, req.uri()) {
-        return Outcome::refused(
-            Some(route),
-            StatusCode::FORBIDDEN,
-            refusal.kind(),
-            refusal.to_string(),
-        );
+        return forbidden(shared, route, client, refusal);
     }
 
     let (mut parts, body) = req.into_parts();
@@ -196,14 +244,7 @@ async fn respond(
     };
     let passed = match verify::check(route, client, &parts.uri, &parts.headers, &body) {
         Ok(p) => p,
-        Err(refusal) => {
-            return Outcome::refused(
-                Some(route),
-                StatusCode::FORBIDDEN,
-                refusal.kind(),
-                refusal.to_string(),
-            )
-        }
+        Err(refusal) => return forbidden(shared, route, client, refusal),
     };
 
     let host = parts
@@ -236,6 +277,23 @@ async fn respond(
     let upstream_req = Request::from_parts(parts, Full::new(body));
 
     forward(shared, route, upstream_req, passed).await
+}
+
+/// A failed check: 403, and one more failure for damping unless the client
+/// had passed the route's IP allowlist (a provider's own mistake must not
+/// cut it off).
+fn forbidden(shared: &Shared, route: &Arc<Route>, client: IpAddr, refusal: Refusal) -> Outcome {
+    if matches!(refusal, Refusal::Ip(_)) || route.allow_ips.is_none() {
+        if let Some(d) = shared.damper.load().as_ref() {
+            d.failure(client);
+        }
+    }
+    Outcome::refused(
+        Some(route),
+        StatusCode::FORBIDDEN,
+        refusal.kind(),
+        refusal.to_string(),
+    )
 }
 
 async fn forward(
@@ -386,6 +444,7 @@ fn plain(status: StatusCode) -> Response<Body> {
         StatusCode::BAD_GATEWAY => "bad gateway\n",
         StatusCode::GATEWAY_TIMEOUT => "gateway timeout\n",
         StatusCode::NOT_IMPLEMENTED => "not implemented\n",
+        StatusCode::TOO_MANY_REQUESTS => "too many requests\n",
         _ => "bad request\n",
     };
     let mut resp = Response::new(

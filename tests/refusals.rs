@@ -223,3 +223,81 @@ async fn chunked_body_over_the_limit_is_413() {
     );
     assert_eq!(up.count(), 0);
 }
+
+#[tokio::test]
+async fn repeated_failures_are_damped_but_providers_never_are() {
+    let up = Upstream::recording().await;
+    let config = format!(
+        r#"
+[gateway]
+damping = {{ failures = 3, window = "1m", cooldown = "2s" }}
+
+[[route]]
+name = "gengo"
+path = "/gengo"
+upstream = "{0}"
+token = {{ secrets = ["{TOKEN}"] }}
+
+[[route]]
+name = "tolq"
+path = "/tolq"
+upstream = "{0}"
+allow_ips = ["127.0.0.1"]
+hmac = {{ algorithm = "sha1", header = "x-sig", secrets = ["{KEY}"] }}
+"#,
+        up.url("/r")
+    );
+    let gw = Gateway::start(&config);
+    let attacker = Client::https(gw.https.unwrap(), Version::H1).source_ip("127.0.0.2");
+    let provider = Client::https(gw.https.unwrap(), Version::H2);
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, b"x");
+    let good = format!("/gengo?token={TOKEN}");
+
+    // Three failures are tolerated; the fourth starts the cool-down.
+    for _ in 0..4 {
+        assert_eq!(
+            attacker.post("/gengo?token=guess", &[], b"x").await.status,
+            403
+        );
+    }
+    let r = attacker.post(&good, &[], b"x").await;
+    assert_eq!(r.status, 429, "even a right token waits out the cool-down");
+    assert!(
+        r.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            <= 3
+    );
+
+    // Meanwhile the allowlisted provider is untouched, even by its own failures.
+    for _ in 0..6 {
+        assert_eq!(
+            provider
+                .post("/tolq", &[("x-sig", "00")], b"x")
+                .await
+                .status,
+            403
+        );
+    }
+    assert_eq!(
+        provider
+            .post("/tolq", &[("x-sig", &sig)], b"x")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(provider.post(&good, &[], b"x").await.status, 200);
+
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(
+        attacker.post(&good, &[], b"x").await.status,
+        200,
+        "the cool-down ends"
+    );
+    assert_eq!(up.count(), 3);
+    assert!(gw
+        .wait_for_log("damped: too many failed verifications")
+        .contains("status=429"));
+}

@@ -116,6 +116,8 @@ pub struct Gateway {
     /// Bound on the number of request headers (HTTP/1.1); beyond: 431.
     pub max_headers: usize,
     pub drain_timeout: Duration,
+    /// Brute-force damping; None: off.
+    pub damping: Option<crate::damping::Settings>,
 }
 
 /// Routes by exact path, plus their order in the file.
@@ -428,8 +430,24 @@ impl Loader<'_> {
             }
             Some(v) => v.into_inner(),
         };
+        let damping = match raw.damping {
+            None => None,
+            Some(s) => {
+                let span = s.span();
+                let s = s.into_inner();
+                let failures = std::num::NonZeroU32::new(s.failures).ok_or_else(|| {
+                    self.error(Some(span), "gateway.damping.failures must be at least 1 (remove damping to turn it off)")
+                })?;
+                Some(crate::damping::Settings {
+                    failures,
+                    window: s.window.0,
+                    cooldown: s.cooldown.0,
+                })
+            }
+        };
         let d = |v: Option<raw::Dur>, default: Duration| v.map_or(default, |d| d.0);
         let gateway = Gateway {
+            damping,
             max_header_bytes,
             max_headers,
             verified_header: raw

@@ -130,6 +130,16 @@ pub struct RawGateway {
     pub max_header_bytes: Option<Spanned<usize>>,
     pub max_headers: Option<Spanned<usize>>,
     pub drain_timeout: Option<Dur>,
+    pub damping: Option<Spanned<RawDamping>>,
+}
+
+/// `damping = { failures = 20, window = "1m", cooldown = "10m" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDamping {
+    pub failures: u32,
+    pub window: Dur,
+    pub cooldown: Dur,
 }
 
 /// `[queue]`

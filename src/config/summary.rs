@@ -35,6 +35,15 @@ pub(super) fn render(c: &Config) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(d) = &g.damping {
+        let _ = writeln!(
+            out,
+            "gateway damping: {} failed verifications within {} put an address in a {} cool-down (429)",
+            d.failures,
+            humantime::format_duration(d.window),
+            humantime::format_duration(d.cooldown)
+        );
+    }
     for r in c.routes.iter() {
         let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
         let _ = writeln!(
