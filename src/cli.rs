@@ -33,6 +33,14 @@ pub enum Command {
         #[arg(long, short, default_value = DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Inspect and act on stored callbacks (routes with delivery = "queue").
+    Queue {
+        /// Config file (only [queue] dir is read: no secrets are needed).
+        #[arg(long, short, global = true, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
     /// Read a body on stdin and print its signature (to simulate a provider).
     Sign {
         /// Secret spec: env:NAME, file:PATH, cred:NAME or a literal.
@@ -43,6 +51,31 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "hex")]
         encoding: Encoding,
     },
+}
+
+/// `callgate queue ...`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List stored callbacks, oldest first.
+    List {
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only pending or dead callbacks.
+        #[arg(long, value_enum)]
+        state: Option<crate::queue::State>,
+    },
+    /// Show one callback: its request line, headers and body.
+    Show { id: i64 },
+    /// Deliver again: one callback, or every dead letter.
+    Retry {
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<i64>,
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Delete one callback for good.
+    Drop { id: i64 },
 }
 
 /// How `run` writes its log.

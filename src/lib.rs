@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod presets;
 pub mod proxy_protocol;
 pub mod query;
+pub mod queue;
 pub mod secret;
 pub mod server;
 pub mod service;

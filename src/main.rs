@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(callgate::server::run(&config))),
         Command::Check { config } => callgate::commands::check(&config),
+        Command::Queue { config, action } => callgate::commands::queue(&config, action),
         Command::Sign {
             secret,
             algorithm,

@@ -35,6 +35,18 @@ struct RouteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteState {
+    route: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteResult {
+    route: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -48,6 +60,9 @@ pub struct Metrics {
     upstream_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
     reloads: Family<ResultLabel, Counter>,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    queue_depth: Family<RouteState, Gauge>,
+    queue_oldest: Family<RouteLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    delivery_attempts: Family<RouteResult, Counter>,
     tls_handshake_failures: Counter<u64, AtomicU64>,
 }
 
@@ -100,6 +115,25 @@ impl Metrics {
             "Client connections currently open",
             open_connections.clone(),
         );
+        let queue_depth = Family::<RouteState, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Stored callbacks by route and state (pending, dead)",
+            queue_depth.clone(),
+        );
+        let queue_oldest =
+            Family::<RouteLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "queue_oldest_pending_seconds",
+            "Age of the oldest pending callback by route",
+            queue_oldest.clone(),
+        );
+        let delivery_attempts = Family::<RouteResult, Counter>::default();
+        registry.register(
+            "queue_delivery_attempts",
+            "Queued delivery attempts by route and result (delivered, retry, dead)",
+            delivery_attempts.clone(),
+        );
         let tls_handshake_failures = Counter::default();
         registry.register(
             "tls_handshake_failures",
@@ -114,6 +148,9 @@ impl Metrics {
             upstream_seconds,
             reloads,
             open_connections,
+            queue_depth,
+            queue_oldest,
+            delivery_attempts,
             tls_handshake_failures,
         }
     }
@@ -172,6 +209,38 @@ impl Metrics {
     pub fn connection(&self) -> ConnectionGuard<'_> {
         self.open_connections.inc();
         ConnectionGuard(self)
+    }
+
+    /// A route's queue: pending and dead counts, oldest pending arrival (ms since the epoch).
+    pub fn queue_depth(&self, route: &str, (pending, dead, oldest_ms): (u64, u64, Option<i64>)) {
+        let label = |state| RouteState {
+            route: route.to_owned(),
+            state,
+        };
+        self.queue_depth
+            .get_or_create(&label("pending"))
+            .set(pending as i64);
+        self.queue_depth
+            .get_or_create(&label("dead"))
+            .set(dead as i64);
+        let age = oldest_ms.map_or(0.0, |t| {
+            ((crate::queue::store::now_ms() - t).max(0) as f64) / 1000.0
+        });
+        self.queue_oldest
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .set(age);
+    }
+
+    /// One queued delivery attempt and what came of it.
+    pub fn delivery_attempt(&self, route: &str, result: &'static str) {
+        self.delivery_attempts
+            .get_or_create(&RouteResult {
+                route: route.to_owned(),
+                result,
+            })
+            .inc();
     }
 
     /// A TLS handshake failed or timed out.

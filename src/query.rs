@@ -72,6 +72,23 @@ pub fn redact<'a>(query: &'a str, names: &[String]) -> Cow<'a, str> {
     Cow::Owned(pieces.join("&"))
 }
 
+/// `query` with the value of every `name` parameter set to `value`
+/// (form-encoded): how a queued callback gets its token back.
+pub fn restore(query: &str, name: &str, value: &[u8]) -> String {
+    let encoded: String = form_urlencoded::byte_serialize(value).collect();
+    query
+        .split('&')
+        .map(|piece| {
+            if piece_name(piece) == name {
+                format!("{}={encoded}", piece.split('=').next().unwrap_or(""))
+            } else {
+                piece.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +126,20 @@ mod tests {
         assert_eq!(strip("z=1&token=abc&a=%20x&b", "token"), "z=1&a=%20x&b");
         assert_eq!(strip("token=abc", "token"), "");
         assert_eq!(strip("tok%65n=abc&x=1", "token"), "x=1");
+    }
+
+    #[test]
+    fn restore_undoes_redact() {
+        let names = vec!["token".to_owned()];
+        let redacted = redact("a=1&token=s3cret&b=2", &names).into_owned();
+        assert_eq!(
+            restore(&redacted, "token", b"s3 cret&x"),
+            "a=1&token=s3+cret%26x&b=2"
+        );
+        assert_eq!(
+            lookup(&restore(&redacted, "token", b"s3 cret&x"), "token"),
+            Lookup::One("s3 cret&x".into())
+        );
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             stop_rx.clone(),
         )));
     }
+    start_queue(&shared);
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 
     signals.serve_until_stop(&shared, config_path).await;
@@ -117,6 +118,19 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Open the callback store (when a route needs it) and start delivery workers.
+/// A store that cannot be opened is logged; queue routes answer 503 until it can.
+fn start_queue(shared: &Arc<Shared>) {
+    if !shared.config.load().needs_store() {
+        return;
+    }
+    match shared.store() {
+        Ok(store) => tracing::info!(store = %store.path().display(), "callback store open"),
+        Err(e) => tracing::error!("callback store unavailable, queue routes answer 503: {e}"),
+    }
+    crate::queue::worker::ensure_workers(shared);
 }
 
 /// Tell systemd (when it is listening: NOTIFY_SOCKET) how the service is doing.
@@ -181,7 +195,7 @@ impl Signals {
     }
 
     /// Serve SIGHUP reloads until SIGTERM or SIGINT arrives.
-    async fn serve_until_stop(mut self, shared: &Shared, path: &Path) {
+    async fn serve_until_stop(mut self, shared: &Arc<Shared>, path: &Path) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
@@ -195,7 +209,7 @@ impl Signals {
 /// Swap in a freshly loaded config (secrets and certificates included); a
 /// broken one is refused and the old one keeps serving. Requests in flight
 /// keep the snapshot they started with.
-fn reload(shared: &Shared, path: &Path) {
+fn reload(shared: &Arc<Shared>, path: &Path) {
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now().ok());
     notify(&states);
@@ -210,6 +224,7 @@ fn reload(shared: &Shared, path: &Path) {
             }
             log_warnings(&new);
             shared.install(new);
+            start_queue(shared);
             shared.metrics.reload(true);
             tracing::info!(config = %path.display(), "config reloaded");
         }

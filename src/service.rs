@@ -15,14 +15,20 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::client_ip;
+use crate::config::Delivery;
 use crate::config::{Config, Route};
 use crate::damping::Damper;
 use crate::forward::{ForwardError, Forwarder};
 use crate::headers::{self, Seen};
 use crate::metrics::Metrics;
 use crate::query;
+use crate::queue::{self, worker::blocking, NewCallback, Store, StoreError};
 use crate::verify::{self, Passed, Refusal};
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use tokio::sync::Notify;
 
 /// Response body type: the upstream's streamed body, or a short text of ours.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -36,6 +42,12 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Brute-force damping, when configured; survives reloads that keep its settings.
     pub damper: ArcSwapOption<Damper>,
+    /// The callback store, opened on first use (and again if [queue] dir changes).
+    store: Mutex<Option<Arc<Store>>>,
+    /// Routes whose delivery worker is running.
+    pub queue_workers: Mutex<HashSet<String>>,
+    /// Wakes a route's worker when a callback is stored.
+    wakes: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Shared {
@@ -46,7 +58,32 @@ impl Shared {
             config: ArcSwap::from_pointee(config),
             forwarder: Forwarder::new(),
             metrics: Metrics::new(),
+            store: Mutex::new(None),
+            queue_workers: Mutex::new(HashSet::new()),
+            wakes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The callback store in the current `[queue] dir`, opening it if needed.
+    /// An error (unwritable directory, full disk) is retried on the next call.
+    pub fn store(&self) -> Result<Arc<Store>, StoreError> {
+        let dir = self.config.load().queue_dir.clone();
+        let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = slot
+            .as_ref()
+            .filter(|s| s.path().parent() == Some(dir.as_path()))
+        {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(Store::open(&dir)?);
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+
+    /// The notifier that wakes a route's delivery worker.
+    pub fn queue_wake(&self, route: &str) -> Arc<Notify> {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        wakes.entry(route.to_owned()).or_default().clone()
     }
 
     /// Make `config` the running config. Failure counts are kept unless the
@@ -272,11 +309,115 @@ async fn respond(
             parts.headers.insert(header::HOST, h);
         }
     }
-    parts.uri = upstream_uri(route, &parts.uri);
+
+    // Provider retries of a callback the receiver already accepted stop here.
+    let digest = route.dedupe_window.map(|_| Sha256::digest(&body).to_vec());
+    if let (Some(window), Some(d)) = (route.dedupe_window, &digest) {
+        match already_delivered(shared, route, d, window).await {
+            Ok(true) => {
+                let mut o = Outcome::refused(
+                    Some(route),
+                    StatusCode::OK,
+                    "duplicate",
+                    "duplicate: delivered within dedupe_window",
+                );
+                o.result = "duplicate";
+                o.refusal = None;
+                return o;
+            }
+            Ok(false) => {}
+            // Forwarding a possible duplicate beats losing a callback.
+            Err(e) => tracing::warn!(route = %route.name, "dedupe check skipped: {e}"),
+        }
+    }
+
+    if route.delivery == Delivery::Queue {
+        let token_secret = verify::matched_token_secret(route, &parts.uri);
+        let callback = NewCallback {
+            route: route.name.clone(),
+            method: parts.method.as_str().to_owned(),
+            // The token's value never reaches the disk; its index is put back at delivery.
+            query: parts
+                .uri
+                .query()
+                .map(|q| query::redact(q, &config.redact_params).into_owned()),
+            token_secret,
+            headers: headers::to_lines(&parts.headers),
+            body: body.to_vec(),
+            verified: passed.header_value().to_owned(),
+            arrived_ms: queue::store::now_ms(),
+        };
+        return enqueue(shared, route, callback).await;
+    }
+
+    parts.uri = upstream_uri(route, parts.uri.query());
     parts.version = Version::HTTP_11;
     let upstream_req = Request::from_parts(parts, Full::new(body));
 
-    forward(shared, route, upstream_req, passed).await
+    let outcome = forward(shared, route, upstream_req, passed).await;
+    if let Some(d) =
+        digest.filter(|_| outcome.response.status().is_success() && outcome.result == "forwarded")
+    {
+        remember_delivery(shared, route, d).await;
+    }
+    outcome
+}
+
+async fn already_delivered(
+    shared: &Shared,
+    route: &Route,
+    digest: &[u8],
+    window: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let store = shared.store()?;
+    let (name, digest) = (route.name.clone(), digest.to_vec());
+    let since = queue::store::now_ms() - window.as_millis() as i64;
+    blocking(move || store.delivered_since(&name, &digest, since)).await
+}
+
+async fn remember_delivery(shared: &Shared, route: &Route, digest: Vec<u8>) {
+    let name = route.name.clone();
+    let result = match shared.store() {
+        Ok(store) => {
+            blocking(move || store.remember_delivery(&name, &digest, queue::store::now_ms())).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(route = %route.name, "could not record the delivery for dedupe: {e}");
+    }
+}
+
+/// Store the callback durably, then acknowledge; never acknowledge what was not stored.
+async fn enqueue(shared: &Shared, route: &Arc<Route>, callback: NewCallback) -> Outcome {
+    let stored = match shared.store() {
+        Ok(store) => blocking(move || store.enqueue(&callback)).await,
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(id) => {
+            shared.queue_wake(&route.name).notify_one();
+            let mut response = plain(route.ack_status);
+            *response.body_mut() = Full::new(Bytes::from_static(b"accepted\n"))
+                .map_err(|never| match never {})
+                .boxed();
+            Outcome {
+                response,
+                route: Some(route.clone()),
+                result: "queued",
+                refusal: None,
+                reason: format!("stored as {id}"),
+            }
+        }
+        Err(e) => Outcome {
+            // The provider will retry; 202 without storing would lose the callback.
+            response: plain(StatusCode::SERVICE_UNAVAILABLE),
+            route: Some(route.clone()),
+            result: "failed",
+            refusal: None,
+            reason: format!("not stored: {e}"),
+        },
+    }
 }
 
 /// A failed check: 403, and one more failure for damping unless the client
@@ -403,8 +544,8 @@ fn unsupported_transfer_coding(headers: &http::HeaderMap) -> bool {
 }
 
 /// The upstream URL with the caller's query appended (token stripped if asked).
-fn upstream_uri(route: &Route, incoming: &Uri) -> Uri {
-    let mut query = incoming.query().map(str::to_owned);
+pub fn upstream_uri(route: &Route, incoming_query: Option<&str>) -> Uri {
+    let mut query = incoming_query.map(str::to_owned);
     if let (true, Some(token), Some(q)) = (route.strip_token, &route.token, &query) {
         query = Some(query::strip(q, &token.param));
     }
@@ -445,6 +586,8 @@ fn plain(status: StatusCode) -> Response<Body> {
         StatusCode::GATEWAY_TIMEOUT => "gateway timeout\n",
         StatusCode::NOT_IMPLEMENTED => "not implemented\n",
         StatusCode::TOO_MANY_REQUESTS => "too many requests\n",
+        StatusCode::SERVICE_UNAVAILABLE => "service unavailable\n",
+        StatusCode::OK => "duplicate: already delivered\n",
         _ => "bad request\n",
     };
     let mut resp = Response::new(

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use http::{HeaderMap, Uri};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::client_ip;
 use crate::config::{token_digest, Route, TokenCheck};
@@ -123,6 +123,21 @@ pub fn check(
         check_payload(payload, headers, body).map_err(Refusal::Payload)?;
     }
     Ok(passed)
+}
+
+/// Which of the route's token secrets this request carries (constant-time);
+/// a queued callback stores this index instead of the token.
+pub fn matched_token_secret(route: &Route, uri: &Uri) -> Option<usize> {
+    let token = route.token.as_ref()?;
+    let Lookup::One(v) = query::lookup(uri.query().unwrap_or(""), &token.param) else {
+        return None;
+    };
+    let given = token_digest(v.as_bytes());
+    let mut index = u32::MAX;
+    for (i, d) in token.digests.iter().enumerate() {
+        index.conditional_assign(&(i as u32), d.ct_eq(&given));
+    }
+    (index != u32::MAX).then_some(index as usize)
 }
 
 fn check_token(token: &TokenCheck, query: &str) -> Result<(), Refusal> {

@@ -70,6 +70,17 @@ pub struct Config {
     pub redact_params: Vec<String>,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub warnings: Vec<String>,
+    /// `[queue] dir`: where the callback store lives.
+    pub queue_dir: PathBuf,
+}
+
+impl Config {
+    /// Whether any route needs the store (delivery = "queue" or dedupe_window).
+    pub fn needs_store(&self) -> bool {
+        self.routes
+            .iter()
+            .any(|r| r.delivery == Delivery::Queue || r.dedupe_window.is_some())
+    }
 }
 
 /// `[listen]`, resolved.
@@ -154,7 +165,39 @@ pub struct Route {
     pub strip_token: bool,
     pub upstream_timeout: Duration,
     pub delivery: Delivery,
+    /// Status answered once a queued callback is stored (delivery = "queue").
+    pub ack_status: http::StatusCode,
+    /// Deliveries of this route's queue in flight at once (1 keeps arrival order).
+    pub max_in_flight: usize,
+    pub retry: Retry,
+    /// A callback whose body (SHA-256) was delivered this recently is not forwarded again.
+    pub dedupe_window: Option<Duration>,
 }
+
+/// Redelivery schedule for queued callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// First wait; doubled after each failure, up to `cap`, with jitter.
+    pub base: Duration,
+    pub cap: Duration,
+    /// After this many attempts the callback is a dead letter.
+    pub max_attempts: u32,
+    /// A callback older than this is a dead letter after its next failure.
+    pub max_age: Duration,
+}
+
+/// Default first redelivery wait.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Default longest redelivery wait.
+pub const DEFAULT_RETRY_CAP: Duration = Duration::from_secs(300);
+/// Default attempts before a dead letter.
+pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 20;
+/// Default age after which a failing callback becomes a dead letter.
+pub const DEFAULT_RETRY_MAX_AGE: Duration = Duration::from_secs(2 * 24 * 3600);
+/// Default answer to the provider once a callback is stored.
+pub const DEFAULT_ACK_STATUS: u16 = 202;
+/// Default directory of the callback store.
+pub const DEFAULT_QUEUE_DIR: &str = "/var/lib/callgate";
 
 /// The source-address allowlist.
 #[derive(Debug)]
@@ -169,6 +212,9 @@ pub struct IpCheck {
 pub struct TokenCheck {
     pub param: String,
     pub digests: Vec<[u8; 32]>,
+    /// The tokens themselves: a queued callback is stored without its token,
+    /// which is put back when it is delivered.
+    pub secrets: Vec<secret::Secret>,
     /// Where each token came from (`env:X`, `file:…`, `literal`), for `check`.
     pub sources: Vec<String>,
 }
@@ -245,6 +291,27 @@ impl Config {
             loader.error(e.span(), message)
         })?;
         loader.resolve(raw)
+    }
+
+    /// Just `[queue] dir` of a config file, without resolving secrets or
+    /// loading certificates: what the `callgate queue` commands need.
+    pub fn queue_dir_of(path: &Path) -> Result<PathBuf, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            at: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        let loader = Loader {
+            text: &text,
+            path,
+            warnings: RefCell::new(Vec::new()),
+        };
+        let raw: raw::RawConfig =
+            toml::from_str(&text).map_err(|e| loader.error(e.span(), e.message().trim_end()))?;
+        Ok(raw
+            .queue
+            .and_then(|q| q.dir)
+            .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from))
     }
 
     /// A human summary of listeners and each route's effective checks.
@@ -350,6 +417,10 @@ impl Loader<'_> {
             routes,
             redact_params,
             warnings: self.warnings.take(),
+            queue_dir: raw
+                .queue
+                .and_then(|q| q.dir)
+                .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from),
         })
     }
 
@@ -519,6 +590,7 @@ impl Loader<'_> {
                 Some(TokenCheck {
                     param,
                     digests: secrets.iter().map(|s| token_digest(s.expose())).collect(),
+                    secrets,
                     sources,
                 })
             }
@@ -593,11 +665,38 @@ impl Loader<'_> {
             }
             Some(m) => m.into_inner().into_iter().map(|m| m.0).collect(),
         };
-        let delivery = match raw.delivery {
-            Some(d) if *d.get_ref() == Delivery::Queue => {
-                return Err(self.at(&d, format!("{label}.delivery = \"queue\" (store-and-forward) is not available in this version yet; use \"direct\"")))
+        let delivery = raw.delivery.unwrap_or(Delivery::Direct);
+        let ack_status = match raw.ack_status {
+            None => http::StatusCode::from_u16(DEFAULT_ACK_STATUS).expect("valid status"),
+            Some(s) => match http::StatusCode::from_u16(*s.get_ref()) {
+                Ok(code) if code.is_success() => code,
+                _ => {
+                    return Err(self.at(
+                        &s,
+                        format!("{label}.ack_status must be a 2xx status such as 202 or 200"),
+                    ))
+                }
+            },
+        };
+        let max_in_flight = match raw.max_in_flight {
+            None => 1,
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(self.at(
+                    &n,
+                    format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
+                ))
             }
-            _ => Delivery::Direct,
+            Some(n) => n.into_inner(),
+        };
+        let raw_retry = raw.retry.unwrap_or_default();
+        let retry = Retry {
+            base: raw_retry.base.map_or(DEFAULT_RETRY_BASE, |d| d.0),
+            cap: raw_retry.cap.map_or(DEFAULT_RETRY_CAP, |d| d.0),
+            max_attempts: raw_retry
+                .max_attempts
+                .unwrap_or(DEFAULT_RETRY_MAX_ATTEMPTS)
+                .max(1),
+            max_age: raw_retry.max_age.map_or(DEFAULT_RETRY_MAX_AGE, |d| d.0),
         };
 
         Ok(Route {
@@ -615,6 +714,10 @@ impl Loader<'_> {
                 .upstream_timeout
                 .map_or(default_upstream_timeout, |d| d.0),
             delivery,
+            ack_status,
+            max_in_flight,
+            retry,
+            dedupe_window: raw.dedupe_window.map(|d| d.0),
         })
     }
 

@@ -171,8 +171,22 @@ pub struct RawRoute {
     pub methods: Option<Spanned<Vec<MethodValue>>>,
     #[serde(default)]
     pub strip_token: bool,
-    pub delivery: Option<Spanned<Delivery>>,
+    pub delivery: Option<Delivery>,
     pub upstream_timeout: Option<Dur>,
+    pub ack_status: Option<Spanned<u16>>,
+    pub max_in_flight: Option<Spanned<usize>>,
+    pub retry: Option<RawRetry>,
+    pub dedupe_window: Option<Dur>,
+}
+
+/// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub base: Option<Dur>,
+    pub cap: Option<Dur>,
+    pub max_attempts: Option<u32>,
+    pub max_age: Option<Dur>,
 }
 
 /// `token = { param = "token", secrets = [...] }`

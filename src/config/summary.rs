@@ -124,6 +124,26 @@ pub(super) fn render(c: &Config) -> String {
             token: r.token.is_some(),
             hmac: r.hmac.is_some(),
         };
+        if r.delivery == crate::config::Delivery::Queue {
+            let _ = writeln!(
+                out,
+                "  queue   store {}, answer {}, {} in flight, retry {}..{} up to {} attempts / {}",
+                c.queue_dir.join(crate::queue::store::FILE_NAME).display(),
+                r.ack_status.as_u16(),
+                r.max_in_flight,
+                humantime::format_duration(r.retry.base),
+                humantime::format_duration(r.retry.cap),
+                r.retry.max_attempts,
+                humantime::format_duration(r.retry.max_age)
+            );
+        }
+        if let Some(w) = r.dedupe_window {
+            let _ = writeln!(
+                out,
+                "  dedupe  a body delivered within {} is answered 200, not forwarded",
+                humantime::format_duration(w)
+            );
+        }
         let _ = writeln!(
             out,
             "  forward {}: {}, upstream timeout {}",

@@ -30,6 +30,8 @@ struct Answer {
     headers: Vec<(&'static str, &'static str)>,
     body: &'static [u8],
     delay: Duration,
+    /// Statuses for the next requests, before the default answer applies again.
+    script: std::collections::VecDeque<StatusCode>,
 }
 
 pub struct Upstream {
@@ -42,7 +44,12 @@ pub struct Upstream {
 impl Upstream {
     /// Answers 200 `ok` to everything, recording each request.
     pub async fn recording() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Upstream::recording_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// The same, on a given address (e.g. one the gateway already points at).
+    pub async fn recording_on(addr: SocketAddr) -> Upstream {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let answer = Arc::new(Mutex::new(Answer {
@@ -50,6 +57,7 @@ impl Upstream {
             headers: vec![],
             body: b"ok",
             delay: Duration::ZERO,
+            script: Default::default(),
         }));
         let (s, a) = (seen.clone(), answer.clone());
         let task = tokio::spawn(async move {
@@ -75,7 +83,10 @@ impl Upstream {
                                 headers: parts.headers,
                                 body,
                             });
-                            let answer = a.lock().unwrap().clone();
+                            let mut answer = a.lock().unwrap().clone();
+                            if let Some(next) = a.lock().unwrap().script.pop_front() {
+                                answer.status = next;
+                            }
                             tokio::time::sleep(answer.delay).await;
                             let mut resp =
                                 Response::new(Full::new(Bytes::from_static(answer.body)));
@@ -111,6 +122,15 @@ impl Upstream {
         a.status = StatusCode::from_u16(status).unwrap();
         a.headers = headers;
         a.body = body;
+    }
+
+    /// Answer the next requests with these statuses, then as before.
+    pub fn script(&self, statuses: &[u16]) {
+        let mut a = self.answer.lock().unwrap();
+        a.script = statuses
+            .iter()
+            .map(|s| StatusCode::from_u16(*s).unwrap())
+            .collect();
     }
 
     /// Wait this long before answering.

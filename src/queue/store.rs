@@ -1,0 +1,440 @@
+//! The callback store: SQLite (through rusqlite) in WAL mode with
+//! `synchronous = FULL`, so a callback is on disk before the provider hears
+//! 202, a crash at any moment leaves a usable database, and the `callgate
+//! queue` commands can read and change it while the gateway runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// File name of the store inside `[queue] dir`.
+pub const FILE_NAME: &str = "callgate-queue.sqlite3";
+/// How long a writer waits for another process (a `callgate queue` command) to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the queue directory {path}: {source} (check [queue] dir and its permissions, or StateDirectory= in the unit)")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("queue store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Where a stored callback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum State {
+    /// Waiting for (re)delivery.
+    Pending,
+    /// Given up on: a 4xx answer, or retries exhausted. `callgate queue retry` revives it.
+    Dead,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        if s == "dead" {
+            State::Dead
+        } else {
+            State::Pending
+        }
+    }
+}
+
+/// A verified callback about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewCallback {
+    pub route: String,
+    pub method: String,
+    /// The caller's query with the token's value replaced by REDACTED.
+    pub query: Option<String>,
+    /// Which of the route's token secrets matched: put back at delivery, never stored.
+    pub token_secret: Option<usize>,
+    /// Headers as prepared for the upstream, one `name: value\r\n` line each.
+    pub headers: Vec<u8>,
+    pub body: Vec<u8>,
+    /// The verified header's value (e.g. `ip,token,hmac`).
+    pub verified: String,
+    pub arrived_ms: i64,
+}
+
+/// A stored callback.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub id: i64,
+    pub state: State,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+    pub callback: NewCallback,
+}
+
+/// The store; one connection, shared.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS callbacks (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 route TEXT NOT NULL,
+                 state TEXT NOT NULL DEFAULT 'pending',
+                 method TEXT NOT NULL,
+                 query TEXT,
+                 token_secret INTEGER,
+                 headers BLOB NOT NULL,
+                 body BLOB NOT NULL,
+                 verified TEXT NOT NULL,
+                 arrived_ms INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 next_attempt_ms INTEGER NOT NULL,
+                 last_error TEXT
+             );
+             CREATE INDEX IF NOT EXISTS callbacks_by_route ON callbacks (route, state, id);
+             CREATE TABLE IF NOT EXISTS delivered (
+                 route TEXT NOT NULL,
+                 digest BLOB NOT NULL,
+                 at_ms INTEGER NOT NULL,
+                 PRIMARY KEY (route, digest)
+             );",
+        )
+        .map_err(err)?;
+        Ok(Store {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Store a callback durably (committed and synced); its id.
+    pub fn enqueue(&self, c: &NewCallback) -> Result<i64, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![c.route, c.method, c.query, c.token_secret.map(|i| i as i64), c.headers, c.body, c.verified, c.arrived_ms],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    /// The oldest `limit` pending callbacks of a route, in arrival order.
+    pub fn head(&self, route: &str, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.select(
+            "WHERE route = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
+            params![route, limit as i64],
+        )
+    }
+
+    /// One callback by id.
+    pub fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
+        Ok(self.select("WHERE id = ?1", params![id])?.pop())
+    }
+
+    /// Callbacks, optionally of one route and state, oldest first.
+    pub fn list(
+        &self,
+        route: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.select(
+            "WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id",
+            params![route, state.map(State::as_str)],
+        )
+    }
+
+    fn select(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error
+             FROM callbacks {clause}"
+        );
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params, |r| {
+                Ok(Stored {
+                    id: r.get(0)?,
+                    state: State::parse(&r.get::<_, String>(2)?),
+                    attempts: r.get(10)?,
+                    next_attempt_ms: r.get(11)?,
+                    last_error: r.get(12)?,
+                    callback: NewCallback {
+                        route: r.get(1)?,
+                        method: r.get(3)?,
+                        query: r.get(4)?,
+                        token_secret: r.get::<_, Option<i64>>(5)?.map(|i| i as usize),
+                        headers: r.get(6)?,
+                        body: r.get(7)?,
+                        verified: r.get(8)?,
+                        arrived_ms: r.get(9)?,
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The upstream acknowledged it: remove it (and remember its digest for dedupe).
+    pub fn delivered(&self, id: i64, dedupe: Option<(&str, &[u8], i64)>) -> Result<(), StoreError> {
+        self.with(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            if let Some((route, digest, at_ms)) = dedupe {
+                tx.execute(
+                    "INSERT OR REPLACE INTO delivered (route, digest, at_ms) VALUES (?1, ?2, ?3)",
+                    params![route, digest, at_ms],
+                )?;
+            }
+            tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            tx.commit()
+        })
+    }
+
+    /// A failed attempt: count it, and either schedule the next or give up.
+    pub fn failed(
+        &self,
+        id: i64,
+        next_attempt_ms: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            match next_attempt_ms {
+                Some(next) => conn.execute(
+                    "UPDATE callbacks SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
+                    params![id, next, error],
+                ),
+                None => conn.execute(
+                    "UPDATE callbacks SET attempts = attempts + 1, state = 'dead', last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                ),
+            }
+            .map(|_| ())
+        })
+    }
+
+    /// Make a dead (or waiting) callback pending again, due now. False if no such id.
+    pub fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
+                params![id, now_ms],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    /// Revive every dead callback; how many.
+    pub fn retry_all_dead(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_ms = ?1 WHERE state = 'dead'",
+                params![now_ms],
+            )
+        })
+    }
+
+    /// Delete a callback for good. False if no such id.
+    pub fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.execute("DELETE FROM callbacks WHERE id = ?1", params![id])
+                .map(|n| n > 0)
+        })
+    }
+
+    /// Whether this body was delivered on this route at or after `since_ms`.
+    pub fn delivered_since(
+        &self,
+        route: &str,
+        digest: &[u8],
+        since_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT 1 FROM delivered WHERE route = ?1 AND digest = ?2 AND at_ms >= ?3",
+                params![route, digest, since_ms],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+        })
+    }
+
+    /// Remember a delivery made directly (delivery = "direct" with dedupe_window).
+    pub fn remember_delivery(
+        &self,
+        route: &str,
+        digest: &[u8],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO delivered (route, digest, at_ms) VALUES (?1, ?2, ?3)",
+                params![route, digest, at_ms],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Forget deliveries older than `before_ms` (dedupe windows are bounded).
+    pub fn prune_delivered(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.with(|conn| conn.execute("DELETE FROM delivered WHERE at_ms < ?1", params![before_ms]))
+    }
+
+    /// Pending and dead counts and the oldest pending arrival of a route.
+    pub fn depth(&self, route: &str) -> Result<(u64, u64, Option<i64>), StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0),
+                        MIN(CASE WHEN state = 'pending' THEN arrived_ms END)
+                 FROM callbacks WHERE route = ?1",
+                params![route],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get(2)?,
+                    ))
+                },
+            )
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callback(route: &str, body: &str) -> NewCallback {
+        NewCallback {
+            route: route.into(),
+            method: "POST".into(),
+            query: Some("a=1&token=REDACTED".into()),
+            token_secret: Some(1),
+            headers: b"content-type: application/json\r\n".to_vec(),
+            body: body.as_bytes().to_vec(),
+            verified: "token".into(),
+            arrived_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn enqueued_callbacks_come_back_in_order_per_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let a = s.enqueue(&callback("r", "1")).unwrap();
+        s.enqueue(&callback("other", "x")).unwrap();
+        let b = s.enqueue(&callback("r", "2")).unwrap();
+        let head = s.head("r", 10).unwrap();
+        assert_eq!(head.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(head[0].callback.body, b"1");
+        assert_eq!(head[0].callback.token_secret, Some(1));
+    }
+
+    #[test]
+    fn failures_schedule_then_kill_and_retry_revives() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = s.enqueue(&callback("r", "1")).unwrap();
+        s.failed(id, Some(5_000), "HTTP 500").unwrap();
+        let c = s.get(id).unwrap().unwrap();
+        assert_eq!(
+            (c.attempts, c.next_attempt_ms, c.state),
+            (1, 5_000, State::Pending)
+        );
+        s.failed(id, None, "HTTP 400").unwrap();
+        assert_eq!(s.get(id).unwrap().unwrap().state, State::Dead);
+        assert!(s.head("r", 10).unwrap().is_empty());
+        assert_eq!(s.retry_all_dead(9).unwrap(), 1);
+        assert_eq!(s.head("r", 10).unwrap()[0].attempts, 0);
+    }
+
+    #[test]
+    fn delivered_removes_and_remembers_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = s.enqueue(&callback("r", "1")).unwrap();
+        s.delivered(id, Some(("r", b"digest", 2_000))).unwrap();
+        assert!(s.get(id).unwrap().is_none());
+        assert!(s.delivered_since("r", b"digest", 1_500).unwrap());
+        assert!(!s.delivered_since("r", b"digest", 2_500).unwrap());
+        assert!(!s.delivered_since("other", b"digest", 0).unwrap());
+        assert_eq!(s.prune_delivered(3_000).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_second_process_sees_the_same_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path()).unwrap();
+        let b = Store::open(dir.path()).unwrap();
+        let id = a.enqueue(&callback("r", "1")).unwrap();
+        assert!(b.drop_callback(id).unwrap());
+        assert!(a.get(id).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unusable_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let err = Store::open(&file.join("sub")).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("cannot create the queue directory"),
+            "{err}"
+        );
+    }
+}

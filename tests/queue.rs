@@ -1,0 +1,375 @@
+//! Store-and-forward: verified callbacks are stored before the provider
+//! hears 202, and reach the receiver once it is back, in order, through
+//! failures, dead letters and a crash of callgate itself.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::gateway::run_cli;
+use support::upstream::closed_port;
+use support::{Client, Gateway, Upstream, Version};
+
+const TOKEN: &str = "queue-token-77";
+
+fn config(upstream: &str, queue_dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[queue]
+dir = "{}"
+
+[[route]]
+name = "tolq"
+path = "/cb"
+upstream = "{upstream}"
+token = {{ secrets = ["other-token", "{TOKEN}"] }}
+delivery = "queue"
+retry = {{ base = "50ms", cap = "200ms", max_attempts = 1000 }}
+{extra}
+"#,
+        queue_dir.display()
+    )
+}
+
+async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn bodies(up: &Upstream) -> Vec<String> {
+    up.requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_down_then_up_gets_every_callback_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = closed_port();
+    let gw = Gateway::start(&config(
+        &format!("http://{addr}/receiver.php"),
+        dir.path(),
+        "",
+    ));
+    let mut session = Client::https(gw.https.unwrap(), Version::H1)
+        .session()
+        .await;
+    for i in 0..200 {
+        let r = session
+            .post(
+                &format!("/cb?token={TOKEN}&n={i}"),
+                &[("content-type", "application/json")],
+                format!("{{\"n\":{i}}}").as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "callback {i}");
+        assert_eq!(&r.body[..], b"accepted\n");
+    }
+    // The receiver comes back.
+    let up = Upstream::recording_on(addr).await;
+    wait_for("200 deliveries", Duration::from_secs(60), || {
+        up.count() >= 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = bodies(&up);
+    let want: Vec<String> = (0..200).map(|i| format!("{{\"n\":{i}}}")).collect();
+    assert_eq!(got, want, "each callback exactly once, in arrival order");
+    let first = &up.requests()[0];
+    assert_eq!(first.uri.path(), "/receiver.php");
+    assert_eq!(
+        first.uri.query(),
+        Some(format!("token={TOKEN}&n=0").as_str()),
+        "the token is put back as it was"
+    );
+    assert_eq!(first.headers["x-callgate-verified"], "token");
+    assert_eq!(first.headers["content-type"], "application/json");
+    // The token never touched the disk.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "token stored on disk"
+        );
+    }
+}
+
+// Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_gets_it_on_the_fourth_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    up.script(&[500, 503, 500]);
+    let gw = Gateway::start(&config(&up.url("/r"), dir.path(), ""));
+    let r = Client::https(gw.https.unwrap(), Version::H2)
+        .post(&format!("/cb?token={TOKEN}"), &[], b"finished")
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("4 attempts", Duration::from_secs(10), || up.count() >= 4).await;
+    let log = gw.wait_for_log("queue: delivered");
+    assert!(log.contains("attempts=4"), "{log}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(up.count(), 4, "no attempt after the 2xx");
+}
+
+// Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_callback_is_a_dead_letter_until_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    up.script(&[400]);
+    let gw = Gateway::start(&config(&up.url("/r"), dir.path(), ""));
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/cb?token={TOKEN}"),
+            &[("x-tolq-signature", "abc")],
+            b"{\"id\":9}",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    gw.wait_for_log("dead letter");
+    let cfg = gw.config_path.to_str().unwrap().to_owned();
+
+    let (code, out, err) = run_cli(
+        &["queue", "list", "--state", "dead", "--config", &cfg],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("tolq")
+            && out.contains("dead")
+            && out.contains("HTTP 400")
+            && out.contains("1 callback(s)"),
+        "{out}"
+    );
+    let id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (code, out, _) = run_cli(&["queue", "show", &id, "--config", &cfg], b"", &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("verified:  token")
+            && out.contains("{\"id\":9}")
+            && out.contains("x-tolq-signature: abc"),
+        "{out}"
+    );
+    assert!(
+        out.contains("token=REDACTED") && !out.contains(TOKEN),
+        "the token is never shown: {out}"
+    );
+
+    // The receiver is fixed; the operator retries.
+    let (code, out, _) = run_cli(
+        &["queue", "retry", "--all-dead", "--config", &cfg],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("1 dead callback(s)"), "{out}");
+    wait_for("redelivery", Duration::from_secs(5), || up.count() >= 2).await;
+    wait_for("empty queue", Duration::from_secs(5), || {
+        run_cli(&["queue", "list", "--config", &cfg], b"", &[])
+            .1
+            .contains("0 callback(s)")
+    })
+    .await;
+
+    // drop: a callback removed for good is never delivered.
+    up.script(&[400]);
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/cb?token={TOKEN}"), &[], b"drop me")
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("second dead letter", Duration::from_secs(5), || {
+        run_cli(
+            &["queue", "list", "--state", "dead", "--config", &cfg],
+            b"",
+            &[],
+        )
+        .1
+        .contains("1 callback(s)")
+    })
+    .await;
+    let out = run_cli(&["queue", "list", "--config", &cfg], b"", &[]).1;
+    let id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        run_cli(&["queue", "drop", &id, "--config", &cfg], b"", &[]).0,
+        0
+    );
+    assert_eq!(
+        run_cli(&["queue", "retry", &id, "--config", &cfg], b"", &[]).0,
+        1,
+        "dropped is gone"
+    );
+}
+
+// Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_within_the_window_are_forwarded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    let sections = config(&up.url("/q"), dir.path(), "dedupe_window = \"1h\"")
+        + &format!("\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndedupe_window = \"1h\"\n", up.url("/d"));
+    let gw = Gateway::start(&sections);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+
+    assert_eq!(
+        c.post(&format!("/direct?token={TOKEN}"), &[], b"job-1")
+            .await
+            .status,
+        200
+    );
+    let again = c
+        .post(&format!("/direct?token={TOKEN}"), &[], b"job-1")
+        .await;
+    assert_eq!(again.status, 200, "a provider retry is answered 200");
+    assert_eq!(
+        c.post(&format!("/direct?token={TOKEN}"), &[], b"job-2")
+            .await
+            .status,
+        200
+    );
+
+    assert_eq!(
+        c.post(&format!("/cb?token={TOKEN}"), &[], b"job-1")
+            .await
+            .status,
+        202
+    );
+    wait_for("queued delivery", Duration::from_secs(5), || {
+        up.requests().iter().any(|r| r.uri.path() == "/q")
+    })
+    .await;
+    assert_eq!(
+        c.post(&format!("/cb?token={TOKEN}"), &[], b"job-1")
+            .await
+            .status,
+        200,
+        "already delivered on this route"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_path: BTreeMap<String, Vec<String>> =
+        up.requests().iter().fold(BTreeMap::new(), |mut m, r| {
+            m.entry(r.uri.path().to_owned())
+                .or_default()
+                .push(String::from_utf8_lossy(&r.body).into_owned());
+            m
+        });
+    assert_eq!(per_path["/d"], vec!["job-1", "job-2"]);
+    assert_eq!(
+        per_path["/q"],
+        vec!["job-1"],
+        "dedupe is per route: the same body on another route is new"
+    );
+}
+
+// Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_store_answers_503_never_202() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&config(&up.url("/r"), &file.join("queue"), ""));
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/cb?token={TOKEN}"), &[], b"x")
+        .await;
+    assert_eq!(r.status, 503, "the provider will retry");
+    let log = gw.wait_for_log("not stored");
+    assert!(log.contains("cannot create the queue directory"), "{log}");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_delivery_loses_no_acknowledged_callback() {
+    const N: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    up.delay(Duration::from_millis(25));
+    let text = config(&up.url("/r"), dir.path(), "");
+    let mut gw = Gateway::start(&text);
+    let mut session = Client::https(gw.https.unwrap(), Version::H2)
+        .session()
+        .await;
+    let mut acknowledged = 0;
+    for i in 0..N {
+        if session
+            .post(
+                &format!("/cb?token={TOKEN}"),
+                &[],
+                format!("cb-{i:03}").as_bytes(),
+            )
+            .await
+            .unwrap()
+            .status
+            == 202
+        {
+            acknowledged += 1;
+        }
+    }
+    wait_for("some deliveries", Duration::from_secs(10), || {
+        up.count() >= 20
+    })
+    .await;
+    gw.signal("KILL");
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(5)),
+        None,
+        "killed by a signal, no exit code"
+    );
+    let before_restart = up.count();
+
+    let _gw = Gateway::start(&text);
+    wait_for("all deliveries", Duration::from_secs(30), || {
+        let mut b = bodies(&up);
+        b.sort();
+        b.dedup();
+        b.len() >= N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let all = bodies(&up);
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    println!(
+        "crash test: {acknowledged} acknowledged, {} delivered before kill -9, {} unique delivered in all, {} duplicate(s)",
+        before_restart,
+        unique.len(),
+        all.len() - unique.len()
+    );
+    assert_eq!(acknowledged, N);
+    assert_eq!(
+        unique.len(),
+        N,
+        "every acknowledged callback reached the upstream"
+    );
+    assert!(
+        all.len() - unique.len() <= 1,
+        "only a callback in flight at the crash may come twice"
+    );
+    let mut sorted = all.clone();
+    sorted.dedup();
+    assert_eq!(sorted, unique, "still in arrival order");
+}
