@@ -373,3 +373,48 @@ async fn kill_9_during_delivery_loses_no_acknowledged_callback() {
     sorted.dedup();
     assert_eq!(sorted, unique, "still in arrival order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_metrics_follow_the_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    up.script(&[503, 503]);
+    let cert = support::gateway::test_cert();
+    let text = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n{}",
+        cert.cert_path.display().to_string(),
+        cert.key_path.display().to_string(),
+        config(&up.url("/r"), dir.path(), "")
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/cb?token={TOKEN}"), &[], b"m")
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("delivery", Duration::from_secs(10), || up.count() >= 3).await;
+    let scrape = || async {
+        let r = Client::http(gw.admin.unwrap())
+            .request(http::Method::GET, "/metrics", &[], b"")
+            .await;
+        String::from_utf8_lossy(&r.body).into_owned()
+    };
+    let mut text = scrape().await;
+    for _ in 0..50 {
+        if text.contains(
+            "callgate_queue_delivery_attempts_total{route=\"tolq\",result=\"delivered\"} 1",
+        ) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape().await;
+    }
+    for line in [
+        "callgate_queue_delivery_attempts_total{route=\"tolq\",result=\"retry\"} 2",
+        "callgate_queue_delivery_attempts_total{route=\"tolq\",result=\"delivered\"} 1",
+        "callgate_requests_total{route=\"tolq\",outcome=\"queued\"} 1",
+        "callgate_queue_depth{route=\"tolq\",state=\"dead\"} 0",
+        "callgate_queue_oldest_pending_seconds{route=\"tolq\"}",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
