@@ -26,6 +26,9 @@ pub enum Command {
         /// Log line format: human-readable text, or one JSON object per line for log shippers.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Connection threads, each with its own event loop (default: one per CPU core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Validate the config, resolve secrets, load certificates; print the routes.
     Check {

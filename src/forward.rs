@@ -53,6 +53,16 @@ impl Forwarder {
         Forwarder { client }
     }
 
+    /// This thread's client. Each connection thread has its own pool, so a
+    /// request and its upstream exchange never leave the thread that
+    /// accepted it (no cross-thread wake-ups on the hot path).
+    pub fn current() -> Forwarder {
+        thread_local! {
+            static FORWARDER: Forwarder = Forwarder::new();
+        }
+        FORWARDER.with(Forwarder::clone)
+    }
+
     /// Send one request; the body is complete, so it is sent at most once.
     pub async fn send(
         &self,

@@ -20,11 +20,15 @@ fn main() -> ExitCode {
     };
     init_logging(format);
     let result = match cli.command {
-        Command::Run { config, .. } => tokio::runtime::Builder::new_multi_thread()
+        // Connections get threads of their own (see server::run); this
+        // runtime handles signals, reloads and queue delivery.
+        Command::Run {
+            config, threads, ..
+        } => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(callgate::server::run(&config))),
+            .and_then(|rt| rt.block_on(callgate::server::run(&config, threads))),
         Command::Check { config } => callgate::commands::check(&config),
         Command::Queue { config, action } => callgate::commands::queue(&config, action),
         Command::Sign {

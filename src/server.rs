@@ -59,8 +59,13 @@ impl Kind {
     }
 }
 
-/// Load the config, take or bind the listeners, serve until SIGTERM/SIGINT, then drain.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+/// Load the config, take or bind the listeners, serve until SIGTERM/SIGINT,
+/// then drain. Connections are served by `threads` threads (default: one
+/// per core), each with its own single-threaded runtime accepting on the
+/// shared listeners, as nginx's workers do: a request and its upstream
+/// exchange stay on one thread. Signals, reloads and queue delivery run on
+/// the calling runtime.
+pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<()> {
     // Handlers first: a SIGHUP right after READY=1 must reload, not kill.
     let signals = Signals::install()?;
     let config = Config::load(config_path)?;
@@ -72,11 +77,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for kind in Kind::ALL {
         let listener = match (inherited.remove(kind.name()), kind.configured(&config)) {
-            (Some(l), _) => {
-                l.set_nonblocking(true)?;
-                TcpListener::from_std(l)?
-            }
-            (None, Some(addr)) => bind(addr, kind).await?,
+            (Some(l), _) => l,
+            (None, Some(addr)) => bind(addr, kind).await?.into_std()?,
             (None, None) => continue,
         };
         if kind == Kind::Https && config.tls.is_none() {
@@ -85,6 +87,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
                 config.path.display()
             );
         }
+        listener.set_nonblocking(true)?;
         tracing::info!(listener = kind.name(), addr = %listener.local_addr()?, "listening");
         listeners.push((listener, kind));
     }
@@ -95,16 +98,52 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let limit = Arc::new(Semaphore::new(config.gateway.max_connections));
     drop(config);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut loops = Vec::new();
-    for (listener, kind) in listeners {
-        loops.push(tokio::spawn(accept_loop(
-            listener,
-            kind,
-            shared.clone(),
-            limit.clone(),
-            stop_rx.clone(),
-        )));
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut workers = Vec::new();
+    for i in 0..threads {
+        let mine = listeners
+            .iter()
+            .map(|(l, kind)| Ok((l.try_clone()?, *kind)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let (shared, limit, stop) = (shared.clone(), limit.clone(), stop_rx.clone());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("callgate-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => return tracing::error!("cannot start connection thread {i}: {e}"),
+                };
+                runtime.block_on(async move {
+                    let mut loops = tokio::task::JoinSet::new();
+                    for (listener, kind) in mine {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => {
+                                loops.spawn(accept_loop(
+                                    l,
+                                    kind,
+                                    shared.clone(),
+                                    limit.clone(),
+                                    stop.clone(),
+                                ));
+                            }
+                            Err(e) => tracing::error!(listener = kind.name(), "cannot serve: {e}"),
+                        }
+                    }
+                    while loops.join_next().await.is_some() {}
+                });
+                drop(done_tx);
+            })
+            .context("cannot start a connection thread")?;
+        workers.push(done_rx);
     }
+    // Only the threads' copies remain, so stopping them closes the sockets.
+    drop(listeners);
     start_queue(&shared);
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 
@@ -113,8 +152,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
     tracing::info!("stopping: no new connections; draining the open ones");
     let _ = stop_tx.send(true);
-    for l in loops {
-        let _ = l.await;
+    for done in workers {
+        let _ = done.await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -163,8 +202,24 @@ fn inherited_listeners() -> anyhow::Result<HashMap<String, std::net::TcpListener
     Ok(out)
 }
 
+/// Kernel queue of connections not yet accepted (also what max_connections leaves waiting).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind with SO_REUSEPORT, so several callgate processes can share a port
+/// and the kernel spreads connections over them.
 async fn bind(addr: SocketAddr, kind: Kind) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
+    let bound = (|| {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    })();
+    bound.with_context(|| {
         format!("cannot bind listen.{} = \"{addr}\" (in use, or a privileged port without CAP_NET_BIND_SERVICE or callgate.socket?)", kind.name())
     })
 }
@@ -268,14 +323,6 @@ async fn accept_until_stopped(
     stop: &mut watch::Receiver<bool>,
 ) {
     loop {
-        // Past max_connections, new clients wait in the kernel's backlog.
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.changed() => return,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -284,6 +331,17 @@ async fn accept_until_stopped(
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                     continue;
                 }
+            },
+            _ = stop.changed() => return,
+        };
+        // At max_connections this connection waits for a place, and the loop
+        // accepts nothing more meanwhile: the rest wait in the kernel's backlog.
+        // (Taking the place before accept() would let idle loops, one per
+        // listener and thread, sit on places.)
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
             },
             _ = stop.changed() => return,
         };

@@ -38,7 +38,6 @@ pub struct Shared {
     /// Each request takes one snapshot at its start and keeps it to its end,
     /// so a reload never changes a request halfway.
     pub config: ArcSwap<Config>,
-    pub forwarder: Forwarder,
     pub metrics: Metrics,
     /// Brute-force damping, when configured; survives reloads that keep its settings.
     pub damper: ArcSwapOption<Damper>,
@@ -56,7 +55,6 @@ impl Shared {
         Shared {
             damper: ArcSwapOption::new(damper_for(&config)),
             config: ArcSwap::from_pointee(config),
-            forwarder: Forwarder::new(),
             metrics: Metrics::new(),
             store: Mutex::new(None),
             queue_workers: Mutex::new(HashSet::new()),
@@ -444,7 +442,7 @@ async fn forward(
     passed: Passed,
 ) -> Outcome {
     let start = Instant::now();
-    let result = shared.forwarder.send(req, route.upstream_timeout).await;
+    let result = Forwarder::current().send(req, route.upstream_timeout).await;
     shared.metrics.upstream(
         &route.name,
         result.as_ref().ok().map(|r| r.status().as_u16()),

@@ -143,7 +143,10 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
 async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: Stored) {
     let start = std::time::Instant::now();
     let result = match request(&route, &c) {
-        Ok(req) => match shared.forwarder.send(req, route.upstream_timeout).await {
+        Ok(req) => match crate::forward::Forwarder::current()
+            .send(req, route.upstream_timeout)
+            .await
+        {
             Ok(resp) => {
                 let status = resp.status();
                 // Read the answer so the pooled connection can be reused.
