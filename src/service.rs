@@ -166,7 +166,10 @@ pub async fn handle(
         &config.gateway.trusted_proxies,
     );
     let method = req.method().clone();
-    let target = redacted_target(req.uri(), &config.redact_params);
+    // Built only when the request log line is on (it is the hot path's only string work).
+    let target = tracing::enabled!(tracing::Level::INFO)
+        .then(|| redacted_target(req.uri(), &config.redact_params))
+        .unwrap_or_default();
 
     let outcome = respond(&shared, &config, conn, client, req).await;
 
