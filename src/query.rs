@@ -50,37 +50,27 @@ pub fn strip(query: &str, name: &str) -> String {
 
 /// `query` with the values of every parameter in `names` replaced by `REDACTED`.
 pub fn redact<'a>(query: &'a str, names: &[String]) -> Cow<'a, str> {
-    if names.is_empty()
-        || !query
-            .split('&')
-            .any(|p| names.iter().any(|n| *n == piece_name(p)))
-    {
+    let named = |name: &str| names.iter().any(|n| n == name);
+    if !query.split('&').any(|p| named(&piece_name(p))) {
         return Cow::Borrowed(query);
     }
-    let pieces: Vec<String> = query
-        .split('&')
-        .map(|piece| {
-            let name = piece_name(piece);
-            if names.iter().any(|n| *n == name) {
-                let raw_name = piece.split('=').next().unwrap_or("");
-                format!("{raw_name}=REDACTED")
-            } else {
-                piece.to_owned()
-            }
-        })
-        .collect();
-    Cow::Owned(pieces.join("&"))
+    Cow::Owned(set_values(query, named, "REDACTED"))
 }
 
 /// `query` with the value of every `name` parameter set to `value`
 /// (form-encoded): how a queued callback gets its token back.
 pub fn restore(query: &str, name: &str, value: &[u8]) -> String {
     let encoded: String = form_urlencoded::byte_serialize(value).collect();
+    set_values(query, |n| n == name, &encoded)
+}
+
+/// Every piece whose decoded name `matches` gets `raw_value`; the others stay raw.
+fn set_values(query: &str, matches: impl Fn(&str) -> bool, raw_value: &str) -> String {
     query
         .split('&')
         .map(|piece| {
-            if piece_name(piece) == name {
-                format!("{}={encoded}", piece.split('=').next().unwrap_or(""))
+            if matches(&piece_name(piece)) {
+                format!("{}={raw_value}", piece.split('=').next().unwrap_or(""))
             } else {
                 piece.to_owned()
             }
