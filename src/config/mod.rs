@@ -468,39 +468,47 @@ impl Loader<'_> {
         }))
     }
 
+    /// A number from the file within `valid`, or `default` when absent.
+    fn number<T: PartialOrd + Copy>(
+        &self,
+        value: Option<Spanned<T>>,
+        default: T,
+        valid: std::ops::RangeInclusive<T>,
+        problem: &str,
+    ) -> Result<T, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if valid.contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(self.at(&v, problem)),
+        }
+    }
+
     /// `[gateway]`, and the default upstream timeout routes inherit.
     fn gateway(&self, raw: raw::RawGateway) -> Result<(Gateway, Duration), ConfigError> {
-        let max_body_bytes = match raw.max_body_bytes {
-            None => DEFAULT_MAX_BODY_BYTES,
-            Some(v) if *v.get_ref() == 0 || *v.get_ref() > MAX_MAX_BODY_BYTES => {
-                return Err(self.at(&v, format!("gateway.max_body_bytes must be between 1 and {MAX_MAX_BODY_BYTES} (bodies are held in memory to be verified)")))
-            }
-            Some(v) => v.into_inner(),
-        };
-        let max_connections = match raw.max_connections {
-            None => DEFAULT_MAX_CONNECTIONS,
-            Some(v) if *v.get_ref() == 0 => {
-                return Err(self.at(&v, "gateway.max_connections must be at least 1"))
-            }
-            Some(v) => v.into_inner(),
-        };
-        let max_header_bytes = match raw.max_header_bytes {
-            None => DEFAULT_MAX_HEADER_BYTES,
-            Some(v) if *v.get_ref() < MIN_MAX_HEADER_BYTES || *v.get_ref() > u32::MAX as usize => {
-                return Err(self.at(
-                    &v,
-                    format!("gateway.max_header_bytes must be at least {MIN_MAX_HEADER_BYTES} (hyper's smallest read buffer)"),
-                ))
-            }
-            Some(v) => v.into_inner(),
-        };
-        let max_headers = match raw.max_headers {
-            None => DEFAULT_MAX_HEADERS,
-            Some(v) if *v.get_ref() == 0 => {
-                return Err(self.at(&v, "gateway.max_headers must be at least 1"))
-            }
-            Some(v) => v.into_inner(),
-        };
+        let max_body_bytes = self.number(
+            raw.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES,
+            1..=MAX_MAX_BODY_BYTES,
+            &format!("gateway.max_body_bytes must be between 1 and {MAX_MAX_BODY_BYTES} (bodies are held in memory to be verified)"),
+        )?;
+        let max_connections = self.number(
+            raw.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+            1..=usize::MAX,
+            "gateway.max_connections must be at least 1",
+        )?;
+        let max_header_bytes = self.number(
+            raw.max_header_bytes,
+            DEFAULT_MAX_HEADER_BYTES,
+            MIN_MAX_HEADER_BYTES..=u32::MAX as usize,
+            &format!("gateway.max_header_bytes must be at least {MIN_MAX_HEADER_BYTES} (hyper's smallest read buffer)"),
+        )?;
+        let max_headers = self.number(
+            raw.max_headers,
+            DEFAULT_MAX_HEADERS,
+            1..=usize::MAX,
+            "gateway.max_headers must be at least 1",
+        )?;
         let damping = match raw.damping {
             None => None,
             Some(s) => {
@@ -678,16 +686,12 @@ impl Loader<'_> {
                 }
             },
         };
-        let max_in_flight = match raw.max_in_flight {
-            None => 1,
-            Some(n) if *n.get_ref() == 0 => {
-                return Err(self.at(
-                    &n,
-                    format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
-                ))
-            }
-            Some(n) => n.into_inner(),
-        };
+        let max_in_flight = self.number(
+            raw.max_in_flight,
+            1,
+            1..=usize::MAX,
+            &format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
+        )?;
         let raw_retry = raw.retry.unwrap_or_default();
         let retry = Retry {
             base: raw_retry.base.map_or(DEFAULT_RETRY_BASE, |d| d.0),

@@ -16,3 +16,15 @@ function callgate_record(array $record)
     $file = getenv('CALLGATE_RECORD') ?: sys_get_temp_dir() . '/callgate-receiver.jsonl';
     file_put_contents($file, json_encode($record) . "\n", FILE_APPEND | LOCK_EX);
 }
+
+// How the test receivers answer: 500 when asked to fail (?fail=1), else OK.
+function callgate_answer()
+{
+    if (isset($_GET['fail'])) {
+        http_response_code(500);
+        echo "receiver failed\n";
+        exit;
+    }
+    header('Content-Type: text/plain');
+    echo "OK\n";
+}

@@ -15,10 +15,4 @@ if (isset($_POST['job'])) {
 }
 callgate_record($record);
 
-if (isset($_GET['fail'])) {
-    http_response_code(500);
-    echo "receiver failed\n";
-    exit;
-}
-header('Content-Type: text/plain');
-echo "OK\n";
+callgate_answer();

@@ -13,10 +13,4 @@ callgate_record(array(
     'signature' => isset($_SERVER['HTTP_X_TOLQ_SIGNATURE']) ? $_SERVER['HTTP_X_TOLQ_SIGNATURE'] : null,
 ));
 
-if (isset($_GET['fail'])) {
-    http_response_code(500);
-    echo "receiver failed\n";
-    exit;
-}
-header('Content-Type: text/plain');
-echo "OK\n";
+callgate_answer();
