@@ -90,8 +90,8 @@ pub fn for_upstream(
         }
     }
 
-    // `remove` drops every copy, in any casing: HeaderMap names are lowercase.
-    headers.remove(verified_header);
+    // `insert` replaces every copy the caller sent, in any casing (HeaderMap
+    // names are lowercase), with the one value callgate vouches for.
     headers.insert(
         verified_header.clone(),
         HeaderValue::from_static(passed.header_value()),

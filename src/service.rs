@@ -316,15 +316,13 @@ async fn respond(
     if let (Some(window), Some(d)) = (route.dedupe_window, &digest) {
         match already_delivered(shared, route, d, window).await {
             Ok(true) => {
-                let mut o = Outcome::refused(
-                    Some(route),
-                    StatusCode::OK,
-                    "duplicate",
-                    "duplicate: delivered within dedupe_window",
-                );
-                o.result = "duplicate";
-                o.refusal = None;
-                return o;
+                return Outcome {
+                    response: text(StatusCode::OK, "duplicate: already delivered\n"),
+                    route: Some(route.clone()),
+                    result: "duplicate",
+                    refusal: None,
+                    reason: "duplicate: delivered within dedupe_window".into(),
+                };
             }
             Ok(false) => {}
             // Forwarding a possible duplicate beats losing a callback.
@@ -398,12 +396,8 @@ async fn enqueue(shared: &Shared, route: &Arc<Route>, callback: NewCallback) -> 
     match stored {
         Ok(id) => {
             shared.queue_wake(&route.name).notify_one();
-            let mut response = plain(route.ack_status);
-            *response.body_mut() = Full::new(Bytes::from_static(b"accepted\n"))
-                .map_err(|never| match never {})
-                .boxed();
             Outcome {
-                response,
+                response: text(route.ack_status, "accepted\n"),
                 route: Some(route.clone()),
                 result: "queued",
                 refusal: None,
@@ -577,7 +571,7 @@ fn redacted_target(uri: &Uri, redact: &[String]) -> String {
 
 /// A short text answer of ours: the caller learns the status, never the reason.
 fn plain(status: StatusCode) -> Response<Body> {
-    let text = match status {
+    let text_for_status = match status {
         StatusCode::FORBIDDEN => "forbidden\n",
         StatusCode::NOT_FOUND => "not found\n",
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed\n",
@@ -588,9 +582,13 @@ fn plain(status: StatusCode) -> Response<Body> {
         StatusCode::NOT_IMPLEMENTED => "not implemented\n",
         StatusCode::TOO_MANY_REQUESTS => "too many requests\n",
         StatusCode::SERVICE_UNAVAILABLE => "service unavailable\n",
-        StatusCode::OK => "duplicate: already delivered\n",
         _ => "bad request\n",
     };
+    text(status, text_for_status)
+}
+
+/// A short text answer with this status and body.
+fn text(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut resp = Response::new(
         Full::new(Bytes::from_static(text.as_bytes()))
             .map_err(|never| match never {})
