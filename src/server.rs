@@ -1,6 +1,6 @@
 //! Listeners (bound here, or passed by systemd socket activation), the accept
-//! loop, TLS handshakes under a timeout, HTTP/1.1 and h2 via hyper-util's auto
-//! builder, sd_notify, SIGHUP reload and SIGTERM drain.
+//! loop, TLS handshakes under a timeout, HTTP/1.1 and h2 (chosen by ALPN on
+//! TLS, sniffed on plain listeners), sd_notify, SIGHUP reload and SIGTERM drain.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -365,7 +366,6 @@ async fn serve_connection(
 ) {
     let config = shared.config.load_full();
     let gateway = config.gateway.clone();
-    let builder = http_builder(&gateway);
     let mut tcp = tcp;
     // Behind an L4 balancer the TCP peer is the balancer; the header names the client.
     let peer = if config.listen.proxy_protocol && kind != Kind::Admin {
@@ -384,7 +384,7 @@ async fn serve_connection(
     // Serve one connection, dropping it once it sits silent with nothing in
     // flight: header_read_timeout before its first request, idle_timeout after.
     macro_rules! serve {
-        ($io:expr, $handle:expr) => {{
+        ($builder:expr, $io:expr, $handle:expr) => {{
             let activity = Activity::new();
             let svc = {
                 let activity = activity.clone();
@@ -398,10 +398,14 @@ async fn serve_connection(
                     }
                 })
             };
+            let builder = $builder;
             let conn =
                 builder.serve_connection(TokioIo::new(Tracked::new($io, activity.clone())), svc);
+            // Boxed, as is the handshake below: the connection's task then
+            // holds only what each phase needs, not the largest of them all.
+            let mut watched = Box::pin(watcher.watch(conn));
             tokio::select! {
-                result = watcher.watch(conn) => result,
+                result = &mut watched => result.map_err(BoxError::from),
                 _ = activity.idle(gateway.header_read_timeout, gateway.idle_timeout) => {
                     tracing::debug!(%peer, "closing a silent connection");
                     Ok(())
@@ -413,7 +417,10 @@ async fn serve_connection(
     let result = match kind {
         Kind::Admin => {
             let shared = shared.clone();
-            serve!(tcp, |req| admin::handle(shared.clone(), req))
+            serve!(auto_builder(&gateway), tcp, |req| admin::handle(
+                shared.clone(),
+                req
+            ))
         }
         Kind::Http => {
             let (shared, info) = (
@@ -423,7 +430,11 @@ async fn serve_connection(
                     proto: "http",
                 },
             );
-            serve!(tcp, |req| service::handle(shared.clone(), info, req))
+            serve!(auto_builder(&gateway), tcp, |req| service::handle(
+                shared.clone(),
+                info,
+                req
+            ))
         }
         Kind::Https => {
             // A reload swaps certificates for the connections that come after it.
@@ -431,22 +442,24 @@ async fn serve_connection(
                 return;
             };
             let acceptor = TlsAcceptor::from(tls.server_config.clone());
-            let stream =
-                match tokio::time::timeout(gateway.tls_handshake_timeout, acceptor.accept(tcp))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        shared.metrics.tls_handshake_failed();
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        shared.metrics.tls_handshake_failed();
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let stream = match Box::pin(tokio::time::timeout(
+                gateway.tls_handshake_timeout,
+                acceptor.accept(tcp),
+            ))
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    shared.metrics.tls_handshake_failed();
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    shared.metrics.tls_handshake_failed();
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             drop(config);
             let (shared, info) = (
                 shared.clone(),
@@ -455,7 +468,23 @@ async fn serve_connection(
                     proto: "https",
                 },
             );
-            serve!(stream, |req| service::handle(shared.clone(), info, req))
+            // ALPN has already named the protocol: serving it directly skips
+            // sniffing the first bytes, whose replay buffer costs every
+            // connection another 8 KiB for as long as it stays open.
+            // Without ALPN a TLS client speaks HTTP/1.1 (RFC 9113 §3.2).
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                serve!(h2_builder(&gateway), stream, |req| service::handle(
+                    shared.clone(),
+                    info,
+                    req
+                ))
+            } else {
+                serve!(h1_builder(&gateway), stream, |req| service::handle(
+                    shared.clone(),
+                    info,
+                    req
+                ))
+            }
         }
     };
     if let Err(e) = result {
@@ -463,21 +492,47 @@ async fn serve_connection(
     }
 }
 
-fn http_builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// One set of HTTP settings, applied to hyper's builders and to the auto
+// builder's views of them (distinct types with the same methods).
+macro_rules! h1_settings {
+    ($builder:expr, $gateway:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            // hyper runs this timer while a keep-alive connection waits for its
+            // next request too, so it also bounds idle HTTP/1.1 connections.
+            .header_read_timeout($gateway.header_read_timeout)
+            .max_buf_size($gateway.max_header_bytes)
+            .max_headers($gateway.max_headers)
+            .keep_alive(true)
+    };
+}
+macro_rules! h2_settings {
+    ($builder:expr, $gateway:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(u32::try_from($gateway.max_header_bytes).unwrap_or(u32::MAX))
+    };
+}
+
+/// HTTP/1.1 and h2 on a plain listener, told apart by the first bytes.
+fn auto_builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    h1_settings!(builder.http1(), gateway);
+    h2_settings!(builder.http2(), gateway);
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        // hyper runs this timer while a keep-alive connection waits for its
-        // next request too, so it also bounds idle HTTP/1.1 connections.
-        .header_read_timeout(gateway.header_read_timeout)
-        .max_buf_size(gateway.max_header_bytes)
-        .max_headers(gateway.max_headers)
-        .keep_alive(true);
+}
+
+fn h1_builder(gateway: &Gateway) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    h1_settings!(builder, gateway);
     builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
-        .max_header_list_size(u32::try_from(gateway.max_header_bytes).unwrap_or(u32::MAX));
+}
+
+fn h2_builder(gateway: &Gateway) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    h2_settings!(builder, gateway);
     builder
 }

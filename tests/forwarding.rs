@@ -106,6 +106,25 @@ async fn valid_callback_arrives_byte_for_byte_over_h1_and_h2() {
     assert_eq!(up.count(), 2);
 }
 
+/// ALPN names the protocol on TLS; a client that offers none speaks HTTP/1.1.
+#[tokio::test]
+async fn a_tls_client_without_alpn_is_served_http1() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&tolq_route(&up.url("/r"), ""));
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, b"{}");
+    let reply = Client::https(gw.https.unwrap(), Version::H1)
+        .no_alpn()
+        .post(
+            &format!("/tolq/callback?token={TOKEN}"),
+            &[("x-tolq-signature", &sig)],
+            b"{}",
+        )
+        .await;
+    assert_eq!(reply.alpn, None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(&up.requests()[0].body[..], b"{}");
+}
+
 #[tokio::test]
 async fn client_forwarding_claims_are_replaced() {
     let up = Upstream::recording().await;

@@ -45,6 +45,8 @@ pub struct Client {
     pub extra_roots: Vec<Vec<u8>>,
     /// Bytes written right after connecting (a PROXY protocol header).
     pub preamble: Option<Vec<u8>>,
+    /// Offer no ALPN protocol at all (old TLS clients, `curl --no-alpn`).
+    pub no_alpn: bool,
 }
 
 impl Client {
@@ -58,6 +60,7 @@ impl Client {
             tls12_only: false,
             extra_roots: Vec::new(),
             preamble: None,
+            no_alpn: false,
         }
     }
 
@@ -71,6 +74,7 @@ impl Client {
             tls12_only: false,
             extra_roots: Vec::new(),
             preamble: None,
+            no_alpn: false,
         }
     }
 
@@ -125,14 +129,20 @@ impl Client {
 
     async fn tls_connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
         let tcp = self.connect().await;
-        TlsConnector::from(client_config(
-            self.version,
-            self.tls12_only,
-            &self.extra_roots,
-        ))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .expect("TLS handshake")
+        let mut config = client_config(self.version, self.tls12_only, &self.extra_roots);
+        if self.no_alpn {
+            Arc::make_mut(&mut config).alpn_protocols.clear();
+        }
+        TlsConnector::from(config)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake")
+    }
+
+    /// Offer no ALPN protocol (HTTP/1.1 is then implied).
+    pub fn no_alpn(mut self) -> Client {
+        self.no_alpn = true;
+        self
     }
 
     /// Offer only TLS 1.2.
