@@ -1,19 +1,31 @@
-//! The upstream client: pooled keep-alive HTTP/1.1, one timeout per request
-//! covering connect and response head, errors mapped to 502 and 504.
+//! The upstream client: HTTP/1.1 keep-alive connections pooled per thread and
+//! upstream, one timeout per request covering connect and response head,
+//! errors mapped to 502 and 504.
+//!
+//! hyper's low-level client does the HTTP; only the pooling is ours. Each
+//! serving thread has its own pool (no lock is contended, no request leaves
+//! its thread), and a connection goes back to the pool when its response body
+//! has been read to the end, which needs no task of its own. hyper-util's
+//! general-purpose pool cost 8 allocations and a spawned task per request.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http::{Request, Response};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per upstream; enough for the concurrency a gateway sees.
+/// Idle connections kept per upstream and thread; enough for the concurrency a gateway sees.
 const POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 /// Why forwarding failed.
@@ -27,58 +39,198 @@ pub enum ForwardError {
     Failed(String),
 }
 
-/// A shared, pooled client for every route's upstream.
-#[derive(Clone)]
-pub struct Forwarder {
-    client: Client<HttpConnector, Full<Bytes>>,
+type Sender = SendRequest<Full<Bytes>>;
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
 }
 
-impl Default for Forwarder {
-    fn default() -> Self {
-        Self::new()
-    }
+/// One thread's idle upstream connections, newest last.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<Authority, VecDeque<Idle>>>,
 }
 
-impl Forwarder {
-    /// A client with keep-alive pooling.
-    pub fn new() -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .build(connector);
-        Forwarder { client }
-    }
-
-    /// This thread's client. Each connection thread has its own pool, so a
-    /// request and its upstream exchange never leave the thread that
-    /// accepted it (no cross-thread wake-ups on the hot path).
-    pub fn current() -> Forwarder {
+impl Pool {
+    /// This thread's pool, with its sweeper started on first use.
+    fn current() -> Arc<Pool> {
         thread_local! {
-            static FORWARDER: Forwarder = Forwarder::new();
+            static POOL: Arc<Pool> = Pool::start();
         }
-        FORWARDER.with(Forwarder::clone)
+        POOL.with(Arc::clone)
     }
 
-    /// Send one request; the body is complete, so it is sent at most once.
-    pub async fn send(
-        &self,
-        req: Request<Full<Bytes>>,
-        timeout: Duration,
-    ) -> Result<Response<Incoming>, ForwardError> {
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
-            Err(_) => Err(ForwardError::Timeout(timeout)),
-            Ok(Err(e)) => Err(ForwardError::Failed(error_chain(&e))),
-            Ok(Ok(resp)) => Ok(resp),
+    fn start() -> Arc<Pool> {
+        let pool = Arc::new(Pool::default());
+        // Without traffic nothing would take idle connections out, so a
+        // sweeper closes the expired ones. It ends with the runtime.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(sweep(Arc::downgrade(&pool)));
+        }
+        pool
+    }
+
+    /// The newest idle connection to `key` that is still open.
+    fn take(&self, key: &Authority) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = idle.get_mut(key)?;
+        while let Some(i) = queue.pop_back() {
+            if !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT {
+                return Some(i.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, key: Authority, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = idle.entry(key).or_default();
+        if queue.len() < POOL_MAX_IDLE_PER_HOST {
+            queue.push_back(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Drop the connections that expired or were closed by the upstream
+    /// (the oldest are at the front).
+    fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        for queue in idle.values_mut() {
+            queue.retain(|i| !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT);
+        }
+        idle.retain(|_, q| !q.is_empty());
+    }
+}
+
+async fn sweep(pool: Weak<Pool>) {
+    let mut every = tokio::time::interval(POOL_IDLE_TIMEOUT / 4);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match pool.upgrade() {
+            Some(pool) => pool.sweep(),
+            None => return,
         }
     }
 }
 
-/// "client error (Connect): tcp connect error: Connection refused": the
-/// outer hyper error alone says too little to an operator.
+/// The upstream's response body. Read to its end, it hands its connection
+/// back to the pool; dropped before that, the connection closes with it.
+pub struct UpstreamBody {
+    inner: Incoming,
+    checkin: Option<(Arc<Pool>, Authority, Sender)>,
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some((pool, key, sender)) = self.checkin.take() {
+            if self.inner.is_end_stream() {
+                pool.put(key, sender);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Send one request (origin-form URI, Host set) to `upstream`. The body is
+/// complete, so a request is sent at most once: it is retried on a new
+/// connection only when a pooled one turned out closed before it was written.
+pub async fn send(
+    upstream: &Authority,
+    req: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<Response<UpstreamBody>, ForwardError> {
+    match tokio::time::timeout(timeout, exchange(upstream, req)).await {
+        Err(_) => Err(ForwardError::Timeout(timeout)),
+        Ok(result) => result,
+    }
+}
+
+async fn exchange(
+    upstream: &Authority,
+    mut req: Request<Full<Bytes>>,
+) -> Result<Response<UpstreamBody>, ForwardError> {
+    let pool = Pool::current();
+    while let Some(mut sender) = pool.take(upstream) {
+        if sender.ready().await.is_err() {
+            continue;
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok(pooled(resp, pool, upstream, sender)),
+            Err(mut e) => match e.take_message() {
+                Some(back) => req = back,
+                None => return Err(ForwardError::Failed(error_chain(&e.into_error()))),
+            },
+        }
+    }
+    let mut sender = connect(upstream).await?;
+    match sender.send_request(req).await {
+        Ok(resp) => Ok(pooled(resp, pool, upstream, sender)),
+        Err(e) => Err(ForwardError::Failed(error_chain(&e))),
+    }
+}
+
+fn pooled(
+    resp: Response<Incoming>,
+    pool: Arc<Pool>,
+    upstream: &Authority,
+    sender: Sender,
+) -> Response<UpstreamBody> {
+    resp.map(|inner| UpstreamBody {
+        inner,
+        checkin: Some((pool, upstream.clone(), sender)),
+    })
+}
+
+async fn connect(upstream: &Authority) -> Result<Sender, ForwardError> {
+    let port = upstream.port_u16().unwrap_or(80);
+    // An IPv6 literal keeps its brackets in the authority; the resolver wants it bare.
+    let host = upstream
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| ForwardError::Failed(format!("connect to {upstream}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| ForwardError::Failed(error_chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("upstream connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// "connection closed before message completed": the outer hyper error alone
+/// says too little to an operator, so the whole chain is told.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

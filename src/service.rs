@@ -9,6 +9,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -18,7 +19,7 @@ use crate::client_ip;
 use crate::config::Delivery;
 use crate::config::{Config, Route};
 use crate::damping::Damper;
-use crate::forward::{ForwardError, Forwarder};
+use crate::forward::{self, ForwardError};
 use crate::headers::{self, Seen};
 use crate::metrics::Metrics;
 use crate::query;
@@ -439,7 +440,7 @@ async fn forward(
     passed: Passed,
 ) -> Outcome {
     let start = Instant::now();
-    let result = Forwarder::current().send(req, route.upstream_timeout).await;
+    let result = forward::send(&route.upstream.authority, req, route.upstream_timeout).await;
     shared.metrics.upstream(
         &route.name,
         result.as_ref().ok().map(|r| r.status().as_u16()),
@@ -538,27 +539,30 @@ fn unsupported_transfer_coding(headers: &http::HeaderMap) -> bool {
     }
 }
 
-/// The upstream URL with the caller's query appended (token stripped if asked).
+/// The request target sent upstream (origin-form: the route's upstream path
+/// and query, then the caller's query, token stripped if asked). Where it is
+/// sent is the route's upstream authority.
 pub fn upstream_uri(route: &Route, incoming_query: Option<&str>) -> Uri {
-    let mut query = incoming_query.map(str::to_owned);
-    if let (true, Some(token), Some(q)) = (route.strip_token, &route.token, &query) {
-        query = Some(query::strip(q, &token.param));
+    let stripped;
+    let mut query = incoming_query;
+    if let (true, Some(token), Some(q)) = (route.strip_token, &route.token, query) {
+        stripped = query::strip(q, &token.param);
+        query = Some(stripped.as_str());
     }
-    let query = query.filter(|q| !q.is_empty());
     let up = &route.upstream;
-    let path_and_query = match (&up.query, query) {
-        (Some(a), Some(b)) => format!("{}?{a}&{b}", up.path),
-        (Some(q), None) => format!("{}?{q}", up.path),
-        (None, Some(q)) => format!("{}?{q}", up.path),
-        (None, None) => up.path.clone(),
-    };
-    Uri::builder()
-        .scheme(up.scheme.clone())
-        .authority(up.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        // Every part came from a parsed URI, so the join is a valid URI.
-        .expect("upstream URI from valid parts")
+    let queries = [up.query.as_deref(), query.filter(|q| !q.is_empty())];
+    let mut target = String::with_capacity(
+        up.path.len() + queries.iter().flatten().map(|q| q.len() + 1).sum::<usize>(),
+    );
+    target.push_str(&up.path);
+    for (i, q) in queries.iter().flatten().enumerate() {
+        target.push(if i == 0 { '?' } else { '&' });
+        target.push_str(q);
+    }
+    PathAndQuery::from_maybe_shared(Bytes::from(target))
+        // Every part came from a parsed URI, so the join is a valid target.
+        .expect("upstream target from valid parts")
+        .into()
 }
 
 /// Path and query for the log, token values replaced by REDACTED.

@@ -407,3 +407,64 @@ async fn extra_methods_are_forwarded_when_the_route_allows_them() {
     assert_eq!(r.headers["allow"], "POST, PUT");
     assert_eq!(up.count(), 1);
 }
+
+/// Upstream connections are kept alive and reused, whatever the upstream
+/// answers, and one it closed while idle is never used again: the next
+/// callback still arrives (no 502).
+#[tokio::test]
+async fn upstream_connections_are_reused_and_dropped_once_closed() {
+    let up = Upstream::recording().await;
+    up.keep_alive_timeout(Duration::from_millis(300));
+    let gw = Gateway::start(&tolq_route(&up.url("/r"), ""));
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, b"{}");
+    let path = format!("/tolq/callback?token={TOKEN}");
+    let headers = [("x-tolq-signature", sig.as_str())];
+    // One client connection: one serving thread, so one upstream pool.
+    let mut session = Client::https(gw.https.unwrap(), Version::H1)
+        .session()
+        .await;
+    for status in [200, 500, 404, 200] {
+        up.script(&[status]);
+        let reply = session.post(&path, &headers, b"{}").await.unwrap();
+        assert_eq!(reply.status, status);
+    }
+    let conns: Vec<usize> = up.requests().iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0, 0, 0], "one kept-alive upstream connection");
+
+    // The upstream closes the idle connection; the gateway must notice.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..3 {
+        let reply = session.post(&path, &headers, b"{}").await.unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let conns: Vec<usize> = up.requests().iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0, 0, 0, 1, 1, 1]);
+}
+
+/// An upstream that answers `Connection: close` gets a new connection for
+/// the next callback.
+#[tokio::test]
+async fn an_upstream_closing_after_its_answer_gets_a_new_connection() {
+    let up = Upstream::recording().await;
+    up.answer(200, vec![("connection", "close")], b"bye");
+    let gw = Gateway::start(&tolq_route(&up.url("/r"), ""));
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, b"{}");
+    let mut session = Client::https(gw.https.unwrap(), Version::H1)
+        .session()
+        .await;
+    for _ in 0..3 {
+        let reply = session
+            .post(
+                &format!("/tolq/callback?token={TOKEN}"),
+                &[("x-tolq-signature", &sig)],
+                b"{}",
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(&reply.body[..], b"bye");
+        assert!(!reply.headers.contains_key("connection"), "hop-by-hop");
+    }
+    let conns: Vec<usize> = up.requests().iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 1, 2]);
+}

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::store::{now_ms, Store, StoreError, Stored};
 use crate::config::{Delivery, Retry, Route};
-use crate::forward::ForwardError;
+use crate::forward::{self, ForwardError};
 use crate::headers;
 use crate::service::{self, Shared};
 
@@ -143,18 +143,17 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
 async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: Stored) {
     let start = std::time::Instant::now();
     let result = match request(&route, &c) {
-        Ok(req) => match crate::forward::Forwarder::current()
-            .send(req, route.upstream_timeout)
-            .await
-        {
-            Ok(resp) => {
-                let status = resp.status();
-                // Read the answer so the pooled connection can be reused.
-                let _ = resp.into_body().collect().await;
-                Ok(status)
+        Ok(req) => {
+            match forward::send(&route.upstream.authority, req, route.upstream_timeout).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    // Read the answer so the pooled connection can be reused.
+                    let _ = resp.into_body().collect().await;
+                    Ok(status)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         Err(why) => Err(ForwardError::Failed(why)),
     };
     shared.metrics.upstream(

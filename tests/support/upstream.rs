@@ -11,7 +11,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
@@ -22,6 +22,8 @@ pub struct Recorded {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Which connection it came on (0 for the first accepted, and so on).
+    pub conn: usize,
 }
 
 #[derive(Clone)]
@@ -32,6 +34,9 @@ struct Answer {
     delay: Duration,
     /// Statuses for the next requests, before the default answer applies again.
     script: std::collections::VecDeque<StatusCode>,
+    /// Close a connection that waits this long for its next request, without
+    /// a word, as a receiver's keep-alive timeout does.
+    keep_alive_timeout: Option<Duration>,
 }
 
 pub struct Upstream {
@@ -58,15 +63,23 @@ impl Upstream {
             body: b"ok",
             delay: Duration::ZERO,
             script: Default::default(),
+            keep_alive_timeout: None,
         }));
         let (s, a) = (seen.clone(), answer.clone());
         let task = tokio::spawn(async move {
-            loop {
+            for conn in 0.. {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 let _ = tcp.set_nodelay(true);
                 let (s, a) = (s.clone(), a.clone());
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                if let Some(t) = a.lock().unwrap().keep_alive_timeout {
+                    builder
+                        .http1()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(t);
+                }
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (s, a) = (s.clone(), a.clone());
@@ -82,6 +95,7 @@ impl Upstream {
                                 uri: parts.uri,
                                 headers: parts.headers,
                                 body,
+                                conn,
                             });
                             let mut answer = a.lock().unwrap().clone();
                             if let Some(next) = a.lock().unwrap().script.pop_front() {
@@ -97,9 +111,7 @@ impl Upstream {
                             Ok::<_, Infallible>(resp)
                         }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
+                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
                 });
             }
         });
@@ -131,6 +143,11 @@ impl Upstream {
             .iter()
             .map(|s| StatusCode::from_u16(*s).unwrap())
             .collect();
+    }
+
+    /// Close connections left idle this long (see `Answer::keep_alive_timeout`).
+    pub fn keep_alive_timeout(&self, d: Duration) {
+        self.answer.lock().unwrap().keep_alive_timeout = Some(d);
     }
 
     /// Wait this long before answering.
