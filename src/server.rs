@@ -1,10 +1,12 @@
-//! Listeners (bound here, or passed by systemd socket activation), the accept
-//! loop, TLS handshakes under a timeout, HTTP/1.1 and h2 (chosen by ALPN on
+//! Listeners (bound here, or passed by systemd socket activation), one
+//! serving thread per core with its own runtime and connections spread over
+//! the threads by load, TLS handshakes under a timeout, HTTP/1.1 and h2 (chosen by ALPN on
 //! TLS, sniffed on plain listeners), sd_notify, SIGHUP reload and SIGTERM drain.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use sd_notify::NotifyState;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
@@ -102,13 +104,20 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     let threads = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let (balance, inboxes) = Balance::new(threads);
     let mut workers = Vec::new();
-    for i in 0..threads {
+    for (i, inbox) in inboxes.into_iter().enumerate() {
         let mine = listeners
             .iter()
             .map(|(l, kind)| Ok((l.try_clone()?, *kind)))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let (shared, limit, stop) = (shared.clone(), limit.clone(), stop_rx.clone());
+        let serving = Serving {
+            shared: shared.clone(),
+            limit: limit.clone(),
+            balance: balance.clone(),
+            me: i,
+        };
+        let stop = stop_rx.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(format!("callgate-{i}"))
@@ -120,24 +129,7 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
                     Ok(r) => r,
                     Err(e) => return tracing::error!("cannot start connection thread {i}: {e}"),
                 };
-                runtime.block_on(async move {
-                    let mut loops = tokio::task::JoinSet::new();
-                    for (listener, kind) in mine {
-                        match TcpListener::from_std(listener) {
-                            Ok(l) => {
-                                loops.spawn(accept_loop(
-                                    l,
-                                    kind,
-                                    shared.clone(),
-                                    limit.clone(),
-                                    stop.clone(),
-                                ));
-                            }
-                            Err(e) => tracing::error!(listener = kind.name(), "cannot serve: {e}"),
-                        }
-                    }
-                    while loops.join_next().await.is_some() {}
-                });
+                runtime.block_on(serve_thread(serving, mine, inbox, stop));
                 drop(done_tx);
             })
             .context("cannot start a connection thread")?;
@@ -292,36 +284,110 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    kind: Kind,
+/// What a serving thread's tasks share.
+#[derive(Clone)]
+struct Serving {
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
+    balance: Arc<Balance>,
+    /// This thread's index in `balance`.
+    me: usize,
+}
+
+/// Spreads connections over the serving threads: each goes to the thread
+/// with the fewest open. Threads accepting from one shared socket otherwise
+/// keep what they grab, and the first to wake takes a burst of new
+/// connections: one core ended up serving three quarters of the clients.
+struct Balance {
+    open: Vec<AtomicUsize>,
+    inboxes: Vec<mpsc::UnboundedSender<Handoff>>,
+}
+
+/// A connection accepted on one thread, to be served on another.
+struct Handoff {
+    tcp: std::net::TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Balance {
+    fn new(threads: usize) -> (Arc<Balance>, Vec<mpsc::UnboundedReceiver<Handoff>>) {
+        let (inboxes, receivers) = (0..threads).map(|_| mpsc::unbounded_channel()).unzip();
+        let open = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+        (Arc::new(Balance { open, inboxes }), receivers)
+    }
+
+    /// The thread to serve a new connection (`me` on a tie), counted as open there.
+    fn pick(&self, me: usize) -> usize {
+        let load = |i: usize| self.open[i].load(Ordering::Relaxed);
+        let best =
+            (0..self.open.len()).fold(me, |best, i| if load(i) < load(best) { i } else { best });
+        self.open[best].fetch_add(1, Ordering::Relaxed);
+        best
+    }
+}
+
+/// Counts a connection as open on its thread until dropped.
+struct Open(Arc<Balance>, usize);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One serving thread: its accept loops and the connections handed to it,
+/// until stopped; then the drain of its open connections.
+async fn serve_thread(
+    serving: Serving,
+    listeners: Vec<(std::net::TcpListener, Kind)>,
+    inbox: mpsc::UnboundedReceiver<Handoff>,
+    stop: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
-    accept_until_stopped(&listener, kind, &shared, &limit, &graceful, &mut stop).await;
-    // Closing the socket now makes new clients fail fast instead of waiting in the backlog.
-    drop(listener);
-    let drain = shared.config.load().gateway.drain_timeout;
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut loops = tokio::task::JoinSet::new();
+    for (listener, kind) in listeners {
+        match TcpListener::from_std(listener) {
+            Ok(l) => {
+                loops.spawn(accept_loop(
+                    l,
+                    kind,
+                    serving.clone(),
+                    graceful.clone(),
+                    stop.clone(),
+                ));
+            }
+            Err(e) => tracing::error!(listener = kind.name(), "cannot serve: {e}"),
+        }
+    }
+    loops.spawn(take_handoffs(
+        inbox,
+        serving.clone(),
+        graceful.clone(),
+        stop,
+    ));
+    // Each loop closes its socket as it ends: new clients then fail fast
+    // instead of waiting in the backlog.
+    while loops.join_next().await.is_some() {}
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return;
+    };
+    let drain = serving.shared.config.load().gateway.drain_timeout;
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(
-            listener = kind.name(),
-            "drain_timeout reached; closing the remaining connections"
-        );
+        tracing::warn!("drain_timeout reached; closing the remaining connections");
     }
 }
 
-async fn accept_until_stopped(
-    listener: &TcpListener,
+async fn accept_loop(
+    listener: TcpListener,
     kind: Kind,
-    shared: &Arc<Shared>,
-    limit: &Arc<Semaphore>,
-    graceful: &GracefulShutdown,
-    stop: &mut watch::Receiver<bool>,
+    serving: Serving,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let (tcp, peer) = tokio::select! {
@@ -340,21 +406,79 @@ async fn accept_until_stopped(
         // (Taking the place before accept() would let idle loops, one per
         // listener and thread, sit on places.)
         let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
+            p = serving.limit.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
             _ = stop.changed() => return,
         };
         let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _open = shared.metrics.connection();
-            serve_connection(tcp, peer, kind, &shared, watcher).await;
-        });
+        let target = serving.balance.pick(serving.me);
+        if target == serving.me {
+            spawn_serve(tcp, peer, kind, permit, &serving, &graceful);
+            continue;
+        }
+        let open = Open(serving.balance.clone(), target);
+        match tcp.into_std() {
+            Ok(tcp) => {
+                let handoff = Handoff {
+                    tcp,
+                    peer,
+                    kind,
+                    permit,
+                };
+                if serving.balance.inboxes[target].send(handoff).is_ok() {
+                    // Counted from now on by the thread that serves it.
+                    std::mem::forget(open);
+                }
+            }
+            Err(e) => tracing::warn!(%peer, "cannot hand the connection over: {e}"),
+        }
     }
+}
+
+/// Serve the connections other threads accepted for this one.
+async fn take_handoffs(
+    mut inbox: mpsc::UnboundedReceiver<Handoff>,
+    serving: Serving,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let h = tokio::select! {
+            h = inbox.recv() => match h {
+                Some(h) => h,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
+        match TcpStream::from_std(h.tcp) {
+            Ok(tcp) => spawn_serve(tcp, h.peer, h.kind, h.permit, &serving, &graceful),
+            Err(e) => {
+                drop(Open(serving.balance.clone(), serving.me));
+                tracing::warn!(peer = %h.peer, "cannot serve a handed-over connection: {e}");
+            }
+        }
+    }
+}
+
+/// Serve one connection on this thread; it counts as open here until it ends.
+fn spawn_serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    permit: OwnedSemaphorePermit,
+    serving: &Serving,
+    graceful: &GracefulShutdown,
+) {
+    let open = Open(serving.balance.clone(), serving.me);
+    let shared = serving.shared.clone();
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let (_permit, _open) = (permit, open);
+        let _counted = shared.metrics.connection();
+        serve_connection(tcp, peer, kind, &shared, watcher).await;
+    });
 }
 
 async fn serve_connection(
@@ -535,4 +659,32 @@ fn h2_builder(gateway: &Gateway) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     h2_settings!(builder, gateway);
     builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_go_to_the_least_busy_thread_and_stay_counted_until_closed() {
+        let (balance, _inboxes) = Balance::new(3);
+        // Ties stay on the accepting thread: no hand-over without a reason.
+        assert_eq!(balance.pick(1), 1);
+        assert_eq!(balance.pick(1), 0);
+        assert_eq!(balance.pick(1), 2);
+        // A burst accepted by one thread is spread evenly.
+        let picks: Vec<usize> = (0..6).map(|_| balance.pick(0)).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        let open = |b: &Balance| -> Vec<usize> {
+            b.open.iter().map(|o| o.load(Ordering::Relaxed)).collect()
+        };
+        assert_eq!(open(&balance), [3, 3, 3]);
+        // Closing connections on thread 2 makes it the next choice.
+        drop(Open(balance.clone(), 2));
+        drop(Open(balance.clone(), 2));
+        assert_eq!(open(&balance), [3, 3, 1]);
+        assert_eq!(balance.pick(0), 2);
+        assert_eq!(balance.pick(0), 2);
+        assert_eq!(balance.pick(0), 0);
+    }
 }
