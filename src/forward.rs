@@ -8,7 +8,7 @@
 //! has been read to the end, which needs no task of its own. hyper-util's
 //! general-purpose pool cost 8 allocations and a spawned task per request.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
@@ -46,10 +46,12 @@ struct Idle {
     since: Instant,
 }
 
-/// One thread's idle upstream connections, newest last.
+/// One thread's idle upstream connections by upstream, newest last. A
+/// gateway has a handful of upstreams: a list beats hashing the key twice
+/// per request.
 #[derive(Default)]
 struct Pool {
-    idle: Mutex<HashMap<Authority, VecDeque<Idle>>>,
+    idle: Mutex<Vec<(Authority, VecDeque<Idle>)>>,
 }
 
 impl Pool {
@@ -74,7 +76,7 @@ impl Pool {
     /// The newest idle connection to `key` that is still open.
     fn take(&self, key: &Authority) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let queue = idle.get_mut(key)?;
+        let (_, queue) = idle.iter_mut().find(|(k, _)| k == key)?;
         while let Some(i) = queue.pop_back() {
             if !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT {
                 return Some(i.sender);
@@ -88,7 +90,13 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let queue = idle.entry(key).or_default();
+        let queue = match idle.iter().position(|(k, _)| *k == key) {
+            Some(i) => &mut idle[i].1,
+            None => {
+                idle.push((key, VecDeque::new()));
+                &mut idle.last_mut().expect("just pushed").1
+            }
+        };
         if queue.len() < POOL_MAX_IDLE_PER_HOST {
             queue.push_back(Idle {
                 sender,
@@ -101,10 +109,10 @@ impl Pool {
     /// (the oldest are at the front).
     fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        for queue in idle.values_mut() {
+        for (_, queue) in idle.iter_mut() {
             queue.retain(|i| !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT);
         }
-        idle.retain(|_, q| !q.is_empty());
+        idle.retain(|(_, q)| !q.is_empty());
     }
 }
 

@@ -20,6 +20,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 
 /// Remove hop-by-hop headers, including every header the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at the names costs less than six
+    // removals, each of which hashes its name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -37,12 +42,19 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 pub struct Seen<'a> {
     /// The TCP peer (after PROXY protocol, if any).
     pub peer: IpAddr,
+    /// `peer` as an X-Forwarded-For value ([`forwarded_for`]), made once per connection.
+    pub peer_value: &'a HeaderValue,
     /// Whether the peer is a trusted proxy whose X-Forwarded-For is kept.
     pub peer_trusted: bool,
     /// `https` or `http`: the listener the request came in on.
     pub proto: &'static str,
     /// The Host (or h2 `:authority`) the caller asked for.
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// A peer address as X-Forwarded-For writes it (IPv4-mapped IPv6 as IPv4).
+pub fn forwarded_for(peer: IpAddr) -> HeaderValue {
+    value(&peer.to_canonical().to_string())
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -64,26 +76,29 @@ pub fn for_upstream(
     headers.remove(header::EXPECT);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
 
-    let peer = seen.peer.to_canonical();
-    let prior: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let chain = if seen.peer_trusted && !prior.is_empty() {
-        format!("{}, {peer}", prior.join(", "))
+    let chain = if seen.peer_trusted {
+        let prior: Vec<&str> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!prior.is_empty()).then(|| {
+            let peer = seen.peer.to_canonical();
+            value(&format!("{}, {peer}", prior.join(", ")))
+        })
     } else {
-        peer.to_string()
-    };
-    if !seen.peer_trusted {
         // A client's own claims about the path it took are not ours to pass on.
         headers.remove(FORWARDED);
-    }
-    headers.insert(X_FORWARDED_FOR, value(&chain));
+        None
+    };
+    headers.insert(
+        X_FORWARDED_FOR,
+        chain.unwrap_or_else(|| seen.peer_value.clone()),
+    );
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(seen.proto));
-    match seen.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    match seen.host.filter(|h| h.to_str().is_ok()) {
         Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host);
+            headers.insert(X_FORWARDED_HOST, host.clone());
         }
         None => {
             headers.remove(X_FORWARDED_HOST);
@@ -140,13 +155,29 @@ pub fn from_lines(lines: &[u8]) -> Result<HeaderMap, String> {
 mod tests {
     use super::*;
 
-    fn seen(trusted: bool) -> Seen<'static> {
+    const PEER: &str = "::ffff:127.0.0.1";
+
+    fn seen<'a>(peer_value: &'a HeaderValue, host: &'a HeaderValue, trusted: bool) -> Seen<'a> {
         Seen {
-            peer: "::ffff:127.0.0.1".parse().unwrap(),
+            peer: PEER.parse().unwrap(),
+            peer_value,
             peer_trusted: trusted,
             proto: "https",
-            host: Some("gw.example"),
+            host: Some(host),
         }
+    }
+
+    /// `for_upstream` as the service calls it, from a peer at PEER asking for gw.example.
+    fn rewrite(h: &mut HeaderMap, trusted: bool, passed: Passed, body_len: usize) {
+        let peer_value = forwarded_for(PEER.parse().unwrap());
+        let host = HeaderValue::from_static("gw.example");
+        for_upstream(
+            h,
+            seen(&peer_value, &host, trusted),
+            &vh(),
+            passed,
+            body_len,
+        );
     }
 
     const ALL: Passed = Passed {
@@ -184,7 +215,7 @@ mod tests {
             token: true,
             hmac: false,
         };
-        for_upstream(&mut h, seen(false), &vh(), passed, 0);
+        rewrite(&mut h, false, passed, 0);
         let all: Vec<_> = h.get_all("x-callgate-verified").iter().collect();
         assert_eq!(all, vec!["token"]);
     }
@@ -195,7 +226,7 @@ mod tests {
         h.insert("x-forwarded-for", "84.22.114.141".parse().unwrap());
         h.insert("forwarded", "for=84.22.114.141".parse().unwrap());
         h.insert("x-forwarded-proto", "http".parse().unwrap());
-        for_upstream(&mut h, seen(false), &vh(), ALL, 3);
+        rewrite(&mut h, false, ALL, 3);
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "gw.example");
@@ -208,7 +239,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", "1.1.1.1".parse().unwrap());
         h.append("x-forwarded-for", "2.2.2.2".parse().unwrap());
-        for_upstream(&mut h, seen(true), &vh(), ALL, 0);
+        rewrite(&mut h, true, ALL, 0);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
     }
 
@@ -226,7 +257,7 @@ mod tests {
     fn expect_is_not_forwarded() {
         let mut h = HeaderMap::new();
         h.insert("expect", "100-continue".parse().unwrap());
-        for_upstream(&mut h, seen(false), &vh(), ALL, 0);
+        rewrite(&mut h, false, ALL, 0);
         assert!(!h.contains_key("expect"));
     }
 }

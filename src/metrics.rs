@@ -2,6 +2,7 @@
 //! format on the admin listener's `/metrics`.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +50,19 @@ struct RouteResult {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
+}
+
+const OUTCOMES: [&str; 5] = ["forwarded", "refused", "failed", "queued", "duplicate"];
+const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "timeout", "error"];
+
+/// A route's hot counters, taken from their families on first use and kept
+/// with the route: a request then counts without hashing labels or
+/// allocating them. (A reload makes new routes, which find the same series.)
+#[derive(Debug, Default)]
+pub struct RouteCache {
+    requests: [OnceLock<Counter>; OUTCOMES.len()],
+    upstream: [OnceLock<Counter>; CLASSES.len()],
+    seconds: OnceLock<Histogram>,
 }
 
 /// The gateway's metrics. Cheap to update from any task.
@@ -156,13 +170,26 @@ impl Metrics {
     }
 
     /// One finished request; `reason` is the refusal class when refused.
-    pub fn request(&self, route: &str, outcome: &'static str, refusal: Option<&'static str>) {
-        self.requests
-            .get_or_create(&RouteOutcome {
-                route: route.to_owned(),
-                outcome,
-            })
-            .inc();
+    /// With the route's `cache` its counter is found without hashing labels.
+    pub fn request(
+        &self,
+        route: &str,
+        cache: Option<&RouteCache>,
+        outcome: &'static str,
+        refusal: Option<&'static str>,
+    ) {
+        let family = || {
+            self.requests
+                .get_or_create(&RouteOutcome {
+                    route: route.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        match (cache, OUTCOMES.iter().position(|o| *o == outcome)) {
+            (Some(c), Some(i)) => c.requests[i].get_or_init(family).inc(),
+            _ => family().inc(),
+        };
         if let Some(reason) = refusal {
             self.refusals
                 .get_or_create(&RouteReason {
@@ -174,24 +201,40 @@ impl Metrics {
     }
 
     /// One upstream exchange: its status (None on timeout/error) and duration.
-    pub fn upstream(&self, route: &str, status: Option<u16>, timed_out: bool, took: Duration) {
+    pub fn upstream(
+        &self,
+        route: &str,
+        cache: &RouteCache,
+        status: Option<u16>,
+        timed_out: bool,
+        took: Duration,
+    ) {
         let class = match status {
-            Some(200..=299) => "2xx",
-            Some(300..=399) => "3xx",
-            Some(400..=499) => "4xx",
-            Some(_) => "5xx",
-            None if timed_out => "timeout",
-            None => "error",
+            Some(200..=299) => 0,
+            Some(300..=399) => 1,
+            Some(400..=499) => 2,
+            Some(_) => 3,
+            None if timed_out => 4,
+            None => 5,
         };
-        self.upstream_responses
-            .get_or_create(&RouteClass {
-                route: route.to_owned(),
-                class,
+        cache.upstream[class]
+            .get_or_init(|| {
+                self.upstream_responses
+                    .get_or_create(&RouteClass {
+                        route: route.to_owned(),
+                        class: CLASSES[class],
+                    })
+                    .clone()
             })
             .inc();
-        self.upstream_seconds
-            .get_or_create(&RouteLabel {
-                route: route.to_owned(),
+        cache
+            .seconds
+            .get_or_init(|| {
+                self.upstream_seconds
+                    .get_or_create(&RouteLabel {
+                        route: route.to_owned(),
+                    })
+                    .clone()
             })
             .observe(took.as_secs_f64());
     }
@@ -268,5 +311,37 @@ pub struct ConnectionGuard<'a>(&'a Metrics);
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
         self.0.open_connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_route_counters_are_the_families_series() {
+        let m = Metrics::new();
+        // Two caches: the route before and after a reload.
+        let (before, after) = (RouteCache::default(), RouteCache::default());
+        m.request("tolq", Some(&before), "forwarded", None);
+        m.request("tolq", Some(&after), "forwarded", None);
+        m.request("tolq", None, "forwarded", None);
+        m.request("tolq", Some(&after), "refused", Some("hmac"));
+        m.upstream("tolq", &before, Some(204), false, Duration::from_millis(3));
+        m.upstream("tolq", &after, Some(201), false, Duration::from_millis(3));
+        m.upstream("tolq", &after, None, true, Duration::from_secs(1));
+        let text = m.render();
+        for line in [
+            "callgate_requests_total{route=\"tolq\",outcome=\"forwarded\"} 3",
+            "callgate_requests_total{route=\"tolq\",outcome=\"refused\"} 1",
+            "callgate_refusals_total{route=\"tolq\",reason=\"hmac\"} 1",
+            "callgate_upstream_responses_total{route=\"tolq\",class=\"2xx\"} 2",
+            "callgate_upstream_responses_total{route=\"tolq\",class=\"timeout\"} 1",
+            "callgate_upstream_duration_seconds_count{route=\"tolq\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        // Series appear once used, not before.
+        assert!(!text.contains("class=\"5xx\""));
     }
 }

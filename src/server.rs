@@ -547,16 +547,10 @@ async fn serve_connection(
             ))
         }
         Kind::Http => {
-            let (shared, info) = (
-                shared.clone(),
-                ConnInfo {
-                    peer,
-                    proto: "http",
-                },
-            );
+            let (shared, info) = (shared.clone(), ConnInfo::new(peer, "http"));
             serve!(auto_builder(&gateway), tcp, |req| service::handle(
                 shared.clone(),
-                info,
+                info.clone(),
                 req
             ))
         }
@@ -585,13 +579,7 @@ async fn serve_connection(
                 }
             };
             drop(config);
-            let (shared, info) = (
-                shared.clone(),
-                ConnInfo {
-                    peer,
-                    proto: "https",
-                },
-            );
+            let (shared, info) = (shared.clone(), ConnInfo::new(peer, "https"));
             // ALPN has already named the protocol: serving it directly skips
             // sniffing the first bytes, whose replay buffer costs every
             // connection another 8 KiB for as long as it stays open.
@@ -599,13 +587,13 @@ async fn serve_connection(
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 serve!(h2_builder(&gateway), stream, |req| service::handle(
                     shared.clone(),
-                    info,
+                    info.clone(),
                     req
                 ))
             } else {
                 serve!(h1_builder(&gateway), stream, |req| service::handle(
                     shared.clone(),
-                    info,
+                    info.clone(),
                     req
                 ))
             }

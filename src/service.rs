@@ -118,11 +118,24 @@ fn damper_for(config: &Config) -> Option<Arc<Damper>> {
 }
 
 /// What the handler knows of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     /// `https` or `http`.
     pub proto: &'static str,
+    /// The peer as an X-Forwarded-For value: made once, used by every request.
+    pub forwarded_for: HeaderValue,
+}
+
+impl ConnInfo {
+    /// A connection from `peer` on the `proto` listener.
+    pub fn new(peer: SocketAddr, proto: &'static str) -> ConnInfo {
+        ConnInfo {
+            peer,
+            proto,
+            forwarded_for: headers::forwarded_for(peer.ip()),
+        }
+    }
 }
 
 /// How a request ended, for the access log.
@@ -176,9 +189,10 @@ pub async fn handle(
 
     let status = outcome.response.status();
     let route = outcome.route.as_ref().map_or("-", |r| r.name.as_str());
+    let cache = outcome.route.as_ref().map(|r| &r.metrics);
     shared
         .metrics
-        .request(route, outcome.result, outcome.refusal);
+        .request(route, cache, outcome.result, outcome.refusal);
     tracing::info!(
         route,
         client = %client,
@@ -286,18 +300,18 @@ async fn respond(
         Err(refusal) => return forbidden(shared, route, client, refusal),
     };
 
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    // The Host header, or h2's :authority.
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
     let peer = conn.peer.ip();
     let seen = Seen {
         peer,
+        peer_value: &conn.forwarded_for,
         peer_trusted: client_ip::is_in(peer, &config.gateway.trusted_proxies),
         proto: conn.proto,
-        host: host.as_deref(),
+        host: host.as_ref(),
     };
     headers::for_upstream(
         &mut parts.headers,
@@ -307,7 +321,7 @@ async fn respond(
         body.len(),
     );
     if !parts.headers.contains_key(header::HOST) {
-        if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+        if let Some(h) = host {
             parts.headers.insert(header::HOST, h);
         }
     }
@@ -443,6 +457,7 @@ async fn forward(
     let result = forward::send(&route.upstream.authority, req, route.upstream_timeout).await;
     shared.metrics.upstream(
         &route.name,
+        &route.metrics,
         result.as_ref().ok().map(|r| r.status().as_u16()),
         matches!(result, Err(ForwardError::Timeout(_))),
         start.elapsed(),

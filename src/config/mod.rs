@@ -172,6 +172,8 @@ pub struct Route {
     pub retry: Retry,
     /// A callback whose body (SHA-256) was delivered this recently is not forwarded again.
     pub dedupe_window: Option<Duration>,
+    /// This route's counters, once looked up.
+    pub metrics: crate::metrics::RouteCache,
 }
 
 /// Redelivery schedule for queued callbacks.
@@ -722,6 +724,7 @@ impl Loader<'_> {
             max_in_flight,
             retry,
             dedupe_window: raw.dedupe_window.map(|d| d.0),
+            metrics: Default::default(),
         })
     }
 

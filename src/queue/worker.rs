@@ -158,6 +158,7 @@ async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: S
     };
     shared.metrics.upstream(
         &route.name,
+        &route.metrics,
         result.as_ref().ok().map(|s| s.as_u16()),
         matches!(result, Err(ForwardError::Timeout(_))),
         start.elapsed(),
