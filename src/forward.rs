@@ -76,7 +76,7 @@ impl Pool {
     /// The newest idle connection to `key` that is still open.
     fn take(&self, key: &Authority) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, queue) = idle.iter_mut().find(|(k, _)| k == key)?;
+        let (_, queue) = idle.iter_mut().find(|(k, _)| same(k, key))?;
         while let Some(i) = queue.pop_back() {
             if !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT {
                 return Some(i.sender);
@@ -90,7 +90,7 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let queue = match idle.iter().position(|(k, _)| *k == key) {
+        let queue = match idle.iter().position(|(k, _)| same(k, &key)) {
             Some(i) => &mut idle[i].1,
             None => {
                 idle.push((key, VecDeque::new()));
@@ -114,6 +114,13 @@ impl Pool {
         }
         idle.retain(|(_, q)| !q.is_empty());
     }
+}
+
+/// Keys come from the config's parsed upstreams: equal bytes suffice (two
+/// spellings of one host just get a pool each), and cost less than the
+/// case-insensitive `==` of `Authority`.
+fn same(a: &Authority, b: &Authority) -> bool {
+    a.as_str() == b.as_str()
 }
 
 async fn sweep(pool: Weak<Pool>) {
