@@ -515,11 +515,16 @@ async fn serve_connection(
                 service_fn(move |req| {
                     let in_flight = activity.request();
                     let response = $handle(req);
-                    async move {
+                    // hyper's HTTP/1.1 dispatcher keeps room for this future
+                    // in every connection for its whole life, idle or not:
+                    // boxed, the room is a pointer, not the 7 KiB the work
+                    // needs while a request runs (70 MiB per 10,000 idle
+                    // connections), for one allocation per request.
+                    Box::pin(async move {
                         let response = response.await;
                         drop(in_flight);
                         response
-                    }
+                    })
                 })
             };
             let builder = $builder;

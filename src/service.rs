@@ -185,10 +185,7 @@ pub async fn handle(
         .then(|| redacted_target(req.uri(), &config.redact_params))
         .unwrap_or_default();
 
-    // hyper keeps room for this future in every connection, idle or not: with
-    // the work boxed, that room is 0.2 KiB instead of 6 (60 MiB for 10,000
-    // idle connections), for one allocation per request.
-    let outcome = Box::pin(respond(&shared, &config, conn, client, req)).await;
+    let outcome = respond(&shared, &config, conn, client, req).await;
 
     let status = outcome.response.status();
     let route = outcome.route.as_ref().map_or("-", |r| r.name.as_str());
