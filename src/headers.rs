@@ -9,7 +9,7 @@ use crate::verify::Passed;
 
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1,
 /// plus the pre-standard `Proxy-Connection` and `Keep-Alive`).
-const HOP_BY_HOP: [HeaderName; 6] = [
+static HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -20,9 +20,16 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 
 /// Remove hop-by-hop headers, including every header the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one look at the names costs less than six
-    // removals, each of which hashes its name.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    // One look at the names costs less than a removal per listed name, each
+    // of which hashes it; most requests carry none, most answers only
+    // `Connection: keep-alive`.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -30,9 +37,15 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        // Connection options that name no header of this message.
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named {
+        headers.remove(name);
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
 }
@@ -203,6 +216,22 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn a_keep_alive_answer_loses_only_its_connection_header() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Keep-Alive, close".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        h.insert("content-length", "2".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "content-type"]);
+        // Nothing hop-by-hop: nothing changes.
+        let before = h.clone();
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]
