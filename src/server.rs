@@ -309,6 +309,7 @@ struct Handoff {
     peer: SocketAddr,
     kind: Kind,
     permit: OwnedSemaphorePermit,
+    open: Open,
 }
 
 impl Balance {
@@ -318,22 +319,30 @@ impl Balance {
         (Arc::new(Balance { open, inboxes }), receivers)
     }
 
-    /// The thread to serve a new connection (`me` on a tie), counted as open there.
-    fn pick(&self, me: usize) -> usize {
+    /// The thread to serve a new connection (`me` on a tie), counted as open
+    /// there for as long as the returned guard lives.
+    fn pick(self: &Arc<Self>, me: usize) -> Open {
         let load = |i: usize| self.open[i].load(Ordering::Relaxed);
-        let best =
+        let thread =
             (0..self.open.len()).fold(me, |best, i| if load(i) < load(best) { i } else { best });
-        self.open[best].fetch_add(1, Ordering::Relaxed);
-        best
+        self.open[thread].fetch_add(1, Ordering::Relaxed);
+        Open {
+            balance: self.clone(),
+            thread,
+        }
     }
 }
 
-/// Counts a connection as open on its thread until dropped.
-struct Open(Arc<Balance>, usize);
+/// A connection counted as open on its thread; it travels with the
+/// connection, so every way the connection ends uncounts it.
+struct Open {
+    balance: Arc<Balance>,
+    thread: usize,
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.open[self.1].fetch_sub(1, Ordering::Relaxed);
+        self.balance.open[self.thread].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -413,12 +422,12 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let _ = tcp.set_nodelay(true);
-        let target = serving.balance.pick(serving.me);
-        if target == serving.me {
-            spawn_serve(tcp, peer, kind, permit, &serving, &graceful);
+        let open = serving.balance.pick(serving.me);
+        if open.thread == serving.me {
+            spawn_serve(tcp, peer, kind, permit, open, &serving, &graceful);
             continue;
         }
-        let open = Open(serving.balance.clone(), target);
+        let target = open.thread;
         match tcp.into_std() {
             Ok(tcp) => {
                 let handoff = Handoff {
@@ -426,11 +435,10 @@ async fn accept_loop(
                     peer,
                     kind,
                     permit,
+                    open,
                 };
-                if serving.balance.inboxes[target].send(handoff).is_ok() {
-                    // Counted from now on by the thread that serves it.
-                    std::mem::forget(open);
-                }
+                // A thread that has stopped drops what it was sent.
+                let _ = serving.balance.inboxes[target].send(handoff);
             }
             Err(e) => tracing::warn!(%peer, "cannot hand the connection over: {e}"),
         }
@@ -453,25 +461,22 @@ async fn take_handoffs(
             _ = stop.changed() => return,
         };
         match TcpStream::from_std(h.tcp) {
-            Ok(tcp) => spawn_serve(tcp, h.peer, h.kind, h.permit, &serving, &graceful),
-            Err(e) => {
-                drop(Open(serving.balance.clone(), serving.me));
-                tracing::warn!(peer = %h.peer, "cannot serve a handed-over connection: {e}");
-            }
+            Ok(tcp) => spawn_serve(tcp, h.peer, h.kind, h.permit, h.open, &serving, &graceful),
+            Err(e) => tracing::warn!(peer = %h.peer, "cannot serve a handed-over connection: {e}"),
         }
     }
 }
 
-/// Serve one connection on this thread; it counts as open here until it ends.
+/// Serve one connection on this thread; `open` counts it here until it ends.
 fn spawn_serve(
     tcp: TcpStream,
     peer: SocketAddr,
     kind: Kind,
     permit: OwnedSemaphorePermit,
+    open: Open,
     serving: &Serving,
     graceful: &GracefulShutdown,
 ) {
-    let open = Open(serving.balance.clone(), serving.me);
     let shared = serving.shared.clone();
     let watcher = graceful.watcher();
     tokio::spawn(async move {
@@ -585,22 +590,15 @@ async fn serve_connection(
             };
             drop(config);
             let (shared, info) = (shared.clone(), ConnInfo::new(peer, "https"));
+            let handle = move |req| service::handle(shared.clone(), info.clone(), req);
             // ALPN has already named the protocol: serving it directly skips
             // sniffing the first bytes, whose replay buffer costs every
             // connection another 8 KiB for as long as it stays open.
             // Without ALPN a TLS client speaks HTTP/1.1 (RFC 9113 §3.2).
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                serve!(h2_builder(&gateway), stream, |req| service::handle(
-                    shared.clone(),
-                    info.clone(),
-                    req
-                ))
+                serve!(h2_builder(&gateway), stream, handle)
             } else {
-                serve!(h1_builder(&gateway), stream, |req| service::handle(
-                    shared.clone(),
-                    info.clone(),
-                    req
-                ))
+                serve!(h1_builder(&gateway), stream, handle)
             }
         }
     };
@@ -661,23 +659,31 @@ mod tests {
     #[test]
     fn connections_go_to_the_least_busy_thread_and_stay_counted_until_closed() {
         let (balance, _inboxes) = Balance::new(3);
+        // Open connections, as their guards.
+        let mut held: Vec<Open> = Vec::new();
+        let pick = |me: usize, held: &mut Vec<Open>| {
+            held.push(balance.pick(me));
+            held.last().expect("just pushed").thread
+        };
         // Ties stay on the accepting thread: no hand-over without a reason.
-        assert_eq!(balance.pick(1), 1);
-        assert_eq!(balance.pick(1), 0);
-        assert_eq!(balance.pick(1), 2);
+        assert_eq!(pick(1, &mut held), 1);
+        assert_eq!(pick(1, &mut held), 0);
+        assert_eq!(pick(1, &mut held), 2);
         // A burst accepted by one thread is spread evenly.
-        let picks: Vec<usize> = (0..6).map(|_| balance.pick(0)).collect();
+        let picks: Vec<usize> = (0..6).map(|_| pick(0, &mut held)).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         let open = |b: &Balance| -> Vec<usize> {
             b.open.iter().map(|o| o.load(Ordering::Relaxed)).collect()
         };
         assert_eq!(open(&balance), [3, 3, 3]);
         // Closing connections on thread 2 makes it the next choice.
-        drop(Open(balance.clone(), 2));
-        drop(Open(balance.clone(), 2));
+        for _ in 0..2 {
+            let i = held.iter().position(|o| o.thread == 2).expect("one on 2");
+            held.swap_remove(i);
+        }
         assert_eq!(open(&balance), [3, 3, 1]);
-        assert_eq!(balance.pick(0), 2);
-        assert_eq!(balance.pick(0), 2);
-        assert_eq!(balance.pick(0), 0);
+        assert_eq!(pick(0, &mut held), 2);
+        assert_eq!(pick(0, &mut held), 2);
+        assert_eq!(pick(0, &mut held), 0);
     }
 }
