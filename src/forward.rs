@@ -46,6 +46,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Still open at the upstream's end, and not kept past the idle timeout.
+    fn usable(&self) -> bool {
+        !self.sender.is_closed() && self.since.elapsed() < POOL_IDLE_TIMEOUT
+    }
+}
+
 /// One thread's idle upstream connections by upstream, newest last. A
 /// gateway has a handful of upstreams: a list beats hashing the key twice
 /// per request.
@@ -77,12 +84,9 @@ impl Pool {
     fn take(&self, key: &Authority) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let (_, queue) = idle.iter_mut().find(|(k, _)| same(k, key))?;
-        while let Some(i) = queue.pop_back() {
-            if !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT {
-                return Some(i.sender);
-            }
-        }
-        None
+        std::iter::from_fn(|| queue.pop_back())
+            .find(Idle::usable)
+            .map(|i| i.sender)
     }
 
     fn put(&self, key: Authority, sender: Sender) {
@@ -110,7 +114,7 @@ impl Pool {
     fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         for (_, queue) in idle.iter_mut() {
-            queue.retain(|i| !i.sender.is_closed() && i.since.elapsed() < POOL_IDLE_TIMEOUT);
+            queue.retain(Idle::usable);
         }
         idle.retain(|(_, q)| !q.is_empty());
     }

@@ -53,9 +53,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// What callgate itself saw of the caller, for X-Forwarded-*.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen<'a> {
-    /// The TCP peer (after PROXY protocol, if any).
-    pub peer: IpAddr,
-    /// `peer` as an X-Forwarded-For value ([`forwarded_for`]), made once per connection.
+    /// The TCP peer (after PROXY protocol, if any) as an X-Forwarded-For
+    /// value ([`forwarded_for`]), made once per connection.
     pub peer_value: &'a HeaderValue,
     /// Whether the peer is a trusted proxy whose X-Forwarded-For is kept.
     pub peer_trusted: bool,
@@ -90,14 +89,14 @@ pub fn for_upstream(
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
 
     let chain = if seen.peer_trusted {
-        let prior: Vec<&str> = headers
+        let mut hops: Vec<&str> = headers
             .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        (!prior.is_empty()).then(|| {
-            let peer = seen.peer.to_canonical();
-            value(&format!("{}, {peer}", prior.join(", ")))
+        (!hops.is_empty()).then(|| {
+            hops.extend(seen.peer_value.to_str().ok());
+            value(&hops.join(", "))
         })
     } else {
         // A client's own claims about the path it took are not ours to pass on.
@@ -172,7 +171,6 @@ mod tests {
 
     fn seen<'a>(peer_value: &'a HeaderValue, host: &'a HeaderValue, trusted: bool) -> Seen<'a> {
         Seen {
-            peer: PEER.parse().unwrap(),
             peer_value,
             peer_trusted: trusted,
             proto: "https",

@@ -307,7 +307,6 @@ async fn respond(
     });
     let peer = conn.peer.ip();
     let seen = Seen {
-        peer,
         peer_value: &conn.forwarded_for,
         peer_trusted: client_ip::is_in(peer, &config.gateway.trusted_proxies),
         proto: conn.proto,

@@ -135,7 +135,7 @@ proptest! {
         let passed = Passed { ip, token, hmac };
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let (peer_value, host) = (headers::forwarded_for(peer), HeaderValue::from_static("gw"));
-        let seen = Seen { peer, peer_value: &peer_value, peer_trusted: false, proto: "https", host: Some(&host) };
+        let seen = Seen { peer_value: &peer_value, peer_trusted: false, proto: "https", host: Some(&host) };
         headers::for_upstream(&mut h, seen, &HeaderName::from_static("x-callgate-verified"), passed, 7);
         let verified: Vec<_> = h.get_all("x-callgate-verified").iter().collect();
         prop_assert_eq!(verified, vec![passed.header_value()]);
