@@ -4,27 +4,21 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
+use crate::config::Damping as Settings;
+use crate::verify::client_ip;
+
 /// Most addresses held in cool-down at once; past it, new blocks are not
 /// recorded (damping fails open rather than growing without bound).
 const MAX_BLOCKED: usize = 100_000;
 
-/// `[gateway] damping = { failures, window, cooldown }`, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub failures: NonZeroU32,
-    pub window: Duration,
-    pub cooldown: Duration,
-}
-
 /// Failure counts and cool-downs per client address.
-pub struct Damper {
+pub(crate) struct Damper {
     settings: Settings,
     /// Addresses in some route's allow_ips: providers are never damped.
     providers: Vec<IpNet>,
@@ -34,7 +28,7 @@ pub struct Damper {
 
 impl Damper {
     /// `failures` failures are allowed per `window`, refilling evenly.
-    pub fn new(settings: Settings, providers: Vec<IpNet>) -> Damper {
+    pub(crate) fn new(settings: Settings, providers: Vec<IpNet>) -> Damper {
         let per_failure = (settings.window / settings.failures.get()).max(Duration::from_nanos(1));
         let quota = Quota::with_period(per_failure)
             .expect("period is positive")
@@ -48,17 +42,17 @@ impl Damper {
     }
 
     /// The settings this damper was built with.
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }
 
     /// The provider addresses exempt from damping.
-    pub fn providers(&self) -> &[IpNet] {
+    pub(crate) fn providers(&self) -> &[IpNet] {
         &self.providers
     }
 
     /// Time left in this address's cool-down, if it is in one.
-    pub fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+    pub(crate) fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = *blocked.get(&ip)?;
         let left = until.checked_duration_since(Instant::now());
@@ -69,8 +63,8 @@ impl Damper {
     }
 
     /// Record a failed verification; starts a cool-down when over the limit.
-    pub fn failure(&self, ip: IpAddr) {
-        if crate::client_ip::is_in(ip, &self.providers) {
+    pub(crate) fn failure(&self, ip: IpAddr) {
+        if client_ip::is_in(ip, &self.providers) {
             return;
         }
         if self.failures.check_key(&ip).is_ok() {
@@ -91,6 +85,7 @@ impl Damper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::num::NonZeroU32;
 
     fn damper(failures: u32, cooldown_ms: u64) -> Damper {
         Damper::new(

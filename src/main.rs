@@ -1,4 +1,6 @@
 #![forbid(unsafe_code)]
+//! The `callgate` binary: parse the command line, set up logging, run the
+//! subcommand, turn an error into one sentence and exit status 1.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -6,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use callgate::cli::{Cli, Command, LogFormat};
+use callgate::cli::{self, Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     // An operator should see one sentence, never a backtrace.
@@ -19,25 +21,7 @@ fn main() -> ExitCode {
         _ => LogFormat::Text,
     };
     init_logging(format);
-    let result = match cli.command {
-        // Connections get threads of their own (see server::run); this
-        // runtime handles signals, reloads and queue delivery.
-        Command::Run {
-            config, threads, ..
-        } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(callgate::server::run(&config, threads))),
-        Command::Check { config } => callgate::commands::check(&config),
-        Command::Queue { config, action } => callgate::commands::queue(&config, action),
-        Command::Sign {
-            secret,
-            algorithm,
-            encoding,
-        } => callgate::commands::sign(&secret, algorithm, encoding),
-    };
-    match result {
+    match cli::execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callgate: {e:#}");

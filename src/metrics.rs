@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteOutcome {
@@ -52,21 +52,120 @@ struct ResultLabel {
     result: &'static str,
 }
 
-const OUTCOMES: [&str; 5] = ["forwarded", "refused", "failed", "queued", "duplicate"];
+/// How a request ended: the `outcome` label of `callgate_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Verified and passed to the upstream, whose answer went back.
+    Forwarded,
+    /// Answered by callgate itself with a 4xx; never reached the upstream.
+    Refused,
+    /// Verified, but the upstream or the store failed it (502, 503, 504).
+    Failed,
+    /// Verified and stored for delivery (delivery = "queue").
+    Queued,
+    /// Verified, but delivered within dedupe_window already: answered 200.
+    Duplicate,
+}
+
+impl Outcome {
+    pub(crate) const ALL: [Outcome; 5] = [
+        Outcome::Forwarded,
+        Outcome::Refused,
+        Outcome::Failed,
+        Outcome::Queued,
+        Outcome::Duplicate,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Queued => "queued",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// Why a request was refused: the `reason` label of `callgate_refusals_total`
+/// and the first word of the log's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Malformed at the HTTP level: absolute-form target, unknown transfer-coding.
+    Request,
+    /// The client address is in a damping cool-down.
+    Damped,
+    /// No route serves the path.
+    NoRoute,
+    /// The method is not allowed (or is CONNECT).
+    Method,
+    /// The client address is not in allow_ips.
+    Ip,
+    /// The URL token is missing, repeated or wrong.
+    Token,
+    /// The body signature is missing, malformed or wrong.
+    Hmac,
+    /// The body does not have the preset's shape.
+    Payload,
+    /// The body is over max_body_bytes.
+    Size,
+    /// The body did not arrive within body_read_timeout.
+    Slow,
+    /// The body was broken off or malformed.
+    Body,
+}
+
+impl Reason {
+    pub(crate) const ALL: [Reason; 11] = [
+        Reason::Request,
+        Reason::Damped,
+        Reason::NoRoute,
+        Reason::Method,
+        Reason::Ip,
+        Reason::Token,
+        Reason::Hmac,
+        Reason::Payload,
+        Reason::Size,
+        Reason::Slow,
+        Reason::Body,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::Request => "request",
+            Reason::Damped => "damped",
+            Reason::NoRoute => "no_route",
+            Reason::Method => "method",
+            Reason::Ip => "ip",
+            Reason::Token => "token",
+            Reason::Hmac => "hmac",
+            Reason::Payload => "payload",
+            Reason::Size => "size",
+            Reason::Slow => "slow",
+            Reason::Body => "body",
+        }
+    }
+}
+
+/// `a, b, c`: a label set for a HELP text, straight from its enum.
+fn listed<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
+    all.iter().map(|&v| name(v)).collect::<Vec<_>>().join(", ")
+}
+
 const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "timeout", "error"];
 
 /// A route's hot counters, taken from their families on first use and kept
 /// with the route: a request then counts without hashing labels or
 /// allocating them. (A reload makes new routes, which find the same series.)
 #[derive(Debug, Default)]
-pub struct RouteCache {
-    requests: [OnceLock<Counter>; OUTCOMES.len()],
+pub(crate) struct RouteCache {
+    requests: [OnceLock<Counter>; Outcome::ALL.len()],
     upstream: [OnceLock<Counter>; CLASSES.len()],
     seconds: OnceLock<Histogram>,
 }
 
 /// The gateway's metrics. Cheap to update from any task.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RouteOutcome, Counter>,
     refusals: Family<RouteReason, Counter>,
@@ -88,120 +187,110 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Register every metric.
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("callgate");
-        let requests = Family::<RouteOutcome, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests by route and outcome (forwarded, refused, failed)",
-            requests.clone(),
-        );
-        let refusals = Family::<RouteReason, Counter>::default();
-        registry.register(
-            "refusals",
-            "Refused requests by route and reason (ip, token, hmac, payload, size, method, no_route, slow, body)",
-            refusals.clone(),
-        );
-        let upstream_responses = Family::<RouteClass, Counter>::default();
-        registry.register(
-            "upstream_responses",
-            "Upstream answers by route and status class (2xx..5xx), or timeout/error",
-            upstream_responses.clone(),
-        );
-        let upstream_seconds =
-            Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-                upstream_buckets,
-            );
-        registry.register(
-            "upstream_duration_seconds",
-            "Time until the upstream's response head",
-            upstream_seconds.clone(),
-        );
-        let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "config_reloads",
-            "Config reloads by result (ok, failed)",
-            reloads.clone(),
-        );
-        let open_connections = Gauge::default();
-        registry.register(
-            "open_connections",
-            "Client connections currently open",
-            open_connections.clone(),
-        );
-        let queue_depth = Family::<RouteState, Gauge>::default();
-        registry.register(
-            "queue_depth",
-            "Stored callbacks by route and state (pending, dead)",
-            queue_depth.clone(),
-        );
-        let queue_oldest =
-            Family::<RouteLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        registry.register(
-            "queue_oldest_pending_seconds",
-            "Age of the oldest pending callback by route",
-            queue_oldest.clone(),
-        );
-        let delivery_attempts = Family::<RouteResult, Counter>::default();
-        registry.register(
-            "queue_delivery_attempts",
-            "Queued delivery attempts by route and result (delivered, retry, dead)",
-            delivery_attempts.clone(),
-        );
-        let tls_handshake_failures = Counter::default();
-        registry.register(
-            "tls_handshake_failures",
-            "TLS handshakes that failed or timed out",
-            tls_handshake_failures.clone(),
-        );
+    pub(crate) fn new() -> Metrics {
+        let mut r = Registry::with_prefix("callgate");
+        let outcomes = listed(&Outcome::ALL, Outcome::as_str);
+        let reasons = listed(&Reason::ALL, Reason::as_str);
+        // Fields are evaluated in the order written: `registry` last, once
+        // every metric is in it.
         Metrics {
-            registry,
-            requests,
-            refusals,
-            upstream_responses,
-            upstream_seconds,
-            reloads,
-            open_connections,
-            queue_depth,
-            queue_oldest,
-            delivery_attempts,
-            tls_handshake_failures,
+            requests: add(
+                &mut r,
+                "requests",
+                format!("Requests by route and outcome ({outcomes})"),
+                Family::default(),
+            ),
+            refusals: add(
+                &mut r,
+                "refusals",
+                format!("Refused requests by route and reason ({reasons})"),
+                Family::default(),
+            ),
+            upstream_responses: add(
+                &mut r,
+                "upstream_responses",
+                "Upstream answers by route and status class (2xx..5xx), or timeout/error",
+                Family::default(),
+            ),
+            upstream_seconds: add(
+                &mut r,
+                "upstream_duration_seconds",
+                "Time until the upstream's response head",
+                Family::new_with_constructor(upstream_buckets),
+            ),
+            reloads: add(
+                &mut r,
+                "config_reloads",
+                "Config reloads by result (ok, failed)",
+                Family::default(),
+            ),
+            open_connections: add(
+                &mut r,
+                "open_connections",
+                "Client connections currently open",
+                Gauge::default(),
+            ),
+            queue_depth: add(
+                &mut r,
+                "queue_depth",
+                "Stored callbacks by route and state (pending, dead)",
+                Family::default(),
+            ),
+            queue_oldest: add(
+                &mut r,
+                "queue_oldest_pending_seconds",
+                "Age of the oldest pending callback by route",
+                Family::default(),
+            ),
+            delivery_attempts: add(
+                &mut r,
+                "queue_delivery_attempts",
+                "Queued delivery attempts by route and result (delivered, retry, dead)",
+                Family::default(),
+            ),
+            tls_handshake_failures: add(
+                &mut r,
+                "tls_handshake_failures",
+                "TLS handshakes that failed or timed out",
+                Counter::default(),
+            ),
+            registry: r,
         }
     }
 
-    /// One finished request; `reason` is the refusal class when refused.
-    /// With the route's `cache` its counter is found without hashing labels.
-    pub fn request(
+    /// One finished request, and its reason when refused. With the route's
+    /// `cache` its counter is found without hashing labels.
+    pub(crate) fn request(
         &self,
         route: &str,
         cache: Option<&RouteCache>,
-        outcome: &'static str,
-        refusal: Option<&'static str>,
+        outcome: Outcome,
+        refusal: Option<Reason>,
     ) {
         let family = || {
             self.requests
                 .get_or_create(&RouteOutcome {
                     route: route.to_owned(),
-                    outcome,
+                    outcome: outcome.as_str(),
                 })
                 .clone()
         };
-        match (cache, OUTCOMES.iter().position(|o| *o == outcome)) {
-            (Some(c), Some(i)) => c.requests[i].get_or_init(family).inc(),
-            _ => family().inc(),
+        match cache {
+            Some(c) => c.requests[outcome as usize].get_or_init(family).inc(),
+            None => family().inc(),
         };
         if let Some(reason) = refusal {
             self.refusals
                 .get_or_create(&RouteReason {
                     route: route.to_owned(),
-                    reason,
+                    reason: reason.as_str(),
                 })
                 .inc();
         }
     }
 
     /// One upstream exchange: its status (None on timeout/error) and duration.
-    pub fn upstream(
+    pub(crate) fn upstream(
         &self,
         route: &str,
         cache: &RouteCache,
@@ -240,7 +329,7 @@ impl Metrics {
     }
 
     /// A config reload attempt.
-    pub fn reload(&self, ok: bool) {
+    pub(crate) fn reload(&self, ok: bool) {
         self.reloads
             .get_or_create(&ResultLabel {
                 result: if ok { "ok" } else { "failed" },
@@ -249,13 +338,13 @@ impl Metrics {
     }
 
     /// A connection opened; the guard closes it in the gauge when dropped.
-    pub fn connection(&self) -> ConnectionGuard<'_> {
+    pub(crate) fn connection(&self) -> ConnectionGuard<'_> {
         self.open_connections.inc();
         ConnectionGuard(self)
     }
 
-    /// A route's queue: pending and dead counts, oldest pending arrival (ms since the epoch).
-    pub fn queue_depth(&self, route: &str, (pending, dead, oldest_ms): (u64, u64, Option<i64>)) {
+    /// A route's queue: pending and dead counts, age of the oldest pending callback.
+    pub(crate) fn queue_depth(&self, route: &str, pending: u64, dead: u64, oldest: Duration) {
         let label = |state| RouteState {
             route: route.to_owned(),
             state,
@@ -266,18 +355,15 @@ impl Metrics {
         self.queue_depth
             .get_or_create(&label("dead"))
             .set(dead as i64);
-        let age = oldest_ms.map_or(0.0, |t| {
-            ((crate::queue::store::now_ms() - t).max(0) as f64) / 1000.0
-        });
         self.queue_oldest
             .get_or_create(&RouteLabel {
                 route: route.to_owned(),
             })
-            .set(age);
+            .set(oldest.as_secs_f64());
     }
 
     /// One queued delivery attempt and what came of it.
-    pub fn delivery_attempt(&self, route: &str, result: &'static str) {
+    pub(crate) fn delivery_attempt(&self, route: &str, result: &'static str) {
         self.delivery_attempts
             .get_or_create(&RouteResult {
                 route: route.to_owned(),
@@ -287,17 +373,28 @@ impl Metrics {
     }
 
     /// A TLS handshake failed or timed out.
-    pub fn tls_handshake_failed(&self) {
+    pub(crate) fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.inc();
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// Register `metric` under `name` and hand it back for updating.
+fn add<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: impl Into<String>,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// 1 ms .. ~33 s: a PHP receiver can be slow.
@@ -306,7 +403,7 @@ fn upstream_buckets() -> Histogram {
 }
 
 /// Keeps `callgate_open_connections` right however a connection ends.
-pub struct ConnectionGuard<'a>(&'a Metrics);
+pub(crate) struct ConnectionGuard<'a>(&'a Metrics);
 
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
@@ -323,10 +420,10 @@ mod tests {
         let m = Metrics::new();
         // Two caches: the route before and after a reload.
         let (before, after) = (RouteCache::default(), RouteCache::default());
-        m.request("tolq", Some(&before), "forwarded", None);
-        m.request("tolq", Some(&after), "forwarded", None);
-        m.request("tolq", None, "forwarded", None);
-        m.request("tolq", Some(&after), "refused", Some("hmac"));
+        m.request("tolq", Some(&before), Outcome::Forwarded, None);
+        m.request("tolq", Some(&after), Outcome::Forwarded, None);
+        m.request("tolq", None, Outcome::Forwarded, None);
+        m.request("tolq", Some(&after), Outcome::Refused, Some(Reason::Hmac));
         m.upstream("tolq", &before, Some(204), false, Duration::from_millis(3));
         m.upstream("tolq", &after, Some(201), false, Duration::from_millis(3));
         m.upstream("tolq", &after, None, true, Duration::from_secs(1));
@@ -341,6 +438,9 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+        // The HELP texts list every label value the code can produce.
+        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate)"), "{text}");
+        assert!(text.contains("reason (request, damped, no_route, method, ip, token, hmac, payload, size, slow, body)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));
     }

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use callgate::signature::{Algorithm, Encoding};
+use callgate::crypto::{Algorithm, Encoding};
 use support::upstream::closed_port;
 use support::{sign, Client, Gateway, Upstream, Version};
 

@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use callgate::signature::{Algorithm, Encoding};
+use callgate::crypto::{Algorithm, Encoding};
 use support::raw::exchange;
 use support::{sign, Client, Gateway, Upstream, Version};
 

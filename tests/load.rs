@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callgate::signature::{Algorithm, Encoding};
+use callgate::crypto::{Algorithm, Encoding};
 use support::{sign, Client, Gateway, Upstream, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

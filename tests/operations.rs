@@ -258,9 +258,9 @@ async fn metrics_count_known_traffic() {
     assert_eq!(scrape(&gw, "/healthz").await, (200, "ok\n".to_owned()));
     let c = Client::https(gw.https.unwrap(), Version::H2);
     let sig = support::sign(
-        callgate::signature::Algorithm::Sha1,
+        callgate::crypto::Algorithm::Sha1,
         "k",
-        callgate::signature::Encoding::Hex,
+        callgate::crypto::Encoding::Hex,
         b"x",
     );
     for _ in 0..2 {

@@ -3,10 +3,11 @@
 
 use std::net::IpAddr;
 
-use callgate::client_ip;
-use callgate::headers::{self, Seen};
-use callgate::query::{self, Lookup};
-use callgate::signature::{self, Algorithm, Encoding, Key};
+use callgate::crypto::{self, Algorithm, Encoding, Key};
+use callgate::proxy::headers::{self, Seen};
+use callgate::verify::client_ip;
+use callgate::verify::query::{self, Lookup};
+use callgate::verify::signature;
 use callgate::verify::Passed;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
@@ -27,7 +28,7 @@ proptest! {
     #[test]
     fn what_sign_prints_verifies(alg in algorithm(), enc in encoding(), key in prop::collection::vec(any::<u8>(), 1..80), body in prop::collection::vec(any::<u8>(), 0..2000)) {
         let k = Key::new(alg, &key);
-        let sig = signature::encode(&k.digest(&body), enc);
+        let sig = crypto::encode(&k.digest(&body), enc);
         prop_assert_eq!(signature::verify(std::slice::from_ref(&k), alg, enc, sig.as_bytes(), &body), Ok(()));
         prop_assert_eq!(signature::verify(&[k], alg, Encoding::Auto, sig.as_bytes(), &body), Ok(()));
     }
@@ -35,7 +36,7 @@ proptest! {
     #[test]
     fn any_changed_body_byte_fails(alg in algorithm(), body in prop::collection::vec(any::<u8>(), 1..500), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
         let k = Key::new(alg, b"key");
-        let sig = signature::encode(&k.digest(&body), Encoding::Hex);
+        let sig = crypto::encode(&k.digest(&body), Encoding::Hex);
         let mut tampered = body.clone();
         let i = at.index(tampered.len());
         tampered[i] ^= flip;
@@ -45,7 +46,7 @@ proptest! {
     #[test]
     fn any_changed_signature_digit_fails(body in prop::collection::vec(any::<u8>(), 0..200), at in any::<prop::sample::Index>(), digit in 0u8..16) {
         let k = Key::new(Algorithm::Sha1, b"key");
-        let sig = signature::encode(&k.digest(&body), Encoding::Hex);
+        let sig = crypto::encode(&k.digest(&body), Encoding::Hex);
         let mut claim = sig.into_bytes();
         let i = at.index(claim.len());
         let new = b"0123456789abcdef"[digit as usize];

@@ -3,7 +3,7 @@
 
 mod support;
 
-use callgate::signature::{Algorithm, Encoding};
+use callgate::crypto::{Algorithm, Encoding};
 use sha2::{Digest, Sha256};
 use support::{sign, Client, Gateway, PhpReceiver, Version};
 

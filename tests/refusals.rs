@@ -5,7 +5,7 @@ mod support;
 
 use http::Method;
 
-use callgate::signature::{Algorithm, Encoding};
+use callgate::crypto::{Algorithm, Encoding};
 use support::{sign, Client, Gateway, Upstream, Version};
 
 const KEY: &str = "tolq-api-key-9f8e";

@@ -1,6 +1,6 @@
 //! Query handling: lookup, strip and redact on arbitrary query strings.
 #![no_main]
-use callgate::query;
+use callgate::verify::query;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|q: &str| {

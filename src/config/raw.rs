@@ -11,15 +11,15 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::presets::Preset;
-use crate::signature::{Algorithm, Encoding};
+use super::presets::Preset;
+use crate::crypto::{Algorithm, Encoding};
 
 /// A string value turned into `$ty` by `$parse`, whose error text tells the operator what to write.
 macro_rules! parsed_string {
     ($(#[$doc:meta])* $name:ident, $ty:ty, $parse:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
-        pub struct $name(pub $ty);
+        pub(crate) struct $name(pub $ty);
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -83,76 +83,76 @@ parsed_string!(
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    pub listen: Spanned<RawListen>,
-    pub tls: Option<Spanned<RawTls>>,
+pub(crate) struct RawConfig {
+    pub(crate) listen: Spanned<RawListen>,
+    pub(crate) tls: Option<Spanned<RawTls>>,
     #[serde(default)]
-    pub gateway: RawGateway,
-    pub queue: Option<RawQueue>,
+    pub(crate) gateway: RawGateway,
+    pub(crate) queue: Option<RawQueue>,
     #[serde(default, rename = "route")]
-    pub routes: Vec<Spanned<RawRoute>>,
+    pub(crate) routes: Vec<Spanned<RawRoute>>,
 }
 
 /// `[listen]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawListen {
-    pub https: Option<ListenAddr>,
-    pub http: Option<ListenAddr>,
-    pub admin: Option<ListenAddr>,
-    pub proxy_protocol: Option<bool>,
+pub(crate) struct RawListen {
+    pub(crate) https: Option<ListenAddr>,
+    pub(crate) http: Option<ListenAddr>,
+    pub(crate) admin: Option<ListenAddr>,
+    pub(crate) proxy_protocol: Option<bool>,
 }
 
 /// `[tls]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTls {
-    pub cert: Option<Spanned<String>>,
-    pub key: Option<Spanned<String>>,
+pub(crate) struct RawTls {
+    pub(crate) cert: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
     #[serde(default)]
-    pub self_signed: bool,
+    pub(crate) self_signed: bool,
 }
 
 /// `[gateway]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawGateway {
-    pub verified_header: Option<HeaderNameValue>,
-    pub max_body_bytes: Option<Spanned<u64>>,
+pub(crate) struct RawGateway {
+    pub(crate) verified_header: Option<HeaderNameValue>,
+    pub(crate) max_body_bytes: Option<Spanned<u64>>,
     #[serde(default)]
-    pub trusted_proxies: Vec<Cidr>,
-    pub tls_handshake_timeout: Option<Dur>,
-    pub header_read_timeout: Option<Dur>,
-    pub body_read_timeout: Option<Dur>,
-    pub idle_timeout: Option<Dur>,
-    pub upstream_timeout: Option<Dur>,
-    pub max_connections: Option<Spanned<usize>>,
-    pub max_header_bytes: Option<Spanned<usize>>,
-    pub max_headers: Option<Spanned<usize>>,
-    pub drain_timeout: Option<Dur>,
-    pub damping: Option<Spanned<RawDamping>>,
+    pub(crate) trusted_proxies: Vec<Cidr>,
+    pub(crate) tls_handshake_timeout: Option<Dur>,
+    pub(crate) header_read_timeout: Option<Dur>,
+    pub(crate) body_read_timeout: Option<Dur>,
+    pub(crate) idle_timeout: Option<Dur>,
+    pub(crate) upstream_timeout: Option<Dur>,
+    pub(crate) max_connections: Option<Spanned<usize>>,
+    pub(crate) max_header_bytes: Option<Spanned<usize>>,
+    pub(crate) max_headers: Option<Spanned<usize>>,
+    pub(crate) drain_timeout: Option<Dur>,
+    pub(crate) damping: Option<Spanned<RawDamping>>,
 }
 
 /// `damping = { failures = 20, window = "1m", cooldown = "10m" }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDamping {
-    pub failures: u32,
-    pub window: Dur,
-    pub cooldown: Dur,
+pub(crate) struct RawDamping {
+    pub(crate) failures: u32,
+    pub(crate) window: Dur,
+    pub(crate) cooldown: Dur,
 }
 
 /// `[queue]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawQueue {
-    pub dir: Option<String>,
+pub(crate) struct RawQueue {
+    pub(crate) dir: Option<String>,
 }
 
 /// How a verified callback reaches the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Delivery {
+pub(crate) enum Delivery {
     Direct,
     Queue,
 }
@@ -160,49 +160,49 @@ pub enum Delivery {
 /// One `[[route]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    pub name: Spanned<String>,
-    pub path: Spanned<String>,
-    pub upstream: Spanned<String>,
-    pub preset: Option<Preset>,
-    pub allow_ips: Option<Vec<Cidr>>,
-    pub token: Option<Spanned<RawToken>>,
-    pub hmac: Option<Spanned<RawHmac>>,
-    pub methods: Option<Spanned<Vec<MethodValue>>>,
+pub(crate) struct RawRoute {
+    pub(crate) name: Spanned<String>,
+    pub(crate) path: Spanned<String>,
+    pub(crate) upstream: Spanned<String>,
+    pub(crate) preset: Option<Preset>,
+    pub(crate) allow_ips: Option<Vec<Cidr>>,
+    pub(crate) token: Option<Spanned<RawToken>>,
+    pub(crate) hmac: Option<Spanned<RawHmac>>,
+    pub(crate) methods: Option<Spanned<Vec<MethodValue>>>,
     #[serde(default)]
-    pub strip_token: bool,
-    pub delivery: Option<Delivery>,
-    pub upstream_timeout: Option<Dur>,
-    pub ack_status: Option<Spanned<u16>>,
-    pub max_in_flight: Option<Spanned<usize>>,
-    pub retry: Option<RawRetry>,
-    pub dedupe_window: Option<Dur>,
+    pub(crate) strip_token: bool,
+    pub(crate) delivery: Option<Delivery>,
+    pub(crate) upstream_timeout: Option<Dur>,
+    pub(crate) ack_status: Option<Spanned<u16>>,
+    pub(crate) max_in_flight: Option<Spanned<usize>>,
+    pub(crate) retry: Option<RawRetry>,
+    pub(crate) dedupe_window: Option<Dur>,
 }
 
 /// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRetry {
-    pub base: Option<Dur>,
-    pub cap: Option<Dur>,
-    pub max_attempts: Option<u32>,
-    pub max_age: Option<Dur>,
+pub(crate) struct RawRetry {
+    pub(crate) base: Option<Dur>,
+    pub(crate) cap: Option<Dur>,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) max_age: Option<Dur>,
 }
 
 /// `token = { param = "token", secrets = [...] }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawToken {
-    pub param: Option<Spanned<String>>,
-    pub secrets: Vec<Spanned<String>>,
+pub(crate) struct RawToken {
+    pub(crate) param: Option<Spanned<String>>,
+    pub(crate) secrets: Vec<Spanned<String>>,
 }
 
 /// `hmac = { algorithm, header, encoding, secrets }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHmac {
-    pub algorithm: Option<Algorithm>,
-    pub header: Option<HeaderNameValue>,
-    pub encoding: Option<Encoding>,
-    pub secrets: Vec<Spanned<String>>,
+pub(crate) struct RawHmac {
+    pub(crate) algorithm: Option<Algorithm>,
+    pub(crate) header: Option<HeaderNameValue>,
+    pub(crate) encoding: Option<Encoding>,
+    pub(crate) secrets: Vec<Spanned<String>>,
 }

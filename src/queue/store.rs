@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// File name of the store inside `[queue] dir`.
-pub const FILE_NAME: &str = "callgate-queue.sqlite3";
+pub(crate) const FILE_NAME: &str = "callgate-queue.sqlite3";
 /// How long a writer waits for another process (a `callgate queue` command) to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("cannot create the queue directory {path}: {source} (check [queue] dir and its permissions, or StateDirectory= in the unit)")]
     Dir {
         path: PathBuf,
@@ -32,8 +33,8 @@ pub enum StoreError {
 }
 
 /// Where a stored callback stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum State {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
     /// Waiting for (re)delivery.
     Pending,
     /// Given up on: a 4xx answer, or retries exhausted. `callgate queue retry` revives it.
@@ -41,59 +42,61 @@ pub enum State {
 }
 
 impl State {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Dead => "dead",
         }
     }
 
-    fn parse(s: &str) -> State {
-        if s == "dead" {
-            State::Dead
-        } else {
-            State::Pending
+    /// A stored state; anything else is a damaged or newer database, which
+    /// must not be mistaken for a callback to deliver.
+    fn parse(s: &str) -> Result<State, String> {
+        match s {
+            "pending" => Ok(State::Pending),
+            "dead" => Ok(State::Dead),
+            other => Err(format!("unknown callback state {other:?} in the store")),
         }
     }
 }
 
 /// A verified callback about to be stored.
 #[derive(Debug, Clone)]
-pub struct NewCallback {
-    pub route: String,
-    pub method: String,
+pub(crate) struct NewCallback {
+    pub(crate) route: String,
+    pub(crate) method: String,
     /// The caller's query with the token's value replaced by REDACTED.
-    pub query: Option<String>,
+    pub(crate) query: Option<String>,
     /// Which of the route's token secrets matched: put back at delivery, never stored.
-    pub token_secret: Option<usize>,
+    pub(crate) token_secret: Option<usize>,
     /// Headers as prepared for the upstream, one `name: value\r\n` line each.
-    pub headers: Vec<u8>,
-    pub body: Vec<u8>,
+    pub(crate) headers: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// The verified header's value (e.g. `ip,token,hmac`).
-    pub verified: String,
-    pub arrived_ms: i64,
+    pub(crate) verified: String,
+    pub(crate) arrived_ms: i64,
 }
 
 /// A stored callback.
 #[derive(Debug, Clone)]
-pub struct Stored {
-    pub id: i64,
-    pub state: State,
-    pub attempts: u32,
-    pub next_attempt_ms: i64,
-    pub last_error: Option<String>,
-    pub callback: NewCallback,
+pub(crate) struct Stored {
+    pub(crate) id: i64,
+    pub(crate) state: State,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_ms: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) callback: NewCallback,
 }
 
 /// The store; one connection, shared.
-pub struct Store {
+pub(crate) struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
 }
 
 impl Store {
     /// Open (or create) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_owned(),
             source,
@@ -139,7 +142,7 @@ impl Store {
     }
 
     /// The database file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -152,7 +155,7 @@ impl Store {
     }
 
     /// Store a callback durably (committed and synced); its id.
-    pub fn enqueue(&self, c: &NewCallback) -> Result<i64, StoreError> {
+    pub(crate) fn enqueue(&self, c: &NewCallback) -> Result<i64, StoreError> {
         self.with(|conn| {
             conn.execute(
                 "INSERT INTO callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms)
@@ -164,7 +167,7 @@ impl Store {
     }
 
     /// The oldest `limit` pending callbacks of a route, in arrival order.
-    pub fn head(&self, route: &str, limit: usize) -> Result<Vec<Stored>, StoreError> {
+    pub(crate) fn head(&self, route: &str, limit: usize) -> Result<Vec<Stored>, StoreError> {
         self.select(
             "WHERE route = ?1 AND state = 'pending' ORDER BY id LIMIT ?2",
             params![route, limit as i64],
@@ -172,12 +175,12 @@ impl Store {
     }
 
     /// One callback by id.
-    pub fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
+    pub(crate) fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
         Ok(self.select("WHERE id = ?1", params![id])?.pop())
     }
 
     /// Callbacks, optionally of one route and state, oldest first.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         route: Option<&str>,
         state: Option<State>,
@@ -202,7 +205,13 @@ impl Store {
             let rows = stmt.query_map(params, |r| {
                 Ok(Stored {
                     id: r.get(0)?,
-                    state: State::parse(&r.get::<_, String>(2)?),
+                    state: State::parse(&r.get::<_, String>(2)?).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            2,
+                            rusqlite::types::Type::Text,
+                            e.into(),
+                        )
+                    })?,
                     attempts: r.get(10)?,
                     next_attempt_ms: r.get(11)?,
                     last_error: r.get(12)?,
@@ -223,7 +232,11 @@ impl Store {
     }
 
     /// The upstream acknowledged it: remove it (and remember its digest for dedupe).
-    pub fn delivered(&self, id: i64, dedupe: Option<(&str, &[u8], i64)>) -> Result<(), StoreError> {
+    pub(crate) fn delivered(
+        &self,
+        id: i64,
+        dedupe: Option<(&str, &[u8], i64)>,
+    ) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
             if let Some((route, digest, at_ms)) = dedupe {
@@ -238,7 +251,7 @@ impl Store {
     }
 
     /// A failed attempt: count it, and either schedule the next or give up.
-    pub fn failed(
+    pub(crate) fn failed(
         &self,
         id: i64,
         next_attempt_ms: Option<i64>,
@@ -260,7 +273,7 @@ impl Store {
     }
 
     /// Make a dead (or waiting) callback pending again, due now. False if no such id.
-    pub fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+    pub(crate) fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
@@ -271,7 +284,7 @@ impl Store {
     }
 
     /// Revive every dead callback; how many.
-    pub fn retry_all_dead(&self, now_ms: i64) -> Result<usize, StoreError> {
+    pub(crate) fn retry_all_dead(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_ms = ?1 WHERE state = 'dead'",
@@ -281,7 +294,7 @@ impl Store {
     }
 
     /// Delete a callback for good. False if no such id.
-    pub fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
+    pub(crate) fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
         self.with(|conn| {
             conn.execute("DELETE FROM callbacks WHERE id = ?1", params![id])
                 .map(|n| n > 0)
@@ -289,7 +302,7 @@ impl Store {
     }
 
     /// Whether this body was delivered on this route at or after `since_ms`.
-    pub fn delivered_since(
+    pub(crate) fn delivered_since(
         &self,
         route: &str,
         digest: &[u8],
@@ -307,7 +320,7 @@ impl Store {
     }
 
     /// Remember a delivery made directly (delivery = "direct" with dedupe_window).
-    pub fn remember_delivery(
+    pub(crate) fn remember_delivery(
         &self,
         route: &str,
         digest: &[u8],
@@ -322,13 +335,23 @@ impl Store {
         })
     }
 
-    /// Forget deliveries older than `before_ms` (dedupe windows are bounded).
-    pub fn prune_delivered(&self, before_ms: i64) -> Result<usize, StoreError> {
-        self.with(|conn| conn.execute("DELETE FROM delivered WHERE at_ms < ?1", params![before_ms]))
+    /// Forget deliveries older than `before_ms`: of one route, or of every
+    /// route (`None`). A dedupe window is bounded, so are its rows.
+    pub(crate) fn prune_delivered(
+        &self,
+        route: Option<&str>,
+        before_ms: i64,
+    ) -> Result<usize, StoreError> {
+        self.with(|conn| {
+            conn.execute(
+                "DELETE FROM delivered WHERE (?1 IS NULL OR route = ?1) AND at_ms < ?2",
+                params![route, before_ms],
+            )
+        })
     }
 
     /// Pending and dead counts and the oldest pending arrival of a route.
-    pub fn depth(&self, route: &str) -> Result<(u64, u64, Option<i64>), StoreError> {
+    pub(crate) fn depth(&self, route: &str) -> Result<(u64, u64, Option<i64>), StoreError> {
         self.with(|conn| {
             conn.query_row(
                 "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0),
@@ -347,8 +370,49 @@ impl Store {
     }
 }
 
+/// Headers as HTTP/1 lines (`name: value\r\n`), for the callback store:
+/// exact bytes, no re-encoding.
+pub(crate) fn to_lines(headers: &HeaderMap) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The inverse of [`to_lines`].
+pub(crate) fn from_lines(lines: &[u8]) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or("stored header without a colon")?;
+        let name = HeaderName::from_bytes(&line[..colon]).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_bytes(
+            line[colon + 1..]
+                .strip_prefix(b" ")
+                .unwrap_or(&line[colon + 1..]),
+        )
+        .map_err(|e| e.to_string())?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// Run a store call off the async threads (SQLite syncs to disk).
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("store task panicked")
+}
+
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -412,7 +476,25 @@ mod tests {
         assert!(s.delivered_since("r", b"digest", 1_500).unwrap());
         assert!(!s.delivered_since("r", b"digest", 2_500).unwrap());
         assert!(!s.delivered_since("other", b"digest", 0).unwrap());
-        assert_eq!(s.prune_delivered(3_000).unwrap(), 1);
+        s.remember_delivery("other", b"digest", 2_000).unwrap();
+        assert_eq!(s.prune_delivered(Some("r"), 3_000).unwrap(), 1);
+        assert!(s.delivered_since("other", b"digest", 0).unwrap());
+        assert_eq!(s.prune_delivered(None, 3_000).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_unknown_state_is_an_error_not_a_pending_callback() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = s.enqueue(&callback("r", "1")).unwrap();
+        s.with(|c| c.execute("UPDATE callbacks SET state = 'sent' WHERE id = ?1", [id]))
+            .unwrap();
+        let err = s.list(None, None).expect_err("an unknown state is refused");
+        assert!(
+            err.to_string().contains("unknown callback state \"sent\""),
+            "{err}"
+        );
+        assert!(s.get(id).is_err());
     }
 
     #[test]
@@ -423,6 +505,16 @@ mod tests {
         let id = a.enqueue(&callback("r", "1")).unwrap();
         assert!(b.drop_callback(id).unwrap());
         assert!(a.get(id).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_lines_round_trip() {
+        let mut h = HeaderMap::new();
+        h.append("content-type", "application/json".parse().unwrap());
+        h.append("x-multi", "a".parse().unwrap());
+        h.append("x-multi", "b: c".parse().unwrap());
+        h.append("x-bytes", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        assert_eq!(from_lines(&to_lines(&h)).unwrap(), h);
     }
 
     #[test]

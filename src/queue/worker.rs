@@ -1,6 +1,8 @@
 //! Delivery workers: one per queue route, delivering the route's callbacks
 //! in arrival order (at most `max_in_flight` at once) with exponential
 //! backoff and jitter. Nothing is removed before the upstream answered 2xx.
+//! A worker stops when a reload takes its route away, or when callgate stops;
+//! so does the housekeeping that prunes old dedupe rows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +13,23 @@ use http_body_util::{BodyExt, Full};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::store::{now_ms, Store, StoreError, Stored};
-use crate::config::{Delivery, Retry, Route};
-use crate::forward::{self, ForwardError};
-use crate::headers;
-use crate::service::{self, Shared};
+use super::store::{blocking, from_lines, now_ms, Store, StoreError, Stored};
+use crate::config::{Config, Delivery, Retry, Route};
+use crate::state::Shared;
+use crate::upstream::{self, ForwardError};
+use crate::verify::query;
 
 /// Longest a worker sleeps before looking at the store again (a `callgate
 /// queue retry` from another process is noticed within this time).
 const POLL: Duration = Duration::from_millis(500);
+/// Longest time between two prunes of the dedupe table.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Shortest time between two prunes of the dedupe table.
+const PRUNE_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// The housekeeping task's key among the workers: no route has an empty name.
+const HOUSEKEEPING: &str = "";
 
 /// What one delivery attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,7 +37,8 @@ enum Verdict {
     Delivered,
     /// Worth trying again: the receiver is down, slow, overloaded or failing.
     Retry(String),
-    /// The receiver refused it for good (4xx other than 408/429).
+    /// The receiver refused it for good: a 3xx (a callback is not
+    /// redirected), or a 4xx other than 408/429.
     Dead(String),
 }
 
@@ -49,7 +59,7 @@ fn verdict(result: &Result<StatusCode, ForwardError>) -> Verdict {
 
 /// The wait before attempt `attempts + 1`: base × 2^(attempts−1), capped,
 /// then jittered to between half and all of it so retries do not march in step.
-pub fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
+fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
     let exp = retry
         .base
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
@@ -57,67 +67,83 @@ pub fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
     d.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
-/// Start a worker for every queue route that has none yet.
-pub fn ensure_workers(shared: &Arc<Shared>) {
+/// The routes whose queue needs a worker under `config`.
+fn queue_routes(config: &Config) -> impl Iterator<Item = &Arc<Route>> {
+    config
+        .routes
+        .iter()
+        .filter(|r| r.delivery == Delivery::Queue)
+}
+
+/// Match the background work to the running config: start a worker for
+/// every queue route that has none, stop the workers of routes that are
+/// gone or no longer queued, and keep the dedupe table pruned.
+pub(crate) fn reconcile(shared: &Arc<Shared>) {
     let config = shared.config.load();
     let mut running = shared
         .queue_workers
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    for route in config
-        .routes
-        .iter()
-        .filter(|r| r.delivery == Delivery::Queue)
-    {
-        if running.insert(route.name.clone()) {
-            tokio::spawn(run(shared.clone(), route.name.clone()));
+    let wanted: Vec<&str> = queue_routes(&config).map(|r| r.name.as_str()).collect();
+    running.retain(|name, stop| {
+        let keep = name == HOUSEKEEPING || wanted.contains(&name.as_str());
+        if !keep {
+            tracing::info!(route = %name, "queue: route removed; its worker stops (stored callbacks stay)");
+            stop.cancel();
         }
+        keep
+    });
+    for name in wanted {
+        if !running.contains_key(name) {
+            let stop = shared.stopping.child_token();
+            running.insert(name.to_owned(), stop.clone());
+            tokio::spawn(run(shared.clone(), name.to_owned(), stop));
+        }
+    }
+    if config.routes.iter().any(|r| r.dedupe_window.is_some())
+        && !running.contains_key(HOUSEKEEPING)
+    {
+        let stop = shared.stopping.child_token();
+        running.insert(HOUSEKEEPING.to_owned(), stop.clone());
+        tokio::spawn(housekeeping(shared.clone(), stop));
     }
 }
 
-async fn run(shared: Arc<Shared>, name: String) {
+async fn run(shared: Arc<Shared>, name: String, stop: CancellationToken) {
     let wake = shared.queue_wake(&name);
     loop {
-        let wait = match deliver_due(&shared, &name).await {
-            Ok(wait) => wait,
-            Err(e) => {
+        let wait = tokio::select! {
+            r = deliver_due(&shared, &name) => r.unwrap_or_else(|e| {
                 tracing::warn!(route = %name, "queue: {e}");
                 POLL
-            }
+            }),
+            _ = stop.cancelled() => return,
         };
         if !wait.is_zero() {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return,
             }
         }
     }
 }
 
-/// Run a store call off the async threads (SQLite syncs to disk).
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("store task panicked")
-}
-
 /// Deliver the due head of the route's queue; how long to wait before looking again.
 async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, StoreError> {
     let config = shared.config.load_full();
-    let Some(route) = config
-        .routes
-        .iter()
-        .find(|r| r.name == name && r.delivery == Delivery::Queue)
-        .cloned()
-    else {
+    let Some(route) = queue_routes(&config).find(|r| r.name == name).cloned() else {
         return Ok(POLL);
     };
     let store = shared.store()?;
     let (s, n, limit) = (store.clone(), name.to_owned(), route.max_in_flight);
     let head = blocking(move || s.head(&n, limit)).await?;
     let (s, n) = (store.clone(), name.to_owned());
-    if let Ok(depth) = blocking(move || s.depth(&n)).await {
-        shared.metrics.queue_depth(name, depth);
+    if let Ok((pending, dead, oldest)) = blocking(move || s.depth(&n)).await {
+        let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
+        shared
+            .metrics
+            .queue_depth(name, pending, dead, Duration::from_millis(age));
     }
     let now = now_ms();
     // Only the due prefix: a callback never overtakes an earlier one of its route.
@@ -140,91 +166,81 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
     Ok(Duration::ZERO)
 }
 
+/// One delivery attempt: send, then record what came of it.
 async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: Stored) {
-    let start = std::time::Instant::now();
     let result = match request(&route, &c) {
-        Ok(req) => {
-            match forward::send(&route.upstream.authority, req, route.upstream_timeout).await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    // Read the answer so the pooled connection can be reused.
-                    let _ = resp.into_body().collect().await;
-                    Ok(status)
-                }
-                Err(e) => Err(e),
+        Ok(req) => match upstream::send_and_record(&shared.metrics, &route, req).await {
+            Ok(resp) => {
+                let status = resp.status();
+                // Read the answer so the pooled connection can be reused.
+                let _ = resp.into_body().collect().await;
+                Ok(status)
             }
-        }
+            Err(e) => Err(e),
+        },
         Err(why) => Err(ForwardError::Failed(why)),
     };
-    shared.metrics.upstream(
-        &route.name,
-        &route.metrics,
-        result.as_ref().ok().map(|s| s.as_u16()),
-        matches!(result, Err(ForwardError::Timeout(_))),
-        start.elapsed(),
-    );
-    let now = now_ms();
-    let attempts = c.attempts + 1;
-    let (id, name) = (c.id, route.name.clone());
+    let (id, attempts) = (c.id, c.attempts + 1);
     // Record first, then log: a log line must never run ahead of the store.
-    let (result, message) = match verdict(&result) {
+    match record(&route, store, &c, verdict(&result)).await {
+        Ok((kind, message)) => {
+            shared.metrics.delivery_attempt(&route.name, kind);
+            match kind {
+                "dead" => tracing::warn!(route = %route.name, id, attempts, "{message}"),
+                _ => tracing::info!(route = %route.name, id, attempts, "{message}"),
+            }
+        }
+        Err(e) => {
+            tracing::error!(route = %route.name, id, "queue: could not record the attempt: {e}")
+        }
+    }
+}
+
+/// Store what an attempt came to: delivered (removed), retry (rescheduled)
+/// or dead. Returns the metric label and the log line.
+async fn record(
+    route: &Route,
+    store: Arc<Store>,
+    c: &Stored,
+    verdict: Verdict,
+) -> Result<(&'static str, String), StoreError> {
+    let (id, now, attempts) = (c.id, now_ms(), c.attempts + 1);
+    let dead_letter = "dead letter, see `callgate queue list --state dead`";
+    match verdict {
         Verdict::Delivered => {
-            let digest = route
-                .dedupe_window
-                .map(|_| Sha256::digest(&c.callback.body).to_vec());
-            let r = name.clone();
-            let stored = blocking(move || {
-                store.delivered(id, digest.as_deref().map(|d| (r.as_str(), d, now)))
+            let dedupe = route.dedupe_window.map(|_| {
+                (
+                    route.name.clone(),
+                    Sha256::digest(&c.callback.body).to_vec(),
+                )
+            });
+            blocking(move || {
+                store.delivered(id, dedupe.as_ref().map(|(r, d)| (r.as_str(), &d[..], now)))
             })
-            .await;
-            (stored.map(|_| "delivered"), "queue: delivered".to_owned())
+            .await?;
+            Ok(("delivered", "queue: delivered".to_owned()))
         }
         Verdict::Retry(why) => {
             let too_old = now - c.callback.arrived_ms > route.retry.max_age.as_millis() as i64;
             if attempts >= route.retry.max_attempts || too_old {
-                let msg = format!(
-                    "queue: giving up ({why}); dead letter, see `callgate queue list --state dead`"
-                );
-                (
-                    blocking(move || store.failed(id, None, &why))
-                        .await
-                        .map(|_| "dead"),
-                    msg,
-                )
-            } else {
-                let wait = backoff(&route.retry, attempts, rand::rng().random());
-                let msg = format!(
-                    "queue: delivery failed ({why}); next attempt in {}",
-                    humantime::format_duration(wait)
-                );
-                let next = now + wait.as_millis() as i64;
-                (
-                    blocking(move || store.failed(id, Some(next), &why))
-                        .await
-                        .map(|_| "retry"),
-                    msg,
-                )
+                let msg = format!("queue: giving up ({why}); {dead_letter}");
+                blocking(move || store.failed(id, None, &why)).await?;
+                return Ok(("dead", msg));
             }
+            let wait = backoff(&route.retry, attempts, rand::rng().random());
+            let msg = format!(
+                "queue: delivery failed ({why}); next attempt in {}",
+                humantime::format_duration(wait)
+            );
+            let next = now + wait.as_millis() as i64;
+            blocking(move || store.failed(id, Some(next), &why)).await?;
+            Ok(("retry", msg))
         }
         Verdict::Dead(why) => {
-            let msg = format!("queue: upstream refused it ({why}); dead letter, see `callgate queue list --state dead`");
-            (
-                blocking(move || store.failed(id, None, &why))
-                    .await
-                    .map(|_| "dead"),
-                msg,
-            )
+            let msg = format!("queue: upstream refused it ({why}); {dead_letter}");
+            blocking(move || store.failed(id, None, &why)).await?;
+            Ok(("dead", msg))
         }
-    };
-    match result {
-        Ok(kind) => {
-            shared.metrics.delivery_attempt(&name, kind);
-            match kind {
-                "dead" => tracing::warn!(route = %name, id, attempts, "{message}"),
-                _ => tracing::info!(route = %name, id, attempts, "{message}"),
-            }
-        }
-        Err(e) => tracing::error!(route = %name, id, "queue: could not record the attempt: {e}"),
     }
 }
 
@@ -239,16 +255,57 @@ fn request(route: &Route, c: &Stored) -> Result<Request<Full<Bytes>>, String> {
                 .get(i)
                 .or_else(|| token.secrets.first())
                 .ok_or("route has no token secret")?;
-            Some(crate::query::restore(q, &token.param, secret.expose()))
+            Some(query::restore(q, &token.param, secret.expose()))
         }
         (q, _, _) => q.clone(),
     };
     let mut req = Request::new(Full::new(Bytes::from(cb.body.clone())));
     *req.method_mut() = Method::from_bytes(cb.method.as_bytes()).map_err(|e| e.to_string())?;
-    *req.uri_mut() = service::upstream_uri(route, query.as_deref());
+    *req.uri_mut() = upstream::upstream_uri(route, query.as_deref());
     *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = headers::from_lines(&cb.headers)?;
+    *req.headers_mut() = from_lines(&cb.headers)?;
     Ok(req)
+}
+
+/// Prune the dedupe table while any route dedupes: each route's rows older
+/// than its window, and rows older than the longest window (routes that
+/// were removed, or stopped deduping).
+async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let config = shared.config.load_full();
+        let windows: Vec<(String, Duration)> = config
+            .routes
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), r.dedupe_window?)))
+            .collect();
+        let every = windows
+            .iter()
+            .map(|(_, w)| *w)
+            .min()
+            .unwrap_or(PRUNE_EVERY)
+            .clamp(PRUNE_AT_MOST_EVERY, PRUNE_EVERY);
+        if let Err(e) = prune(&shared, windows).await {
+            tracing::warn!("dedupe: could not prune old deliveries: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn prune(shared: &Shared, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
+    let store = shared.store()?;
+    blocking(move || {
+        let now = now_ms();
+        let before = |w: Duration| now - w.as_millis() as i64;
+        let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
+        for (route, window) in &windows {
+            store.prune_delivered(Some(route), before(*window))?;
+        }
+        store.prune_delivered(None, before(longest)).map(|_| ())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Real peers for the integration tests: the callgate binary itself, a
 //! recording upstream, and a rustls client speaking HTTP/1.1 or h2.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unreachable_pub)]
 
 pub mod client;
 pub mod gateway;
@@ -15,11 +15,11 @@ pub use upstream::{Recorded, Upstream};
 
 /// HMAC of `body` as `callgate sign` would print it, computed by the library.
 pub fn sign(
-    alg: callgate::signature::Algorithm,
+    alg: callgate::crypto::Algorithm,
     key: &str,
-    enc: callgate::signature::Encoding,
+    enc: callgate::crypto::Encoding,
     body: &[u8],
 ) -> String {
-    let digest = callgate::signature::Key::new(alg, key.as_bytes()).digest(body);
-    callgate::signature::encode(&digest, enc)
+    let digest = callgate::crypto::Key::new(alg, key.as_bytes()).digest(body);
+    callgate::crypto::encode(&digest, enc)
 }

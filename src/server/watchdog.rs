@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 /// Shared between the connection's IO, its requests and its watchdog.
 #[derive(Debug)]
-pub struct Activity {
+pub(super) struct Activity {
     opened: Instant,
     /// Milliseconds after `opened` at which bytes last moved.
     last_ms: AtomicU64,
@@ -26,7 +26,7 @@ pub struct Activity {
 
 impl Activity {
     /// A fresh connection, active now.
-    pub fn new() -> Arc<Activity> {
+    pub(super) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
@@ -46,7 +46,7 @@ impl Activity {
     }
 
     /// Mark a request as started; it counts as in flight until the guard drops.
-    pub fn request(self: &Arc<Self>) -> InFlight {
+    pub(super) fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.served.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
@@ -54,7 +54,7 @@ impl Activity {
 
     /// Resolves once the connection has been silent, with no request in
     /// flight, for `first` (before any request) or `idle` (after one).
-    pub async fn idle(&self, first: Duration, idle: Duration) {
+    pub(super) async fn idle(&self, first: Duration, idle: Duration) {
         loop {
             let limit = if self.served.load(Ordering::Relaxed) == 0 {
                 first
@@ -77,7 +77,7 @@ impl Activity {
 }
 
 /// Keeps a request counted as in flight.
-pub struct InFlight(Arc<Activity>);
+pub(super) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -87,13 +87,13 @@ impl Drop for InFlight {
 }
 
 /// An IO stream that reports every read and write to its `Activity`.
-pub struct Tracked<T> {
+pub(super) struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
 }
 
 impl<T> Tracked<T> {
-    pub fn new(inner: T, activity: Arc<Activity>) -> Tracked<T> {
+    pub(super) fn new(inner: T, activity: Arc<Activity>) -> Tracked<T> {
         Tracked { inner, activity }
     }
 }

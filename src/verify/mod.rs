@@ -1,24 +1,36 @@
-//! The decision: does this request pass route R? A pure function over
-//! (route, client IP, URI, headers, body bytes). No I/O, no clock; the
-//! service calls it and forwards only what it accepts.
+//! The decision: does this request pass route R? Pure functions over
+//! (route, client IP, URI, headers, body bytes): no I/O, no clock. The proxy
+//! calls them and forwards only what they accept.
+//!
+//! The checks run in two steps so that a stranger cannot make callgate
+//! buffer an upload: [`precheck`] (source address, URL token) before the body
+//! is read, then [`finish`] (signature, payload shape) over the body. A
+//! [`Prechecked`] can only come from `precheck`, so the body checks cannot run
+//! without it, and nothing is checked twice. [`check`] is both in one call.
+
+pub mod client_ip;
+pub mod query;
+pub mod signature;
 
 use std::fmt;
 use std::net::IpAddr;
 
 use http::{HeaderMap, Uri};
-use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::client_ip;
+use crate::config::presets::Payload;
 use crate::config::{token_digest, Route, TokenCheck};
-use crate::presets::Payload;
-use crate::query::{self, Lookup};
-use crate::signature::{self, SignatureError};
+use query::Lookup;
+use signature::SignatureError;
 
 /// The checks a request passed; only configured checks can be true.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Passed {
+    /// The client address is in the route's allow_ips.
     pub ip: bool,
+    /// The URL token matched one of the route's secrets.
     pub token: bool,
+    /// The body's signature matched one of the route's keys.
     pub hmac: bool,
 }
 
@@ -38,33 +50,42 @@ impl Passed {
     }
 }
 
+/// A request that passed every check of its route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// Which checks it passed.
+    pub(crate) passed: Passed,
+    /// Which of the route's token secrets it carried: a queued callback
+    /// stores this index, never the token.
+    pub(crate) token_secret: Option<usize>,
+}
+
+/// The body-less checks passed; the body checks come next ([`finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Prechecked(Checked);
+
 /// Why the token check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenFailure {
+pub(crate) enum TokenFailure {
+    /// No token parameter in the query.
     Missing,
+    /// The token parameter appears more than once.
     Repeated,
+    /// The token matches none of the route's secrets.
     Mismatch,
 }
 
 /// Why a request was refused: for the log only, the caller sees `forbidden`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
+    /// The client address is not in allow_ips.
     Ip(IpAddr),
+    /// The URL token is missing, repeated or wrong.
     Token(TokenFailure),
+    /// The body signature is missing, malformed or wrong.
     Hmac(SignatureError),
+    /// The body does not have the shape the preset demands.
     Payload(&'static str),
-}
-
-impl Refusal {
-    /// Short machine-friendly reason class: `ip`, `token`, `hmac` or `payload`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Refusal::Ip(_) => "ip",
-            Refusal::Token(_) => "token",
-            Refusal::Hmac(_) => "hmac",
-            Refusal::Payload(_) => "payload",
-        }
-    }
 }
 
 impl fmt::Display for Refusal {
@@ -84,7 +105,7 @@ impl fmt::Display for Refusal {
 
 /// The checks that need no body (source address, URL token): run before the
 /// body is read, so a stranger cannot make callgate buffer an upload.
-pub fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Passed, Refusal> {
+pub(crate) fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Prechecked, Refusal> {
     let mut passed = Passed::default();
     if let Some(allow) = &route.allow_ips {
         if !client_ip::is_in(client, &allow.nets) {
@@ -92,22 +113,25 @@ pub fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Passed, Refu
         }
         passed.ip = true;
     }
+    let mut token_secret = None;
     if let Some(token) = &route.token {
-        check_token(token, uri.query().unwrap_or(""))?;
+        token_secret = Some(check_token(token, uri.query().unwrap_or(""))?);
         passed.token = true;
     }
-    Ok(passed)
+    Ok(Prechecked(Checked {
+        passed,
+        token_secret,
+    }))
 }
 
-/// Every check the route configures, all of them. The only gate to the upstream.
-pub fn check(
+/// The checks over the body (signature, payload shape), after [`precheck`].
+pub(crate) fn finish(
     route: &Route,
-    client: IpAddr,
-    uri: &Uri,
+    pre: Prechecked,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Passed, Refusal> {
-    let mut passed = precheck(route, client, uri)?;
+) -> Result<Checked, Refusal> {
+    let Prechecked(mut checked) = pre;
     if let Some(h) = &route.hmac {
         let mut values = headers.get_all(&h.header).iter();
         let claim = match (values.next(), values.next()) {
@@ -117,44 +141,43 @@ pub fn check(
         };
         signature::verify(&h.keys, h.algorithm, h.encoding, claim.as_bytes(), body)
             .map_err(Refusal::Hmac)?;
-        passed.hmac = true;
+        checked.passed.hmac = true;
     }
     if let Some(payload) = route.payload {
         check_payload(payload, headers, body).map_err(Refusal::Payload)?;
     }
-    Ok(passed)
+    Ok(checked)
 }
 
-/// Which of the route's token secrets this request carries (constant-time);
-/// a queued callback stores this index instead of the token.
-pub fn matched_token_secret(route: &Route, uri: &Uri) -> Option<usize> {
-    let token = route.token.as_ref()?;
-    let Lookup::One(v) = query::lookup(uri.query().unwrap_or(""), &token.param) else {
-        return None;
-    };
-    let given = token_digest(v.as_bytes());
-    let mut index = u32::MAX;
-    for (i, d) in token.digests.iter().enumerate() {
-        index.conditional_assign(&(i as u32), d.ct_eq(&given));
-    }
-    (index != u32::MAX).then_some(index as usize)
+/// Every check the route configures, all of them, in one call. The proxy
+/// runs the two steps itself, with the bounded body read between them.
+#[cfg(test)]
+pub(crate) fn check(
+    route: &Route,
+    client: IpAddr,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Checked, Refusal> {
+    finish(route, precheck(route, client, uri)?, headers, body)
 }
 
-fn check_token(token: &TokenCheck, query: &str) -> Result<(), Refusal> {
+/// The index of the secret the query's token matches. Every secret is
+/// compared (constant time), so timing tells neither whether nor which one
+/// matched.
+fn check_token(token: &TokenCheck, query: &str) -> Result<usize, Refusal> {
     let given = match query::lookup(query, &token.param) {
         Lookup::Missing => return Err(Refusal::Token(TokenFailure::Missing)),
         Lookup::Repeated => return Err(Refusal::Token(TokenFailure::Repeated)),
         Lookup::One(v) => token_digest(v.as_bytes()),
     };
-    // Every secret is compared, so timing does not tell which one matched.
-    let mut ok = Choice::from(0);
-    for d in &token.digests {
-        ok |= d.ct_eq(&given);
+    let mut index = u32::MAX;
+    for (i, d) in token.digests.iter().enumerate() {
+        index.conditional_assign(&(i as u32), d.ct_eq(&given));
     }
-    if bool::from(ok) {
-        Ok(())
-    } else {
-        Err(Refusal::Token(TokenFailure::Mismatch))
+    match index {
+        u32::MAX => Err(Refusal::Token(TokenFailure::Mismatch)),
+        i => Ok(i as usize),
     }
 }
 
@@ -196,7 +219,7 @@ fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::signature::{encode, Algorithm, Encoding, Key};
+    use crate::crypto::{encode, Algorithm, Encoding, Key};
     use std::path::Path;
     use std::sync::Arc;
 
@@ -239,7 +262,7 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
         let body = b"{\"id\":1}";
         let h = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
         let p = check(&r, ip("127.0.0.1"), &uri("/cb?token=t0k"), &h, body).unwrap();
-        assert_eq!(p.header_value(), "ip,token,hmac");
+        assert_eq!(p.passed.header_value(), "ip,token,hmac");
     }
 
     #[test]
@@ -331,7 +354,7 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
         let r = route("hmac = { algorithm = \"sha256\", header = \"X-Sig\", encoding = \"base64\", secrets = [\"k\"] }");
         let h = signed(Algorithm::Sha256, "k", Encoding::Base64, "x-sig", b"b");
         let p = check(&r, ip("203.0.113.1"), &uri("/cb"), &h, b"b").unwrap();
-        assert_eq!(p.header_value(), "hmac");
+        assert_eq!(p.passed.header_value(), "hmac");
     }
 
     #[test]
@@ -348,6 +371,7 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
         assert_eq!(
             check(&r, ip("84.22.114.141"), &uri("/cb"), &h, body)
                 .unwrap()
+                .passed
                 .header_value(),
             "ip,hmac"
         );
@@ -372,6 +396,7 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
         assert_eq!(
             check(&r, ip("1.2.3.4"), &u, &h, job)
                 .unwrap()
+                .passed
                 .header_value(),
             "token"
         );
@@ -417,12 +442,38 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
     #[test]
     fn header_values_cover_every_combination() {
         let all = [
+            (false, false, false, "none"),
+            (true, false, false, "ip"),
             (false, true, false, "token"),
+            (false, false, true, "hmac"),
+            (true, true, false, "ip,token"),
             (true, false, true, "ip,hmac"),
             (false, true, true, "token,hmac"),
+            (true, true, true, "ip,token,hmac"),
         ];
         for (ip, token, hmac, want) in all {
             assert_eq!(Passed { ip, token, hmac }.header_value(), want);
         }
+    }
+
+    #[test]
+    fn the_precheck_names_the_matching_token_secret_once_for_the_whole_request() {
+        let r = route("token = { secrets = [\"old\", \"new\", \"newer\"] }");
+        for (i, t) in ["old", "new", "newer"].iter().enumerate() {
+            let u = uri(&format!("/cb?token={t}"));
+            let pre = precheck(&r, ip("10.1.1.1"), &u).unwrap();
+            // finish() takes the precheck's finding as it is: no second look at the token.
+            let done = finish(&r, pre, &HeaderMap::new(), b"").unwrap();
+            assert_eq!(done.token_secret, Some(i));
+            assert_eq!(done.passed.header_value(), "token");
+        }
+        let no_token = route("allow_ips = [\"10.0.0.0/8\"]");
+        let pre = precheck(&no_token, ip("10.1.1.1"), &uri("/cb")).unwrap();
+        assert_eq!(
+            finish(&no_token, pre, &HeaderMap::new(), b"")
+                .unwrap()
+                .token_secret,
+            None
+        );
     }
 }

@@ -9,10 +9,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::service::Shared;
+use crate::state::Shared;
 
 /// Answer one admin request.
-pub async fn handle(
+pub(super) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {

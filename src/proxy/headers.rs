@@ -129,40 +129,6 @@ fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Headers as HTTP/1 lines (`name: value\r\n`), for the callback store:
-/// exact bytes, no re-encoding.
-pub fn to_lines(headers: &HeaderMap) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// The inverse of [`to_lines`].
-pub fn from_lines(lines: &[u8]) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::new();
-    for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or("stored header without a colon")?;
-        let name = HeaderName::from_bytes(&line[..colon]).map_err(|e| e.to_string())?;
-        let value = HeaderValue::from_bytes(
-            line[colon + 1..]
-                .strip_prefix(b" ")
-                .unwrap_or(&line[colon + 1..]),
-        )
-        .map_err(|e| e.to_string())?;
-        headers.append(name, value);
-    }
-    Ok(headers)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,16 +234,6 @@ mod tests {
         h.append("x-forwarded-for", "2.2.2.2".parse().unwrap());
         rewrite(&mut h, true, ALL, 0);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
-    }
-
-    #[test]
-    fn header_lines_round_trip() {
-        let mut h = HeaderMap::new();
-        h.append("content-type", "application/json".parse().unwrap());
-        h.append("x-multi", "a".parse().unwrap());
-        h.append("x-multi", "b: c".parse().unwrap());
-        h.append("x-bytes", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
-        assert_eq!(from_lines(&to_lines(&h)).unwrap(), h);
     }
 
     #[test]

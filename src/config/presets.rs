@@ -3,12 +3,12 @@
 
 use serde::Deserialize;
 
-use crate::signature::{Algorithm, Encoding};
+use crate::crypto::{Algorithm, Encoding};
 
 /// A provider whose callback conventions callgate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Preset {
+pub(crate) enum Preset {
     /// Tolq: HMAC-SHA1 of the raw JSON body keyed with the API key, from 84.22.114.141.
     Tolq,
     /// Gengo: unsigned form posts whose `job` or `comment` field holds JSON.
@@ -17,32 +17,32 @@ pub enum Preset {
 
 /// Shape a body must have, checked after the signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Payload {
+pub(crate) enum Payload {
     /// `application/x-www-form-urlencoded` with a `job` or `comment` field holding a JSON object.
     GengoForm,
 }
 
 /// HMAC settings a preset supplies (the secrets never come from a preset).
 #[derive(Debug, Clone, Copy)]
-pub struct HmacDefaults {
-    pub algorithm: Algorithm,
-    pub header: &'static str,
-    pub encoding: Encoding,
+pub(crate) struct HmacDefaults {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) header: &'static str,
+    pub(crate) encoding: Encoding,
 }
 
 /// Everything one preset fills in or demands.
 #[derive(Debug, Clone, Copy)]
-pub struct Defaults {
-    pub allow_ips: &'static [&'static str],
-    pub hmac: Option<HmacDefaults>,
+pub(crate) struct Defaults {
+    pub(crate) allow_ips: &'static [&'static str],
+    pub(crate) hmac: Option<HmacDefaults>,
     /// The route must configure a token (the provider signs nothing).
-    pub requires_token: bool,
-    pub payload: Option<Payload>,
+    pub(crate) requires_token: bool,
+    pub(crate) payload: Option<Payload>,
 }
 
 impl Preset {
     /// Name as written in config.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Preset::Tolq => "tolq",
             Preset::Gengo => "gengo",
@@ -50,7 +50,7 @@ impl Preset {
     }
 
     /// The preset's defaults.
-    pub fn defaults(self) -> Defaults {
+    pub(crate) fn defaults(self) -> Defaults {
         match self {
             // Tolq sends every callback from one address; its documentation
             // does not say whether the signature is hex or base64, hence auto.

@@ -1,121 +1,32 @@
-//! HMAC signatures of raw bodies: computing them (for `callgate sign`) and
-//! checking a provider's claimed signature (for `verify`). One code path for
-//! both, so what `sign` prints is exactly what the gateway accepts.
+//! Checking a provider's claimed signature against the raw body: decode the
+//! header value (prefix, hex or base64), then compare in constant time with
+//! every key. The keys and digests themselves are [`crate::crypto`]'s, the
+//! same code `callgate sign` prints with, so what it prints is what passes.
 
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use subtle::{Choice, ConstantTimeEq};
 
-/// Hash function under the HMAC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Algorithm {
-    Sha1,
-    Sha256,
-    Sha512,
-}
-
-impl Algorithm {
-    /// Name as written in config and in `sha1=<hex>` prefixes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Sha1 => "sha1",
-            Algorithm::Sha256 => "sha256",
-            Algorithm::Sha512 => "sha512",
-        }
-    }
-
-    /// Digest length in bytes.
-    pub fn digest_len(self) -> usize {
-        match self {
-            Algorithm::Sha1 => 20,
-            Algorithm::Sha256 => 32,
-            Algorithm::Sha512 => 64,
-        }
-    }
-
-    const ALL: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512];
-}
-
-/// How the digest is written in the signature header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    /// Hex, either case.
-    Hex,
-    /// Standard base64, padding optional.
-    Base64,
-    /// Hex or base64, told apart by length (they never share one for these digests).
-    #[value(skip)]
-    Auto,
-}
-
-impl Encoding {
-    /// Name as written in config.
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Hex => "hex",
-            Encoding::Base64 => "base64",
-            Encoding::Auto => "auto",
-        }
-    }
-}
-
-/// An HMAC key with its inner/outer pads already computed, cloned per request.
-#[derive(Clone)]
-pub enum Key {
-    Sha1(Hmac<sha1::Sha1>),
-    Sha256(Hmac<sha2::Sha256>),
-    Sha512(Hmac<sha2::Sha512>),
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Key(REDACTED)")
-    }
-}
-
-impl Key {
-    /// Prepare a key; HMAC accepts keys of any length.
-    pub fn new(algorithm: Algorithm, secret: &[u8]) -> Key {
-        const ANY_LEN: &str = "HMAC accepts keys of any length";
-        match algorithm {
-            Algorithm::Sha1 => Key::Sha1(Mac::new_from_slice(secret).expect(ANY_LEN)),
-            Algorithm::Sha256 => Key::Sha256(Mac::new_from_slice(secret).expect(ANY_LEN)),
-            Algorithm::Sha512 => Key::Sha512(Mac::new_from_slice(secret).expect(ANY_LEN)),
-        }
-    }
-
-    /// The HMAC of `body` under this key.
-    pub fn digest(&self, body: &[u8]) -> Vec<u8> {
-        fn run<M: Mac + Clone>(m: &M, body: &[u8]) -> Vec<u8> {
-            let mut m = m.clone();
-            m.update(body);
-            m.finalize().into_bytes().to_vec()
-        }
-        match self {
-            Key::Sha1(m) => run(m, body),
-            Key::Sha256(m) => run(m, body),
-            Key::Sha512(m) => run(m, body),
-        }
-    }
-}
+use crate::crypto::{Algorithm, Encoding, Key};
 
 /// Why a claimed signature was not accepted. Shown in logs, never to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// No signature header.
     #[error("signature header missing")]
     Missing,
+    /// Two or more signature headers: which one would the receiver read?
     #[error("signature header sent more than once")]
     Duplicated,
+    /// Not the expected encoding, or not a digest's length.
     #[error("signature is not {0} of the right length")]
     Malformed(&'static str),
+    /// An `algo=` prefix naming another algorithm than the route's.
     #[error("signature names algorithm {0}, route expects {1}")]
     WrongAlgorithm(&'static str, &'static str),
+    /// Well-formed, but no key gives this digest of the body.
     #[error("signature does not match the body")]
     Mismatch,
 }
@@ -126,14 +37,6 @@ const BASE64_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-
-/// Encode a digest the way `callgate sign` prints it (hex is lowercase).
-pub fn encode(digest: &[u8], encoding: Encoding) -> String {
-    match encoding {
-        Encoding::Hex | Encoding::Auto => hex::encode(digest),
-        Encoding::Base64 => STANDARD.encode(digest),
-    }
-}
 
 /// Decode a header value into the claimed digest: trims blanks, accepts an
 /// `algo=` prefix naming the route's algorithm (any case), then hex or base64.
@@ -205,6 +108,8 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::encode;
+    use base64::engine::general_purpose::STANDARD;
 
     // RFC 2202 test case 2 and RFC 4231 test case 2: key "Jefe".
     const JEFE_BODY: &[u8] = b"what do ya want for nothing?";

@@ -1,16 +1,17 @@
-//! Command-line definitions.
+//! The command line as clap parses it.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::DEFAULT_PATH;
-use crate::signature::{Algorithm, Encoding};
+use crate::crypto::{Algorithm, Encoding};
 
 /// callgate: a TLS-terminating gateway that verifies webhooks before they reach your receiver.
 #[derive(Debug, Parser)]
 #[command(name = "callgate", version, about)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +42,7 @@ pub enum Command {
         /// Config file (only [queue] dir is read: no secrets are needed).
         #[arg(long, short, global = true, default_value = DEFAULT_PATH)]
         config: PathBuf,
+        /// What to do with the stored callbacks.
         #[command(subcommand)]
         action: QueueCommand,
     },
@@ -49,8 +51,10 @@ pub enum Command {
         /// Secret spec: env:NAME, file:PATH, cred:NAME or a literal.
         #[arg(long)]
         secret: String,
+        /// Hash function under the HMAC.
         #[arg(long, value_enum, default_value = "sha1")]
         algorithm: Algorithm,
+        /// How the digest is printed.
         #[arg(long, value_enum, default_value = "hex")]
         encoding: Encoding,
     },
@@ -66,24 +70,43 @@ pub enum QueueCommand {
         route: Option<String>,
         /// Only pending or dead callbacks.
         #[arg(long, value_enum)]
-        state: Option<crate::queue::State>,
+        state: Option<QueueState>,
     },
     /// Show one callback: its request line, headers and body.
-    Show { id: i64 },
+    Show {
+        /// The callback's id, as `list` shows it.
+        id: i64,
+    },
     /// Deliver again: one callback, or every dead letter.
     Retry {
+        /// The callback's id.
         #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
         id: Option<i64>,
+        /// Every dead letter instead of one callback.
         #[arg(long)]
         all_dead: bool,
     },
     /// Delete one callback for good.
-    Drop { id: i64 },
+    Drop {
+        /// The callback's id.
+        id: i64,
+    },
 }
 
 /// How `run` writes its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
+}
+
+/// Where a stored callback stands, as `queue list --state` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueState {
+    /// Waiting for (re)delivery.
+    Pending,
+    /// Given up on; `callgate queue retry` revives it.
+    Dead,
 }

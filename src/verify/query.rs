@@ -8,7 +8,9 @@ use std::borrow::Cow;
 /// What a query holds under one parameter name.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup<'a> {
+    /// Not there.
     Missing,
+    /// There once, with this decoded value.
     One(Cow<'a, str>),
     /// Receivers disagree on which copy wins (PHP takes the last), so a
     /// repeated parameter is refused rather than guessed at.

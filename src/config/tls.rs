@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Why TLS material could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("cannot read certificate chain {path}: {reason} (give a PEM file with the certificate first, then intermediates)")]
     Cert { path: String, reason: String },
     #[error("certificate file {0} holds no PEM certificate")]
@@ -26,13 +26,16 @@ pub enum TlsError {
 
 impl TlsError {
     /// True when the key file, rather than the certificate, is at fault.
-    pub fn is_about_key(&self) -> bool {
+    pub(crate) fn is_about_key(&self) -> bool {
         matches!(self, TlsError::Key { .. } | TlsError::Mismatch(_))
     }
 }
 
 /// Load a PEM chain and key; returns the config and the chain's length.
-pub fn from_pem_files(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, usize), TlsError> {
+pub(crate) fn from_pem_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<ServerConfig>, usize), TlsError> {
     let cert_err = |reason: String| TlsError::Cert {
         path: cert.display().to_string(),
         reason,
@@ -54,7 +57,7 @@ pub fn from_pem_files(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, usi
 
 /// An in-memory certificate for localhost, 127.0.0.1 and ::1: lets a
 /// newcomer try callgate with no files at all. Never for production.
-pub fn self_signed() -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn self_signed() -> Result<Arc<ServerConfig>, TlsError> {
     let names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),

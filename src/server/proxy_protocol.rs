@@ -27,7 +27,9 @@ pub enum Parsed {
     /// A header of `len` bytes; `source` is None for LOCAL (the balancer's
     /// own health check) or an UNKNOWN/unix family.
     Complete {
+        /// The header's length: the connection's own bytes start after it.
         len: usize,
+        /// The client the balancer names.
         source: Option<SocketAddr>,
     },
     /// Not a PROXY header: the connection must be closed.
@@ -86,7 +88,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
 
 /// Read the PROXY header off `tcp`, leaving every byte after it unread for
 /// TLS or HTTP. Returns the client address it names, if any.
-pub async fn read_header(
+pub(super) async fn read_header(
     tcp: &mut TcpStream,
     within: Duration,
 ) -> Result<Option<SocketAddr>, String> {

@@ -1,6 +1,8 @@
-//! The upstream client: HTTP/1.1 keep-alive connections pooled per thread and
-//! upstream, one timeout per request covering connect and response head,
-//! errors mapped to 502 and 504.
+//! The upstream side, for direct delivery and the queue worker alike: the
+//! request target a route sends ([`upstream_uri`]), and the client that sends
+//! it ([`send_and_record`]): HTTP/1.1 keep-alive connections pooled per
+//! thread and upstream, one timeout per request covering connect and
+//! response head, errors that map to 502 and 504.
 //!
 //! hyper's low-level client does the HTTP; only the pooling is ours. Each
 //! serving thread has its own pool (no lock is contended, no request leaves
@@ -15,13 +17,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::Authority;
-use http::{Request, Response};
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::config::Route;
+use crate::metrics::Metrics;
+use crate::verify::query;
 
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,7 +36,7 @@ const POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 /// Why forwarding failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
+pub(crate) enum ForwardError {
     /// No response head within the route's upstream timeout → 504.
     #[error("upstream did not answer within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
@@ -141,7 +147,7 @@ async fn sweep(pool: Weak<Pool>) {
 
 /// The upstream's response body. Read to its end, it hands its connection
 /// back to the pool; dropped before that, the connection closes with it.
-pub struct UpstreamBody {
+pub(crate) struct UpstreamBody {
     inner: Incoming,
     checkin: Option<(Arc<Pool>, Authority, Sender)>,
 }
@@ -176,10 +182,55 @@ impl Body for UpstreamBody {
     }
 }
 
+/// The request target sent upstream (origin-form: the route's upstream path
+/// and query, then the caller's query, token stripped if asked). Where it is
+/// sent is the route's upstream authority.
+pub(crate) fn upstream_uri(route: &Route, incoming_query: Option<&str>) -> Uri {
+    let stripped;
+    let mut query = incoming_query;
+    if let (true, Some(token), Some(q)) = (route.strip_token, &route.token, query) {
+        stripped = query::strip(q, &token.param);
+        query = Some(stripped.as_str());
+    }
+    let up = &route.upstream;
+    let queries = [up.query.as_deref(), query.filter(|q| !q.is_empty())];
+    let mut target = String::with_capacity(
+        up.path.len() + queries.iter().flatten().map(|q| q.len() + 1).sum::<usize>(),
+    );
+    target.push_str(&up.path);
+    for (i, q) in queries.iter().flatten().enumerate() {
+        target.push(if i == 0 { '?' } else { '&' });
+        target.push_str(q);
+    }
+    PathAndQuery::from_maybe_shared(Bytes::from(target))
+        // Every part came from a parsed URI, so the join is a valid target.
+        .expect("upstream target from valid parts")
+        .into()
+}
+
+/// Send a route's request to its upstream and record the exchange (status
+/// class and time to the response head) in the route's metrics.
+pub(crate) async fn send_and_record(
+    metrics: &Metrics,
+    route: &Route,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<UpstreamBody>, ForwardError> {
+    let start = Instant::now();
+    let result = send(&route.upstream.authority, req, route.upstream_timeout).await;
+    metrics.upstream(
+        &route.name,
+        &route.metrics,
+        result.as_ref().ok().map(|r| r.status().as_u16()),
+        matches!(result, Err(ForwardError::Timeout(_))),
+        start.elapsed(),
+    );
+    result
+}
+
 /// Send one request (origin-form URI, Host set) to `upstream`. The body is
 /// complete, so a request is sent at most once: it is retried on a new
 /// connection only when a pooled one turned out closed before it was written.
-pub async fn send(
+async fn send(
     upstream: &Authority,
     req: Request<Full<Bytes>>,
     timeout: Duration,

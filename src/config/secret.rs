@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 /// Resolved secret bytes. Deliberately not `Display`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub(crate) struct Secret(Vec<u8>);
 
 impl Secret {
     /// The secret's bytes, for keying an HMAC or hashing a token.
-    pub fn expose(&self) -> &[u8] {
+    pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
 }
@@ -26,7 +26,7 @@ impl fmt::Debug for Secret {
 
 /// Why a secret spec could not be resolved; the text tells the operator what to fix.
 #[derive(Debug, thiserror::Error)]
-pub enum SecretError {
+pub(crate) enum SecretError {
     #[error("environment variable {0} is not set (export it, or use file:/cred: instead)")]
     EnvMissing(String),
     #[error("environment variable {0} is not valid UTF-8")]
@@ -49,7 +49,7 @@ pub enum SecretError {
 }
 
 /// Resolve one spec, reading the environment or a file once.
-pub fn resolve(spec: &str) -> Result<Secret, SecretError> {
+pub(crate) fn resolve(spec: &str) -> Result<Secret, SecretError> {
     let bytes = if let Some(name) = spec.strip_prefix("env:") {
         match std::env::var(name) {
             Ok(v) => v.into_bytes(),
@@ -96,7 +96,7 @@ fn read_trimmed(path: &Path) -> Result<Vec<u8>, SecretError> {
 }
 
 /// A short description of where a secret comes from, safe to print.
-pub fn describe(spec: &str) -> String {
+pub(crate) fn describe(spec: &str) -> String {
     for prefix in ["env:", "file:", "cred:"] {
         if spec.starts_with(prefix) {
             return spec.to_owned();

@@ -1,0 +1,180 @@
+//! `callgate check`: load everything `run` would, then print the listeners
+//! and the effective checks of each route, marking what a preset filled in.
+//! Never prints a secret.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::config::{Config, Delivery, Route};
+use crate::queue;
+use crate::verify::Passed;
+
+/// Load the config as `run` would and print the effective routes.
+pub(super) fn check(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    print!("{}", render(&config));
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+// `writeln!` into a String cannot fail; the results are ignored below.
+fn render(c: &Config) -> String {
+    let mut out = String::new();
+    listeners(&mut out, c);
+    gateway(&mut out, c);
+    for r in c.routes.iter() {
+        route(&mut out, c, r);
+    }
+    out
+}
+
+fn listeners(out: &mut String, c: &Config) {
+    let _ = writeln!(out, "config {}: OK", c.path.display());
+    if let Some(a) = c.listen.https {
+        let _ = writeln!(out, "listen https {a}");
+    }
+    if let Some(a) = c.listen.http {
+        let _ = writeln!(out, "listen http  {a}");
+    }
+    if c.listen.proxy_protocol {
+        let _ = writeln!(out, "listen proxy_protocol: every https/http connection must start with a PROXY v1/v2 header");
+    }
+    if let Some(a) = c.listen.admin {
+        let _ = writeln!(out, "listen admin {a} (/healthz, /metrics)");
+    }
+    if let Some(t) = &c.tls {
+        let _ = writeln!(out, "tls {}", t.description);
+    }
+}
+
+fn gateway(out: &mut String, c: &Config) {
+    let g = &c.gateway;
+    let proxies: Vec<String> = g.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "gateway verified_header={} max_body_bytes={} trusted_proxies=[{}]",
+        g.verified_header,
+        g.max_body_bytes,
+        proxies.join(", ")
+    );
+    if let Some(d) = &g.damping {
+        let _ = writeln!(
+            out,
+            "gateway damping: {} failed verifications within {} put an address in a {} cool-down (429)",
+            d.failures,
+            humantime::format_duration(d.window),
+            humantime::format_duration(d.cooldown)
+        );
+    }
+}
+
+fn route(out: &mut String, c: &Config, r: &Route) {
+    let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "\nroute {:?}: {} {} -> {}",
+        r.name,
+        methods.join(","),
+        r.path,
+        r.upstream
+    );
+    if let Some(p) = r.preset {
+        let _ = writeln!(out, "  preset  {}", p.name());
+    }
+    checks(out, r);
+    delivery(out, c, r);
+}
+
+fn checks(out: &mut String, r: &Route) {
+    let from = |yes: bool| if yes { " (from preset)" } else { "" };
+    let _ = match &r.allow_ips {
+        Some(ip) => {
+            let nets: Vec<String> = ip.nets.iter().map(|n| n.to_string()).collect();
+            writeln!(
+                out,
+                "  ip      allow {}{}",
+                nets.join(", "),
+                from(ip.from_preset)
+            )
+        }
+        None => writeln!(out, "  ip      (any source address)"),
+    };
+    let _ = match &r.token {
+        Some(t) => writeln!(
+            out,
+            "  token   query parameter {:?}, {} secret(s): {}{}",
+            t.param,
+            t.sources.len(),
+            t.sources.join(", "),
+            if r.strip_token {
+                "; stripped before forwarding"
+            } else {
+                ""
+            }
+        ),
+        None => writeln!(out, "  token   (none)"),
+    };
+    let _ = match &r.hmac {
+        Some(h) => {
+            let preset_note = match h.from_preset.is_empty() {
+                true => String::new(),
+                false => format!(" ({} from preset)", h.from_preset.join(", ")),
+            };
+            writeln!(
+                out,
+                "  hmac    {} of the raw body, header {}, encoding {}, {} key(s): {}{}",
+                h.algorithm.name(),
+                h.header,
+                h.encoding.name(),
+                h.sources.len(),
+                h.sources.join(", "),
+                preset_note
+            )
+        }
+        None => writeln!(out, "  hmac    (none)"),
+    };
+    if let Some(p) = r.payload {
+        let _ = writeln!(
+            out,
+            "  payload {p:?}: form body with a `job` or `comment` field holding a JSON object"
+        );
+    }
+}
+
+fn delivery(out: &mut String, c: &Config, r: &Route) {
+    let duration = humantime::format_duration;
+    if r.delivery == Delivery::Queue {
+        let _ = writeln!(
+            out,
+            "  queue   store {}, answer {}, {} in flight, retry {}..{} up to {} attempts / {}",
+            c.queue_dir.join(queue::FILE_NAME).display(),
+            r.ack_status.as_u16(),
+            r.max_in_flight,
+            duration(r.retry.base),
+            duration(r.retry.cap),
+            r.retry.max_attempts,
+            duration(r.retry.max_age)
+        );
+    }
+    if let Some(w) = r.dedupe_window {
+        let _ = writeln!(
+            out,
+            "  dedupe  a body delivered within {} is answered 200, not forwarded",
+            duration(w)
+        );
+    }
+    let passed = Passed {
+        ip: r.allow_ips.is_some(),
+        token: r.token.is_some(),
+        hmac: r.hmac.is_some(),
+    };
+    let _ = writeln!(
+        out,
+        "  forward {}: {}, upstream timeout {}",
+        c.gateway.verified_header,
+        passed.header_value(),
+        duration(r.upstream_timeout)
+    );
+}

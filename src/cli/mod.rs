@@ -1,0 +1,31 @@
+//! The command line: [`Cli`] as clap parses it, and [`execute`], which runs
+//! one subcommand. `run` goes to [`crate::server`]; the others live here.
+
+mod args;
+mod check;
+mod queue;
+mod sign;
+
+pub use args::{Cli, Command, LogFormat, QueueCommand, QueueState};
+
+/// Run one subcommand to its end.
+pub fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        // Connections get threads of their own (see server::run); this
+        // runtime handles signals, reloads and queue delivery.
+        Command::Run {
+            config, threads, ..
+        } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(crate::server::run(&config, threads))),
+        Command::Check { config } => check::check(&config),
+        Command::Queue { config, action } => queue::queue(&config, action),
+        Command::Sign {
+            secret,
+            algorithm,
+            encoding,
+        } => sign::sign(&secret, algorithm, encoding),
+    }
+}

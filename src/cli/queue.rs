@@ -1,0 +1,113 @@
+//! `callgate queue list|show|retry|drop`: inspect and act on stored
+//! callbacks, beside a running gateway (the store takes both).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::args::{QueueCommand, QueueState};
+use crate::config::Config;
+use crate::queue::{self, State, Store};
+
+/// Run one `callgate queue` action against the store of `config`'s `[queue] dir`.
+pub(super) fn queue(config: &Path, action: QueueCommand) -> anyhow::Result<()> {
+    let dir = Config::queue_dir_of(config)?;
+    let file = dir.join(queue::FILE_NAME);
+    if !file.exists() {
+        if let QueueCommand::List { .. } = action {
+            println!(
+                "no callbacks stored ({} does not exist yet)",
+                file.display()
+            );
+            return Ok(());
+        }
+        anyhow::bail!("no callback store at {}", file.display());
+    }
+    let store = Store::open(&dir)?;
+    match action {
+        QueueCommand::List { route, state } => {
+            let state = state.map(|s| match s {
+                QueueState::Pending => State::Pending,
+                QueueState::Dead => State::Dead,
+            });
+            list(&store, route.as_deref(), state)?
+        }
+        QueueCommand::Show { id } => show(&store, id)?,
+        QueueCommand::Retry { id: Some(id), .. } => {
+            anyhow::ensure!(store.retry(id, queue::now_ms())?, "no callback {id}");
+            println!("callback {id} will be delivered again");
+        }
+        QueueCommand::Retry { id: None, .. } => {
+            let n = store.retry_all_dead(queue::now_ms())?;
+            println!("{n} dead callback(s) will be delivered again");
+        }
+        QueueCommand::Drop { id } => {
+            anyhow::ensure!(store.drop_callback(id)?, "no callback {id}");
+            println!("callback {id} dropped");
+        }
+    }
+    Ok(())
+}
+
+fn list(store: &Store, route: Option<&str>, state: Option<State>) -> anyhow::Result<()> {
+    let all = store.list(route, state)?;
+    println!(
+        "{:>6}  {:<16} {:<8} {:>8}  {:<20}  {:<20}  {:>8}  last error",
+        "id", "route", "state", "attempts", "arrived (UTC)", "next attempt (UTC)", "bytes"
+    );
+    for c in &all {
+        let next = match c.state {
+            State::Pending => timestamp(c.next_attempt_ms),
+            State::Dead => "-".into(),
+        };
+        println!(
+            "{:>6}  {:<16} {:<8} {:>8}  {:<20}  {:<20}  {:>8}  {}",
+            c.id,
+            c.callback.route,
+            c.state.as_str(),
+            c.attempts,
+            timestamp(c.callback.arrived_ms),
+            next,
+            c.callback.body.len(),
+            c.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    println!("{} callback(s)", all.len());
+    Ok(())
+}
+
+fn show(store: &Store, id: i64) -> anyhow::Result<()> {
+    let c = store
+        .get(id)?
+        .with_context(|| format!("no callback {id}"))?;
+    let cb = &c.callback;
+    println!("id:        {}", c.id);
+    println!("route:     {}", cb.route);
+    println!(
+        "state:     {} after {} attempt(s)",
+        c.state.as_str(),
+        c.attempts
+    );
+    println!("arrived:   {}", timestamp(cb.arrived_ms));
+    println!("verified:  {}", cb.verified);
+    if let Some(e) = &c.last_error {
+        println!("last error: {e}");
+    }
+    match &cb.query {
+        Some(q) => println!("\n{} ?{q}", cb.method),
+        None => println!("\n{}", cb.method),
+    }
+    print!("{}", String::from_utf8_lossy(&cb.headers));
+    println!();
+    std::io::stdout().write_all(&cb.body)?;
+    if !cb.body.ends_with(b"\n") {
+        println!();
+    }
+    Ok(())
+}
+
+fn timestamp(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -1,0 +1,47 @@
+//! Every default the config falls back to, named, in one place; each is
+//! documented for operators in `config.example.toml`.
+
+use std::time::Duration;
+
+/// Default path of the config file.
+pub(crate) const DEFAULT_PATH: &str = "/etc/callgate/callgate.toml";
+/// Default name of the header that tells the upstream what was verified.
+pub(crate) const DEFAULT_VERIFIED_HEADER: &str = "x-callgate-verified";
+/// Default bound on a request body: 1 MiB (provider callbacks are small).
+pub(crate) const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// Default time a client has to finish the TLS handshake.
+pub(crate) const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send the request head.
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send the whole body.
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default keep-alive idle time.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time the upstream has to answer.
+pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on open client connections.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time in-flight requests get to finish on SIGTERM.
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on a request head: 16 KiB (hyper's floor is 8 KiB).
+pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Smallest accepted max_header_bytes: hyper's HTTP/1.1 read buffer cannot be smaller.
+pub(crate) const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Default bound on the number of request headers.
+pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default query parameter holding the URL token.
+pub(crate) const DEFAULT_TOKEN_PARAM: &str = "token";
+/// Largest body bound accepted in config: bodies are held in memory.
+pub(crate) const MAX_MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
+/// Default first redelivery wait.
+pub(crate) const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Default longest redelivery wait.
+pub(crate) const DEFAULT_RETRY_CAP: Duration = Duration::from_secs(300);
+/// Default attempts before a dead letter.
+pub(crate) const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 20;
+/// Default age after which a failing callback becomes a dead letter.
+pub(crate) const DEFAULT_RETRY_MAX_AGE: Duration = Duration::from_secs(2 * 24 * 3600);
+/// Default answer to the provider once a callback is stored.
+pub(crate) const DEFAULT_ACK_STATUS: u16 = 202;
+/// Default directory of the callback store.
+pub(crate) const DEFAULT_QUEUE_DIR: &str = "/var/lib/callgate";

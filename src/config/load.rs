@@ -1,0 +1,322 @@
+//! `Config::load`: read the file, deserialize it ([`super::raw`]), then
+//! resolve every table into its typed value, with errors that name the file,
+//! the line and column, and the fix.
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use toml::Spanned;
+
+use super::*;
+
+impl Config {
+    /// Read, parse and resolve the config file, loading secrets and certificates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            at: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parse and resolve config text; `path` names the file in errors.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let loader = Loader {
+            text,
+            path,
+            warnings: RefCell::new(Vec::new()),
+        };
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+            let mut message = e.message().trim_end().to_owned();
+            if message.starts_with("unknown field") {
+                message.push_str(" (callgate refuses unknown keys: a misspelt key could silently disable a check)");
+            }
+            loader.error(e.span(), message)
+        })?;
+        loader.resolve(raw)
+    }
+
+    /// Just `[queue] dir` of a config file, without resolving secrets or
+    /// loading certificates: what the `callgate queue` commands need.
+    pub(crate) fn queue_dir_of(path: &Path) -> Result<PathBuf, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            at: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        let loader = Loader {
+            text: &text,
+            path,
+            warnings: RefCell::new(Vec::new()),
+        };
+        let raw: raw::RawConfig =
+            toml::from_str(&text).map_err(|e| loader.error(e.span(), e.message().trim_end()))?;
+        Ok(raw
+            .queue
+            .and_then(|q| q.dir)
+            .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from))
+    }
+}
+
+/// Resolution context: the text, to turn byte spans into line:column.
+pub(super) struct Loader<'a> {
+    text: &'a str,
+    path: &'a Path,
+    warnings: RefCell<Vec<String>>,
+}
+
+impl Loader<'_> {
+    pub(super) fn error(
+        &self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let at = match span {
+            Some(span) => {
+                let before = &self.text[..span.start.min(self.text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{column}")
+            }
+            None => String::new(),
+        };
+        ConfigError {
+            file: self.path.to_owned(),
+            at,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn warn(&self, text: String) {
+        self.warnings.borrow_mut().push(text);
+    }
+
+    pub(super) fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.error(Some(value.span()), message)
+    }
+
+    fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
+        let listen_span = raw.listen.span();
+        let raw_listen = raw.listen.into_inner();
+        let listen = Listen {
+            https: raw_listen.https.map(|a| a.0),
+            http: raw_listen.http.map(|a| a.0),
+            admin: raw_listen.admin.map(|a| a.0),
+            proxy_protocol: raw_listen.proxy_protocol.unwrap_or(false),
+        };
+        if listen.https.is_none() && listen.http.is_none() {
+            return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
+        }
+
+        let tls = self.tls(raw.tls)?;
+        if listen.https.is_some() && tls.is_none() {
+            return Err(self.error(Some(listen_span), "listen.https needs a [tls] table: give cert and key PEM files, or self_signed = true for a trial"));
+        }
+
+        let (gateway, upstream_timeout) = self.gateway(raw.gateway)?;
+        if raw.routes.is_empty() {
+            return Err(self.error(
+                None,
+                "no [[route]]: add at least one route (name, path, upstream and a check)",
+            ));
+        }
+
+        let mut routes = Routes::default();
+        for (i, spanned) in raw.routes.into_iter().enumerate() {
+            let span = spanned.span();
+            let route = self.route(i, span.clone(), spanned.into_inner(), upstream_timeout)?;
+            if routes.in_order.iter().any(|r| r.name == route.name) {
+                return Err(self.error(
+                    Some(span),
+                    format!(
+                        "route[{i}]: the name {:?} is used by another route; names must be unique",
+                        route.name
+                    ),
+                ));
+            }
+            if routes.by_path.contains_key(&route.path) {
+                return Err(self.error(Some(span), format!("route[{i}] ({:?}): path {:?} is already served by another route; paths must be unique", route.name, route.path)));
+            }
+            let route = Arc::new(route);
+            routes.by_path.insert(route.path.clone(), route.clone());
+            routes.in_order.push(route);
+        }
+        let mut redact_params: Vec<String> = routes
+            .iter()
+            .filter_map(|r| r.token.as_ref().map(|t| t.param.clone()))
+            .collect();
+        redact_params.sort();
+        redact_params.dedup();
+
+        if tls.as_ref().is_some_and(|t| t.self_signed) {
+            self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
+        }
+        Ok(Config {
+            path: self.path.to_owned(),
+            listen,
+            tls,
+            gateway,
+            routes,
+            redact_params,
+            warnings: self.warnings.take(),
+            queue_dir: raw
+                .queue
+                .and_then(|q| q.dir)
+                .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from),
+        })
+    }
+
+    fn tls(&self, raw: Option<Spanned<raw::RawTls>>) -> Result<Option<Tls>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let (cert, key) = match (raw.self_signed, raw.cert, raw.key) {
+            (true, None, None) => {
+                let server_config = tls::self_signed()
+                    .map_err(|e| self.error(Some(span), format!("tls.self_signed: {e}")))?;
+                return Ok(Some(Tls {
+                    server_config,
+                    description: "self-signed certificate for localhost (TRIALS ONLY)".into(),
+                    self_signed: true,
+                }));
+            }
+            (true, _, _) => {
+                return Err(self.error(Some(span), "[tls]: self_signed = true cannot be combined with cert/key; remove one or the other"))
+            }
+            (false, Some(cert), Some(key)) => (cert, key),
+            _ => {
+                return Err(self.error(Some(span), "[tls] needs both cert and key (PEM files), or self_signed = true for a trial"))
+            }
+        };
+        let (server_config, chain_len) =
+            tls::from_pem_files(Path::new(cert.get_ref()), Path::new(key.get_ref())).map_err(
+                |e| {
+                    let at = if e.is_about_key() {
+                        key.span()
+                    } else {
+                        cert.span()
+                    };
+                    self.error(Some(at), format!("tls: {e}"))
+                },
+            )?;
+        Ok(Some(Tls {
+            server_config,
+            description: format!(
+                "cert {} ({chain_len} in chain), key {}",
+                cert.get_ref(),
+                key.get_ref()
+            ),
+            self_signed: false,
+        }))
+    }
+
+    /// A number from the file within `valid`, or `default` when absent.
+    pub(super) fn number<T: PartialOrd + Copy>(
+        &self,
+        value: Option<Spanned<T>>,
+        default: T,
+        valid: std::ops::RangeInclusive<T>,
+        problem: &str,
+    ) -> Result<T, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if valid.contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(self.at(&v, problem)),
+        }
+    }
+
+    /// `[gateway]`, and the default upstream timeout routes inherit.
+    fn gateway(&self, raw: raw::RawGateway) -> Result<(Gateway, Duration), ConfigError> {
+        let max_body_bytes = self.number(
+            raw.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES,
+            1..=MAX_MAX_BODY_BYTES,
+            &format!("gateway.max_body_bytes must be between 1 and {MAX_MAX_BODY_BYTES} (bodies are held in memory to be verified)"),
+        )?;
+        let max_connections = self.number(
+            raw.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+            1..=usize::MAX,
+            "gateway.max_connections must be at least 1",
+        )?;
+        let max_header_bytes = self.number(
+            raw.max_header_bytes,
+            DEFAULT_MAX_HEADER_BYTES,
+            MIN_MAX_HEADER_BYTES..=u32::MAX as usize,
+            &format!("gateway.max_header_bytes must be at least {MIN_MAX_HEADER_BYTES} (hyper's smallest read buffer)"),
+        )?;
+        let max_headers = self.number(
+            raw.max_headers,
+            DEFAULT_MAX_HEADERS,
+            1..=usize::MAX,
+            "gateway.max_headers must be at least 1",
+        )?;
+        let damping = match raw.damping {
+            None => None,
+            Some(s) => {
+                let span = s.span();
+                let s = s.into_inner();
+                let failures = std::num::NonZeroU32::new(s.failures).ok_or_else(|| {
+                    self.error(Some(span), "gateway.damping.failures must be at least 1 (remove damping to turn it off)")
+                })?;
+                Some(Damping {
+                    failures,
+                    window: s.window.0,
+                    cooldown: s.cooldown.0,
+                })
+            }
+        };
+        let d = |v: Option<raw::Dur>, default: Duration| v.map_or(default, |d| d.0);
+        let gateway = Gateway {
+            damping,
+            max_header_bytes,
+            max_headers,
+            verified_header: raw
+                .verified_header
+                .map_or(HeaderName::from_static(DEFAULT_VERIFIED_HEADER), |h| h.0),
+            max_body_bytes,
+            trusted_proxies: raw.trusted_proxies.into_iter().map(|c| c.0).collect(),
+            tls_handshake_timeout: d(raw.tls_handshake_timeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+            header_read_timeout: d(raw.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT),
+            body_read_timeout: d(raw.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT),
+            idle_timeout: d(raw.idle_timeout, DEFAULT_IDLE_TIMEOUT),
+            max_connections,
+            drain_timeout: d(raw.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
+        };
+        Ok((gateway, d(raw.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT)))
+    }
+
+    /// Resolve a non-empty list of secret specs; errors point at the failing entry.
+    pub(super) fn secrets(
+        &self,
+        label: &str,
+        table: &str,
+        table_span: Range<usize>,
+        specs: &[Spanned<String>],
+    ) -> Result<(Vec<secret::Secret>, Vec<String>), ConfigError> {
+        if specs.is_empty() {
+            return Err(self.error(Some(table_span), format!("{label}.{table}.secrets is empty: give at least one, e.g. [\"env:NAME\"], [\"file:/etc/callgate/key\"] or [\"cred:NAME\"]")));
+        }
+        let mut secrets = Vec::with_capacity(specs.len());
+        for (j, spec) in specs.iter().enumerate() {
+            let s = secret::resolve(spec.get_ref())
+                .map_err(|e| self.at(spec, format!("{label}.{table}.secrets[{j}]: {e}")))?;
+            secrets.push(s);
+            if secret::describe(spec.get_ref()) == "literal" {
+                self.warn(format!("{label}.{table}.secrets[{j}] is written in the config file: move it to env:, file: or cred: before production"));
+            }
+        }
+        Ok((
+            secrets,
+            specs
+                .iter()
+                .map(|s| secret::describe(s.get_ref()))
+                .collect(),
+        ))
+    }
+}

@@ -1,0 +1,284 @@
+//! One `[[route]]` resolved: its upstream, the preset's defaults, and each
+//! check (allow_ips, token, hmac) ready to run.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{HeaderName, Method, Uri};
+use toml::Spanned;
+
+use super::load::Loader;
+use super::presets::{Defaults, HmacDefaults};
+use super::*;
+
+/// What every part of one route's resolution needs to name it in errors.
+struct At<'a> {
+    /// `route[3] ("tolq")`
+    label: &'a str,
+    /// The whole `[[route]]` table, for problems with no single key.
+    span: Range<usize>,
+    preset: Option<Defaults>,
+    preset_name: &'static str,
+}
+
+impl Loader<'_> {
+    pub(super) fn route(
+        &self,
+        i: usize,
+        span: Range<usize>,
+        raw: raw::RawRoute,
+        default_upstream_timeout: Duration,
+    ) -> Result<Route, ConfigError> {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return Err(self.at(
+                &raw.name,
+                format!("route[{i}].name is empty: give the route a name for logs and metrics"),
+            ));
+        }
+        let label = format!("route[{i}] ({name:?})");
+        let path = raw.path.get_ref().clone();
+        if !path.starts_with('/') || path.contains(['?', '#']) {
+            return Err(self.at(&raw.path, format!("{label}.path {path:?} must be an absolute path such as \"/tolq/callback\", without query or fragment")));
+        }
+        let upstream = parse_upstream(raw.upstream.get_ref())
+            .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
+        let at = At {
+            label: &label,
+            span,
+            preset: raw.preset.map(Preset::defaults),
+            preset_name: raw.preset.map_or("", Preset::name),
+        };
+        let allow_ips = self.allow_ips(&at, raw.allow_ips)?;
+        let token = self.token(&at, raw.token)?;
+        let hmac = self.hmac(&at, raw.hmac)?;
+        if allow_ips.is_none() && token.is_none() && hmac.is_none() {
+            return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
+        }
+        if raw.strip_token && token.is_none() {
+            return Err(self.error(Some(at.span), format!("{label}: strip_token = true but the route has no token; remove strip_token or add a token")));
+        }
+        Ok(Route {
+            name,
+            path,
+            upstream,
+            preset: raw.preset,
+            methods: self.methods(&at, raw.methods)?,
+            allow_ips,
+            token,
+            hmac,
+            payload: at.preset.and_then(|d| d.payload),
+            strip_token: raw.strip_token,
+            upstream_timeout: raw
+                .upstream_timeout
+                .map_or(default_upstream_timeout, |d| d.0),
+            delivery: raw.delivery.unwrap_or(Delivery::Direct),
+            ack_status: self.ack_status(&at, raw.ack_status)?,
+            max_in_flight: self.number(
+                raw.max_in_flight,
+                1,
+                1..=usize::MAX,
+                &format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
+            )?,
+            retry: retry(raw.retry.unwrap_or_default()),
+            dedupe_window: raw.dedupe_window.map(|d| d.0),
+            metrics: Default::default(),
+        })
+    }
+
+    /// The route's own list, else the preset's, else none.
+    fn allow_ips(
+        &self,
+        at: &At<'_>,
+        raw: Option<Vec<raw::Cidr>>,
+    ) -> Result<Option<IpCheck>, ConfigError> {
+        Ok(match raw {
+            Some(list) if list.is_empty() => {
+                return Err(self.error(Some(at.span.clone()), format!("{}.allow_ips is empty, which would refuse every caller: list the provider's addresses, or remove the key", at.label)))
+            }
+            Some(list) => Some(IpCheck {
+                nets: list.into_iter().map(|c| c.0).collect(),
+                from_preset: false,
+            }),
+            None => match at.preset {
+                Some(d) if !d.allow_ips.is_empty() => Some(IpCheck {
+                    nets: d
+                        .allow_ips
+                        .iter()
+                        .map(|s| s.parse().expect("preset CIDRs are valid"))
+                        .collect(),
+                    from_preset: true,
+                }),
+                _ => None,
+            },
+        })
+    }
+
+    fn token(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<raw::RawToken>>,
+    ) -> Result<Option<TokenCheck>, ConfigError> {
+        let label = at.label;
+        let Some(t) = raw else {
+            if at.preset.is_some_and(|d| d.requires_token) {
+                return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} requires a URL token (the provider signs nothing): add token = {{ param = \"token\", secrets = [\"env:GENGO_CALLBACK_TOKEN\"] }}", at.preset_name)));
+            }
+            return Ok(None);
+        };
+        let t_span = t.span();
+        let t = t.into_inner();
+        let param = match &t.param {
+            Some(p) if p.get_ref().is_empty() => {
+                return Err(self.at(
+                    p,
+                    format!(
+                        "{label}.token.param is empty: name the query parameter, e.g. \"token\""
+                    ),
+                ))
+            }
+            Some(p) => p.get_ref().clone(),
+            None => DEFAULT_TOKEN_PARAM.to_owned(),
+        };
+        let (secrets, sources) = self.secrets(label, "token", t_span, &t.secrets)?;
+        Ok(Some(TokenCheck {
+            param,
+            digests: secrets.iter().map(|s| token_digest(s.expose())).collect(),
+            secrets,
+            sources,
+        }))
+    }
+
+    fn hmac(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<raw::RawHmac>>,
+    ) -> Result<Option<HmacCheck>, ConfigError> {
+        let label = at.label;
+        let preset = at.preset.and_then(|d| d.hmac);
+        let Some(h) = raw else {
+            if preset.is_some() {
+                return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} checks the body signature and needs the provider's key: add hmac = {{ secrets = [\"env:TOLQ_API_KEY\"] }} (the Tolq API key)", at.preset_name)));
+            }
+            return Ok(None);
+        };
+        let h_span = h.span();
+        let h = h.into_inner();
+        let mut from_preset = Vec::new();
+        let mut filled = |key: &'static str, value: Option<HmacDefaults>| {
+            if value.is_some() {
+                from_preset.push(key);
+            }
+            value
+        };
+        let missing = |fix: &str| self.error(Some(h_span.clone()), format!("{label}.{fix}"));
+        let algorithm = match h.algorithm {
+            Some(a) => a,
+            None => filled("algorithm", preset).map(|p| p.algorithm).ok_or_else(|| {
+                missing("hmac.algorithm is missing: add algorithm = \"sha256\" (or \"sha1\", \"sha512\")")
+            })?,
+        };
+        let header = match h.header {
+            Some(v) => v.0,
+            None => filled("header", preset).map(|p| HeaderName::from_static(p.header)).ok_or_else(|| {
+                missing("hmac.header is missing: add header = \"X-Signature\" (the header carrying the provider's signature)")
+            })?,
+        };
+        let encoding = match h.encoding {
+            Some(e) => e,
+            None => filled("encoding", preset).map_or(Encoding::Hex, |p| p.encoding),
+        };
+        let (secrets, sources) = self.secrets(label, "hmac", h_span, &h.secrets)?;
+        Ok(Some(HmacCheck {
+            algorithm,
+            header,
+            encoding,
+            keys: secrets
+                .iter()
+                .map(|s| Key::new(algorithm, s.expose()))
+                .collect(),
+            sources,
+            from_preset,
+        }))
+    }
+
+    fn methods(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<Vec<raw::MethodValue>>>,
+    ) -> Result<Vec<Method>, ConfigError> {
+        match raw {
+            None => Ok(vec![Method::POST]),
+            Some(m) if m.get_ref().is_empty() => Err(self.at(
+                &m,
+                format!(
+                    "{}.methods is empty: list at least \"POST\", or remove the key",
+                    at.label
+                ),
+            )),
+            Some(m) => Ok(m.into_inner().into_iter().map(|m| m.0).collect()),
+        }
+    }
+
+    fn ack_status(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<u16>>,
+    ) -> Result<http::StatusCode, ConfigError> {
+        let Some(s) = raw else {
+            return Ok(http::StatusCode::from_u16(DEFAULT_ACK_STATUS).expect("valid status"));
+        };
+        match http::StatusCode::from_u16(*s.get_ref()) {
+            Ok(code) if code.is_success() => Ok(code),
+            _ => Err(self.at(
+                &s,
+                format!(
+                    "{}.ack_status must be a 2xx status such as 202 or 200",
+                    at.label
+                ),
+            )),
+        }
+    }
+}
+
+fn retry(raw: raw::RawRetry) -> Retry {
+    Retry {
+        base: raw.base.map_or(DEFAULT_RETRY_BASE, |d| d.0),
+        cap: raw.cap.map_or(DEFAULT_RETRY_CAP, |d| d.0),
+        max_attempts: raw
+            .max_attempts
+            .unwrap_or(DEFAULT_RETRY_MAX_ATTEMPTS)
+            .max(1),
+        max_age: raw.max_age.map_or(DEFAULT_RETRY_MAX_AGE, |d| d.0),
+    }
+}
+
+/// `http://host:port/path?query` → its parts, ready to join with a request's query.
+fn parse_upstream(s: &str) -> Result<Upstream, String> {
+    let uri: Uri = s.parse().map_err(|e| {
+        format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
+    })?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!("{s:?}: https upstreams are not supported; callgate forwards to a receiver on the local network over http://"))
+        }
+        _ => return Err(format!("{s:?} must be an absolute http:// URL, e.g. \"http://127.0.0.1:8080/callback.php\"")),
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("{s:?} has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "{s:?}: credentials in the upstream URL are not supported"
+        ));
+    }
+    Ok(Upstream {
+        scheme: Scheme::HTTP,
+        authority,
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+    })
+}

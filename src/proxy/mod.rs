@@ -1,0 +1,424 @@
+//! One request's handling, in named phases:
+//!
+//! ```text
+//! admit → precheck → read body → verify → prepare headers → dedupe → deliver → log
+//! ```
+//!
+//! Each phase either hands the request on or ends it with a typed
+//! [`Rejection`] or [`Failure`]. Nothing before `verify` touches the
+//! upstream, and nothing after it can see a request that failed it.
+
+mod answer;
+mod dedupe;
+pub mod headers;
+mod rejection;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::config::{Config, Delivery, Route};
+use crate::metrics::{Outcome, Reason};
+use crate::queue::{self, NewCallback};
+use crate::state::Shared;
+use crate::upstream;
+use crate::verify::{self, client_ip, query, Checked, Refusal};
+use answer::{plain, text, Body};
+use headers::Seen;
+pub(crate) use rejection::{Failure, Rejection};
+
+/// What the handler knows of the connection a request came on.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    peer: SocketAddr,
+    /// `https` or `http`.
+    proto: &'static str,
+    /// The peer as an X-Forwarded-For value: made once, used by every request.
+    forwarded_for: HeaderValue,
+}
+
+impl ConnInfo {
+    /// A connection from `peer` on the `proto` listener.
+    pub(crate) fn new(peer: SocketAddr, proto: &'static str) -> ConnInfo {
+        ConnInfo {
+            peer,
+            proto,
+            forwarded_for: headers::forwarded_for(peer.ip()),
+        }
+    }
+
+    /// The client as the connection names it (after a PROXY header).
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+/// How a request ended, for the metrics and the access log.
+struct Handled {
+    response: Response<Body>,
+    route: Option<Arc<Route>>,
+    outcome: Outcome,
+    refusal: Option<Reason>,
+    reason: String,
+}
+
+impl Handled {
+    fn rejected(route: Option<&Arc<Route>>, rejection: Rejection, version: Version) -> Handled {
+        Handled {
+            response: rejection.response(version <= Version::HTTP_11),
+            route: route.cloned(),
+            outcome: Outcome::Refused,
+            refusal: Some(rejection.class()),
+            reason: rejection.to_string(),
+        }
+    }
+
+    fn failed(route: &Arc<Route>, failure: Failure) -> Handled {
+        Handled {
+            response: plain(failure.status()),
+            route: Some(route.clone()),
+            outcome: Outcome::Failed,
+            refusal: None,
+            reason: failure.to_string(),
+        }
+    }
+
+    fn answered(
+        route: &Arc<Route>,
+        outcome: Outcome,
+        response: Response<Body>,
+        reason: String,
+    ) -> Handled {
+        Handled {
+            response,
+            route: Some(route.clone()),
+            outcome,
+            refusal: None,
+            reason,
+        }
+    }
+}
+
+/// Serve one request. Never fails: every problem becomes a deliberate answer.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let config = shared.config.load_full();
+    let client = client_ip::resolve(
+        conn.peer.ip(),
+        req.headers(),
+        &config.gateway.trusted_proxies,
+    );
+    let method = req.method().clone();
+    // Built only when the request log line is on (it is the hot path's only string work).
+    let target = tracing::enabled!(tracing::Level::INFO)
+        .then(|| redacted_target(req.uri(), &config.redact_params))
+        .unwrap_or_default();
+
+    let handled = respond(&shared, &config, &conn, client, req).await;
+    logging(&shared, &handled, client, &method, &target, start);
+    Ok(handled.response)
+}
+
+/// The phases, in order; the first that ends the request answers it.
+async fn respond(
+    shared: &Shared,
+    config: &Config,
+    conn: &ConnInfo,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Handled {
+    let version = req.version();
+    let route = match admit(shared, config, client, &req) {
+        Ok(route) => route,
+        Err((route, rejection)) => return Handled::rejected(route, rejection, version),
+    };
+    let pre = match verify::precheck(route, client, req.uri()) {
+        Ok(pre) => pre,
+        Err(refusal) => return forbidden(shared, route, client, refusal, version),
+    };
+    let (mut parts, body) = req.into_parts();
+    let body = match read_body(config, &parts.headers, body).await {
+        Ok(body) => body,
+        Err(rejection) => return Handled::rejected(Some(route), rejection, version),
+    };
+    let checked = match verify::finish(route, pre, &parts.headers, &body) {
+        Ok(checked) => checked,
+        Err(refusal) => return forbidden(shared, route, client, refusal, version),
+    };
+    prepare_headers(config, conn, &mut parts, checked, body.len());
+    let digest = dedupe::digest(route, &body);
+    if let Some(duplicate) = dedupe(shared, route, digest.as_deref()).await {
+        return duplicate;
+    }
+    match route.delivery {
+        Delivery::Queue => enqueue(shared, config, route, parts, body, checked).await,
+        Delivery::Direct => forward(shared, route, parts, body, checked, digest).await,
+    }
+}
+
+/// Admission: what is decided from the request line and headers alone, in
+/// order: framing, damping, route, method. Returns the route to check.
+fn admit<'c>(
+    shared: &Shared,
+    config: &'c Config,
+    client: IpAddr,
+    req: &Request<Incoming>,
+) -> Result<&'c Arc<Route>, (Option<&'c Arc<Route>>, Rejection)> {
+    // An origin server may accept absolute-form (RFC 9112 §3.2.2), but no
+    // provider sends it and it is a classic lever for request smuggling and
+    // Host confusion: refuse it, and CONNECT, before any routing.
+    if req.version() <= Version::HTTP_11 && req.uri().scheme().is_some() {
+        return Err((None, Rejection::AbsoluteForm));
+    }
+    if unsupported_transfer_coding(req.headers()) {
+        return Err((None, Rejection::TransferCoding));
+    }
+    if req.method() == Method::CONNECT {
+        return Err((None, Rejection::Connect));
+    }
+    if let Some(left) = shared
+        .damper
+        .load()
+        .as_ref()
+        .and_then(|d| d.blocked_for(client))
+    {
+        return Err((None, Rejection::Damped { retry_after: left }));
+    }
+    let Some(route) = config.routes.get(req.uri().path()) else {
+        return Err((None, Rejection::NoRoute));
+    };
+    if !route.methods.contains(req.method()) {
+        let allow: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+        let allow = HeaderValue::from_str(&allow.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static("POST"));
+        return Err((Some(route), Rejection::Method { allow }));
+    }
+    Ok(route)
+}
+
+/// A failed check: 403, and one more failure for damping unless the client
+/// had passed the route's IP allowlist (a provider's own mistake must not
+/// cut it off).
+fn forbidden(
+    shared: &Shared,
+    route: &Arc<Route>,
+    client: IpAddr,
+    refusal: Refusal,
+    version: Version,
+) -> Handled {
+    if matches!(refusal, Refusal::Ip(_)) || route.allow_ips.is_none() {
+        if let Some(d) = shared.damper.load().as_ref() {
+            d.failure(client);
+        }
+    }
+    Handled::rejected(Some(route), Rejection::Verify(refusal), version)
+}
+
+/// Read the whole body, bounded by `max_body_bytes` before anything is
+/// buffered and by `body_read_timeout` against slow senders.
+async fn read_body(
+    config: &Config,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Rejection> {
+    let max = config.gateway.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Rejection::TooLarge { declared: true });
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(config.gateway.body_read_timeout, collect).await {
+        Err(_) => Err(Rejection::Slow),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Rejection::TooLarge { declared: false })
+        }
+        Ok(Err(_)) => Err(Rejection::BrokenBody),
+    }
+}
+
+/// The caller's headers become the upstream request's: hop-by-hop out,
+/// X-Forwarded-* and the verified header from what callgate itself saw.
+fn prepare_headers(
+    config: &Config,
+    conn: &ConnInfo,
+    parts: &mut Parts,
+    checked: Checked,
+    body_len: usize,
+) {
+    // The Host header, or h2's :authority.
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
+    let seen = Seen {
+        peer_value: &conn.forwarded_for,
+        peer_trusted: client_ip::is_in(conn.peer.ip(), &config.gateway.trusted_proxies),
+        proto: conn.proto,
+        host: host.as_ref(),
+    };
+    headers::for_upstream(
+        &mut parts.headers,
+        seen,
+        &config.gateway.verified_header,
+        checked.passed,
+        body_len,
+    );
+    if let Some(h) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
+        parts.headers.insert(header::HOST, h);
+    }
+}
+
+/// Provider retries of a callback the receiver already accepted stop here.
+async fn dedupe(shared: &Shared, route: &Arc<Route>, digest: Option<&[u8]>) -> Option<Handled> {
+    let (window, digest) = (route.dedupe_window?, digest?);
+    match dedupe::already_delivered(shared, route, digest, window).await {
+        Ok(true) => Some(Handled::answered(
+            route,
+            Outcome::Duplicate,
+            text(StatusCode::OK, "duplicate: already delivered\n"),
+            "duplicate: delivered within dedupe_window".into(),
+        )),
+        Ok(false) => None,
+        // Forwarding a possible duplicate beats losing a callback.
+        Err(e) => {
+            tracing::warn!(route = %route.name, "dedupe check skipped: {e}");
+            None
+        }
+    }
+}
+
+/// Delivery, queued: store durably, then acknowledge; never acknowledge
+/// what was not stored.
+async fn enqueue(
+    shared: &Shared,
+    config: &Config,
+    route: &Arc<Route>,
+    parts: Parts,
+    body: Bytes,
+    checked: Checked,
+) -> Handled {
+    let callback = NewCallback {
+        route: route.name.clone(),
+        method: parts.method.as_str().to_owned(),
+        // The token's value never reaches the disk; its index is put back at delivery.
+        query: parts
+            .uri
+            .query()
+            .map(|q| query::redact(q, &config.redact_params).into_owned()),
+        token_secret: checked.token_secret,
+        headers: queue::to_lines(&parts.headers),
+        body: body.to_vec(),
+        verified: checked.passed.header_value().to_owned(),
+        arrived_ms: queue::now_ms(),
+    };
+    let stored = match shared.store() {
+        Ok(store) => queue::blocking(move || store.enqueue(&callback)).await,
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(id) => {
+            shared.queue_wake(&route.name).notify_one();
+            let ack = text(route.ack_status, "accepted\n");
+            Handled::answered(route, Outcome::Queued, ack, format!("stored as {id}"))
+        }
+        Err(e) => Handled::failed(route, Failure::NotStored(e)),
+    }
+}
+
+/// Delivery, direct: the upstream's answer goes back as it comes.
+async fn forward(
+    shared: &Shared,
+    route: &Arc<Route>,
+    mut parts: Parts,
+    body: Bytes,
+    checked: Checked,
+    digest: Option<Vec<u8>>,
+) -> Handled {
+    parts.uri = upstream::upstream_uri(route, parts.uri.query());
+    parts.version = Version::HTTP_11;
+    let req = Request::from_parts(parts, Full::new(body));
+    match upstream::send_and_record(&shared.metrics, route, req).await {
+        Ok(resp) => {
+            if let Some(d) = digest.filter(|_| resp.status().is_success()) {
+                dedupe::remember(shared, route, d).await;
+            }
+            let (mut parts, body) = resp.into_parts();
+            headers::remove_hop_by_hop(&mut parts.headers);
+            let response = Response::from_parts(parts, body.boxed());
+            let reason = format!("verified {}", checked.passed.header_value());
+            Handled::answered(route, Outcome::Forwarded, response, reason)
+        }
+        Err(e) => Handled::failed(route, Failure::Upstream(e)),
+    }
+}
+
+/// The last phase: the metrics and one log line per request.
+fn logging(
+    shared: &Shared,
+    handled: &Handled,
+    client: IpAddr,
+    method: &Method,
+    target: &str,
+    start: Instant,
+) {
+    let route = handled.route.as_ref().map_or("-", |r| r.name.as_str());
+    let cache = handled.route.as_ref().map(|r| &r.metrics);
+    shared
+        .metrics
+        .request(route, cache, handled.outcome, handled.refusal);
+    tracing::info!(
+        route,
+        client = %client,
+        method = %method,
+        uri = %target,
+        outcome = handled.outcome.as_str(),
+        reason = handled.reason.as_str(),
+        status = handled.response.status().as_u16(),
+        duration_ms = format_args!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
+}
+
+/// hyper already refuses differing Content-Lengths, and reads a message that
+/// has both Content-Length and Transfer-Encoding by the latter, then closes
+/// the connection (RFC 9112 §6.1). What it lets through is a coding chain
+/// such as `gzip, chunked`: callgate cannot decode it, and must not pass the
+/// coded bytes on as if they were the body the signature covers.
+fn unsupported_transfer_coding(headers: &HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => false,
+        (Some(only), None) => !only.eq_ignore_ascii_case("chunked"),
+        (Some(_), Some(_)) => true,
+    }
+}
+
+/// Path and query for the log, token values replaced by REDACTED.
+fn redacted_target(uri: &Uri, redact: &[String]) -> String {
+    match uri.query() {
+        Some(q) => format!("{}?{}", uri.path(), query::redact(q, redact)),
+        None => uri.path().to_owned(),
+    }
+}

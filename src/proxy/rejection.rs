@@ -1,0 +1,208 @@
+//! Every way callgate answers a request itself, as typed values: each knows
+//! its status, its metric label and the headers that go with it, so a new
+//! refusal cannot invent a label or forget its `Retry-After`.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+use super::answer::{plain, Body};
+use crate::metrics::Reason;
+use crate::queue::StoreError;
+use crate::upstream::ForwardError;
+use crate::verify::Refusal;
+
+/// A request refused before it reached the upstream (outcome `refused`).
+#[derive(Debug)]
+pub(crate) enum Rejection {
+    /// `POST http://host/path`: a lever for smuggling and Host confusion.
+    AbsoluteForm,
+    /// A transfer-coding chain other than plain `chunked`.
+    TransferCoding,
+    /// CONNECT: callgate is no tunnel.
+    Connect,
+    /// The address failed too often; it may try again after this long.
+    Damped { retry_after: Duration },
+    /// No route serves the path.
+    NoRoute,
+    /// The route does not take this method; `allow` lists the ones it does.
+    Method { allow: HeaderValue },
+    /// A check of the route failed.
+    Verify(Refusal),
+    /// The body is over max_body_bytes; `declared`: said so by Content-Length.
+    TooLarge { declared: bool },
+    /// The body did not arrive within body_read_timeout.
+    Slow,
+    /// The body was broken off or badly framed.
+    BrokenBody,
+}
+
+impl Rejection {
+    /// The status the caller gets.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Rejection::AbsoluteForm | Rejection::BrokenBody => StatusCode::BAD_REQUEST,
+            Rejection::TransferCoding => StatusCode::NOT_IMPLEMENTED,
+            Rejection::Connect | Rejection::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Damped { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::NoRoute => StatusCode::NOT_FOUND,
+            Rejection::Verify(_) => StatusCode::FORBIDDEN,
+            Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::Slow => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The metric label (`callgate_refusals_total{reason}`).
+    pub(crate) fn class(&self) -> Reason {
+        match self {
+            Rejection::AbsoluteForm | Rejection::TransferCoding => Reason::Request,
+            Rejection::Connect | Rejection::Method { .. } => Reason::Method,
+            Rejection::Damped { .. } => Reason::Damped,
+            Rejection::NoRoute => Reason::NoRoute,
+            Rejection::Verify(Refusal::Ip(_)) => Reason::Ip,
+            Rejection::Verify(Refusal::Token(_)) => Reason::Token,
+            Rejection::Verify(Refusal::Hmac(_)) => Reason::Hmac,
+            Rejection::Verify(Refusal::Payload(_)) => Reason::Payload,
+            Rejection::TooLarge { .. } => Reason::Size,
+            Rejection::Slow => Reason::Slow,
+            Rejection::BrokenBody => Reason::Body,
+        }
+    }
+
+    /// The answer: the status and a short text, never the reason, plus the
+    /// headers this refusal calls for.
+    pub(crate) fn response(&self, h1: bool) -> Response<Body> {
+        let mut resp = plain(self.status());
+        let headers = resp.headers_mut();
+        match self {
+            Rejection::Damped { retry_after } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs() + 1),
+                );
+            }
+            Rejection::Method { allow } => {
+                headers.insert(header::ALLOW, allow.clone());
+            }
+            // The rest of the stream cannot be framed reliably: do not reuse it.
+            Rejection::TransferCoding if h1 => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// The log's reason: the metric label, a colon, what happened.
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self {
+            Rejection::Verify(refusal) => return refusal.fmt(f),
+            Rejection::AbsoluteForm => "absolute-form target",
+            Rejection::TransferCoding => "transfer-coding other than chunked",
+            Rejection::Connect => "CONNECT",
+            Rejection::Damped { .. } => "too many failed verifications from this address",
+            Rejection::NoRoute => "no route for this path",
+            Rejection::Method { .. } => "not in the route's methods",
+            Rejection::TooLarge { declared: true } => "Content-Length over max_body_bytes",
+            Rejection::TooLarge { declared: false } => "body over max_body_bytes",
+            Rejection::Slow => "body not received within body_read_timeout",
+            Rejection::BrokenBody => "client sent a broken or incomplete body",
+        };
+        write!(f, "{}: {what}", self.class().as_str())
+    }
+}
+
+/// A verified request that could not be delivered (outcome `failed`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// The upstream refused, broke or timed out: 502 or 504.
+    #[error(transparent)]
+    Upstream(#[from] ForwardError),
+    /// A queue route could not store it: 503, and the provider retries.
+    #[error("not stored: {0}")]
+    NotStored(#[from] StoreError),
+}
+
+impl Failure {
+    /// The status the caller gets.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Failure::Upstream(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Failure::Upstream(ForwardError::Failed(_)) => StatusCode::BAD_GATEWAY,
+            Failure::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::TokenFailure;
+
+    fn all() -> Vec<Rejection> {
+        vec![
+            Rejection::AbsoluteForm,
+            Rejection::TransferCoding,
+            Rejection::Connect,
+            Rejection::Damped {
+                retry_after: Duration::from_secs(9),
+            },
+            Rejection::NoRoute,
+            Rejection::Method {
+                allow: HeaderValue::from_static("POST, PUT"),
+            },
+            Rejection::Verify(Refusal::Token(TokenFailure::Missing)),
+            Rejection::TooLarge { declared: true },
+            Rejection::Slow,
+            Rejection::BrokenBody,
+        ]
+    }
+
+    #[test]
+    fn every_rejection_is_a_4xx_or_501_whose_log_reason_starts_with_its_label() {
+        for r in all() {
+            let status = r.status();
+            assert!(
+                status.is_client_error() || status == StatusCode::NOT_IMPLEMENTED,
+                "{r:?}"
+            );
+            assert!(
+                r.to_string()
+                    .starts_with(&format!("{}: ", r.class().as_str())),
+                "{r}"
+            );
+            assert!(Reason::ALL.contains(&r.class()));
+            assert_eq!(r.response(true).status(), status);
+        }
+    }
+
+    #[test]
+    fn refusals_carry_the_headers_they_call_for() {
+        let damped = Rejection::Damped {
+            retry_after: Duration::from_secs(9),
+        };
+        assert_eq!(damped.response(true).headers()[header::RETRY_AFTER], "10");
+        let method = Rejection::Method {
+            allow: HeaderValue::from_static("POST, PUT"),
+        };
+        assert_eq!(method.response(true).headers()[header::ALLOW], "POST, PUT");
+        let te = Rejection::TransferCoding;
+        assert_eq!(te.response(true).headers()[header::CONNECTION], "close");
+        assert!(!te
+            .response(false)
+            .headers()
+            .contains_key(header::CONNECTION));
+    }
+
+    #[test]
+    fn failures_map_to_gateway_statuses() {
+        let timeout = Failure::Upstream(ForwardError::Timeout(Duration::from_secs(1)));
+        let broken = Failure::Upstream(ForwardError::Failed("reset".into()));
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(broken.status(), StatusCode::BAD_GATEWAY);
+    }
+}

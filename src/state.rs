@@ -1,0 +1,102 @@
+//! What every request and every background task shares: the swappable
+//! config, the metrics, brute-force damping, the callback store, and the
+//! stop signals of background work.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ipnet::IpNet;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::damping::Damper;
+use crate::metrics::Metrics;
+use crate::queue::store::{Store, StoreError};
+
+/// State every request shares.
+pub(crate) struct Shared {
+    /// Each request takes one snapshot at its start and keeps it to its end,
+    /// so a reload never changes a request halfway.
+    pub(crate) config: ArcSwap<Config>,
+    pub(crate) metrics: Metrics,
+    /// Brute-force damping, when configured; survives reloads that keep its settings.
+    pub(crate) damper: ArcSwapOption<Damper>,
+    /// The callback store, opened on first use (and again if [queue] dir changes).
+    store: Mutex<Option<Arc<Store>>>,
+    /// Running queue workers by route, each with its stop signal.
+    pub(crate) queue_workers: Mutex<HashMap<String, CancellationToken>>,
+    /// Wakes a route's worker when a callback is stored.
+    wakes: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Cancelled when callgate stops: the parent of every background task's token.
+    pub(crate) stopping: CancellationToken,
+}
+
+impl Shared {
+    /// Wrap a loaded config.
+    pub(crate) fn new(config: Config) -> Shared {
+        Shared {
+            damper: ArcSwapOption::new(damper_for(&config)),
+            config: ArcSwap::from_pointee(config),
+            metrics: Metrics::new(),
+            store: Mutex::new(None),
+            queue_workers: Mutex::new(HashMap::new()),
+            wakes: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
+        }
+    }
+
+    /// The callback store in the current `[queue] dir`, opening it if needed.
+    /// An error (unwritable directory, full disk) is retried on the next call.
+    pub(crate) fn store(&self) -> Result<Arc<Store>, StoreError> {
+        let dir = self.config.load().queue_dir.clone();
+        let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = slot
+            .as_ref()
+            .filter(|s| s.path().parent() == Some(dir.as_path()))
+        {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(Store::open(&dir)?);
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+
+    /// The notifier that wakes a route's delivery worker.
+    pub(crate) fn queue_wake(&self, route: &str) -> Arc<Notify> {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        wakes.entry(route.to_owned()).or_default().clone()
+    }
+
+    /// Make `config` the running config. Failure counts are kept unless the
+    /// damping settings or the set of provider addresses changed.
+    pub(crate) fn install(&self, config: Config) {
+        let keep = match (self.damper.load().as_deref(), &config.gateway.damping) {
+            (Some(d), Some(s)) => {
+                d.settings() == s && d.providers() == providers(&config).as_slice()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !keep {
+            self.damper.store(damper_for(&config));
+        }
+        self.config.store(Arc::new(config));
+    }
+}
+
+/// Every address some route allowlists: the providers.
+fn providers(config: &Config) -> Vec<IpNet> {
+    config
+        .routes
+        .iter()
+        .filter_map(|r| r.allow_ips.as_ref())
+        .flat_map(|a| a.nets.iter().copied())
+        .collect()
+}
+
+fn damper_for(config: &Config) -> Option<Arc<Damper>> {
+    let settings = config.gateway.damping.clone()?;
+    Some(Arc::new(Damper::new(settings, providers(config))))
+}
