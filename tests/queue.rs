@@ -418,3 +418,74 @@ async fn queue_metrics_follow_the_deliveries() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_dedupe_rows_are_pruned_by_the_running_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    let sections = format!(
+        "[queue]\ndir = \"{}\"\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndedupe_window = \"1s\"\n",
+        dir.path().display(),
+        up.url("/d")
+    );
+    let gw = Gateway::start(&sections);
+    let client = Client::https(gw.https.unwrap(), Version::H1);
+    for body in ["a", "b", "c"] {
+        let r = client
+            .post(&format!("/direct?token={TOKEN}"), &[], body.as_bytes())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let db = dir.path().join("callgate-queue.sqlite3");
+    let rows = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM delivered", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(rows(), 3, "each delivery is remembered for its window");
+    // The window is 1 s: the rows must be gone soon after, without any new request.
+    wait_for(
+        "the dedupe rows to be pruned",
+        Duration::from_secs(5),
+        || rows() == 0,
+    )
+    .await;
+}
+
+// Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_a_queue_route_stops_its_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = closed_port();
+    let gw = Gateway::start(&config(&format!("http://{addr}/r"), dir.path(), ""));
+    let queued = std::fs::read_to_string(&gw.config_path).unwrap();
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/cb?token={TOKEN}"), &[], b"kept")
+        .await;
+    assert_eq!(r.status, 202);
+    gw.wait_for_log("queue: delivery failed");
+    // The same file without the queue route: a direct route elsewhere.
+    let cert = support::gateway::test_cert();
+    let without = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[tls]\ncert = {:?}\nkey = {:?}\n[queue]\ndir = \"{}\"\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"http://{addr}/o\"\ntoken = {{ secrets = [\"x\"] }}\n",
+        cert.cert_path.display().to_string(),
+        cert.key_path.display().to_string(),
+        dir.path().display()
+    );
+    std::fs::write(&gw.config_path, without).unwrap();
+    gw.signal("HUP");
+    let log = gw.wait_for_log("its worker stops");
+    assert!(
+        log.contains("route=tolq") && log.contains("queue: route removed; its worker stops"),
+        "{log}"
+    );
+    // The receiver comes back, but nothing delivers the removed route's callback…
+    let up = Upstream::recording_on(addr).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(up.count(), 0, "a stopped worker delivered");
+    // …which stays stored, and is delivered once the route is back.
+    std::fs::write(&gw.config_path, &queued).unwrap();
+    gw.signal("HUP");
+    wait_for("the delivery", Duration::from_secs(10), || up.count() == 1).await;
+    assert_eq!(&up.requests()[0].body[..], b"kept");
+}

@@ -89,12 +89,12 @@ pub(super) fn log_warnings(config: &Config) {
 /// Open the callback store (when a route needs it) and start delivery workers.
 /// A store that cannot be opened is logged; queue routes answer 503 until it can.
 pub(super) fn start_queue(shared: &Arc<Shared>) {
-    if !shared.config.load().needs_store() {
-        return;
+    if shared.config.load().needs_store() {
+        match shared.store() {
+            Ok(store) => tracing::info!(store = %store.path().display(), "callback store open"),
+            Err(e) => tracing::error!("callback store unavailable, queue routes answer 503: {e}"),
+        }
     }
-    match shared.store() {
-        Ok(store) => tracing::info!(store = %store.path().display(), "callback store open"),
-        Err(e) => tracing::error!("callback store unavailable, queue routes answer 503: {e}"),
-    }
+    // Also when no route needs the store any more: its workers must stop.
     queue::reconcile(shared);
 }
