@@ -17,6 +17,7 @@ pub mod config;
 pub mod crypto;
 mod damping;
 mod metrics;
+pub mod php;
 pub mod proxy;
 mod queue;
 pub mod server;

@@ -105,6 +105,8 @@ pub(crate) enum Reason {
     Token,
     /// The body signature is missing, malformed or wrong.
     Hmac,
+    /// A parameter the caller may not send (an upstream URL's, or the token in the body).
+    Param,
     /// The body does not have the preset's shape.
     Payload,
     /// The body is over max_body_bytes.
@@ -116,7 +118,7 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 11] = [
+    pub(crate) const ALL: [Reason; 12] = [
         Reason::Request,
         Reason::Damped,
         Reason::NoRoute,
@@ -124,6 +126,7 @@ impl Reason {
         Reason::Ip,
         Reason::Token,
         Reason::Hmac,
+        Reason::Param,
         Reason::Payload,
         Reason::Size,
         Reason::Slow,
@@ -139,6 +142,7 @@ impl Reason {
             Reason::Ip => "ip",
             Reason::Token => "token",
             Reason::Hmac => "hmac",
+            Reason::Param => "param",
             Reason::Payload => "payload",
             Reason::Size => "size",
             Reason::Slow => "slow",
@@ -440,7 +444,7 @@ mod tests {
         }
         // The HELP texts list every label value the code can produce.
         assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate)"), "{text}");
-        assert!(text.contains("reason (request, damped, no_route, method, ip, token, hmac, payload, size, slow, body)"), "{text}");
+        assert!(text.contains("reason (request, damped, no_route, method, ip, token, hmac, param, payload, size, slow, body)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));
     }

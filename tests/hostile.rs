@@ -311,10 +311,28 @@ fn token_tampering(c: &mut Corpus, v: Version, tag: &str) {
         ("encoded-equals", format!("?token%3D{TOKEN}")),
         ("nul", format!("?token={TOKEN}%00")),
         ("plus", format!("?token={TOKEN}+")),
-        ("space-name", format!("?%20token={TOKEN}")),
+        // Every spelling PHP reads as `token` is the token: a second one is a repeat.
+        ("plus-name", format!("?token={TOKEN}&+token=EVIL")),
+        ("space-name-second", format!("?token={TOKEN}&%20token=EVIL")),
+        ("nul-name", format!("?token={TOKEN}&token%00x=EVIL")),
+        ("array-second", format!("?token={TOKEN}&token[]=EVIL")),
+        ("array-keyed", format!("?token[a]={TOKEN}")),
+        ("evil-then-nul", format!("?token%00=EVIL&token={TOKEN}")),
     ];
     for (name, query) in refused {
         c.tls(id(name), v, "127.0.0.1", &query, None, None, 403);
+    }
+    // PHP reads these as the one token (or as other names): they pass.
+    let accepted = [
+        ("space-name", format!("?%20token={TOKEN}")),
+        ("spaces-name", format!("?%20%20token={TOKEN}")),
+        ("nul-suffix-name", format!("?token%00junk={TOKEN}")),
+        ("dot-other", format!("?token={TOKEN}&tok.en=x")),
+        ("open-bracket-other", format!("?token={TOKEN}&token[=x")),
+        ("plus-encoded-other", format!("?token={TOKEN}&%2btoken=x")),
+    ];
+    for (name, query) in accepted {
+        c.tls(id(name), v, "127.0.0.1", &query, None, None, 200);
     }
     for (name, header) in [
         ("in-header", "x-token"),
@@ -597,6 +615,130 @@ enum Framing {
     None,
 }
 
+/// What a PHP receiver would read differently from what callgate checked:
+/// reserved headers in other spellings, the token or an upstream parameter
+/// in a form body, an upstream URL's parameter sent by the caller.
+fn php_differentials(c: &mut Corpus, v: Version, tag: &str) {
+    let id = |s: &str| format!("{tag}-php-{s}");
+    for (name, header, value) in [
+        (
+            "verified-underscore",
+            "X_Callgate_Verified",
+            "ip,token,hmac",
+        ),
+        ("verified-mixed", "x-callgate_verified", "ip,token,hmac"),
+        ("assertion-underscore", "X_Callgate_Assertion", "v1;forged"),
+        ("xff-underscore", "X_Forwarded_For", "84.22.114.141"),
+        ("xff-mixed", "X-Forwarded_For", "84.22.114.141"),
+        ("xfh-underscore", "x_forwarded_host", "admin.example"),
+        ("xfp-underscore", "x_forwarded_proto", "http"),
+        ("xf-port", "X-Forwarded-Port", "80"),
+        ("forwarded", "Forwarded", "for=84.22.114.141"),
+        ("real-ip", "X-Real-IP", "84.22.114.141"),
+        ("real-ip-underscore", "X_Real_IP", "84.22.114.141"),
+        ("client-ip", "Client-IP", "84.22.114.141"),
+        ("true-client-ip", "True-Client-IP", "84.22.114.141"),
+        ("original-url", "X-Original-URL", "/admin/delete"),
+        ("rewrite-url", "X_Rewrite_URL", "/admin/delete"),
+        ("method-override", "X-HTTP-Method-Override", "DELETE"),
+    ] {
+        let i = id(name);
+        let b = body(&i);
+        let headers = vec![("x-sig".into(), sig(&b)), (header.into(), value.into())];
+        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 200);
+    }
+    // A second signature under a spelling PHP folds to the same header.
+    let i = id("sig-underscore-twin");
+    let b = body(&i);
+    let headers = vec![("x-sig".into(), sig(&b)), ("x_sig".into(), sig(b"other"))];
+    c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 403);
+    // The signature header named as hop-by-hop: it would not be forwarded.
+    let i = id("connection-drops-sig");
+    let b = body(&i);
+    let headers = vec![
+        ("x-sig".into(), sig(&b)),
+        ("connection".into(), "x-sig".into()),
+    ];
+    if v == Version::H1 {
+        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 403);
+    }
+    // The token in a form body: `$_REQUEST['token']` would be the body's.
+    for (name, ct, form) in [
+        (
+            "body-token-form",
+            "application/x-www-form-urlencoded",
+            "token=EVIL&case=x".to_owned(),
+        ),
+        (
+            "body-token-form-folded",
+            "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+            "+tok.en=x&%20token=EVIL".to_owned(),
+        ),
+        (
+            "body-token-multipart",
+            "multipart/form-data; boundary=XX",
+            "--XX\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\nEVIL\r\n--XX--\r\n"
+                .to_owned(),
+        ),
+    ] {
+        let i = id(name);
+        let b = format!("{}&{form}", String::from_utf8(body(&i)).unwrap()).into_bytes();
+        let headers = vec![
+            ("x-sig".into(), sig(&b)),
+            ("content-type".into(), ct.into()),
+        ];
+        c.tls(i, v, "127.0.0.1", &q(), Some(headers), Some(b), 403);
+    }
+    // Route /p forwards to `receiver?action=cb`: the caller may not send `action`.
+    for (name, extra, status) in [
+        ("upstream-param-valid", "", 200),
+        ("upstream-param-other", "&act.ion=x", 200),
+        ("upstream-param-plain", "&action=delete_all", 403),
+        ("upstream-param-encoded", "&act%69on=delete_all", 403),
+        ("upstream-param-plus", "&+action=delete_all", 403),
+        ("upstream-param-array", "&action[]=delete_all", 403),
+        ("upstream-param-nul", "&action%00x=delete_all", 403),
+        ("upstream-param-first", "", 403),
+    ] {
+        let i = id(name);
+        let b = body(&i);
+        let query = match name {
+            "upstream-param-first" => format!("?action=x&token={TOKEN}"),
+            _ => format!("?token={TOKEN}{extra}"),
+        };
+        let headers = vec![("x-sig".into(), sig(&b))];
+        c.push_tls(
+            i,
+            v,
+            "127.0.0.1",
+            http::Method::POST,
+            format!("/p{query}"),
+            headers,
+            b,
+            status,
+        );
+    }
+    let i = id("upstream-param-body");
+    let b = format!("{}&action=delete_all", String::from_utf8(body(&i)).unwrap()).into_bytes();
+    let headers = vec![
+        ("x-sig".into(), sig(&b)),
+        (
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ),
+    ];
+    c.push_tls(
+        i,
+        v,
+        "127.0.0.1",
+        http::Method::POST,
+        format!("/p?token={TOKEN}"),
+        headers,
+        b,
+        403,
+    );
+}
+
 fn raw_http(c: &mut Corpus) {
     let t = format!("/h?token={TOKEN}");
     let id = |s: &str| format!("raw-{s}");
@@ -612,6 +754,15 @@ fn raw_http(c: &mut Corpus) {
         &[200],
         true,
     );
+    let i = id("two-hosts");
+    let req = String::from_utf8(raw_request(
+        &i,
+        &t,
+        "Host: other.example\r\n",
+        Framing::Length,
+    ))
+    .unwrap();
+    c.raw(i, req.into_bytes(), &[400], false);
     let i = id("http10");
     let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
         .unwrap()
@@ -877,6 +1028,14 @@ token = {{ secrets = ["{TOKEN}"] }}
 hmac = {{ algorithm = "sha1", header = "X-Sig", encoding = "hex", secrets = ["{KEY}"] }}
 
 [[route]]
+name = "p"
+path = "/p"
+upstream = "{0}?action=cb"
+allow_ips = ["127.0.0.1"]
+token = {{ secrets = ["{TOKEN}"] }}
+hmac = {{ algorithm = "sha1", header = "X-Sig", encoding = "hex", secrets = ["{KEY}"] }}
+
+[[route]]
 name = "tolq"
 path = "/tolq"
 upstream = "{0}"
@@ -897,6 +1056,7 @@ hmac = {{ secrets = ["{KEY}"] }}
         paths_and_methods(&mut corpus, v, tag);
         ip_tricks(&mut corpus, v, tag);
         tolq_auto_encoding(&mut corpus, v, tag);
+        php_differentials(&mut corpus, v, tag);
     }
     raw_http(&mut corpus);
 
@@ -949,6 +1109,32 @@ hmac = {{ secrets = ["{KEY}"] }}
             .or_default() += 1;
         let verified: Vec<_> = r.headers.get_all("x-callgate-verified").iter().collect();
         assert_eq!(verified.len(), 1, "exactly one verified header");
+        // No header a receiver would fold into a reserved name, but callgate's own.
+        for name in r.headers.keys() {
+            let folded = name.as_str().replace('_', "-");
+            let ours = [
+                "x-callgate-verified",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+            ];
+            let reserved = callgate::config::defaults::RESERVED_HEADERS.contains(&folded.as_str())
+                || folded == "x-callgate-verified"
+                || folded == "x-callgate-assertion";
+            assert!(
+                !reserved || ours.contains(&name.as_str()),
+                "{name} reached the upstream"
+            );
+        }
+        if r.uri.path() == "/receiver" && r.uri.query().is_some_and(|q| q.starts_with("action=cb"))
+        {
+            let actions = r.uri.query().unwrap().matches("action").count();
+            assert_eq!(
+                actions, 1,
+                "the upstream's action was overridden: {}",
+                r.uri
+            );
+        }
     }
     let expected: BTreeMap<String, usize> = corpus
         .cases

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use callgate::config::defaults::RESERVED_HEADERS;
 use callgate::crypto::{self, Algorithm, Encoding, Key};
 use callgate::proxy::headers::{self, Seen};
 use callgate::verify::client_ip;
@@ -137,7 +138,11 @@ proptest! {
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let (peer_value, host) = (headers::forwarded_for(peer), HeaderValue::from_static("gw"));
         let seen = Seen { peer_value: &peer_value, peer_trusted: false, proto: "https", host: Some(&host) };
-        headers::for_upstream(&mut h, seen, &HeaderName::from_static("x-callgate-verified"), passed, 7);
+        let verified = HeaderName::from_static("x-callgate-verified");
+        let mut reserved: Vec<HeaderName> = RESERVED_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
+        reserved.push(verified.clone());
+        headers::for_upstream(&mut h, seen, &reserved, 7);
+        headers::mark_verified(&mut h, &verified, passed);
         let verified: Vec<_> = h.get_all("x-callgate-verified").iter().collect();
         prop_assert_eq!(verified, vec![passed.header_value()]);
         for hop in ["connection", "transfer-encoding", "x-drop", "keep-alive", "upgrade", "te"] {

@@ -3,8 +3,27 @@
 
 use std::time::Duration;
 
+/// Headers callgate alone sets for the upstream: every incoming header that
+/// a receiver reads as one of these (case and `_`/`-` aside) is removed,
+/// as are the verified and assertion headers, whatever they are named.
+pub const RESERVED_HEADERS: [&str; 11] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "forwarded",
+    "x-real-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+];
+
 /// Default path of the config file.
 pub(crate) const DEFAULT_PATH: &str = "/etc/callgate/callgate.toml";
+/// Default name of the header carrying callgate's signed assertion.
+pub(crate) const DEFAULT_ASSERTION_HEADER: &str = "x-callgate-assertion";
 /// Default name of the header that tells the upstream what was verified.
 pub(crate) const DEFAULT_VERIFIED_HEADER: &str = "x-callgate-verified";
 /// Default bound on a request body: 1 MiB (provider callbacks are small).

@@ -272,13 +272,22 @@ impl Loader<'_> {
             }
         };
         let d = |v: Option<raw::Dur>, default: Duration| v.map_or(default, |d| d.0);
+        let verified_header = raw
+            .verified_header
+            .map_or(HeaderName::from_static(DEFAULT_VERIFIED_HEADER), |h| h.0);
         let gateway = Gateway {
             damping,
             max_header_bytes,
             max_headers,
-            verified_header: raw
-                .verified_header
-                .map_or(HeaderName::from_static(DEFAULT_VERIFIED_HEADER), |h| h.0),
+            reserved_headers: RESERVED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .chain([
+                    verified_header.clone(),
+                    HeaderName::from_static(DEFAULT_ASSERTION_HEADER),
+                ])
+                .collect(),
+            verified_header,
             max_body_bytes,
             trusted_proxies: raw.trusted_proxies.into_iter().map(|c| c.0).collect(),
             tls_handshake_timeout: d(raw.tls_handshake_timeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT),

@@ -3,7 +3,7 @@
 //! presets applied, certificates loaded). Request handling never parses
 //! config text. [`load`] does the turning; this file holds the types.
 
-pub(crate) mod defaults;
+pub mod defaults;
 mod load;
 pub(crate) mod presets;
 pub(crate) mod raw;
@@ -98,6 +98,9 @@ pub(crate) struct Gateway {
     /// Bound on the number of request headers (HTTP/1.1); beyond: 431.
     pub(crate) max_headers: usize,
     pub(crate) drain_timeout: Duration,
+    /// Every header name callgate alone sets: [`RESERVED_HEADERS`], the
+    /// verified header and the assertion header.
+    pub(crate) reserved_headers: Vec<HeaderName>,
     /// Brute-force damping; None: off.
     pub(crate) damping: Option<Damping>,
 }
@@ -154,6 +157,9 @@ pub(crate) struct Route {
     pub(crate) retry: Retry,
     /// A callback whose body (SHA-256) was delivered this recently is not forwarded again.
     pub(crate) dedupe_window: Option<Duration>,
+    /// Parameters a form body must not carry (the token, the upstream
+    /// URL's), as PHP names them: in `$_REQUEST` the body's win.
+    pub(crate) reserved_params: Vec<String>,
     /// This route's counters, once looked up.
     pub(crate) metrics: crate::metrics::RouteCache,
 }
@@ -181,6 +187,7 @@ pub(crate) struct IpCheck {
 /// comparison is constant-time and does not reveal the token's length.
 #[derive(Debug)]
 pub(crate) struct TokenCheck {
+    /// The query parameter, as PHP names it (`api.key` is `api_key`).
     pub(crate) param: String,
     pub(crate) digests: Vec<[u8; 32]>,
     /// The tokens themselves: a queued callback is stored without its token,
@@ -209,6 +216,9 @@ pub(crate) struct Upstream {
     pub(crate) authority: Authority,
     pub(crate) path: String,
     pub(crate) query: Option<String>,
+    /// The names of `query`'s parameters as PHP names them: a caller who
+    /// sends one of them would override it.
+    pub(crate) params: Vec<String>,
 }
 
 impl std::fmt::Display for Upstream {

@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::load::Loader;
 use super::presets::{Defaults, HmacDefaults};
 use super::*;
+use crate::php;
 
 /// What every part of one route's resolution needs to name it in errors.
 struct At<'a> {
@@ -59,6 +60,11 @@ impl Loader<'_> {
         if raw.strip_token && token.is_none() {
             return Err(self.error(Some(at.span), format!("{label}: strip_token = true but the route has no token; remove strip_token or add a token")));
         }
+        let reserved_params = token
+            .iter()
+            .map(|t| t.param.clone())
+            .chain(upstream.params.iter().cloned())
+            .collect();
         Ok(Route {
             name,
             path,
@@ -83,6 +89,7 @@ impl Loader<'_> {
             )?,
             retry: retry(raw.retry.unwrap_or_default()),
             dedupe_window: raw.dedupe_window.map(|d| d.0),
+            reserved_params,
             metrics: Default::default(),
         })
     }
@@ -138,7 +145,7 @@ impl Loader<'_> {
                     ),
                 ))
             }
-            Some(p) => p.get_ref().clone(),
+            Some(p) => php::folded(p.get_ref()),
             None => DEFAULT_TOKEN_PARAM.to_owned(),
         };
         let (secrets, sources) = self.secrets(label, "token", t_span, &t.secrets)?;
@@ -279,6 +286,14 @@ fn parse_upstream(s: &str) -> Result<Upstream, String> {
         scheme: Scheme::HTTP,
         authority,
         path: uri.path().to_owned(),
+        params: uri
+            .query()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter_map(|(k, _)| Some(php::php_name(&k)?.base))
+                    .collect()
+            })
+            .unwrap_or_default(),
         query: uri.query().map(str::to_owned),
     })
 }

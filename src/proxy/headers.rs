@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::php;
 use crate::verify::Passed;
 
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1,
@@ -72,14 +73,15 @@ pub fn forwarded_for(peer: IpAddr) -> HeaderValue {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Turn the caller's headers into the upstream request's headers.
+/// Turn the caller's headers into the upstream request's, all but the
+/// verified header (set by [`mark_verified`] once the checks passed): hop-by-
+/// hop headers out, every reserved header out in every spelling a receiver
+/// folds to it, then callgate's own X-Forwarded-* from what it saw.
 pub fn for_upstream(
     headers: &mut HeaderMap,
     seen: Seen<'_>,
-    verified_header: &HeaderName,
-    passed: Passed,
+    reserved: &[HeaderName],
     body_len: usize,
 ) {
     remove_hop_by_hop(headers);
@@ -88,37 +90,54 @@ pub fn for_upstream(
     headers.remove(header::EXPECT);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
 
-    let chain = if seen.peer_trusted {
-        let mut hops: Vec<&str> = headers
+    // A trusted proxy's chain is kept (in its one exact spelling), and
+    // extended by the hop callgate saw.
+    let chain = seen.peer_trusted.then(|| {
+        let hops: Vec<&str> = headers
             .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
         (!hops.is_empty()).then(|| {
-            hops.extend(seen.peer_value.to_str().ok());
-            value(&hops.join(", "))
+            value(&format!(
+                "{}, {}",
+                hops.join(", "),
+                seen.peer_value.to_str().unwrap_or("unknown")
+            ))
         })
-    } else {
-        // A client's own claims about the path it took are not ours to pass on.
-        headers.remove(FORWARDED);
-        None
-    };
+    });
+    remove_reserved(headers, reserved);
     headers.insert(
         X_FORWARDED_FOR,
-        chain.unwrap_or_else(|| seen.peer_value.clone()),
+        chain.flatten().unwrap_or_else(|| seen.peer_value.clone()),
     );
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(seen.proto));
-    match seen.host.filter(|h| h.to_str().is_ok()) {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host.clone());
-        }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-        }
+    if let Some(host) = seen.host.filter(|h| h.to_str().is_ok()) {
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
+}
 
-    // `insert` replaces every copy the caller sent, in any casing (HeaderMap
-    // names are lowercase), with the one value callgate vouches for.
+/// Remove every header whose name a receiver reads as a reserved one: PHP's
+/// `$_SERVER` and CGI fold case and `_`/`-`, and take the last copy, so
+/// `X_Callgate_Verified` would speak for callgate.
+fn remove_reserved(headers: &mut HeaderMap, reserved: &[HeaderName]) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| {
+            reserved
+                .iter()
+                .any(|r| php::same_header(n.as_str(), r.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Add the one verified header callgate vouches for (every copy the caller
+/// sent, in any spelling, is gone already).
+pub fn mark_verified(headers: &mut HeaderMap, verified_header: &HeaderName, passed: Passed) {
     headers.insert(
         verified_header.clone(),
         HeaderValue::from_static(passed.header_value()),
@@ -148,13 +167,70 @@ mod tests {
     fn rewrite(h: &mut HeaderMap, trusted: bool, passed: Passed, body_len: usize) {
         let peer_value = forwarded_for(PEER.parse().unwrap());
         let host = HeaderValue::from_static("gw.example");
-        for_upstream(
-            h,
-            seen(&peer_value, &host, trusted),
-            &vh(),
-            passed,
-            body_len,
+        for_upstream(h, seen(&peer_value, &host, trusted), &reserved(), body_len);
+        mark_verified(h, &vh(), passed);
+    }
+
+    fn reserved() -> Vec<HeaderName> {
+        let mut r: Vec<HeaderName> = crate::config::defaults::RESERVED_HEADERS
+            .iter()
+            .map(|h| HeaderName::from_static(h))
+            .collect();
+        r.push(vh());
+        r
+    }
+
+    #[test]
+    fn reserved_headers_go_in_every_spelling_a_receiver_folds() {
+        let mut h = HeaderMap::new();
+        for (name, v) in [
+            ("X-Callgate-Verified", "junk"),
+            ("X_Callgate_Verified", "ip,token,hmac"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("X-Forwarded_For", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("X_Real_IP", "6.6.6.6"),
+            ("client-ip", "6.6.6.6"),
+            ("true_client_ip", "6.6.6.6"),
+            ("x-original-url", "/admin"),
+            ("X_Rewrite_URL", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-forwarded-port", "1"),
+            ("x_forwarded_host", "evil"),
+            ("x-forwarded-proto", "http"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-keep-me", "1"),
+            ("x_keep_me_too", "1"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let passed = Passed {
+            ip: true,
+            token: false,
+            hmac: false,
+        };
+        rewrite(&mut h, false, passed, 0);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "content-length",
+                "x-callgate-verified",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+                "x-keep-me",
+                "x_keep_me_too"
+            ]
         );
+        assert_eq!(h["x-callgate-verified"], "ip");
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "gw.example");
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 
     const ALL: Passed = Passed {

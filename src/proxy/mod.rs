@@ -153,17 +153,23 @@ async fn respond(
         Ok(body) => body,
         Err(rejection) => return Handled::rejected(Some(route), rejection, version),
     };
+    // The body checks see the headers exactly as they will be forwarded.
+    prepare_headers(config, conn, &mut parts, body.len());
     let checked = match verify::finish(route, pre, &parts.headers, &body) {
         Ok(checked) => checked,
         Err(refusal) => return forbidden(shared, route, client, refusal, version),
     };
-    prepare_headers(config, conn, &mut parts, checked, body.len());
+    headers::mark_verified(
+        &mut parts.headers,
+        &config.gateway.verified_header,
+        checked.passed,
+    );
     let digest = dedupe::digest(route, &body);
     if let Some(duplicate) = dedupe(shared, route, digest.as_deref()).await {
         return duplicate;
     }
     match route.delivery {
-        Delivery::Queue => enqueue(shared, config, route, parts, body, checked).await,
+        Delivery::Queue => enqueue(shared, route, parts, body, checked).await,
         Delivery::Direct => forward(shared, route, parts, body, checked, digest).await,
     }
 }
@@ -184,6 +190,10 @@ fn admit<'c>(
     }
     if unsupported_transfer_coding(req.headers()) {
         return Err((None, Rejection::TransferCoding));
+    }
+    // Which one would the receiver take? PHP joins them.
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        return Err((None, Rejection::TwoHosts));
     }
     if req.method() == Method::CONNECT {
         return Err((None, Rejection::Connect));
@@ -253,15 +263,9 @@ async fn read_body(
     }
 }
 
-/// The caller's headers become the upstream request's: hop-by-hop out,
-/// X-Forwarded-* and the verified header from what callgate itself saw.
-fn prepare_headers(
-    config: &Config,
-    conn: &ConnInfo,
-    parts: &mut Parts,
-    checked: Checked,
-    body_len: usize,
-) {
+/// The caller's headers become the upstream request's: hop-by-hop and
+/// reserved headers out, X-Forwarded-* from what callgate itself saw.
+fn prepare_headers(config: &Config, conn: &ConnInfo, parts: &mut Parts, body_len: usize) {
     // The Host header, or h2's :authority.
     let host = parts.headers.get(header::HOST).cloned().or_else(|| {
         let authority = parts.uri.authority()?;
@@ -273,13 +277,8 @@ fn prepare_headers(
         proto: conn.proto,
         host: host.as_ref(),
     };
-    headers::for_upstream(
-        &mut parts.headers,
-        seen,
-        &config.gateway.verified_header,
-        checked.passed,
-        body_len,
-    );
+    let reserved = &config.gateway.reserved_headers;
+    headers::for_upstream(&mut parts.headers, seen, reserved, body_len);
     if let Some(h) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
         parts.headers.insert(header::HOST, h);
     }
@@ -308,7 +307,6 @@ async fn dedupe(shared: &Shared, route: &Arc<Route>, digest: Option<&[u8]>) -> O
 /// what was not stored.
 async fn enqueue(
     shared: &Shared,
-    config: &Config,
     route: &Arc<Route>,
     parts: Parts,
     body: Bytes,
@@ -317,11 +315,12 @@ async fn enqueue(
     let callback = NewCallback {
         route: route.name.clone(),
         method: parts.method.as_str().to_owned(),
-        // The token's value never reaches the disk; its index is put back at delivery.
-        query: parts
-            .uri
-            .query()
-            .map(|q| query::redact(q, &config.redact_params).into_owned()),
+        // The token's value never reaches the disk; its index is put back at
+        // delivery. (Only this route's: delivery restores only this route's.)
+        query: parts.uri.query().map(|q| match &route.token {
+            Some(t) => query::redact(q, std::slice::from_ref(&t.param)).into_owned(),
+            None => q.to_owned(),
+        }),
         token_secret: checked.token_secret,
         headers: queue::to_lines(&parts.headers),
         body: body.to_vec(),

@@ -21,6 +21,8 @@ pub(crate) enum Rejection {
     AbsoluteForm,
     /// A transfer-coding chain other than plain `chunked`.
     TransferCoding,
+    /// Two Host headers: receivers disagree on which names the site.
+    TwoHosts,
     /// CONNECT: callgate is no tunnel.
     Connect,
     /// The address failed too often; it may try again after this long.
@@ -43,7 +45,9 @@ impl Rejection {
     /// The status the caller gets.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Rejection::AbsoluteForm | Rejection::BrokenBody => StatusCode::BAD_REQUEST,
+            Rejection::AbsoluteForm | Rejection::TwoHosts | Rejection::BrokenBody => {
+                StatusCode::BAD_REQUEST
+            }
             Rejection::TransferCoding => StatusCode::NOT_IMPLEMENTED,
             Rejection::Connect | Rejection::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Damped { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -57,13 +61,16 @@ impl Rejection {
     /// The metric label (`callgate_refusals_total{reason}`).
     pub(crate) fn class(&self) -> Reason {
         match self {
-            Rejection::AbsoluteForm | Rejection::TransferCoding => Reason::Request,
+            Rejection::AbsoluteForm | Rejection::TransferCoding | Rejection::TwoHosts => {
+                Reason::Request
+            }
             Rejection::Connect | Rejection::Method { .. } => Reason::Method,
             Rejection::Damped { .. } => Reason::Damped,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::Verify(Refusal::Ip(_)) => Reason::Ip,
             Rejection::Verify(Refusal::Token(_)) => Reason::Token,
             Rejection::Verify(Refusal::Hmac(_)) => Reason::Hmac,
+            Rejection::Verify(Refusal::Param(_)) => Reason::Param,
             Rejection::Verify(Refusal::Payload(_)) => Reason::Payload,
             Rejection::TooLarge { .. } => Reason::Size,
             Rejection::Slow => Reason::Slow,
@@ -103,6 +110,7 @@ impl fmt::Display for Rejection {
             Rejection::Verify(refusal) => return refusal.fmt(f),
             Rejection::AbsoluteForm => "absolute-form target",
             Rejection::TransferCoding => "transfer-coding other than chunked",
+            Rejection::TwoHosts => "more than one Host header",
             Rejection::Connect => "CONNECT",
             Rejection::Damped { .. } => "too many failed verifications from this address",
             Rejection::NoRoute => "no route for this path",
@@ -147,6 +155,7 @@ mod tests {
         vec![
             Rejection::AbsoluteForm,
             Rejection::TransferCoding,
+            Rejection::TwoHosts,
             Rejection::Connect,
             Rejection::Damped {
                 retry_after: Duration::from_secs(9),

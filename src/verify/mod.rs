@@ -20,6 +20,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::presets::Payload;
 use crate::config::{token_digest, Route, TokenCheck};
+use crate::php::{self, php_name};
 use query::Lookup;
 use signature::SignatureError;
 
@@ -84,6 +85,8 @@ pub(crate) enum Refusal {
     Token(TokenFailure),
     /// The body signature is missing, malformed or wrong.
     Hmac(SignatureError),
+    /// The caller sends a parameter it may not (see [`check_query_params`], [`check_body_params`]).
+    Param(String),
     /// The body does not have the shape the preset demands.
     Payload(&'static str),
 }
@@ -98,6 +101,7 @@ impl fmt::Display for Refusal {
             }
             Refusal::Token(TokenFailure::Mismatch) => f.write_str("token: does not match"),
             Refusal::Hmac(e) => write!(f, "hmac: {e}"),
+            Refusal::Param(why) => write!(f, "param: {why}"),
             Refusal::Payload(why) => write!(f, "payload: {why}"),
         }
     }
@@ -113,11 +117,13 @@ pub(crate) fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Prech
         }
         passed.ip = true;
     }
+    let query = uri.query().unwrap_or("");
     let mut token_secret = None;
     if let Some(token) = &route.token {
-        token_secret = Some(check_token(token, uri.query().unwrap_or(""))?);
+        token_secret = Some(check_token(token, query)?);
         passed.token = true;
     }
+    check_query_params(route, query)?;
     Ok(Prechecked(Checked {
         passed,
         token_secret,
@@ -133,7 +139,12 @@ pub(crate) fn finish(
 ) -> Result<Checked, Refusal> {
     let Prechecked(mut checked) = pre;
     if let Some(h) = &route.hmac {
-        let mut values = headers.get_all(&h.header).iter();
+        // Every spelling a receiver reads as the signature header counts:
+        // two of them are two signatures, and which one would it check?
+        let mut values = headers
+            .iter()
+            .filter(|(name, _)| php::same_header(name.as_str(), h.header.as_str()))
+            .map(|(_, v)| v);
         let claim = match (values.next(), values.next()) {
             (None, _) => return Err(Refusal::Hmac(SignatureError::Missing)),
             (Some(_), Some(_)) => return Err(Refusal::Hmac(SignatureError::Duplicated)),
@@ -143,6 +154,7 @@ pub(crate) fn finish(
             .map_err(Refusal::Hmac)?;
         checked.passed.hmac = true;
     }
+    check_body_params(route, headers, body)?;
     if let Some(payload) = route.payload {
         check_payload(payload, headers, body).map_err(Refusal::Payload)?;
     }
@@ -181,37 +193,124 @@ fn check_token(token: &TokenCheck, query: &str) -> Result<usize, Refusal> {
     }
 }
 
+/// A parameter the route's upstream URL sets may not come from the caller,
+/// in any spelling PHP folds to it: the caller's copy comes later, and wins.
+fn check_query_params(route: &Route, query: &str) -> Result<(), Refusal> {
+    match query::first_named(query.as_bytes(), &route.upstream.params) {
+        Some(name) => Err(Refusal::Param(format!(
+            "{name:?} is set by the upstream URL; the caller may not send it"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A form body may not carry the token or an upstream URL's parameter:
+/// `$_REQUEST` takes the body's copy over the query's.
+fn check_body_params(route: &Route, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+    let in_body = match form_kind(headers) {
+        Some(FormKind::UrlEncoded) => query::first_named(body, &route.reserved_params),
+        Some(FormKind::Multipart) => multipart_names(body).find_map(|n| {
+            let n = php_name(&n)?;
+            route
+                .reserved_params
+                .iter()
+                .find(|r| **r == n.base)
+                .map(String::as_str)
+        }),
+        None => None,
+    };
+    match in_body {
+        Some(name) => Err(Refusal::Param(format!(
+            "{name:?} in the form body would override the query's"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The form encodings PHP parses into `$_POST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FormKind {
+    UrlEncoded,
+    Multipart,
+}
+
+/// Whether any Content-Type the request carries makes PHP parse the body;
+/// multipart wins when in doubt, since its names are scanned more widely.
+fn form_kind(headers: &HeaderMap) -> Option<FormKind> {
+    let mut kind = None;
+    for v in headers.get_all(http::header::CONTENT_TYPE) {
+        let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
+        if v.contains("multipart") {
+            return Some(FormKind::Multipart);
+        }
+        if v.contains("x-www-form-urlencoded") {
+            kind = Some(FormKind::UrlEncoded);
+        }
+    }
+    kind
+}
+
+/// The `name` of every `Content-Disposition` line in a multipart body,
+/// boundaries or not: scanning more than PHP parses only refuses more.
+fn multipart_names(body: &[u8]) -> impl Iterator<Item = String> + '_ {
+    body.split(|&b| b == b'\n').filter_map(|line| {
+        let line = String::from_utf8_lossy(line);
+        let (field, params) = line.split_once(':')?;
+        if !field.trim().eq_ignore_ascii_case("content-disposition") {
+            return None;
+        }
+        params.split(';').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("name")
+                .then(|| v.trim().trim_matches('"').to_owned())
+        })
+    })
+}
+
 fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
     match payload {
         Payload::GengoForm => {
-            let is_form = headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .is_some_and(|m| {
-                    m.trim()
-                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                });
+            let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
+            let is_form = match (types.next(), types.next()) {
+                (Some(v), None) => v
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.split(';').next())
+                    .is_some_and(|m| {
+                        m.trim()
+                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                    }),
+                _ => false,
+            };
             if !is_form {
-                return Err("Content-Type is not application/x-www-form-urlencoded");
+                return Err("Content-Type is not (one) application/x-www-form-urlencoded");
             }
-            let mut fields = 0;
-            for (k, v) in form_urlencoded::parse(body) {
-                if k == "job" || k == "comment" {
-                    fields += 1;
-                    let is_object =
-                        serde_json::from_str::<serde_json::Value>(&v).is_ok_and(|j| j.is_object());
-                    if !is_object {
-                        return Err("the job/comment field is not a JSON object");
-                    }
-                }
-            }
-            match fields {
-                0 => Err("no job or comment field in the form"),
-                1 => Ok(()),
-                _ => Err("more than one job/comment field in the form"),
-            }
+            gengo_field(body)
         }
+    }
+}
+
+/// Exactly one `job` or `comment` field, in any spelling PHP folds to one
+/// of them, not an array, holding a JSON object.
+fn gengo_field(body: &[u8]) -> Result<(), &'static str> {
+    let mut field = None;
+    for (k, v) in form_urlencoded::parse(body) {
+        let Some(name) = php_name(&k) else { continue };
+        if name.base != "job" && name.base != "comment" {
+            continue;
+        }
+        if name.array {
+            return Err("the job/comment field is sent as an array");
+        }
+        if field.replace(v).is_some() {
+            return Err("more than one job/comment field in the form");
+        }
+    }
+    let value = field.ok_or("no job or comment field in the form")?;
+    match serde_json::from_str::<serde_json::Value>(&value) {
+        Ok(j) if j.is_object() => Ok(()),
+        _ => Err("the job/comment field is not a JSON object"),
     }
 }
 

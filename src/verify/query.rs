@@ -1,9 +1,13 @@
-//! Query-string handling for URL tokens: find a parameter, strip it before
-//! forwarding, redact it for logs. Parameter names are compared after
-//! percent-decoding, as PHP and every framework decode them, so `tok%65n`
+//! Query strings and form bodies as the receiver reads them. Parameter
+//! names are compared the way PHP builds `$_GET` and `$_POST` ([`crate::php::php_name`]):
+//! percent-decoded, leading blanks dropped, `.` and ` ` folded to `_`, cut at
+//! NUL, `name[...]` the array `name`. So `tok%65n`, `+token`, `token%00x`
+//! and `token[]` are all the token to callgate, as they are to PHP, and
 //! cannot slip a second token past the check.
 
 use std::borrow::Cow;
+
+use crate::php::{folded, php_name};
 
 /// What a query holds under one parameter name.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,23 +16,45 @@ pub enum Lookup<'a> {
     Missing,
     /// There once, with this decoded value.
     One(Cow<'a, str>),
-    /// Receivers disagree on which copy wins (PHP takes the last), so a
-    /// repeated parameter is refused rather than guessed at.
+    /// Receivers disagree on which copy wins (PHP takes the last, and makes
+    /// `name[]` an array), so a repeated or array parameter is refused
+    /// rather than guessed at.
     Repeated,
+}
+
+/// Whether a decoded parameter name is `name` (already [`folded`]) to PHP.
+fn is_named(decoded: &str, name: &str) -> bool {
+    php_name(decoded).is_some_and(|n| n.base == name)
 }
 
 /// Find the single value of `name` in `query` (without the leading `?`).
 pub fn lookup<'a>(query: &'a str, name: &str) -> Lookup<'a> {
+    let name = folded(name);
     let mut found = Lookup::Missing;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if k == name {
-            if found != Lookup::Missing {
-                return Lookup::Repeated;
+        match php_name(&k) {
+            Some(n) if n.base == name => {
+                if n.array || found != Lookup::Missing {
+                    return Lookup::Repeated;
+                }
+                found = Lookup::One(v);
             }
-            found = Lookup::One(v);
+            _ => {}
         }
     }
     found
+}
+
+/// The first of `names` (each already [`folded`]) that appears in a query
+/// or form body, under any spelling PHP folds to it.
+pub fn first_named<'n>(params: &[u8], names: &'n [String]) -> Option<&'n str> {
+    form_urlencoded::parse(params).find_map(|(k, _)| {
+        let n = php_name(&k)?;
+        names
+            .iter()
+            .find(|want| **want == n.base)
+            .map(String::as_str)
+    })
 }
 
 /// The decoded name of one raw `name=value` piece.
@@ -40,19 +66,23 @@ fn piece_name(piece: &str) -> Cow<'_, str> {
         .unwrap_or(Cow::Borrowed(""))
 }
 
-/// `query` without any `name` parameter; every other piece is kept raw and
-/// in order, so the receiver sees the rest byte for byte.
+/// `query` without any `name` parameter, in every spelling PHP folds to it;
+/// every other piece is kept raw and in order, so the receiver sees the
+/// rest byte for byte.
 pub fn strip(query: &str, name: &str) -> String {
+    let name = folded(name);
     query
         .split('&')
-        .filter(|piece| !piece.is_empty() && piece_name(piece) != name)
+        .filter(|piece| !piece.is_empty() && !is_named(&piece_name(piece), &name))
         .collect::<Vec<_>>()
         .join("&")
 }
 
-/// `query` with the values of every parameter in `names` replaced by `REDACTED`.
+/// `query` with the values of every parameter in `names` (in any spelling
+/// PHP folds to one of them) replaced by `REDACTED`.
 pub fn redact<'a>(query: &'a str, names: &[String]) -> Cow<'a, str> {
-    let named = |name: &str| names.iter().any(|n| n == name);
+    let names: Vec<String> = names.iter().map(|n| folded(n)).collect();
+    let named = |name: &str| names.iter().any(|n| is_named(name, n));
     if !query.split('&').any(|p| named(&piece_name(p))) {
         return Cow::Borrowed(query);
     }
@@ -63,7 +93,8 @@ pub fn redact<'a>(query: &'a str, names: &[String]) -> Cow<'a, str> {
 /// (form-encoded): how a queued callback gets its token back.
 pub fn restore(query: &str, name: &str, value: &[u8]) -> String {
     let encoded: String = form_urlencoded::byte_serialize(value).collect();
-    set_values(query, |n| n == name, &encoded)
+    let name = folded(name);
+    set_values(query, |n| is_named(n, &name), &encoded)
 }
 
 /// Every piece whose decoded name `matches` gets `raw_value`; the others stay raw.
@@ -132,6 +163,42 @@ mod tests {
             lookup(&restore(&redacted, "token", b"s3 cret&x"), "token"),
             Lookup::One("s3 cret&x".into())
         );
+    }
+
+    #[test]
+    fn every_php_spelling_of_the_token_is_the_token() {
+        for q in [
+            "token=a&+token=b",
+            "token=a&%20token=b",
+            "token=a&token%00x=b",
+            "token=a&token[]=b",
+            "token[]=a",
+            "token=a&tok%65n=b",
+        ] {
+            assert_eq!(lookup(q, "token"), Lookup::Repeated, "{q}");
+        }
+        assert_eq!(lookup("api.key=a&api_key=b", "api_key"), Lookup::Repeated);
+        assert_eq!(lookup("api%20key=a", "api.key"), Lookup::One("a".into()));
+        assert_eq!(lookup("%2btoken=a", "token"), Lookup::Missing);
+    }
+
+    #[test]
+    fn strip_and_redact_catch_every_spelling() {
+        assert_eq!(strip("a=1&+token=x&token%00y=z&b=2", "token"), "a=1&b=2");
+        let names = vec!["api_key".to_owned()];
+        assert_eq!(
+            redact("api.key=s&api%20key=t&x=1", &names),
+            "api.key=REDACTED&api%20key=REDACTED&x=1"
+        );
+    }
+
+    #[test]
+    fn first_named_finds_folded_names_in_forms() {
+        let names = vec!["action".to_owned(), "token".to_owned()];
+        assert_eq!(first_named(b"a=1&acti.on=x", &names), None);
+        assert_eq!(first_named(b"a=1&+action=x", &names), Some("action"));
+        assert_eq!(first_named(b"token[x]=1", &names), Some("token"));
+        assert_eq!(first_named(b"x=token", &names), None);
     }
 
     #[test]

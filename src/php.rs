@@ -1,0 +1,114 @@
+//! How PHP reads what callgate forwards: the receivers behind callgate are
+//! often PHP, so what callgate checks is compared the way PHP will read it.
+//! A leaf module: config folds configured names with it once, verify and the
+//! header rewriting compare with it per request.
+
+/// A parameter name as PHP registers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhpName {
+    /// The variable's name: `$_GET[base]`.
+    pub base: String,
+    /// `base[...]`: PHP makes it an array.
+    pub array: bool,
+}
+
+/// How PHP (8.x, `php_register_variable_ex`) names a decoded parameter;
+/// None where PHP drops it (an empty name, or one starting with `[`).
+pub fn php_name(decoded: &str) -> Option<PhpName> {
+    let name = decoded.trim_start_matches(' ');
+    // The C string ends at the first NUL.
+    let name = name.split('\0').next().unwrap_or("");
+    let fold = |c: char| if c == ' ' || c == '.' { '_' } else { c };
+    let Some(open) = name.find('[') else {
+        return non_empty(name.chars().map(fold).collect(), false);
+    };
+    let base: String = name[..open].chars().map(fold).collect();
+    if base.is_empty() {
+        return None;
+    }
+    if name[open + 1..].contains(']') {
+        return non_empty(base, true);
+    }
+    // A `[` without its `]` is no index: PHP writes it as `_`, and folds
+    // ` `, `.` and `[` in the rest.
+    let rest = name[open + 1..]
+        .chars()
+        .map(|c| if c == '[' { '_' } else { fold(c) });
+    non_empty(base + "_" + &rest.collect::<String>(), false)
+}
+
+fn non_empty(base: String, array: bool) -> Option<PhpName> {
+    (!base.is_empty()).then_some(PhpName { base, array })
+}
+
+/// The name PHP gives a parameter configured as `name` (`api.key` is
+/// `api_key` to PHP): what a request's names are compared with.
+pub fn folded(name: &str) -> String {
+    php_name(name).map_or_else(|| name.to_owned(), |n| n.base)
+}
+
+/// A header name as PHP's `$_SERVER` (and CGI) sees it: case and `_`
+/// versus `-` do not matter. `X_Callgate_Verified` and
+/// `x-callgate-verified` are one header to PHP, and the later one wins.
+pub fn same_header(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| {
+            let norm = |c: u8| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            };
+            norm(x) == norm(y)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What PHP 8.2's parse_str() makes of each name (checked against
+    /// `php -r 'parse_str(...)'`; tests/hostile.rs proves it on `php -S`).
+    #[test]
+    fn names_fold_as_php_registers_them() {
+        let cases: &[(&str, Option<(&str, bool)>)] = &[
+            ("token", Some(("token", false))),
+            ("  token", Some(("token", false))),
+            ("token\0x", Some(("token", false))),
+            ("token[]", Some(("token", true))),
+            ("token[a][b", Some(("token", true))),
+            ("z[]]", Some(("z", true))),
+            ("api.key", Some(("api_key", false))),
+            ("api key", Some(("api_key", false))),
+            ("api[key", Some(("api_key", false))),
+            ("a[b.c", Some(("a_b_c", false))),
+            ("a[b c", Some(("a_b_c", false))),
+            ("a[.b", Some(("a__b", false))),
+            ("t[o[k", Some(("t_o_k", false))),
+            ("x[", Some(("x_", false))),
+            ("t.o[k]", Some(("t_o", true))),
+            ("a]b", Some(("a]b", false))),
+            ("token ", Some(("token_", false))),
+            ("\ttoken", Some(("\ttoken", false))),
+            ("+token", Some(("+token", false))),
+            ("[y", None),
+            ("\0token", None),
+            ("   ", None),
+            ("", None),
+        ];
+        for (raw, want) in cases {
+            let got = php_name(raw).map(|n| (n.base, n.array));
+            let want = want.map(|(b, a)| (b.to_owned(), a));
+            assert_eq!(got, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn header_names_fold_underscore_and_case() {
+        assert!(same_header("X_Callgate_Verified", "x-callgate-verified"));
+        assert!(same_header("x-forwarded_for", "X-Forwarded-For"));
+        assert!(!same_header("x-forwarded-fo", "x-forwarded-for"));
+        assert!(!same_header("x-forwarded.for", "x-forwarded-for"));
+    }
+}
