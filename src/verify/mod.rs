@@ -272,19 +272,17 @@ fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(
     match payload {
         Payload::GengoForm => {
             let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
-            let is_form = match (types.next(), types.next()) {
-                (Some(v), None) => v
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.split(';').next())
-                    .is_some_and(|m| {
-                        m.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    }),
-                _ => false,
+            let only = match (types.next(), types.next()) {
+                (Some(v), None) => v,
+                (Some(_), Some(_)) => return Err("Content-Type sent more than once"),
+                (None, _) => return Err("Content-Type is not application/x-www-form-urlencoded"),
             };
-            if !is_form {
-                return Err("Content-Type is not (one) application/x-www-form-urlencoded");
+            let media = only.to_str().ok().and_then(|v| v.split(';').next());
+            if !media.is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            }) {
+                return Err("Content-Type is not application/x-www-form-urlencoded");
             }
             gengo_field(body)
         }
