@@ -244,6 +244,45 @@ async fn connections_past_max_connections_wait_their_turn() {
 }
 
 #[tokio::test]
+async fn h2_pings_do_not_keep_a_connection_or_its_place() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(
+        &("[gateway]\nmax_connections = 5\nidle_timeout = \"1s\"\nheader_read_timeout = \"1s\"\n"
+            .to_owned()
+            + &route(&up.url("/r"))),
+    );
+    let client = Client::https(gw.https.unwrap(), Version::H2);
+    let mut pingers = Vec::new();
+    for _ in 0..5 {
+        pingers.push(client.h2_pinging().await);
+    }
+    // Idle means no request, not no bytes: every pinging connection is
+    // closed once it has been without a request for the timeout.
+    let start = Instant::now();
+    for p in pingers {
+        tokio::time::timeout(Duration::from_secs(5), p)
+            .await
+            .expect("a connection that only sends PINGs was kept open")
+            .unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // And the places they held serve a caller.
+    let body = b"{}";
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    let r = tokio::time::timeout(
+        Duration::from_secs(3),
+        client.post("/cb?token=t", &[("x-sig", &sig)], body),
+    )
+    .await
+    .expect("a caller waited behind pinging connections");
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
 async fn idle_keep_alive_connections_close_after_idle_timeout() {
     let up = Upstream::recording().await;
     let gw = Gateway::start(

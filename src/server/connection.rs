@@ -15,7 +15,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::listeners::Kind;
-use super::watchdog::{Activity, Tracked};
+use super::watchdog::{Activity, InFlightBody};
 use super::{admin, proxy_protocol};
 use crate::config::{Config, Gateway};
 use crate::proxy::{self, ConnInfo};
@@ -108,8 +108,9 @@ async fn handshake(
     }
 }
 
-// Serve one connection, dropping it once it sits silent with nothing in
-// flight: header_read_timeout before its first request, idle_timeout after.
+// Serve one connection, dropping it once it has had no request in flight
+// (head read to last body byte written) for header_read_timeout before its
+// first request, idle_timeout after.
 macro_rules! serve {
     ($builder:expr, $io:expr, $gateway:expr, $watcher:expr, $peer:expr, $handle:expr) => {{
         let activity = Activity::new();
@@ -125,13 +126,12 @@ macro_rules! serve {
                 // connections), for one allocation per request.
                 Box::pin(async move {
                     let response = response.await;
-                    drop(in_flight);
-                    response
+                    response.map(|r| r.map(|body| InFlightBody::new(body, in_flight)))
                 })
             })
         };
         let builder = $builder;
-        let conn = builder.serve_connection(TokioIo::new(Tracked::new($io, activity.clone())), svc);
+        let conn = builder.serve_connection(TokioIo::new($io), svc);
         // Boxed, as is the handshake: the connection's task then holds only
         // what each phase needs, not the largest of them all.
         let mut watched = Box::pin($watcher.watch(conn));

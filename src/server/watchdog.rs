@@ -1,16 +1,16 @@
-//! Per-connection activity: when did bytes last move, how many requests are
-//! in flight. A watchdog drops connections that sit silent with nothing in
-//! flight, which hyper alone does not do for a connection that never sends
-//! its first byte, nor for an idle h2 connection.
+//! Per-connection activity: how many requests are in flight, and when the
+//! last one ended. A watchdog drops connections that have had no request in
+//! flight for too long, which hyper alone does not do for a connection that
+//! never sends its first request, nor for an idle h2 connection. Idle means
+//! no request, not no bytes: h2 PINGs and SETTINGS keep nothing open.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper::body::{Body, Frame, SizeHint};
 // tokio's clock, so that tests can pause it; the real clock otherwise.
 use tokio::time::Instant;
 
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(super) struct Activity {
     opened: Instant,
-    /// Milliseconds after `opened` at which bytes last moved.
+    /// Milliseconds after `opened` at which the last request ended.
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
     served: AtomicUsize,
@@ -52,8 +52,9 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// Resolves once the connection has been silent, with no request in
-    /// flight, for `first` (before any request) or `idle` (after one).
+    /// Resolves once the connection has had no request in flight for
+    /// `first` (since it opened, before any request) or `idle` (since the
+    /// last request ended).
     pub(super) async fn idle(&self, first: Duration, idle: Duration) {
         loop {
             let limit = if self.served.load(Ordering::Relaxed) == 0 {
@@ -86,71 +87,41 @@ impl Drop for InFlight {
     }
 }
 
-/// An IO stream that reports every read and write to its `Activity`.
-pub(super) struct Tracked<T> {
-    inner: T,
-    activity: Arc<Activity>,
+/// A response body that keeps its request counted as in flight until the
+/// last byte is written (or the body is dropped): a long download is not
+/// an idle connection, however long it takes.
+pub(super) struct InFlightBody<B> {
+    inner: B,
+    _in_flight: InFlight,
 }
 
-impl<T> Tracked<T> {
-    pub(super) fn new(inner: T, activity: Arc<Activity>) -> Tracked<T> {
-        Tracked { inner, activity }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.activity.touch();
+impl<B> InFlightBody<B> {
+    /// `inner`, counted as in flight for as long as it lives.
+    pub(super) fn new(inner: B, in_flight: InFlight) -> InFlightBody<B> {
+        InFlightBody {
+            inner,
+            _in_flight: in_flight,
         }
-        poll
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
+impl<B: Body + Unpin> Body for InFlightBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        poll
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        poll
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -203,5 +174,25 @@ mod tests {
         )
         .await
         .expect("idle once the request ended");
+    }
+
+    #[tokio::test]
+    async fn a_response_body_keeps_its_request_in_flight_until_it_is_done() {
+        let a = Activity::new();
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"streaming"));
+        let body = InFlightBody::new(body, a.request());
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            a.idle(Duration::ZERO, Duration::ZERO),
+        )
+        .await;
+        assert!(waited.is_err(), "idle while the answer was being written");
+        drop(body);
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            a.idle(Duration::ZERO, Duration::ZERO),
+        )
+        .await
+        .expect("idle once the answer was written");
     }
 }

@@ -139,6 +139,23 @@ impl Client {
             .expect("TLS handshake")
     }
 
+    /// An h2 connection that sends nothing but PINGs (every 100 ms, as a
+    /// keep-alive does); the handle ends when the server closes it.
+    pub async fn h2_pinging(&self) -> tokio::task::JoinHandle<()> {
+        let io = TokioIo::new(self.tls_connect().await);
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(std::time::Duration::from_millis(100))
+            .keep_alive_while_idle(true)
+            .handshake::<_, Full<Bytes>>(io)
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _sender = sender;
+            let _ = conn.await;
+        })
+    }
+
     /// Offer no ALPN protocol (HTTP/1.1 is then implied).
     pub fn no_alpn(mut self) -> Client {
         self.no_alpn = true;
