@@ -115,10 +115,12 @@ pub(crate) enum Reason {
     Slow,
     /// The body was broken off or malformed.
     Body,
+    /// Body buffers were full (503).
+    Busy,
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 12] = [
+    pub(crate) const ALL: [Reason; 13] = [
         Reason::Request,
         Reason::Damped,
         Reason::NoRoute,
@@ -131,6 +133,7 @@ impl Reason {
         Reason::Size,
         Reason::Slow,
         Reason::Body,
+        Reason::Busy,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -147,6 +150,7 @@ impl Reason {
             Reason::Size => "size",
             Reason::Slow => "slow",
             Reason::Body => "body",
+            Reason::Busy => "busy",
         }
     }
 }
@@ -444,7 +448,7 @@ mod tests {
         }
         // The HELP texts list every label value the code can produce.
         assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate)"), "{text}");
-        assert!(text.contains("reason (request, damped, no_route, method, ip, token, hmac, param, payload, size, slow, body)"), "{text}");
+        assert!(text.contains("reason (request, damped, no_route, method, ip, token, hmac, param, payload, size, slow, body, busy)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));
     }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use ipnet::IpNet;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::damping::Damper;
 use crate::metrics::Metrics;
@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     /// so a reload never changes a request halfway.
     pub(crate) config: ArcSwap<Config>,
     pub(crate) metrics: Metrics,
+    /// Request-body bytes held in memory; replaced when a reload changes its limits.
+    pub(crate) budget: ArcSwap<Budget>,
     /// Brute-force damping, when configured; survives reloads that keep its settings.
     pub(crate) damper: ArcSwapOption<Damper>,
     /// The callback store, opened on first use (and again if [queue] dir changes).
@@ -38,6 +40,7 @@ impl Shared {
     pub(crate) fn new(config: Config) -> Shared {
         Shared {
             damper: ArcSwapOption::new(damper_for(&config)),
+            budget: ArcSwap::new(budget_for(&config)),
             config: ArcSwap::from_pointee(config),
             metrics: Metrics::new(),
             store: Mutex::new(None),
@@ -70,33 +73,30 @@ impl Shared {
     }
 
     /// Make `config` the running config. Failure counts are kept unless the
-    /// damping settings or the set of provider addresses changed.
+    /// damping settings changed.
     pub(crate) fn install(&self, config: Config) {
         let keep = match (self.damper.load().as_deref(), &config.gateway.damping) {
-            (Some(d), Some(s)) => {
-                d.settings() == s && d.providers() == providers(&config).as_slice()
-            }
+            (Some(d), Some(s)) => d.settings() == s,
             (None, None) => true,
             _ => false,
         };
         if !keep {
             self.damper.store(damper_for(&config));
         }
+        if self.budget.load().limits() != budget_for(&config).limits() {
+            // Requests in flight give their bytes back to the budget they took them from.
+            self.budget.store(budget_for(&config));
+        }
         self.config.store(Arc::new(config));
     }
 }
 
-/// Every address some route allowlists: the providers.
-fn providers(config: &Config) -> Vec<IpNet> {
-    config
-        .routes
-        .iter()
-        .filter_map(|r| r.allow_ips.as_ref())
-        .flat_map(|a| a.nets.iter().copied())
-        .collect()
+fn budget_for(config: &Config) -> Arc<Budget> {
+    let g = &config.gateway;
+    Budget::new(g.buffered_body_bytes, g.buffered_body_bytes_per_client)
 }
 
 fn damper_for(config: &Config) -> Option<Arc<Damper>> {
     let settings = config.gateway.damping.clone()?;
-    Some(Arc::new(Damper::new(settings, providers(config))))
+    Some(Arc::new(Damper::new(settings)))
 }

@@ -320,3 +320,102 @@ async fn idle_keep_alive_connections_close_after_idle_timeout() {
     }
     assert_eq!(up.count(), 4);
 }
+
+/// Stated bound for the RSS that 100 stalled 1 MiB uploads add, with
+/// buffered_body_bytes = 16 MiB (without the budget they added ~100 MiB).
+const STALLED_UPLOADS_GROWTH_BOUND_MIB: f64 = 40.0;
+
+/// A head and all but the last KiB of a 1 MiB body, then nothing.
+async fn stalled_upload(
+    http: std::net::SocketAddr,
+    source: &str,
+    chunked: bool,
+) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut tcp = socket.connect(http).await.unwrap();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked\r\n".to_owned()
+    } else {
+        format!("Content-Length: {}\r\n", 1024 * 1024)
+    };
+    let head = format!("POST /open HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\n{framing}\r\n");
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let piece = vec![b'x'; 64 * 1024];
+    for _ in 0..15 {
+        let sent = if chunked {
+            let mut c = format!("{:x}\r\n", piece.len()).into_bytes();
+            c.extend_from_slice(&piece);
+            c.extend_from_slice(b"\r\n");
+            tcp.write_all(&c).await
+        } else {
+            tcp.write_all(&piece).await
+        };
+        // Answered 503 and closed: the rest is not read.
+        if sent.is_err() {
+            break;
+        }
+    }
+    tcp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_are_held_to_the_body_budget() {
+    let up = Upstream::recording().await;
+    let config = format!(
+        "[gateway]\nbuffered_body_bytes = {}\nbuffered_body_bytes_per_client = {}\nbody_read_timeout = \"20s\"\n\n[[route]]\nname = \"open\"\npath = \"/open\"\nupstream = \"{}\"\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"{KEY}\"] }}\n",
+        16 * 1024 * 1024,
+        4 * 1024 * 1024,
+        up.url("/r")
+    );
+    let gw = Gateway::start(&config);
+    let http = gw.http.unwrap();
+    let (_, idle) = memory_mib(gw.pid());
+    // An HMAC-only route checks nothing before the body: 100 strangers on
+    // ten addresses each start a 1 MiB upload and stall.
+    let mut conns = Vec::new();
+    for i in 0..100 {
+        // The first ten from one address: past its 4 MiB share, it is refused
+        // while others are still served.
+        let source = match i {
+            0..10 => "127.0.0.9".to_owned(),
+            _ => format!("127.0.0.{}", 10 + i % 10),
+        };
+        conns.push(stalled_upload(http, &source, i % 2 == 1).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (peak, rss) = memory_mib(gw.pid());
+    // Those beyond the budget were answered 503 with Retry-After.
+    let mut busy = 0;
+    for tcp in conns.iter_mut() {
+        let mut buf = vec![0u8; 1024];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(50), tcp.read(&mut buf)).await
+        {
+            let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            if head.starts_with("http/1.1 503") && head.contains("retry-after: ") {
+                busy += 1;
+            }
+        }
+    }
+    println!(
+        "stalled uploads: 100 × 1 MiB, budget 16 MiB (4 MiB per address); RSS idle {idle:.1} MiB, with them {rss:.1} MiB (peak {peak:.1}); {busy} answered 503"
+    );
+    assert!(busy >= 80, "only {busy} of 100 were refused for the budget");
+    assert!(
+        peak - idle < STALLED_UPLOADS_GROWTH_BOUND_MIB,
+        "stalled uploads grew RSS by {:.1} MiB",
+        peak - idle
+    );
+    let log = gw.log();
+    assert!(log.contains("busy: body buffers full"), "{log}");
+    assert!(log.contains("busy: this address holds its share"), "{log}");
+    // Once they are gone, the budget is back for callers.
+    drop(conns);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = b"{\"ok\":1}";
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    let r = Client::http(http)
+        .post("/open", &[("x-sig", &sig)], body)
+        .await;
+    assert_eq!(r.status, 200);
+}

@@ -225,7 +225,7 @@ async fn chunked_body_over_the_limit_is_413() {
 }
 
 #[tokio::test]
-async fn repeated_failures_are_damped_but_providers_never_are() {
+async fn repeated_failures_are_damped_but_never_on_a_route_that_allowlists_the_client() {
     let up = Upstream::recording().await;
     let config = format!(
         r#"
@@ -290,13 +290,30 @@ hmac = {{ algorithm = "sha1", header = "x-sig", secrets = ["{KEY}"] }}
     );
     assert_eq!(provider.post(&good, &[], b"x").await.status, 200);
 
+    // The exemption is the route's own: failing on a route that does not
+    // allowlist it, the provider's address is damped there, yet its own
+    // route still serves it.
+    for _ in 0..4 {
+        let r = provider.post("/gengo?token=guess", &[], b"x").await;
+        assert_eq!(r.status, 403);
+    }
+    assert_eq!(provider.post(&good, &[], b"x").await.status, 429);
+    assert_eq!(
+        provider
+            .post("/tolq", &[("x-sig", &sig)], b"x")
+            .await
+            .status,
+        200,
+        "a provider is never cut off from its own route"
+    );
+
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert_eq!(
         attacker.post(&good, &[], b"x").await.status,
         200,
         "the cool-down ends"
     );
-    assert_eq!(up.count(), 3);
+    assert_eq!(up.count(), 4);
     assert!(gw
         .wait_for_log("damped: too many failed verifications")
         .contains("status=429"));

@@ -50,6 +50,13 @@ pub(crate) const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
 pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
 /// Default query parameter holding the URL token.
 pub(crate) const DEFAULT_TOKEN_PARAM: &str = "token";
+/// The default body-buffer budget gives each connection this share of
+/// max_body_bytes: callbacks are small, and few connections upload at once.
+pub(crate) const BUFFERED_SHARE_OF_BODY: u64 = 64;
+/// The default body-buffer budget at most (when max_connections is large).
+pub(crate) const MAX_DEFAULT_BUFFERED_BODY_BYTES: u64 = 256 * 1024 * 1024;
+/// The default per-client share: this fraction of the budget.
+pub(crate) const BUFFERED_PER_CLIENT_DIVISOR: u64 = 8;
 /// Largest body bound accepted in config: bodies are held in memory.
 pub(crate) const MAX_MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
 /// Default first redelivery wait.

@@ -230,8 +230,36 @@ impl Loader<'_> {
         }
     }
 
+    /// The body-buffer budget and its per-client share. By default each
+    /// connection gets 1/64 of max_body_bytes (at least 4 bodies, at most
+    /// 256 MiB in all), and one address 1/8 of that (at least one body).
+    fn buffers(
+        &self,
+        total: Option<Spanned<u64>>,
+        per_client: Option<Spanned<u64>>,
+        max_body_bytes: u64,
+        max_connections: usize,
+    ) -> Result<(u64, u64), ConfigError> {
+        let by_connections = (max_connections as u64)
+            .saturating_mul(max_body_bytes / BUFFERED_SHARE_OF_BODY)
+            .min(MAX_DEFAULT_BUFFERED_BODY_BYTES);
+        let total = self.number(
+            total,
+            by_connections.max(4 * max_body_bytes),
+            max_body_bytes..=u64::MAX,
+            "gateway.buffered_body_bytes must be at least max_body_bytes (one whole body must fit)",
+        )?;
+        let per_client = self.number(
+            per_client,
+            (total / BUFFERED_PER_CLIENT_DIVISOR).max(max_body_bytes),
+            max_body_bytes..=total,
+            "gateway.buffered_body_bytes_per_client must be between max_body_bytes and buffered_body_bytes",
+        )?;
+        Ok((total, per_client))
+    }
+
     /// `[gateway]`, and the default upstream timeout routes inherit.
-    fn gateway(&self, raw: raw::RawGateway) -> Result<(Gateway, Duration), ConfigError> {
+    fn gateway(&self, mut raw: raw::RawGateway) -> Result<(Gateway, Duration), ConfigError> {
         let max_body_bytes = self.number(
             raw.max_body_bytes,
             DEFAULT_MAX_BODY_BYTES,
@@ -243,6 +271,12 @@ impl Loader<'_> {
             DEFAULT_MAX_CONNECTIONS,
             1..=usize::MAX,
             "gateway.max_connections must be at least 1",
+        )?;
+        let (buffered_body_bytes, buffered_body_bytes_per_client) = self.buffers(
+            raw.buffered_body_bytes.take(),
+            raw.buffered_body_bytes_per_client.take(),
+            max_body_bytes,
+            max_connections,
         )?;
         let max_header_bytes = self.number(
             raw.max_header_bytes,
@@ -295,6 +329,8 @@ impl Loader<'_> {
             body_read_timeout: d(raw.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT),
             idle_timeout: d(raw.idle_timeout, DEFAULT_IDLE_TIMEOUT),
             max_connections,
+            buffered_body_bytes,
+            buffered_body_bytes_per_client,
             drain_timeout: d(raw.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
         };
         Ok((gateway, d(raw.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT)))

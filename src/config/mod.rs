@@ -93,6 +93,10 @@ pub(crate) struct Gateway {
     pub(crate) body_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_connections: usize,
+    /// Request-body bytes held in memory at once, all requests together.
+    pub(crate) buffered_body_bytes: u64,
+    /// The share of `buffered_body_bytes` one client address (IPv6: /64) may hold.
+    pub(crate) buffered_body_bytes_per_client: u64,
     /// Bound on a request head (HTTP/1.1) or header list (h2); beyond: 431.
     pub(crate) max_header_bytes: usize,
     /// Bound on the number of request headers (HTTP/1.1); beyond: 431.

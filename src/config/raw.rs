@@ -127,6 +127,8 @@ pub(crate) struct RawGateway {
     pub(crate) idle_timeout: Option<Dur>,
     pub(crate) upstream_timeout: Option<Dur>,
     pub(crate) max_connections: Option<Spanned<usize>>,
+    pub(crate) buffered_body_bytes: Option<Spanned<u64>>,
+    pub(crate) buffered_body_bytes_per_client: Option<Spanned<u64>>,
     pub(crate) max_header_bytes: Option<Spanned<usize>>,
     pub(crate) max_headers: Option<Spanned<usize>>,
     pub(crate) drain_timeout: Option<Dur>,

@@ -18,13 +18,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use crate::budget::Held;
 use crate::config::{Config, Delivery, Route};
 use crate::metrics::{Outcome, Reason};
 use crate::queue::{self, NewCallback};
@@ -149,7 +150,9 @@ async fn respond(
         Err(refusal) => return forbidden(shared, route, client, refusal, version),
     };
     let (mut parts, body) = req.into_parts();
-    let body = match read_body(config, &parts.headers, body).await {
+    // Held until the request is answered: the body stays in memory till then.
+    let mut held = shared.budget.load().hold(client);
+    let body = match read_body(config, &mut held, &parts.headers, body).await {
         Ok(body) => body,
         Err(rejection) => return Handled::rejected(Some(route), rejection, version),
     };
@@ -198,15 +201,22 @@ fn admit<'c>(
     if req.method() == Method::CONNECT {
         return Err((None, Rejection::Connect));
     }
+    let route = config.routes.get(req.uri().path());
+    // A client in a cool-down waits it out, except on a route whose
+    // allow_ips it passes: a provider is never cut off from its own route.
+    let exempt = route
+        .and_then(|r| r.allow_ips.as_ref())
+        .is_some_and(|a| client_ip::is_in(client, &a.nets));
     if let Some(left) = shared
         .damper
         .load()
         .as_ref()
+        .filter(|_| !exempt)
         .and_then(|d| d.blocked_for(client))
     {
         return Err((None, Rejection::Damped { retry_after: left }));
     }
-    let Some(route) = config.routes.get(req.uri().path()) else {
+    let Some(route) = route else {
         return Err((None, Rejection::NoRoute));
     };
     if !route.methods.contains(req.method()) {
@@ -237,9 +247,11 @@ fn forbidden(
 }
 
 /// Read the whole body, bounded by `max_body_bytes` before anything is
-/// buffered and by `body_read_timeout` against slow senders.
+/// buffered, by `body_read_timeout` against slow senders, and by the body
+/// budget (all requests, and this client's share) against many of them.
 async fn read_body(
     config: &Config,
+    held: &mut Held,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Bytes, Rejection> {
@@ -251,16 +263,50 @@ async fn read_body(
     if declared.is_some_and(|n| n > max) {
         return Err(Rejection::TooLarge { declared: true });
     }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let collect = Limited::new(body, limit).collect();
-    match tokio::time::timeout(config.gateway.body_read_timeout, collect).await {
-        Err(_) => Err(Rejection::Slow),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Rejection::TooLarge { declared: false })
-        }
-        Ok(Err(_)) => Err(Rejection::BrokenBody),
+    // A declared length is held at once: refused before a byte is read.
+    if let Some(n) = declared {
+        held.grow(n).map_err(Rejection::Busy)?;
     }
+    let read = collect_held(body, max, held);
+    match tokio::time::timeout(config.gateway.body_read_timeout, read).await {
+        Err(_) => Err(Rejection::Slow),
+        Ok(result) => result,
+    }
+}
+
+/// The body's frames, each held in the budget before it is kept. A body in
+/// one frame (the common case) is kept as it came, without a copy.
+async fn collect_held(mut body: Incoming, max: u64, held: &mut Held) -> Result<Bytes, Rejection> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Rejection::BrokenBody)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len() as u64;
+        if len > max {
+            return Err(Rejection::TooLarge { declared: false });
+        }
+        if len > held.bytes() {
+            held.grow(len - held.bytes()).map_err(Rejection::Busy)?;
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut all = BytesMut::with_capacity(f.len() + data.len());
+                all.extend_from_slice(f);
+                all.extend_from_slice(&data);
+                rest = Some(all);
+            }
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+        }
+    }
+    Ok(match rest {
+        Some(all) => all.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// The caller's headers become the upstream request's: hop-by-hop and

@@ -9,10 +9,15 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::answer::{plain, Body};
+use crate::budget::Exhausted;
 use crate::metrics::Reason;
 use crate::queue::StoreError;
 use crate::upstream::ForwardError;
 use crate::verify::Refusal;
+
+/// Retry-After of a 503 for full body buffers: uploads in flight end within
+/// seconds (body_read_timeout bounds them).
+const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
 /// A request refused before it reached the upstream (outcome `refused`).
 #[derive(Debug)]
@@ -37,6 +42,8 @@ pub(crate) enum Rejection {
     TooLarge { declared: bool },
     /// The body did not arrive within body_read_timeout.
     Slow,
+    /// Body buffers are full (all of them, or this client's share): try later.
+    Busy(Exhausted),
     /// The body was broken off or badly framed.
     BrokenBody,
 }
@@ -55,6 +62,7 @@ impl Rejection {
             Rejection::Verify(_) => StatusCode::FORBIDDEN,
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Slow => StatusCode::REQUEST_TIMEOUT,
+            Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -74,6 +82,7 @@ impl Rejection {
             Rejection::Verify(Refusal::Payload(_)) => Reason::Payload,
             Rejection::TooLarge { .. } => Reason::Size,
             Rejection::Slow => Reason::Slow,
+            Rejection::Busy(_) => Reason::Busy,
             Rejection::BrokenBody => Reason::Body,
         }
     }
@@ -88,6 +97,12 @@ impl Rejection {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs() + 1),
+                );
+            }
+            Rejection::Busy(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(BUSY_RETRY_AFTER_SECS),
                 );
             }
             Rejection::Method { allow } => {
@@ -118,6 +133,10 @@ impl fmt::Display for Rejection {
             Rejection::TooLarge { declared: true } => "Content-Length over max_body_bytes",
             Rejection::TooLarge { declared: false } => "body over max_body_bytes",
             Rejection::Slow => "body not received within body_read_timeout",
+            Rejection::Busy(Exhausted::Total) => "body buffers full (gateway.buffered_body_bytes)",
+            Rejection::Busy(Exhausted::Client) => {
+                "this address holds its share of body buffers (gateway.buffered_body_bytes_per_client)"
+            }
             Rejection::BrokenBody => "client sent a broken or incomplete body",
         };
         write!(f, "{}: {what}", self.class().as_str())
@@ -167,6 +186,8 @@ mod tests {
             Rejection::Verify(Refusal::Token(TokenFailure::Missing)),
             Rejection::TooLarge { declared: true },
             Rejection::Slow,
+            Rejection::Busy(Exhausted::Total),
+            Rejection::Busy(Exhausted::Client),
             Rejection::BrokenBody,
         ]
     }
@@ -176,7 +197,9 @@ mod tests {
         for r in all() {
             let status = r.status();
             assert!(
-                status.is_client_error() || status == StatusCode::NOT_IMPLEMENTED,
+                status.is_client_error()
+                    || status == StatusCode::NOT_IMPLEMENTED
+                    || status == StatusCode::SERVICE_UNAVAILABLE,
                 "{r:?}"
             );
             assert!(

@@ -12,6 +12,18 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
+/// The unit a client is counted in (damping, body buffers): an IPv4
+/// address, or an IPv6 /64, which one subscriber usually holds whole.
+pub fn group(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// True when `ip` lies in one of `nets`.
 pub fn is_in(ip: IpAddr, nets: &[IpNet]) -> bool {
     let ip = canonical(ip);
