@@ -44,6 +44,31 @@ fn check_prints_routes_and_effective_checks() {
 }
 
 #[test]
+fn an_admin_listener_off_loopback_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let warned = GOOD.replace("[listen]\n", "[listen]\nadmin = \"0.0.0.0:9090\"\n");
+    let env = [("CG_TEST_TOKEN", "t"), ("CG_TEST_KEY", "k")];
+    let (code, _, err) = run_cli(
+        &["check", "--config", &write_config(dir.path(), &warned)],
+        b"",
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: listen.admin = \"0.0.0.0:9090\" is not a loopback address"),
+        "{err}"
+    );
+    let local = GOOD.replace("[listen]\n", "[listen]\nadmin = \"[::1]:9090\"\n");
+    let (code, _, err) = run_cli(
+        &["check", "--config", &write_config(dir.path(), &local)],
+        b"",
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("listen.admin"), "{err}");
+}
+
+#[test]
 fn check_loads_real_certificates() {
     let cert = test_cert();
     let dir = tempfile::tempdir().unwrap();

@@ -489,3 +489,64 @@ async fn a_reload_that_removes_a_queue_route_stops_its_worker() {
     wait_for("the delivery", Duration::from_secs(10), || up.count() == 1).await;
     assert_eq!(&up.requests()[0].body[..], b"kept");
 }
+
+// Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_private_and_keeps_no_delivered_body() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("state").join("queue");
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&config(&up.url("/r"), &dir, ""));
+    const MARKER: &str = "provider-data-7f3a9c";
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/cb?token={TOKEN}"), &[], MARKER.as_bytes())
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("the delivery", Duration::from_secs(10), || up.count() == 1).await;
+    gw.wait_for_log("queue: delivered");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the queue directory");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        files += 1;
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+            "a delivered body lingers in {}",
+            path.display()
+        );
+    }
+    assert!(files >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_keeps_another_routes_token_parameter_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::recording().await;
+    // Another route's token parameter is redacted in logs, but a parameter of
+    // that name on this route is no secret of this route: it is stored and
+    // delivered as sent.
+    let other = format!(
+        "\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{}\"\ntoken = {{ param = \"api_key\", secrets = [\"k\"] }}\n",
+        up.url("/o")
+    );
+    let gw = Gateway::start(&(config(&up.url("/r"), dir.path(), "") + &other));
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/cb?api_key=not-ours&token={TOKEN}&n=1"),
+            &[],
+            b"q",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("the delivery", Duration::from_secs(10), || up.count() == 1).await;
+    assert_eq!(
+        up.requests()[0].uri.query(),
+        Some(format!("api_key=not-ours&token={TOKEN}&n=1").as_str())
+    );
+    let log = gw.wait_for_log("outcome=\"queued\"");
+    assert!(log.contains("api_key=REDACTED"), "{log}");
+}

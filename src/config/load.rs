@@ -153,6 +153,12 @@ impl Loader<'_> {
         redact_params.sort();
         redact_params.dedup();
 
+        if let Some(a) = listen
+            .admin
+            .filter(|a| !a.ip().to_canonical().is_loopback())
+        {
+            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1], or make sure a firewall does"));
+        }
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
         }

@@ -97,20 +97,23 @@ pub(crate) struct Store {
 impl Store {
     /// Open (or create) the store in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        let path = dir.join(FILE_NAME);
+        private_files(dir, &path).map_err(|source| StoreError::Dir {
             path: dir.to_owned(),
             source,
         })?;
-        let path = dir.join(FILE_NAME);
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        // secure_delete zeroes what a delivered callback leaves in the
+        // database; the checkpoints after deletions take it out of the WAL.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;
              CREATE TABLE IF NOT EXISTS callbacks (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  route TEXT NOT NULL,
@@ -246,7 +249,8 @@ impl Store {
                 )?;
             }
             tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
-            tx.commit()
+            tx.commit()?;
+            checkpoint(conn)
         })
     }
 
@@ -296,8 +300,9 @@ impl Store {
     /// Delete a callback for good. False if no such id.
     pub(crate) fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
         self.with(|conn| {
-            conn.execute("DELETE FROM callbacks WHERE id = ?1", params![id])
-                .map(|n| n > 0)
+            let n = conn.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            checkpoint(conn)?;
+            Ok(n > 0)
         })
     }
 
@@ -402,6 +407,41 @@ pub(crate) fn from_lines(lines: &[u8]) -> Result<HeaderMap, String> {
         headers.append(name, value);
     }
     Ok(headers)
+}
+
+/// Move the WAL into the database and empty it, so a deleted callback's
+/// bytes do not linger there. Busy readers may keep part of it till the next.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
+/// The store's directory (created 0700) and files (0600), whatever the
+/// umask: callbacks are provider data, and readable by callgate alone.
+/// SQLite gives its -wal and -shm files the database file's mode.
+fn private_files(dir: &Path, db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Run a store call off the async threads (SQLite syncs to disk).
