@@ -12,6 +12,7 @@
 //! TOML file into typed values once. `ARCHITECTURE.md` is the map.
 #![forbid(unsafe_code)]
 
+mod assertion;
 mod budget;
 pub mod cli;
 pub mod config;

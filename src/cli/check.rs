@@ -59,6 +59,18 @@ fn gateway(out: &mut String, c: &Config) {
         g.max_body_bytes,
         proxies.join(", ")
     );
+    let _ = writeln!(
+        out,
+        "gateway body buffers: {} bytes in all, {} per client address",
+        g.buffered_body_bytes, g.buffered_body_bytes_per_client
+    );
+    if let Some(a) = &g.assertion {
+        let _ = writeln!(
+            out,
+            "gateway assertion: {} on every forwarded callback (HMAC-SHA256, examples/verify-assertion.php checks it)",
+            a.header
+        );
+    }
     if let Some(d) = &g.damping {
         let _ = writeln!(
             out,

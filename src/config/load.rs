@@ -264,6 +264,24 @@ impl Loader<'_> {
         Ok((total, per_client))
     }
 
+    /// `[gateway] assertion`: its key, resolved like any secret.
+    fn assertion(&self, raw: Spanned<raw::RawAssertion>) -> Result<Assertion, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let (secrets, _) = self.secrets(
+            "[gateway]",
+            "assertion",
+            span,
+            std::slice::from_ref(&raw.key),
+        )?;
+        Ok(Assertion {
+            header: raw
+                .header
+                .map_or(HeaderName::from_static(DEFAULT_ASSERTION_HEADER), |h| h.0),
+            key: Key::new(Algorithm::Sha256, secrets[0].expose()),
+        })
+    }
+
     /// `[gateway]`, and the default upstream timeout routes inherit.
     fn gateway(&self, mut raw: raw::RawGateway) -> Result<(Gateway, Duration), ConfigError> {
         let max_body_bytes = self.number(
@@ -311,6 +329,11 @@ impl Loader<'_> {
                 })
             }
         };
+        let assertion = raw
+            .assertion
+            .take()
+            .map(|a| self.assertion(a))
+            .transpose()?;
         let d = |v: Option<raw::Dur>, default: Duration| v.map_or(default, |d| d.0);
         let verified_header = raw
             .verified_header
@@ -326,7 +349,9 @@ impl Loader<'_> {
                     verified_header.clone(),
                     HeaderName::from_static(DEFAULT_ASSERTION_HEADER),
                 ])
+                .chain(assertion.as_ref().map(|a| a.header.clone()))
                 .collect(),
+            assertion,
             verified_header,
             max_body_bytes,
             trusted_proxies: raw.trusted_proxies.into_iter().map(|c| c.0).collect(),

@@ -105,8 +105,17 @@ pub(crate) struct Gateway {
     /// Every header name callgate alone sets: [`RESERVED_HEADERS`], the
     /// verified header and the assertion header.
     pub(crate) reserved_headers: Vec<HeaderName>,
+    /// The signed assertion added to each forwarded callback; None: off.
+    pub(crate) assertion: Option<Assertion>,
     /// Brute-force damping; None: off.
     pub(crate) damping: Option<Damping>,
+}
+
+/// `[gateway] assertion`, resolved: the header, and the HMAC-SHA256 key.
+#[derive(Debug, Clone)]
+pub(crate) struct Assertion {
+    pub(crate) header: HeaderName,
+    pub(crate) key: Key,
 }
 
 /// `[gateway] damping = { failures, window, cooldown }`, resolved.

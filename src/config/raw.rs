@@ -133,6 +133,15 @@ pub(crate) struct RawGateway {
     pub(crate) max_headers: Option<Spanned<usize>>,
     pub(crate) drain_timeout: Option<Dur>,
     pub(crate) damping: Option<Spanned<RawDamping>>,
+    pub(crate) assertion: Option<Spanned<RawAssertion>>,
+}
+
+/// `assertion = { key = "cred:callgate-assertion-key", header = "X-Callgate-Assertion" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAssertion {
+    pub(crate) key: Spanned<String>,
+    pub(crate) header: Option<HeaderNameValue>,
 }
 
 /// `damping = { failures = 20, window = "1m", cooldown = "10m" }`

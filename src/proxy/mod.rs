@@ -25,6 +25,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use crate::assertion;
 use crate::budget::Held;
 use crate::config::{Config, Delivery, Route};
 use crate::metrics::{Outcome, Reason};
@@ -173,7 +174,7 @@ async fn respond(
     }
     match route.delivery {
         Delivery::Queue => enqueue(shared, route, parts, body, checked).await,
-        Delivery::Direct => forward(shared, route, parts, body, checked, digest).await,
+        Delivery::Direct => forward(shared, config, route, parts, body, checked, digest).await,
     }
 }
 
@@ -390,6 +391,7 @@ async fn enqueue(
 /// Delivery, direct: the upstream's answer goes back as it comes.
 async fn forward(
     shared: &Shared,
+    config: &Config,
     route: &Arc<Route>,
     mut parts: Parts,
     body: Bytes,
@@ -398,6 +400,19 @@ async fn forward(
 ) -> Handled {
     parts.uri = upstream::upstream_uri(route, parts.uri.query());
     parts.version = Version::HTTP_11;
+    if let Some(a) = &config.gateway.assertion {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let checks = checked.passed.header_value();
+        assertion::stamp(
+            &mut parts.headers,
+            a,
+            &route.name,
+            checks,
+            &parts.method,
+            target,
+            &body,
+        );
+    }
     let req = Request::from_parts(parts, Full::new(body));
     match upstream::send_and_record(&shared.metrics, route, req).await {
         Ok(resp) => {

@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{blocking, from_lines, now_ms, Store, StoreError, Stored};
-use crate::config::{Config, Delivery, Retry, Route};
+use crate::assertion;
+use crate::config::{Assertion, Config, Delivery, Retry, Route};
 use crate::state::Shared;
 use crate::upstream::{self, ForwardError};
 use crate::verify::query;
@@ -168,7 +169,8 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
 
 /// One delivery attempt: send, then record what came of it.
 async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: Stored) {
-    let result = match request(&route, &c) {
+    let assertion = shared.config.load().gateway.assertion.clone();
+    let result = match request(&route, &c, assertion.as_ref()) {
         Ok(req) => match upstream::send_and_record(&shared.metrics, &route, req).await {
             Ok(resp) => {
                 let status = resp.status();
@@ -245,7 +247,13 @@ async fn record(
 }
 
 /// The upstream request for a stored callback, under the route's current config.
-fn request(route: &Route, c: &Stored) -> Result<Request<Full<Bytes>>, String> {
+/// The assertion, when configured, is signed at delivery: its time is the
+/// delivery's, its target the one sent.
+fn request(
+    route: &Route,
+    c: &Stored,
+    assertion: Option<&Assertion>,
+) -> Result<Request<Full<Bytes>>, String> {
     let cb = &c.callback;
     // Put the token back (it is never stored), unless the route strips it anyway.
     let query = match (&cb.query, &route.token, cb.token_secret) {
@@ -264,6 +272,20 @@ fn request(route: &Route, c: &Stored) -> Result<Request<Full<Bytes>>, String> {
     *req.uri_mut() = upstream::upstream_uri(route, query.as_deref());
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = from_lines(&cb.headers)?;
+    if let Some(a) = assertion {
+        let (parts, body) = (req.uri().clone(), &cb.body);
+        let target = parts.path_and_query().map_or("/", |p| p.as_str());
+        let method = req.method().clone();
+        assertion::stamp(
+            req.headers_mut(),
+            a,
+            &route.name,
+            &cb.verified,
+            &method,
+            target,
+            body,
+        );
+    }
     Ok(req)
 }
 

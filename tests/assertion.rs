@@ -1,0 +1,154 @@
+//! The signed assertion against a real PHP receiver that trusts it instead
+//! of the verified header: callgate's assertion is accepted, and a forged,
+//! altered, or replayed-to-another-path one is refused by PHP itself.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Client, Gateway, PhpReceiver, Version};
+
+const TOKEN: &str = "assert-token-5";
+
+fn start(php: &PhpReceiver, dir: &std::path::Path) -> Gateway {
+    Gateway::start(&format!(
+        r#"
+[gateway]
+assertion = {{ key = "assertion-test-key" }}
+
+[queue]
+dir = "{}"
+
+[[route]]
+name = "direct"
+path = "/cb"
+upstream = "{}"
+allow_ips = ["127.0.0.1"]
+token = {{ secrets = ["{TOKEN}"] }}
+
+[[route]]
+name = "queued"
+path = "/q"
+upstream = "{}"
+token = {{ secrets = ["{TOKEN}"] }}
+delivery = "queue"
+"#,
+        dir.display(),
+        php.url("/assert.php?via=callgate"),
+        php.url("/assert.php?via=queue"),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_accepts_callgates_assertion_and_refuses_forged_or_replayed_ones() {
+    let php = PhpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(&php, dir.path());
+    let body = br#"{"id":1,"status":"finished"}"#;
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/cb?token={TOKEN}"),
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(&r.body[..], b"OK ip,token\n");
+    let seen = php.records().pop().unwrap();
+    assert_eq!(seen["accepted"], "ip,token");
+    let assertion = seen["assertion"].as_str().unwrap().to_owned();
+    let target = seen["uri"].as_str().unwrap().to_owned();
+    assert!(assertion.starts_with("v1;t="), "{assertion}");
+    assert!(
+        assertion.contains(";route=direct;checks=ip,token;body="),
+        "{assertion}"
+    );
+
+    // Straight to PHP, past callgate: only the exact request it vouched for passes.
+    let direct = Client::http(php.addr);
+    let send = |path: String, header: Option<String>, body: &'static [u8]| {
+        let direct = &direct;
+        async move {
+            let mut h = vec![("content-type".to_owned(), "application/json".to_owned())];
+            h.extend(header.map(|a| ("x-callgate-assertion".to_owned(), a)));
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            direct.post(&path, &h, body).await.status.as_u16()
+        }
+    };
+    assert_eq!(
+        send(target.clone(), Some(assertion.clone()), body).await,
+        200,
+        "the same request"
+    );
+    let other_path = target.replace("via=callgate", "via=elsewhere");
+    assert_eq!(
+        send(other_path, Some(assertion.clone()), body).await,
+        403,
+        "replayed to another target"
+    );
+    let forged = assertion.replace("checks=ip,token", "checks=ip,token,hmac");
+    assert_eq!(
+        send(target.clone(), Some(forged), body).await,
+        403,
+        "checks altered"
+    );
+    assert_eq!(
+        send(target.clone(), Some(assertion.clone()), b"{\"id\":2}").await,
+        403,
+        "body altered"
+    );
+    let resigned = format!(
+        "{};sig={}",
+        &assertion[..assertion.rfind(";sig=").unwrap()],
+        "00".repeat(32)
+    );
+    assert_eq!(
+        send(target.clone(), Some(resigned), body).await,
+        403,
+        "signature forged"
+    );
+    assert_eq!(send(target.clone(), None, body).await, 403, "no assertion");
+    // A caller's own assertion never reaches PHP through callgate.
+    let r = Client::https(gw.https.unwrap(), Version::H2)
+        .post(
+            &format!("/cb?token={TOKEN}"),
+            &[(
+                "x_callgate_assertion",
+                "v1;t=0;route=x;checks=ip,token,hmac;body=0;sig=0",
+            )],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = php.records().pop().unwrap();
+    assert_eq!(seen["accepted"], "ip,token", "{seen}");
+    assert!(
+        seen["assertion"]
+            .as_str()
+            .unwrap()
+            .contains(";route=direct;"),
+        "{seen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_callback_is_asserted_when_it_is_delivered() {
+    let php = PhpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(&php, dir.path());
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/q?token={TOKEN}&n=1"), &[], b"queued body")
+        .await;
+    assert_eq!(r.status, 202);
+    let start = Instant::now();
+    while php.records().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = php.records().pop().unwrap();
+    assert_eq!(seen["accepted"], "token", "{seen}");
+    assert_eq!(
+        seen["uri"],
+        format!("/assert.php?via=queue&token={TOKEN}&n=1")
+    );
+}
