@@ -19,6 +19,7 @@ pub mod config;
 pub mod crypto;
 mod damping;
 mod metrics;
+pub mod paths;
 pub mod php;
 pub mod proxy;
 mod queue;

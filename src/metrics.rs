@@ -65,15 +65,18 @@ pub(crate) enum Outcome {
     Queued,
     /// Verified, but delivered within dedupe_window already: answered 200.
     Duplicate,
+    /// A plain-HTTP request answered 308 to https (`http_redirect`).
+    Redirected,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 5] = [
+    pub(crate) const ALL: [Outcome; 6] = [
         Outcome::Forwarded,
         Outcome::Refused,
         Outcome::Failed,
         Outcome::Queued,
         Outcome::Duplicate,
+        Outcome::Redirected,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Queued => "queued",
             Outcome::Duplicate => "duplicate",
+            Outcome::Redirected => "redirected",
         }
     }
 }
@@ -97,6 +101,8 @@ pub(crate) enum Reason {
     Damped,
     /// No route serves the path.
     NoRoute,
+    /// A pass-through request the site would resolve to a protected path.
+    Protected,
     /// The method is not allowed (or is CONNECT).
     Method,
     /// The client address is not in allow_ips.
@@ -120,10 +126,11 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 13] = [
+    pub(crate) const ALL: [Reason; 14] = [
         Reason::Request,
         Reason::Damped,
         Reason::NoRoute,
+        Reason::Protected,
         Reason::Method,
         Reason::Ip,
         Reason::Token,
@@ -141,6 +148,7 @@ impl Reason {
             Reason::Request => "request",
             Reason::Damped => "damped",
             Reason::NoRoute => "no_route",
+            Reason::Protected => "protected",
             Reason::Method => "method",
             Reason::Ip => "ip",
             Reason::Token => "token",
@@ -447,8 +455,8 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         // The HELP texts list every label value the code can produce.
-        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate)"), "{text}");
-        assert!(text.contains("reason (request, damped, no_route, method, ip, token, hmac, param, payload, size, slow, body, busy)"), "{text}");
+        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected)"), "{text}");
+        assert!(text.contains("reason (request, damped, no_route, protected, method, ip, token, hmac, param, payload, size, slow, body, busy)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));
     }

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) queue_workers: Mutex<HashMap<String, CancellationToken>>,
     /// Wakes a route's worker when a callback is stored.
     wakes: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The https listener's port once bound (0: none), for http_redirect.
+    pub(crate) https_port: std::sync::atomic::AtomicU16,
     /// Cancelled when callgate stops: the parent of every background task's token.
     pub(crate) stopping: CancellationToken,
 }
@@ -47,6 +49,7 @@ impl Shared {
             queue_workers: Mutex::new(HashMap::new()),
             wakes: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
+            https_port: std::sync::atomic::AtomicU16::new(0),
         }
     }
 

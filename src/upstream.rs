@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -43,9 +44,53 @@ pub(crate) enum ForwardError {
     /// Refused, reset, or not HTTP → 502.
     #[error("upstream failed: {0}")]
     Failed(String),
+    /// The client's streamed body passed its bound while being sent → 413.
+    #[error("the request body passed max_body_bytes while streaming")]
+    BodyTooLarge,
 }
 
-type Sender = SendRequest<Full<Bytes>>;
+/// A request body going upstream: a callback's, whole in memory, or a
+/// pass-through request's, streamed as it arrives.
+pub(crate) enum UpBody {
+    /// Verified and complete.
+    Full(Full<Bytes>),
+    /// Streamed from the client, bounded by the pass-through's max_body_bytes.
+    Stream(BoxBody<Bytes, BoxError>),
+}
+
+/// A streamed body's error.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            UpBody::Stream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Full(b) => b.is_end_stream(),
+            UpBody::Stream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Full(b) => b.size_hint(),
+            UpBody::Stream(b) => b.size_hint(),
+        }
+    }
+}
+
+type Sender = SendRequest<UpBody>;
 
 struct Idle {
     sender: Sender,
@@ -152,6 +197,14 @@ pub(crate) struct UpstreamBody {
     checkin: Option<(Arc<Pool>, Authority, Sender)>,
 }
 
+impl UpstreamBody {
+    /// The connection was upgraded (101): it is the tunnel's now, never
+    /// the pool's.
+    pub(crate) fn forget_connection(&mut self) {
+        self.checkin = None;
+    }
+}
+
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Some((pool, key, sender)) = self.checkin.take() {
@@ -216,6 +269,7 @@ pub(crate) async fn send_and_record(
     req: Request<Full<Bytes>>,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     let start = Instant::now();
+    let req = req.map(UpBody::Full);
     let result = send(&route.upstream.authority, req, route.upstream_timeout).await;
     metrics.upstream(
         &route.name,
@@ -230,9 +284,9 @@ pub(crate) async fn send_and_record(
 /// Send one request (origin-form URI, Host set) to `upstream`. The body is
 /// complete, so a request is sent at most once: it is retried on a new
 /// connection only when a pooled one turned out closed before it was written.
-async fn send(
+pub(crate) async fn send(
     upstream: &Authority,
-    req: Request<Full<Bytes>>,
+    req: Request<UpBody>,
     timeout: Duration,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     match tokio::time::timeout(timeout, exchange(upstream, req)).await {
@@ -243,7 +297,7 @@ async fn send(
 
 async fn exchange(
     upstream: &Authority,
-    mut req: Request<Full<Bytes>>,
+    mut req: Request<UpBody>,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     let pool = Pool::current();
     while let Some(mut sender) = pool.take(upstream) {
@@ -254,15 +308,27 @@ async fn exchange(
             Ok(resp) => return Ok(pooled(resp, pool, upstream, sender)),
             Err(mut e) => match e.take_message() {
                 Some(back) => req = back,
-                None => return Err(ForwardError::Failed(error_chain(&e.into_error()))),
+                None => return Err(failed(e.into_error())),
             },
         }
     }
     let mut sender = connect(upstream).await?;
     match sender.send_request(req).await {
         Ok(resp) => Ok(pooled(resp, pool, upstream, sender)),
-        Err(e) => Err(ForwardError::Failed(error_chain(&e))),
+        Err(e) => Err(failed(e)),
     }
+}
+
+/// A failed exchange: the client's body over its bound, or the upstream's fault.
+fn failed(e: hyper::Error) -> ForwardError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return ForwardError::BodyTooLarge;
+        }
+        source = s.source();
+    }
+    ForwardError::Failed(error_chain(&e))
 }
 
 fn pooled(
@@ -291,6 +357,8 @@ async fn connect(upstream: &Authority) -> Result<Sender, ForwardError> {
     let (sender, conn) = http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| ForwardError::Failed(error_chain(&e)))?;
+    // With upgrades: a pass-through WebSocket takes the connection over.
+    let conn = conn.with_upgrades();
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("upstream connection ended: {e}");

@@ -57,6 +57,8 @@ pub(crate) const BUFFERED_SHARE_OF_BODY: u64 = 64;
 pub(crate) const MAX_DEFAULT_BUFFERED_BODY_BYTES: u64 = 256 * 1024 * 1024;
 /// The default per-client share: this fraction of the budget.
 pub(crate) const BUFFERED_PER_CLIENT_DIVISOR: u64 = 8;
+/// Default bound on a pass-through request body (streamed, never held whole).
+pub(crate) const DEFAULT_PASSTHROUGH_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// Largest body bound accepted in config: bodies are held in memory.
 pub(crate) const MAX_MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
 /// Default first redelivery wait.

@@ -108,6 +108,7 @@ impl Loader<'_> {
             http: raw_listen.http.map(|a| a.0),
             admin: raw_listen.admin.map(|a| a.0),
             proxy_protocol: raw_listen.proxy_protocol.unwrap_or(false),
+            http_redirect: raw_listen.http_redirect.unwrap_or(false),
         };
         if listen.https.is_none() && listen.http.is_none() {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
@@ -126,26 +127,8 @@ impl Loader<'_> {
             ));
         }
 
-        let mut routes = Routes::default();
-        for (i, spanned) in raw.routes.into_iter().enumerate() {
-            let span = spanned.span();
-            let route = self.route(i, span.clone(), spanned.into_inner(), upstream_timeout)?;
-            if routes.in_order.iter().any(|r| r.name == route.name) {
-                return Err(self.error(
-                    Some(span),
-                    format!(
-                        "route[{i}]: the name {:?} is used by another route; names must be unique",
-                        route.name
-                    ),
-                ));
-            }
-            if routes.by_path.contains_key(&route.path) {
-                return Err(self.error(Some(span), format!("route[{i}] ({:?}): path {:?} is already served by another route; paths must be unique", route.name, route.path)));
-            }
-            let route = Arc::new(route);
-            routes.by_path.insert(route.path.clone(), route.clone());
-            routes.in_order.push(route);
-        }
+        let routes = self.routes(raw.routes, upstream_timeout)?;
+        let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
         let mut redact_params: Vec<String> = routes
             .iter()
             .filter_map(|r| r.token.as_ref().map(|t| t.param.clone()))
@@ -168,6 +151,7 @@ impl Loader<'_> {
             tls,
             gateway,
             routes,
+            passthroughs,
             redact_params,
             warnings: self.warnings.take(),
             queue_dir: raw
@@ -175,6 +159,111 @@ impl Loader<'_> {
                 .and_then(|q| q.dir)
                 .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from),
         })
+    }
+
+    /// Every `[[route]]`; names unique, and one path served by two routes
+    /// only for hosts that do not overlap.
+    fn routes(
+        &self,
+        raw: Vec<Spanned<raw::RawRoute>>,
+        upstream_timeout: Duration,
+    ) -> Result<Routes, ConfigError> {
+        let mut routes = Routes::default();
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let span = spanned.span();
+            let route = self.route(i, span.clone(), spanned.into_inner(), upstream_timeout)?;
+            let taken = |msg: String| Err(self.error(Some(span.clone()), msg));
+            if routes.in_order.iter().any(|r| r.name == route.name) {
+                return taken(format!(
+                    "route[{i}]: the name {:?} is used by another route; names must be unique",
+                    route.name
+                ));
+            }
+            let same_path = routes.by_path.entry(route.path.clone()).or_default();
+            if let Some(other) = same_path
+                .iter()
+                .find(|o| hosts_overlap(o.hosts.as_deref(), route.hosts.as_deref()))
+            {
+                return taken(format!("route[{i}] ({:?}): path {:?} is already served by route {:?} for the same host; give each a distinct host = [...], or a distinct path", route.name, route.path, other.name));
+            }
+            let route = Arc::new(route);
+            same_path.push(route.clone());
+            routes.in_order.push(route);
+        }
+        Ok(routes)
+    }
+
+    /// Every `[[passthrough]]`: its origin, and what it must never reach
+    /// unverified (its `protect` list, and each route's upstream path on the
+    /// same upstream, with that URL's query parameters).
+    fn passthroughs(
+        &self,
+        raw: Vec<Spanned<raw::RawPassthrough>>,
+        routes: &Routes,
+    ) -> Result<Vec<Arc<Passthrough>>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let label = format!("passthrough[{i}]");
+            let raw = spanned.into_inner();
+            let upstream = super::route::parse_upstream(raw.upstream.get_ref())
+                .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
+            if upstream.path != "/" || upstream.query.is_some() {
+                return Err(self.at(&raw.upstream, format!("{label}.upstream must be an origin such as \"http://127.0.0.1:8080\": the request's own path and query are kept")));
+            }
+            let mut protect = Vec::new();
+            for p in &raw.protect {
+                if !p.get_ref().starts_with('/') {
+                    return Err(self.at(p, format!("{label}.protect: {:?} must be a path such as \"/admin/\" or \"/cron.php\"", p.get_ref())));
+                }
+                protect.push(Protected::new(p.get_ref(), None));
+            }
+            for r in routes.iter().filter(|r| {
+                r.upstream
+                    .authority
+                    .as_str()
+                    .eq_ignore_ascii_case(upstream.authority.as_str())
+            }) {
+                protect.push(Protected::new(
+                    &r.upstream.path,
+                    r.upstream.query.as_deref(),
+                ));
+            }
+            out.push(Arc::new(Passthrough {
+                hosts: raw.hosts.map(|h| self.hosts(&label, h)).transpose()?,
+                upstream,
+                protect,
+                max_body_bytes: self.number(
+                    raw.max_body_bytes,
+                    DEFAULT_PASSTHROUGH_MAX_BODY_BYTES,
+                    1..=u64::MAX,
+                    &format!("{label}.max_body_bytes must be at least 1"),
+                )?,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Host names as compared: lower case, no port, no trailing dot.
+    pub(super) fn hosts(
+        &self,
+        label: &str,
+        raw: Vec<Spanned<String>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.error(None, format!("{label}: an empty host list would match nothing; list names, or remove the key")));
+        }
+        raw.iter()
+            .map(|h| {
+                let name = h.get_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+                let bare = name.strip_prefix("*.").unwrap_or(&name);
+                let valid = !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                if valid {
+                    Ok(name)
+                } else {
+                    Err(self.at(h, format!("{label}: {:?} is not a host name (write www.example.com, or *.example.com for one label)", h.get_ref())))
+                }
+            })
+            .collect()
     }
 
     fn tls(&self, raw: Option<Spanned<raw::RawTls>>) -> Result<Option<Tls>, ConfigError> {
@@ -363,8 +452,10 @@ impl Loader<'_> {
             buffered_body_bytes,
             buffered_body_bytes_per_client,
             drain_timeout: d(raw.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
+            upstream_timeout: d(raw.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT),
         };
-        Ok((gateway, d(raw.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT)))
+        let upstream_timeout = gateway.upstream_timeout;
+        Ok((gateway, upstream_timeout))
     }
 
     /// Resolve a non-empty list of secret specs; errors point at the failing entry.

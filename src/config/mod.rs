@@ -36,6 +36,8 @@ pub struct Config {
     pub(crate) tls: Option<Tls>,
     pub(crate) gateway: Gateway,
     pub(crate) routes: Routes,
+    /// `[[passthrough]]` in file order: the first whose hosts match serves.
+    pub(crate) passthroughs: Vec<Arc<Passthrough>>,
     /// Query parameters whose values are replaced by `REDACTED` in logs:
     /// every route's token parameter, so a token sent to the wrong path is hidden too.
     pub(crate) redact_params: Vec<String>,
@@ -63,6 +65,8 @@ pub(crate) struct Listen {
     pub(crate) admin: Option<SocketAddr>,
     /// Every connection on https/http starts with a PROXY v1/v2 header naming the client.
     pub(crate) proxy_protocol: bool,
+    /// Plain-HTTP requests that match no route are answered 308 to https.
+    pub(crate) http_redirect: bool,
 }
 
 /// Loaded TLS material.
@@ -102,6 +106,8 @@ pub(crate) struct Gateway {
     /// Bound on the number of request headers (HTTP/1.1); beyond: 431.
     pub(crate) max_headers: usize,
     pub(crate) drain_timeout: Duration,
+    /// Time the upstream has to answer: a route's default, the pass-through's.
+    pub(crate) upstream_timeout: Duration,
     /// Every header name callgate alone sets: [`RESERVED_HEADERS`], the
     /// verified header and the assertion header.
     pub(crate) reserved_headers: Vec<HeaderName>,
@@ -129,17 +135,22 @@ pub(crate) struct Damping {
     pub(crate) cooldown: Duration,
 }
 
-/// Routes by exact path, plus their order in the file.
+/// Routes by exact path (and host), plus their order in the file.
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
-    by_path: HashMap<String, Arc<Route>>,
+    /// Several routes may share a path when their hosts differ.
+    by_path: HashMap<String, Vec<Arc<Route>>>,
     in_order: Vec<Arc<Route>>,
 }
 
 impl Routes {
-    /// The route serving exactly this path.
-    pub(crate) fn get(&self, path: &str) -> Option<&Arc<Route>> {
-        self.by_path.get(path)
+    /// The route serving exactly this path for this host (lower case,
+    /// without port), if any.
+    pub(crate) fn get(&self, path: &str, host: Option<&str>) -> Option<&Arc<Route>> {
+        self.by_path
+            .get(path)?
+            .iter()
+            .find(|r| hosts_match(r.hosts.as_deref(), host))
     }
 
     /// All routes in file order.
@@ -148,10 +159,83 @@ impl Routes {
     }
 }
 
+/// Whether two host lists could both match one request.
+pub(crate) fn hosts_overlap(a: Option<&[String]>, b: Option<&[String]>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.iter().any(|h| b.contains(h)),
+        _ => true,
+    }
+}
+
+/// Whether a request for `host` is one for `hosts` (None: any host).
+pub(crate) fn hosts_match(hosts: Option<&[String]>, host: Option<&str>) -> bool {
+    match (hosts, host) {
+        (None, _) => true,
+        (Some(hosts), Some(host)) => hosts.iter().any(|h| match h.strip_prefix("*.") {
+            Some(parent) => host.strip_suffix(parent).is_some_and(|label| {
+                label.ends_with('.') && !label[..label.len() - 1].contains('.')
+            }),
+            None => h == host,
+        }),
+        (Some(_), None) => false,
+    }
+}
+
+/// A path the pass-through must never reach unverified, ready to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Protected {
+    /// Canonical form ([`crate::paths::canonical`]); a trailing `/` protects a directory.
+    pub(crate) path: String,
+    /// With a query in the route's upstream URL: only requests carrying one
+    /// of these `(name, value)` pairs (PHP names, values compared in any
+    /// case) are protected, as a front controller dispatches on them.
+    pub(crate) params: Vec<(String, String)>,
+}
+
+impl Protected {
+    /// A protected path as configured (`/admin/`, `/cron.php`), with the
+    /// query of a route's upstream URL, if any.
+    pub(crate) fn new(path: &str, query: Option<&str>) -> Protected {
+        let params = query
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter_map(|(k, v)| Some((crate::php::php_name(&k)?.base, v.to_lowercase())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let path = match crate::paths::canonical(path) {
+            Ok(p) => p,
+            Err(_) => path.to_ascii_lowercase(),
+        };
+        Protected { path, params }
+    }
+
+    /// Whether the protection depends on parameters (then a form body must
+    /// be looked at too).
+    pub(crate) fn has_params(&self) -> bool {
+        !self.params.is_empty()
+    }
+}
+
+/// The site behind callgate: requests that match no route, streamed to it.
+#[derive(Debug)]
+pub(crate) struct Passthrough {
+    /// Host names served (lower case; `*.example.org` for one label); None: any.
+    pub(crate) hosts: Option<Vec<String>>,
+    /// The origin: the request's own path and query are kept.
+    pub(crate) upstream: Upstream,
+    /// Paths never reached unverified: configured ones, and each route's
+    /// upstream path (with its query parameters) on this upstream.
+    pub(crate) protect: Vec<Protected>,
+    pub(crate) max_body_bytes: u64,
+}
+
 /// One route, with every check ready to run.
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) name: String,
+    /// Host names this route answers for (lower case); None: any.
+    pub(crate) hosts: Option<Vec<String>>,
     pub(crate) path: String,
     pub(crate) upstream: Upstream,
     pub(crate) preset: Option<Preset>,

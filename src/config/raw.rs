@@ -91,6 +91,8 @@ pub(crate) struct RawConfig {
     pub(crate) queue: Option<RawQueue>,
     #[serde(default, rename = "route")]
     pub(crate) routes: Vec<Spanned<RawRoute>>,
+    #[serde(default, rename = "passthrough")]
+    pub(crate) passthroughs: Vec<Spanned<RawPassthrough>>,
 }
 
 /// `[listen]`
@@ -101,6 +103,7 @@ pub(crate) struct RawListen {
     pub(crate) http: Option<ListenAddr>,
     pub(crate) admin: Option<ListenAddr>,
     pub(crate) proxy_protocol: Option<bool>,
+    pub(crate) http_redirect: Option<bool>,
 }
 
 /// `[tls]`
@@ -168,11 +171,23 @@ pub(crate) enum Delivery {
     Queue,
 }
 
+/// One `[[passthrough]]`: the site behind callgate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPassthrough {
+    pub(crate) hosts: Option<Vec<Spanned<String>>>,
+    pub(crate) upstream: Spanned<String>,
+    #[serde(default)]
+    pub(crate) protect: Vec<Spanned<String>>,
+    pub(crate) max_body_bytes: Option<Spanned<u64>>,
+}
+
 /// One `[[route]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRoute {
     pub(crate) name: Spanned<String>,
+    pub(crate) host: Option<Vec<Spanned<String>>>,
     pub(crate) path: Spanned<String>,
     pub(crate) upstream: Spanned<String>,
     pub(crate) preset: Option<Preset>,

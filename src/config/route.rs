@@ -65,8 +65,10 @@ impl Loader<'_> {
             .map(|t| t.param.clone())
             .chain(upstream.params.iter().cloned())
             .collect();
+        let hosts = raw.host.map(|h| self.hosts(&label, h)).transpose()?;
         Ok(Route {
             name,
+            hosts,
             path,
             upstream,
             preset: raw.preset,
@@ -262,7 +264,7 @@ fn retry(raw: raw::RawRetry) -> Retry {
 }
 
 /// `http://host:port/path?query` → its parts, ready to join with a request's query.
-fn parse_upstream(s: &str) -> Result<Upstream, String> {
+pub(super) fn parse_upstream(s: &str) -> Result<Upstream, String> {
     let uri: Uri = s.parse().map_err(|e| {
         format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
     })?;

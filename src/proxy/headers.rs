@@ -117,6 +117,17 @@ pub fn for_upstream(
     }
 }
 
+/// The same for a pass-through request, whose body streams through as it
+/// came (its framing is hyper's to write, so no Content-Length is set).
+pub fn for_site(headers: &mut HeaderMap, seen: Seen<'_>, reserved: &[HeaderName]) {
+    let len = headers.get(header::CONTENT_LENGTH).cloned();
+    for_upstream(headers, seen, reserved, 0);
+    match len {
+        Some(len) => headers.insert(header::CONTENT_LENGTH, len),
+        None => headers.remove(header::CONTENT_LENGTH),
+    };
+}
+
 /// Remove every header whose name a receiver reads as a reserved one: PHP's
 /// `$_SERVER` and CGI fold case and `_`/`-`, and take the last copy, so
 /// `X_Callgate_Verified` would speak for callgate.

@@ -11,8 +11,10 @@
 mod answer;
 mod dedupe;
 pub mod headers;
+mod passthrough;
 mod rejection;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use hyper::body::Incoming;
 
 use crate::assertion;
 use crate::budget::Held;
-use crate::config::{Config, Delivery, Route};
+use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::{Outcome, Reason};
 use crate::queue::{self, NewCallback};
 use crate::state::Shared;
@@ -45,15 +47,18 @@ pub(crate) struct ConnInfo {
     proto: &'static str,
     /// The peer as an X-Forwarded-For value: made once, used by every request.
     forwarded_for: HeaderValue,
+    /// The https listener's port, for http_redirect's Location (0: none).
+    https_port: u16,
 }
 
 impl ConnInfo {
     /// A connection from `peer` on the `proto` listener.
-    pub(crate) fn new(peer: SocketAddr, proto: &'static str) -> ConnInfo {
+    pub(crate) fn new(peer: SocketAddr, proto: &'static str, https_port: u16) -> ConnInfo {
         ConnInfo {
             peer,
             proto,
             forwarded_for: headers::forwarded_for(peer.ip()),
+            https_port,
         }
     }
 
@@ -67,6 +72,8 @@ impl ConnInfo {
 struct Handled {
     response: Response<Body>,
     route: Option<Arc<Route>>,
+    /// Served by (or refused for) the pass-through, not a route.
+    site: bool,
     outcome: Outcome,
     refusal: Option<Reason>,
     reason: String,
@@ -77,6 +84,7 @@ impl Handled {
         Handled {
             response: rejection.response(version <= Version::HTTP_11),
             route: route.cloned(),
+            site: false,
             outcome: Outcome::Refused,
             refusal: Some(rejection.class()),
             reason: rejection.to_string(),
@@ -87,6 +95,7 @@ impl Handled {
         Handled {
             response: plain(failure.status()),
             route: Some(route.clone()),
+            site: false,
             outcome: Outcome::Failed,
             refusal: None,
             reason: failure.to_string(),
@@ -102,11 +111,67 @@ impl Handled {
         Handled {
             response,
             route: Some(route.clone()),
+            site: false,
             outcome,
             refusal: None,
             reason,
         }
     }
+}
+
+impl Handled {
+    fn rejected_site(rejection: Rejection, version: Version) -> Handled {
+        Handled {
+            site: true,
+            ..Handled::rejected(None, rejection, version)
+        }
+    }
+
+    fn failed_site(e: upstream::ForwardError) -> Handled {
+        let failure = Failure::Upstream(e);
+        Handled {
+            response: plain(failure.status()),
+            route: None,
+            site: true,
+            outcome: Outcome::Failed,
+            refusal: None,
+            reason: failure.to_string(),
+        }
+    }
+
+    fn site(response: Response<Body>) -> Handled {
+        Handled {
+            response,
+            route: None,
+            site: true,
+            outcome: Outcome::Forwarded,
+            refusal: None,
+            reason: String::from("passthrough"),
+        }
+    }
+
+    fn redirected(location: HeaderValue) -> Handled {
+        let mut response = text(StatusCode::PERMANENT_REDIRECT, "use https\n");
+        response.headers_mut().insert(header::LOCATION, location);
+        Handled {
+            response,
+            route: None,
+            site: false,
+            outcome: Outcome::Redirected,
+            refusal: None,
+            reason: String::from("http_redirect: 308 to https"),
+        }
+    }
+}
+
+/// What a request is for, once admitted.
+enum Target<'c> {
+    /// A callback route: verified, then delivered.
+    Route(&'c Arc<Route>),
+    /// The site behind callgate.
+    Site(&'c Arc<Passthrough>),
+    /// Plain HTTP with http_redirect: 308 here.
+    Redirect(HeaderValue),
 }
 
 /// Serve one request. Never fails: every problem becomes a deliberate answer.
@@ -141,11 +206,25 @@ async fn respond(
     client: IpAddr,
     req: Request<Incoming>,
 ) -> Handled {
+    match admit(shared, config, conn, client, &req) {
+        Ok(Target::Route(route)) => callback(shared, config, conn, client, route, req).await,
+        Ok(Target::Site(site)) => passthrough::serve(shared, config, conn, site, req).await,
+        Ok(Target::Redirect(location)) => Handled::redirected(location),
+        Err((route, rejection)) => Handled::rejected(route, rejection, req.version()),
+    }
+}
+
+/// A callback's phases: precheck, read body, verify, prepare headers,
+/// dedupe, deliver.
+async fn callback(
+    shared: &Shared,
+    config: &Config,
+    conn: &ConnInfo,
+    client: IpAddr,
+    route: &Arc<Route>,
+    req: Request<Incoming>,
+) -> Handled {
     let version = req.version();
-    let route = match admit(shared, config, client, &req) {
-        Ok(route) => route,
-        Err((route, rejection)) => return Handled::rejected(route, rejection, version),
-    };
     let pre = match verify::precheck(route, client, req.uri()) {
         Ok(pre) => pre,
         Err(refusal) => return forbidden(shared, route, client, refusal, version),
@@ -179,13 +258,15 @@ async fn respond(
 }
 
 /// Admission: what is decided from the request line and headers alone, in
-/// order: framing, damping, route, method. Returns the route to check.
+/// order: framing, damping, route (path and host), method; else the
+/// redirect to https, else the pass-through for the host.
 fn admit<'c>(
     shared: &Shared,
     config: &'c Config,
+    conn: &ConnInfo,
     client: IpAddr,
     req: &Request<Incoming>,
-) -> Result<&'c Arc<Route>, (Option<&'c Arc<Route>>, Rejection)> {
+) -> Result<Target<'c>, (Option<&'c Arc<Route>>, Rejection)> {
     // An origin server may accept absolute-form (RFC 9112 §3.2.2), but no
     // provider sends it and it is a classic lever for request smuggling and
     // Host confusion: refuse it, and CONNECT, before any routing.
@@ -202,7 +283,8 @@ fn admit<'c>(
     if req.method() == Method::CONNECT {
         return Err((None, Rejection::Connect));
     }
-    let route = config.routes.get(req.uri().path());
+    let host = request_host(req);
+    let route = config.routes.get(req.uri().path(), host.as_deref());
     // A client in a cool-down waits it out, except on a route whose
     // allow_ips it passes: a provider is never cut off from its own route.
     let exempt = route
@@ -218,7 +300,7 @@ fn admit<'c>(
         return Err((None, Rejection::Damped { retry_after: left }));
     }
     let Some(route) = route else {
-        return Err((None, Rejection::NoRoute));
+        return elsewhere(config, conn, host.as_deref(), req);
     };
     if !route.methods.contains(req.method()) {
         let allow: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
@@ -226,7 +308,58 @@ fn admit<'c>(
             .unwrap_or_else(|_| HeaderValue::from_static("POST"));
         return Err((Some(route), Rejection::Method { allow }));
     }
-    Ok(route)
+    Ok(Target::Route(route))
+}
+
+/// No route: the redirect to https (plain HTTP with http_redirect), else
+/// the first pass-through for the host, else 404.
+fn elsewhere<'c>(
+    config: &'c Config,
+    conn: &ConnInfo,
+    host: Option<&str>,
+    req: &Request<Incoming>,
+) -> Result<Target<'c>, (Option<&'c Arc<Route>>, Rejection)> {
+    if conn.proto == "http" && config.listen.http_redirect {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let port = match conn.https_port {
+            0 | 443 => String::new(),
+            p => format!(":{p}"),
+        };
+        let location =
+            host.and_then(|h| HeaderValue::from_str(&format!("https://{h}{port}{target}")).ok());
+        return match location {
+            Some(l) => Ok(Target::Redirect(l)),
+            None => Err((None, Rejection::NoRoute)),
+        };
+    }
+    config
+        .passthroughs
+        .iter()
+        .find(|p| hosts_match(p.hosts.as_deref(), host))
+        .map(Target::Site)
+        .ok_or((None, Rejection::NoRoute))
+}
+
+/// The host a request names (Host, or h2's :authority): lower case,
+/// without port or trailing dot.
+fn request_host(req: &Request<Incoming>) -> Option<Cow<'_, str>> {
+    let raw = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
+    let name = match raw.strip_prefix('[') {
+        Some(v6) => &raw[..v6.find(']')? + 2],
+        None => raw
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(raw, |(h, _)| h),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(name.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(name))
+    }
 }
 
 /// A failed check: 403, and one more failure for damping unless the client
@@ -250,7 +383,7 @@ fn forbidden(
 /// Read the whole body, bounded by `max_body_bytes` before anything is
 /// buffered, by `body_read_timeout` against slow senders, and by the body
 /// budget (all requests, and this client's share) against many of them.
-async fn read_body(
+pub(super) async fn read_body(
     config: &Config,
     held: &mut Held,
     headers: &HeaderMap,
@@ -438,7 +571,11 @@ fn logging(
     target: &str,
     start: Instant,
 ) {
-    let route = handled.route.as_ref().map_or("-", |r| r.name.as_str());
+    let route = match (&handled.route, handled.site) {
+        (Some(r), _) => r.name.as_str(),
+        (None, true) => "passthrough",
+        (None, false) => "-",
+    };
     let cache = handled.route.as_ref().map(|r| &r.metrics);
     shared
         .metrics

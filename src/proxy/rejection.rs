@@ -13,7 +13,7 @@ use crate::budget::Exhausted;
 use crate::metrics::Reason;
 use crate::queue::StoreError;
 use crate::upstream::ForwardError;
-use crate::verify::Refusal;
+use crate::verify::{protect, Refusal};
 
 /// Retry-After of a 503 for full body buffers: uploads in flight end within
 /// seconds (body_read_timeout bounds them).
@@ -26,6 +26,8 @@ pub(crate) enum Rejection {
     AbsoluteForm,
     /// A transfer-coding chain other than plain `chunked`.
     TransferCoding,
+    /// A pass-through request the site would resolve to a protected path.
+    Protected(protect::Verdict),
     /// Two Host headers: receivers disagree on which names the site.
     TwoHosts,
     /// CONNECT: callgate is no tunnel.
@@ -59,7 +61,7 @@ impl Rejection {
             Rejection::Connect | Rejection::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Damped { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::NoRoute => StatusCode::NOT_FOUND,
-            Rejection::Verify(_) => StatusCode::FORBIDDEN,
+            Rejection::Verify(_) | Rejection::Protected(_) => StatusCode::FORBIDDEN,
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Slow => StatusCode::REQUEST_TIMEOUT,
             Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +77,7 @@ impl Rejection {
             Rejection::Connect | Rejection::Method { .. } => Reason::Method,
             Rejection::Damped { .. } => Reason::Damped,
             Rejection::NoRoute => Reason::NoRoute,
+            Rejection::Protected(_) => Reason::Protected,
             Rejection::Verify(Refusal::Ip(_)) => Reason::Ip,
             Rejection::Verify(Refusal::Token(_)) => Reason::Token,
             Rejection::Verify(Refusal::Hmac(_)) => Reason::Hmac,
@@ -123,6 +126,13 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self {
             Rejection::Verify(refusal) => return refusal.fmt(f),
+            Rejection::Protected(protect::Verdict::Protected(p)) => {
+                return write!(f, "protected: the site would resolve it to {p}")
+            }
+            Rejection::Protected(protect::Verdict::Doubtful(why)) => {
+                return write!(f, "protected: cannot tell where the site would resolve it ({why})")
+            }
+            Rejection::Protected(protect::Verdict::Open) => "open (never refused)",
             Rejection::AbsoluteForm => "absolute-form target",
             Rejection::TransferCoding => "transfer-coding other than chunked",
             Rejection::TwoHosts => "more than one Host header",
@@ -160,6 +170,7 @@ impl Failure {
         match self {
             Failure::Upstream(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Upstream(ForwardError::Failed(_)) => StatusCode::BAD_GATEWAY,
+            Failure::Upstream(ForwardError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -180,6 +191,7 @@ mod tests {
                 retry_after: Duration::from_secs(9),
             },
             Rejection::NoRoute,
+            Rejection::Protected(protect::Verdict::Protected("/cb.php".into())),
             Rejection::Method {
                 allow: HeaderValue::from_static("POST, PUT"),
             },

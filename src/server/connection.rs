@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -40,7 +40,8 @@ pub(super) async fn serve_connection(
     let result = match kind {
         Kind::Admin => serve_admin(tcp, shared, &config.gateway, watcher, peer).await,
         Kind::Http => {
-            let info = ConnInfo::new(peer, "http");
+            let https_port = shared.https_port.load(std::sync::atomic::Ordering::Relaxed);
+            let info = ConnInfo::new(peer, "http", https_port);
             let gateway = config.gateway.clone();
             drop(config);
             serve_http(tcp, shared, info, &gateway, watcher).await
@@ -112,7 +113,7 @@ async fn handshake(
 // (head read to last body byte written) for header_read_timeout before its
 // first request, idle_timeout after.
 macro_rules! serve {
-    ($builder:expr, $io:expr, $gateway:expr, $watcher:expr, $peer:expr, $handle:expr) => {{
+    ($builder:expr, $serve:ident, $io:expr, $gateway:expr, $watcher:expr, $peer:expr, $handle:expr) => {{
         let activity = Activity::new();
         let svc = {
             let activity = activity.clone();
@@ -131,7 +132,7 @@ macro_rules! serve {
             })
         };
         let builder = $builder;
-        let conn = builder.serve_connection(TokioIo::new($io), svc);
+        let conn = builder.$serve(TokioIo::new($io), svc);
         // Boxed, as is the handshake: the connection's task then holds only
         // what each phase needs, not the largest of them all.
         let mut watched = Box::pin($watcher.watch(conn));
@@ -155,7 +156,15 @@ async fn serve_admin(
 ) -> Result<(), BoxError> {
     let shared = shared.clone();
     let handle = move |req| admin::handle(shared.clone(), req);
-    serve!(auto_builder(gateway), tcp, gateway, watcher, peer, handle)
+    serve!(
+        auto_builder(gateway),
+        serve_connection,
+        tcp,
+        gateway,
+        watcher,
+        peer,
+        handle
+    )
 }
 
 /// Plain HTTP: HTTP/1.1 and h2 told apart by the first bytes.
@@ -169,7 +178,16 @@ async fn serve_http(
     let peer = info.peer();
     let shared = shared.clone();
     let handle = move |req| proxy::handle(shared.clone(), info.clone(), req);
-    serve!(auto_builder(gateway), tcp, gateway, watcher, peer, handle)
+    // With upgrades: the pass-through tunnels WebSockets.
+    serve!(
+        auto_builder(gateway),
+        serve_connection_with_upgrades,
+        tcp,
+        gateway,
+        watcher,
+        peer,
+        handle
+    )
 }
 
 /// TLS: the protocol ALPN chose.
@@ -180,16 +198,36 @@ async fn serve_https(
     gateway: &Gateway,
     watcher: Watcher,
 ) -> Result<(), BoxError> {
-    let (shared, info) = (shared.clone(), ConnInfo::new(peer, "https"));
+    let info = ConnInfo::new(peer, "https", 0);
+    let shared = shared.clone();
     let handle = move |req| proxy::handle(shared.clone(), info.clone(), req);
     // ALPN has already named the protocol: serving it directly skips
     // sniffing the first bytes, whose replay buffer costs every
     // connection another 8 KiB for as long as it stays open.
     // Without ALPN a TLS client speaks HTTP/1.1 (RFC 9113 §3.2).
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve!(h2_builder(gateway), stream, gateway, watcher, peer, handle)
+        serve!(
+            h2_builder(gateway),
+            serve_connection,
+            stream,
+            gateway,
+            watcher,
+            peer,
+            handle
+        )
     } else {
-        serve!(h1_builder(gateway), stream, gateway, watcher, peer, handle)
+        // hyper-util's builder, told the protocol, does not sniff; its
+        // connection can be upgraded (WebSocket) and drained.
+        let h1 = auto_builder(gateway).http1_only();
+        serve!(
+            h1,
+            serve_connection_with_upgrades,
+            stream,
+            gateway,
+            watcher,
+            peer,
+            handle
+        )
     }
 }
 
@@ -223,12 +261,6 @@ fn auto_builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     h1_settings!(builder.http1(), gateway);
     h2_settings!(builder.http2(), gateway);
-    builder
-}
-
-fn h1_builder(gateway: &Gateway) -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    h1_settings!(builder, gateway);
     builder
 }
 

@@ -37,6 +37,12 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     log_warnings(&config);
     let shared = Arc::new(Shared::new(config));
     let listeners = listeners(&shared.config.load()).await?;
+    if let Some((l, _)) = listeners.iter().find(|(_, k)| *k == Kind::Https) {
+        let port = l.local_addr()?.port();
+        shared
+            .https_port
+            .store(port, std::sync::atomic::Ordering::Relaxed);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let threads = threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

@@ -9,6 +9,7 @@
 //! without it, and nothing is checked twice. [`check`] is both in one call.
 
 pub mod client_ip;
+pub(crate) mod protect;
 pub mod query;
 pub mod signature;
 
@@ -229,14 +230,16 @@ fn check_body_params(route: &Route, headers: &HeaderMap, body: &[u8]) -> Result<
 
 /// The form encodings PHP parses into `$_POST`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FormKind {
+pub(crate) enum FormKind {
+    /// `application/x-www-form-urlencoded`
     UrlEncoded,
+    /// `multipart/form-data`
     Multipart,
 }
 
 /// Whether any Content-Type the request carries makes PHP parse the body;
 /// multipart wins when in doubt, since its names are scanned more widely.
-fn form_kind(headers: &HeaderMap) -> Option<FormKind> {
+pub(crate) fn form_kind(headers: &HeaderMap) -> Option<FormKind> {
     let mut kind = None;
     for v in headers.get_all(http::header::CONTENT_TYPE) {
         let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
@@ -325,7 +328,7 @@ mod tests {
             "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\n{spec}\n"
         );
         let cfg = Config::from_str(&text, Path::new("test.toml")).unwrap();
-        let r = cfg.routes.get("/cb").unwrap().clone();
+        let r = cfg.routes.get("/cb", None).unwrap().clone();
         r
     }
 

@@ -17,11 +17,16 @@ pub struct PhpReceiver {
 impl PhpReceiver {
     /// php is a real peer here, never mocked: a machine without it fails the test.
     pub fn start() -> PhpReceiver {
+        PhpReceiver::start_in("")
+    }
+
+    /// Serve `tests/php/{sub}` as the document root.
+    pub fn start_in(sub: &str) -> PhpReceiver {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("received.jsonl");
-        let docroot = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/php");
+        let docroot = format!("{}/tests/php/{sub}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("php")
-            .args(["-S", "127.0.0.1:0", "-t", docroot])
+            .args(["-S", "127.0.0.1:0", "-t", &docroot])
             .env("CALLGATE_RECORD", &record)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

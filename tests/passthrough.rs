@@ -1,0 +1,169 @@
+//! A whole site behind callgate: pages pass through to a real `php -S`,
+//! callbacks are verified on their routes, and no spelling of a callback
+//! script's path reaches it unverified.
+
+mod support;
+
+use http::Method;
+use serde_json::Value;
+use support::raw::exchange;
+use support::{Client, Gateway, PhpReceiver, Version};
+
+const TOKEN: &str = "site-token-3";
+
+fn start(php: &PhpReceiver) -> Gateway {
+    Gateway::start(&format!(
+        r#"
+[[route]]
+name = "tolq"
+path = "/tolq/callback"
+upstream = "{site}/tolq/callback.php"
+allow_ips = ["127.0.0.1"]
+token = {{ secrets = ["{TOKEN}"] }}
+
+[[route]]
+name = "front"
+path = "/hooks/tolq"
+upstream = "{site}/index.php?action=tolq_callback"
+token = {{ secrets = ["{TOKEN}"] }}
+
+[[passthrough]]
+upstream = "{site}"
+protect = ["/admin/"]
+"#,
+        site = php.url("")
+    ))
+}
+
+/// The scripts PHP ran, in order.
+fn scripts(php: &PhpReceiver) -> Vec<String> {
+    php.records()
+        .iter()
+        .map(|r: &Value| {
+            format!(
+                "{}{}",
+                r["script"].as_str().unwrap_or("?"),
+                r["action"]
+                    .as_str()
+                    .map(|a| format!(" {a}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_pass_through_and_callbacks_are_verified() {
+    let php = PhpReceiver::start_in("site");
+    let gw = start(&php);
+    let https = Client::https(gw.https.unwrap(), Version::H1);
+    let h2 = Client::https(gw.https.unwrap(), Version::H2);
+    let r = https.request(Method::GET, "/", &[], b"").await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"page home\n"[..]));
+    let r = h2.request(Method::GET, "/page.php?x=1", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(b"<html>"));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = https
+        .request(Method::POST, "/index.php", &form, b"action=view")
+        .await;
+    assert_eq!(&r.body[..], b"page view\n");
+    // The callbacks, on their verified routes.
+    let r = https
+        .post(&format!("/tolq/callback?token={TOKEN}"), &[], b"{}")
+        .await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"callback\n"[..]));
+    let r = h2
+        .post(&format!("/hooks/tolq?token={TOKEN}"), &[], b"{}")
+        .await;
+    assert_eq!(&r.body[..], b"page tolq_callback\n");
+    // A refused callback never falls through to the site.
+    let r = https.post("/tolq/callback?token=wrong", &[], b"{}").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        scripts(&php),
+        [
+            "index.php home",
+            "page.php",
+            "index.php view",
+            "tolq/callback.php",
+            "index.php tolq_callback"
+        ]
+    );
+    let records = php.records();
+    assert_eq!(records[3]["verified"], "ip,token");
+    assert!(
+        records[0]["verified"].is_null(),
+        "a page got a verified header"
+    );
+}
+
+/// Each is a way `php -S` (or Apache) would run the callback script, the
+/// front controller's callback action, or the admin pages.
+const BYPASSES: &[&str] = &[
+    "/tolq/callback.php",
+    "/tolq/callback.php?token=x",
+    "/tolq//callback.php",
+    "//tolq/callback.php",
+    "/tolq/./callback.php",
+    "/x/../tolq/callback.php",
+    "/tolq/callback%2ephp",
+    "/tolq%2Fcallback.php",
+    "/%74olq/callback.php",
+    "/tolq/callback.php/extra",
+    "/tolq/callback.php%00.jpg",
+    "/TOLQ/callback.php",
+    "/tolq/callback.php.",
+    "/tolq\\callback.php",
+    "/tolq/callback.php;x=1",
+    "/?action=tolq_callback",
+    "/index.php?action=tolq_callback",
+    "/index.php?acti%6Fn=tolq_callback",
+    "/index.php?+action=tolq_callback",
+    "/index.php/x?action=tolq_callback",
+    "/admin/",
+    "/admin",
+    "/admin/index.php",
+    "/Admin/index.php",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_of_a_protected_path_reaches_php() {
+    let php = PhpReceiver::start_in("site");
+    let gw = start(&php);
+    // Without callgate, php -S runs the callback script for these spellings.
+    for target in [
+        "/tolq//callback.php",
+        "/x/../tolq/callback.php",
+        "/tolq/callback.php/extra",
+        "/?action=tolq_callback",
+    ] {
+        let (_, text) = exchange(
+            php.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(
+            text.contains("callback"),
+            "php -S did not run it for {target}: {text}"
+        );
+    }
+    let ran_directly = php.records().len();
+    for target in BYPASSES {
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: site.example\r\nConnection: close\r\n\r\n");
+        let (statuses, text) = exchange(gw.http.unwrap(), request.as_bytes()).await;
+        assert!(statuses == [403] || statuses == [400], "{target}: {text}");
+    }
+    let form = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 22\r\nConnection: close\r\n\r\naction=tolq_callback&x";
+    let (statuses, text) = exchange(gw.http.unwrap(), form.as_bytes()).await;
+    assert_eq!(statuses, [403], "{text}");
+    assert_eq!(
+        php.records().len(),
+        ran_directly,
+        "PHP ran: {:?}",
+        &scripts(&php)[ran_directly..]
+    );
+    let log = gw.wait_for_log("reason=\"protected: ");
+    assert!(log.contains("outcome=\"refused\" reason=\"protected: the site would resolve it to /tolq/callback.php\""), "{log}");
+}
