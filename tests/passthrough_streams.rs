@@ -37,7 +37,6 @@ type Body = BoxBody<Bytes, Infallible>;
 /// length and the headers it saw), anything else 200 "page".
 struct Site {
     addr: SocketAddr,
-    release: Arc<tokio::sync::Notify>,
     seen: Arc<Mutex<Vec<http::HeaderMap>>>,
 }
 
