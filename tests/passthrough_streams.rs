@@ -60,11 +60,7 @@ async fn site() -> Site {
             });
         }
     });
-    Site {
-        addr,
-        release,
-        seen,
-    }
+    Site { addr, seen }
 }
 
 fn full(text: &'static str) -> Body {
