@@ -46,6 +46,19 @@ fn listeners(out: &mut String, c: &Config) {
     }
     if let Some(t) = &c.tls {
         let _ = writeln!(out, "tls {}", t.description);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (hosts, subject, not_after) in &t.certificates {
+            let expires =
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs((*not_after).max(0) as u64);
+            let days = (not_after - now) / 86_400;
+            let _ = writeln!(
+                out,
+                "tls certificate for {hosts}: {subject}, expires {} ({days} days)",
+                humantime::format_rfc3339_seconds(expires)
+            );
+        }
     }
 }
 

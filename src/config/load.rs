@@ -270,44 +270,68 @@ impl Loader<'_> {
         let Some(raw) = raw else { return Ok(None) };
         let span = raw.span();
         let raw = raw.into_inner();
-        let (cert, key) = match (raw.self_signed, raw.cert, raw.key) {
+        let mut sni = tls::Sni::default();
+        let mut certificates = Vec::new();
+        let (description, self_signed) = match (raw.self_signed, raw.cert, raw.key) {
             (true, None, None) => {
-                let server_config = tls::self_signed()
-                    .map_err(|e| self.error(Some(span), format!("tls.self_signed: {e}")))?;
-                return Ok(Some(Tls {
-                    server_config,
-                    description: "self-signed certificate for localhost (TRIALS ONLY)".into(),
-                    self_signed: true,
-                }));
+                let loaded = tls::self_signed()
+                    .map_err(|e| self.error(Some(span.clone()), format!("tls.self_signed: {e}")))?;
+                certificates.push(("default".to_owned(), loaded.subject, loaded.not_after));
+                sni.set_default(loaded.key);
+                ("self-signed certificate for localhost (TRIALS ONLY)".to_owned(), true)
             }
             (true, _, _) => {
                 return Err(self.error(Some(span), "[tls]: self_signed = true cannot be combined with cert/key; remove one or the other"))
             }
-            (false, Some(cert), Some(key)) => (cert, key),
+            (false, Some(cert), Some(key)) => {
+                let loaded = self.certificate("tls", &cert, &key)?;
+                let description = format!("cert {} ({} in chain), key {}", cert.get_ref(), loaded.chain_len, key.get_ref());
+                certificates.push(("default".to_owned(), loaded.subject, loaded.not_after));
+                sni.set_default(loaded.key);
+                (description, false)
+            }
+            (false, None, None) if !raw.certificates.is_empty() => {
+                ("no default certificate: clients naming no listed host fail the handshake".to_owned(), false)
+            }
             _ => {
-                return Err(self.error(Some(span), "[tls] needs both cert and key (PEM files), or self_signed = true for a trial"))
+                return Err(self.error(Some(span), "[tls] needs both cert and key (PEM files), [[tls.certificate]] entries, or self_signed = true for a trial"))
             }
         };
-        let (server_config, chain_len) =
-            tls::from_pem_files(Path::new(cert.get_ref()), Path::new(key.get_ref())).map_err(
-                |e| {
-                    let at = if e.is_about_key() {
-                        key.span()
-                    } else {
-                        cert.span()
-                    };
-                    self.error(Some(at), format!("tls: {e}"))
-                },
-            )?;
+        for (i, c) in raw.certificates.into_iter().enumerate() {
+            let label = format!("tls.certificate[{i}]");
+            let c = c.into_inner();
+            let hosts = self.hosts(&label, c.hosts)?;
+            let loaded = self.certificate(&label, &c.cert, &c.key)?;
+            for h in &hosts {
+                sni.add(h, loaded.key.clone());
+            }
+            certificates.push((hosts.join(", "), loaded.subject, loaded.not_after));
+        }
+        let server_config =
+            tls::server_config(sni).map_err(|e| self.error(Some(span), format!("tls: {e}")))?;
         Ok(Some(Tls {
             server_config,
-            description: format!(
-                "cert {} ({chain_len} in chain), key {}",
-                cert.get_ref(),
-                key.get_ref()
-            ),
-            self_signed: false,
+            description,
+            certificates,
+            self_signed,
         }))
+    }
+
+    /// One certificate and key from PEM files; errors point at the culprit.
+    fn certificate(
+        &self,
+        label: &str,
+        cert: &Spanned<String>,
+        key: &Spanned<String>,
+    ) -> Result<tls::Loaded, ConfigError> {
+        tls::load(Path::new(cert.get_ref()), Path::new(key.get_ref())).map_err(|e| {
+            let at = if e.is_about_key() {
+                key.span()
+            } else {
+                cert.span()
+            };
+            self.error(Some(at), format!("{label}: {e}"))
+        })
     }
 
     /// A number from the file within `valid`, or `default` when absent.

@@ -73,8 +73,11 @@ pub(crate) struct Listen {
 #[derive(Clone)]
 pub(crate) struct Tls {
     pub(crate) server_config: Arc<rustls::ServerConfig>,
-    /// Where the certificate came from, for `check` and logs.
+    /// Where the default certificate came from, for `check` and logs.
     pub(crate) description: String,
+    /// Every certificate served, for `check`: the hosts it is for
+    /// (`default` for the [tls] one), its subject and its expiry.
+    pub(crate) certificates: Vec<(String, String, i64)>,
     pub(crate) self_signed: bool,
 }
 

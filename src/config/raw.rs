@@ -114,6 +114,17 @@ pub(crate) struct RawTls {
     pub(crate) key: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) self_signed: bool,
+    #[serde(default, rename = "certificate")]
+    pub(crate) certificates: Vec<Spanned<RawCertificate>>,
+}
+
+/// `[[tls.certificate]]`: a certificate for some host names, chosen by SNI.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertificate {
+    pub(crate) hosts: Vec<Spanned<String>>,
+    pub(crate) cert: Spanned<String>,
+    pub(crate) key: Spanned<String>,
 }
 
 /// `[gateway]`

@@ -1,10 +1,15 @@
 //! TLS server configuration: PEM files (or a trial self-signed certificate)
-//! → rustls `ServerConfig`, TLS 1.2 and 1.3, ALPN h2 and http/1.1.
+//! → rustls `ServerConfig`, TLS 1.2 and 1.3, ALPN h2 and http/1.1, the
+//! certificate chosen by the name the client asks for (SNI).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::crypto::ring;
+use std::collections::HashMap;
+
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -31,11 +36,18 @@ impl TlsError {
     }
 }
 
-/// Load a PEM chain and key; returns the config and the chain's length.
-pub(crate) fn from_pem_files(
-    cert: &Path,
-    key: &Path,
-) -> Result<(Arc<ServerConfig>, usize), TlsError> {
+/// One certificate and its key, ready to serve, with what `check` shows.
+pub(crate) struct Loaded {
+    pub(crate) key: Arc<CertifiedKey>,
+    pub(crate) chain_len: usize,
+    /// The leaf's subject, e.g. `CN=api.example.com`.
+    pub(crate) subject: String,
+    /// The leaf's notAfter, in seconds since the Unix epoch.
+    pub(crate) not_after: i64,
+}
+
+/// Load a PEM chain and key, checking that they fit together.
+pub(crate) fn load(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
     let cert_err = |reason: String| TlsError::Cert {
         path: cert.display().to_string(),
         reason,
@@ -51,34 +63,131 @@ pub(crate) fn from_pem_files(
         path: key.display().to_string(),
         reason: e.to_string(),
     })?;
-    let n = chain.len();
-    Ok((build(chain, key)?, n))
+    certified(chain, key).map_err(|e| match e {
+        TlsError::Cert { reason, .. } => cert_err(reason),
+        e => e,
+    })
 }
 
 /// An in-memory certificate for localhost, 127.0.0.1 and ::1: lets a
 /// newcomer try callgate with no files at all. Never for production.
-pub(crate) fn self_signed() -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn self_signed() -> Result<Loaded, TlsError> {
     let names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ];
-    let certified = rcgen::generate_simple_self_signed(names)
+    let certified_key = rcgen::generate_simple_self_signed(names)
         .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    build(vec![certified.cert.der().clone()], key)
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified_key.key_pair.serialize_der(),
+    ));
+    certified(vec![certified_key.cert.der().clone()], key)
 }
 
-fn build(
+fn certified(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+) -> Result<Loaded, TlsError> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).map_err(|e| TlsError::Cert {
+        path: String::new(),
+        reason: format!("the first certificate is not X.509: {e}"),
+    })?;
+    let (subject, not_after) = (
+        leaf.subject().to_string(),
+        leaf.validity().not_after.timestamp(),
+    );
+    let chain_len = chain.len();
+    let key = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+    Ok(Loaded {
+        key: Arc::new(key),
+        chain_len,
+        subject,
+        not_after,
+    })
+}
+
+fn provider() -> CryptoProvider {
+    ring::default_provider()
+}
+
+/// Certificates by the name a client asks for (SNI): exact names first,
+/// then `*.parent` for one label, then the default.
+#[derive(Debug, Default)]
+pub(crate) struct Sni {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl Sni {
+    /// Serve `key` for `host` (lower case; `*.example.org` for one label).
+    pub(crate) fn add(&mut self, host: &str, key: Arc<CertifiedKey>) {
+        match host.strip_prefix("*.") {
+            Some(parent) => self.wildcard.insert(parent.to_owned(), key),
+            None => self.exact.insert(host.to_owned(), key),
+        };
+    }
+
+    /// Serve `key` to clients whose name matches no other certificate.
+    pub(crate) fn set_default(&mut self, key: Arc<CertifiedKey>) {
+        self.default = Some(key);
+    }
+
+    fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = name.map(|n| n.trim_end_matches('.').to_ascii_lowercase()) else {
+            return self.default.clone();
+        };
+        let one_up = name.split_once('.').map(|(_, parent)| parent);
+        self.exact
+            .get(&name)
+            .or_else(|| one_up.and_then(|p| self.wildcard.get(p)))
+            .or(self.default.as_ref())
+            .cloned()
+    }
+}
+
+impl ResolvesServerCert for Sni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// The server configuration: TLS 1.3 and 1.2, ALPN h2 and http/1.1,
+/// certificates chosen by SNI.
+pub(crate) fn server_config(sni: Sni) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Mismatch(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+        .with_cert_resolver(Arc::new(sni));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sni_prefers_the_exact_name_then_one_label_wildcards_then_the_default() {
+        let key = |_: &str| self_signed().unwrap().key;
+        let (a, w, d) = (key("a"), key("w"), key("d"));
+        let mut sni = Sni::default();
+        sni.add("api.example.com", a.clone());
+        sni.add("*.example.org", w.clone());
+        sni.set_default(d.clone());
+        let pick = |n: Option<&str>| sni.pick(n).unwrap();
+        assert!(Arc::ptr_eq(&pick(Some("api.example.com")), &a));
+        assert!(Arc::ptr_eq(&pick(Some("API.Example.COM.")), &a));
+        assert!(Arc::ptr_eq(&pick(Some("www.example.org")), &w));
+        assert!(
+            Arc::ptr_eq(&pick(Some("a.b.example.org")), &d),
+            "one label only"
+        );
+        assert!(Arc::ptr_eq(&pick(Some("example.org")), &d));
+        assert!(Arc::ptr_eq(&pick(None), &d));
+        assert!(Sni::default().pick(Some("x")).is_none());
+    }
 }

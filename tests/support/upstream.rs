@@ -175,8 +175,20 @@ impl Drop for Upstream {
     }
 }
 
-/// An address where nothing listens (a port just released).
+/// An address where nothing listens (a port just released), for an upstream
+/// that comes up later. Outside Linux's ephemeral range (32768-60999), so
+/// no outgoing connection or port-0 listener of a parallel test takes it
+/// meanwhile.
 pub fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as usize
+        + std::process::id() as usize;
+    (0..12_000)
+        .map(|i| 20_000 + (seed + i * 7919) % 12_000)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port as u16)).ok())
+        .expect("a free port below the ephemeral range")
+        .local_addr()
+        .unwrap()
 }
