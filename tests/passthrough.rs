@@ -167,3 +167,59 @@ async fn no_spelling_of_a_protected_path_reaches_php() {
     let log = gw.wait_for_log("reason=\"protected: ");
     assert!(log.contains("outcome=\"refused\" reason=\"protected: the site would resolve it to /tolq/callback.php\""), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_apache_example_serves_the_site_and_its_callbacks() {
+    let php = PhpReceiver::start_in("site");
+    let cert = support::gateway::test_cert();
+    let creds = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("tolq-api-key", "k\n"),
+        ("tolq-callback-token", "t\n"),
+        ("gengo-callback-token", "g\n"),
+    ] {
+        std::fs::write(creds.path().join(name), value).unwrap();
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
+        .unwrap()
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
+            &cert.cert_path.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/privkey.pem",
+            &cert.key_path.display().to_string(),
+        )
+        .replace("0.0.0.0:443", "127.0.0.1:0")
+        .replace("0.0.0.0:80", "127.0.0.1:0")
+        .replace("127.0.0.1:8080", &php.addr.to_string())
+        .replace("\"www.example.com\", \"example.com\"", "\"localhost\"");
+    let gw = Gateway::start_raw(
+        &text,
+        &[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())],
+    );
+    let https = Client::https(gw.https.unwrap(), Version::H2);
+    // A page of the site.
+    let r = https.request(Method::GET, "/?x=1", &[], b"").await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"page home\n"[..]));
+    // A Gengo callback, verified by its token.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let job = b"job=%7B%22job_id%22%3A%2242%22%2C%22status%22%3A%22approved%22%7D";
+    let r = https.post("/gengo/callback?token=g", &form, job).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The scripts themselves, and plain HTTP.
+    let r = https.post("/gengo/callback.php", &form, job).await;
+    assert_eq!(r.status, 403);
+    let r = https.post("/tolq//callback.php", &[], b"{}").await;
+    assert_eq!(r.status, 403);
+    let r = Client::http(gw.http.unwrap())
+        .request(Method::GET, "/page.php", &[], b"")
+        .await;
+    assert_eq!(r.status, 308);
+    let seen = php.records();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1]["receiver"], "gengo");
+    assert_eq!(seen[1]["job"]["job_id"], "42");
+    assert_eq!(seen[1]["verified"], "token");
+}
