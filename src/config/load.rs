@@ -205,7 +205,7 @@ impl Loader<'_> {
         for (i, spanned) in raw.into_iter().enumerate() {
             let label = format!("passthrough[{i}]");
             let raw = spanned.into_inner();
-            let upstream = super::route::parse_upstream(raw.upstream.get_ref())
+            let upstream = Upstream::parse(raw.upstream.get_ref())
                 .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
             if upstream.path != "/" || upstream.query.is_some() {
                 return Err(self.at(&raw.upstream, format!("{label}.upstream must be an origin such as \"http://127.0.0.1:8080\": the request's own path and query are kept")));
@@ -377,6 +377,23 @@ impl Loader<'_> {
         Ok((total, per_client))
     }
 
+    /// `[gateway] damping`.
+    fn damping(&self, raw: Spanned<raw::RawDamping>) -> Result<Damping, ConfigError> {
+        let span = raw.span();
+        let s = raw.into_inner();
+        let failures = std::num::NonZeroU32::new(s.failures).ok_or_else(|| {
+            self.error(
+                Some(span),
+                "gateway.damping.failures must be at least 1 (remove damping to turn it off)",
+            )
+        })?;
+        Ok(Damping {
+            failures,
+            window: s.window.0,
+            cooldown: s.cooldown.0,
+        })
+    }
+
     /// `[gateway] assertion`: its key, resolved like any secret.
     fn assertion(&self, raw: Spanned<raw::RawAssertion>) -> Result<Assertion, ConfigError> {
         let span = raw.span();
@@ -427,21 +444,7 @@ impl Loader<'_> {
             1..=usize::MAX,
             "gateway.max_headers must be at least 1",
         )?;
-        let damping = match raw.damping {
-            None => None,
-            Some(s) => {
-                let span = s.span();
-                let s = s.into_inner();
-                let failures = std::num::NonZeroU32::new(s.failures).ok_or_else(|| {
-                    self.error(Some(span), "gateway.damping.failures must be at least 1 (remove damping to turn it off)")
-                })?;
-                Some(Damping {
-                    failures,
-                    window: s.window.0,
-                    cooldown: s.cooldown.0,
-                })
-            }
-        };
+        let damping = raw.damping.take().map(|d| self.damping(d)).transpose()?;
         let assertion = raw
             .assertion
             .take()

@@ -321,6 +321,46 @@ pub(crate) struct Upstream {
     pub(crate) params: Vec<String>,
 }
 
+impl Upstream {
+    /// `http://host:port/path?query` → its parts, ready to join with a
+    /// request's query; the error says what to write instead.
+    pub(crate) fn parse(s: &str) -> Result<Upstream, String> {
+        let uri: http::Uri = s.parse().map_err(|e| {
+            format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
+        })?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!("{s:?}: https upstreams are not supported; callgate forwards to a receiver on the local network over http://"))
+            }
+            _ => return Err(format!("{s:?} must be an absolute http:// URL, e.g. \"http://127.0.0.1:8080/callback.php\"")),
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("{s:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "{s:?}: credentials in the upstream URL are not supported"
+            ));
+        }
+        Ok(Upstream {
+            scheme: Scheme::HTTP,
+            authority,
+            path: uri.path().to_owned(),
+            params: uri
+                .query()
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .filter_map(|(k, _)| Some(crate::php::php_name(&k)?.base))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            query: uri.query().map(str::to_owned),
+        })
+    }
+}
+
 impl std::fmt::Display for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}://{}{}", self.scheme, self.authority, self.path)?;

@@ -4,8 +4,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use http::uri::Scheme;
-use http::{HeaderName, Method, Uri};
+use http::{HeaderName, Method};
 use toml::Spanned;
 
 use super::load::Loader;
@@ -43,7 +42,7 @@ impl Loader<'_> {
         if !path.starts_with('/') || path.contains(['?', '#']) {
             return Err(self.at(&raw.path, format!("{label}.path {path:?} must be an absolute path such as \"/tolq/callback\", without query or fragment")));
         }
-        let upstream = parse_upstream(raw.upstream.get_ref())
+        let upstream = Upstream::parse(raw.upstream.get_ref())
             .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
         let at = At {
             label: &label,
@@ -261,41 +260,4 @@ fn retry(raw: raw::RawRetry) -> Retry {
             .max(1),
         max_age: raw.max_age.map_or(DEFAULT_RETRY_MAX_AGE, |d| d.0),
     }
-}
-
-/// `http://host:port/path?query` → its parts, ready to join with a request's query.
-pub(super) fn parse_upstream(s: &str) -> Result<Upstream, String> {
-    let uri: Uri = s.parse().map_err(|e| {
-        format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
-    })?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!("{s:?}: https upstreams are not supported; callgate forwards to a receiver on the local network over http://"))
-        }
-        _ => return Err(format!("{s:?} must be an absolute http:// URL, e.g. \"http://127.0.0.1:8080/callback.php\"")),
-    }
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| format!("{s:?} has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(format!(
-            "{s:?}: credentials in the upstream URL are not supported"
-        ));
-    }
-    Ok(Upstream {
-        scheme: Scheme::HTTP,
-        authority,
-        path: uri.path().to_owned(),
-        params: uri
-            .query()
-            .map(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .filter_map(|(k, _)| Some(php::php_name(&k)?.base))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        query: uri.query().map(str::to_owned),
-    })
 }

@@ -9,18 +9,21 @@
 //! upstream, and nothing after it can see a request that failed it.
 
 mod answer;
+mod body;
+mod conn;
 mod dedupe;
+mod handled;
 pub mod headers;
 mod passthrough;
 mod rejection;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
@@ -28,141 +31,18 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::assertion;
-use crate::budget::Held;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
-use crate::metrics::{Outcome, Reason};
+use crate::metrics::Outcome;
 use crate::queue::{self, NewCallback};
 use crate::state::Shared;
 use crate::upstream;
 use crate::verify::{self, client_ip, query, Checked, Refusal};
-use answer::{plain, text, Body};
+use answer::{text, Body};
+use body::read_body;
+pub(crate) use conn::ConnInfo;
+use handled::Handled;
 use headers::Seen;
 pub(crate) use rejection::{Failure, Rejection};
-
-/// What the handler knows of the connection a request came on.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnInfo {
-    peer: SocketAddr,
-    /// `https` or `http`.
-    proto: &'static str,
-    /// The peer as an X-Forwarded-For value: made once, used by every request.
-    forwarded_for: HeaderValue,
-    /// The https listener's port, for http_redirect's Location (0: none).
-    https_port: u16,
-}
-
-impl ConnInfo {
-    /// A connection from `peer` on the `proto` listener.
-    pub(crate) fn new(peer: SocketAddr, proto: &'static str, https_port: u16) -> ConnInfo {
-        ConnInfo {
-            peer,
-            proto,
-            forwarded_for: headers::forwarded_for(peer.ip()),
-            https_port,
-        }
-    }
-
-    /// The client as the connection names it (after a PROXY header).
-    pub(crate) fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-}
-
-/// How a request ended, for the metrics and the access log.
-struct Handled {
-    response: Response<Body>,
-    route: Option<Arc<Route>>,
-    /// Served by (or refused for) the pass-through, not a route.
-    site: bool,
-    outcome: Outcome,
-    refusal: Option<Reason>,
-    reason: String,
-}
-
-impl Handled {
-    fn rejected(route: Option<&Arc<Route>>, rejection: Rejection, version: Version) -> Handled {
-        Handled {
-            response: rejection.response(version <= Version::HTTP_11),
-            route: route.cloned(),
-            site: false,
-            outcome: Outcome::Refused,
-            refusal: Some(rejection.class()),
-            reason: rejection.to_string(),
-        }
-    }
-
-    fn failed(route: &Arc<Route>, failure: Failure) -> Handled {
-        Handled {
-            response: plain(failure.status()),
-            route: Some(route.clone()),
-            site: false,
-            outcome: Outcome::Failed,
-            refusal: None,
-            reason: failure.to_string(),
-        }
-    }
-
-    fn answered(
-        route: &Arc<Route>,
-        outcome: Outcome,
-        response: Response<Body>,
-        reason: String,
-    ) -> Handled {
-        Handled {
-            response,
-            route: Some(route.clone()),
-            site: false,
-            outcome,
-            refusal: None,
-            reason,
-        }
-    }
-}
-
-impl Handled {
-    fn rejected_site(rejection: Rejection, version: Version) -> Handled {
-        Handled {
-            site: true,
-            ..Handled::rejected(None, rejection, version)
-        }
-    }
-
-    fn failed_site(e: upstream::ForwardError) -> Handled {
-        let failure = Failure::Upstream(e);
-        Handled {
-            response: plain(failure.status()),
-            route: None,
-            site: true,
-            outcome: Outcome::Failed,
-            refusal: None,
-            reason: failure.to_string(),
-        }
-    }
-
-    fn site(response: Response<Body>) -> Handled {
-        Handled {
-            response,
-            route: None,
-            site: true,
-            outcome: Outcome::Forwarded,
-            refusal: None,
-            reason: String::from("passthrough"),
-        }
-    }
-
-    fn redirected(location: HeaderValue) -> Handled {
-        let mut response = text(StatusCode::PERMANENT_REDIRECT, "use https\n");
-        response.headers_mut().insert(header::LOCATION, location);
-        Handled {
-            response,
-            route: None,
-            site: false,
-            outcome: Outcome::Redirected,
-            refusal: None,
-            reason: String::from("http_redirect: 308 to https"),
-        }
-    }
-}
 
 /// What a request is for, once admitted.
 enum Target<'c> {
@@ -378,69 +258,6 @@ fn forbidden(
         }
     }
     Handled::rejected(Some(route), Rejection::Verify(refusal), version)
-}
-
-/// Read the whole body, bounded by `max_body_bytes` before anything is
-/// buffered, by `body_read_timeout` against slow senders, and by the body
-/// budget (all requests, and this client's share) against many of them.
-pub(super) async fn read_body(
-    config: &Config,
-    held: &mut Held,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<Bytes, Rejection> {
-    let max = config.gateway.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(Rejection::TooLarge { declared: true });
-    }
-    // A declared length is held at once: refused before a byte is read.
-    if let Some(n) = declared {
-        held.grow(n).map_err(Rejection::Busy)?;
-    }
-    let read = collect_held(body, max, held);
-    match tokio::time::timeout(config.gateway.body_read_timeout, read).await {
-        Err(_) => Err(Rejection::Slow),
-        Ok(result) => result,
-    }
-}
-
-/// The body's frames, each held in the budget before it is kept. A body in
-/// one frame (the common case) is kept as it came, without a copy.
-async fn collect_held(mut body: Incoming, max: u64, held: &mut Held) -> Result<Bytes, Rejection> {
-    let mut first: Option<Bytes> = None;
-    let mut rest: Option<BytesMut> = None;
-    let mut len = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Rejection::BrokenBody)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        len += data.len() as u64;
-        if len > max {
-            return Err(Rejection::TooLarge { declared: false });
-        }
-        if len > held.bytes() {
-            held.grow(len - held.bytes()).map_err(Rejection::Busy)?;
-        }
-        match (&mut first, &mut rest) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut all = BytesMut::with_capacity(f.len() + data.len());
-                all.extend_from_slice(f);
-                all.extend_from_slice(&data);
-                rest = Some(all);
-            }
-            (Some(_), Some(all)) => all.extend_from_slice(&data),
-        }
-    }
-    Ok(match rest {
-        Some(all) => all.freeze(),
-        None => first.unwrap_or_default(),
-    })
 }
 
 /// The caller's headers become the upstream request's: hop-by-hop and

@@ -14,8 +14,12 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::answer::Body;
+use super::body::read_body;
+use super::conn::ConnInfo;
+use super::handled::Handled;
 use super::headers::{self, Seen};
-use super::{read_body, ConnInfo, Handled, Rejection};
+use super::rejection::Rejection;
 use crate::config::{Config, Passthrough};
 use crate::state::Shared;
 use crate::upstream::{self, ForwardError, UpBody};
@@ -111,10 +115,7 @@ fn prepare(config: &Config, conn: &ConnInfo, parts: &mut Parts, upgrade: bool) {
 }
 
 /// The site's answer for the client; a 101 starts the tunnel.
-fn answer(
-    resp: Response<upstream::UpstreamBody>,
-    client: Option<OnUpgrade>,
-) -> Response<super::Body> {
+fn answer(resp: Response<upstream::UpstreamBody>, client: Option<OnUpgrade>) -> Response<Body> {
     let (mut parts, mut body) = resp.into_parts();
     match (parts.status, client) {
         (StatusCode::SWITCHING_PROTOCOLS, Some(client)) => {

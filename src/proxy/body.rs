@@ -1,0 +1,75 @@
+//! Reading a request body whole, for the checks: bounded in size, in time,
+//! and by the body budget.
+
+use bytes::{Bytes, BytesMut};
+use http::header;
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::rejection::Rejection;
+use crate::budget::Held;
+use crate::config::Config;
+
+/// Read the whole body, bounded by `max_body_bytes` before anything is
+/// buffered, by `body_read_timeout` against slow senders, and by the body
+/// budget (all requests, and this client's share) against many of them.
+pub(super) async fn read_body(
+    config: &Config,
+    held: &mut Held,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Rejection> {
+    let max = config.gateway.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Rejection::TooLarge { declared: true });
+    }
+    // A declared length is held at once: refused before a byte is read.
+    if let Some(n) = declared {
+        held.grow(n).map_err(Rejection::Busy)?;
+    }
+    let read = collect_held(body, max, held);
+    match tokio::time::timeout(config.gateway.body_read_timeout, read).await {
+        Err(_) => Err(Rejection::Slow),
+        Ok(result) => result,
+    }
+}
+
+/// The body's frames, each held in the budget before it is kept. A body in
+/// one frame (the common case) is kept as it came, without a copy.
+async fn collect_held(mut body: Incoming, max: u64, held: &mut Held) -> Result<Bytes, Rejection> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Rejection::BrokenBody)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len() as u64;
+        if len > max {
+            return Err(Rejection::TooLarge { declared: false });
+        }
+        if len > held.bytes() {
+            held.grow(len - held.bytes()).map_err(Rejection::Busy)?;
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut all = BytesMut::with_capacity(f.len() + data.len());
+                all.extend_from_slice(f);
+                all.extend_from_slice(&data);
+                rest = Some(all);
+            }
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+        }
+    }
+    Ok(match rest {
+        Some(all) => all.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}

@@ -1,0 +1,113 @@
+//! How a request ended: the answer, and what the metrics and the access log
+//! say of it. Every phase that ends a request builds one of these.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode, Version};
+
+use super::answer::{plain, text, Body};
+use super::rejection::{Failure, Rejection};
+use crate::config::Route;
+use crate::metrics::{Outcome, Reason};
+use crate::upstream;
+
+/// How a request ended, for the metrics and the access log.
+pub(super) struct Handled {
+    pub(super) response: Response<Body>,
+    pub(super) route: Option<Arc<Route>>,
+    /// Served by (or refused for) the pass-through, not a route.
+    pub(super) site: bool,
+    pub(super) outcome: Outcome,
+    pub(super) refusal: Option<Reason>,
+    pub(super) reason: String,
+}
+
+impl Handled {
+    pub(super) fn rejected(
+        route: Option<&Arc<Route>>,
+        rejection: Rejection,
+        version: Version,
+    ) -> Handled {
+        Handled {
+            response: rejection.response(version <= Version::HTTP_11),
+            route: route.cloned(),
+            site: false,
+            outcome: Outcome::Refused,
+            refusal: Some(rejection.class()),
+            reason: rejection.to_string(),
+        }
+    }
+
+    pub(super) fn failed(route: &Arc<Route>, failure: Failure) -> Handled {
+        Handled {
+            response: plain(failure.status()),
+            route: Some(route.clone()),
+            site: false,
+            outcome: Outcome::Failed,
+            refusal: None,
+            reason: failure.to_string(),
+        }
+    }
+
+    pub(super) fn answered(
+        route: &Arc<Route>,
+        outcome: Outcome,
+        response: Response<Body>,
+        reason: String,
+    ) -> Handled {
+        Handled {
+            response,
+            route: Some(route.clone()),
+            site: false,
+            outcome,
+            refusal: None,
+            reason,
+        }
+    }
+}
+
+impl Handled {
+    pub(super) fn rejected_site(rejection: Rejection, version: Version) -> Handled {
+        Handled {
+            site: true,
+            ..Handled::rejected(None, rejection, version)
+        }
+    }
+
+    pub(super) fn failed_site(e: upstream::ForwardError) -> Handled {
+        let failure = Failure::Upstream(e);
+        Handled {
+            response: plain(failure.status()),
+            route: None,
+            site: true,
+            outcome: Outcome::Failed,
+            refusal: None,
+            reason: failure.to_string(),
+        }
+    }
+
+    pub(super) fn site(response: Response<Body>) -> Handled {
+        Handled {
+            response,
+            route: None,
+            site: true,
+            outcome: Outcome::Forwarded,
+            refusal: None,
+            reason: String::from("passthrough"),
+        }
+    }
+
+    pub(super) fn redirected(location: HeaderValue) -> Handled {
+        let mut response = text(StatusCode::PERMANENT_REDIRECT, "use https\n");
+        response.headers_mut().insert(header::LOCATION, location);
+        Handled {
+            response,
+            route: None,
+            site: false,
+            outcome: Outcome::Redirected,
+            refusal: None,
+            reason: String::from("http_redirect: 308 to https"),
+        }
+    }
+}
