@@ -93,6 +93,23 @@ impl Key {
         }
     }
 
+    /// The HMAC of the concatenated `parts` under this key, without
+    /// joining them first (the body is one of them, and may be large).
+    pub fn digest_parts(&self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]]) -> Vec<u8> {
+            let mut m = m.clone();
+            for p in parts {
+                m.update(p);
+            }
+            m.finalize().into_bytes().to_vec()
+        }
+        match self {
+            Key::Sha1(m) => run(m, parts),
+            Key::Sha256(m) => run(m, parts),
+            Key::Sha512(m) => run(m, parts),
+        }
+    }
+
     /// The HMAC of `body` under this key.
     pub fn digest(&self, body: &[u8]) -> Vec<u8> {
         fn run<M: Mac + Clone>(m: &M, body: &[u8]) -> Vec<u8> {

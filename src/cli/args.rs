@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::presets::Preset;
 use crate::config::DEFAULT_PATH;
 use crate::crypto::{Algorithm, Encoding};
 
@@ -57,6 +58,19 @@ pub enum Command {
         /// How the digest is printed.
         #[arg(long, value_enum, default_value = "hex")]
         encoding: Encoding,
+        /// Sign as this provider does and print its header lines
+        /// (`Name: value`, one a line) instead of a bare signature.
+        #[arg(long, value_enum)]
+        preset: Option<Preset>,
+        /// With --preset: the signed timestamp (Unix seconds; default now).
+        #[arg(long, requires = "preset")]
+        timestamp: Option<i64>,
+        /// With --preset: the message id (webhook-id, X-GitHub-Delivery, ...).
+        #[arg(long, requires = "preset", default_value = "msg_callgate_sign")]
+        id: String,
+        /// With --preset twilio: the URL the provider calls.
+        #[arg(long, requires = "preset")]
+        url: Option<String>,
     },
 }
 

@@ -160,6 +160,18 @@ fn checks(out: &mut String, r: &Route) {
         }
         None => writeln!(out, "  hmac    (none)"),
     };
+    if let Some(h) = r.hmac.as_ref().filter(|h| h.scheme.timed()) {
+        let _ = writeln!(
+            out,
+            "          signed timestamp within {}{}",
+            humantime::format_duration(h.tolerance),
+            if h.scheme.both_ways {
+                " either way"
+            } else {
+                " (past only)"
+            }
+        );
+    }
     if let Some(p) = r.payload {
         let _ = writeln!(
             out,

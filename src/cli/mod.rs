@@ -26,6 +26,16 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             secret,
             algorithm,
             encoding,
+            preset: None,
+            ..
         } => sign::sign(&secret, algorithm, encoding),
+        Command::Sign {
+            secret,
+            preset: Some(preset),
+            timestamp,
+            id,
+            url,
+            ..
+        } => sign::sign_as(preset, &secret, timestamp, &id, url.as_deref()),
     }
 }

@@ -48,6 +48,8 @@ pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub(crate) const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Default bound on the number of request headers.
 pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default tolerance for a signed timestamp (both directions, or past only).
+pub(crate) const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 /// Default query parameter holding the URL token.
 pub(crate) const DEFAULT_TOKEN_PARAM: &str = "token";
 /// The default body-buffer budget gives each connection this share of

@@ -127,7 +127,7 @@ impl Loader<'_> {
             ));
         }
 
-        let routes = self.routes(raw.routes, upstream_timeout)?;
+        let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
         let mut redact_params: Vec<String> = routes
             .iter()
@@ -167,11 +167,18 @@ impl Loader<'_> {
         &self,
         raw: Vec<Spanned<raw::RawRoute>>,
         upstream_timeout: Duration,
+        max_body_bytes: u64,
     ) -> Result<Routes, ConfigError> {
         let mut routes = Routes::default();
         for (i, spanned) in raw.into_iter().enumerate() {
             let span = spanned.span();
-            let route = self.route(i, span.clone(), spanned.into_inner(), upstream_timeout)?;
+            let route = self.route(
+                i,
+                span.clone(),
+                spanned.into_inner(),
+                upstream_timeout,
+                max_body_bytes,
+            )?;
             let taken = |msg: String| Err(self.error(Some(span.clone()), msg));
             if routes.in_order.iter().any(|r| r.name == route.name) {
                 return taken(format!(

@@ -5,7 +5,7 @@
 
 pub mod defaults;
 mod load;
-pub(crate) mod presets;
+pub mod presets;
 pub(crate) mod raw;
 mod route;
 pub(crate) mod secret;
@@ -255,8 +255,11 @@ pub(crate) struct Route {
     /// Deliveries of this route's queue in flight at once (1 keeps arrival order).
     pub(crate) max_in_flight: usize,
     pub(crate) retry: Retry,
-    /// A callback whose body (SHA-256) was delivered this recently is not forwarded again.
+    /// A callback whose body (SHA-256), or message id where the provider
+    /// sends one, was delivered this recently is not forwarded again.
     pub(crate) dedupe_window: Option<Duration>,
+    /// The largest body this route takes (the gateway's, or a preset's below it).
+    pub(crate) max_body_bytes: u64,
     /// Parameters a form body must not carry (the token, the upstream
     /// URL's), as PHP names them: in `$_REQUEST` the body's win.
     pub(crate) reserved_params: Vec<String>,
@@ -307,6 +310,14 @@ pub(crate) struct HmacCheck {
     pub(crate) sources: Vec<String>,
     /// Which of algorithm/header/encoding the preset filled in.
     pub(crate) from_preset: Vec<&'static str>,
+    /// What is signed, and how the header carries it (a preset's, or a
+    /// plain HMAC of the body).
+    pub(crate) scheme: presets::Scheme,
+    /// How far a signed timestamp may be from now.
+    pub(crate) tolerance: Duration,
+    /// The public base URL (`https://example.com`) when callgate sits
+    /// behind another proxy: Twilio signs the URL it called.
+    pub(crate) public_url: Option<String>,
 }
 
 /// Where verified callbacks go: `http://authority/path?query`.

@@ -1,18 +1,34 @@
 //! Known providers as data: the defaults a `preset` fills in before the
-//! route is validated. Explicit keys on the route always win.
+//! route is validated, over one signed-string model ([`Scheme`]): what is
+//! signed, where the signature (and timestamp, and message id) come from,
+//! how the key is written. Explicit keys on the route always win.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::crypto::{Algorithm, Encoding};
 
 /// A provider whose callback conventions callgate knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Preset {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
     /// Tolq: HMAC-SHA1 of the raw JSON body keyed with the API key, from 84.22.114.141.
     Tolq,
     /// Gengo: unsigned form posts whose `job` or `comment` field holds JSON.
     Gengo,
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex>` of the body; `X-GitHub-Delivery` ids.
+    Github,
+    /// Stripe: `Stripe-Signature: t=…,v1=…` over `t.body`; the event id in the body.
+    Stripe,
+    /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:timestamp:body`.
+    Slack,
+    /// Shopify: `X-Shopify-Hmac-Sha256`, base64 of the body's HMAC-SHA256.
+    Shopify,
+    /// Twilio: `X-Twilio-Signature`, base64 HMAC-SHA1 of the URL and sorted form parameters.
+    Twilio,
+    /// Standard Webhooks: `webhook-signature: v1,<base64>` over `id.timestamp.body`, `whsec_` keys.
+    StandardWebhooks,
 }
 
 /// Shape a body must have, checked after the signature.
@@ -22,12 +38,94 @@ pub(crate) enum Payload {
     GengoForm,
 }
 
+/// What the signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signed {
+    /// The raw body.
+    Body,
+    /// `timestamp.body` (Stripe).
+    TimestampBody,
+    /// `id.timestamp.body` (Standard Webhooks).
+    IdTimestampBody,
+    /// `v0:timestamp:body` (Slack).
+    SlackV0,
+    /// The public URL, then each form parameter sorted by name as
+    /// name+value; for a JSON body, the URL alone, whose `bodySHA256`
+    /// parameter must be the body's SHA-256 (Twilio).
+    Twilio,
+}
+
+/// How the signature header carries its signature(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claims {
+    /// The whole value (an `algo=` prefix naming the route's algorithm allowed).
+    Whole,
+    /// The value after this prefix (Slack's `v0=`).
+    Prefixed(&'static str),
+    /// `t=…,v1=…,v1=…` fields: signatures under `sig`, the timestamp under `ts` (Stripe).
+    Fields { sig: &'static str, ts: &'static str },
+    /// Space-separated `v1,<sig>` entries, one per key in rotation (Standard Webhooks).
+    List { prefix: &'static str },
+}
+
+/// Where a message's id comes from, for redelivery dedupe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdSource {
+    None,
+    /// A header.
+    Header(&'static str),
+    /// A top-level string field of a JSON body (Stripe's event `id`).
+    JsonField(&'static str),
+}
+
+/// How a configured key is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyForm {
+    /// The secret's bytes are the key.
+    Raw,
+    /// `whsec_<base64>`: the key is the decoded base64 (a bare base64 too).
+    Whsec,
+}
+
+/// One provider's signed-string model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scheme {
+    pub(crate) signed: Signed,
+    pub(crate) claims: Claims,
+    /// The header holding the signed timestamp (Unix seconds), when apart
+    /// from the signature header.
+    pub(crate) timestamp: Option<&'static str>,
+    pub(crate) id: IdSource,
+    pub(crate) key: KeyForm,
+    /// Refuse timestamps too far in the future too (the provider's own
+    /// libraries do), not only too old.
+    pub(crate) both_ways: bool,
+}
+
+impl Scheme {
+    /// A plain HMAC of the body in one header: routes without a preset.
+    pub(crate) const PLAIN: Scheme = Scheme {
+        signed: Signed::Body,
+        claims: Claims::Whole,
+        timestamp: None,
+        id: IdSource::None,
+        key: KeyForm::Raw,
+        both_ways: true,
+    };
+
+    /// Whether the scheme signs a timestamp (then `tolerance` applies).
+    pub(crate) fn timed(&self) -> bool {
+        self.timestamp.is_some() || matches!(self.claims, Claims::Fields { .. })
+    }
+}
+
 /// HMAC settings a preset supplies (the secrets never come from a preset).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HmacDefaults {
     pub(crate) algorithm: Algorithm,
     pub(crate) header: &'static str,
     pub(crate) encoding: Encoding,
+    pub(crate) scheme: Scheme,
 }
 
 /// Everything one preset fills in or demands.
@@ -38,6 +136,37 @@ pub(crate) struct Defaults {
     /// The route must configure a token (the provider signs nothing).
     pub(crate) requires_token: bool,
     pub(crate) payload: Option<Payload>,
+    /// A body bound of the route's own, below the gateway's.
+    pub(crate) max_body_bytes: Option<u64>,
+    /// A dedupe window the provider's retries call for.
+    pub(crate) dedupe_window: Option<Duration>,
+}
+
+const NONE: Defaults = Defaults {
+    allow_ips: &[],
+    hmac: None,
+    requires_token: false,
+    payload: None,
+    max_body_bytes: None,
+    dedupe_window: None,
+};
+
+/// A preset that only signs: header, algorithm, encoding and scheme.
+const fn signed(
+    header: &'static str,
+    algorithm: Algorithm,
+    encoding: Encoding,
+    scheme: Scheme,
+) -> Defaults {
+    Defaults {
+        hmac: Some(HmacDefaults {
+            algorithm,
+            header,
+            encoding,
+            scheme,
+        }),
+        ..NONE
+    }
 }
 
 impl Preset {
@@ -46,32 +175,104 @@ impl Preset {
         match self {
             Preset::Tolq => "tolq",
             Preset::Gengo => "gengo",
+            Preset::Github => "github",
+            Preset::Stripe => "stripe",
+            Preset::Slack => "slack",
+            Preset::Shopify => "shopify",
+            Preset::Twilio => "twilio",
+            Preset::StandardWebhooks => "standard-webhooks",
         }
     }
 
     /// The preset's defaults.
     pub(crate) fn defaults(self) -> Defaults {
+        use Algorithm::{Sha1, Sha256};
+        use Encoding::{Base64, Hex};
+        let plain = Scheme::PLAIN;
         match self {
             // Tolq sends every callback from one address; its documentation
-            // does not say whether the signature is hex or base64, hence auto.
+            // does not say whether the signature is hex or base64, hence
+            // auto (its client library compares `sha1=` + lower-case hex,
+            // which the algorithm prefix rule accepts).
             Preset::Tolq => Defaults {
                 allow_ips: &["84.22.114.141/32"],
-                hmac: Some(HmacDefaults {
-                    algorithm: Algorithm::Sha1,
-                    header: "x-tolq-signature",
-                    encoding: Encoding::Auto,
-                }),
-                requires_token: false,
-                payload: None,
+                ..signed("x-tolq-signature", Sha1, Encoding::Auto, plain)
             },
             // Gengo signs nothing and publishes no source range: the URL
-            // token is the only secret it can carry.
+            // token is the only secret it can carry. It retries every 15
+            // minutes for 12 hours until a 200, with bodies of at most 60 KB.
             Preset::Gengo => Defaults {
-                allow_ips: &[],
-                hmac: None,
                 requires_token: true,
                 payload: Some(Payload::GengoForm),
+                max_body_bytes: Some(64 * 1024),
+                dedupe_window: Some(Duration::from_secs(12 * 3600)),
+                ..NONE
             },
+            Preset::Github => signed(
+                "x-hub-signature-256",
+                Sha256,
+                Hex,
+                Scheme {
+                    id: IdSource::Header("x-github-delivery"),
+                    ..plain
+                },
+            ),
+            // stripe-node and stripe-python refuse only old timestamps.
+            Preset::Stripe => signed(
+                "stripe-signature",
+                Sha256,
+                Hex,
+                Scheme {
+                    signed: Signed::TimestampBody,
+                    claims: Claims::Fields { sig: "v1", ts: "t" },
+                    id: IdSource::JsonField("id"),
+                    both_ways: false,
+                    ..plain
+                },
+            ),
+            Preset::Slack => signed(
+                "x-slack-signature",
+                Sha256,
+                Hex,
+                Scheme {
+                    signed: Signed::SlackV0,
+                    claims: Claims::Prefixed("v0="),
+                    timestamp: Some("x-slack-request-timestamp"),
+                    ..plain
+                },
+            ),
+            Preset::Shopify => signed(
+                "x-shopify-hmac-sha256",
+                Sha256,
+                Base64,
+                Scheme {
+                    id: IdSource::Header("x-shopify-webhook-id"),
+                    ..plain
+                },
+            ),
+            Preset::Twilio => signed(
+                "x-twilio-signature",
+                Sha1,
+                Base64,
+                Scheme {
+                    signed: Signed::Twilio,
+                    id: IdSource::Header("i-twilio-idempotency-token"),
+                    ..plain
+                },
+            ),
+            Preset::StandardWebhooks => signed(
+                "webhook-signature",
+                Sha256,
+                Base64,
+                Scheme {
+                    signed: Signed::IdTimestampBody,
+                    claims: Claims::List { prefix: "v1," },
+                    timestamp: Some("webhook-timestamp"),
+                    id: IdSource::Header("webhook-id"),
+                    key: KeyForm::Whsec,
+                    both_ways: true,
+                },
+            ),
         }
     }
 }

@@ -214,6 +214,7 @@ pub(crate) struct RawRoute {
     pub(crate) max_in_flight: Option<Spanned<usize>>,
     pub(crate) retry: Option<RawRetry>,
     pub(crate) dedupe_window: Option<Dur>,
+    pub(crate) max_body_bytes: Option<Spanned<u64>>,
 }
 
 /// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`
@@ -242,4 +243,6 @@ pub(crate) struct RawHmac {
     pub(crate) header: Option<HeaderNameValue>,
     pub(crate) encoding: Option<Encoding>,
     pub(crate) secrets: Vec<Spanned<String>>,
+    pub(crate) tolerance: Option<Dur>,
+    pub(crate) public_url: Option<Spanned<String>>,
 }

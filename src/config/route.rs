@@ -8,7 +8,7 @@ use http::{HeaderName, Method};
 use toml::Spanned;
 
 use super::load::Loader;
-use super::presets::{Defaults, HmacDefaults};
+use super::presets::{Defaults, HmacDefaults, KeyForm, Scheme};
 use super::*;
 use crate::php;
 
@@ -29,6 +29,7 @@ impl Loader<'_> {
         span: Range<usize>,
         raw: raw::RawRoute,
         default_upstream_timeout: Duration,
+        max_body_bytes: u64,
     ) -> Result<Route, ConfigError> {
         let name = raw.name.get_ref().trim().to_owned();
         if name.is_empty() {
@@ -89,7 +90,18 @@ impl Loader<'_> {
                 &format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
             )?,
             retry: retry(raw.retry.unwrap_or_default()),
-            dedupe_window: raw.dedupe_window.map(|d| d.0),
+            dedupe_window: raw
+                .dedupe_window
+                .map(|d| d.0)
+                .or(at.preset.and_then(|d| d.dedupe_window)),
+            max_body_bytes: self.number(
+                raw.max_body_bytes,
+                at.preset
+                    .and_then(|d| d.max_body_bytes)
+                    .map_or(max_body_bytes, |p| p.min(max_body_bytes)),
+                1..=max_body_bytes,
+                &format!("{label}.max_body_bytes must be between 1 and gateway.max_body_bytes ({max_body_bytes})"),
+            )?,
             reserved_params,
             metrics: Default::default(),
         })
@@ -197,17 +209,32 @@ impl Loader<'_> {
             Some(e) => e,
             None => filled("encoding", preset).map_or(Encoding::Hex, |p| p.encoding),
         };
-        let (secrets, sources) = self.secrets(label, "hmac", h_span, &h.secrets)?;
+        let scheme = preset.map_or(Scheme::PLAIN, |p| p.scheme);
+        let (secrets, sources) = self.secrets(label, "hmac", h_span.clone(), &h.secrets)?;
+        let mut keys = Vec::with_capacity(secrets.len());
+        for (j, s) in secrets.iter().enumerate() {
+            let bytes = key_bytes(scheme.key, s.expose()).ok_or_else(|| {
+                missing(&format!("hmac.secrets[{j}] is not a whsec_ key: give the signing secret as the provider shows it, whsec_ and base64"))
+            })?;
+            keys.push(Key::new(algorithm, &bytes));
+        }
+        if let Some(u) = &h.public_url {
+            if !(u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://")) {
+                return Err(self.at(u, format!("{label}.hmac.public_url must be the base the provider calls, such as \"https://www.example.com\"")));
+            }
+        }
         Ok(Some(HmacCheck {
             algorithm,
             header,
             encoding,
-            keys: secrets
-                .iter()
-                .map(|s| Key::new(algorithm, s.expose()))
-                .collect(),
+            keys,
             sources,
             from_preset,
+            scheme,
+            tolerance: h.tolerance.map_or(DEFAULT_TOLERANCE, |d| d.0),
+            public_url: h
+                .public_url
+                .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
         }))
     }
 
@@ -250,6 +277,43 @@ impl Loader<'_> {
     }
 }
 
+impl HmacCheck {
+    /// A preset's signature check with one key, for `callgate sign --preset`.
+    pub(crate) fn for_preset(preset: Preset, secret: &[u8]) -> Result<HmacCheck, String> {
+        let d = preset.defaults().hmac.ok_or_else(|| {
+            format!(
+                "{} signs nothing: it is guarded by the URL token",
+                preset.name()
+            )
+        })?;
+        let key = key_bytes(d.scheme.key, secret)
+            .ok_or("the secret is not a whsec_ key (whsec_ and base64)")?;
+        Ok(HmacCheck {
+            algorithm: d.algorithm,
+            header: HeaderName::from_static(d.header),
+            encoding: d.encoding,
+            keys: vec![Key::new(d.algorithm, &key)],
+            sources: vec![],
+            from_preset: vec![],
+            scheme: d.scheme,
+            tolerance: DEFAULT_TOLERANCE,
+            public_url: None,
+        })
+    }
+}
+
+/// A secret as the key it stands for: its bytes, or a `whsec_` key's decoded base64.
+fn key_bytes(form: KeyForm, secret: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    match form {
+        KeyForm::Raw => Some(secret.to_vec()),
+        KeyForm::Whsec => {
+            let b64 = secret.strip_prefix(b"whsec_").unwrap_or(secret);
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        }
+    }
+}
+
 fn retry(raw: raw::RawRetry) -> Retry {
     Retry {
         base: raw.base.map_or(DEFAULT_RETRY_BASE, |d| d.0),
@@ -259,5 +323,44 @@ fn retry(raw: raw::RawRetry) -> Retry {
             .unwrap_or(DEFAULT_RETRY_MAX_ATTEMPTS)
             .max(1),
         max_age: raw.max_age.map_or(DEFAULT_RETRY_MAX_AGE, |d| d.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn route(spec: &str) -> Arc<Route> {
+        let text = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\n{spec}\n");
+        let config = Config::from_str(&text, Path::new("t.toml")).unwrap();
+        let route = config.routes.iter().next().unwrap().clone();
+        route
+    }
+
+    #[test]
+    fn gengo_retries_for_12_hours_with_bodies_of_at_most_64_kib() {
+        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
+        assert_eq!(r.dedupe_window, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(r.max_body_bytes, 64 * 1024);
+        let own = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }\ndedupe_window = \"1h\"\nmax_body_bytes = 1000");
+        assert_eq!(
+            (own.dedupe_window, own.max_body_bytes),
+            (Some(Duration::from_secs(3600)), 1000)
+        );
+    }
+
+    #[test]
+    fn a_whsec_key_must_be_base64_and_tolerance_is_the_routes_to_set() {
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\npreset = \"standard-webhooks\"\nhmac = { secrets = [\"whsec_!!\"] }\n";
+        let err = Config::from_str(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a whsec_ key"), "{err}");
+        let r = route("preset = \"slack\"\nhmac = { secrets = [\"s\"], tolerance = \"1m\" }");
+        let h = r.hmac.as_ref().unwrap();
+        assert_eq!(h.tolerance, Duration::from_secs(60));
+        assert_eq!(h.header.as_str(), "x-slack-signature");
     }
 }

@@ -16,11 +16,11 @@ use crate::config::Config;
 /// budget (all requests, and this client's share) against many of them.
 pub(super) async fn read_body(
     config: &Config,
+    max: u64,
     held: &mut Held,
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Bytes, Rejection> {
-    let max = config.gateway.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -1,19 +1,13 @@
 //! Provider retries of a callback the receiver already accepted: a body
 //! delivered with a 2xx within the route's `dedupe_window` is answered 200
-//! and not forwarded again. Bodies are known by their SHA-256.
+//! and not forwarded again. A callback is known by its provider's message
+//! id where it has one, else by its body's SHA-256 (`verify::dedupe_key`).
 
 use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 
 use crate::config::Route;
 use crate::queue::{blocking, now_ms, StoreError};
 use crate::state::Shared;
-
-/// The body's digest, when the route dedupes.
-pub(crate) fn digest(route: &Route, body: &[u8]) -> Option<Vec<u8>> {
-    route.dedupe_window.map(|_| Sha256::digest(body).to_vec())
-}
 
 /// Whether this digest was delivered on the route within `window`.
 pub(crate) async fn already_delivered(

@@ -31,12 +31,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::assertion;
+use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, NewCallback};
 use crate::state::Shared;
 use crate::upstream;
-use crate::verify::{self, client_ip, query, Checked, Refusal};
+use crate::verify::{self, client_ip, query, Checked, Refusal, Signable};
 use answer::{text, Body};
 use body::read_body;
 pub(crate) use conn::ConnInfo;
@@ -112,13 +113,28 @@ async fn callback(
     let (mut parts, body) = req.into_parts();
     // Held until the request is answered: the body stays in memory till then.
     let mut held = shared.budget.load().hold(client);
-    let body = match read_body(config, &mut held, &parts.headers, body).await {
+    let body = match read_body(
+        config,
+        route.max_body_bytes,
+        &mut held,
+        &parts.headers,
+        body,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(rejection) => return Handled::rejected(Some(route), rejection, version),
     };
     // The body checks see the headers exactly as they will be forwarded.
     prepare_headers(config, conn, &mut parts, body.len());
-    let checked = match verify::finish(route, pre, &parts.headers, &body) {
+    let url = public_url(route, conn, &parts);
+    let req = Signable {
+        headers: &parts.headers,
+        body: &body,
+        url: url.as_deref(),
+        now: unix_now(),
+    };
+    let checked = match verify::finish(route, pre, &req) {
         Ok(checked) => checked,
         Err(refusal) => return forbidden(shared, route, client, refusal, version),
     };
@@ -127,7 +143,9 @@ async fn callback(
         &config.gateway.verified_header,
         checked.passed,
     );
-    let digest = dedupe::digest(route, &body);
+    let digest = route
+        .dedupe_window
+        .map(|_| verify::dedupe_key(route, &parts.headers, &body));
     if let Some(duplicate) = dedupe(shared, route, digest.as_deref()).await {
         return duplicate;
     }
@@ -377,6 +395,31 @@ async fn forward(
         }
         Err(e) => Handled::failed(route, Failure::Upstream(e)),
     }
+}
+
+/// The URL the provider called, for a scheme that signs it (Twilio): the
+/// route's public base (behind another proxy), or what callgate saw.
+fn public_url(route: &Route, conn: &ConnInfo, parts: &Parts) -> Option<String> {
+    let h = route
+        .hmac
+        .as_ref()
+        .filter(|h| h.scheme.signed == Signed::Twilio)?;
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Some(base) = &h.public_url {
+        return Some(format!("{base}{target}"));
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))?;
+    Some(format!("{}://{host}{target}", conn.proto))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The last phase: the metrics and one log line per request.

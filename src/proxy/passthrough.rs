@@ -47,7 +47,15 @@ pub(super) async fn serve(
     // A script protected only with its parameters: a form body could carry them.
     let body = if protect::needs_body(&site.protect, &path) && form_kind(&parts.headers).is_some() {
         let mut held = shared.budget.load().hold(conn.peer().ip());
-        let body = match read_body(config, &mut held, &parts.headers, incoming).await {
+        let body = match read_body(
+            config,
+            config.gateway.max_body_bytes,
+            &mut held,
+            &parts.headers,
+            incoming,
+        )
+        .await
+        {
             Ok(b) => b,
             Err(rejection) => return Handled::rejected_site(rejection, version),
         };

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use rand::Rng;
-use sha2::{Digest, Sha256};
+
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -211,10 +211,9 @@ async fn record(
     match verdict {
         Verdict::Delivered => {
             let dedupe = route.dedupe_window.map(|_| {
-                (
-                    route.name.clone(),
-                    Sha256::digest(&c.callback.body).to_vec(),
-                )
+                let headers = from_lines(&c.callback.headers).unwrap_or_default();
+                let key = crate::verify::dedupe_key(route, &headers, &c.callback.body);
+                (route.name.clone(), key)
             });
             blocking(move || {
                 store.delivered(id, dedupe.as_ref().map(|(r, d)| (r.as_str(), &d[..], now)))

@@ -21,8 +21,9 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::presets::Payload;
 use crate::config::{token_digest, Route, TokenCheck};
-use crate::php::{self, php_name};
+use crate::php::php_name;
 use query::Lookup;
+pub(crate) use signature::Signable;
 use signature::SignatureError;
 
 /// The checks a request passed; only configured checks can be true.
@@ -132,27 +133,19 @@ pub(crate) fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Prech
 }
 
 /// The checks over the body (signature, payload shape), after [`precheck`].
+/// `req` carries the headers as they will be forwarded, the body, the time
+/// and (for Twilio) the public URL.
 pub(crate) fn finish(
     route: &Route,
     pre: Prechecked,
-    headers: &HeaderMap,
-    body: &[u8],
+    req: &Signable<'_>,
 ) -> Result<Checked, Refusal> {
     let Prechecked(mut checked) = pre;
+    let (headers, body) = (req.headers, req.body);
     if let Some(h) = &route.hmac {
         // Every spelling a receiver reads as the signature header counts:
         // two of them are two signatures, and which one would it check?
-        let mut values = headers
-            .iter()
-            .filter(|(name, _)| php::same_header(name.as_str(), h.header.as_str()))
-            .map(|(_, v)| v);
-        let claim = match (values.next(), values.next()) {
-            (None, _) => return Err(Refusal::Hmac(SignatureError::Missing)),
-            (Some(_), Some(_)) => return Err(Refusal::Hmac(SignatureError::Duplicated)),
-            (Some(v), None) => v,
-        };
-        signature::verify(&h.keys, h.algorithm, h.encoding, claim.as_bytes(), body)
-            .map_err(Refusal::Hmac)?;
+        signature::verify_scheme(h, req).map_err(Refusal::Hmac)?;
         checked.passed.hmac = true;
     }
     check_body_params(route, headers, body)?;
@@ -172,7 +165,32 @@ pub(crate) fn check(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Checked, Refusal> {
-    finish(route, precheck(route, client, uri)?, headers, body)
+    let req = Signable {
+        headers,
+        body,
+        url: None,
+        now: 0,
+    };
+    finish(route, precheck(route, client, uri)?, &req)
+}
+
+/// What identifies a callback for redelivery dedupe: the provider's message
+/// id where it sends one (a redelivery may differ in its timestamp and
+/// signature, never in its id), else the body's SHA-256.
+pub(crate) fn dedupe_key(route: &Route, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let id = route
+        .hmac
+        .as_ref()
+        .and_then(|h| signature::message_id(h.scheme, headers, body));
+    match id {
+        Some(id) => Sha256::new()
+            .chain_update(b"message-id\0")
+            .chain_update(id.as_bytes())
+            .finalize()
+            .to_vec(),
+        None => Sha256::digest(body).to_vec(),
+    }
 }
 
 /// The index of the secret the query's token matches. Every secret is
@@ -563,16 +581,32 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
             let u = uri(&format!("/cb?token={t}"));
             let pre = precheck(&r, ip("10.1.1.1"), &u).unwrap();
             // finish() takes the precheck's finding as it is: no second look at the token.
-            let done = finish(&r, pre, &HeaderMap::new(), b"").unwrap();
+            let empty = HeaderMap::new();
+            let req = Signable {
+                headers: &empty,
+                body: b"",
+                url: None,
+                now: 0,
+            };
+            let done = finish(&r, pre, &req).unwrap();
             assert_eq!(done.token_secret, Some(i));
             assert_eq!(done.passed.header_value(), "token");
         }
         let no_token = route("allow_ips = [\"10.0.0.0/8\"]");
         let pre = precheck(&no_token, ip("10.1.1.1"), &uri("/cb")).unwrap();
         assert_eq!(
-            finish(&no_token, pre, &HeaderMap::new(), b"")
-                .unwrap()
-                .token_secret,
+            finish(
+                &no_token,
+                pre,
+                &Signable {
+                    headers: &HeaderMap::new(),
+                    body: b"",
+                    url: None,
+                    now: 0
+                }
+            )
+            .unwrap()
+            .token_secret,
             None
         );
     }

@@ -9,7 +9,13 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use subtle::{Choice, ConstantTimeEq};
 
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use crate::config::presets::{Claims, IdSource, Scheme, Signed};
+use crate::config::HmacCheck;
 use crate::crypto::{Algorithm, Encoding, Key};
+use crate::php;
 
 /// Why a claimed signature was not accepted. Shown in logs, never to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +35,21 @@ pub enum SignatureError {
     /// Well-formed, but no key gives this digest of the body.
     #[error("signature does not match the body")]
     Mismatch,
+    /// The signed timestamp is missing or not Unix seconds.
+    #[error("timestamp missing or not a number of seconds")]
+    Timestamp,
+    /// The signed timestamp is older than the tolerance: a replay.
+    #[error("timestamp {0} s old, over the tolerance")]
+    Stale(i64),
+    /// The signed timestamp is further in the future than the tolerance.
+    #[error("timestamp {0} s in the future, over the tolerance")]
+    Future(i64),
+    /// A part of the signed string is missing from the request (an id header, the URL).
+    #[error("{0} missing from the request")]
+    MissingPart(&'static str),
+    /// Twilio's bodySHA256 parameter is not the body's digest.
+    #[error("bodySHA256 does not match the body")]
+    BodyHash,
 }
 
 // Providers differ on base64 padding; the digest length is fixed, so accepting
@@ -102,6 +123,259 @@ pub fn verify(
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
+    }
+}
+
+/// What a scheme's check needs of the request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signable<'a> {
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a [u8],
+    /// The public URL the provider called (Twilio signs it).
+    pub(crate) url: Option<&'a str>,
+    /// Unix seconds now.
+    pub(crate) now: i64,
+}
+
+/// What a check found, beyond passing: the signed timestamp's skew (for
+/// `explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Found {
+    pub(crate) skew: Option<i64>,
+}
+
+/// Check a request against a route's signature scheme: the signature
+/// header exactly once (in any spelling a receiver folds to it), the signed
+/// timestamp within the tolerance, then every claimed signature against
+/// every key, in constant time.
+pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, SignatureError> {
+    let value = one_header(req.headers, h.header.as_str())?.ok_or(SignatureError::Missing)?;
+    let (ts_field, claims) = claims(h.scheme.claims, value);
+    let mut found = Found::default();
+    let ts = if h.scheme.timed() {
+        let raw = match h.scheme.timestamp {
+            Some(name) => one_header(req.headers, name)?.ok_or(SignatureError::Timestamp)?,
+            None => ts_field.ok_or(SignatureError::Timestamp)?,
+        };
+        found.skew = Some(fresh(h, raw, req.now)?);
+        Some(raw)
+    } else {
+        None
+    };
+    let (mut parts, with_form) = message(h.scheme, req, ts)?;
+    let form;
+    if with_form {
+        form = twilio_params(req.body);
+        parts.extend(form.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
+    }
+    let mut ok = Choice::from(0);
+    let mut problem = SignatureError::Malformed("a signature entry");
+    let mut decoded_any = false;
+    for claim in claims {
+        match decode_claim(claim, h.algorithm, h.encoding) {
+            Ok(claimed) => {
+                decoded_any = true;
+                for key in &h.keys {
+                    ok |= key.digest_parts(&parts).ct_eq(&claimed);
+                }
+            }
+            Err(e) => problem = e,
+        }
+    }
+    match (bool::from(ok), decoded_any) {
+        (true, _) => Ok(found),
+        (false, true) => Err(SignatureError::Mismatch),
+        (false, false) => Err(problem),
+    }
+}
+
+/// The one value of a header, in any spelling a receiver folds to it.
+fn one_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>, SignatureError> {
+    let mut values = headers
+        .iter()
+        .filter(|(n, _)| php::same_header(n.as_str(), name))
+        .map(|(_, v)| v.as_bytes());
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(SignatureError::Duplicated),
+        (Some(v), None) => Ok(Some(v)),
+    }
+}
+
+/// The signatures a header value claims, and a timestamp field if it has one.
+fn claims(form: Claims, value: &[u8]) -> (Option<&[u8]>, Vec<&[u8]>) {
+    match form {
+        Claims::Whole => (None, vec![value]),
+        Claims::Prefixed(prefix) => match value.trim_ascii().strip_prefix(prefix.as_bytes()) {
+            Some(rest) => (None, vec![rest]),
+            None => (None, vec![]),
+        },
+        Claims::Fields { sig, ts } => {
+            let mut stamp = None;
+            let mut sigs = Vec::new();
+            for field in value.split(|&b| b == b',') {
+                let Some(eq) = field.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                let (k, v) = (field[..eq].trim_ascii(), field[eq + 1..].trim_ascii());
+                if k == ts.as_bytes() {
+                    stamp = Some(v);
+                } else if k == sig.as_bytes() {
+                    sigs.push(v);
+                }
+            }
+            (stamp, sigs)
+        }
+        Claims::List { prefix } => (
+            None,
+            value
+                .split(|&b| b == b' ')
+                .filter_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+                .collect(),
+        ),
+    }
+}
+
+/// The timestamp's skew (now - timestamp), if within the tolerance.
+fn fresh(h: &HmacCheck, raw: &[u8], now: i64) -> Result<i64, SignatureError> {
+    let ts: i64 = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or(SignatureError::Timestamp)?;
+    let skew = now.saturating_sub(ts);
+    let tolerance = h.tolerance.as_secs() as i64;
+    if skew > tolerance {
+        return Err(SignatureError::Stale(skew));
+    }
+    if h.scheme.both_ways && -skew > tolerance {
+        return Err(SignatureError::Future(-skew));
+    }
+    Ok(skew)
+}
+
+/// The signed string's parts, and whether the sorted form parameters follow
+/// them (Twilio's form bodies).
+fn message<'a>(
+    scheme: Scheme,
+    req: &Signable<'a>,
+    ts: Option<&'a [u8]>,
+) -> Result<(Vec<&'a [u8]>, bool), SignatureError> {
+    let ts = || ts.ok_or(SignatureError::Timestamp);
+    let parts = match scheme.signed {
+        Signed::Body => vec![req.body],
+        Signed::TimestampBody => vec![ts()?, b".", req.body],
+        Signed::SlackV0 => vec![b"v0:", ts()?, b":", req.body],
+        Signed::IdTimestampBody => {
+            let name = match scheme.id {
+                IdSource::Header(name) => name,
+                _ => "the message id",
+            };
+            let id = one_header(req.headers, name)?
+                .ok_or(SignatureError::MissingPart("the message id header"))?;
+            vec![id, b".", ts()?, b".", req.body]
+        }
+        Signed::Twilio => {
+            let url = req
+                .url
+                .ok_or(SignatureError::MissingPart("the public URL"))?;
+            // A JSON body is signed by its digest in the URL, not by parameters.
+            if let Some(claimed) = twilio_body_hash(url) {
+                let digest = hex::encode(Sha256::digest(req.body));
+                if !bool::from(
+                    digest
+                        .as_bytes()
+                        .ct_eq(claimed.to_ascii_lowercase().as_bytes()),
+                ) {
+                    return Err(SignatureError::BodyHash);
+                }
+                return Ok((vec![url.as_bytes()], false));
+            }
+            return Ok((vec![url.as_bytes()], true));
+        }
+    };
+    Ok((parts, false))
+}
+
+/// Twilio's `bodySHA256` query parameter, if the URL has one.
+fn twilio_body_hash(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "bodySHA256")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A form body's parameters sorted by name, then value, as Twilio signs them.
+fn twilio_params(body: &[u8]) -> Vec<(String, String)> {
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    params.sort();
+    params
+}
+
+/// The header lines a provider would send with `body` (for `callgate sign
+/// --preset`), signed with the same code the gateway verifies with.
+pub(crate) fn provider_headers(
+    h: &HmacCheck,
+    ts: i64,
+    id: &str,
+    url: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, SignatureError> {
+    let ts_text = ts.to_string();
+    let mut headers = HeaderMap::new();
+    let mut out = Vec::new();
+    if let IdSource::Header(name) = h.scheme.id {
+        out.push((name.to_owned(), id.to_owned()));
+        headers.insert(
+            name,
+            http::HeaderValue::from_str(id)
+                .map_err(|_| SignatureError::MissingPart("a valid id"))?,
+        );
+    }
+    let req = Signable {
+        headers: &headers,
+        body,
+        url,
+        now: ts,
+    };
+    let ts_part = h.scheme.timed().then_some(ts_text.as_bytes());
+    let (mut parts, with_form) = message(h.scheme, &req, ts_part)?;
+    let form;
+    if with_form {
+        form = twilio_params(body);
+        parts.extend(form.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
+    }
+    let key = h.keys.first().ok_or(SignatureError::MissingPart("a key"))?;
+    let sig = crate::crypto::encode(&key.digest_parts(&parts), h.encoding);
+    if let Some(name) = h.scheme.timestamp {
+        out.push((name.to_owned(), ts_text.clone()));
+    }
+    let value = match h.scheme.claims {
+        Claims::Whole if h.header.as_str() == "x-hub-signature-256" => format!("sha256={sig}"),
+        Claims::Whole => sig,
+        Claims::Prefixed(prefix) => format!("{prefix}{sig}"),
+        Claims::Fields { sig: name, ts } => format!("{ts}={ts_text},{name}={sig}"),
+        Claims::List { prefix } => format!("{prefix}{sig}"),
+    };
+    out.push((h.header.as_str().to_owned(), value));
+    Ok(out)
+}
+
+/// The message id a provider gave this callback, for redelivery dedupe.
+pub(crate) fn message_id(scheme: Scheme, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    match scheme.id {
+        IdSource::None => None,
+        IdSource::Header(name) => one_header(headers, name)
+            .ok()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned),
+        IdSource::JsonField(field) => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()?
+            .get(field)?
+            .as_str()
+            .map(str::to_owned),
     }
 }
 
@@ -404,5 +678,246 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    mod schemes {
+        use super::super::*;
+        use crate::config::presets::Preset;
+        use http::HeaderValue;
+
+        fn check(preset: Preset, secret: &str) -> HmacCheck {
+            HmacCheck::for_preset(preset, secret.as_bytes()).unwrap()
+        }
+
+        fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_str(v).unwrap());
+            }
+            h
+        }
+
+        fn run(
+            h: &HmacCheck,
+            pairs: &[(&'static str, &str)],
+            body: &[u8],
+            url: Option<&str>,
+            now: i64,
+        ) -> Result<Found, SignatureError> {
+            let headers = headers(pairs);
+            verify_scheme(
+                h,
+                &Signable {
+                    headers: &headers,
+                    body,
+                    url,
+                    now,
+                },
+            )
+        }
+
+        /// docs.github.com, "Validating webhook deliveries", test values.
+        #[test]
+        fn github_vector() {
+            let h = check(Preset::Github, "It's a Secret to Everybody");
+            let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+            assert!(run(
+                &h,
+                &[("x-hub-signature-256", sig)],
+                b"Hello, World!",
+                None,
+                0
+            )
+            .is_ok());
+            assert_eq!(
+                run(
+                    &h,
+                    &[("x-hub-signature-256", sig)],
+                    b"Hello, World?",
+                    None,
+                    0
+                ),
+                Err(SignatureError::Mismatch)
+            );
+        }
+
+        /// api.slack.com, "Verifying requests from Slack", the worked example.
+        #[test]
+        fn slack_vector_and_its_window() {
+            let h = check(Preset::Slack, "8f742231b10e8888abcd99yyyzzz85a5");
+            let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+            let pairs = [
+                ("x-slack-request-timestamp", "1531420618"),
+                (
+                    "x-slack-signature",
+                    "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+                ),
+            ];
+            assert_eq!(
+                run(&h, &pairs, body, None, 1531420618 + 299).unwrap().skew,
+                Some(299)
+            );
+            assert_eq!(
+                run(&h, &pairs, body, None, 1531420618 + 301),
+                Err(SignatureError::Stale(301))
+            );
+            assert_eq!(
+                run(&h, &pairs, body, None, 1531420618 - 301),
+                Err(SignatureError::Future(301))
+            );
+        }
+
+        /// The Standard Webhooks reference vector (the spec's libraries' tests).
+        #[test]
+        fn standard_webhooks_vector_with_rotation() {
+            let h = check(
+                Preset::StandardWebhooks,
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            );
+            let body = br#"{"test": 2432232314}"#;
+            let pairs = |sig: &'static str| {
+                [
+                    ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+                    ("webhook-timestamp", "1614265330"),
+                    ("webhook-signature", sig),
+                ]
+            };
+            let sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+            assert!(run(&h, &pairs(sig), body, None, 1614265330).is_ok());
+            let rotated = "v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+            assert!(run(&h, &pairs(rotated), body, None, 1614265330).is_ok());
+            assert_eq!(
+                run(&h, &pairs(sig), body, None, 1614265330 + 600),
+                Err(SignatureError::Stale(600))
+            );
+            let other_id = [
+                ("webhook-id", "msg_other"),
+                ("webhook-timestamp", "1614265330"),
+                ("webhook-signature", sig),
+            ];
+            assert_eq!(
+                run(&h, &other_id, body, None, 1614265330),
+                Err(SignatureError::Mismatch)
+            );
+            let provided =
+                provider_headers(&h, 1614265330, "msg_p5jXN8AQM9LWM0D4loKWxJek", None, body)
+                    .unwrap();
+            assert!(
+                provided.contains(&("webhook-signature".into(), sig.into())),
+                "{provided:?}"
+            );
+        }
+
+        /// twilio.com, "Webhooks security": the worked example, as the docs
+        /// gave it before and after they changed the phone numbers.
+        #[test]
+        fn twilio_vectors() {
+            let h = check(Preset::Twilio, "12345");
+            let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+            for (phone, sig) in [
+                ("%2B12349013030", "0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+                ("%2B14158675310", "GvWf1cFY/Q7PnoempGyD5oXAezc="),
+            ] {
+                let body = format!("CallSid=CA1234567890ABCDE&Caller={phone}&Digits=1234&From={phone}&To=%2B18005551212");
+                assert!(
+                    run(
+                        &h,
+                        &[("x-twilio-signature", sig)],
+                        body.as_bytes(),
+                        Some(url),
+                        0
+                    )
+                    .is_ok(),
+                    "{sig}"
+                );
+                let other = "https://mycompany.com/myapp.php?foo=1&bar=3";
+                assert_eq!(
+                    run(
+                        &h,
+                        &[("x-twilio-signature", sig)],
+                        body.as_bytes(),
+                        Some(other),
+                        0
+                    ),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+        }
+
+        #[test]
+        fn twilio_json_bodies_are_signed_by_their_digest_in_the_url() {
+            let h = check(Preset::Twilio, "12345");
+            let body = br#"{"event":"x"}"#;
+            let digest = hex::encode(Sha256::digest(body));
+            let url = format!("https://example.com/hook?bodySHA256={digest}");
+            let lines = provider_headers(&h, 0, "", Some(&url), body).unwrap();
+            let sig = lines
+                .iter()
+                .find(|(n, _)| n == "x-twilio-signature")
+                .unwrap()
+                .1
+                .clone();
+            assert!(run(
+                &h,
+                &[(
+                    "x-twilio-signature",
+                    Box::leak(sig.clone().into_boxed_str())
+                )],
+                body,
+                Some(&url),
+                0
+            )
+            .is_ok());
+            assert_eq!(
+                run(
+                    &h,
+                    &[("x-twilio-signature", Box::leak(sig.into_boxed_str()))],
+                    b"{}",
+                    Some(&url),
+                    0
+                ),
+                Err(SignatureError::BodyHash)
+            );
+        }
+
+        #[test]
+        fn stripe_checks_only_old_timestamps_and_any_v1() {
+            let h = check(Preset::Stripe, "whsec_stripe_test");
+            let body = br#"{"id":"evt_1","object":"event"}"#;
+            let lines = provider_headers(&h, 1000, "", None, body).unwrap();
+            let value = lines
+                .iter()
+                .find(|(n, _)| n == "stripe-signature")
+                .unwrap()
+                .1
+                .clone();
+            assert!(value.starts_with("t=1000,v1="), "{value}");
+            let v: &'static str = Box::leak(value.into_boxed_str());
+            assert!(run(&h, &[("stripe-signature", v)], body, None, 1000 + 300).is_ok());
+            assert_eq!(
+                run(&h, &[("stripe-signature", v)], body, None, 1000 + 301),
+                Err(SignatureError::Stale(301))
+            );
+            assert!(
+                run(&h, &[("stripe-signature", v)], body, None, 1000 - 3600).is_ok(),
+                "future is Stripe's own business"
+            );
+            let rotated: &'static str =
+                Box::leak(format!("t=1000,v1=00,{}", &v[7..]).into_boxed_str());
+            assert!(run(&h, &[("stripe-signature", rotated)], body, None, 1000).is_ok());
+            assert_eq!(
+                message_id(h.scheme, &HeaderMap::new(), body).as_deref(),
+                Some("evt_1")
+            );
+        }
+
+        #[test]
+        fn tolq_accepts_its_client_librarys_sha1_prefix() {
+            let h = check(Preset::Tolq, "apikey");
+            let body = br#"{"id":1}"#;
+            let hex = hex::encode(Key::new(Algorithm::Sha1, b"apikey").digest(body));
+            let prefixed: &'static str = Box::leak(format!("sha1={hex}").into_boxed_str());
+            assert!(run(&h, &[("x-tolq-signature", prefixed)], body, None, 0).is_ok());
+        }
     }
 }
