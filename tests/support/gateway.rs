@@ -79,6 +79,16 @@ impl Gateway {
     pub fn launch(text: &str, env: &[(&str, &str)], prefix: &[&str], args: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("callgate.toml");
+        // Each gateway its own store (dedupe state would otherwise outlive
+        // the test in the default /var/lib/callgate).
+        let text = match text.contains("[queue]") {
+            true => text.to_owned(),
+            false => format!(
+                "{text}\n[queue]\ndir = {:?}\n",
+                dir.path().join("queue").display().to_string()
+            ),
+        };
+        let text = text.as_str();
         std::fs::write(&config_path, text).unwrap();
         let mut cmd = match prefix.split_first() {
             Some((wrapper, rest)) => {
