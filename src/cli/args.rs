@@ -47,6 +47,25 @@ pub enum Command {
         #[command(subcommand)]
         action: QueueCommand,
     },
+    /// Say which of a route's checks a captured request passes, and why the
+    /// others fail (keys by index, never a secret). Exit 0 pass, 1 refuse.
+    Explain {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_PATH)]
+        config: PathBuf,
+        /// The route's name.
+        #[arg(long)]
+        route: String,
+        /// A raw HTTP/1.1 request as captured (head, blank line, body).
+        #[arg(long)]
+        request: PathBuf,
+        /// The source address it came from (for allow_ips).
+        #[arg(long)]
+        from: Option<std::net::IpAddr>,
+        /// The URL the provider called (for Twilio); default https:// + Host + target.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Read a body on stdin and print its signature (to simulate a provider).
     Sign {
         /// Secret spec: env:NAME, file:PATH, cred:NAME or a literal.

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod explain;
 mod queue;
 mod sign;
 
@@ -21,6 +22,13 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(crate::server::run(&config, threads))),
         Command::Check { config } => check::check(&config),
+        Command::Explain {
+            config,
+            route,
+            request,
+            from,
+            url,
+        } => explain::explain(&config, &route, &request, from, url),
         Command::Queue { config, action } => queue::queue(&config, action),
         Command::Sign {
             secret,

@@ -301,7 +301,7 @@ pub(crate) struct TokenCheck {
 }
 
 /// The body signature check.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct HmacCheck {
     pub(crate) algorithm: Algorithm,
     pub(crate) header: HeaderName,

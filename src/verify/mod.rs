@@ -9,6 +9,7 @@
 //! without it, and nothing is checked twice. [`check`] is both in one call.
 
 pub mod client_ip;
+pub(crate) mod explain;
 pub(crate) mod protect;
 pub mod query;
 pub mod signature;

@@ -1,0 +1,123 @@
+//! `callgate explain`: run a route's checks on a captured request and say,
+//! check by check, what passes and why the rest fail.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+
+use crate::config::Config;
+use crate::verify::explain::{explain as run, Verdict};
+use crate::verify::Signable;
+
+/// Explain one captured request against one route; Err (exit 1) if refused.
+pub(super) fn explain(
+    config: &Path,
+    route: &str,
+    request: &Path,
+    from: Option<IpAddr>,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    let Some(r) = config.routes.iter().find(|r| r.name == route) else {
+        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        bail!("no route named {route:?} (routes: {})", names.join(", "));
+    };
+    let raw =
+        std::fs::read(request).with_context(|| format!("cannot read {}", request.display()))?;
+    let (uri, headers, body) =
+        parse(&raw).with_context(|| format!("{} is not an HTTP/1.1 request", request.display()))?;
+    let url = url.or_else(|| {
+        let host = headers.get(http::header::HOST)?.to_str().ok()?;
+        Some(format!("https://{host}{}", uri.path_and_query()?.as_str()))
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let req = Signable {
+        headers: &headers,
+        body: &body,
+        url: url.as_deref(),
+        now,
+    };
+    println!(
+        "route {:?}: {} bytes of body, target {uri}",
+        r.name,
+        body.len()
+    );
+    let mut refused = false;
+    for (check, verdict) in run(r, from, &uri, &req) {
+        let line = match verdict {
+            Verdict::Pass(why) => format!("pass  {why}"),
+            Verdict::Fail(why) => {
+                refused = true;
+                format!("FAIL  {why}")
+            }
+            Verdict::Unknown(why) => format!("?     {why}"),
+            Verdict::NotConfigured => "-     not configured".to_owned(),
+        };
+        println!("  {check:<8}{line}");
+    }
+    if refused {
+        bail!("the gateway would refuse this request (403)");
+    }
+    println!("the gateway would accept this request");
+    Ok(())
+}
+
+/// Target, headers and body of a raw request (chunked bodies decoded).
+fn parse(raw: &[u8]) -> anyhow::Result<(Uri, HeaderMap, Vec<u8>)> {
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut slots);
+    let head = match req.parse(raw)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => bail!("the head is cut short"),
+    };
+    let uri: Uri = req.path.context("no request target")?.parse()?;
+    let mut headers = HeaderMap::new();
+    for h in req.headers.iter() {
+        headers.append(
+            HeaderName::from_bytes(h.name.as_bytes())?,
+            HeaderValue::from_bytes(h.value)?,
+        );
+    }
+    let rest = &raw[head..];
+    let chunked = headers
+        .get(http::header::TRANSFER_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        let len = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(rest.len());
+        rest.get(..len)
+            .context("the body is shorter than its Content-Length")?
+            .to_vec()
+    };
+    Ok((uri, headers, body))
+}
+
+fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("a chunk size line is cut short")?;
+        let size_text = std::str::from_utf8(&rest[..line_end])?
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        let size = usize::from_str_radix(size_text, 16).context("a bad chunk size")?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(rest.get(..size).context("a chunk is cut short")?);
+        rest = rest.get(size + 2..).context("a chunk is cut short")?;
+    }
+}
