@@ -342,3 +342,25 @@ async fn plain_http_is_redirected_to_https_but_routes_keep_working() {
         .await;
     assert_eq!(&r.body[..], b"page");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_goes_through_over_tls_too() {
+    let site = site().await;
+    let gw = gateway(&site, "");
+    let tcp = TcpStream::connect(gw.https.unwrap()).await.unwrap();
+    let config = support::client::client_config(Version::H1, false, &[]);
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/ws", gw.https_port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .expect("WebSocket handshake through callgate's TLS");
+    ws.send(Message::text("over wss")).await.unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "over wss");
+}

@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::server::conn::http1;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -30,7 +31,7 @@ pub(super) async fn serve_connection(
     peer: SocketAddr,
     kind: Kind,
     shared: &Arc<Shared>,
-    watcher: Watcher,
+    stop: watch::Receiver<bool>,
 ) {
     let config = shared.config.load_full();
     let mut tcp = tcp;
@@ -38,13 +39,13 @@ pub(super) async fn serve_connection(
         return;
     };
     let result = match kind {
-        Kind::Admin => serve_admin(tcp, shared, &config.gateway, watcher, peer).await,
+        Kind::Admin => serve_admin(tcp, shared, &config.gateway, stop, peer).await,
         Kind::Http => {
             let https_port = shared.https_port.load(std::sync::atomic::Ordering::Relaxed);
             let info = ConnInfo::new(peer, "http", https_port);
             let gateway = config.gateway.clone();
             drop(config);
-            serve_http(tcp, shared, info, &gateway, watcher).await
+            serve_http(tcp, shared, info, &gateway, stop).await
         }
         Kind::Https => {
             let Some(stream) = handshake(shared, &config, tcp, peer).await else {
@@ -53,7 +54,7 @@ pub(super) async fn serve_connection(
             // A reload swaps certificates for the connections that come after it.
             let gateway = config.gateway.clone();
             drop(config);
-            serve_https(stream, shared, peer, &gateway, watcher).await
+            serve_https(stream, shared, peer, &gateway, stop).await
         }
     };
     if let Err(e) = result {
@@ -113,7 +114,7 @@ async fn handshake(
 // (head read to last body byte written) for header_read_timeout before its
 // first request, idle_timeout after.
 macro_rules! serve {
-    ($builder:expr, $serve:ident, $io:expr, $gateway:expr, $watcher:expr, $peer:expr, $handle:expr) => {{
+    ($conn:expr, $io:expr, $gateway:expr, $stop:expr, $peer:expr, $handle:expr) => {{
         let activity = Activity::new();
         let svc = {
             let activity = activity.clone();
@@ -131,17 +132,25 @@ macro_rules! serve {
                 })
             })
         };
-        let builder = $builder;
-        let conn = builder.$serve(TokioIo::new($io), svc);
         // Boxed, as is the handshake: the connection's task then holds only
         // what each phase needs, not the largest of them all.
-        let mut watched = Box::pin($watcher.watch(conn));
-        let peer = $peer;
+        let mut conn = Box::pin($conn(TokioIo::new($io), svc));
+        let (peer, mut stop) = ($peer, $stop);
+        let stopping = async move {
+            // A dropped sender is a stop too.
+            let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
+        };
         tokio::select! {
-            result = &mut watched => result.map_err(BoxError::from),
+            result = conn.as_mut() => result.map_err(BoxError::from),
             _ = activity.idle($gateway.header_read_timeout, $gateway.idle_timeout) => {
                 tracing::debug!(%peer, "closing a silent connection");
                 Ok(())
+            }
+            // Stopping: requests in flight finish (the thread's drain_timeout
+            // bounds them), then the connection closes.
+            _ = stopping => {
+                conn.as_mut().graceful_shutdown();
+                conn.await.map_err(BoxError::from)
             }
         }
     }};
@@ -151,20 +160,14 @@ async fn serve_admin(
     tcp: TcpStream,
     shared: &Arc<Shared>,
     gateway: &Gateway,
-    watcher: Watcher,
+    stop: watch::Receiver<bool>,
     peer: SocketAddr,
 ) -> Result<(), BoxError> {
     let shared = shared.clone();
     let handle = move |req| admin::handle(shared.clone(), req);
-    serve!(
-        auto_builder(gateway),
-        serve_connection,
-        tcp,
-        gateway,
-        watcher,
-        peer,
-        handle
-    )
+    let builder = auto_builder(gateway);
+    let serve = |io, svc| builder.serve_connection(io, svc);
+    serve!(serve, tcp, gateway, stop, peer, handle)
 }
 
 /// Plain HTTP: HTTP/1.1 and h2 told apart by the first bytes.
@@ -173,21 +176,15 @@ async fn serve_http(
     shared: &Arc<Shared>,
     info: ConnInfo,
     gateway: &Gateway,
-    watcher: Watcher,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), BoxError> {
     let peer = info.peer();
     let shared = shared.clone();
     let handle = move |req| proxy::handle(shared.clone(), info.clone(), req);
     // With upgrades: the pass-through tunnels WebSockets.
-    serve!(
-        auto_builder(gateway),
-        serve_connection_with_upgrades,
-        tcp,
-        gateway,
-        watcher,
-        peer,
-        handle
-    )
+    let builder = auto_builder(gateway);
+    let serve = |io, svc| builder.serve_connection_with_upgrades(io, svc);
+    serve!(serve, tcp, gateway, stop, peer, handle)
 }
 
 /// TLS: the protocol ALPN chose.
@@ -196,7 +193,7 @@ async fn serve_https(
     shared: &Arc<Shared>,
     peer: SocketAddr,
     gateway: &Gateway,
-    watcher: Watcher,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), BoxError> {
     let info = ConnInfo::new(peer, "https", 0);
     let shared = shared.clone();
@@ -205,29 +202,17 @@ async fn serve_https(
     // sniffing the first bytes, whose replay buffer costs every
     // connection another 8 KiB for as long as it stays open.
     // Without ALPN a TLS client speaks HTTP/1.1 (RFC 9113 §3.2).
+    // (hyper-util's auto builder sniffs whenever it may upgrade, even when
+    // told the protocol: hyper's own builder it is, with upgrades for the
+    // pass-through's WebSockets.)
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve!(
-            h2_builder(gateway),
-            serve_connection,
-            stream,
-            gateway,
-            watcher,
-            peer,
-            handle
-        )
+        let builder = h2_builder(gateway);
+        let serve = |io, svc| builder.serve_connection(io, svc);
+        serve!(serve, stream, gateway, stop, peer, handle)
     } else {
-        // hyper-util's builder, told the protocol, does not sniff; its
-        // connection can be upgraded (WebSocket) and drained.
-        let h1 = auto_builder(gateway).http1_only();
-        serve!(
-            h1,
-            serve_connection_with_upgrades,
-            stream,
-            gateway,
-            watcher,
-            peer,
-            handle
-        )
+        let builder = h1_builder(gateway);
+        let serve = |io, svc| builder.serve_connection(io, svc).with_upgrades();
+        serve!(serve, stream, gateway, stop, peer, handle)
     }
 }
 
@@ -261,6 +246,12 @@ fn auto_builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     h1_settings!(builder.http1(), gateway);
     h2_settings!(builder.http2(), gateway);
+    builder
+}
+
+fn h1_builder(gateway: &Gateway) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    h1_settings!(builder, gateway);
     builder
 }
 

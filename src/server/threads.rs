@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
 
 use super::connection::serve_connection;
 use super::listeners::Kind;
@@ -88,7 +88,8 @@ pub(super) async fn serve_thread(
     inbox: mpsc::UnboundedReceiver<Handoff>,
     stop: watch::Receiver<bool>,
 ) {
-    let graceful = Arc::new(GracefulShutdown::new());
+    // Every connection of this thread, so the drain can wait for them.
+    let tracker = TaskTracker::new();
     let mut loops = tokio::task::JoinSet::new();
     for (listener, kind) in listeners {
         match TcpListener::from_std(listener) {
@@ -97,30 +98,21 @@ pub(super) async fn serve_thread(
                     l,
                     kind,
                     serving.clone(),
-                    graceful.clone(),
+                    tracker.clone(),
                     stop.clone(),
                 ));
             }
             Err(e) => tracing::error!(listener = kind.name(), "cannot serve: {e}"),
         }
     }
-    loops.spawn(take_handoffs(
-        inbox,
-        serving.clone(),
-        graceful.clone(),
-        stop,
-    ));
+    loops.spawn(take_handoffs(inbox, serving.clone(), tracker.clone(), stop));
     // Each loop closes its socket as it ends: new clients then fail fast
     // instead of waiting in the backlog.
     while loops.join_next().await.is_some() {}
-    let Ok(graceful) = Arc::try_unwrap(graceful) else {
-        return;
-    };
+    // The connections saw the same stop: each finishes what is in flight.
+    tracker.close();
     let drain = serving.shared.config.load().gateway.drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
         tracing::warn!("drain_timeout reached; closing the remaining connections");
     }
 }
@@ -129,7 +121,7 @@ async fn accept_loop(
     listener: TcpListener,
     kind: Kind,
     serving: Serving,
-    graceful: Arc<GracefulShutdown>,
+    tracker: TaskTracker,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -158,7 +150,7 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let open = serving.balance.pick(serving.me);
         if open.thread == serving.me {
-            spawn_serve(tcp, peer, kind, permit, open, &serving, &graceful);
+            spawn_serve(tcp, peer, kind, permit, open, &serving, &tracker, &stop);
             continue;
         }
         let target = open.thread;
@@ -183,7 +175,7 @@ async fn accept_loop(
 async fn take_handoffs(
     mut inbox: mpsc::UnboundedReceiver<Handoff>,
     serving: Serving,
-    graceful: Arc<GracefulShutdown>,
+    tracker: TaskTracker,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -195,7 +187,9 @@ async fn take_handoffs(
             _ = stop.changed() => return,
         };
         match TcpStream::from_std(h.tcp) {
-            Ok(tcp) => spawn_serve(tcp, h.peer, h.kind, h.permit, h.open, &serving, &graceful),
+            Ok(tcp) => spawn_serve(
+                tcp, h.peer, h.kind, h.permit, h.open, &serving, &tracker, &stop,
+            ),
             Err(e) => tracing::warn!(peer = %h.peer, "cannot serve a handed-over connection: {e}"),
         }
     }
@@ -209,14 +203,15 @@ fn spawn_serve(
     permit: OwnedSemaphorePermit,
     open: Open,
     serving: &Serving,
-    graceful: &GracefulShutdown,
+    tracker: &TaskTracker,
+    stop: &watch::Receiver<bool>,
 ) {
     let shared = serving.shared.clone();
-    let watcher = graceful.watcher();
-    tokio::spawn(async move {
+    let stop = stop.clone();
+    tracker.spawn(async move {
         let (_permit, _open) = (permit, open);
         let _counted = shared.metrics.connection();
-        serve_connection(tcp, peer, kind, &shared, watcher).await;
+        serve_connection(tcp, peer, kind, &shared, stop).await;
     });
 }
 
