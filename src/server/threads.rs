@@ -150,7 +150,7 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let open = serving.balance.pick(serving.me);
         if open.thread == serving.me {
-            spawn_serve(tcp, peer, kind, permit, open, &serving, &tracker, &stop);
+            spawn_serve(tcp, peer, kind, permit, open, &serving, (&tracker, &stop));
             continue;
         }
         let target = open.thread;
@@ -203,8 +203,7 @@ fn spawn_serve(
     permit: OwnedSemaphorePermit,
     open: Open,
     serving: &Serving,
-    tracker: &TaskTracker,
-    stop: &watch::Receiver<bool>,
+    (tracker, stop): (&TaskTracker, &watch::Receiver<bool>),
 ) {
     let shared = serving.shared.clone();
     let stop = stop.clone();
