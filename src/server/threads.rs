@@ -188,7 +188,13 @@ async fn take_handoffs(
         };
         match TcpStream::from_std(h.tcp) {
             Ok(tcp) => spawn_serve(
-                tcp, h.peer, h.kind, h.permit, h.open, &serving, &tracker, &stop,
+                tcp,
+                h.peer,
+                h.kind,
+                h.permit,
+                h.open,
+                &serving,
+                (&tracker, &stop),
             ),
             Err(e) => tracing::warn!(peer = %h.peer, "cannot serve a handed-over connection: {e}"),
         }
