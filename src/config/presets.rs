@@ -186,8 +186,6 @@ impl Preset {
 
     /// The preset's defaults.
     pub(crate) fn defaults(self) -> Defaults {
-        use Algorithm::{Sha1, Sha256};
-        use Encoding::{Base64, Hex};
         let plain = Scheme::PLAIN;
         match self {
             // Tolq sends every callback from one address; its documentation
@@ -196,7 +194,7 @@ impl Preset {
             // which the algorithm prefix rule accepts).
             Preset::Tolq => Defaults {
                 allow_ips: &["84.22.114.141/32"],
-                ..signed("x-tolq-signature", Sha1, Encoding::Auto, plain)
+                ..signed("x-tolq-signature", Algorithm::Sha1, Encoding::Auto, plain)
             },
             // Gengo signs nothing and publishes no source range: the URL
             // token is the only secret it can carry. It retries every 15
@@ -208,6 +206,17 @@ impl Preset {
                 dedupe_window: Some(Duration::from_secs(12 * 3600)),
                 ..NONE
             },
+            signing => signing.signing(),
+        }
+    }
+
+    /// The presets that only sign: each provider's documented scheme.
+    fn signing(self) -> Defaults {
+        use Algorithm::{Sha1, Sha256};
+        use Encoding::{Base64, Hex};
+        let plain = Scheme::PLAIN;
+        match self {
+            Preset::Tolq | Preset::Gengo => NONE,
             Preset::Github => signed(
                 "x-hub-signature-256",
                 Sha256,

@@ -94,14 +94,7 @@ impl Loader<'_> {
                 .dedupe_window
                 .map(|d| d.0)
                 .or(at.preset.and_then(|d| d.dedupe_window)),
-            max_body_bytes: self.number(
-                raw.max_body_bytes,
-                at.preset
-                    .and_then(|d| d.max_body_bytes)
-                    .map_or(max_body_bytes, |p| p.min(max_body_bytes)),
-                1..=max_body_bytes,
-                &format!("{label}.max_body_bytes must be between 1 and gateway.max_body_bytes ({max_body_bytes})"),
-            )?,
+            max_body_bytes: self.body_bound(&at, raw.max_body_bytes, max_body_bytes)?,
             reserved_params,
             metrics: Default::default(),
         })
@@ -236,6 +229,25 @@ impl Loader<'_> {
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
         }))
+    }
+
+    /// The route's body bound: its own, the preset's, or the gateway's, never above that.
+    fn body_bound(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<u64>>,
+        gateway: u64,
+    ) -> Result<u64, ConfigError> {
+        let preset = at.preset.and_then(|d| d.max_body_bytes);
+        self.number(
+            raw,
+            preset.map_or(gateway, |p| p.min(gateway)),
+            1..=gateway,
+            &format!(
+                "{}.max_body_bytes must be between 1 and gateway.max_body_bytes ({gateway})",
+                at.label
+            ),
+        )
     }
 
     fn methods(
