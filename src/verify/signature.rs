@@ -163,11 +163,8 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
         None
     };
     let (mut parts, with_form) = message(h.scheme, req, ts)?;
-    let form;
-    if with_form {
-        form = twilio_params(req.body);
-        parts.extend(form.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
-    }
+    let form = with_form.then(|| twilio_params(req.body));
+    append_form(&mut parts, form.as_deref());
     let mut ok = Choice::from(0);
     let mut problem = SignatureError::Malformed("a signature entry");
     let mut decoded_any = false;
@@ -304,6 +301,13 @@ fn twilio_body_hash(url: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Twilio's signed string goes on with each sorted parameter as name+value.
+fn append_form<'a>(parts: &mut Vec<&'a [u8]>, form: Option<&'a [(String, String)]>) {
+    for (k, v) in form.unwrap_or_default() {
+        parts.extend([k.as_bytes(), v.as_bytes()]);
+    }
+}
+
 /// A form body's parameters sorted by name, then value, as Twilio signs them.
 fn twilio_params(body: &[u8]) -> Vec<(String, String)> {
     let mut params: Vec<(String, String)> = form_urlencoded::parse(body)
@@ -341,11 +345,8 @@ pub(crate) fn provider_headers(
     };
     let ts_part = h.scheme.timed().then_some(ts_text.as_bytes());
     let (mut parts, with_form) = message(h.scheme, &req, ts_part)?;
-    let form;
-    if with_form {
-        form = twilio_params(body);
-        parts.extend(form.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
-    }
+    let form = with_form.then(|| twilio_params(body));
+    append_form(&mut parts, form.as_deref());
     let key = h.keys.first().ok_or(SignatureError::MissingPart("a key"))?;
     let sig = crate::crypto::encode(&key.digest_parts(&parts), h.encoding);
     if let Some(name) = h.scheme.timestamp {
