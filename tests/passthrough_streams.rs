@@ -364,3 +364,40 @@ async fn a_websocket_goes_through_over_tls_too() {
     let echo = ws.next().await.unwrap().unwrap();
     assert_eq!(echo.into_text().unwrap().as_str(), "over wss");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tunnel_holds_its_connection_place() {
+    let site = site().await;
+    let gw = gateway(&site, "");
+    // The gateway of this file allows 20,000; this test's, 2.
+    let text = std::fs::read_to_string(&gw.config_path)
+        .unwrap()
+        .replace("[gateway]\n", "[gateway]\nmax_connections = 2\n");
+    drop(gw);
+    let gw = Gateway::start_raw(&text, &[]);
+    let http = gw.http.unwrap();
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(http).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{http}/ws"), tcp)
+            .await
+            .unwrap();
+        tunnels.push(ws);
+    }
+    // Both places are taken by the tunnels: a third client waits.
+    let client = Client::http(http);
+    let third = client.request(Method::GET, "/page", &[], b"");
+    let waited = tokio::time::timeout(Duration::from_millis(800), third).await;
+    assert!(waited.is_err(), "served while two tunnels held both places");
+    // A tunnel closes: its place is free again.
+    let mut closing = tunnels.pop().unwrap();
+    closing.close(None).await.unwrap();
+    drop(closing);
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        Client::http(http).request(Method::GET, "/page", &[], b""),
+    )
+    .await
+    .expect("still waiting after a tunnel closed");
+    assert_eq!(&r.body[..], b"page");
+}

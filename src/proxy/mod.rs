@@ -40,7 +40,7 @@ use crate::upstream;
 use crate::verify::{self, client_ip, query, Checked, Refusal, Signable};
 use answer::{text, Body};
 use body::read_body;
-pub(crate) use conn::ConnInfo;
+pub(crate) use conn::{ConnInfo, Place};
 use handled::Handled;
 use headers::Seen;
 pub(crate) use rejection::{Failure, Rejection};

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 
 use super::answer::Body;
 use super::body::read_body;
-use super::conn::ConnInfo;
+use super::conn::{ConnInfo, Place};
 use super::handled::Handled;
 use super::headers::{self, Seen};
 use super::rejection::Rejection;
@@ -73,7 +73,7 @@ pub(super) async fn serve(
     let req = Request::from_parts(parts, body);
     let timeout = config.gateway.upstream_timeout;
     match upstream::send(&site.upstream.authority, req, timeout).await {
-        Ok(resp) => Handled::site(answer(resp, upgrade)),
+        Ok(resp) => Handled::site(answer(resp, upgrade, conn.place.clone())),
         Err(e) if over_limit(&e) => {
             Handled::rejected_site(Rejection::TooLarge { declared: false }, version)
         }
@@ -123,14 +123,18 @@ fn prepare(config: &Config, conn: &ConnInfo, parts: &mut Parts, upgrade: bool) {
 }
 
 /// The site's answer for the client; a 101 starts the tunnel.
-fn answer(resp: Response<upstream::UpstreamBody>, client: Option<OnUpgrade>) -> Response<Body> {
+fn answer(
+    resp: Response<upstream::UpstreamBody>,
+    client: Option<OnUpgrade>,
+    place: Place,
+) -> Response<Body> {
     let (mut parts, mut body) = resp.into_parts();
     match (parts.status, client) {
         (StatusCode::SWITCHING_PROTOCOLS, Some(client)) => {
             body.forget_connection();
             let mut resp = Response::from_parts(parts, body);
             let site = hyper::upgrade::on(&mut resp);
-            tokio::spawn(tunnel(client, site));
+            tokio::spawn(tunnel(client, site, place));
             let (parts, body) = resp.into_parts();
             Response::from_parts(parts, body.boxed())
         }
@@ -141,8 +145,9 @@ fn answer(resp: Response<upstream::UpstreamBody>, client: Option<OnUpgrade>) -> 
     }
 }
 
-/// Bytes both ways between the upgraded client and site connections.
-async fn tunnel(client: OnUpgrade, site: OnUpgrade) {
+/// Bytes both ways between the upgraded client and site connections; the
+/// connection's place (max_connections) is held until the tunnel closes.
+async fn tunnel(client: OnUpgrade, site: OnUpgrade, _place: Place) {
     let (Ok(client), Ok(site)) = (client.await, site.await) else {
         return;
     };

@@ -19,7 +19,7 @@ use super::listeners::Kind;
 use super::watchdog::{Activity, InFlightBody};
 use super::{admin, proxy_protocol};
 use crate::config::{Config, Gateway};
-use crate::proxy::{self, ConnInfo};
+use crate::proxy::{self, ConnInfo, Place};
 use crate::state::Shared;
 
 /// h2 streams one client may have open at once.
@@ -32,6 +32,7 @@ pub(super) async fn serve_connection(
     kind: Kind,
     shared: &Arc<Shared>,
     stop: watch::Receiver<bool>,
+    place: Place,
 ) {
     let config = shared.config.load_full();
     let mut tcp = tcp;
@@ -42,7 +43,7 @@ pub(super) async fn serve_connection(
         Kind::Admin => serve_admin(tcp, shared, &config.gateway, stop, peer).await,
         Kind::Http => {
             let https_port = shared.https_port.load(std::sync::atomic::Ordering::Relaxed);
-            let info = ConnInfo::new(peer, "http", https_port);
+            let info = ConnInfo::new(peer, "http", https_port, place);
             let gateway = config.gateway.clone();
             drop(config);
             serve_http(tcp, shared, info, &gateway, stop).await
@@ -54,7 +55,8 @@ pub(super) async fn serve_connection(
             // A reload swaps certificates for the connections that come after it.
             let gateway = config.gateway.clone();
             drop(config);
-            serve_https(stream, shared, peer, &gateway, stop).await
+            let info = ConnInfo::new(peer, "https", 0, place);
+            serve_https(stream, shared, info, &gateway, stop).await
         }
     };
     if let Err(e) = result {
@@ -191,11 +193,11 @@ async fn serve_http(
 async fn serve_https(
     stream: TlsStream<TcpStream>,
     shared: &Arc<Shared>,
-    peer: SocketAddr,
+    info: ConnInfo,
     gateway: &Gateway,
     stop: watch::Receiver<bool>,
 ) -> Result<(), BoxError> {
-    let info = ConnInfo::new(peer, "https", 0);
+    let peer = info.peer();
     let shared = shared.clone();
     let handle = move |req| proxy::handle(shared.clone(), info.clone(), req);
     // ALPN has already named the protocol: serving it directly skips

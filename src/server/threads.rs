@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::connection::serve_connection;
 use super::listeners::Kind;
+use crate::proxy::Place;
 use crate::state::Shared;
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
@@ -214,9 +215,9 @@ fn spawn_serve(
     let shared = serving.shared.clone();
     let stop = stop.clone();
     tracker.spawn(async move {
-        let (_permit, _open) = (permit, open);
         let _counted = shared.metrics.connection();
-        serve_connection(tcp, peer, kind, &shared, stop).await;
+        let place: Place = Arc::new((permit, open));
+        serve_connection(tcp, peer, kind, &shared, stop, place).await;
     });
 }
 
