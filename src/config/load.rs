@@ -224,12 +224,7 @@ impl Loader<'_> {
                 }
                 protect.push(Protected::new(p.get_ref(), None));
             }
-            for r in routes.iter().filter(|r| {
-                r.upstream
-                    .authority
-                    .as_str()
-                    .eq_ignore_ascii_case(upstream.authority.as_str())
-            }) {
+            for r in routes.iter().filter(|r| r.upstream.same_server(&upstream)) {
                 protect.push(Protected::new(
                     &r.upstream.path,
                     r.upstream.query.as_deref(),

@@ -333,6 +333,26 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
+    /// Whether two upstreams are one server: the same port, and the same
+    /// host in any case, or both a loopback name (localhost, 127.x, ::1).
+    /// When in doubt they count as one: a route's script is then protected.
+    pub(crate) fn same_server(&self, other: &Upstream) -> bool {
+        let port = |u: &Upstream| u.authority.port_u16().unwrap_or(80);
+        let host = |u: &Upstream| {
+            u.authority
+                .host()
+                .trim_matches(['[', ']'])
+                .to_ascii_lowercase()
+        };
+        let loopback = |h: &str| {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        };
+        let (a, b) = (host(self), host(other));
+        port(self) == port(other) && (a == b || (loopback(&a) && loopback(&b)))
+    }
+
     /// `http://host:port/path?query` → its parts, ready to join with a
     /// request's query; the error says what to write instead.
     pub(crate) fn parse(s: &str) -> Result<Upstream, String> {

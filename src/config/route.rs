@@ -375,4 +375,20 @@ mod tests {
         assert_eq!(h.tolerance, Duration::from_secs(60));
         assert_eq!(h.header.as_str(), "x-slack-signature");
     }
+
+    #[test]
+    fn a_routes_script_is_protected_on_the_same_server_under_another_loopback_name() {
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://localhost:8080/cb.php\"\nallow_ips = [\"10.0.0.0/8\"]\n[[passthrough]]\nupstream = \"http://127.0.0.1:8080\"\n[[passthrough]]\nupstream = \"http://127.0.0.1:8081\"\n";
+        let config = Config::from_str(text, Path::new("t.toml")).unwrap();
+        let protected: Vec<usize> = config
+            .passthroughs
+            .iter()
+            .map(|p| p.protect.len())
+            .collect();
+        assert_eq!(
+            protected,
+            [1, 0],
+            "same port and a loopback name: one server; another port: another"
+        );
+    }
 }
