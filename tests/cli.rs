@@ -242,26 +242,7 @@ fn the_shipped_example_configs_pass_check() {
 
     // The Apache example, with its certificate paths and systemd credentials
     // pointed at test files.
-    let cert = test_cert();
-    let dir = tempfile::tempdir().unwrap();
-    for (name, value) in [
-        ("tolq-api-key", "k\n"),
-        ("tolq-callback-token", "t\n"),
-        ("gengo-callback-token", "g\n"),
-    ] {
-        std::fs::write(dir.path().join(name), value).unwrap();
-    }
-    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
-        .unwrap()
-        .replace(
-            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
-            &cert.cert_path.display().to_string(),
-        )
-        .replace(
-            "/etc/letsencrypt/live/www.example.com/privkey.pem",
-            &cert.key_path.display().to_string(),
-        )
-        .replace("0.0.0.0:443", "127.0.0.1:0");
+    let (text, dir) = support::gateway::apache_example();
     let path = write_config(dir.path(), &text);
     let creds = dir.path().display().to_string();
     let (code, out, err) = run_cli(

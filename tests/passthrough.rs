@@ -171,28 +171,8 @@ async fn no_spelling_of_a_protected_path_reaches_php() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_apache_example_serves_the_site_and_its_callbacks() {
     let php = PhpReceiver::start_in("site");
-    let cert = support::gateway::test_cert();
-    let creds = tempfile::tempdir().unwrap();
-    for (name, value) in [
-        ("tolq-api-key", "k\n"),
-        ("tolq-callback-token", "t\n"),
-        ("gengo-callback-token", "g\n"),
-    ] {
-        std::fs::write(creds.path().join(name), value).unwrap();
-    }
-    let root = env!("CARGO_MANIFEST_DIR");
-    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
-        .unwrap()
-        .replace(
-            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
-            &cert.cert_path.display().to_string(),
-        )
-        .replace(
-            "/etc/letsencrypt/live/www.example.com/privkey.pem",
-            &cert.key_path.display().to_string(),
-        )
-        .replace("0.0.0.0:443", "127.0.0.1:0")
-        .replace("0.0.0.0:80", "127.0.0.1:0")
+    let (text, creds) = support::gateway::apache_example();
+    let text = text
         .replace("127.0.0.1:8080", &php.addr.to_string())
         .replace("\"www.example.com\", \"example.com\"", "\"localhost\"");
     let gw = Gateway::start_raw(

@@ -37,6 +37,35 @@ pub fn test_cert() -> &'static TestCert {
     })
 }
 
+/// The shipped Apache example, runnable here: the test certificate for
+/// certbot's files, listeners on 127.0.0.1:0, and its three systemd
+/// credentials as files in the returned directory (CREDENTIALS_DIRECTORY).
+pub fn apache_example() -> (String, tempfile::TempDir) {
+    let cert = test_cert();
+    let creds = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("tolq-api-key", "k\n"),
+        ("tolq-callback-token", "t\n"),
+        ("gengo-callback-token", "g\n"),
+    ] {
+        std::fs::write(creds.path().join(name), value).unwrap();
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
+        .unwrap()
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
+            &cert.cert_path.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/privkey.pem",
+            &cert.key_path.display().to_string(),
+        )
+        .replace("0.0.0.0:443", "127.0.0.1:0")
+        .replace("0.0.0.0:80", "127.0.0.1:0");
+    (text, creds)
+}
+
 /// Path of the binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_callgate")
