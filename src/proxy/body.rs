@@ -21,10 +21,7 @@ pub(super) async fn read_body(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Bytes, Rejection> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_len(headers);
     if declared.is_some_and(|n| n > max) {
         return Err(Rejection::TooLarge { declared: true });
     }
@@ -37,6 +34,14 @@ pub(super) async fn read_body(
         Err(_) => Err(Rejection::Slow),
         Ok(result) => result,
     }
+}
+
+/// The body's length as the request declares it.
+pub(super) fn declared_len(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The body's frames, each held in the budget before it is kept. A body in

@@ -3,9 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::HeaderValue;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
 
-use super::headers;
+use super::headers::{self, Seen};
+use crate::config::Config;
+use crate::verify::client_ip;
 
 /// What the handler knows of the connection a request came on.
 #[derive(Debug, Clone)]
@@ -45,5 +48,30 @@ impl ConnInfo {
     /// The client as the connection names it (after a PROXY header).
     pub(crate) fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Rewrite the headers with what callgate saw of the caller (callbacks and
+    /// pass-through alike), keeping the Host the caller asked for.
+    pub(super) fn rewrite_headers(
+        &self,
+        config: &Config,
+        parts: &mut Parts,
+        rewrite: impl FnOnce(&mut HeaderMap, Seen<'_>),
+    ) {
+        // The Host header, or h2's :authority.
+        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            let authority = parts.uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
+        let seen = Seen {
+            peer_value: &self.forwarded_for,
+            peer_trusted: client_ip::is_in(self.peer.ip(), &config.gateway.trusted_proxies),
+            proto: self.proto,
+            host: host.as_ref(),
+        };
+        rewrite(&mut parts.headers, seen);
+        if let Some(h) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
+            parts.headers.insert(header::HOST, h);
+        }
     }
 }

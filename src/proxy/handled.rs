@@ -39,10 +39,10 @@ impl Handled {
         }
     }
 
-    pub(super) fn failed(route: &Arc<Route>, failure: Failure) -> Handled {
+    pub(super) fn failed(route: Option<&Arc<Route>>, failure: Failure) -> Handled {
         Handled {
             response: plain(failure.status()),
-            route: Some(route.clone()),
+            route: route.cloned(),
             site: false,
             outcome: Outcome::Failed,
             refusal: None,
@@ -76,14 +76,9 @@ impl Handled {
     }
 
     pub(super) fn failed_site(e: upstream::ForwardError) -> Handled {
-        let failure = Failure::Upstream(e);
         Handled {
-            response: plain(failure.status()),
-            route: None,
             site: true,
-            outcome: Outcome::Failed,
-            refusal: None,
-            reason: failure.to_string(),
+            ..Handled::failed(None, Failure::Upstream(e))
         }
     }
 

@@ -42,7 +42,6 @@ use answer::{text, Body};
 use body::read_body;
 pub(crate) use conn::{ConnInfo, Place};
 use handled::Handled;
-use headers::Seen;
 pub(crate) use rejection::{Failure, Rejection};
 
 /// What a request is for, once admitted.
@@ -281,22 +280,10 @@ fn forbidden(
 /// The caller's headers become the upstream request's: hop-by-hop and
 /// reserved headers out, X-Forwarded-* from what callgate itself saw.
 fn prepare_headers(config: &Config, conn: &ConnInfo, parts: &mut Parts, body_len: usize) {
-    // The Host header, or h2's :authority.
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        let authority = parts.uri.authority()?;
-        HeaderValue::from_str(authority.as_str()).ok()
-    });
-    let seen = Seen {
-        peer_value: &conn.forwarded_for,
-        peer_trusted: client_ip::is_in(conn.peer.ip(), &config.gateway.trusted_proxies),
-        proto: conn.proto,
-        host: host.as_ref(),
-    };
     let reserved = &config.gateway.reserved_headers;
-    headers::for_upstream(&mut parts.headers, seen, reserved, body_len);
-    if let Some(h) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
-        parts.headers.insert(header::HOST, h);
-    }
+    conn.rewrite_headers(config, parts, |h, seen| {
+        headers::for_upstream(h, seen, reserved, body_len)
+    });
 }
 
 /// Provider retries of a callback the receiver already accepted stop here.
@@ -352,7 +339,7 @@ async fn enqueue(
             let ack = text(route.ack_status, "accepted\n");
             Handled::answered(route, Outcome::Queued, ack, format!("stored as {id}"))
         }
-        Err(e) => Handled::failed(route, Failure::NotStored(e)),
+        Err(e) => Handled::failed(Some(route), Failure::NotStored(e)),
     }
 }
 
@@ -393,7 +380,7 @@ async fn forward(
             let reason = format!("verified {}", checked.passed.header_value());
             Handled::answered(route, Outcome::Forwarded, response, reason)
         }
-        Err(e) => Handled::failed(route, Failure::Upstream(e)),
+        Err(e) => Handled::failed(Some(route), Failure::Upstream(e)),
     }
 }
 

@@ -15,15 +15,15 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::answer::Body;
-use super::body::read_body;
+use super::body::{declared_len, read_body};
 use super::conn::{ConnInfo, Place};
 use super::handled::Handled;
-use super::headers::{self, Seen};
+use super::headers;
 use super::rejection::Rejection;
 use crate::config::{Config, Passthrough};
 use crate::state::Shared;
 use crate::upstream::{self, ForwardError, UpBody};
-use crate::verify::{client_ip, form_kind, protect};
+use crate::verify::{form_kind, protect};
 
 /// Serve one pass-through request.
 pub(super) async fn serve(
@@ -97,28 +97,18 @@ fn protected(
 /// The request's headers for the site: hop-by-hop (but an upgrade's own)
 /// and reserved headers out, X-Forwarded-* in; never a verified header.
 fn prepare(config: &Config, conn: &ConnInfo, parts: &mut Parts, upgrade: bool) {
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        let authority = parts.uri.authority()?;
-        HeaderValue::from_str(authority.as_str()).ok()
-    });
     let kept_upgrade = upgrade
         .then(|| parts.headers.get(header::UPGRADE).cloned())
         .flatten();
-    let seen = Seen {
-        peer_value: &conn.forwarded_for,
-        peer_trusted: client_ip::is_in(conn.peer.ip(), &config.gateway.trusted_proxies),
-        proto: conn.proto,
-        host: host.as_ref(),
-    };
-    headers::for_site(&mut parts.headers, seen, &config.gateway.reserved_headers);
+    let reserved = &config.gateway.reserved_headers;
+    conn.rewrite_headers(config, parts, |h, seen| {
+        headers::for_site(h, seen, reserved)
+    });
     if let Some(u) = kept_upgrade {
         parts.headers.insert(header::UPGRADE, u);
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    if let Some(h) = host.filter(|_| !parts.headers.contains_key(header::HOST)) {
-        parts.headers.insert(header::HOST, h);
     }
 }
 
@@ -169,13 +159,6 @@ fn wants_upgrade(req: &Request<Incoming>) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
-fn declared_len(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 /// The path and query as received (h2 requests carry their authority apart).
