@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! cli ─→ server ─→ proxy ──────→ upstream ─→ verify ─→ config
-//!             └──→ queue::worker ─↗   queue::store ─↗
+//!          │  └──→ queue::worker ─↗   queue::store ─↗
+//!          └─────→ acme ─────────────────────────────↗
 //! ```
 //!
 //! [`verify`] is the pure decision (no I/O, no clock); [`config`] turns the
 //! TOML file into typed values once. `ARCHITECTURE.md` is the map.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod assertion;
 mod budget;
 pub mod cli;

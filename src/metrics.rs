@@ -48,6 +48,11 @@ struct RouteResult {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostLabel {
+    host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -67,16 +72,19 @@ pub(crate) enum Outcome {
     Duplicate,
     /// A plain-HTTP request answered 308 to https (`http_redirect`).
     Redirected,
+    /// An ACME server's http-01 validation, answered by callgate.
+    Acme,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 6] = [
+    pub(crate) const ALL: [Outcome; 7] = [
         Outcome::Forwarded,
         Outcome::Refused,
         Outcome::Failed,
         Outcome::Queued,
         Outcome::Duplicate,
         Outcome::Redirected,
+        Outcome::Acme,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -87,6 +95,7 @@ impl Outcome {
             Outcome::Queued => "queued",
             Outcome::Duplicate => "duplicate",
             Outcome::Redirected => "redirected",
+            Outcome::Acme => "acme_challenge",
         }
     }
 }
@@ -193,6 +202,9 @@ pub(crate) struct Metrics {
     queue_oldest: Family<RouteLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     delivery_attempts: Family<RouteResult, Counter>,
     tls_handshake_failures: Counter<u64, AtomicU64>,
+    certificate_expiry: Family<HostLabel, Gauge>,
+    acme_orders: Family<ResultLabel, Counter>,
+    acme_last_error: Gauge,
 }
 
 impl Default for Metrics {
@@ -269,6 +281,24 @@ impl Metrics {
                 "tls_handshake_failures",
                 "TLS handshakes that failed or timed out",
                 Counter::default(),
+            ),
+            certificate_expiry: add(
+                &mut r,
+                "certificate_expiry_seconds",
+                "notAfter of the certificate served for a host name, as a Unix time (configured and ACME certificates; `default` for [tls] cert)",
+                Family::default(),
+            ),
+            acme_orders: add(
+                &mut r,
+                "acme_orders",
+                "ACME certificate orders by result (ok, failed)",
+                Family::default(),
+            ),
+            acme_last_error: add(
+                &mut r,
+                "acme_last_error_timestamp_seconds",
+                "Unix time of the latest failed ACME order; 0 once an order succeeds",
+                Gauge::default(),
             ),
             registry: r,
         }
@@ -393,6 +423,27 @@ impl Metrics {
         self.tls_handshake_failures.inc();
     }
 
+    /// The notAfter (Unix time) of the certificate served for `host`.
+    pub(crate) fn certificate_expiry(&self, host: &str, not_after: i64) {
+        self.certificate_expiry
+            .get_or_create(&HostLabel {
+                host: host.to_owned(),
+            })
+            .set(not_after);
+    }
+
+    /// An ACME order finished.
+    pub(crate) fn acme_order(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.acme_orders
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.acme_last_error.set(if ok { 0 } else { now });
+    }
+
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
@@ -455,7 +506,7 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         // The HELP texts list every label value the code can produce.
-        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected)"), "{text}");
+        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected, acme_challenge)"), "{text}");
         assert!(text.contains("reason (request, damped, no_route, protected, method, ip, token, hmac, param, payload, size, slow, body, busy)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));

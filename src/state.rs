@@ -9,6 +9,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::acme::Acme;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::damping::Damper;
@@ -35,21 +36,27 @@ pub(crate) struct Shared {
     pub(crate) https_port: std::sync::atomic::AtomicU16,
     /// Cancelled when callgate stops: the parent of every background task's token.
     pub(crate) stopping: CancellationToken,
+    /// Certificates obtained by ACME and the challenge answers being
+    /// published; kept across reloads.
+    pub(crate) acme: Acme,
 }
 
 impl Shared {
     /// Wrap a loaded config.
     pub(crate) fn new(config: Config) -> Shared {
+        let metrics = Metrics::new();
+        certificate_metrics(&metrics, &config);
         Shared {
             damper: ArcSwapOption::new(damper_for(&config)),
             budget: ArcSwap::new(budget_for(&config)),
             config: ArcSwap::from_pointee(config),
-            metrics: Metrics::new(),
+            metrics,
             store: Mutex::new(None),
             queue_workers: Mutex::new(HashMap::new()),
             wakes: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
+            acme: Acme::default(),
         }
     }
 
@@ -90,7 +97,17 @@ impl Shared {
             // Requests in flight give their bytes back to the budget they took them from.
             self.budget.store(budget_for(&config));
         }
+        certificate_metrics(&self.metrics, &config);
         self.config.store(Arc::new(config));
+    }
+}
+
+/// Each configured certificate's expiry, by the host names it serves.
+fn certificate_metrics(metrics: &Metrics, config: &Config) {
+    for (hosts, _, not_after) in config.tls.iter().flat_map(|t| &t.certificates) {
+        for host in hosts.split(", ") {
+            metrics.certificate_expiry(host, *not_after);
+        }
     }
 }
 

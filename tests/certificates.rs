@@ -22,7 +22,7 @@ fn make(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf, Vec<u8>) {
         dir.join(format!("{stem}.key")),
     );
     std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     (cert, key, ck.cert.der().to_vec())
 }
 

@@ -156,7 +156,7 @@ async fn reload_picks_up_a_renewed_certificate() {
 
     // What certbot's renewal does: new files in place, then `systemctl reload`.
     std::fs::write(&cert_path, renewed.cert.pem()).unwrap();
-    std::fs::write(&key_path, renewed.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&key_path, renewed.signing_key.serialize_pem()).unwrap();
     gw.signal("HUP");
     gw.wait_for_log("config reloaded");
     let after = client.session().await;

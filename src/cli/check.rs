@@ -59,7 +59,42 @@ fn listeners(out: &mut String, c: &Config) {
                 humantime::format_rfc3339_seconds(expires)
             );
         }
+        if let Some(acme) = &t.acme {
+            acme_state(out, acme, now);
+        }
     }
+}
+
+/// What is stored for `[tls.acme]`, read from disk: the ACME server is not asked.
+fn acme_state(out: &mut String, acme: &crate::config::Acme, now: i64) {
+    let _ = writeln!(
+        out,
+        "tls acme {} via {:?} from {}, state {}",
+        acme.domains.join(", "),
+        acme.challenge,
+        acme.directory,
+        acme.state.display()
+    );
+    let (file, stored) = crate::acme::stored(acme);
+    let Some(c) = stored else {
+        let _ = writeln!(out, "tls acme certificate: none stored yet ({}); ordered when callgate starts; until then these names get the default certificate, if any", file.display());
+        return;
+    };
+    let at = |t: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+        )
+    };
+    let renew = crate::acme::renewal_due(&c, acme.renew_before);
+    let _ = writeln!(
+        out,
+        "tls acme certificate for {}: issuer {}, expires {} ({} days), renewal from {}",
+        acme.domains.join(", "),
+        c.issuer,
+        at(c.not_after),
+        (c.not_after - now) / 86_400,
+        humantime::format_rfc3339_seconds(renew)
+    );
 }
 
 fn gateway(out: &mut String, c: &Config) {

@@ -75,3 +75,10 @@ pub(crate) const DEFAULT_RETRY_MAX_AGE: Duration = Duration::from_secs(2 * 24 * 
 pub(crate) const DEFAULT_ACK_STATUS: u16 = 202;
 /// Default directory of the callback store.
 pub(crate) const DEFAULT_QUEUE_DIR: &str = "/var/lib/callgate";
+/// Default ACME directory: Let's Encrypt's production one.
+pub(crate) const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Default place of the ACME account key and certificates (the unit's StateDirectory).
+pub(crate) const DEFAULT_ACME_STATE: &str = "/var/lib/callgate/acme";
+/// Default time before expiry at which an ACME certificate is renewed
+/// (a third of the lifetime instead, for certificates that live less than 90 days).
+pub(crate) const DEFAULT_ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -114,7 +114,7 @@ impl Loader<'_> {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
 
-        let tls = self.tls(raw.tls)?;
+        let tls = self.tls(raw.tls, &listen)?;
         if listen.https.is_some() && tls.is_none() {
             return Err(self.error(Some(listen_span), "listen.https needs a [tls] table: give cert and key PEM files, or self_signed = true for a trial"));
         }
@@ -268,10 +268,15 @@ impl Loader<'_> {
             .collect()
     }
 
-    fn tls(&self, raw: Option<Spanned<raw::RawTls>>) -> Result<Option<Tls>, ConfigError> {
+    fn tls(
+        &self,
+        raw: Option<Spanned<raw::RawTls>>,
+        listen: &Listen,
+    ) -> Result<Option<Tls>, ConfigError> {
         let Some(raw) = raw else { return Ok(None) };
         let span = raw.span();
-        let raw = raw.into_inner();
+        let mut raw = raw.into_inner();
+        let acme = raw.acme.take().map(|a| self.acme(a, listen)).transpose()?;
         let mut sni = tls::Sni::default();
         let mut certificates = Vec::new();
         let (description, self_signed) = match (raw.self_signed, raw.cert, raw.key) {
@@ -292,11 +297,11 @@ impl Loader<'_> {
                 sni.set_default(loaded.key);
                 (description, false)
             }
-            (false, None, None) if !raw.certificates.is_empty() => {
+            (false, None, None) if !raw.certificates.is_empty() || acme.is_some() => {
                 ("no default certificate: clients naming no listed host fail the handshake".to_owned(), false)
             }
             _ => {
-                return Err(self.error(Some(span), "[tls] needs both cert and key (PEM files), [[tls.certificate]] entries, or self_signed = true for a trial"))
+                return Err(self.error(Some(span), "[tls] needs both cert and key (PEM files), [[tls.certificate]] entries, [tls.acme], or self_signed = true for a trial"))
             }
         };
         for (i, c) in raw.certificates.into_iter().enumerate() {
@@ -316,6 +321,7 @@ impl Loader<'_> {
             description,
             certificates,
             self_signed,
+            acme,
         }))
     }
 

@@ -3,6 +3,7 @@
 //! presets applied, certificates loaded). Request handling never parses
 //! config text. [`load`] does the turning; this file holds the types.
 
+mod acme;
 pub mod defaults;
 mod load;
 pub mod presets;
@@ -79,6 +80,32 @@ pub(crate) struct Tls {
     /// (`default` for the [tls] one), its subject and its expiry.
     pub(crate) certificates: Vec<(String, String, i64)>,
     pub(crate) self_signed: bool,
+    /// `[tls.acme]`: certificates callgate obtains itself.
+    pub(crate) acme: Option<Acme>,
+}
+
+/// `[tls.acme]`, resolved: one certificate for all `domains`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Acme {
+    /// Lower case, no wildcards (those need dns-01).
+    pub(crate) domains: Vec<String>,
+    /// `mailto:` URLs.
+    pub(crate) contact: Vec<String>,
+    pub(crate) directory: String,
+    pub(crate) challenge: AcmeChallenge,
+    /// Roots trusted, besides the system's, for reaching the directory.
+    pub(crate) ca_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub(crate) state: PathBuf,
+    pub(crate) renew_before: Duration,
+}
+
+/// How the ACME server is shown that callgate serves the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcmeChallenge {
+    /// RFC 8737: a special certificate on the https listener, ALPN `acme-tls/1`.
+    TlsAlpn01,
+    /// A token under `/.well-known/acme-challenge/` on the http listener.
+    Http01,
 }
 
 impl std::fmt::Debug for Tls {

@@ -116,6 +116,21 @@ pub(crate) struct RawTls {
     pub(crate) self_signed: bool,
     #[serde(default, rename = "certificate")]
     pub(crate) certificates: Vec<Spanned<RawCertificate>>,
+    pub(crate) acme: Option<Spanned<RawAcme>>,
+}
+
+/// `[tls.acme]`: certificates obtained and renewed by callgate itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcme {
+    pub(crate) domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) contact: Vec<Spanned<String>>,
+    pub(crate) directory: Option<Spanned<String>>,
+    pub(crate) challenge: Option<Spanned<String>>,
+    pub(crate) ca_roots: Option<Spanned<String>>,
+    pub(crate) state: Option<String>,
+    pub(crate) renew_before: Option<Dur>,
 }
 
 /// `[[tls.certificate]]`: a certificate for some host names, chosen by SNI.

@@ -42,8 +42,32 @@ pub(crate) struct Loaded {
     pub(crate) chain_len: usize,
     /// The leaf's subject, e.g. `CN=api.example.com`.
     pub(crate) subject: String,
-    /// The leaf's notAfter, in seconds since the Unix epoch.
+    /// The leaf's issuer, e.g. `CN=Pebble Intermediate CA`.
+    pub(crate) issuer: String,
+    /// The leaf's notBefore and notAfter, in seconds since the Unix epoch.
+    pub(crate) not_before: i64,
     pub(crate) not_after: i64,
+    /// The leaf's DNS names (subjectAltName), lower case.
+    pub(crate) names: Vec<String>,
+}
+
+/// A chain and its key from PEM text (one file holding both is fine).
+pub(crate) fn from_pem(chain: &[u8], key: &[u8]) -> Result<Loaded, TlsError> {
+    let cert_err = |reason: String| TlsError::Cert {
+        path: "(stored)".to_owned(),
+        reason,
+    };
+    let chain = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_err(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCert("(stored)".to_owned()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::Key {
+        path: "(stored)".to_owned(),
+        reason: e.to_string(),
+    })?;
+    from_der(chain, key)
 }
 
 /// Load a PEM chain and key, checking that they fit together.
@@ -63,7 +87,7 @@ pub(crate) fn load(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
         path: key.display().to_string(),
         reason: e.to_string(),
     })?;
-    certified(chain, key).map_err(|e| match e {
+    from_der(chain, key).map_err(|e| match e {
         TlsError::Cert { reason, .. } => cert_err(reason),
         e => e,
     })
@@ -80,12 +104,27 @@ pub(crate) fn self_signed() -> Result<Loaded, TlsError> {
     let certified_key = rcgen::generate_simple_self_signed(names)
         .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified_key.key_pair.serialize_der(),
+        certified_key.signing_key.serialize_der(),
     ));
-    certified(vec![certified_key.cert.der().clone()], key)
+    from_der(vec![certified_key.cert.der().clone()], key)
 }
 
-fn certified(
+/// A certificate and key served as they are: RFC 8737's challenge
+/// certificate carries a critical extension webpki does not know, so the
+/// fit check (which parses the certificate) cannot run on it.
+pub(crate) fn unchecked(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(vec![cert], signing)))
+}
+
+/// A chain (leaf first) and its key, checked to fit together.
+pub(crate) fn from_der(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Loaded, TlsError> {
@@ -93,9 +132,28 @@ fn certified(
         path: String::new(),
         reason: format!("the first certificate is not X.509: {e}"),
     })?;
-    let (subject, not_after) = (
-        leaf.subject().to_string(),
-        leaf.validity().not_after.timestamp(),
+    let names = leaf
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => {
+                        Some(d.to_ascii_lowercase())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (subject, issuer) = (leaf.subject().to_string(), leaf.issuer().to_string());
+    let validity = leaf.validity();
+    let (not_before, not_after) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
     );
     let chain_len = chain.len();
     let key = CertifiedKey::from_der(chain, key, &provider())
@@ -104,7 +162,10 @@ fn certified(
         key: Arc::new(key),
         chain_len,
         subject,
+        issuer,
+        not_before,
         not_after,
+        names,
     })
 }
 
@@ -157,12 +218,21 @@ impl ResolvesServerCert for Sni {
 /// The server configuration: TLS 1.3 and 1.2, ALPN h2 and http/1.1,
 /// certificates chosen by SNI.
 pub(crate) fn server_config(sni: Sni) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_for(sni, vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+}
+
+/// A server configuration offering exactly `alpn` (RFC 8737's challenge
+/// handshake offers only `acme-tls/1`).
+pub(crate) fn server_config_for(
+    sni: Sni,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Mismatch(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(sni));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(Arc::new(config))
 }
 

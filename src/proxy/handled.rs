@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode, Version};
+use http_body_util::BodyExt;
 
 use super::answer::{plain, text, Body};
 use super::rejection::{Failure, Rejection};
@@ -90,6 +91,26 @@ impl Handled {
             outcome: Outcome::Forwarded,
             refusal: None,
             reason: String::from("passthrough"),
+        }
+    }
+
+    pub(super) fn acme_challenge(key_authorization: String) -> Handled {
+        let mut response = Response::new(
+            http_body_util::Full::new(bytes::Bytes::from(key_authorization))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Handled {
+            response,
+            route: None,
+            site: false,
+            outcome: Outcome::Acme,
+            refusal: None,
+            reason: String::from("acme http-01 challenge answered"),
         }
     }
 

@@ -52,6 +52,8 @@ enum Target<'c> {
     Site(&'c Arc<Passthrough>),
     /// Plain HTTP with http_redirect: 308 here.
     Redirect(HeaderValue),
+    /// An ACME server validating http-01: the key authorization.
+    AcmeChallenge(String),
 }
 
 /// Serve one request. Never fails: every problem becomes a deliberate answer.
@@ -90,6 +92,7 @@ async fn respond(
         Ok(Target::Route(route)) => callback(shared, config, conn, client, route, req).await,
         Ok(Target::Site(site)) => passthrough::serve(shared, config, conn, site, req).await,
         Ok(Target::Redirect(location)) => Handled::redirected(location),
+        Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
         Err((route, rejection)) => Handled::rejected(route, rejection, req.version()),
     }
 }
@@ -157,6 +160,15 @@ async fn callback(
 /// Admission: what is decided from the request line and headers alone, in
 /// order: framing, damping, route (path and host), method; else the
 /// redirect to https, else the pass-through for the host.
+/// The http-01 key authorization, when this plain-HTTP GET asks for one
+/// being published.
+fn acme_answer(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>) -> Option<String> {
+    if conn.proto != "http" || req.method() != Method::GET {
+        return None;
+    }
+    shared.acme.http_answer(req.uri().path())
+}
+
 fn admit<'c>(
     shared: &Shared,
     config: &'c Config,
@@ -179,6 +191,11 @@ fn admit<'c>(
     }
     if req.method() == Method::CONNECT {
         return Err((None, Rejection::Connect));
+    }
+    // Before routing and damping: the ACME server validates from anywhere,
+    // and the answer is only there while an order is being validated.
+    if let Some(answer) = acme_answer(shared, conn, req) {
+        return Ok(Target::AcmeChallenge(answer));
     }
     let host = request_host(req);
     let route = config.routes.get(req.uri().path(), host.as_deref());

@@ -10,10 +10,11 @@ use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use rustls::server::Acceptor;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use super::listeners::Kind;
 use super::watchdog::{Activity, InFlightBody};
@@ -93,11 +94,25 @@ async fn handshake(
     peer: SocketAddr,
 ) -> Option<TlsStream<TcpStream>> {
     let tls = config.tls.as_ref()?;
-    let acceptor = TlsAcceptor::from(tls.server_config.clone());
     let timeout = config.gateway.tls_handshake_timeout;
+    let accept = async {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
+        // ACME's certificates (and its tls-alpn-01 answers) are chosen
+        // here, before the configured ones: they change without a reload.
+        let server = shared
+            .acme
+            .config_for(&start.client_hello())
+            .unwrap_or_else(|| tls.server_config.clone());
+        start.into_stream(server).await
+    };
     // Boxed: the connection's task then holds only what each phase needs,
     // not the largest of them all.
-    match Box::pin(tokio::time::timeout(timeout, acceptor.accept(tcp))).await {
+    match Box::pin(tokio::time::timeout(timeout, accept)).await {
+        // RFC 8737 §3: the validation handshake is all; no HTTP follows.
+        Ok(Ok(s)) if s.get_ref().1.alpn_protocol() == Some(crate::acme::ACME_TLS_ALPN) => {
+            tracing::info!(%peer, "acme: tls-alpn-01 challenge answered");
+            None
+        }
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             shared.metrics.tls_handshake_failed();

@@ -62,6 +62,7 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
             log_warnings(&new);
             shared.install(new);
             start_queue(shared);
+            crate::acme::manager::reconcile(shared);
             shared.metrics.reload(true);
             tracing::info!(config = %path.display(), "config reloaded");
         }

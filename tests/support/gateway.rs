@@ -28,7 +28,7 @@ pub fn test_cert() -> &'static TestCert {
         let cert_path = dir.join("cert.pem");
         let key_path = dir.join("key.pem");
         std::fs::write(&cert_path, ck.cert.pem()).unwrap();
-        std::fs::write(&key_path, ck.key_pair.serialize_pem()).unwrap();
+        std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
         TestCert {
             cert_path,
             key_path,

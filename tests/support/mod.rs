@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod pebble;
 pub mod php;
 pub mod raw;
 pub mod upstream;

@@ -1,0 +1,108 @@
+//! The ACME state directory: the account's credentials and the issued
+//! certificate with its key. The directory is 0700, files 0600, each written
+//! whole or not at all (write, fsync, rename, fsync the directory), so a
+//! crash never leaves half a key.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, tls};
+
+/// Where one `[tls.acme]` keeps its files.
+pub(super) struct Files {
+    dir: PathBuf,
+    /// One account per directory URL: a change of ACME server starts afresh.
+    account: PathBuf,
+    /// Chain then key, PEM, one file: they are replaced together.
+    certificate: PathBuf,
+}
+
+impl Files {
+    pub(super) fn new(settings: &config::Acme) -> Files {
+        let dir = settings.state.clone();
+        let server = hex::encode(&Sha256::digest(settings.directory.as_bytes())[..6]);
+        Files {
+            account: dir.join(format!("account-{server}.json")),
+            certificate: dir.join(format!("{}.pem", settings.domains[0])),
+            dir,
+        }
+    }
+
+    pub(super) fn account(&self) -> io::Result<Option<Vec<u8>>> {
+        read(&self.account)
+    }
+
+    pub(super) fn save_account(&self, json: &[u8]) -> io::Result<()> {
+        self.write(&self.account, json)
+    }
+
+    /// The stored certificate, when there is one that loads and names every domain.
+    pub(super) fn certificate(&self, domains: &[String]) -> Option<tls::Loaded> {
+        let pem = match read(&self.certificate) {
+            Ok(pem) => pem?,
+            Err(e) => {
+                tracing::warn!(file = %self.certificate.display(), "acme: cannot read the stored certificate: {e}");
+                return None;
+            }
+        };
+        match tls::from_pem(&pem, &pem) {
+            Ok(c) if domains.iter().all(|d| c.names.contains(d)) => Some(c),
+            Ok(_) => {
+                tracing::info!(file = %self.certificate.display(), "acme: the stored certificate does not name every domain; ordering a new one");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(file = %self.certificate.display(), "acme: the stored certificate is unusable ({e}); ordering a new one");
+                None
+            }
+        }
+    }
+
+    pub(super) fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> io::Result<()> {
+        let both = format!("{}\n{}", chain_pem.trim_end(), key_pem);
+        self.write(&self.certificate, both.as_bytes())
+    }
+
+    pub(super) fn certificate_path(&self) -> &Path {
+        &self.certificate
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // mode() applies only when the file is created.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The stored certificate for `settings`, read without contacting anyone:
+/// what `callgate check` shows.
+pub(crate) fn stored(settings: &config::Acme) -> (PathBuf, Option<tls::Loaded>) {
+    let files = Files::new(settings);
+    let loaded = files.certificate(&settings.domains);
+    (files.certificate, loaded)
+}

@@ -1,0 +1,176 @@
+//! When to order: at start the stored certificate is served if it is still
+//! good; a new one is ordered when none is stored or renewal is due
+//! (`renew_before` ahead of expiry, or a third of the lifetime for short-lived
+//! certificates). A failure keeps the old certificate and retries with
+//! exponential backoff and jitter. Serving never waits on any of this.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::files::Files;
+use super::order::{self, OrderError};
+use crate::config::{self, tls};
+use crate::state::Shared;
+
+/// First wait after a failed order; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// After a rate-limit error: Let's Encrypt's limits count per hour at least.
+const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Start, restart or stop the certificate manager to match the running config.
+pub(crate) fn reconcile(shared: &Arc<Shared>) {
+    let wanted = shared
+        .config
+        .load()
+        .tls
+        .as_ref()
+        .and_then(|t| t.acme.clone());
+    let mut running = super::lock(&shared.acme.running);
+    if running.as_ref().map(|(s, _)| s) == wanted.as_ref() {
+        return;
+    }
+    if let Some((_, stop)) = running.take() {
+        stop.cancel();
+    }
+    shared
+        .acme
+        .keep_only(wanted.as_ref().map_or(&[][..], |s| &s.domains));
+    if let Some(settings) = wanted {
+        let stop = shared.stopping.child_token();
+        tokio::spawn(run(shared.clone(), settings.clone(), stop.clone()));
+        *running = Some((settings, stop));
+    }
+}
+
+async fn run(shared: Arc<Shared>, settings: config::Acme, stop: CancellationToken) {
+    let files = Files::new(&settings);
+    let mut failures = 0u32;
+    if let Some(stored) = files.certificate(&settings.domains) {
+        tracing::info!(file = %files.certificate_path().display(), "acme: serving the stored certificate");
+        install(&shared, &settings, &stored);
+        let due = renewal_due(&stored, settings.renew_before);
+        if !sleep_until(due, &stop).await {
+            return;
+        }
+    }
+    loop {
+        let started = std::time::Instant::now();
+        let outcome = tokio::select! {
+            r = order::issue(&shared.acme, &settings, &files) => r,
+            _ = stop.cancelled() => return,
+        };
+        let wait = match outcome {
+            Ok(issued) => {
+                failures = 0;
+                shared.metrics.acme_order(true);
+                tracing::info!(domains = ?settings.domains, took_ms = started.elapsed().as_millis() as u64, issuer = %issued.issuer, "acme: certificate issued");
+                install(&shared, &settings, &issued);
+                until(renewal_due(&issued, settings.renew_before))
+            }
+            Err(e) => {
+                failures += 1;
+                shared.metrics.acme_order(false);
+                let wait = backoff(failures, &e);
+                tracing::error!(domains = ?settings.domains, retry_in_s = wait.as_secs(), "acme: ordering a certificate failed, the current one (if any) keeps serving: {e}");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Serve `certificate` for the domains from the next handshake on.
+fn install(shared: &Shared, settings: &config::Acme, certificate: &tls::Loaded) {
+    let mut sni = tls::Sni::default();
+    sni.set_default(certificate.key.clone());
+    match tls::server_config(sni) {
+        Ok(server) => shared.acme.install(&settings.domains, &server),
+        Err(e) => return tracing::error!("acme: cannot serve the certificate: {e}"),
+    }
+    for d in &settings.domains {
+        shared.metrics.certificate_expiry(d, certificate.not_after);
+    }
+}
+
+/// When to renew: `renew_before` ahead of expiry, but never later than
+/// two thirds into the lifetime (so short-lived certificates renew in time).
+pub(crate) fn renewal_due(certificate: &tls::Loaded, renew_before: Duration) -> SystemTime {
+    let lifetime = (certificate.not_after - certificate.not_before).max(0) as u64;
+    let ahead = renew_before.min(Duration::from_secs(lifetime / 3));
+    let not_after = UNIX_EPOCH + Duration::from_secs(certificate.not_after.max(0) as u64);
+    not_after.checked_sub(ahead).unwrap_or(UNIX_EPOCH)
+}
+
+fn until(at: SystemTime) -> Duration {
+    at.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+/// Sleep until `at`; false when stopped first.
+async fn sleep_until(at: SystemTime, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(until(at)) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+/// 10 s, 20 s, 40 s … up to an hour, each with up to 25 % more at random so
+/// many instances do not retry in step; an hour at least when rate-limited.
+fn backoff(failures: u32, error: &OrderError) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    let base = exp.min(MAX_BACKOFF);
+    let base = if error.rate_limited() {
+        base.max(RATE_LIMITED_BACKOFF)
+    } else {
+        base
+    };
+    let jitter = rand::rng().random_range(0.0..0.25);
+    base.mul_f64(1.0 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(not_before: i64, not_after: i64) -> tls::Loaded {
+        let mut c = tls::self_signed().unwrap();
+        c.not_before = not_before;
+        c.not_after = not_after;
+        c
+    }
+
+    #[test]
+    fn renewal_is_renew_before_ahead_or_a_third_of_a_short_lifetime() {
+        let day = 86_400;
+        let at = |c: &tls::Loaded, before: u64| {
+            renewal_due(c, Duration::from_secs(before))
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        // 90 days, 30 days ahead: day 60.
+        assert_eq!(at(&cert(0, 90 * day), 30 * day as u64), 60 * day);
+        // A year, 30 days ahead: day 335.
+        assert_eq!(at(&cert(0, 365 * day), 30 * day as u64), 335 * day);
+        // Six days (short-lived): a third ahead, day 4.
+        assert_eq!(at(&cert(0, 6 * day), 30 * day as u64), 4 * day);
+        // 30 s certificate: renew at 20 s.
+        assert_eq!(at(&cert(1000, 1030), 30 * day as u64), 1020);
+    }
+
+    #[test]
+    fn backoff_doubles_to_an_hour_with_jitter() {
+        let e = OrderError::Other("x".into());
+        let b = |n| backoff(n, &e).as_secs_f64();
+        assert!((10.0..12.6).contains(&b(1)), "{}", b(1));
+        assert!((20.0..25.1).contains(&b(2)));
+        assert!((3600.0..4500.1).contains(&b(20)));
+        assert!((3600.0..4500.1).contains(&b(u32::MAX)));
+    }
+}

@@ -1,0 +1,166 @@
+//! `[tls.acme]` → [`Acme`]: names checked, the challenge matched to a
+//! listener, the extra roots read, defaults filled in.
+
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use toml::Spanned;
+
+use super::load::Loader;
+use super::{raw, Acme, AcmeChallenge, ConfigError, Listen};
+use super::{DEFAULT_ACME_DIRECTORY, DEFAULT_ACME_RENEW_BEFORE, DEFAULT_ACME_STATE};
+
+impl Loader<'_> {
+    pub(super) fn acme(
+        &self,
+        raw: Spanned<raw::RawAcme>,
+        listen: &Listen,
+    ) -> Result<Acme, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let domains = self.hosts("tls.acme.domains", raw.domains)?;
+        if domains.iter().any(|d| d.starts_with("*.")) {
+            return Err(self.error(Some(span), "tls.acme.domains: a wildcard name needs the dns-01 challenge, which callgate does not do; list each name, or give a wildcard certificate in [[tls.certificate]]"));
+        }
+        let challenge = match raw.challenge.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("tls-alpn-01") => AcmeChallenge::TlsAlpn01,
+            Some("http-01") => AcmeChallenge::Http01,
+            Some(other) => {
+                let at = raw.challenge.as_ref().expect("matched Some");
+                return Err(self.at(at, format!("tls.acme.challenge = {other:?}: write \"tls-alpn-01\" (on the https listener) or \"http-01\" (on the http listener)")));
+            }
+        };
+        match challenge {
+            AcmeChallenge::TlsAlpn01 if listen.https.is_none() => {
+                return Err(self.error(Some(span), "tls.acme: the tls-alpn-01 challenge is answered on the https listener: set [listen] https, or challenge = \"http-01\" with [listen] http"));
+            }
+            AcmeChallenge::Http01 if listen.http.is_none() => {
+                return Err(self.error(Some(span), "tls.acme: the http-01 challenge is answered on the http listener (port 80 for public ACME servers): set [listen] http"));
+            }
+            _ => {}
+        }
+        let mut contact = Vec::new();
+        for c in raw.contact {
+            if !c.get_ref().starts_with("mailto:") {
+                return Err(self.at(&c, format!("tls.acme.contact: {:?} is not a mailto: URL (write \"mailto:ops@example.com\")", c.get_ref())));
+            }
+            contact.push(c.into_inner());
+        }
+        let directory = match raw.directory {
+            Some(d) if !d.get_ref().starts_with("https://") => {
+                return Err(self.at(
+                    &d,
+                    "tls.acme.directory must be an https:// URL (RFC 8555 §6.1)",
+                ));
+            }
+            Some(d) => d.into_inner(),
+            None => DEFAULT_ACME_DIRECTORY.to_owned(),
+        };
+        let ca_roots = match raw.ca_roots {
+            Some(path) => self.roots(&path)?,
+            None => Vec::new(),
+        };
+        Ok(Acme {
+            domains,
+            contact,
+            directory,
+            challenge,
+            ca_roots,
+            state: raw
+                .state
+                .map_or_else(|| PathBuf::from(DEFAULT_ACME_STATE), PathBuf::from),
+            renew_before: raw.renew_before.map_or(DEFAULT_ACME_RENEW_BEFORE, |d| d.0),
+        })
+    }
+
+    fn roots(&self, path: &Spanned<String>) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+        let roots = CertificateDer::pem_file_iter(Path::new(path.get_ref()))
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.at(path, format!("tls.acme.ca_roots: cannot read {}: {e} (give a PEM file of CA certificates)", path.get_ref())))?;
+        if roots.is_empty() {
+            return Err(self.at(
+                path,
+                format!(
+                    "tls.acme.ca_roots: {} holds no PEM certificate",
+                    path.get_ref()
+                ),
+            ));
+        }
+        Ok(roots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use std::path::Path;
+
+    fn load(listen: &str, acme: &str) -> Result<Config, String> {
+        let text = format!(
+            "[listen]\n{listen}\n[tls]\n[tls.acme]\n{acme}\n[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:9/\"\ntoken = {{ secrets = [\"t\"] }}\n"
+        );
+        Config::from_str(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn acme_alone_is_a_tls_table_and_fills_in_defaults() {
+        let c = load(
+            "https = \"127.0.0.1:0\"",
+            "domains = [\"Hooks.Example.com.\"]",
+        )
+        .unwrap();
+        let acme = c.tls.unwrap().acme.unwrap();
+        assert_eq!(acme.domains, ["hooks.example.com"]);
+        assert_eq!(acme.challenge, super::AcmeChallenge::TlsAlpn01);
+        assert_eq!(acme.directory, super::DEFAULT_ACME_DIRECTORY);
+        assert_eq!(acme.state, Path::new(super::DEFAULT_ACME_STATE));
+        assert_eq!(acme.renew_before, super::DEFAULT_ACME_RENEW_BEFORE);
+    }
+
+    #[test]
+    fn acme_mistakes_are_named_with_the_fix() {
+        let https = "https = \"127.0.0.1:0\"";
+        for (listen, acme, says) in [
+            (
+                https,
+                "domains = [\"*.example.com\"]",
+                "needs the dns-01 challenge",
+            ),
+            (
+                https,
+                "domains = [\"a.example\"]\nchallenge = \"dns-01\"",
+                "write \"tls-alpn-01\"",
+            ),
+            (
+                https,
+                "domains = [\"a.example\"]\nchallenge = \"http-01\"",
+                "set [listen] http",
+            ),
+            (
+                "http = \"127.0.0.1:0\"",
+                "domains = [\"a.example\"]",
+                "set [listen] https",
+            ),
+            (
+                https,
+                "domains = [\"a.example\"]\ncontact = [\"ops@example.com\"]",
+                "not a mailto: URL",
+            ),
+            (
+                https,
+                "domains = [\"a.example\"]\ndirectory = \"http://x/dir\"",
+                "must be an https:// URL",
+            ),
+            (
+                https,
+                "domains = [\"a.example\"]\nca_roots = \"/nonexistent.pem\"",
+                "tls.acme.ca_roots: cannot read",
+            ),
+            (https, "domains = []", "empty host list"),
+        ] {
+            let err = load(listen, acme).err().unwrap();
+            assert!(err.contains(says), "{acme}: {err}");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Certificates by ACME against a real ACME server (Debian's pebble):
+//! issuance over tls-alpn-01 and http-01, a callback served over the issued
+//! certificate, reuse of the stored certificate at restart, renewal under an
+//! open connection, an unreachable directory that stops nothing else, and
+//! the state files' permissions.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use support::gateway::{run_cli, test_cert};
+use support::pebble::{free_port, Pebble};
+use support::upstream::closed_port;
+use support::{Client, Gateway, Upstream, Version};
+use tokio_rustls::TlsConnector;
+
+const DOMAIN: &str = "acme.callgate.test";
+const TOKEN: &str = "s3cr3t-acme-token";
+
+/// A gateway on fixed ports (pebble must know them first) with `[tls.acme]`.
+fn config(
+    https: u16,
+    http: u16,
+    acme: &str,
+    state: &Path,
+    upstream: &str,
+    default_cert: bool,
+) -> String {
+    let default = if default_cert {
+        let c = test_cert();
+        format!("cert = {:?}\nkey = {:?}\n", c.cert_path, c.key_path)
+    } else {
+        String::new()
+    };
+    format!(
+        r#"[listen]
+https = "127.0.0.1:{https}"
+http = "127.0.0.1:{http}"
+admin = "127.0.0.1:0"
+
+[tls]
+{default}
+[tls.acme]
+domains = ["{DOMAIN}"]
+contact = ["mailto:ops@callgate.test"]
+state = {state:?}
+{acme}
+
+[[route]]
+name = "cb"
+path = "/cb"
+upstream = "{upstream}"
+token = {{ secrets = ["{TOKEN}"] }}
+"#
+    )
+}
+
+fn acme_keys(pebble: &Pebble, challenge: &str) -> String {
+    format!(
+        "directory = {:?}\nca_roots = {:?}\nchallenge = {challenge:?}\n",
+        pebble.directory, pebble.ca_roots
+    )
+}
+
+/// Wait until the log holds `needle` `times` times.
+fn wait_log(gw: &Gateway, needle: &str, times: usize, within: Duration) -> Duration {
+    let start = Instant::now();
+    while gw.log().matches(needle).count() < times {
+        assert!(
+            start.elapsed() < within,
+            "no {needle:?} (x{times}) within {within:?}; log:\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    start.elapsed()
+}
+
+/// A TLS connection asking for `name`, trusting only `root`: the
+/// certificate presented and an HTTP/1.1 sender on it.
+async fn connect(
+    addr: std::net::SocketAddr,
+    name: &str,
+    root: &[u8],
+) -> Result<(Vec<u8>, SendRequest<Full<Bytes>>), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(root.to_vec())).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cert = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    Ok((cert, sender))
+}
+
+async fn post(sender: &mut SendRequest<Full<Bytes>>, path: &str) -> Result<u16, String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = http::Request::post(path)
+        .header("host", DOMAIN)
+        .body(Full::new(Bytes::from_static(b"{\"ok\":1}")))
+        .unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    resp.into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(status)
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    let reply = Client::http(gw.admin.unwrap())
+        .request(http::Method::GET, "/metrics", &[], b"")
+        .await;
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn tls_alpn_01_issues_serves_a_callback_and_a_restart_reuses_the_stored_certificate() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, None);
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().join("acme");
+    let text = config(
+        https,
+        http,
+        &acme_keys(&pebble, "tls-alpn-01"),
+        &state_dir,
+        &upstream.url("/receiver.php"),
+        false,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let took = wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    println!("tls-alpn-01 issuance took {took:?} (from listening to installed)");
+    assert!(
+        gw.log().contains("tls-alpn-01 challenge answered"),
+        "{}",
+        gw.log()
+    );
+
+    let root = pebble.issuing_root();
+    let (first, mut sender) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    let path = format!("/cb?token={TOKEN}");
+    assert_eq!(post(&mut sender, &path).await, Ok(200));
+    assert_eq!(upstream.count(), 1, "the callback reached the upstream");
+    // No certificate for a name that is neither ACME's nor configured.
+    assert!(connect(gw.https.unwrap(), "other.callgate.test", &root)
+        .await
+        .is_err());
+
+    // State: directory 0700, every file 0600.
+    assert_eq!(mode(&state_dir), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "account and certificate: {files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains("callgate_acme_orders_total{result=\"ok\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "callgate_certificate_expiry_seconds{{host=\"{DOMAIN}\"}}"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains("callgate_requests_total{route=\"cb\",outcome=\"forwarded\"} 1"),
+        "{m}"
+    );
+
+    // `check` shows the stored certificate without asking the ACME server.
+    let config_path = gw.config_path.to_str().unwrap().to_owned();
+    let (code, out, err) = run_cli(&["check", "--config", &config_path], b"", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "tls acme certificate for {DOMAIN}: issuer CN=Pebble Intermediate CA"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("renewal from"), "{out}");
+
+    // Restart: the stored certificate serves, no new order.
+    let orders = pebble.orders();
+    assert_eq!(orders, 1, "{}", pebble.log());
+    drop(sender);
+    drop(gw);
+    let gw = Gateway::start_raw(&text, &[]);
+    wait_log(
+        &gw,
+        "acme: serving the stored certificate",
+        1,
+        Duration::from_secs(10),
+    );
+    let (again, mut sender) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    assert_eq!(again, first, "the stored certificate, not a new one");
+    assert_eq!(post(&mut sender, &path).await, Ok(200));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pebble.orders(), orders, "no new order at restart");
+    assert!(!gw.log().contains("certificate issued"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn http_01_issues_over_the_http_listener_and_answers_only_published_tokens() {
+    let (https, http) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, None);
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let text = config(
+        https,
+        http,
+        &acme_keys(&pebble, "http-01"),
+        state.path(),
+        &upstream.url("/receiver.php"),
+        false,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let took = wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    println!("http-01 issuance took {took:?} (from listening to installed)");
+    assert!(
+        gw.log().contains("acme http-01 challenge answered"),
+        "{}",
+        gw.log()
+    );
+    let root = pebble.issuing_root();
+    let (_, mut sender) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    assert_eq!(
+        post(&mut sender, &format!("/cb?token={TOKEN}")).await,
+        Ok(200)
+    );
+    // Once validated, the answers are withdrawn: the path is no one's.
+    let reply = Client::http(gw.http.unwrap())
+        .request(
+            http::Method::GET,
+            "/.well-known/acme-challenge/anything",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn a_short_lived_certificate_is_renewed_while_a_connection_stays_open() {
+    let (https, http) = (free_port(), free_port());
+    // 9 s certificates: renewal a third ahead, 6 s after issuance.
+    let pebble = Pebble::start(http, https, Some(9));
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let text = config(
+        https,
+        http,
+        &acme_keys(&pebble, "tls-alpn-01"),
+        state.path(),
+        &upstream.url("/receiver.php"),
+        false,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    let root = pebble.issuing_root();
+    let path = format!("/cb?token={TOKEN}");
+    let (first, mut open) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    assert_eq!(post(&mut open, &path).await, Ok(200));
+
+    wait_log(&gw, "acme: certificate issued", 2, Duration::from_secs(60));
+    let (renewed, mut fresh) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    assert_ne!(
+        renewed, first,
+        "a new connection gets the renewed certificate"
+    );
+    assert_eq!(post(&mut fresh, &path).await, Ok(200));
+    // The connection opened before the renewal was not dropped.
+    assert_eq!(post(&mut open, &path).await, Ok(200));
+    assert_eq!(upstream.count(), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_directory_keeps_the_default_certificate_serving() {
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let acme = format!(
+        "directory = \"https://{}/dir\"\nca_roots = {:?}\n",
+        closed_port(),
+        test_cert().cert_path
+    );
+    let text = config(
+        free_port(),
+        free_port(),
+        &acme,
+        state.path(),
+        &upstream.url("/receiver.php"),
+        true,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    wait_log(
+        &gw,
+        "acme: ordering a certificate failed",
+        1,
+        Duration::from_secs(20),
+    );
+    // Served at once, with the configured certificate: for localhost…
+    let reply = Client::https(gw.https.unwrap(), Version::H1)
+        .post(&format!("/cb?token={TOKEN}"), &[], b"{}")
+        .await;
+    assert_eq!(reply.status, 200);
+    // … and for the ACME name while it has no certificate of its own: the
+    // chain is trusted (it is the test certificate), only the name differs.
+    let err = connect(gw.https.unwrap(), DOMAIN, &test_cert().cert_der)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.contains("not valid for name"), "{err}");
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains("callgate_acme_orders_total{result=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("callgate_acme_last_error_timestamp_seconds 0\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("callgate_certificate_expiry_seconds{host=\"default\"}"),
+        "{m}"
+    );
+    let (code, out, _) = run_cli(
+        &["check", "--config", gw.config_path.to_str().unwrap()],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("tls acme certificate: none stored yet"),
+        "{out}"
+    );
+}
