@@ -27,7 +27,7 @@ pub(crate) struct Shared {
     /// Brute-force damping, when configured; survives reloads that keep its settings.
     pub(crate) damper: ArcSwapOption<Damper>,
     /// The callback store, opened on first use (and again if [queue] dir changes).
-    store: Mutex<Option<Arc<Store>>>,
+    store: Mutex<Option<Store>>,
     /// Running queue workers by route, each with its stop signal.
     pub(crate) queue_workers: Mutex<HashMap<String, CancellationToken>>,
     /// Wakes a route's worker when a callback is stored.
@@ -60,18 +60,16 @@ impl Shared {
         }
     }
 
-    /// The callback store in the current `[queue] dir`, opening it if needed.
-    /// An error (unwritable directory, full disk) is retried on the next call.
-    pub(crate) fn store(&self) -> Result<Arc<Store>, StoreError> {
-        let dir = self.config.load().queue_dir.clone();
+    /// The callback store `[queue]` names, opening it if needed (a reload
+    /// that changes `[queue]` opens the new one). An error (unwritable
+    /// directory, bad URL) is retried on the next call.
+    pub(crate) fn store(&self) -> Result<Store, StoreError> {
+        let config = self.config.load();
         let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(store) = slot
-            .as_ref()
-            .filter(|s| s.path().parent() == Some(dir.as_path()))
-        {
+        if let Some(store) = slot.as_ref().filter(|s| s.is(&config.queue)) {
             return Ok(store.clone());
         }
-        let store = Arc::new(Store::open(&dir)?);
+        let store = Store::open(&config.queue)?;
         *slot = Some(store.clone());
         Ok(store)
     }

@@ -9,16 +9,30 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::gateway::run_cli;
+use support::postgres::{Backend, QueueStore};
 use support::upstream::closed_port;
 use support::{Client, Gateway, Upstream, Version};
 
 const TOKEN: &str = "queue-token-77";
 
-fn config(upstream: &str, queue_dir: &Path, extra: &str) -> String {
+/// A queue route on `store` (SQLite or PostgreSQL).
+fn config(upstream: &str, store: &QueueStore, extra: &str) -> String {
+    config_with(upstream, &store.section(), extra)
+}
+
+/// A queue route on the SQLite store in `queue_dir`.
+fn config_dir(upstream: &str, queue_dir: &Path, extra: &str) -> String {
+    config_with(
+        upstream,
+        &format!("[queue]\ndir = \"{}\"\n", queue_dir.display()),
+        extra,
+    )
+}
+
+fn config_with(upstream: &str, queue: &str, extra: &str) -> String {
     format!(
         r#"
-[queue]
-dir = "{}"
+{queue}
 
 [[route]]
 name = "tolq"
@@ -28,10 +42,37 @@ token = {{ secrets = ["other-token", "{TOKEN}"] }}
 delivery = "queue"
 retry = {{ base = "50ms", cap = "200ms", max_attempts = 1000 }}
 {extra}
-"#,
-        queue_dir.display()
+"#
     )
 }
+
+/// Each test run against both stores.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+both!(
+    receiver_down_then_up_gets_every_callback_once_in_order,
+    a_failing_receiver_gets_it_on_the_fourth_attempt,
+    a_refused_callback_is_a_dead_letter_until_retried,
+    duplicates_within_the_window_are_forwarded_once,
+    queue_metrics_follow_the_deliveries,
+    old_dedupe_rows_are_pruned_by_the_running_gateway,
+    a_reload_that_removes_a_queue_route_stops_its_worker,
+    delivery_keeps_another_routes_token_parameter_as_sent,
+);
 
 async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -48,15 +89,10 @@ fn bodies(up: &Upstream) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_down_then_up_gets_every_callback_once_in_order() {
-    let dir = tempfile::tempdir().unwrap();
+async fn receiver_down_then_up_gets_every_callback_once_in_order(backend: Backend) {
+    let store = QueueStore::new(backend);
     let addr = closed_port();
-    let gw = Gateway::start(&config(
-        &format!("http://{addr}/receiver.php"),
-        dir.path(),
-        "",
-    ));
+    let gw = Gateway::start(&config(&format!("http://{addr}/receiver.php"), &store, ""));
     let mut session = Client::https(gw.https.unwrap(), Version::H1)
         .session()
         .await;
@@ -71,6 +107,10 @@ async fn receiver_down_then_up_gets_every_callback_once_in_order() {
             .unwrap();
         assert_eq!(r.status, 202, "callback {i}");
         assert_eq!(&r.body[..], b"accepted\n");
+    }
+    if let Some(pg) = &store.pg {
+        let stored = pg.psql(&store.url, &format!("SELECT COUNT(*), COUNT(*) FILTER (WHERE query LIKE '%{TOKEN}%' OR position('{TOKEN}'::bytea in headers) > 0) FROM callgate_callbacks"));
+        assert_eq!(stored, "200|0", "200 stored, none with the token");
     }
     // The receiver comes back.
     let up = Upstream::recording_on(addr).await;
@@ -92,7 +132,7 @@ async fn receiver_down_then_up_gets_every_callback_once_in_order() {
     assert_eq!(first.headers["x-callgate-verified"], "token");
     assert_eq!(first.headers["content-type"], "application/json");
     // The token never touched the disk.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    for entry in std::fs::read_dir(store.dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(
             !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
@@ -102,12 +142,11 @@ async fn receiver_down_then_up_gets_every_callback_once_in_order() {
 }
 
 // Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_receiver_gets_it_on_the_fourth_attempt() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_failing_receiver_gets_it_on_the_fourth_attempt(backend: Backend) {
+    let store = QueueStore::new(backend);
     let up = Upstream::recording().await;
     up.script(&[500, 503, 500]);
-    let gw = Gateway::start(&config(&up.url("/r"), dir.path(), ""));
+    let gw = Gateway::start(&config(&up.url("/r"), &store, ""));
     let r = Client::https(gw.https.unwrap(), Version::H2)
         .post(&format!("/cb?token={TOKEN}"), &[], b"finished")
         .await;
@@ -120,12 +159,11 @@ async fn a_failing_receiver_gets_it_on_the_fourth_attempt() {
 }
 
 // Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_callback_is_a_dead_letter_until_retried() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_refused_callback_is_a_dead_letter_until_retried(backend: Backend) {
+    let store = QueueStore::new(backend);
     let up = Upstream::recording().await;
     up.script(&[400]);
-    let gw = Gateway::start(&config(&up.url("/r"), dir.path(), ""));
+    let gw = Gateway::start(&config(&up.url("/r"), &store, ""));
     let r = Client::https(gw.https.unwrap(), Version::H1)
         .post(
             &format!("/cb?token={TOKEN}"),
@@ -225,11 +263,10 @@ async fn a_refused_callback_is_a_dead_letter_until_retried() {
 }
 
 // Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicates_within_the_window_are_forwarded_once() {
-    let dir = tempfile::tempdir().unwrap();
+async fn duplicates_within_the_window_are_forwarded_once(backend: Backend) {
+    let store = QueueStore::new(backend);
     let up = Upstream::recording().await;
-    let sections = config(&up.url("/q"), dir.path(), "dedupe_window = \"1h\"")
+    let sections = config(&up.url("/q"), &store, "dedupe_window = \"1h\"")
         + &format!("\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndedupe_window = \"1h\"\n", up.url("/d"));
     let gw = Gateway::start(&sections);
     let c = Client::https(gw.https.unwrap(), Version::H1);
@@ -291,7 +328,7 @@ async fn an_unusable_store_answers_503_never_202() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
     let up = Upstream::recording().await;
-    let gw = Gateway::start(&config(&up.url("/r"), &file.join("queue"), ""));
+    let gw = Gateway::start(&config_dir(&up.url("/r"), &file.join("queue"), ""));
     let r = Client::https(gw.https.unwrap(), Version::H1)
         .post(&format!("/cb?token={TOKEN}"), &[], b"x")
         .await;
@@ -307,7 +344,7 @@ async fn kill_9_during_delivery_loses_no_acknowledged_callback() {
     let dir = tempfile::tempdir().unwrap();
     let up = Upstream::recording().await;
     up.delay(Duration::from_millis(25));
-    let text = config(&up.url("/r"), dir.path(), "");
+    let text = config_dir(&up.url("/r"), dir.path(), "");
     let mut gw = Gateway::start(&text);
     let mut session = Client::https(gw.https.unwrap(), Version::H2)
         .session()
@@ -374,9 +411,8 @@ async fn kill_9_during_delivery_loses_no_acknowledged_callback() {
     assert_eq!(sorted, unique, "still in arrival order");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_metrics_follow_the_deliveries() {
-    let dir = tempfile::tempdir().unwrap();
+async fn queue_metrics_follow_the_deliveries(backend: Backend) {
+    let store = QueueStore::new(backend);
     let up = Upstream::recording().await;
     up.script(&[503, 503]);
     let cert = support::gateway::test_cert();
@@ -384,7 +420,7 @@ async fn queue_metrics_follow_the_deliveries() {
         "[listen]\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n{}",
         cert.cert_path.display().to_string(),
         cert.key_path.display().to_string(),
-        config(&up.url("/r"), dir.path(), "")
+        config(&up.url("/r"), &store, "")
     );
     let gw = Gateway::start_raw(&text, &[]);
     let r = Client::https(gw.https.unwrap(), Version::H1)
@@ -419,13 +455,12 @@ async fn queue_metrics_follow_the_deliveries() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_dedupe_rows_are_pruned_by_the_running_gateway() {
-    let dir = tempfile::tempdir().unwrap();
+async fn old_dedupe_rows_are_pruned_by_the_running_gateway(backend: Backend) {
+    let store = QueueStore::new(backend);
     let up = Upstream::recording().await;
     let sections = format!(
-        "[queue]\ndir = \"{}\"\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndedupe_window = \"1s\"\n",
-        dir.path().display(),
+        "{}\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndedupe_window = \"1s\"\n",
+        store.section(),
         up.url("/d")
     );
     let gw = Gateway::start(&sections);
@@ -436,12 +471,7 @@ async fn old_dedupe_rows_are_pruned_by_the_running_gateway() {
             .await;
         assert_eq!(r.status, 200);
     }
-    let db = dir.path().join("callgate-queue.sqlite3");
-    let rows = || {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM delivered", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-    };
+    let rows = || store.count("delivered");
     assert_eq!(rows(), 3, "each delivery is remembered for its window");
     // The window is 1 s: the rows must be gone soon after, without any new request.
     wait_for(
@@ -453,11 +483,10 @@ async fn old_dedupe_rows_are_pruned_by_the_running_gateway() {
 }
 
 // Blocking helpers (wait_for_log, run_cli) must not starve the in-process upstream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_that_removes_a_queue_route_stops_its_worker() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_reload_that_removes_a_queue_route_stops_its_worker(backend: Backend) {
+    let store = QueueStore::new(backend);
     let addr = closed_port();
-    let gw = Gateway::start(&config(&format!("http://{addr}/r"), dir.path(), ""));
+    let gw = Gateway::start(&config(&format!("http://{addr}/r"), &store, ""));
     let queued = std::fs::read_to_string(&gw.config_path).unwrap();
     let r = Client::https(gw.https.unwrap(), Version::H1)
         .post(&format!("/cb?token={TOKEN}"), &[], b"kept")
@@ -467,10 +496,10 @@ async fn a_reload_that_removes_a_queue_route_stops_its_worker() {
     // The same file without the queue route: a direct route elsewhere.
     let cert = support::gateway::test_cert();
     let without = format!(
-        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[tls]\ncert = {:?}\nkey = {:?}\n[queue]\ndir = \"{}\"\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"http://{addr}/o\"\ntoken = {{ secrets = [\"x\"] }}\n",
+        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[tls]\ncert = {:?}\nkey = {:?}\n{}\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"http://{addr}/o\"\ntoken = {{ secrets = [\"x\"] }}\n",
         cert.cert_path.display().to_string(),
         cert.key_path.display().to_string(),
-        dir.path().display()
+        store.section()
     );
     std::fs::write(&gw.config_path, without).unwrap();
     gw.signal("HUP");
@@ -497,7 +526,7 @@ async fn the_store_is_private_and_keeps_no_delivered_body() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("state").join("queue");
     let up = Upstream::recording().await;
-    let gw = Gateway::start(&config(&up.url("/r"), &dir, ""));
+    let gw = Gateway::start(&config_dir(&up.url("/r"), &dir, ""));
     const MARKER: &str = "provider-data-7f3a9c";
     let r = Client::https(gw.https.unwrap(), Version::H1)
         .post(&format!("/cb?token={TOKEN}"), &[], MARKER.as_bytes())
@@ -522,9 +551,8 @@ async fn the_store_is_private_and_keeps_no_delivered_body() {
     assert!(files >= 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivery_keeps_another_routes_token_parameter_as_sent() {
-    let dir = tempfile::tempdir().unwrap();
+async fn delivery_keeps_another_routes_token_parameter_as_sent(backend: Backend) {
+    let store = QueueStore::new(backend);
     let up = Upstream::recording().await;
     // Another route's token parameter is redacted in logs, but a parameter of
     // that name on this route is no secret of this route: it is stored and
@@ -533,7 +561,7 @@ async fn delivery_keeps_another_routes_token_parameter_as_sent() {
         "\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{}\"\ntoken = {{ param = \"api_key\", secrets = [\"k\"] }}\n",
         up.url("/o")
     );
-    let gw = Gateway::start(&(config(&up.url("/r"), dir.path(), "") + &other));
+    let gw = Gateway::start(&(config(&up.url("/r"), &store, "") + &other));
     let r = Client::https(gw.https.unwrap(), Version::H1)
         .post(
             &format!("/cb?api_key=not-ours&token={TOKEN}&n=1"),

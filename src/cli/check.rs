@@ -221,7 +221,11 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
         let _ = writeln!(
             out,
             "  queue   store {}, answer {}, {} in flight, retry {}..{} up to {} attempts / {}",
-            c.queue_dir.join(queue::FILE_NAME).display(),
+            match &c.queue {
+                crate::config::QueueBackend::Sqlite { dir } =>
+                    dir.join(queue::FILE_NAME).display().to_string(),
+                p => format!("{p:?}"),
+            },
             r.ack_status.as_u16(),
             r.max_in_flight,
             duration(r.retry.base),

@@ -7,51 +7,60 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::args::{QueueCommand, QueueState};
-use crate::config::Config;
+use crate::config::{Config, QueueBackend};
 use crate::queue::{self, State, Store};
 
-/// Run one `callgate queue` action against the store of `config`'s `[queue] dir`.
+/// Run one `callgate queue` action against the store `config`'s `[queue]` names.
 pub(super) fn queue(config: &Path, action: QueueCommand) -> anyhow::Result<()> {
-    let dir = Config::queue_dir_of(config)?;
-    let file = dir.join(queue::FILE_NAME);
-    if !file.exists() {
-        if let QueueCommand::List { .. } = action {
-            println!(
-                "no callbacks stored ({} does not exist yet)",
-                file.display()
-            );
-            return Ok(());
+    let backend = Config::queue_of(config)?;
+    if let QueueBackend::Sqlite { dir } = &backend {
+        let file = dir.join(queue::FILE_NAME);
+        if !file.exists() {
+            if let QueueCommand::List { .. } = action {
+                println!(
+                    "no callbacks stored ({} does not exist yet)",
+                    file.display()
+                );
+                return Ok(());
+            }
+            anyhow::bail!("no callback store at {}", file.display());
         }
-        anyhow::bail!("no callback store at {}", file.display());
     }
-    let store = Store::open(&dir)?;
+    let store = Store::open(&backend)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(act(&store, action))
+}
+
+async fn act(store: &Store, action: QueueCommand) -> anyhow::Result<()> {
     match action {
         QueueCommand::List { route, state } => {
             let state = state.map(|s| match s {
                 QueueState::Pending => State::Pending,
                 QueueState::Dead => State::Dead,
             });
-            list(&store, route.as_deref(), state)?
+            list(store, route, state).await?
         }
-        QueueCommand::Show { id } => show(&store, id)?,
+        QueueCommand::Show { id } => show(store, id).await?,
         QueueCommand::Retry { id: Some(id), .. } => {
-            anyhow::ensure!(store.retry(id, queue::now_ms())?, "no callback {id}");
+            anyhow::ensure!(store.retry(id, queue::now_ms()).await?, "no callback {id}");
             println!("callback {id} will be delivered again");
         }
         QueueCommand::Retry { id: None, .. } => {
-            let n = store.retry_all_dead(queue::now_ms())?;
+            let n = store.retry_all_dead(queue::now_ms()).await?;
             println!("{n} dead callback(s) will be delivered again");
         }
         QueueCommand::Drop { id } => {
-            anyhow::ensure!(store.drop_callback(id)?, "no callback {id}");
+            anyhow::ensure!(store.drop_callback(id).await?, "no callback {id}");
             println!("callback {id} dropped");
         }
     }
     Ok(())
 }
 
-fn list(store: &Store, route: Option<&str>, state: Option<State>) -> anyhow::Result<()> {
-    let all = store.list(route, state)?;
+async fn list(store: &Store, route: Option<String>, state: Option<State>) -> anyhow::Result<()> {
+    let all = store.list(route, state).await?;
     println!(
         "{:>6}  {:<16} {:<8} {:>8}  {:<20}  {:<20}  {:>8}  last error",
         "id", "route", "state", "attempts", "arrived (UTC)", "next attempt (UTC)", "bytes"
@@ -77,9 +86,10 @@ fn list(store: &Store, route: Option<&str>, state: Option<State>) -> anyhow::Res
     Ok(())
 }
 
-fn show(store: &Store, id: i64) -> anyhow::Result<()> {
+async fn show(store: &Store, id: i64) -> anyhow::Result<()> {
     let c = store
-        .get(id)?
+        .get(id)
+        .await?
         .with_context(|| format!("no callback {id}"))?;
     let cb = &c.callback;
     println!("id:        {}", c.id);

@@ -73,6 +73,8 @@ pub(crate) const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 20;
 pub(crate) const DEFAULT_RETRY_MAX_AGE: Duration = Duration::from_secs(2 * 24 * 3600);
 /// Default answer to the provider once a callback is stored.
 pub(crate) const DEFAULT_ACK_STATUS: u16 = 202;
+/// Default claim on a queued callback in a shared (PostgreSQL) store.
+pub(crate) const DEFAULT_QUEUE_LEASE: Duration = Duration::from_secs(30);
 /// Default directory of the callback store.
 pub(crate) const DEFAULT_QUEUE_DIR: &str = "/var/lib/callgate";
 /// Default ACME directory: Let's Encrypt's production one.

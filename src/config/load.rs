@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,9 +41,9 @@ impl Config {
         loader.resolve(raw)
     }
 
-    /// Just `[queue] dir` of a config file, without resolving secrets or
-    /// loading certificates: what the `callgate queue` commands need.
-    pub(crate) fn queue_dir_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    /// Just `[queue]` of a config file, without loading certificates or
+    /// route secrets: what the `callgate queue` commands need.
+    pub(crate) fn queue_of(path: &Path) -> Result<QueueBackend, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             at: String::new(),
@@ -56,10 +56,7 @@ impl Config {
         };
         let raw: raw::RawConfig =
             toml::from_str(&text).map_err(|e| loader.error(e.span(), e.message().trim_end()))?;
-        Ok(raw
-            .queue
-            .and_then(|q| q.dir)
-            .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from))
+        loader.queue(raw.queue, false)
     }
 }
 
@@ -154,10 +151,7 @@ impl Loader<'_> {
             passthroughs,
             redact_params,
             warnings: self.warnings.take(),
-            queue_dir: raw
-                .queue
-                .and_then(|q| q.dir)
-                .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from),
+            queue: self.queue(raw.queue, true)?,
         })
     }
 

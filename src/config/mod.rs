@@ -7,6 +7,7 @@ mod acme;
 pub mod defaults;
 mod load;
 pub mod presets;
+mod queue;
 pub(crate) mod raw;
 mod route;
 pub(crate) mod secret;
@@ -44,8 +45,8 @@ pub struct Config {
     pub(crate) redact_params: Vec<String>,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub(crate) warnings: Vec<String>,
-    /// `[queue] dir`: where the callback store lives.
-    pub(crate) queue_dir: PathBuf,
+    /// `[queue]`: where the callback store lives.
+    pub(crate) queue: QueueBackend,
 }
 
 impl Config {
@@ -82,6 +83,29 @@ pub(crate) struct Tls {
     pub(crate) self_signed: bool,
     /// `[tls.acme]`: certificates callgate obtains itself.
     pub(crate) acme: Option<Acme>,
+}
+
+/// `[queue]`, resolved: which store holds queued callbacks and dedupe rows.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum QueueBackend {
+    /// The embedded SQLite file in `dir`: one machine, no server.
+    Sqlite { dir: PathBuf },
+    /// A PostgreSQL database several instances share.
+    Postgres {
+        /// The `postgres://` URL (it may hold a password).
+        url: secret::Secret,
+        /// How long a claim on a callback lasts before another instance may take it.
+        lease: Duration,
+    },
+}
+
+impl std::fmt::Debug for QueueBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueBackend::Sqlite { dir } => write!(f, "sqlite in {}", dir.display()),
+            QueueBackend::Postgres { lease, .. } => write!(f, "postgres (lease {lease:?})"),
+        }
+    }
 }
 
 /// `[tls.acme]`, resolved: one certificate for all `domains`.

@@ -187,6 +187,9 @@ pub(crate) struct RawDamping {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawQueue {
     pub(crate) dir: Option<String>,
+    pub(crate) backend: Option<Spanned<String>>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) lease: Option<Dur>,
 }
 
 /// How a verified callback reaches the upstream.

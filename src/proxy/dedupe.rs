@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::config::Route;
-use crate::queue::{blocking, now_ms, StoreError};
+use crate::queue::{now_ms, StoreError};
 use crate::state::Shared;
 
 /// Whether this digest was delivered on the route within `window`.
@@ -19,14 +19,14 @@ pub(crate) async fn already_delivered(
     let store = shared.store()?;
     let (name, digest) = (route.name.clone(), digest.to_vec());
     let since = now_ms() - window.as_millis() as i64;
-    blocking(move || store.delivered_since(&name, &digest, since)).await
+    store.delivered_since(name, digest, since).await
 }
 
 /// Record a direct delivery; a failure only costs a possible duplicate later.
 pub(crate) async fn remember(shared: &Shared, route: &Route, digest: Vec<u8>) {
     let name = route.name.clone();
     let result = match shared.store() {
-        Ok(store) => blocking(move || store.remember_delivery(&name, &digest, now_ms())).await,
+        Ok(store) => store.remember_delivery(name, digest, now_ms()).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {

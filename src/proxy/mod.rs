@@ -347,7 +347,7 @@ async fn enqueue(
         arrived_ms: queue::now_ms(),
     };
     let stored = match shared.store() {
-        Ok(store) => queue::blocking(move || store.enqueue(&callback)).await,
+        Ok(store) => store.enqueue(callback).await,
         Err(e) => Err(e),
     };
     match stored {

@@ -1,9 +1,13 @@
 //! Store-and-forward: verified callbacks are stored durably, answered 202,
-//! and delivered by a worker per route with retries.
+//! and delivered by a worker per route with retries. The store is SQLite
+//! (one machine) or PostgreSQL (several instances, one queue).
 
+mod postgres;
+mod sqlite;
 pub(crate) mod store;
 mod worker;
 
-pub(crate) use store::{blocking, now_ms, to_lines, FILE_NAME};
+pub(crate) use sqlite::FILE_NAME;
+pub(crate) use store::{now_ms, to_lines};
 pub(crate) use store::{NewCallback, State, Store, StoreError};
 pub(crate) use worker::reconcile;

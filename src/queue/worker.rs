@@ -15,7 +15,7 @@ use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{blocking, from_lines, now_ms, Store, StoreError, Stored};
+use super::store::{from_lines, now_ms, Store, StoreError, Stored};
 use crate::assertion;
 use crate::config::{Assertion, Config, Delivery, Retry, Route};
 use crate::state::Shared;
@@ -137,30 +137,22 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
         return Ok(POLL);
     };
     let store = shared.store()?;
-    let (s, n, limit) = (store.clone(), name.to_owned(), route.max_in_flight);
-    let head = blocking(move || s.head(&n, limit)).await?;
-    let (s, n) = (store.clone(), name.to_owned());
-    if let Ok((pending, dead, oldest)) = blocking(move || s.depth(&n)).await {
+    let now = now_ms();
+    let claimed = store.claim(name, route.max_in_flight, now).await?;
+    if let Ok((pending, dead, oldest)) = store.depth(name).await {
         let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
         shared
             .metrics
             .queue_depth(name, pending, dead, Duration::from_millis(age));
     }
-    let now = now_ms();
-    // Only the due prefix: a callback never overtakes an earlier one of its route.
-    let due: Vec<Stored> = head
-        .iter()
-        .take_while(|c| c.next_attempt_ms <= now)
-        .cloned()
-        .collect();
-    if due.is_empty() {
-        let next = head
-            .first()
-            .map(|c| Duration::from_millis((c.next_attempt_ms - now).max(1) as u64));
+    if claimed.due.is_empty() {
+        let next = claimed
+            .next_ms
+            .map(|at| Duration::from_millis((at - now).max(1) as u64));
         return Ok(next.unwrap_or(POLL).min(POLL));
     }
     let mut attempts = JoinSet::new();
-    for c in due {
+    for c in claimed.due {
         attempts.spawn(attempt(shared.clone(), route.clone(), store.clone(), c));
     }
     while attempts.join_next().await.is_some() {}
@@ -168,7 +160,7 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
 }
 
 /// One delivery attempt: send, then record what came of it.
-async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: Stored) {
+async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Store, c: Stored) {
     let assertion = shared.config.load().gateway.assertion.clone();
     let result = match request(&route, &c, assertion.as_ref()) {
         Ok(req) => match upstream::send_and_record(&shared.metrics, &route, req).await {
@@ -202,7 +194,7 @@ async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Arc<Store>, c: S
 /// or dead. Returns the metric label and the log line.
 async fn record(
     route: &Route,
-    store: Arc<Store>,
+    store: Store,
     c: &Stored,
     verdict: Verdict,
 ) -> Result<(&'static str, String), StoreError> {
@@ -215,17 +207,15 @@ async fn record(
                 let key = crate::verify::dedupe_key(route, &headers, &c.callback.body);
                 (route.name.clone(), key)
             });
-            blocking(move || {
-                store.delivered(id, dedupe.as_ref().map(|(r, d)| (r.as_str(), &d[..], now)))
-            })
-            .await?;
+            let dedupe = dedupe.map(|(r, d)| (r, d, now));
+            store.delivered(id, dedupe).await?;
             Ok(("delivered", "queue: delivered".to_owned()))
         }
         Verdict::Retry(why) => {
             let too_old = now - c.callback.arrived_ms > route.retry.max_age.as_millis() as i64;
             if attempts >= route.retry.max_attempts || too_old {
                 let msg = format!("queue: giving up ({why}); {dead_letter}");
-                blocking(move || store.failed(id, None, &why)).await?;
+                store.failed(id, None, why).await?;
                 return Ok(("dead", msg));
             }
             let wait = backoff(&route.retry, attempts, rand::rng().random());
@@ -234,12 +224,12 @@ async fn record(
                 humantime::format_duration(wait)
             );
             let next = now + wait.as_millis() as i64;
-            blocking(move || store.failed(id, Some(next), &why)).await?;
+            store.failed(id, Some(next), why).await?;
             Ok(("retry", msg))
         }
         Verdict::Dead(why) => {
             let msg = format!("queue: upstream refused it ({why}); {dead_letter}");
-            blocking(move || store.failed(id, None, &why)).await?;
+            store.failed(id, None, why).await?;
             Ok(("dead", msg))
         }
     }
@@ -317,16 +307,18 @@ async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
 
 async fn prune(shared: &Shared, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
     let store = shared.store()?;
-    blocking(move || {
-        let now = now_ms();
-        let before = |w: Duration| now - w.as_millis() as i64;
-        let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
-        for (route, window) in &windows {
-            store.prune_delivered(Some(route), before(*window))?;
-        }
-        store.prune_delivered(None, before(longest)).map(|_| ())
-    })
-    .await
+    let now = now_ms();
+    let before = |w: Duration| now - w.as_millis() as i64;
+    let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
+    for (route, window) in &windows {
+        store
+            .prune_delivered(Some(route.clone()), before(*window))
+            .await?;
+    }
+    store
+        .prune_delivered(None, before(longest))
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

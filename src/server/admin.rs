@@ -11,6 +11,23 @@ use hyper::body::Incoming;
 
 use crate::state::Shared;
 
+/// `ok`, then the store's state when a route needs it. Serving is up
+/// either way (direct routes do not need the store), so the status stays
+/// 200 and the line says what queue routes will answer.
+async fn health(shared: &Shared) -> String {
+    if !shared.config.load().needs_store() {
+        return "ok\n".to_owned();
+    }
+    let state = match shared.store() {
+        Ok(store) => match store.health().await {
+            Ok(()) => format!("ok ({})", store.describe()),
+            Err(e) => format!("unavailable, queue routes answer 503: {e}"),
+        },
+        Err(e) => format!("unavailable, queue routes answer 503: {e}"),
+    };
+    format!("ok\nstore: {state}\n")
+}
+
 /// Answer one admin request.
 pub(super) async fn handle(
     shared: Arc<Shared>,
@@ -20,7 +37,7 @@ pub(super) async fn handle(
         (&Method::GET | &Method::HEAD, "/healthz") => (
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            "ok\n".to_owned(),
+            health(&shared).await,
         ),
         (&Method::GET | &Method::HEAD, "/metrics") => (
             StatusCode::OK,

@@ -6,6 +6,7 @@ pub mod client;
 pub mod gateway;
 pub mod pebble;
 pub mod php;
+pub mod postgres;
 pub mod raw;
 pub mod upstream;
 

@@ -1,0 +1,61 @@
+//! `[queue]` → [`QueueBackend`]: the embedded SQLite file (default) or a
+//! PostgreSQL database shared by several instances.
+
+use std::path::PathBuf;
+
+use super::load::Loader;
+use super::{raw, secret, ConfigError, QueueBackend, DEFAULT_QUEUE_DIR, DEFAULT_QUEUE_LEASE};
+
+impl Loader<'_> {
+    /// `warn`: whether to note things an operator should change (off for the CLI).
+    pub(super) fn queue(
+        &self,
+        raw: Option<raw::RawQueue>,
+        warn: bool,
+    ) -> Result<QueueBackend, ConfigError> {
+        let raw = raw.unwrap_or(raw::RawQueue {
+            dir: None,
+            backend: None,
+            url: None,
+            lease: None,
+        });
+        match raw.backend.as_ref().map(|b| b.get_ref().as_str()) {
+            None | Some("sqlite") => {
+                if let Some(url) = &raw.url {
+                    return Err(self.at(url, "queue.url is for backend = \"postgres\"; the sqlite store lives in [queue] dir"));
+                }
+                let dir = raw
+                    .dir
+                    .map_or_else(|| PathBuf::from(DEFAULT_QUEUE_DIR), PathBuf::from);
+                Ok(QueueBackend::Sqlite { dir })
+            }
+            Some("postgres") => {
+                let Some(spec) = raw.url else {
+                    return Err(self.error(None, "[queue] backend = \"postgres\" needs url = \"env:CALLGATE_QUEUE_URL\" (a secret spec holding a postgres:// URL)"));
+                };
+                let url = secret::resolve(spec.get_ref())
+                    .map_err(|e| self.at(&spec, format!("queue.url: {e}")))?;
+                let text = std::str::from_utf8(url.expose()).unwrap_or("");
+                if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                    return Err(self.at(&spec, "queue.url must hold a postgres:// URL, e.g. postgres://callgate@db.internal/callgate?sslmode=require"));
+                }
+                if warn && secret::describe(spec.get_ref()) == "literal" {
+                    self.warn("queue.url is written in the config file: it may hold a password; move it to env:, file: or cred:".into());
+                }
+                Ok(QueueBackend::Postgres {
+                    url,
+                    lease: raw.lease.map_or(DEFAULT_QUEUE_LEASE, |d| d.0),
+                })
+            }
+            Some(other) => {
+                let at = raw.backend.as_ref().expect("matched Some");
+                Err(self.at(
+                    at,
+                    format!(
+                        "queue.backend = {other:?}: write \"sqlite\" (default) or \"postgres\""
+                    ),
+                ))
+            }
+        }
+    }
+}

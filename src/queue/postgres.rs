@@ -1,0 +1,434 @@
+//! The shared store: PostgreSQL through tokio-postgres and a small
+//! deadpool pool. Several callgate instances use one database: a worker
+//! claims due callbacks with `FOR UPDATE SKIP LOCKED` and a lease, so each
+//! is delivered by one instance at a time, and one whose instance died is
+//! taken by another once the lease ran out. A callback is acknowledged only
+//! after its INSERT committed. The schema is created, and later migrated,
+//! at first use, under an advisory lock.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::OnceCell;
+use tokio_postgres::Row;
+
+use super::store::{Claimed, NewCallback, State, StoreError, Stored};
+use crate::config::secret::Secret;
+
+/// Longest any database call may take: a callback waits at most this before its 503.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections per instance: workers and requests share them.
+const POOL_SIZE: usize = 8;
+/// Serializes migrations of instances starting together.
+const MIGRATION_LOCK: i64 = 0x6361_6c6c_6761_7465; // "callgate"
+
+/// Each schema version's statements, applied in order.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE callgate_callbacks (
+        id BIGSERIAL PRIMARY KEY,
+        route TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        method TEXT NOT NULL,
+        query TEXT,
+        token_secret INTEGER,
+        headers BYTEA NOT NULL,
+        body BYTEA NOT NULL,
+        verified TEXT NOT NULL,
+        arrived_ms BIGINT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms BIGINT NOT NULL,
+        last_error TEXT,
+        claimed_until_ms BIGINT
+    );
+    CREATE INDEX callgate_callbacks_due ON callgate_callbacks (route, state, next_attempt_ms, id);
+    CREATE TABLE callgate_delivered (
+        route TEXT NOT NULL,
+        digest BYTEA NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (route, digest)
+    );
+"];
+
+const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error";
+
+/// The PostgreSQL store.
+pub(crate) struct Postgres {
+    pool: Pool,
+    url: Secret,
+    lease: Duration,
+    /// Where it is, without user or password.
+    place: String,
+    migrated: OnceCell<()>,
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Postgres(e.to_string())
+}
+
+impl Postgres {
+    /// A pool for `url`; nothing is connected until first use.
+    pub(crate) fn open(url: &Secret, lease: Duration) -> Result<Postgres, StoreError> {
+        let text = std::str::from_utf8(url.expose()).map_err(db_err)?;
+        let mut config: tokio_postgres::Config = text.parse().map_err(db_err)?;
+        config.connect_timeout(CALL_TIMEOUT);
+        let place = format!(
+            "postgres {:?} database {}",
+            config.get_hosts(),
+            config.get_dbname().unwrap_or("(default)")
+        );
+        let manager = Manager::from_config(
+            config,
+            connector()?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CALL_TIMEOUT))
+            .create_timeout(Some(CALL_TIMEOUT))
+            .recycle_timeout(Some(CALL_TIMEOUT))
+            .build()
+            .map_err(db_err)?;
+        Ok(Postgres {
+            pool,
+            url: url.clone(),
+            lease,
+            place,
+            migrated: OnceCell::new(),
+        })
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.place.clone()
+    }
+
+    pub(crate) fn is(&self, url: &Secret, lease: Duration) -> bool {
+        &self.url == url && self.lease == lease
+    }
+
+    /// A pooled connection, the schema in place; bounded by CALL_TIMEOUT.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        let client = self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Timeout(CALL_TIMEOUT),
+            e => db_err(e),
+        })?;
+        self.migrated.get_or_try_init(|| migrate(&client)).await?;
+        Ok(client)
+    }
+
+    /// Run `f` on a connection, within CALL_TIMEOUT in all.
+    async fn call<T, F>(
+        &self,
+        f: impl FnOnce(deadpool_postgres::Object) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        let work = async {
+            let client = self.client().await?;
+            f(client).await.map_err(db_err)
+        };
+        tokio::time::timeout(CALL_TIMEOUT, work)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(CALL_TIMEOUT)))
+    }
+
+    pub(crate) async fn enqueue(&self, c: &NewCallback) -> Result<i64, StoreError> {
+        self.call(|db| async move {
+            let row = db.query_one(
+                "INSERT INTO callgate_callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                &[&c.route, &c.method, &c.query, &c.token_secret.map(|i| i as i32), &c.headers, &c.body, &c.verified, &c.arrived_ms],
+            ).await?;
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    /// Claim the due prefix of the route's head among the callbacks no
+    /// other instance holds, each for `lease`: within an instance a callback
+    /// never overtakes an earlier one (SKIP LOCKED passes over rows another
+    /// instance is claiming at this moment).
+    pub(crate) async fn claim(
+        &self,
+        route: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Claimed, StoreError> {
+        let until = now_ms + self.lease.as_millis() as i64;
+        let limit = limit as i64;
+        let head = self.call(|mut db| async move {
+            let tx = db.transaction().await?;
+            let rows = tx.query(
+                &format!("SELECT {COLUMNS} FROM callgate_callbacks
+                 WHERE route = $1 AND state = 'pending' AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED"),
+                &[&route, &now_ms, &limit],
+            ).await?;
+            let due: Vec<i64> = rows
+                .iter()
+                .take_while(|r| r.get::<_, i64>(11) <= now_ms)
+                .map(|r| r.get(0))
+                .collect();
+            if !due.is_empty() {
+                tx.execute(
+                    "UPDATE callgate_callbacks SET claimed_until_ms = $1 WHERE id = ANY($2)",
+                    &[&until, &due],
+                ).await?;
+            }
+            tx.commit().await?;
+            Ok(rows)
+        })
+        .await?;
+        let head = head.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
+        let due: Vec<Stored> = head
+            .iter()
+            .take_while(|c| c.next_attempt_ms <= now_ms)
+            .cloned()
+            .collect();
+        let next_ms = head.get(due.len()).map(|c| c.next_attempt_ms);
+        Ok(Claimed { due, next_ms })
+    }
+
+    pub(crate) async fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
+        let rows = self
+            .call(|db| async move {
+                db.query(
+                    &format!("SELECT {COLUMNS} FROM callgate_callbacks WHERE id = $1"),
+                    &[&id],
+                )
+                .await
+            })
+            .await?;
+        rows.iter().map(stored).next().transpose()
+    }
+
+    pub(crate) async fn list(
+        &self,
+        route: Option<&str>,
+        state: Option<State>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let state = state.map(State::as_str);
+        let rows = self
+            .call(|db| async move {
+                db.query(
+                    &format!("SELECT {COLUMNS} FROM callgate_callbacks
+                     WHERE ($1::TEXT IS NULL OR route = $1) AND ($2::TEXT IS NULL OR state = $2) ORDER BY id"),
+                    &[&route, &state],
+                ).await
+            })
+            .await?;
+        rows.iter().map(stored).collect()
+    }
+
+    pub(crate) async fn delivered(
+        &self,
+        id: i64,
+        dedupe: Option<(&str, &[u8], i64)>,
+    ) -> Result<(), StoreError> {
+        self.call(|mut db| async move {
+            let tx = db.transaction().await?;
+            if let Some((route, digest, at_ms)) = dedupe {
+                tx.execute(
+                    "INSERT INTO callgate_delivered (route, digest, at_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (route, digest) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+                    &[&route, &digest, &at_ms],
+                )
+                .await?;
+            }
+            tx.execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
+                .await?;
+            tx.commit().await
+        })
+        .await
+    }
+
+    pub(crate) async fn failed(
+        &self,
+        id: i64,
+        next_attempt_ms: Option<i64>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.call(|db| async move {
+            match next_attempt_ms {
+                Some(next) => db.execute(
+                    "UPDATE callgate_callbacks SET attempts = attempts + 1, next_attempt_ms = $2, last_error = $3, claimed_until_ms = NULL WHERE id = $1",
+                    &[&id, &next, &error],
+                ).await,
+                None => db.execute(
+                    "UPDATE callgate_callbacks SET attempts = attempts + 1, state = 'dead', last_error = $2, claimed_until_ms = NULL WHERE id = $1",
+                    &[&id, &error],
+                ).await,
+            }
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(crate) async fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.call(|db| async move {
+            db.execute(
+                "UPDATE callgate_callbacks SET state = 'pending', attempts = 0, next_attempt_ms = $2, claimed_until_ms = NULL WHERE id = $1",
+                &[&id, &now_ms],
+            ).await.map(|n| n > 0)
+        })
+        .await
+    }
+
+    pub(crate) async fn retry_all_dead(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.call(|db| async move {
+            db.execute(
+                "UPDATE callgate_callbacks SET state = 'pending', attempts = 0, next_attempt_ms = $1, claimed_until_ms = NULL WHERE state = 'dead'",
+                &[&now_ms],
+            ).await.map(|n| n as usize)
+        })
+        .await
+    }
+
+    pub(crate) async fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
+        self.call(|db| async move {
+            db.execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
+                .await
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    pub(crate) async fn delivered_since(
+        &self,
+        route: &str,
+        digest: &[u8],
+        since_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.call(|db| async move {
+            db.query_opt(
+                "SELECT 1 FROM callgate_delivered WHERE route = $1 AND digest = $2 AND at_ms >= $3",
+                &[&route, &digest, &since_ms],
+            )
+            .await
+            .map(|r| r.is_some())
+        })
+        .await
+    }
+
+    pub(crate) async fn remember_delivery(
+        &self,
+        route: &str,
+        digest: &[u8],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.call(|db| async move {
+            db.execute(
+                "INSERT INTO callgate_delivered (route, digest, at_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (route, digest) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+                &[&route, &digest, &at_ms],
+            )
+            .await
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(crate) async fn prune_delivered(
+        &self,
+        route: Option<&str>,
+        before_ms: i64,
+    ) -> Result<usize, StoreError> {
+        self.call(|db| async move {
+            db.execute(
+                "DELETE FROM callgate_delivered WHERE ($1::TEXT IS NULL OR route = $1) AND at_ms < $2",
+                &[&route, &before_ms],
+            ).await.map(|n| n as usize)
+        })
+        .await
+    }
+
+    pub(crate) async fn depth(&self, route: &str) -> Result<(u64, u64, Option<i64>), StoreError> {
+        self.call(|db| async move {
+            let r = db.query_one(
+                "SELECT COUNT(*) FILTER (WHERE state = 'pending'), COUNT(*) FILTER (WHERE state = 'dead'),
+                        MIN(arrived_ms) FILTER (WHERE state = 'pending')
+                 FROM callgate_callbacks WHERE route = $1",
+                &[&route],
+            ).await?;
+            Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64, r.get(2)))
+        })
+        .await
+    }
+
+    pub(crate) async fn health(&self) -> Result<(), StoreError> {
+        self.call(|db| async move { db.query_one("SELECT 1", &[]).await.map(|_| ()) })
+            .await
+    }
+}
+
+/// TLS to the database when the URL asks for it (`sslmode=require`;
+/// `prefer`, tokio-postgres's default, uses it when the server offers it),
+/// verified against the system's roots.
+fn connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).map_err(db_err)?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(db_err)?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Create or bring the schema up to the latest version, one instance at a time.
+async fn migrate(client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+    client
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS callgate_schema (version INTEGER NOT NULL);
+             INSERT INTO callgate_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM callgate_schema);"
+        ))
+        .await
+        .map_err(db_err)?;
+    let result = async {
+        let version: i32 = client
+            .query_one("SELECT version FROM callgate_schema", &[])
+            .await?
+            .get(0);
+        for (i, statements) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            client.batch_execute(statements).await?;
+            client
+                .execute(
+                    "UPDATE callgate_schema SET version = $1",
+                    &[&(i as i32 + 1)],
+                )
+                .await?;
+        }
+        client.batch_execute("COMMIT").await
+    }
+    .await;
+    if result.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result.map_err(db_err)
+}
+
+fn stored(r: &Row) -> Result<Stored, StoreError> {
+    Ok(Stored {
+        id: r.get(0),
+        state: State::parse(r.get::<_, &str>(2)).map_err(StoreError::Postgres)?,
+        attempts: r.get::<_, i32>(10) as u32,
+        next_attempt_ms: r.get(11),
+        last_error: r.get(12),
+        callback: NewCallback {
+            route: r.get(1),
+            method: r.get(3),
+            query: r.get(4),
+            token_secret: r.get::<_, Option<i32>>(5).map(|i| i as usize),
+            headers: r.get(6),
+            body: r.get(7),
+            verified: r.get(8),
+            arrived_ms: r.get(9),
+        },
+    })
+}

@@ -1,0 +1,234 @@
+//! A real PostgreSQL for the tests: Debian's server binaries, a throwaway
+//! cluster in a temp dir (run as the `postgres` user when the tests run as
+//! root: PostgreSQL refuses root), TCP on 127.0.0.1 and a free port.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+fn bindir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is missing: apt-get install postgresql (.ci/run does)")
+        .map(|e| e.unwrap().path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("no /usr/lib/postgresql/*/bin/initdb")
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let pg = Postgres {
+            bin: bindir(),
+            port: super::pebble::free_port(),
+            dir,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        pg.start_again();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start (again, after [`Postgres::stop`]) on the same port and data.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stop at once: clients see their connections die.
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    /// A fresh database; its URL.
+    pub fn database(&self) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("callgate_{}", N.fetch_add(1, Ordering::SeqCst));
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Run SQL; the unaligned, tuples-only output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let db = db.rsplit('/').next().unwrap();
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", db, "-XAtq", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Which store a queue test runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store a gateway under test uses, kept alive for the test.
+pub struct QueueStore {
+    pub dir: tempfile::TempDir,
+    pub pg: Option<Postgres>,
+    pub url: String,
+}
+
+impl QueueStore {
+    pub fn new(backend: Backend) -> QueueStore {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => QueueStore {
+                dir,
+                pg: None,
+                url: String::new(),
+            },
+            Backend::Postgres => {
+                let pg = Postgres::start();
+                let url = pg.database();
+                QueueStore {
+                    dir,
+                    pg: Some(pg),
+                    url,
+                }
+            }
+        }
+    }
+
+    /// The `[queue]` table for a config.
+    pub fn section(&self) -> String {
+        match &self.pg {
+            None => format!("[queue]\ndir = \"{}\"\n", self.dir.path().display()),
+            Some(_) => format!(
+                "[queue]\nbackend = \"postgres\"\nurl = \"{}\"\nlease = \"3s\"\n",
+                self.url
+            ),
+        }
+    }
+
+    /// `SELECT COUNT(*)` of a table (`callbacks` or `delivered`).
+    pub fn count(&self, table: &str) -> i64 {
+        match &self.pg {
+            None => {
+                let db = self.dir.path().join("callgate-queue.sqlite3");
+                let conn = rusqlite::Connection::open(db).unwrap();
+                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                    .unwrap()
+            }
+            Some(pg) => pg
+                .psql(&self.url, &format!("SELECT COUNT(*) FROM callgate_{table}"))
+                .parse()
+                .unwrap(),
+        }
+    }
+}
