@@ -384,6 +384,7 @@ async fn migrate(client: &deadpool_postgres::Object) -> Result<(), StoreError> {
     client
         .batch_execute(&format!(
             "BEGIN;
+             SET LOCAL client_min_messages = warning;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
              CREATE TABLE IF NOT EXISTS callgate_schema (version INTEGER NOT NULL);
              INSERT INTO callgate_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM callgate_schema);"

@@ -1,0 +1,245 @@
+//! Several instances, one queue: two gateways share a PostgreSQL database;
+//! one is killed with callbacks acknowledged and the survivor delivers them
+//! all; the database stops and starts under a running gateway.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::postgres::{Backend, QueueStore};
+use support::upstream::closed_port;
+use support::{Client, Gateway, Upstream, Version};
+
+const TOKEN: &str = "pg-token-5";
+
+fn config(store: &QueueStore, upstream: &str) -> String {
+    format!(
+        r#"
+{}
+[[route]]
+name = "tolq"
+path = "/cb"
+upstream = "{upstream}/q"
+token = {{ secrets = ["{TOKEN}"] }}
+delivery = "queue"
+max_in_flight = 4
+retry = {{ base = "50ms", cap = "300ms", max_attempts = 10000 }}
+
+[[route]]
+name = "direct"
+path = "/direct"
+upstream = "{upstream}/d"
+token = {{ secrets = ["{TOKEN}"] }}
+"#,
+        store.section()
+    )
+}
+
+async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_queue_and_the_survivor_delivers_what_the_dead_one_acknowledged() {
+    const N: usize = 60;
+    let store = QueueStore::new(Backend::Postgres);
+    let addr = closed_port();
+    let text = config(&store, &format!("http://{addr}"));
+    let mut a = Gateway::start(&text);
+    let b = Gateway::start(&text);
+    let (ca, cb) = (
+        Client::https(a.https.unwrap(), Version::H1),
+        Client::https(b.https.unwrap(), Version::H2),
+    );
+    // The receiver is down: every callback is stored, acknowledged, retried.
+    for i in 0..N {
+        let client = if i % 2 == 0 { &ca } else { &cb };
+        let r = client
+            .post(
+                &format!("/cb?token={TOKEN}"),
+                &[],
+                format!("n={i}").as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 202, "callback {i}");
+    }
+    let pg = store.pg.as_ref().unwrap();
+    assert_eq!(
+        pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks"),
+        N.to_string()
+    );
+    a.wait_for_log("queue: delivery failed");
+    b.wait_for_log("queue: delivery failed");
+
+    // One instance dies mid-work (its claims die with it), then the receiver returns.
+    a.signal("KILL");
+    // Killed by a signal: no exit code to see, only that it is gone.
+    let _ = a.wait_exit(Duration::from_secs(2));
+    let up = Upstream::recording_on(addr).await;
+    let took = wait_for("every callback delivered", Duration::from_secs(60), || {
+        let got: BTreeSet<Vec<u8>> = up.requests().iter().map(|r| r.body.to_vec()).collect();
+        got.len() == N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = up.requests();
+    let unique: BTreeSet<Vec<u8>> = all.iter().map(|r| r.body.to_vec()).collect();
+    assert_eq!(unique.len(), N);
+    let duplicates = all.len() - unique.len();
+    // At most what the dead instance had in flight (max_in_flight = 4).
+    assert!(duplicates <= 4, "{duplicates} duplicates");
+    assert!(all
+        .iter()
+        .all(|r| r.uri.query() == Some(&format!("token={TOKEN}")[..])));
+    wait_for("an empty queue", Duration::from_secs(5), || {
+        pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks") == "0"
+    })
+    .await;
+    println!(
+        "two instances, {N} acknowledged, one killed: all {N} delivered by the survivor in {took:?} after the receiver returned, {duplicates} duplicate(s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_stopped_means_503_for_queue_routes_only_and_its_return_needs_no_restart() {
+    let store = QueueStore::new(Backend::Postgres);
+    let pg = store.pg.as_ref().unwrap();
+    let up = Upstream::recording().await;
+    let cert = support::gateway::test_cert();
+    let text = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n{}",
+        cert.cert_path,
+        cert.key_path,
+        config(&store, &up.url("")).replace(&store.url, "env:CALLGATE_QUEUE_URL")
+    );
+    let gw = Gateway::start_raw(&text, &[("CALLGATE_QUEUE_URL", &store.url)]);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let health = || async {
+        let r = Client::http(gw.admin.unwrap())
+            .request(http::Method::GET, "/healthz", &[], b"")
+            .await;
+        (
+            r.status.as_u16(),
+            String::from_utf8_lossy(&r.body).into_owned(),
+        )
+    };
+    assert_eq!(
+        c.post(&format!("/cb?token={TOKEN}"), &[], b"before")
+            .await
+            .status,
+        202
+    );
+    wait_for("the first delivery", Duration::from_secs(10), || {
+        up.count() == 1
+    })
+    .await;
+    let (status, body) = health().await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("ok\nstore: ok (postgres"), "{body}");
+
+    pg.stop();
+    let started = Instant::now();
+    let r = c
+        .post(&format!("/cb?token={TOKEN}"), &[], b"while down")
+        .await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 503, "never 202 without a commit");
+    assert!(took < Duration::from_secs(6), "answered in {took:?}");
+    println!("database down: queue route answered 503 in {took:?}");
+    // Direct routes do not need the store.
+    assert_eq!(
+        c.post(&format!("/direct?token={TOKEN}"), &[], b"direct")
+            .await
+            .status,
+        200
+    );
+    let (status, body) = health().await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("store: unavailable, queue routes answer 503"),
+        "{body}"
+    );
+
+    pg.start_again();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = c
+            .post(&format!("/cb?token={TOKEN}"), &[], b"after")
+            .await
+            .status
+            .as_u16();
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 202, "the gateway reconnected without a restart");
+    wait_for(
+        "the delivery after the return",
+        Duration::from_secs(10),
+        || up.requests().iter().any(|r| &r.body[..] == b"after"),
+    )
+    .await;
+    assert!(!up.requests().iter().any(|r| &r.body[..] == b"while down"));
+    assert!(
+        !gw.log().contains(&store.url),
+        "the URL (a secret) is never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_an_instance_died_delivering_are_taken_over_when_its_lease_runs_out() {
+    const N: usize = 12;
+    let store = QueueStore::new(Backend::Postgres);
+    let up = Upstream::recording().await;
+    // Slow enough that the first instance dies with deliveries in flight.
+    up.delay(Duration::from_millis(1500));
+    let text = config(&store, &up.url(""));
+    let mut a = Gateway::start(&text);
+    let client = Client::https(a.https.unwrap(), Version::H1);
+    for i in 0..N {
+        let r = client
+            .post(
+                &format!("/cb?token={TOKEN}"),
+                &[],
+                format!("n={i}").as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    wait_for("deliveries in flight", Duration::from_secs(5), || {
+        up.count() >= 4
+    })
+    .await;
+    a.signal("KILL");
+    let _ = a.wait_exit(Duration::from_secs(2));
+    let killed = Instant::now();
+    let b = Gateway::start(&text);
+    let pg = store.pg.as_ref().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks") != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "not all delivered; survivor's log:\n{}",
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = killed.elapsed();
+    let unique: BTreeSet<Vec<u8>> = up.requests().iter().map(|r| r.body.to_vec()).collect();
+    assert_eq!(unique.len(), N);
+    let duplicates = up.count() - N;
+    assert!(
+        duplicates <= 4,
+        "{duplicates}: more than the dead instance had in flight"
+    );
+    // The dead instance's claims were honoured until the lease (3 s) ran out.
+    assert!(took >= Duration::from_secs(2), "taken over after {took:?}");
+    println!("lease take-over: the survivor delivered all {N} within {took:?} of the kill ({duplicates} duplicate(s): the dead instance's in-flight deliveries)");
+}
