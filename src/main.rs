@@ -10,11 +10,20 @@ use tracing_subscriber::EnvFilter;
 
 use callgate::cli::{self, Cli, Command, LogFormat};
 
+// jemalloc, with its background threads purging freed pages: memory a burst
+// of connections took goes back to the system within seconds of their
+// closing (glibc's per-thread arenas kept it, and each burst added to it).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // An operator should see one sentence, never a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("callgate: internal error: {info}")
     }));
+    // Unused pages are returned by jemalloc's own threads after its decay
+    // time (10 s), without waiting for the next allocation.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     let format = match cli.command {
         Command::Run { log_format, .. } => log_format,
