@@ -13,6 +13,7 @@ use callgate::cli::{self, Cli, Command, LogFormat};
 // jemalloc, with its background threads purging freed pages: memory a burst
 // of connections took goes back to the system within seconds of their
 // closing (glibc's per-thread arenas kept it, and each burst added to it).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     }));
     // Unused pages are returned by jemalloc's own threads after its decay
     // time (10 s), without waiting for the next allocation.
+    #[cfg(feature = "jemalloc")]
     let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     let format = match cli.command {

@@ -201,10 +201,46 @@ pub(crate) struct Metrics {
     queue_depth: Family<RouteState, Gauge>,
     queue_oldest: Family<RouteLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     delivery_attempts: Family<RouteResult, Counter>,
-    tls_handshake_failures: Counter<u64, AtomicU64>,
+    tls: TlsMetrics,
+}
+
+/// Handshakes and certificates.
+struct TlsMetrics {
+    handshake_failures: Counter<u64, AtomicU64>,
     certificate_expiry: Family<HostLabel, Gauge>,
     acme_orders: Family<ResultLabel, Counter>,
     acme_last_error: Gauge,
+}
+
+impl TlsMetrics {
+    fn register(r: &mut Registry) -> TlsMetrics {
+        TlsMetrics {
+            handshake_failures: add(
+                r,
+                "tls_handshake_failures",
+                "TLS handshakes that failed or timed out",
+                Counter::default(),
+            ),
+            certificate_expiry: add(
+                r,
+                "certificate_expiry_seconds",
+                "notAfter of the certificate served for a host name, as a Unix time (configured and ACME certificates; `default` for [tls] cert)",
+                Family::default(),
+            ),
+            acme_orders: add(
+                r,
+                "acme_orders",
+                "ACME certificate orders by result (ok, failed)",
+                Family::default(),
+            ),
+            acme_last_error: add(
+                r,
+                "acme_last_error_timestamp_seconds",
+                "Unix time of the latest failed ACME order; 0 once an order succeeds",
+                Gauge::default(),
+            ),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -276,30 +312,7 @@ impl Metrics {
                 "Queued delivery attempts by route and result (delivered, retry, dead)",
                 Family::default(),
             ),
-            tls_handshake_failures: add(
-                &mut r,
-                "tls_handshake_failures",
-                "TLS handshakes that failed or timed out",
-                Counter::default(),
-            ),
-            certificate_expiry: add(
-                &mut r,
-                "certificate_expiry_seconds",
-                "notAfter of the certificate served for a host name, as a Unix time (configured and ACME certificates; `default` for [tls] cert)",
-                Family::default(),
-            ),
-            acme_orders: add(
-                &mut r,
-                "acme_orders",
-                "ACME certificate orders by result (ok, failed)",
-                Family::default(),
-            ),
-            acme_last_error: add(
-                &mut r,
-                "acme_last_error_timestamp_seconds",
-                "Unix time of the latest failed ACME order; 0 once an order succeeds",
-                Gauge::default(),
-            ),
+            tls: TlsMetrics::register(&mut r),
             registry: r,
         }
     }
@@ -420,12 +433,13 @@ impl Metrics {
 
     /// A TLS handshake failed or timed out.
     pub(crate) fn tls_handshake_failed(&self) {
-        self.tls_handshake_failures.inc();
+        self.tls.handshake_failures.inc();
     }
 
     /// The notAfter (Unix time) of the certificate served for `host`.
     pub(crate) fn certificate_expiry(&self, host: &str, not_after: i64) {
-        self.certificate_expiry
+        self.tls
+            .certificate_expiry
             .get_or_create(&HostLabel {
                 host: host.to_owned(),
             })
@@ -435,13 +449,14 @@ impl Metrics {
     /// An ACME order finished.
     pub(crate) fn acme_order(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
-        self.acme_orders
+        self.tls
+            .acme_orders
             .get_or_create(&ResultLabel { result })
             .inc();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.acme_last_error.set(if ok { 0 } else { now });
+        self.tls.acme_last_error.set(if ok { 0 } else { now });
     }
 
     /// The Prometheus text exposition.

@@ -9,7 +9,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::acme::Acme;
+use crate::acme::live::Acme;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::damping::Damper;

@@ -29,7 +29,7 @@ pub(crate) fn reconcile(shared: &Arc<Shared>) {
         .tls
         .as_ref()
         .and_then(|t| t.acme.clone());
-    let mut running = super::lock(&shared.acme.running);
+    let mut running = super::live::lock(&shared.acme.running);
     if running.as_ref().map(|(s, _)| s) == wanted.as_ref() {
         return;
     }

@@ -14,7 +14,7 @@ use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::files::Files;
-use super::{Acme, ACME_TLS_ALPN};
+use super::live::{Acme, ACME_TLS_ALPN};
 use crate::config::{self, tls, AcmeChallenge};
 
 /// Why an issuance failed; the old certificate keeps serving.

@@ -3,6 +3,7 @@
 //! (one machine) or PostgreSQL (several instances, one queue).
 
 mod postgres;
+mod rows;
 mod sqlite;
 pub(crate) mod store;
 mod worker;

@@ -12,7 +12,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::OnceCell;
 use tokio_postgres::Row;
 
-use super::store::{Claimed, NewCallback, State, StoreError, Stored};
+use super::rows::{Claimed, NewCallback, State, StoreError, Stored};
 use crate::config::secret::Secret;
 
 /// Longest any database call may take: a callback waits at most this before its 503.
@@ -183,13 +183,7 @@ impl Postgres {
         })
         .await?;
         let head = head.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
-        let due: Vec<Stored> = head
-            .iter()
-            .take_while(|c| c.next_attempt_ms <= now_ms)
-            .cloned()
-            .collect();
-        let next_ms = head.get(due.len()).map(|c| c.next_attempt_ms);
-        Ok(Claimed { due, next_ms })
+        Ok(Claimed::due_prefix(head, now_ms))
     }
 
     pub(crate) async fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::store::{Claimed, NewCallback, State, StoreError, Stored};
+use super::rows::{Claimed, NewCallback, State, StoreError, Stored};
 
 /// File name of the store inside `[queue] dir`.
 pub(crate) const FILE_NAME: &str = "callgate-queue.sqlite3";
@@ -115,13 +115,7 @@ impl Sqlite {
         now_ms: i64,
     ) -> Result<Claimed, StoreError> {
         let head = self.head(route, limit)?;
-        let due: Vec<Stored> = head
-            .iter()
-            .take_while(|c| c.next_attempt_ms <= now_ms)
-            .cloned()
-            .collect();
-        let next_ms = head.get(due.len()).map(|c| c.next_attempt_ms);
-        Ok(Claimed { due, next_ms })
+        Ok(Claimed::due_prefix(head, now_ms))
     }
 
     /// The file answers.

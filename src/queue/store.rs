@@ -5,102 +5,13 @@
 //! instance at a time and taken over when its instance dies). Both keep the
 //! same rows: callbacks (never the token), and delivered digests for dedupe.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
-
 use super::postgres::Postgres;
+pub(crate) use super::rows::{from_lines, now_ms, to_lines};
+pub(crate) use super::rows::{Claimed, NewCallback, State, StoreError, Stored};
 use super::sqlite::Sqlite;
 use crate::config::QueueBackend;
-
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
-    #[error("cannot create the queue directory {path}: {source} (check [queue] dir and its permissions, or StateDirectory= in the unit)")]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("queue store {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("queue database: {0}")]
-    Postgres(String),
-    #[error(
-        "queue database: no answer within {0:?} (is PostgreSQL up and reachable at [queue] url?)"
-    )]
-    Timeout(std::time::Duration),
-}
-
-/// Where a stored callback stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Waiting for (re)delivery.
-    Pending,
-    /// Given up on: a 4xx answer, or retries exhausted. `callgate queue retry` revives it.
-    Dead,
-}
-
-impl State {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Dead => "dead",
-        }
-    }
-
-    /// A stored state; anything else is a damaged or newer database, which
-    /// must not be mistaken for a callback to deliver.
-    pub(super) fn parse(s: &str) -> Result<State, String> {
-        match s {
-            "pending" => Ok(State::Pending),
-            "dead" => Ok(State::Dead),
-            other => Err(format!("unknown callback state {other:?} in the store")),
-        }
-    }
-}
-
-/// A verified callback about to be stored.
-#[derive(Debug, Clone)]
-pub(crate) struct NewCallback {
-    pub(crate) route: String,
-    pub(crate) method: String,
-    /// The caller's query with the token's value replaced by REDACTED.
-    pub(crate) query: Option<String>,
-    /// Which of the route's token secrets matched: put back at delivery, never stored.
-    pub(crate) token_secret: Option<usize>,
-    /// Headers as prepared for the upstream, one `name: value\r\n` line each.
-    pub(crate) headers: Vec<u8>,
-    pub(crate) body: Vec<u8>,
-    /// The verified header's value (e.g. `ip,token,hmac`).
-    pub(crate) verified: String,
-    pub(crate) arrived_ms: i64,
-}
-
-/// A stored callback.
-#[derive(Debug, Clone)]
-pub(crate) struct Stored {
-    pub(crate) id: i64,
-    pub(crate) state: State,
-    pub(crate) attempts: u32,
-    pub(crate) next_attempt_ms: i64,
-    pub(crate) last_error: Option<String>,
-    pub(crate) callback: NewCallback,
-}
-
-/// Callbacks of a route that are due now, and when the next one will be.
-#[derive(Debug, Default)]
-pub(crate) struct Claimed {
-    /// Claimed for delivery (a lease on PostgreSQL), oldest first.
-    pub(crate) due: Vec<Stored>,
-    /// When the earliest callback not returned becomes due, if known.
-    pub(crate) next_ms: Option<i64>,
-}
 
 /// The store: SQLite or PostgreSQL behind one set of async calls.
 #[derive(Clone)]
@@ -261,65 +172,9 @@ impl Store {
     }
 }
 
-/// Headers as HTTP/1 lines (`name: value\r\n`), for the callback store:
-/// exact bytes, no re-encoding.
-pub(crate) fn to_lines(headers: &HeaderMap) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// The inverse of [`to_lines`].
-pub(crate) fn from_lines(lines: &[u8]) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::new();
-    for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or("stored header without a colon")?;
-        let name = HeaderName::from_bytes(&line[..colon]).map_err(|e| e.to_string())?;
-        let value = HeaderValue::from_bytes(
-            line[colon + 1..]
-                .strip_prefix(b" ")
-                .unwrap_or(&line[colon + 1..]),
-        )
-        .map_err(|e| e.to_string())?;
-        headers.append(name, value);
-    }
-    Ok(headers)
-}
-
 /// Run a store call off the async threads (SQLite syncs to disk).
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
         .await
         .expect("store task panicked")
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_lines_round_trip() {
-        let mut h = HeaderMap::new();
-        h.append("content-type", "application/json".parse().unwrap());
-        h.append("x-multi", "a".parse().unwrap());
-        h.append("x-multi", "b: c".parse().unwrap());
-        h.append("x-bytes", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
-        assert_eq!(from_lines(&to_lines(&h)).unwrap(), h);
-    }
 }
