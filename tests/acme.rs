@@ -367,3 +367,47 @@ async fn an_unreachable_directory_keeps_the_default_certificate_serving() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_renewal_keeps_the_current_certificate_serving() {
+    let (https, http) = (free_port(), free_port());
+    // 9 s certificates: renewal due 6 s after issuance.
+    let pebble = Pebble::start(http, https, Some(9));
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let text = config(
+        https,
+        http,
+        &acme_keys(&pebble, "tls-alpn-01"),
+        state.path(),
+        &upstream.url("/receiver.php"),
+        false,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    let root = pebble.issuing_root();
+    let (issued, _) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    // The CA goes away before the renewal is due.
+    drop(pebble);
+    wait_log(
+        &gw,
+        "acme: ordering a certificate failed",
+        1,
+        Duration::from_secs(20),
+    );
+    let (served, mut sender) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    assert_eq!(served, issued, "the current certificate keeps serving");
+    assert_eq!(
+        post(&mut sender, &format!("/cb?token={TOKEN}")).await,
+        Ok(200)
+    );
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains("callgate_acme_orders_total{result=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("callgate_acme_orders_total{result=\"ok\"} 1"),
+        "{m}"
+    );
+}

@@ -243,3 +243,32 @@ async fn callbacks_an_instance_died_delivering_are_taken_over_when_its_lease_run
     assert!(took >= Duration::from_secs(2), "taken over after {took:?}");
     println!("lease take-over: the survivor delivered all {N} within {took:?} of the kill ({duplicates} duplicate(s): the dead instance's in-flight deliveries)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_never_answers_means_503_within_5_seconds() {
+    // Accepts TCP connections (the kernel's backlog) and never says a word:
+    // a database host gone silent behind a firewall.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://postgres@{}/callgate",
+        silent.local_addr().unwrap()
+    );
+    let up = Upstream::recording().await;
+    let text = format!(
+        "[queue]\nbackend = \"postgres\"\nurl = \"env:QUEUE_URL\"\n[[route]]\nname = \"q\"\npath = \"/cb\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndelivery = \"queue\"\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\n",
+        up.url("/q"),
+        up.url("/d")
+    );
+    let gw = Gateway::start_with(&text, &[("QUEUE_URL", &url)]);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let started = Instant::now();
+    let r = c.post(&format!("/cb?token={TOKEN}"), &[], b"x").await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 503);
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    println!("silent database: 503 after {took:?}");
+    let r = c.post(&format!("/direct?token={TOKEN}"), &[], b"d").await;
+    assert_eq!(r.status, 200, "direct routes keep serving");
+    assert_eq!(up.count(), 1);
+    drop(silent);
+}
