@@ -103,7 +103,7 @@ impl Shared {
 /// Each configured certificate's expiry, by the host names it serves.
 fn certificate_metrics(metrics: &Metrics, config: &Config) {
     for (hosts, _, not_after) in config.tls.iter().flat_map(|t| &t.certificates) {
-        for host in hosts.split(", ") {
+        for host in hosts {
             metrics.certificate_expiry(host, *not_after);
         }
     }

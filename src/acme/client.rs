@@ -1,8 +1,6 @@
 //! The HTTPS client that reaches the ACME directory: the system's roots
 //! (rustls-platform-verifier), plus `ca_roots` for private ACME servers.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -13,18 +11,8 @@ use rustls_pki_types::CertificateDer;
 pub(super) fn http(
     extra: &[CertificateDer<'static>],
 ) -> Result<Box<dyn HttpClient>, instant_acme::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
-        extra.iter().cloned(),
-        provider.clone(),
-    )
-    .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| instant_acme::Error::Other(Box::new(e)))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+    let tls = crate::config::tls::client_config(extra)
+        .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()

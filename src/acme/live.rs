@@ -37,17 +37,23 @@ impl Acme {
     /// challenge answer for `acme-tls/1`, else the issued certificate for
     /// the name asked. None: the configured certificates serve.
     pub(crate) fn config_for(&self, hello: &ClientHello<'_>) -> Option<Arc<ServerConfig>> {
+        let challenge = hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        let issued = self.issued.load();
+        // Every handshake passes here: without ACME certificates or a
+        // challenge, no name is lowered and no lock taken.
+        if !challenge && issued.is_empty() {
+            return None;
+        }
         let name = hello
             .server_name()?
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        let challenge = hello
-            .alpn()
-            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
         if challenge {
             return lock(&self.alpn).get(&name).cloned();
         }
-        self.issued.load().get(&name).cloned()
+        issued.get(&name).cloned()
     }
 
     /// The key authorization for an http-01 request path, while published.

@@ -83,9 +83,10 @@ pub(super) async fn issue(
         .map_err(|e| OrderError::Other(e.to_string()))?;
     order.finalize_csr(csr.der()).await?;
     let chain = order.poll_certificate(&polling()).await?;
-    let loaded = tls::from_pem(chain.as_bytes(), key.serialize_pem().as_bytes())
+    let key_pem = key.serialize_pem();
+    let loaded = tls::from_pem(chain.as_bytes(), key_pem.as_bytes())
         .map_err(|e| OrderError::Other(format!("the issued certificate is unusable: {e}")))?;
-    files.save_certificate(&chain, &key.serialize_pem())?;
+    files.save_certificate(&chain, &key_pem)?;
     Ok(loaded)
 }
 

@@ -55,7 +55,8 @@ fn listeners(out: &mut String, c: &Config) {
             let days = (not_after - now) / 86_400;
             let _ = writeln!(
                 out,
-                "tls certificate for {hosts}: {subject}, expires {} ({days} days)",
+                "tls certificate for {}: {subject}, expires {} ({days} days)",
+                hosts.join(", "),
                 humantime::format_rfc3339_seconds(expires)
             );
         }

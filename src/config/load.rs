@@ -277,7 +277,7 @@ impl Loader<'_> {
             (true, None, None) => {
                 let loaded = tls::self_signed()
                     .map_err(|e| self.error(Some(span.clone()), format!("tls.self_signed: {e}")))?;
-                certificates.push(("default".to_owned(), loaded.subject, loaded.not_after));
+                certificates.push((vec!["default".to_owned()], loaded.subject, loaded.not_after));
                 sni.set_default(loaded.key);
                 ("self-signed certificate for localhost (TRIALS ONLY)".to_owned(), true)
             }
@@ -287,7 +287,7 @@ impl Loader<'_> {
             (false, Some(cert), Some(key)) => {
                 let loaded = self.certificate("tls", &cert, &key)?;
                 let description = format!("cert {} ({} in chain), key {}", cert.get_ref(), loaded.chain_len, key.get_ref());
-                certificates.push(("default".to_owned(), loaded.subject, loaded.not_after));
+                certificates.push((vec!["default".to_owned()], loaded.subject, loaded.not_after));
                 sni.set_default(loaded.key);
                 (description, false)
             }
@@ -306,7 +306,7 @@ impl Loader<'_> {
             for h in &hosts {
                 sni.add(h, loaded.key.clone());
             }
-            certificates.push((hosts.join(", "), loaded.subject, loaded.not_after));
+            certificates.push((hosts, loaded.subject, loaded.not_after));
         }
         let server_config =
             tls::server_config(sni).map_err(|e| self.error(Some(span), format!("tls: {e}")))?;

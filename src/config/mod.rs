@@ -79,7 +79,7 @@ pub(crate) struct Tls {
     pub(crate) description: String,
     /// Every certificate served, for `check`: the hosts it is for
     /// (`default` for the [tls] one), its subject and its expiry.
-    pub(crate) certificates: Vec<(String, String, i64)>,
+    pub(crate) certificates: Vec<(Vec<String>, String, i64)>,
     pub(crate) self_signed: bool,
     /// `[tls.acme]`: certificates callgate obtains itself.
     pub(crate) acme: Option<Acme>,

@@ -13,12 +13,7 @@ impl Loader<'_> {
         raw: Option<raw::RawQueue>,
         warn: bool,
     ) -> Result<QueueBackend, ConfigError> {
-        let raw = raw.unwrap_or(raw::RawQueue {
-            dir: None,
-            backend: None,
-            url: None,
-            lease: None,
-        });
+        let raw = raw.unwrap_or_default();
         match raw.backend.as_ref().map(|b| b.get_ref().as_str()) {
             None | Some("sqlite") => {
                 if let Some(url) = &raw.url {

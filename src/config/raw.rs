@@ -183,7 +183,7 @@ pub(crate) struct RawDamping {
 }
 
 /// `[queue]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawQueue {
     pub(crate) dir: Option<String>,

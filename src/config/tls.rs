@@ -173,6 +173,24 @@ fn provider() -> CryptoProvider {
     ring::default_provider()
 }
 
+/// A TLS client configuration for callgate's own outbound connections (the
+/// ACME directory, the queue database): the system's roots
+/// (rustls-platform-verifier) plus `extra_roots`.
+pub(crate) fn client_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(provider());
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        extra_roots.iter().cloned(),
+        provider.clone(),
+    )?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
 /// Certificates by the name a client asks for (SNI): exact names first,
 /// then `*.parent` for one label, then the default.
 #[derive(Debug, Default)]

@@ -363,14 +363,7 @@ impl Postgres {
 /// `prefer`, tokio-postgres's default, uses it when the server offers it),
 /// verified against the system's roots.
 fn connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).map_err(db_err)?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(db_err)?
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
-        .with_no_client_auth();
+    let config = crate::config::tls::client_config(&[]).map_err(db_err)?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
