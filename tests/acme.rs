@@ -140,23 +140,60 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[tokio::test]
-async fn tls_alpn_01_issues_serves_a_callback_and_a_restart_reuses_the_stored_certificate() {
+/// A pebble and a gateway whose `[tls.acme]` uses it (`challenge`,
+/// certificates valid `validity` seconds), waited for until the first
+/// certificate is installed. Tests bind every field (`_name` for those they
+/// do not read): the pebble, the upstream and the state must live as long.
+struct Issued {
+    pebble: Pebble,
+    upstream: Upstream,
+    _state: tempfile::TempDir,
+    /// The ACME state directory (created by callgate).
+    state_dir: std::path::PathBuf,
+    text: String,
+    gw: Gateway,
+    /// From listening to the certificate installed.
+    took: Duration,
+}
+
+async fn issued(challenge: &str, validity: Option<u64>) -> Issued {
     let (https, http) = (free_port(), free_port());
-    let pebble = Pebble::start(http, https, None);
+    let pebble = Pebble::start(http, https, validity);
     let upstream = Upstream::recording().await;
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().join("acme");
     let text = config(
         https,
         http,
-        &acme_keys(&pebble, "tls-alpn-01"),
+        &acme_keys(&pebble, challenge),
         &state_dir,
         &upstream.url("/receiver.php"),
         false,
     );
     let gw = Gateway::start_raw(&text, &[]);
     let took = wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    Issued {
+        pebble,
+        upstream,
+        _state: state,
+        state_dir,
+        text,
+        gw,
+        took,
+    }
+}
+
+#[tokio::test]
+async fn tls_alpn_01_issues_serves_a_callback_and_a_restart_reuses_the_stored_certificate() {
+    let Issued {
+        pebble,
+        upstream,
+        _state,
+        state_dir,
+        text,
+        gw,
+        took,
+    } = issued("tls-alpn-01", None).await;
     println!("tls-alpn-01 issuance took {took:?} (from listening to installed)");
     assert!(
         gw.log().contains("tls-alpn-01 challenge answered"),
@@ -235,20 +272,15 @@ async fn tls_alpn_01_issues_serves_a_callback_and_a_restart_reuses_the_stored_ce
 
 #[tokio::test]
 async fn http_01_issues_over_the_http_listener_and_answers_only_published_tokens() {
-    let (https, http) = (free_port(), free_port());
-    let pebble = Pebble::start(http, https, None);
-    let upstream = Upstream::recording().await;
-    let state = tempfile::tempdir().unwrap();
-    let text = config(
-        https,
-        http,
-        &acme_keys(&pebble, "http-01"),
-        state.path(),
-        &upstream.url("/receiver.php"),
-        false,
-    );
-    let gw = Gateway::start_raw(&text, &[]);
-    let took = wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    let Issued {
+        pebble,
+        upstream: _upstream,
+        _state,
+        state_dir: _state_dir,
+        text: _text,
+        gw,
+        took,
+    } = issued("http-01", None).await;
     println!("http-01 issuance took {took:?} (from listening to installed)");
     assert!(
         gw.log().contains("acme http-01 challenge answered"),
@@ -275,21 +307,16 @@ async fn http_01_issues_over_the_http_listener_and_answers_only_published_tokens
 
 #[tokio::test]
 async fn a_short_lived_certificate_is_renewed_while_a_connection_stays_open() {
-    let (https, http) = (free_port(), free_port());
     // 9 s certificates: renewal a third ahead, 6 s after issuance.
-    let pebble = Pebble::start(http, https, Some(9));
-    let upstream = Upstream::recording().await;
-    let state = tempfile::tempdir().unwrap();
-    let text = config(
-        https,
-        http,
-        &acme_keys(&pebble, "tls-alpn-01"),
-        state.path(),
-        &upstream.url("/receiver.php"),
-        false,
-    );
-    let gw = Gateway::start_raw(&text, &[]);
-    wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    let Issued {
+        pebble,
+        upstream,
+        _state,
+        state_dir: _state_dir,
+        text: _text,
+        gw,
+        took: _took,
+    } = issued("tls-alpn-01", Some(9)).await;
     let root = pebble.issuing_root();
     let path = format!("/cb?token={TOKEN}");
     let (first, mut open) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
@@ -370,21 +397,16 @@ async fn an_unreachable_directory_keeps_the_default_certificate_serving() {
 
 #[tokio::test]
 async fn a_failed_renewal_keeps_the_current_certificate_serving() {
-    let (https, http) = (free_port(), free_port());
     // 9 s certificates: renewal due 6 s after issuance.
-    let pebble = Pebble::start(http, https, Some(9));
-    let upstream = Upstream::recording().await;
-    let state = tempfile::tempdir().unwrap();
-    let text = config(
-        https,
-        http,
-        &acme_keys(&pebble, "tls-alpn-01"),
-        state.path(),
-        &upstream.url("/receiver.php"),
-        false,
-    );
-    let gw = Gateway::start_raw(&text, &[]);
-    wait_log(&gw, "acme: certificate issued", 1, Duration::from_secs(60));
+    let Issued {
+        pebble,
+        upstream: _upstream,
+        _state,
+        state_dir: _state_dir,
+        text: _text,
+        gw,
+        took: _took,
+    } = issued("tls-alpn-01", Some(9)).await;
     let root = pebble.issuing_root();
     let (issued, _) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
     // The CA goes away before the renewal is due.

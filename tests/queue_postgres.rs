@@ -45,6 +45,21 @@ async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) 
     start.elapsed()
 }
 
+/// Post `n` callbacks (`n=0`, `n=1`, …) through the clients in turn; each
+/// must be answered 202.
+async fn acknowledged(clients: &[&Client], n: usize) {
+    for i in 0..n {
+        let r = clients[i % clients.len()]
+            .post(
+                &format!("/cb?token={TOKEN}"),
+                &[],
+                format!("n={i}").as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 202, "callback {i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_queue_and_the_survivor_delivers_what_the_dead_one_acknowledged() {
     const N: usize = 60;
@@ -58,17 +73,7 @@ async fn two_instances_share_the_queue_and_the_survivor_delivers_what_the_dead_o
         Client::https(b.https.unwrap(), Version::H2),
     );
     // The receiver is down: every callback is stored, acknowledged, retried.
-    for i in 0..N {
-        let client = if i % 2 == 0 { &ca } else { &cb };
-        let r = client
-            .post(
-                &format!("/cb?token={TOKEN}"),
-                &[],
-                format!("n={i}").as_bytes(),
-            )
-            .await;
-        assert_eq!(r.status, 202, "callback {i}");
-    }
+    acknowledged(&[&ca, &cb], N).await;
     let pg = store.pg.as_ref().unwrap();
     assert_eq!(
         pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks"),
@@ -203,16 +208,7 @@ async fn callbacks_an_instance_died_delivering_are_taken_over_when_its_lease_run
     let text = config(&store, &up.url(""));
     let mut a = Gateway::start(&text);
     let client = Client::https(a.https.unwrap(), Version::H1);
-    for i in 0..N {
-        let r = client
-            .post(
-                &format!("/cb?token={TOKEN}"),
-                &[],
-                format!("n={i}").as_bytes(),
-            )
-            .await;
-        assert_eq!(r.status, 202);
-    }
+    acknowledged(&[&client], N).await;
     wait_for("deliveries in flight", Duration::from_secs(5), || {
         up.count() >= 4
     })
