@@ -142,8 +142,8 @@ fn mode(path: &Path) -> u32 {
 
 /// A pebble and a gateway whose `[tls.acme]` uses it (`challenge`,
 /// certificates valid `validity` seconds), waited for until the first
-/// certificate is installed. Tests bind every field (`_name` for those they
-/// do not read): the pebble, the upstream and the state must live as long.
+/// certificate is installed. The pebble, the upstream and the state live as
+/// long as it does.
 struct Issued {
     pebble: Pebble,
     upstream: Upstream,
@@ -272,29 +272,24 @@ async fn tls_alpn_01_issues_serves_a_callback_and_a_restart_reuses_the_stored_ce
 
 #[tokio::test]
 async fn http_01_issues_over_the_http_listener_and_answers_only_published_tokens() {
-    let Issued {
-        pebble,
-        upstream: _upstream,
-        _state,
-        state_dir: _state_dir,
-        text: _text,
-        gw,
-        took,
-    } = issued("http-01", None).await;
-    println!("http-01 issuance took {took:?} (from listening to installed)");
-    assert!(
-        gw.log().contains("acme http-01 challenge answered"),
-        "{}",
-        gw.log()
+    let t = issued("http-01", None).await;
+    println!(
+        "http-01 issuance took {:?} (from listening to installed)",
+        t.took
     );
-    let root = pebble.issuing_root();
-    let (_, mut sender) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    assert!(
+        t.gw.log().contains("acme http-01 challenge answered"),
+        "{}",
+        t.gw.log()
+    );
+    let root = t.pebble.issuing_root();
+    let (_, mut sender) = connect(t.gw.https.unwrap(), DOMAIN, &root).await.unwrap();
     assert_eq!(
         post(&mut sender, &format!("/cb?token={TOKEN}")).await,
         Ok(200)
     );
     // Once validated, the answers are withdrawn: the path is no one's.
-    let reply = Client::http(gw.http.unwrap())
+    let reply = Client::http(t.gw.http.unwrap())
         .request(
             http::Method::GET,
             "/.well-known/acme-challenge/anything",
@@ -308,22 +303,19 @@ async fn http_01_issues_over_the_http_listener_and_answers_only_published_tokens
 #[tokio::test]
 async fn a_short_lived_certificate_is_renewed_while_a_connection_stays_open() {
     // 9 s certificates: renewal a third ahead, 6 s after issuance.
-    let Issued {
-        pebble,
-        upstream,
-        _state,
-        state_dir: _state_dir,
-        text: _text,
-        gw,
-        took: _took,
-    } = issued("tls-alpn-01", Some(9)).await;
-    let root = pebble.issuing_root();
+    let t = issued("tls-alpn-01", Some(9)).await;
+    let root = t.pebble.issuing_root();
     let path = format!("/cb?token={TOKEN}");
-    let (first, mut open) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    let (first, mut open) = connect(t.gw.https.unwrap(), DOMAIN, &root).await.unwrap();
     assert_eq!(post(&mut open, &path).await, Ok(200));
 
-    wait_log(&gw, "acme: certificate issued", 2, Duration::from_secs(60));
-    let (renewed, mut fresh) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    wait_log(
+        &t.gw,
+        "acme: certificate issued",
+        2,
+        Duration::from_secs(60),
+    );
+    let (renewed, mut fresh) = connect(t.gw.https.unwrap(), DOMAIN, &root).await.unwrap();
     assert_ne!(
         renewed, first,
         "a new connection gets the renewed certificate"
@@ -331,7 +323,7 @@ async fn a_short_lived_certificate_is_renewed_while_a_connection_stays_open() {
     assert_eq!(post(&mut fresh, &path).await, Ok(200));
     // The connection opened before the renewal was not dropped.
     assert_eq!(post(&mut open, &path).await, Ok(200));
-    assert_eq!(upstream.count(), 3);
+    assert_eq!(t.upstream.count(), 3);
 }
 
 #[tokio::test]
@@ -398,32 +390,24 @@ async fn an_unreachable_directory_keeps_the_default_certificate_serving() {
 #[tokio::test]
 async fn a_failed_renewal_keeps_the_current_certificate_serving() {
     // 9 s certificates: renewal due 6 s after issuance.
-    let Issued {
-        pebble,
-        upstream: _upstream,
-        _state,
-        state_dir: _state_dir,
-        text: _text,
-        gw,
-        took: _took,
-    } = issued("tls-alpn-01", Some(9)).await;
-    let root = pebble.issuing_root();
-    let (issued, _) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    let t = issued("tls-alpn-01", Some(9)).await;
+    let root = t.pebble.issuing_root();
+    let (issued, _) = connect(t.gw.https.unwrap(), DOMAIN, &root).await.unwrap();
     // The CA goes away before the renewal is due.
-    drop(pebble);
+    drop(t.pebble);
     wait_log(
-        &gw,
+        &t.gw,
         "acme: ordering a certificate failed",
         1,
         Duration::from_secs(20),
     );
-    let (served, mut sender) = connect(gw.https.unwrap(), DOMAIN, &root).await.unwrap();
+    let (served, mut sender) = connect(t.gw.https.unwrap(), DOMAIN, &root).await.unwrap();
     assert_eq!(served, issued, "the current certificate keeps serving");
     assert_eq!(
         post(&mut sender, &format!("/cb?token={TOKEN}")).await,
         Ok(200)
     );
-    let m = metrics(&gw).await;
+    let m = metrics(&t.gw).await;
     assert!(
         m.contains("callgate_acme_orders_total{result=\"failed\"} 1"),
         "{m}"
