@@ -26,6 +26,7 @@ pub mod php;
 pub mod proxy;
 mod queue;
 pub mod server;
+mod slots;
 mod state;
 mod upstream;
 pub mod verify;

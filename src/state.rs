@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Certificates obtained by ACME and the challenge answers being
     /// published; kept across reloads.
     pub(crate) acme: Acme,
+    /// Pass-through requests and tunnels held per client address.
+    pub(crate) site_slots: Arc<crate::slots::Slots>,
 }
 
 impl Shared {
@@ -57,6 +59,7 @@ impl Shared {
             stopping: CancellationToken::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
             acme: Acme::default(),
+            site_slots: Arc::default(),
         }
     }
 

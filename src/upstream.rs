@@ -47,6 +47,21 @@ pub(crate) enum ForwardError {
     /// The client's streamed body passed its bound while being sent → 413.
     #[error("the request body passed max_body_bytes while streaming")]
     BodyTooLarge,
+    /// callgate cut the client's streamed body on purpose (pass-through).
+    #[error("{0}")]
+    Cut(BodyCut),
+}
+
+/// Why a streamed pass-through body was cut before its end: carried through
+/// hyper's error from the body to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BodyCut {
+    /// A front controller's protected parameter was about to be sent.
+    #[error("a protected parameter in the body: {0}")]
+    Protected(String),
+    /// The upload fell below min_body_rate after its grace period.
+    #[error("upload slower than min_body_rate")]
+    TooSlow,
 }
 
 /// A request body going upstream: a callback's, whole in memory, or a
@@ -325,6 +340,9 @@ fn failed(e: hyper::Error) -> ForwardError {
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return ForwardError::BodyTooLarge;
+        }
+        if let Some(cut) = s.downcast_ref::<BodyCut>() {
+            return ForwardError::Cut(cut.clone());
         }
         source = s.source();
     }

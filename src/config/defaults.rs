@@ -61,6 +61,14 @@ pub(crate) const MAX_DEFAULT_BUFFERED_BODY_BYTES: u64 = 256 * 1024 * 1024;
 pub(crate) const BUFFERED_PER_CLIENT_DIVISOR: u64 = 8;
 /// Default bound on a pass-through request body (streamed, never held whole).
 pub(crate) const DEFAULT_PASSTHROUGH_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
+/// The largest pass-through body a config may allow (streamed, never held).
+pub(crate) const MAX_PASSTHROUGH_MAX_BODY_BYTES: u64 = 1 << 40;
+/// Concurrent pass-through requests and tunnels one client may hold.
+pub(crate) const DEFAULT_MAX_REQUESTS_PER_CLIENT: usize = 32;
+/// Bytes per second a pass-through upload keeps up after its grace period.
+pub(crate) const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+/// How long an upload may be slower than min_body_rate at its start.
+pub(crate) const MIN_BODY_RATE_GRACE: Duration = Duration::from_secs(10);
 /// Largest body bound accepted in config: bodies are held in memory.
 pub(crate) const MAX_MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
 /// Default first redelivery wait.

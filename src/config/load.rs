@@ -197,6 +197,7 @@ impl Loader<'_> {
     /// Every `[[passthrough]]`: its origin, and what it must never reach
     /// unverified (its `protect` list, and each route's upstream path on the
     /// same upstream, with that URL's query parameters).
+    #[allow(clippy::too_many_lines)]
     fn passthroughs(
         &self,
         raw: Vec<Spanned<raw::RawPassthrough>>,
@@ -216,24 +217,49 @@ impl Loader<'_> {
                 if !p.get_ref().starts_with('/') {
                     return Err(self.at(p, format!("{label}.protect: {:?} must be a path such as \"/admin/\" or \"/cron.php\"", p.get_ref())));
                 }
-                protect.push(Protected::new(p.get_ref(), None));
+                protect.push(Protected::path(p.get_ref()));
             }
-            for r in routes.iter().filter(|r| r.upstream.same_server(&upstream)) {
-                protect.push(Protected::new(
-                    &r.upstream.path,
-                    r.upstream.query.as_deref(),
-                ));
+            // A route's script is protected on every pass-through, whatever
+            // its address: a second vhost or port may serve the same files.
+            let protect_routes = raw.protect_routes.unwrap_or(true);
+            let mut params = Vec::new();
+            for r in routes.iter().filter(|_| protect_routes) {
+                match r.upstream.query.as_deref() {
+                    Some(q) => params.extend(dispatch_params(q)),
+                    None => protect.push(Protected::path(&r.upstream.path)),
+                }
             }
+            protect.extend(routes.iter().map(|r| Protected::route_path(&r.path, &r.name)));
+            params.dedup();
+            let upgrades = match raw.upgrades {
+                None => vec!["websocket".to_owned()],
+                Some(list) => list
+                    .iter()
+                    .map(|u| upgrade_token(u.get_ref()).ok_or_else(|| self.at(u, format!("{label}.upgrades: {:?} is not an upgrade token such as \"websocket\"", u.get_ref()))))
+                    .collect::<Result<_, _>>()?,
+            };
             out.push(Arc::new(Passthrough {
                 hosts: raw.hosts.map(|h| self.hosts(&label, h)).transpose()?,
                 upstream,
                 protect,
+                params: params.into(),
                 max_body_bytes: self.number(
                     raw.max_body_bytes,
                     DEFAULT_PASSTHROUGH_MAX_BODY_BYTES,
-                    1..=u64::MAX,
-                    &format!("{label}.max_body_bytes must be at least 1"),
+                    1..=MAX_PASSTHROUGH_MAX_BODY_BYTES,
+                    &format!("{label}.max_body_bytes must be between 1 and {MAX_PASSTHROUGH_MAX_BODY_BYTES} (1 TiB)"),
                 )?,
+                upgrades,
+                max_requests_per_client: self.number(
+                    raw.max_requests_per_client,
+                    DEFAULT_MAX_REQUESTS_PER_CLIENT,
+                    1..=100_000,
+                    &format!("{label}.max_requests_per_client must be between 1 and 100000"),
+                )?,
+                min_body_rate: match raw.min_body_rate {
+                    None => DEFAULT_MIN_BODY_RATE,
+                    Some(r) => r.into_inner().0,
+                },
             }));
         }
         Ok(out)
@@ -515,4 +541,13 @@ impl Loader<'_> {
                 .collect(),
         ))
     }
+}
+
+/// An upgrade protocol name as RFC 9110 writes it (`websocket`,
+/// `h2c`), lower case; None if it is no token.
+fn upgrade_token(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
+    ok.then(|| s.to_ascii_lowercase())
 }

@@ -235,40 +235,60 @@ pub(crate) fn hosts_match(hosts: Option<&[String]>, host: Option<&str>) -> bool 
     }
 }
 
+/// What kind of thing a protected path is, for how a request reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProtectKind {
+    /// `/admin/`: the directory and everything below it.
+    Directory,
+    /// `/cron.php`: the script, with PATH_INFO after it, and under
+    /// MultiViews its stem (`/cron`); an `index.*` script for its directory.
+    Script,
+    /// A route's own path: equal, extended (`/tolq/callback.php`) or below.
+    RoutePath,
+}
+
 /// A path the pass-through must never reach unverified, ready to compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Protected {
-    /// Canonical form ([`crate::paths::canonical`]); a trailing `/` protects a directory.
-    pub(crate) path: String,
-    /// With a query in the route's upstream URL: only requests carrying one
-    /// of these `(name, value)` pairs (PHP names, values compared in any
-    /// case) are protected, as a front controller dispatches on them.
-    pub(crate) params: Vec<(String, String)>,
+    /// As configured or derived, for logs and `callgate check`.
+    pub(crate) shown: String,
+    /// Decoded, lower-case segments ([`crate::paths::configured`]).
+    pub(crate) segments: Vec<String>,
+    pub(crate) kind: ProtectKind,
 }
 
 impl Protected {
-    /// A protected path as configured (`/admin/`, `/cron.php`), with the
-    /// query of a route's upstream URL, if any.
-    pub(crate) fn new(path: &str, query: Option<&str>) -> Protected {
-        let params = query
-            .map(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .filter_map(|(k, v)| Some((crate::php::php_name(&k)?.base, v.to_lowercase())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let path = match crate::paths::canonical(path) {
-            Ok(p) => p,
-            Err(_) => path.to_ascii_lowercase(),
+    /// A configured path (`/admin/`, `/cron.php`) or a route's script.
+    pub(crate) fn path(path: &str) -> Protected {
+        let (segments, dir) = crate::paths::configured(path);
+        let kind = if dir {
+            ProtectKind::Directory
+        } else {
+            ProtectKind::Script
         };
-        Protected { path, params }
+        Protected {
+            shown: path.to_owned(),
+            segments,
+            kind,
+        }
     }
 
-    /// Whether the protection depends on parameters (then a form body must
-    /// be looked at too).
-    pub(crate) fn has_params(&self) -> bool {
-        !self.params.is_empty()
+    /// A route's own path (`/tolq/callback`).
+    pub(crate) fn route_path(path: &str, route: &str) -> Protected {
+        Protected {
+            kind: ProtectKind::RoutePath,
+            shown: format!("{path} (route {route:?})"),
+            ..Protected::path(path.trim_end_matches('/'))
+        }
     }
+}
+
+/// The `(name, value)` pairs of a route's upstream query, as PHP names
+/// them (values lower-case): a front controller dispatches on them.
+pub(crate) fn dispatch_params(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter_map(|(k, v)| Some((crate::php::php_name(&k)?.base, v.to_lowercase())))
+        .collect()
 }
 
 /// The site behind callgate: requests that match no route, streamed to it.
@@ -278,10 +298,45 @@ pub(crate) struct Passthrough {
     pub(crate) hosts: Option<Vec<String>>,
     /// The origin: the request's own path and query are kept.
     pub(crate) upstream: Upstream,
-    /// Paths never reached unverified: configured ones, and each route's
-    /// upstream path (with its query parameters) on this upstream.
+    /// Paths never reached unverified: configured ones, every route's
+    /// upstream script (unless protect_routes = false) and every route's path.
     pub(crate) protect: Vec<Protected>,
+    /// A front controller's dispatch parameters (from routes' upstream
+    /// queries): refused on every path, in query, cookies and form body.
+    pub(crate) params: std::sync::Arc<[(String, String)]>,
     pub(crate) max_body_bytes: u64,
+    /// Upgrade tokens relayed (lower case); `websocket` needs a valid accept.
+    pub(crate) upgrades: Vec<String>,
+    /// Concurrent pass-through requests and tunnels per client (IPv6: /64).
+    pub(crate) max_requests_per_client: usize,
+    /// Bytes per second an upload must keep up after its first 10 s; 0: off.
+    pub(crate) min_body_rate: u64,
+}
+
+#[cfg(test)]
+impl Passthrough {
+    /// A pass-through with these protected paths, route paths and params.
+    pub(crate) fn for_tests(
+        paths: &[&str],
+        routes: &[&str],
+        params: &[(&str, &str)],
+    ) -> Passthrough {
+        let mut protect: Vec<Protected> = paths.iter().map(|p| Protected::path(p)).collect();
+        protect.extend(routes.iter().map(|p| Protected::route_path(p, "r")));
+        Passthrough {
+            hosts: None,
+            upstream: Upstream::parse("http://127.0.0.1:8080").unwrap(),
+            protect,
+            params: params
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            max_body_bytes: 1 << 20,
+            upgrades: vec!["websocket".into()],
+            max_requests_per_client: 32,
+            min_body_rate: 1024,
+        }
+    }
 }
 
 /// One route, with every check ready to run.
@@ -384,26 +439,6 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Whether two upstreams are one server: the same port, and the same
-    /// host in any case, or both a loopback name (localhost, 127.x, ::1).
-    /// When in doubt they count as one: a route's script is then protected.
-    pub(crate) fn same_server(&self, other: &Upstream) -> bool {
-        let port = |u: &Upstream| u.authority.port_u16().unwrap_or(80);
-        let host = |u: &Upstream| {
-            u.authority
-                .host()
-                .trim_matches(['[', ']'])
-                .to_ascii_lowercase()
-        };
-        let loopback = |h: &str| {
-            h == "localhost"
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        };
-        let (a, b) = (host(self), host(other));
-        port(self) == port(other) && (a == b || (loopback(&a) && loopback(&b)))
-    }
-
     /// `http://host:port/path?query` → its parts, ready to join with a
     /// request's query; the error says what to write instead.
     pub(crate) fn parse(s: &str) -> Result<Upstream, String> {

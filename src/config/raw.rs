@@ -62,6 +62,32 @@ parsed_string!(
 );
 
 parsed_string!(
+    /// `"1KiB/s"`, `"512B/s"`, `"2MiB/s"`; `"0"` turns the bound off.
+    ByteRate,
+    u64,
+    |s| parse_byte_rate(s).ok_or_else(|| format!("invalid rate {s:?}: write it as \"1KiB/s\", \"512B/s\" or \"0\" (off)"))
+);
+
+/// Bytes per second from `"1KiB/s"`; at most 1 GiB/s.
+fn parse_byte_rate(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(0);
+    }
+    let per = s.strip_suffix("/s")?;
+    let split = per.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = per.split_at(split);
+    let unit = match unit.trim() {
+        "B" => 1,
+        "KiB" | "KB" | "kB" => 1024,
+        "MiB" | "MB" => 1024 * 1024,
+        _ => return None,
+    };
+    let rate = n.parse::<u64>().ok()?.checked_mul(unit)?;
+    (rate <= 1 << 30).then_some(rate)
+}
+
+parsed_string!(
     /// An HTTP header name.
     HeaderNameValue,
     HeaderName,
@@ -209,6 +235,10 @@ pub(crate) struct RawPassthrough {
     #[serde(default)]
     pub(crate) protect: Vec<Spanned<String>>,
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
+    pub(crate) upgrades: Option<Vec<Spanned<String>>>,
+    pub(crate) protect_routes: Option<bool>,
+    pub(crate) max_requests_per_client: Option<Spanned<usize>>,
+    pub(crate) min_body_rate: Option<Spanned<ByteRate>>,
 }
 
 /// One `[[route]]`.

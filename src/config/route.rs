@@ -377,18 +377,22 @@ mod tests {
     }
 
     #[test]
-    fn a_routes_script_is_protected_on_the_same_server_under_another_loopback_name() {
-        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://localhost:8080/cb.php\"\nallow_ips = [\"10.0.0.0/8\"]\n[[passthrough]]\nupstream = \"http://127.0.0.1:8080\"\n[[passthrough]]\nupstream = \"http://127.0.0.1:8081\"\n";
+    fn a_routes_script_is_protected_on_every_passthrough_unless_opted_out() {
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://localhost:8080/cb.php\"\nallow_ips = [\"10.0.0.0/8\"]\n[[passthrough]]\nupstream = \"http://127.0.0.1:8080\"\n[[passthrough]]\nupstream = \"http://127.0.0.1:8081\"\n[[passthrough]]\nupstream = \"http://127.0.0.1:8082\"\nprotect_routes = false\n";
         let config = Config::from_str(text, Path::new("t.toml")).unwrap();
-        let protected: Vec<usize> = config
+        let protected: Vec<Vec<String>> = config
             .passthroughs
             .iter()
-            .map(|p| p.protect.len())
+            .map(|p| p.protect.iter().map(|p| p.shown.clone()).collect())
             .collect();
         assert_eq!(
             protected,
-            [1, 0],
-            "same port and a loopback name: one server; another port: another"
+            [
+                vec!["/cb.php", "/cb (route \"r\")"],
+                vec!["/cb.php", "/cb (route \"r\")"],
+                vec!["/cb (route \"r\")"]
+            ],
+            "the route's path everywhere; its script unless protect_routes = false"
         );
     }
 }

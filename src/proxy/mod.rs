@@ -16,6 +16,7 @@ mod handled;
 pub mod headers;
 mod passthrough;
 mod rejection;
+mod site_body;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -192,6 +193,11 @@ fn admit<'c>(
     if req.method() == Method::CONNECT {
         return Err((None, Rejection::Connect));
     }
+    // `www.example.com@evil.example` must never become a Location or a
+    // Host the site trusts.
+    if !valid_host(req) {
+        return Err((None, Rejection::BadHost));
+    }
     // Before routing and damping: the ACME server validates from anywhere,
     // and the answer is only there while an order is being validated.
     if let Some(answer) = acme_answer(shared, conn, req) {
@@ -252,6 +258,48 @@ fn elsewhere<'c>(
         .find(|p| hosts_match(p.hosts.as_deref(), host))
         .map(Target::Site)
         .ok_or((None, Rejection::NoRoute))
+}
+
+/// Whether the Host (or h2's :authority) is a name or an address with an
+/// optional port, as RFC 9110 allows; a request may also carry none (HTTP/1.0).
+fn valid_host(req: &Request<Incoming>) -> bool {
+    let raw = match req.headers().get(header::HOST) {
+        Some(h) => match h.to_str() {
+            Ok(h) => h,
+            Err(_) => return false,
+        },
+        None => match req.uri().authority() {
+            Some(a) => a.as_str(),
+            None => return true,
+        },
+    };
+    host_syntax_ok(raw)
+}
+
+/// `name[:port]`, `a.b.c.d[:port]` or `[v6][:port]`.
+fn host_syntax_ok(raw: &str) -> bool {
+    let (host, port) = match raw.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => ("v6", port),
+            _ => return false,
+        },
+        None => raw.split_at(raw.find(':').unwrap_or(raw.len())),
+    };
+    let port = match port.strip_prefix(':') {
+        Some(p) => p,
+        None if port.is_empty() => "0",
+        None => return false,
+    };
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let labels_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    port_ok && labels_ok
 }
 
 /// The host a request names (Host, or h2's :authority): lower case,
@@ -418,6 +466,17 @@ fn public_url(route: &Route, conn: &ConnInfo, parts: &Parts) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))?;
     Some(format!("{}://{host}{target}", conn.proto))
+}
+
+#[cfg(test)]
+#[test]
+fn host_syntax() {
+    for ok in ["www.example.com", "www.example.com.", "localhost:8443", "127.0.0.1", "[::1]:443", "a_b.c"] {
+        assert!(host_syntax_ok(ok), "{ok}");
+    }
+    for bad in ["www.example.com@evil.example", "a b", "", ":443", "x:", "x:99999999", "[::1", "a..b", "a/b", "x:1:2", "[zz]:1", "evil.example\\@x"] {
+        assert!(!host_syntax_ok(bad), "{bad}");
+    }
 }
 
 fn unix_now() -> i64 {

@@ -12,7 +12,7 @@ use super::answer::{plain, Body};
 use crate::budget::Exhausted;
 use crate::metrics::Reason;
 use crate::queue::StoreError;
-use crate::upstream::ForwardError;
+use crate::upstream::{BodyCut, ForwardError};
 use crate::verify::{protect, Refusal};
 
 /// Retry-After of a 503 for full body buffers: uploads in flight end within
@@ -48,22 +48,31 @@ pub(crate) enum Rejection {
     Busy(Exhausted),
     /// The body was broken off or badly framed.
     BrokenBody,
+    /// A Host (or :authority) that is no valid name or address.
+    BadHost,
+    /// The client holds max_requests_per_client pass-through requests.
+    ClientBusy,
+    /// A pass-through upload slower than min_body_rate.
+    SlowUpload,
 }
 
 impl Rejection {
     /// The status the caller gets.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Rejection::AbsoluteForm | Rejection::TwoHosts | Rejection::BrokenBody => {
+            Rejection::AbsoluteForm
+            | Rejection::TwoHosts
+            | Rejection::BrokenBody
+            | Rejection::BadHost => {
                 StatusCode::BAD_REQUEST
             }
             Rejection::TransferCoding => StatusCode::NOT_IMPLEMENTED,
             Rejection::Connect | Rejection::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::Damped { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::Damped { .. } | Rejection::ClientBusy => StatusCode::TOO_MANY_REQUESTS,
             Rejection::NoRoute => StatusCode::NOT_FOUND,
             Rejection::Verify(_) | Rejection::Protected(_) => StatusCode::FORBIDDEN,
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Rejection::Slow => StatusCode::REQUEST_TIMEOUT,
+            Rejection::Slow | Rejection::SlowUpload => StatusCode::REQUEST_TIMEOUT,
             Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -71,9 +80,10 @@ impl Rejection {
     /// The metric label (`callgate_refusals_total{reason}`).
     pub(crate) fn class(&self) -> Reason {
         match self {
-            Rejection::AbsoluteForm | Rejection::TransferCoding | Rejection::TwoHosts => {
-                Reason::Request
-            }
+            Rejection::AbsoluteForm
+            | Rejection::TransferCoding
+            | Rejection::TwoHosts
+            | Rejection::BadHost => Reason::Request,
             Rejection::Connect | Rejection::Method { .. } => Reason::Method,
             Rejection::Damped { .. } => Reason::Damped,
             Rejection::NoRoute => Reason::NoRoute,
@@ -84,8 +94,8 @@ impl Rejection {
             Rejection::Verify(Refusal::Param(_)) => Reason::Param,
             Rejection::Verify(Refusal::Payload(_)) => Reason::Payload,
             Rejection::TooLarge { .. } => Reason::Size,
-            Rejection::Slow => Reason::Slow,
-            Rejection::Busy(_) => Reason::Busy,
+            Rejection::Slow | Rejection::SlowUpload => Reason::Slow,
+            Rejection::Busy(_) | Rejection::ClientBusy => Reason::Busy,
             Rejection::BrokenBody => Reason::Body,
         }
     }
@@ -102,7 +112,7 @@ impl Rejection {
                     HeaderValue::from(retry_after.as_secs() + 1),
                 );
             }
-            Rejection::Busy(_) => {
+            Rejection::Busy(_) | Rejection::ClientBusy => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(BUSY_RETRY_AFTER_SECS),
@@ -148,6 +158,11 @@ impl fmt::Display for Rejection {
                 "this address holds its share of body buffers (gateway.buffered_body_bytes_per_client)"
             }
             Rejection::BrokenBody => "client sent a broken or incomplete body",
+            Rejection::BadHost => "Host is not a valid name or address",
+            Rejection::ClientBusy => {
+                "this address holds max_requests_per_client pass-through requests"
+            }
+            Rejection::SlowUpload => "upload slower than min_body_rate",
         };
         write!(f, "{}: {what}", self.class().as_str())
     }
@@ -171,6 +186,8 @@ impl Failure {
             Failure::Upstream(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Upstream(ForwardError::Failed(_)) => StatusCode::BAD_GATEWAY,
             Failure::Upstream(ForwardError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::Upstream(ForwardError::Cut(BodyCut::Protected(_))) => StatusCode::FORBIDDEN,
+            Failure::Upstream(ForwardError::Cut(BodyCut::TooSlow)) => StatusCode::REQUEST_TIMEOUT,
             Failure::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -201,6 +218,9 @@ mod tests {
             Rejection::Busy(Exhausted::Total),
             Rejection::Busy(Exhausted::Client),
             Rejection::BrokenBody,
+            Rejection::BadHost,
+            Rejection::ClientBusy,
+            Rejection::SlowUpload,
         ]
     }
 

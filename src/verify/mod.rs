@@ -10,6 +10,7 @@
 
 pub mod client_ip;
 pub(crate) mod explain;
+pub(crate) mod form_scan;
 pub(crate) mod protect;
 pub mod query;
 pub mod signature;

@@ -1,10 +1,18 @@
-//! Pass-through protection: would the upstream resolve this request target
-//! to a protected path? Every spelling a server resolves to one
-//! ([`crate::paths::canonical`]), and `/x.php/anything` for `/x.php`, is
-//! caught; when in doubt, a target counts as protected. Pure: no I/O.
+//! Pass-through protection: could the site behind callgate read this
+//! request as one for a protected thing? The site decides what a path
+//! means, not callgate, so every reading a server could make
+//! ([`crate::paths::readings`]) is walked segment by segment, and the
+//! request is refused when any step of any walk is, or lies below, a
+//! protected path (a script runs with whatever follows as PATH_INFO; a
+//! MultiViews server runs `x.php` for `x`), or a route's own path. A
+//! front controller's parameters are looked for on every path, in the
+//! query (`&` and `;` separated), the cookies and (streamed, see
+//! [`super::form_scan`]) the form body. Pure: no I/O.
 
-use crate::config::Protected;
-use crate::paths::canonical;
+use http::HeaderMap;
+
+use crate::config::{Passthrough, ProtectKind, Protected};
+use crate::paths::{dot_like, percent_decode, readings};
 use crate::php::php_name;
 
 /// Why a target is refused.
@@ -12,231 +20,156 @@ use crate::php::php_name;
 pub(crate) enum Verdict {
     /// Nothing protected is reached.
     Open,
-    /// The target resolves to this protected path (as configured).
+    /// Some reading reaches this protected path or parameter (as configured).
     Protected(String),
-    /// The target cannot be resolved with confidence (NUL, an undecodable
-    /// escape): refused as if protected.
+    /// The target cannot be read with confidence (NUL, an undecodable
+    /// escape, a dot-like segment on the way to a protected path): refused
+    /// as if protected.
     Doubtful(&'static str),
 }
 
-/// Decide a pass-through target. `body` is the form body when the request
-/// has one that PHP would parse (needed only where [`needs_body`] says so).
-pub(crate) fn check(
-    protected: &[Protected],
-    path: &str,
-    query: Option<&str>,
-    body: Option<&[u8]>,
-) -> Verdict {
-    let canon = match canonical(path) {
-        Ok(c) => c,
+/// Decide a pass-through request from its target and headers (the body, if
+/// it is a form, is scanned as it streams).
+pub(crate) fn check(site: &Passthrough, path: &str, query: Option<&str>, headers: &HeaderMap) -> Verdict {
+    let verdict = check_path(&site.protect, path);
+    if verdict != Verdict::Open || site.params.is_empty() {
+        return verdict;
+    }
+    if let Some(p) = query.and_then(|q| dispatched(&site.params, q.as_bytes(), b"&;")) {
+        return Verdict::Protected(p);
+    }
+    let cookies = headers.get_all(http::header::COOKIE);
+    match cookies
+        .iter()
+        .find_map(|c| dispatched(&site.params, c.as_bytes(), b";,"))
+    {
+        Some(p) => Verdict::Protected(p),
+        None => Verdict::Open,
+    }
+}
+
+/// Walk every reading of `path`; the first protected step decides.
+pub(crate) fn check_path(protected: &[Protected], path: &str) -> Verdict {
+    let readings = match readings(path) {
+        Ok(r) => r,
         Err(why) => return Verdict::Doubtful(why),
     };
-    for p in protected.iter().filter(|p| covers(p, &canon)) {
-        if !p.has_params() {
-            return Verdict::Protected(p.path.clone());
-        }
-        let in_query = query.is_some_and(|q| dispatched(p, q.as_bytes()));
-        let in_body = body.is_some_and(|b| dispatched(p, b));
-        if in_query || in_body {
-            return Verdict::Protected(p.path.clone());
+    for reading in &readings {
+        let verdict = walk(protected, reading);
+        if verdict != Verdict::Open {
+            return verdict;
         }
     }
     Verdict::Open
 }
 
-/// Whether deciding `path` may need the form body: it reaches a script
-/// protected only with its parameters.
-pub(crate) fn needs_body(protected: &[Protected], path: &str) -> bool {
-    canonical(path).is_ok_and(|c| protected.iter().any(|p| p.has_params() && covers(p, &c)))
+/// Resolve dot segments the way RFC 3986 and the servers do (exact `.` and
+/// `..` only), judging the path after every step.
+fn walk(protected: &[Protected], reading: &[String]) -> Verdict {
+    let mut stack: Vec<&str> = Vec::with_capacity(reading.len());
+    for segment in reading {
+        match segment.as_str() {
+            "." => continue,
+            ".." => {
+                stack.pop();
+            }
+            s if dot_like(s) && protected.iter().any(|p| p.on_the_way(&stack)) => {
+                return Verdict::Doubtful("a dot-like segment on the way to a protected path");
+            }
+            s => stack.push(s),
+        }
+        if let Some(p) = protected.iter().find(|p| p.reached_by(&stack, false)) {
+            return Verdict::Protected(p.shown.clone());
+        }
+    }
+    match protected.iter().find(|p| p.reached_by(&stack, true)) {
+        Some(p) => Verdict::Protected(p.shown.clone()),
+        None => Verdict::Open,
+    }
 }
 
-/// Whether a request whose canonical path is `path` runs this script or
-/// lies in this directory.
-fn covers(protected: &Protected, path: &str) -> bool {
-    let p = protected.path.as_str();
-    if let Some(dir) = p.strip_suffix('/') {
-        return path == dir || path.starts_with(p);
-    }
-    if path == p || path.starts_with(&format!("{p}/")) {
-        return true;
-    }
-    // The directory's index script is run for the directory itself.
-    match p.strip_suffix("index.php") {
-        Some(dir) if dir.ends_with('/') => path == dir || path == dir.trim_end_matches('/'),
-        _ => false,
-    }
-}
-
-/// Whether `params` (a query, or a form body) carries one of the
-/// protected parameters with its value.
-fn dispatched(protected: &Protected, params: &[u8]) -> bool {
-    form_urlencoded::parse(params).any(|(k, v)| {
-        let Some(name) = php_name(&k) else {
-            return false;
+impl Protected {
+    /// Whether a request whose path (so far) is `path` runs this script,
+    /// lies in this directory, or is this route's path or beyond it; at the
+    /// `end` of the walk, a directory runs its index script.
+    pub(crate) fn reached_by(&self, path: &[&str], end: bool) -> bool {
+        let p = &self.segments;
+        let Some((last, parents)) = p.split_last() else {
+            // The root itself as a directory: everything below it.
+            return self.kind == ProtectKind::Directory;
         };
-        protected
-            .params
+        if path.len() < p.len() {
+            // The directory's index script runs for the directory itself.
+            return end
+                && self.kind == ProtectKind::Script
+                && path.len() + 1 == p.len()
+                && last.starts_with("index.")
+                && path.iter().zip(parents).all(|(a, b)| a == b);
+        }
+        if !path.iter().zip(parents).all(|(a, b)| a == b) {
+            return false;
+        }
+        let at = path[parents.len()];
+        match self.kind {
+            ProtectKind::Directory => at == last,
+            // MultiViews runs `callback.php` for `callback`.
+            ProtectKind::Script => {
+                at == last || last.strip_prefix(at).is_some_and(|r| r.starts_with('.'))
+            }
+            // Equal, extended (`callback.php`, `callbackx`) or below.
+            ProtectKind::RoutePath => at.starts_with(last.as_str()),
+        }
+    }
+
+    /// Whether `path` is the root or a directory on the way to this one.
+    fn on_the_way(&self, path: &[&str]) -> bool {
+        path.len() < self.segments.len() && path.iter().zip(&self.segments).all(|(a, b)| a == b)
+    }
+}
+
+/// The first protected `(name, value)` pair that `params` carries, with
+/// any of `separators` between fields, as PHP names them (values compared
+/// in any case); PHP url-decodes cookie values and query fields alike.
+fn dispatched(rules: &[(String, String)], params: &[u8], separators: &[u8]) -> Option<String> {
+    params
+        .split(|b| separators.contains(b))
+        .find_map(|field| field_matches(rules, field))
+}
+
+/// Whether one `name=value` field is a protected parameter.
+pub(crate) fn field_matches(rules: &[(String, String)], field: &[u8]) -> Option<String> {
+    let (name, value) = match field.iter().position(|&b| b == b'=') {
+        Some(i) => (&field[..i], &field[i + 1..]),
+        None => (field, &b""[..]),
+    };
+    let value = form_decode(value).to_lowercase();
+    names(name).into_iter().find_map(|n| {
+        rules
             .iter()
-            .any(|(n, value)| *n == name.base && v.to_lowercase() == *value)
+            .find(|(rn, rv)| *rn == n && *rv == value)
+            .map(|(rn, rv)| format!("{rn}={rv}"))
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn protected() -> Vec<Protected> {
-        vec![
-            Protected::new("/tolq/callback.php", None),
-            Protected::new("/admin/", None),
-            Protected::new("/index.php", Some("action=tolq_callback")),
-            Protected::new("/gengo/index.php", None),
-        ]
+/// The PHP names a raw field name may be read as: decoded (query, form,
+/// cookie values) and as written (cookie names in newer PHP).
+pub(crate) fn names(raw: &[u8]) -> Vec<String> {
+    let mut out = Vec::with_capacity(2);
+    for n in [form_decode(raw), String::from_utf8_lossy(raw).trim().to_owned()] {
+        if let Some(n) = php_name(&n).map(|n| n.base) {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
     }
-
-    fn verdict(target: &str) -> Verdict {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
-        check(&protected(), path, query, None)
-    }
-
-    /// Bypass attempts, as Apache+PHP-FPM and `php -S` resolve paths: each
-    /// reaches a protected script or directory, and must be refused.
-    const REFUSED: &[&str] = &[
-        "/tolq/callback.php",
-        "/tolq/callback.php?token=x",
-        "/TOLQ/Callback.PHP",
-        "/tolq/callback.ph%70",
-        "/tolq/callback%2Ephp",
-        "/tolq/callback%2ephp",
-        "/tolq%2Fcallback.php",
-        "/tolq%2fcallback.php",
-        "/%74olq/callback.php",
-        "/tolq/callback.php%252E",
-        "/tolq/callback%252Ephp",
-        "/tolq/callback%25252Ephp",
-        "//tolq/callback.php",
-        "/tolq//callback.php",
-        "/tolq///callback.php",
-        "/./tolq/callback.php",
-        "/tolq/./callback.php",
-        "/tolq/%2E/callback.php",
-        "/x/../tolq/callback.php",
-        "/x/%2E%2E/tolq/callback.php",
-        "/x/%2e%2e%2ftolq/callback.php",
-        "/../tolq/callback.php",
-        "/tolq/x/../callback.php",
-        "/tolq/callback.php/",
-        "/tolq/callback.php/extra",
-        "/tolq/callback.php/extra/more?x=1",
-        "/tolq/callback.php%2Fextra",
-        "/tolq/callback.php;jsessionid=1",
-        "/tolq;x=1/callback.php",
-        "/tolq/callback.php.",
-        "/tolq/callback.php..",
-        "/tolq/callback.php%20",
-        "/tolq/callback.php%20.",
-        "/tolq\\callback.php",
-        "/tolq%5Ccallback.php",
-        "/tolq%5ccallback.php",
-        "\\tolq\\callback.php",
-        "/tolq/callback.php%00",
-        "/tolq/callback.php%00.jpg",
-        "/tolq/%00/../callback.php",
-        "/admin",
-        "/admin/",
-        "/admin/users.php",
-        "/ADMIN/x",
-        "/admin%2Fx",
-        "/admin.",
-        "/x/../admin/",
-        "/index.php?action=tolq_callback",
-        "/index.php?action=TOLQ_CALLBACK",
-        "/index.php?x=1&action=tolq_callback",
-        "/index.php?acti%6Fn=tolq_callback",
-        "/index.php?%20action=tolq_callback",
-        "/index.php?action[]=tolq_callback",
-        "/index.php?action=tolq%5Fcallback",
-        "/index.php?action=tolq_callback&action=view",
-        "/INDEX.PHP?action=tolq_callback",
-        "/index.php/x?action=tolq_callback",
-        "/index.php%2F?action=tolq_callback",
-        "/gengo/index.php",
-        "/gengo/",
-        "/gengo",
-        "/GENGO/",
-        "/gengo/index.php/x",
-        "/tolq/callback.php%C0%AE",
-        "/%FF/../tolq/callback.php",
-    ];
-
-    /// Ordinary pages of the same site: they pass.
-    const OPEN: &[&str] = &[
-        "/",
-        "/index.php",
-        "/index.php?action=view",
-        "/index.php?action=tolq_callbacks",
-        "/index.php?actions=tolq_callback",
-        "/?page=2",
-        "/tolq/",
-        "/tolq/other.php",
-        "/tolq/callback.php5",
-        "/tolq/callback.phps",
-        "/tolq/callback_php",
-        "/administrator/",
-        "/admin.php",
-        "/gengo.php",
-        "/gengo/other.php",
-        "/css/site.css",
-        "/tolq/callback.php.bak/../../index.php",
-        "/a%20b.html",
-        "/%E2%82%AC.html",
-    ];
-
-    #[test]
-    fn every_spelling_of_a_protected_path_is_refused() {
-        let leaked: Vec<&str> = REFUSED
-            .iter()
-            .copied()
-            .filter(|t| verdict(t) == Verdict::Open)
-            .collect();
-        assert!(leaked.is_empty(), "reached a protected path: {leaked:?}");
-        println!(
-            "protection bypass table: {} refused, {} open",
-            REFUSED.len(),
-            OPEN.len()
-        );
-    }
-
-    #[test]
-    fn ordinary_pages_stay_open() {
-        let refused: Vec<(&str, Verdict)> = OPEN
-            .iter()
-            .map(|t| (*t, verdict(t)))
-            .filter(|(_, v)| *v != Verdict::Open)
-            .collect();
-        assert!(refused.is_empty(), "ordinary pages refused: {refused:?}");
-    }
-
-    #[test]
-    fn a_front_controllers_parameter_in_a_form_body_is_caught() {
-        let p = protected();
-        assert!(needs_body(&p, "/index.php"));
-        assert!(needs_body(&p, "/"));
-        assert!(!needs_body(&p, "/page.php"));
-        let body = Some(&b"x=1&action=tolq_callback"[..]);
-        assert_ne!(check(&p, "/", None, body), Verdict::Open);
-        assert_eq!(
-            check(&p, "/", None, Some(&b"action=view"[..])),
-            Verdict::Open
-        );
-    }
-
-    #[test]
-    fn doubt_is_refusal() {
-        assert!(matches!(verdict("/x%00"), Verdict::Doubtful(_)));
-        assert!(matches!(verdict("/%C0%AE%C0%AE/x"), Verdict::Doubtful(_)));
-    }
+    out
 }
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a blank.
+fn form_decode(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw).replace('+', " ");
+    percent_decode(&s).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests;
