@@ -207,6 +207,17 @@ impl Client {
         reply
     }
 
+    /// Raw bytes over this client's connection (TLS when it is an https
+    /// client): what no well-behaved client would send. Returns every
+    /// status seen and the text, as [`super::raw::exchange`] does.
+    pub async fn raw(&self, bytes: &[u8]) -> (Vec<u16>, String) {
+        if self.tls {
+            super::raw::talk(self.tls_connect().await, bytes).await
+        } else {
+            super::raw::talk(self.connect().await, bytes).await
+        }
+    }
+
     pub async fn connect(&self) -> TcpStream {
         let socket = if self.addr.is_ipv4() {
             TcpSocket::new_v4()

@@ -2,6 +2,7 @@
 //! recording upstream, and a rustls client speaking HTTP/1.1 or h2.
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
+pub mod apache;
 pub mod client;
 pub mod gateway;
 pub mod pebble;

@@ -3,15 +3,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Send `bytes` and read until the server closes, or goes quiet once it has
 /// answered (the connection may stay open for keep-alive). Returns every
 /// status code seen (pipelined requests get several) and the text.
 pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u16>, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
+    talk(tcp, bytes).await
+}
+
+/// Send `bytes` on an open stream and read as [`exchange`] does.
+pub async fn talk<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S, bytes: &[u8]) -> (Vec<u16>, String) {
     let _ = tcp.write_all(bytes).await;
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
