@@ -262,3 +262,181 @@ async fn no_spelling_in_the_table_reaches_a_protected_script_on_any_engine() {
         }
     }
 }
+
+/// A multipart POST of `fields` as curl -F sends it.
+fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"--XyZ--\r\n");
+    ("multipart/form-data; boundary=XyZ".into(), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_controllers_action_is_refused_in_every_body_and_cookie() {
+    let site = Site::start("mod_php");
+    let gw = gateway(site.addr(), "");
+    let https = Client::https(gw.https.unwrap(), Version::H1);
+    let h2 = Client::https(gw.https.unwrap(), Version::H2);
+    let urlenc = "application/x-www-form-urlencoded";
+    let (mp, mp_body) = multipart(&[("a", "1"), ("action", "tolq_callback")]);
+    let cases: Vec<(&str, String, Vec<u8>, Option<&str>)> = vec![
+        ("/anything", mp.clone(), mp_body.clone(), None),
+        ("/", urlenc.into(), b"x=1&action=tolq_callback".to_vec(), None),
+        ("/page.php", urlenc.into(), b"x=1;action=TOLQ_CALLBACK".to_vec(), None),
+        ("/index.php", "text/plain".into(), b"{}".to_vec(), Some("action=tolq_callback")),
+    ];
+    for client in [&https, &h2] {
+        for (path, ct, body, cookie) in &cases {
+            let mut headers = vec![("content-type", ct.as_str())];
+            if let Some(c) = cookie {
+                headers.push(("cookie", c));
+            }
+            let r = client.post(path, &headers, body).await;
+            assert_eq!(r.status, 403, "{path} {ct}");
+        }
+    }
+    // Chunked, over raw HTTP/1.1: the action in the second chunk.
+    let req = "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nx=1&\r\n14\r\naction=tolq_callback\r\n0\r\n\r\n";
+    let (statuses, text) = https.raw(req.as_bytes()).await;
+    assert_eq!(statuses, [403], "{text}");
+    assert!(protected_runs(&site).is_empty(), "{:?}", protected_runs(&site));
+    // An ordinary form and a 2 MiB upload (over the gateway's 1 MiB) pass,
+    // streamed, bounded by the pass-through's max_body_bytes instead.
+    let r = https.post("/index.php", &[("content-type", urlenc)], b"action=view").await;
+    assert_eq!(&r.body[..], b"page view\n");
+    let big = "y".repeat(2 << 20);
+    let (mp, body) = multipart(&[("action", "view"), ("file", &big)]);
+    let r = https.post("/index.php", &[("content-type", mp.as_str())], &body).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"page view\n"[..]));
+    let body = format!("action=view&file={big}");
+    let r = https.post("/index.php", &[("content-type", urlenc)], body.as_bytes()).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"page view\n"[..]));
+    let last = site.records().pop().unwrap();
+    assert_eq!(last["raw_length"], body.len(), "the upload arrived whole");
+    gw.wait_for_log("protected: the site would resolve it to action=tolq_callback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_101_without_a_switch_is_no_pipe_and_unlisted_upgrades_are_plain_requests() {
+    let site = Site::start("mod_php");
+    let gw = gateway(site.addr(), "");
+    let http = Client::http(gw.http.unwrap());
+    // A WebSocket upgrade answered 101 by a page that does not switch,
+    // then a request inside what would be the tunnel.
+    let req = "GET /switch.php HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /tolq/callback.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (statuses, text) = http.raw(req.as_bytes()).await;
+    assert_eq!(statuses.first(), Some(&502), "{text}");
+    assert!(!text.contains("callback\n"), "{text}");
+    // An upgrade the pass-through does not name goes as a plain request.
+    let req = "GET /switch.php HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /tolq/callback.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (statuses, text) = http.raw(req.as_bytes()).await;
+    assert_eq!(statuses.first(), Some(&502), "{text}");
+    assert!(protected_runs(&site).is_empty(), "{:?}", protected_runs(&site));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_the_site_with_slow_uploads() {
+    let site = Site::start("php -S");
+    let gw = gateway(
+        site.addr(),
+        "max_requests_per_client = 4\nmin_body_rate = \"1KiB/s\"",
+    );
+    let slow = Client::http(gw.http.unwrap()).source_ip("127.0.0.2");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = slow.connect().await;
+        tokio::io::AsyncWriteExt::write_all(
+            &mut tcp,
+            b"POST /page.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nx",
+        )
+        .await
+        .unwrap();
+        held.push(tcp);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The fifth from the same address: 429; another address: served.
+    let r = slow.request(http::Method::GET, "/page.php", &[], b"").await;
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains_key("retry-after"));
+    let other = Client::http(gw.http.unwrap()).source_ip("127.0.0.3");
+    let r = other.request(http::Method::GET, "/page.php", &[], b"").await;
+    assert_eq!(r.status, 200);
+    // Past the 10 s grace at under 1 KiB/s, the uploads are cut: 408.
+    let start = std::time::Instant::now();
+    for mut tcp in held {
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            tokio::io::AsyncReadExt::read_to_string(&mut tcp, &mut answer),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(12));
+    let r = slow.request(http::Method::GET, "/page.php", &[], b"").await;
+    assert_eq!(r.status, 200, "the slots came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_is_no_name_gets_400_and_no_location() {
+    let site = Site::start("php -S");
+    let cert = support::gateway::test_cert();
+    let gw = Gateway::start_raw(
+        &format!(
+            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nhttp_redirect = true\n[tls]\ncert = {:?}\nkey = {:?}\n[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://{}/page.php\"\nallow_ips = [\"127.0.0.1\"]\n[[passthrough]]\nupstream = \"http://{}\"\n",
+            cert.cert_path.display().to_string(),
+            cert.key_path.display().to_string(),
+            site.addr(),
+            site.addr()
+        ),
+        &[],
+    );
+    for host in ["www.example.com@evil.example", "a b", "x:99999999", "[::1", "evil.example/x"] {
+        let req = format!("GET /page.php HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        for client in [Client::http(gw.http.unwrap()), Client::https(gw.https.unwrap(), Version::H1)] {
+            let (statuses, text) = client.raw(req.as_bytes()).await;
+            assert!(statuses == [400], "{host}: {text}");
+            assert!(!text.to_ascii_lowercase().contains("location:"), "{text}");
+        }
+    }
+    let r = Client::http(gw.http.unwrap()).request(http::Method::GET, "/page.php", &[], b"").await;
+    assert_eq!(r.status, 308, "a valid Host is still redirected");
+    assert!(site.records().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routes_script_is_protected_on_a_second_passthrough_to_another_port() {
+    // Two servers over the same docroot: the route goes to one, the
+    // second pass-through (another port) serves the same scripts.
+    let first = Site::start("php -S");
+    let second = Site::start("php -S");
+    let gw = gateway(
+        first.addr(),
+        &format!("hosts = [\"localhost\"]\n\n[[passthrough]]\nhosts = [\"other.example\"]\nupstream = \"http://{}\"", second.addr()),
+    );
+    let http = Client::http(gw.http.unwrap());
+    for target in ["/tolq/callback.php", "/gengo/callback.php/..;/", "/?action=tolq_callback", "/hooks/tolq/x"] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n");
+        let (statuses, text) = http.raw(req.as_bytes()).await;
+        assert_eq!(statuses, [403], "{target}: {text}");
+    }
+    let req = "GET /page.php HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n";
+    assert_eq!(http.raw(req.as_bytes()).await.0, [200]);
+    assert!(protected_runs(&second).is_empty());
+    // `check` lists each pass-through, its hosts and what it protects.
+    let (code, out, err) = support::gateway::run_cli(
+        &["check", "--config", gw.config_path.to_str().unwrap()],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("passthrough[1] other.example"), "{out}");
+    for p in ["/tolq/callback.php", "/gengo/callback.php", "action=tolq_callback", "/hooks/tolq (route \"front\")", "/admin/"] {
+        assert!(out.contains(p), "{p} in {out}");
+    }
+}

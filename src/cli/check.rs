@@ -27,7 +27,38 @@ fn render(c: &Config) -> String {
     for r in c.routes.iter() {
         route(&mut out, c, r);
     }
+    for (i, p) in c.passthroughs.iter().enumerate() {
+        passthrough(&mut out, i, p);
+    }
     out
+}
+
+/// One `[[passthrough]]`: where it goes, for which hosts, and every path
+/// and parameter it never lets through unverified.
+fn passthrough(out: &mut String, i: usize, p: &crate::config::Passthrough) {
+    let hosts = p.hosts.as_ref().map_or("any host".to_owned(), |h| h.join(", "));
+    let _ = writeln!(out, "passthrough[{i}] {hosts} -> {}", p.upstream.authority);
+    let paths: Vec<&str> = p.protect.iter().map(|p| p.shown.as_str()).collect();
+    let _ = writeln!(out, "  protected paths: {}", paths.join(", "));
+    if !p.params.is_empty() {
+        let params: Vec<String> = p.params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "  protected parameters (any path; query, cookies, form bodies): {}",
+            params.join(", ")
+        );
+    }
+    let rate = match p.min_body_rate {
+        0 => "off".to_owned(),
+        r => format!("{r} B/s after 10 s"),
+    };
+    let _ = writeln!(
+        out,
+        "  max_body_bytes {}, max_requests_per_client {}, min_body_rate {rate}, upgrades {}",
+        p.max_body_bytes,
+        p.max_requests_per_client,
+        p.upgrades.join(", ")
+    );
 }
 
 fn listeners(out: &mut String, c: &Config) {
