@@ -73,7 +73,13 @@ fn read(layer: &str, backslash: bool, params: bool, trim: bool) -> Reading {
     };
     layer
         .split('/')
-        .map(|s| if params { s.split(';').next().unwrap_or("") } else { s })
+        .map(|s| {
+            if params {
+                s.split(';').next().unwrap_or("")
+            } else {
+                s
+            }
+        })
         .map(|s| if trim { trimmed(s) } else { s })
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -141,8 +147,14 @@ mod tests {
 
     #[test]
     fn each_layer_and_spelling_is_a_reading() {
-        assert!(has("/tolq/callback.php/..;/", &["tolq", "callback.php", "..;"]));
-        assert!(has("/tolq/callback.php/..;/", &["tolq", "callback.php", ".."]));
+        assert!(has(
+            "/tolq/callback.php/..;/",
+            &["tolq", "callback.php", "..;"]
+        ));
+        assert!(has(
+            "/tolq/callback.php/..;/",
+            &["tolq", "callback.php", ".."]
+        ));
         assert!(has("/%252e%252e/x", &["%2e%2e", "x"]));
         assert!(has("/%252e%252e/x", &["..", "x"]));
         assert!(has("/a%5c..%5cb", &["a", "..", "b"]));

@@ -155,7 +155,14 @@ fn spellings() -> Vec<String> {
             }
         }
     }
-    for path in ["/", "/index.php", "/anything", "/page.php", "/index.php/x", "/x/y.html"] {
+    for path in [
+        "/",
+        "/index.php",
+        "/anything",
+        "/page.php",
+        "/index.php/x",
+        "/x/y.html",
+    ] {
         for q in [
             "action=tolq_callback",
             "action=TOLQ_CALLBACK",
@@ -197,7 +204,10 @@ async fn no_spelling_in_the_table_reaches_a_protected_script_on_any_engine() {
         let direct = Client::http(site.addr());
         send_all(&direct, &table).await;
         let reached_directly = protected_runs(&site).len();
-        assert!(reached_directly >= 200, "{engine}: only {reached_directly} reached directly");
+        assert!(
+            reached_directly >= 200,
+            "{engine}: only {reached_directly} reached directly"
+        );
         let before = site.records().len();
 
         let gw = gateway(site.addr(), "");
@@ -218,8 +228,14 @@ async fn no_spelling_in_the_table_reaches_a_protected_script_on_any_engine() {
             table.len(),
             through.len()
         );
-        assert!(through.is_empty(), "{engine}: through callgate: {through:?}");
-        assert!(not_refused.is_empty(), "{engine}: answered by the site: {not_refused:?}");
+        assert!(
+            through.is_empty(),
+            "{engine}: through callgate: {through:?}"
+        );
+        assert!(
+            not_refused.is_empty(),
+            "{engine}: answered by the site: {not_refused:?}"
+        );
 
         // The same families over h2 (curl, as an attacker would).
         let h2_families = [
@@ -235,7 +251,15 @@ async fn no_spelling_in_the_table_reaches_a_protected_script_on_any_engine() {
         let port = gw.https_port();
         for target in h2_families {
             let out = Command::new("curl")
-                .args(["-sk", "--http2", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+                .args([
+                    "-sk",
+                    "--http2",
+                    "--path-as-is",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{http_version}",
+                ])
                 .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
                 .arg(format!("https://localhost:{port}{target}"))
                 .output()
@@ -243,22 +267,41 @@ async fn no_spelling_in_the_table_reaches_a_protected_script_on_any_engine() {
             let out = String::from_utf8_lossy(&out.stdout).into_owned();
             assert_eq!(out, "403 2", "{engine} h2 {target}");
         }
-        assert!(protected_runs(&site).len() == reached_directly, "{engine}: h2 reached a script");
+        assert!(
+            protected_runs(&site).len() == reached_directly,
+            "{engine}: h2 reached a script"
+        );
 
         // Ordinary pages still work, and the verified routes reach their scripts.
         for page in ["/", "/page.php", "/index.php?action=view", "/x/pretty-url"] {
             let r = https.request(http::Method::GET, page, &[], b"").await;
             assert_eq!(r.status, 200, "{engine} {page}");
         }
-        let r = https.post(&format!("/tolq/callback?token={TOKEN}"), &[], b"{}").await;
-        assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"callback\n"[..]), "{engine}");
-        let r = https.post(&format!("/hooks/tolq?token={TOKEN}"), &[], b"{}").await;
+        let r = https
+            .post(&format!("/tolq/callback?token={TOKEN}"), &[], b"{}")
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), &r.body[..]),
+            (200, &b"callback\n"[..]),
+            "{engine}"
+        );
+        let r = https
+            .post(&format!("/hooks/tolq?token={TOKEN}"), &[], b"{}")
+            .await;
         assert_eq!(&r.body[..], b"page tolq_callback\n", "{engine}");
         let runs = protected_runs(&site);
-        assert_eq!(runs.len(), reached_directly + 2, "{engine}: {:?}", &runs[reached_directly..]);
+        assert_eq!(
+            runs.len(),
+            reached_directly + 2,
+            "{engine}: {:?}",
+            &runs[reached_directly..]
+        );
         // Each protected run through callgate came verified.
         for r in site.records()[before..].iter().filter(|r| protected_run(r)) {
-            assert!(r["verified"].as_str().is_some_and(|v| v.contains("token")), "{engine}: {r}");
+            assert!(
+                r["verified"].as_str().is_some_and(|v| v.contains("token")),
+                "{engine}: {r}"
+            );
         }
     }
 }
@@ -286,9 +329,24 @@ async fn the_front_controllers_action_is_refused_in_every_body_and_cookie() {
     let (mp, mp_body) = multipart(&[("a", "1"), ("action", "tolq_callback")]);
     let cases: Vec<(&str, String, Vec<u8>, Option<&str>)> = vec![
         ("/anything", mp.clone(), mp_body.clone(), None),
-        ("/", urlenc.into(), b"x=1&action=tolq_callback".to_vec(), None),
-        ("/page.php", urlenc.into(), b"x=1;action=TOLQ_CALLBACK".to_vec(), None),
-        ("/index.php", "text/plain".into(), b"{}".to_vec(), Some("action=tolq_callback")),
+        (
+            "/",
+            urlenc.into(),
+            b"x=1&action=tolq_callback".to_vec(),
+            None,
+        ),
+        (
+            "/page.php",
+            urlenc.into(),
+            b"x=1;action=TOLQ_CALLBACK".to_vec(),
+            None,
+        ),
+        (
+            "/index.php",
+            "text/plain".into(),
+            b"{}".to_vec(),
+            Some("action=tolq_callback"),
+        ),
     ];
     for client in [&https, &h2] {
         for (path, ct, body, cookie) in &cases {
@@ -304,17 +362,27 @@ async fn the_front_controllers_action_is_refused_in_every_body_and_cookie() {
     let req = "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nx=1&\r\n14\r\naction=tolq_callback\r\n0\r\n\r\n";
     let (statuses, text) = https.raw(req.as_bytes()).await;
     assert_eq!(statuses, [403], "{text}");
-    assert!(protected_runs(&site).is_empty(), "{:?}", protected_runs(&site));
+    assert!(
+        protected_runs(&site).is_empty(),
+        "{:?}",
+        protected_runs(&site)
+    );
     // An ordinary form and a 2 MiB upload (over the gateway's 1 MiB) pass,
     // streamed, bounded by the pass-through's max_body_bytes instead.
-    let r = https.post("/index.php", &[("content-type", urlenc)], b"action=view").await;
+    let r = https
+        .post("/index.php", &[("content-type", urlenc)], b"action=view")
+        .await;
     assert_eq!(&r.body[..], b"page view\n");
     let big = "y".repeat(2 << 20);
     let (mp, body) = multipart(&[("action", "view"), ("file", &big)]);
-    let r = https.post("/index.php", &[("content-type", mp.as_str())], &body).await;
+    let r = https
+        .post("/index.php", &[("content-type", mp.as_str())], &body)
+        .await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"page view\n"[..]));
     let body = format!("action=view&file={big}");
-    let r = https.post("/index.php", &[("content-type", urlenc)], body.as_bytes()).await;
+    let r = https
+        .post("/index.php", &[("content-type", urlenc)], body.as_bytes())
+        .await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"page view\n"[..]));
     let last = site.records().pop().unwrap();
     assert_eq!(last["raw_length"], body.len(), "the upload arrived whole");
@@ -336,7 +404,11 @@ async fn a_101_without_a_switch_is_no_pipe_and_unlisted_upgrades_are_plain_reque
     let req = "GET /switch.php HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /tolq/callback.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let (statuses, text) = http.raw(req.as_bytes()).await;
     assert_eq!(statuses.first(), Some(&502), "{text}");
-    assert!(protected_runs(&site).is_empty(), "{:?}", protected_runs(&site));
+    assert!(
+        protected_runs(&site).is_empty(),
+        "{:?}",
+        protected_runs(&site)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +436,9 @@ async fn one_address_cannot_hold_the_site_with_slow_uploads() {
     assert_eq!(r.status, 429);
     assert!(r.headers.contains_key("retry-after"));
     let other = Client::http(gw.http.unwrap()).source_ip("127.0.0.3");
-    let r = other.request(http::Method::GET, "/page.php", &[], b"").await;
+    let r = other
+        .request(http::Method::GET, "/page.php", &[], b"")
+        .await;
     assert_eq!(r.status, 200);
     // Past the 10 s grace at under 1 KiB/s, the uploads are cut: 408.
     let start = std::time::Instant::now();
@@ -396,15 +470,26 @@ async fn a_host_that_is_no_name_gets_400_and_no_location() {
         ),
         &[],
     );
-    for host in ["www.example.com@evil.example", "a b", "x:99999999", "[::1", "evil.example/x"] {
+    for host in [
+        "www.example.com@evil.example",
+        "a b",
+        "x:99999999",
+        "[::1",
+        "evil.example/x",
+    ] {
         let req = format!("GET /page.php HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        for client in [Client::http(gw.http.unwrap()), Client::https(gw.https.unwrap(), Version::H1)] {
+        for client in [
+            Client::http(gw.http.unwrap()),
+            Client::https(gw.https.unwrap(), Version::H1),
+        ] {
             let (statuses, text) = client.raw(req.as_bytes()).await;
             assert!(statuses == [400], "{host}: {text}");
             assert!(!text.to_ascii_lowercase().contains("location:"), "{text}");
         }
     }
-    let r = Client::http(gw.http.unwrap()).request(http::Method::GET, "/page.php", &[], b"").await;
+    let r = Client::http(gw.http.unwrap())
+        .request(http::Method::GET, "/page.php", &[], b"")
+        .await;
     assert_eq!(r.status, 308, "a valid Host is still redirected");
     assert!(site.records().is_empty());
 }
@@ -420,8 +505,14 @@ async fn a_routes_script_is_protected_on_a_second_passthrough_to_another_port() 
         &format!("hosts = [\"localhost\"]\n\n[[passthrough]]\nhosts = [\"other.example\"]\nupstream = \"http://{}\"", second.addr()),
     );
     let http = Client::http(gw.http.unwrap());
-    for target in ["/tolq/callback.php", "/gengo/callback.php/..;/", "/?action=tolq_callback", "/hooks/tolq/x"] {
-        let req = format!("GET {target} HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n");
+    for target in [
+        "/tolq/callback.php",
+        "/gengo/callback.php/..;/",
+        "/?action=tolq_callback",
+        "/hooks/tolq/x",
+    ] {
+        let req =
+            format!("GET {target} HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n");
         let (statuses, text) = http.raw(req.as_bytes()).await;
         assert_eq!(statuses, [403], "{target}: {text}");
     }
@@ -436,7 +527,92 @@ async fn a_routes_script_is_protected_on_a_second_passthrough_to_another_port() 
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("passthrough[1] other.example"), "{out}");
-    for p in ["/tolq/callback.php", "/gengo/callback.php", "action=tolq_callback", "/hooks/tolq (route \"front\")", "/admin/"] {
+    for p in [
+        "/tolq/callback.php",
+        "/gengo/callback.php",
+        "action=tolq_callback",
+        "/hooks/tolq (route \"front\")",
+        "/admin/",
+    ] {
         assert!(out.contains(p), "{p} in {out}");
     }
+}
+
+/// The server-side lock of examples/site-behind-callgate.md, on real
+/// Apache: the site's vhost refuses the callback script whatever callgate
+/// decides, and a second loopback vhost serves only the script, for
+/// callgate's verified route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_vhost_refuses_the_scripts_itself_and_the_scripts_vhost_serves_only_them() {
+    let root = format!("{}/tests/php/site", env!("CARGO_MANIFEST_DIR"));
+    let scripts_port = support::apache::free_port();
+    let lock = format!(
+        r#"
+Listen 127.0.0.1:{scripts_port}
+# The site (this server's own port): the callback scripts are never run here.
+<Directory {root}/tolq>
+    <Files "callback.php">
+        Require all denied
+    </Files>
+</Directory>
+# The scripts, for callgate only (loopback): nothing else is served here.
+<VirtualHost 127.0.0.1:{scripts_port}>
+    DocumentRoot {root}
+    <Location />
+        Require all denied
+    </Location>
+    <Location /tolq/callback.php>
+        Require all granted
+    </Location>
+</VirtualHost>
+"#
+    );
+    let apache = Apache::start(Engine::ModPhp, "site", &lock);
+    for target in [
+        "/tolq/callback.php",
+        "/tolq/callback.php/..;/",
+        "/TOLQ/callback.php",
+        "/tolq//callback.php/x",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let (statuses, text) = support::raw::exchange(apache.addr, req.as_bytes()).await;
+        assert!(
+            !text.ends_with("\r\n\r\ncallback\n"),
+            "{target} ran the script: {statuses:?}"
+        );
+    }
+    let scripts: SocketAddr = format!("127.0.0.1:{scripts_port}").parse().unwrap();
+    let req = "GET /page.php HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        support::raw::exchange(scripts, req.as_bytes()).await.0,
+        [403]
+    );
+    let runs: Vec<Value> = apache.records().into_iter().filter(protected_run).collect();
+    assert!(runs.is_empty(), "{runs:?}");
+    // Behind callgate: the route to the scripts vhost, the site to the site vhost.
+    let gw = Gateway::start(&format!(
+        r#"
+[[route]]
+name = "tolq"
+path = "/tolq/callback"
+upstream = "http://{scripts}/tolq/callback.php"
+token = {{ secrets = ["{TOKEN}"] }}
+
+[[passthrough]]
+upstream = "http://{}"
+"#,
+        apache.addr
+    ));
+    let https = Client::https(gw.https.unwrap(), Version::H1);
+    let r = https
+        .post(&format!("/tolq/callback?token={TOKEN}"), &[], b"{}")
+        .await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"callback\n"[..]));
+    let r = https
+        .request(http::Method::GET, "/page.php", &[], b"")
+        .await;
+    assert_eq!(r.status, 200);
+    let runs: Vec<Value> = apache.records().into_iter().filter(protected_run).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["verified"], "token");
 }

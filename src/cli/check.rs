@@ -36,7 +36,10 @@ fn render(c: &Config) -> String {
 /// One `[[passthrough]]`: where it goes, for which hosts, and every path
 /// and parameter it never lets through unverified.
 fn passthrough(out: &mut String, i: usize, p: &crate::config::Passthrough) {
-    let hosts = p.hosts.as_ref().map_or("any host".to_owned(), |h| h.join(", "));
+    let hosts = p
+        .hosts
+        .as_ref()
+        .map_or("any host".to_owned(), |h| h.join(", "));
     let _ = writeln!(out, "passthrough[{i}] {hosts} -> {}", p.upstream.authority);
     let paths: Vec<&str> = p.protect.iter().map(|p| p.shown.as_str()).collect();
     let _ = writeln!(out, "  protected paths: {}", paths.join(", "));

@@ -229,7 +229,11 @@ impl Loader<'_> {
                     None => protect.push(Protected::path(&r.upstream.path)),
                 }
             }
-            protect.extend(routes.iter().map(|r| Protected::route_path(&r.path, &r.name)));
+            protect.extend(
+                routes
+                    .iter()
+                    .map(|r| Protected::route_path(&r.path, &r.name)),
+            );
             params.dedup();
             let upgrades = match raw.upgrades {
                 None => vec!["websocket".to_owned()],

@@ -297,7 +297,8 @@ fn host_syntax_ok(raw: &str) -> bool {
         && name.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     port_ok && labels_ok
 }
@@ -471,10 +472,30 @@ fn public_url(route: &Route, conn: &ConnInfo, parts: &Parts) -> Option<String> {
 #[cfg(test)]
 #[test]
 fn host_syntax() {
-    for ok in ["www.example.com", "www.example.com.", "localhost:8443", "127.0.0.1", "[::1]:443", "a_b.c"] {
+    for ok in [
+        "www.example.com",
+        "www.example.com.",
+        "localhost:8443",
+        "127.0.0.1",
+        "[::1]:443",
+        "a_b.c",
+    ] {
         assert!(host_syntax_ok(ok), "{ok}");
     }
-    for bad in ["www.example.com@evil.example", "a b", "", ":443", "x:", "x:99999999", "[::1", "a..b", "a/b", "x:1:2", "[zz]:1", "evil.example\\@x"] {
+    for bad in [
+        "www.example.com@evil.example",
+        "a b",
+        "",
+        ":443",
+        "x:",
+        "x:99999999",
+        "[::1",
+        "a..b",
+        "a/b",
+        "x:1:2",
+        "[zz]:1",
+        "evil.example\\@x",
+    ] {
         assert!(!host_syntax_ok(bad), "{bad}");
     }
 }

@@ -272,9 +272,7 @@ where
                 return Ok(());
             }
         }
-        quiet
-            .as_mut()
-            .reset(tokio::time::Instant::now() + idle);
+        quiet.as_mut().reset(tokio::time::Instant::now() + idle);
     }
     Ok(())
 }

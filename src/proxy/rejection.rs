@@ -63,9 +63,7 @@ impl Rejection {
             Rejection::AbsoluteForm
             | Rejection::TwoHosts
             | Rejection::BrokenBody
-            | Rejection::BadHost => {
-                StatusCode::BAD_REQUEST
-            }
+            | Rejection::BadHost => StatusCode::BAD_REQUEST,
             Rejection::TransferCoding => StatusCode::NOT_IMPLEMENTED,
             Rejection::Connect | Rejection::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Damped { .. } | Rejection::ClientBusy => StatusCode::TOO_MANY_REQUESTS,

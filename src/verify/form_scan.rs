@@ -150,7 +150,9 @@ impl FormScan {
                         return self.partial_line(out);
                     };
                     let line = self.held.split_to(nl + 1);
-                    let named = (!skipping).then(|| self.protected_disposition(&line)).flatten();
+                    let named = (!skipping)
+                        .then(|| self.protected_disposition(&line))
+                        .flatten();
                     match named {
                         Some(names) => {
                             // Keep the header line with the part it opens.
@@ -174,13 +176,21 @@ impl FormScan {
 
     /// An unfinished line: sent on once its start shows it names no field.
     fn partial_line(&mut self, out: &mut BytesMut) -> Result<(), Found> {
-        let skipping = matches!(self.form, Form::Multipart(Part::Lines { skipping_line: true }));
+        let skipping = matches!(
+            self.form,
+            Form::Multipart(Part::Lines {
+                skipping_line: true
+            })
+        );
         let start = trim_start(&self.held);
         const HEADER: &[u8] = b"content-disposition";
-        let could_be = start.len() < HEADER.len() || start[..HEADER.len()].eq_ignore_ascii_case(HEADER);
+        let could_be =
+            start.len() < HEADER.len() || start[..HEADER.len()].eq_ignore_ascii_case(HEADER);
         if skipping || !could_be {
             out.extend_from_slice(&self.held.split());
-            self.form = Form::Multipart(Part::Lines { skipping_line: true });
+            self.form = Form::Multipart(Part::Lines {
+                skipping_line: true,
+            });
             return Ok(());
         }
         self.bounded()
@@ -198,7 +208,10 @@ impl FormScan {
     /// A held part: its value is what follows the blank line after its
     /// headers, without the line break before the delimiter.
     fn judge_part(&self, names: &[String], part: &[u8]) -> Result<(), Found> {
-        let value = match find(part, b"\r\n\r\n").map(|i| i + 4).or_else(|| find(part, b"\n\n").map(|i| i + 2)) {
+        let value = match find(part, b"\r\n\r\n")
+            .map(|i| i + 4)
+            .or_else(|| find(part, b"\n\n").map(|i| i + 2))
+        {
             Some(start) => &part[start..],
             None => return Ok(()),
         };
@@ -324,7 +337,8 @@ mod tests {
 
     #[test]
     fn a_large_upload_streams() {
-        let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n".to_vec();
+        let mut body =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n".to_vec();
         body.extend(std::iter::repeat_n(b'x', 1 << 20));
         body.extend_from_slice(b"\r\n--XyZ--\r\n");
         let mut h = http::HeaderMap::new();

@@ -30,7 +30,12 @@ pub(crate) enum Verdict {
 
 /// Decide a pass-through request from its target and headers (the body, if
 /// it is a form, is scanned as it streams).
-pub(crate) fn check(site: &Passthrough, path: &str, query: Option<&str>, headers: &HeaderMap) -> Verdict {
+pub(crate) fn check(
+    site: &Passthrough,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Verdict {
     let verdict = check_path(&site.protect, path);
     if verdict != Verdict::Open || site.params.is_empty() {
         return verdict;
@@ -155,7 +160,10 @@ pub(crate) fn field_matches(rules: &[(String, String)], field: &[u8]) -> Option<
 /// cookie values) and as written (cookie names in newer PHP).
 pub(crate) fn names(raw: &[u8]) -> Vec<String> {
     let mut out = Vec::with_capacity(2);
-    for n in [form_decode(raw), String::from_utf8_lossy(raw).trim().to_owned()] {
+    for n in [
+        form_decode(raw),
+        String::from_utf8_lossy(raw).trim().to_owned(),
+    ] {
         if let Some(n) = php_name(&n).map(|n| n.base) {
             if !out.contains(&n) {
                 out.push(n);

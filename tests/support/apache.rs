@@ -32,7 +32,7 @@ pub struct Apache {
 const MODULES: &str = "/usr/lib/apache2/modules";
 
 /// A free loopback port (bound, then let go for the server to take).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -65,7 +65,11 @@ impl Apache {
         let port = free_port();
         let fpm = (engine == Engine::PhpFpm).then(|| start_fpm(dir.path()));
         let conf = dir.path().join("apache2.conf");
-        std::fs::write(&conf, config(engine, dir.path(), &root, port, &record, extra)).unwrap();
+        std::fs::write(
+            &conf,
+            config(engine, dir.path(), &root, port, &record, extra),
+        )
+        .unwrap();
         let d = dir.path().display().to_string();
         // Its own process group: Apache signals its whole group when it stops.
         let apache = Command::new("/usr/sbin/apache2")
@@ -104,14 +108,20 @@ impl Apache {
                     std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
                 );
             }
-            assert!(start.elapsed() < Duration::from_secs(15), "apache2 did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "apache2 did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         if let Some(fpm) = &self.fpm {
             let _ = fpm;
             let sock = self.dir.path().join("fpm.sock");
             while !sock.exists() {
-                assert!(start.elapsed() < Duration::from_secs(15), "php-fpm did not start");
+                assert!(
+                    start.elapsed() < Duration::from_secs(15),
+                    "php-fpm did not start"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }

@@ -16,7 +16,10 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u16>, String) {
 }
 
 /// Send `bytes` on an open stream and read as [`exchange`] does.
-pub async fn talk<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S, bytes: &[u8]) -> (Vec<u16>, String) {
+pub async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
+    mut tcp: S,
+    bytes: &[u8],
+) -> (Vec<u16>, String) {
     let _ = tcp.write_all(bytes).await;
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
