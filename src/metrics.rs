@@ -22,6 +22,8 @@ struct RouteOutcome {
 struct RouteReason {
     route: String,
     reason: &'static str,
+    /// "false": a report-only route's would-be refusal (the callback went on).
+    enforced: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,10 +76,13 @@ pub(crate) enum Outcome {
     Redirected,
     /// An ACME server's http-01 validation, answered by callgate.
     Acme,
+    /// A report-only route's callback that failed a check and was forwarded
+    /// (or stored) all the same.
+    WouldRefuse,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 7] = [
+    pub(crate) const ALL: [Outcome; 8] = [
         Outcome::Forwarded,
         Outcome::Refused,
         Outcome::Failed,
@@ -85,6 +90,7 @@ impl Outcome {
         Outcome::Duplicate,
         Outcome::Redirected,
         Outcome::Acme,
+        Outcome::WouldRefuse,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -96,6 +102,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Redirected => "redirected",
             Outcome::Acme => "acme_challenge",
+            Outcome::WouldRefuse => "would_refuse",
         }
     }
 }
@@ -267,7 +274,7 @@ impl Metrics {
             refusals: add(
                 &mut r,
                 "refusals",
-                format!("Refused requests by route and reason ({reasons})"),
+                format!("Refused requests by route and reason ({reasons}); enforced=\"false\": a report-only route forwarded it all the same"),
                 Family::default(),
             ),
             upstream_responses: add(
@@ -343,6 +350,11 @@ impl Metrics {
                 .get_or_create(&RouteReason {
                     route: route.to_owned(),
                     reason: reason.as_str(),
+                    enforced: if outcome == Outcome::WouldRefuse {
+                        "false"
+                    } else {
+                        "true"
+                    },
                 })
                 .inc();
         }
@@ -513,7 +525,7 @@ mod tests {
         for line in [
             "callgate_requests_total{route=\"tolq\",outcome=\"forwarded\"} 3",
             "callgate_requests_total{route=\"tolq\",outcome=\"refused\"} 1",
-            "callgate_refusals_total{route=\"tolq\",reason=\"hmac\"} 1",
+            "callgate_refusals_total{route=\"tolq\",reason=\"hmac\",enforced=\"true\"} 1",
             "callgate_upstream_responses_total{route=\"tolq\",class=\"2xx\"} 2",
             "callgate_upstream_responses_total{route=\"tolq\",class=\"timeout\"} 1",
             "callgate_upstream_duration_seconds_count{route=\"tolq\"} 3",

@@ -298,11 +298,11 @@ async fn metrics_count_known_traffic() {
             1.0,
         ),
         (
-            "callgate_refusals_total{route=\"tolq\",reason=\"hmac\"}",
+            "callgate_refusals_total{route=\"tolq\",reason=\"hmac\",enforced=\"true\"}",
             1.0,
         ),
         (
-            "callgate_refusals_total{route=\"-\",reason=\"no_route\"}",
+            "callgate_refusals_total{route=\"-\",reason=\"no_route\",enforced=\"true\"}",
             1.0,
         ),
         (

@@ -178,6 +178,12 @@ fn route(out: &mut String, c: &Config, r: &Route) {
     if let Some(p) = r.preset {
         let _ = writeln!(out, "  preset  {}", p.name());
     }
+    if !r.enforce {
+        let _ = writeln!(
+            out,
+            "  REPORT-ONLY (enforce = false): failed checks are logged as would_refuse and the callback is FORWARDED anyway"
+        );
+    }
     checks(out, r);
     delivery(out, c, r);
 }

@@ -191,6 +191,18 @@ impl Loader<'_> {
             same_path.push(route.clone());
             routes.in_order.push(route);
         }
+        let report_only: Vec<&str> = routes
+            .iter()
+            .filter(|r| !r.enforce)
+            .map(|r| r.name.as_str())
+            .collect();
+        if !report_only.is_empty() {
+            self.warn(format!(
+                "{} route(s) do not enforce their checks (enforce = false, report-only): {}; failed callbacks are forwarded and logged as would_refuse",
+                report_only.len(),
+                report_only.join(", ")
+            ));
+        }
         Ok(routes)
     }
 

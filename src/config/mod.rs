@@ -354,6 +354,9 @@ pub(crate) struct Route {
     pub(crate) hmac: Option<HmacCheck>,
     pub(crate) payload: Option<Payload>,
     pub(crate) strip_token: bool,
+    /// false: report-only; a failed check is logged and counted
+    /// (`would_refuse`), and the callback is forwarded with the checks that passed.
+    pub(crate) enforce: bool,
     pub(crate) upstream_timeout: Duration,
     pub(crate) delivery: Delivery,
     /// Status answered once a queued callback is stored (delivery = "queue").

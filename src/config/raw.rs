@@ -263,6 +263,7 @@ pub(crate) struct RawRoute {
     pub(crate) retry: Option<RawRetry>,
     pub(crate) dedupe_window: Option<Dur>,
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
+    pub(crate) enforce: Option<bool>,
 }
 
 /// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`

@@ -78,6 +78,7 @@ impl Loader<'_> {
             hmac,
             payload: at.preset.and_then(|d| d.payload),
             strip_token: raw.strip_token,
+            enforce: raw.enforce.unwrap_or(true),
             upstream_timeout: raw
                 .upstream_timeout
                 .map_or(default_upstream_timeout, |d| d.0),

@@ -69,6 +69,21 @@ impl Handled {
 }
 
 impl Handled {
+    /// A report-only route's callback that failed checks but went on: the
+    /// log and the metrics say what enforcing would have refused.
+    pub(super) fn would_refuse(mut self, failed: Vec<crate::verify::Refusal>) -> Handled {
+        let Some(first) = failed.first() else {
+            return self;
+        };
+        self.refusal = Some(Rejection::Verify(first.clone()).class());
+        let reasons: Vec<String> = failed.iter().map(ToString::to_string).collect();
+        self.reason = format!("{} (enforce = false: {})", reasons.join("; "), self.reason);
+        if self.outcome != Outcome::Failed {
+            self.outcome = Outcome::WouldRefuse;
+        }
+        self
+    }
+
     pub(super) fn rejected_site(rejection: Rejection, version: Version) -> Handled {
         Handled {
             site: true,

@@ -149,6 +149,11 @@ fn remove_reserved(headers: &mut HeaderMap, reserved: &[HeaderName]) {
 /// Add the one verified header callgate vouches for (every copy the caller
 /// sent, in any spelling, is gone already).
 pub fn mark_verified(headers: &mut HeaderMap, verified_header: &HeaderName, passed: Passed) {
+    // A report-only callback that passed nothing carries no verified header at all.
+    if passed == Passed::default() {
+        headers.remove(verified_header);
+        return;
+    }
     headers.insert(
         verified_header.clone(),
         HeaderValue::from_static(passed.header_value()),

@@ -109,9 +109,13 @@ async fn callback(
     req: Request<Incoming>,
 ) -> Handled {
     let version = req.version();
-    let pre = match verify::precheck(route, client, req.uri()) {
-        Ok(pre) => pre,
-        Err(refusal) => return forbidden(shared, route, client, refusal, version),
+    // Report-only routes run every check and collect what failed.
+    let (pre, mut failed) = match route.enforce {
+        true => match verify::precheck(route, client, req.uri()) {
+            Ok(pre) => (pre, Vec::new()),
+            Err(refusal) => return forbidden(shared, route, client, refusal, version),
+        },
+        false => verify::precheck_all(route, client, req.uri()),
     };
     let (mut parts, body) = req.into_parts();
     // Held until the request is answered: the body stays in memory till then.
@@ -137,9 +141,16 @@ async fn callback(
         url: url.as_deref(),
         now: unix_now(),
     };
-    let checked = match verify::finish(route, pre, &req) {
-        Ok(checked) => checked,
-        Err(refusal) => return forbidden(shared, route, client, refusal, version),
+    let checked = match route.enforce {
+        true => match verify::finish(route, pre, &req) {
+            Ok(checked) => checked,
+            Err(refusal) => return forbidden(shared, route, client, refusal, version),
+        },
+        false => {
+            let (checked, more) = verify::finish_all(route, pre, &req);
+            failed.extend(more);
+            checked
+        }
     };
     headers::mark_verified(
         &mut parts.headers,
@@ -149,13 +160,14 @@ async fn callback(
     let digest = route
         .dedupe_window
         .map(|_| verify::dedupe_key(route, &parts.headers, &body));
-    if let Some(duplicate) = dedupe(shared, route, digest.as_deref()).await {
-        return duplicate;
-    }
-    match route.delivery {
-        Delivery::Queue => enqueue(shared, route, parts, body, checked).await,
-        Delivery::Direct => forward(shared, config, route, parts, body, checked, digest).await,
-    }
+    let handled = match dedupe(shared, route, digest.as_deref()).await {
+        Some(duplicate) => duplicate,
+        None => match route.delivery {
+            Delivery::Queue => enqueue(shared, route, parts, body, checked).await,
+            Delivery::Direct => forward(shared, config, route, parts, body, checked, digest).await,
+        },
+    };
+    handled.would_refuse(failed)
 }
 
 /// Admission: what is decided from the request line and headers alone, in

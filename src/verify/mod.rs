@@ -114,24 +114,41 @@ impl fmt::Display for Refusal {
 /// The checks that need no body (source address, URL token): run before the
 /// body is read, so a stranger cannot make callgate buffer an upload.
 pub(crate) fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Prechecked, Refusal> {
+    let (pre, mut failed) = precheck_all(route, client, uri);
+    match failed.is_empty() {
+        true => Ok(pre),
+        false => Err(failed.remove(0)),
+    }
+}
+
+/// Every body-less check, each failure collected (report-only routes):
+/// what passed, and why the others failed, in the order ip, token, params.
+pub(crate) fn precheck_all(route: &Route, client: IpAddr, uri: &Uri) -> (Prechecked, Vec<Refusal>) {
     let mut passed = Passed::default();
+    let mut failed = Vec::new();
     if let Some(allow) = &route.allow_ips {
-        if !client_ip::is_in(client, &allow.nets) {
-            return Err(Refusal::Ip(client_ip::canonical(client)));
+        match client_ip::is_in(client, &allow.nets) {
+            true => passed.ip = true,
+            false => failed.push(Refusal::Ip(client_ip::canonical(client))),
         }
-        passed.ip = true;
     }
     let query = uri.query().unwrap_or("");
     let mut token_secret = None;
     if let Some(token) = &route.token {
-        token_secret = Some(check_token(token, query)?);
-        passed.token = true;
+        match check_token(token, query) {
+            Ok(i) => {
+                token_secret = Some(i);
+                passed.token = true;
+            }
+            Err(r) => failed.push(r),
+        }
     }
-    check_query_params(route, query)?;
-    Ok(Prechecked(Checked {
+    failed.extend(check_query_params(route, query).err());
+    let pre = Prechecked(Checked {
         passed,
         token_secret,
-    }))
+    });
+    (pre, failed)
 }
 
 /// The checks over the body (signature, payload shape), after [`precheck`].
@@ -142,19 +159,39 @@ pub(crate) fn finish(
     pre: Prechecked,
     req: &Signable<'_>,
 ) -> Result<Checked, Refusal> {
+    let (checked, mut failed) = finish_all(route, pre, req);
+    match failed.is_empty() {
+        true => Ok(checked),
+        false => Err(failed.remove(0)),
+    }
+}
+
+/// Every body check, each failure collected (report-only routes).
+pub(crate) fn finish_all(
+    route: &Route,
+    pre: Prechecked,
+    req: &Signable<'_>,
+) -> (Checked, Vec<Refusal>) {
     let Prechecked(mut checked) = pre;
+    let mut failed = Vec::new();
     let (headers, body) = (req.headers, req.body);
     if let Some(h) = &route.hmac {
         // Every spelling a receiver reads as the signature header counts:
         // two of them are two signatures, and which one would it check?
-        signature::verify_scheme(h, req).map_err(Refusal::Hmac)?;
-        checked.passed.hmac = true;
+        match signature::verify_scheme(h, req) {
+            Ok(_) => checked.passed.hmac = true,
+            Err(e) => failed.push(Refusal::Hmac(e)),
+        }
     }
-    check_body_params(route, headers, body)?;
+    failed.extend(check_body_params(route, headers, body).err());
     if let Some(payload) = route.payload {
-        check_payload(payload, headers, body).map_err(Refusal::Payload)?;
+        failed.extend(
+            check_payload(payload, headers, body)
+                .err()
+                .map(Refusal::Payload),
+        );
     }
-    Ok(checked)
+    (checked, failed)
 }
 
 /// Every check the route configures, all of them, in one call. The proxy
