@@ -533,7 +533,7 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         // The HELP texts list every label value the code can produce.
-        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected, acme_challenge)"), "{text}");
+        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected, acme_challenge, would_refuse)"), "{text}");
         assert!(text.contains("reason (request, damped, no_route, protected, method, ip, token, hmac, param, payload, size, slow, body, busy)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));

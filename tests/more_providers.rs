@@ -67,7 +67,10 @@ fn config(up: &Upstream) -> String {
         route("stripe", "stripe", "\"whsec_stripe\""),
         route("slack", "slack", "\"slack-secret\""),
         route("shopify", "shopify", "\"shop-secret\""),
-        route("twilio", "twilio", "\"twilio-token\""),
+        route("twilio", "twilio", "\"twilio-token\"").replace(
+            "preset = \"twilio\"",
+            "preset = \"twilio\"\nhost = [\"localhost\"]",
+        ),
         route(
             "sw",
             "standard-webhooks",
@@ -384,4 +387,42 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
     for secret in ["gh-secret", "gh-old-secret", "slack-secret"] {
         assert!(!out.contains(secret), "a secret was printed");
     }
+}
+
+/// Twilio signs the URL it called: a request signed for another site
+/// (staging) and sent here with that site's Host is never accepted, since a
+/// twilio route must name its host (or its public URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_request_signed_for_another_host_is_not_accepted() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start(&config(&up));
+    let body = b"CallSid=CA1&From=%2B15550001111";
+    let staging = format!(
+        "https://hooks-staging.example.com:{}/twilio",
+        gw.https_port()
+    );
+    let headers = sign(
+        "twilio",
+        "twilio-token",
+        body,
+        now(),
+        "id-1",
+        Some(&staging),
+    );
+    let mut req = format!(
+        "POST /twilio HTTP/1.1\r\nHost: hooks-staging.example.com:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n",
+        gw.https_port(),
+        body.len()
+    );
+    for (n, v) in &headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    let (statuses, text) = Client::https(gw.https.unwrap(), Version::H1)
+        .raw(&bytes)
+        .await;
+    assert_eq!(statuses, [404], "{text}");
+    assert_eq!(up.count(), 0);
 }

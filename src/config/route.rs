@@ -66,6 +66,14 @@ impl Loader<'_> {
             .chain(upstream.params.iter().cloned())
             .collect();
         let hosts = raw.host.map(|h| self.hosts(&label, h)).transpose()?;
+        // Twilio signs the URL it called: built from an unchecked Host, a
+        // request signed for another site (staging) would verify here.
+        let signs_url = hmac.as_ref().is_some_and(|h| {
+            h.scheme.signed == super::presets::Signed::Twilio && h.public_url.is_none()
+        });
+        if signs_url && hosts.is_none() {
+            return Err(self.error(Some(at.span), format!("{label}: a twilio route checks a signature over the URL Twilio called, so that URL must not come from the caller's Host alone: add host = [\"www.example.com\"] (the host Twilio calls) or hmac.public_url = \"https://www.example.com\"")));
+        }
         Ok(Route {
             name,
             hosts,
@@ -362,6 +370,20 @@ mod tests {
             (own.dedupe_window, own.max_body_bytes),
             (Some(Duration::from_secs(3600)), 1000)
         );
+    }
+
+    #[test]
+    fn a_twilio_route_needs_its_host_or_public_url() {
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\npreset = \"twilio\"\nhmac = { secrets = [\"twilio-auth-token-1\"] }\n";
+        let err = Config::from_str(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("add host = [") && err.contains("hmac.public_url"),
+            "{err}"
+        );
+        route("preset = \"twilio\"\nhost = [\"www.example.com\"]\nhmac = { secrets = [\"t\"] }");
+        route("preset = \"twilio\"\nhmac = { secrets = [\"t\"], public_url = \"https://www.example.com\" }");
     }
 
     #[test]
