@@ -4,7 +4,7 @@
 //! `FallbackResource /index.php`), serving tests/php/site. Every script run
 //! is recorded as one JSON line, as with `php -S`.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,14 +31,7 @@ pub struct Apache {
 
 const MODULES: &str = "/usr/lib/apache2/modules";
 
-/// A free loopback port (bound, then let go for the server to take).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::pebble::free_port;
 
 fn running_as_root() -> bool {
     Command::new("id")
@@ -134,11 +127,7 @@ impl Apache {
 
     /// What the scripts recorded, one JSON object per run.
     pub fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        super::php::read_records(&self.record)
     }
 
     /// Apache's error log, for a failing test's message.

@@ -68,11 +68,7 @@ impl PhpReceiver {
 
     /// What the receivers recorded, one JSON object per request.
     pub fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read_records(&self.record)
     }
 }
 
@@ -81,4 +77,13 @@ impl Drop for PhpReceiver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The JSON lines the test receivers (tests/php/record.php) wrote to `path`.
+pub fn read_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
