@@ -230,19 +230,8 @@ impl FormScan {
 
     /// A `Content-Disposition` line naming a protected field: its names.
     fn protected_disposition(&self, line: &[u8]) -> Option<Vec<String>> {
-        let text = String::from_utf8_lossy(line);
-        let (field, params) = text.split_once(':')?;
-        if !field.trim().eq_ignore_ascii_case("content-disposition") {
-            return None;
-        }
-        let names: Vec<String> = params
-            .split(';')
-            .filter_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("name")
-                    .then(|| v.trim().trim_matches('"').to_owned())
-            })
+        let names: Vec<String> = super::disposition_names(&String::from_utf8_lossy(line))
+            .into_iter()
             .flat_map(|n| names(n.as_bytes()))
             .filter(|n| self.rules.iter().any(|(r, _)| r == n))
             .collect();

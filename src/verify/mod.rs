@@ -314,18 +314,30 @@ pub(crate) fn form_kind(headers: &HeaderMap) -> Option<FormKind> {
 /// boundaries or not: scanning more than PHP parses only refuses more.
 fn multipart_names(body: &[u8]) -> impl Iterator<Item = String> + '_ {
     body.split(|&b| b == b'\n').filter_map(|line| {
-        let line = String::from_utf8_lossy(line);
-        let (field, params) = line.split_once(':')?;
-        if !field.trim().eq_ignore_ascii_case("content-disposition") {
-            return None;
-        }
-        params.split(';').find_map(|p| {
+        disposition_names(&String::from_utf8_lossy(line))
+            .into_iter()
+            .next()
+    })
+}
+
+/// Every `name` a `Content-Disposition` header line gives its part
+/// (quotes dropped); empty for any other line.
+pub(crate) fn disposition_names(line: &str) -> Vec<String> {
+    let Some((field, params)) = line.split_once(':') else {
+        return Vec::new();
+    };
+    if !field.trim().eq_ignore_ascii_case("content-disposition") {
+        return Vec::new();
+    }
+    params
+        .split(';')
+        .filter_map(|p| {
             let (k, v) = p.split_once('=')?;
             k.trim()
                 .eq_ignore_ascii_case("name")
                 .then(|| v.trim().trim_matches('"').to_owned())
         })
-    })
+        .collect()
 }
 
 fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {

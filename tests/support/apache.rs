@@ -107,8 +107,7 @@ impl Apache {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        if let Some(fpm) = &self.fpm {
-            let _ = fpm;
+        if self.fpm.is_some() {
             let sock = self.dir.path().join("fpm.sock");
             while !sock.exists() {
                 assert!(
