@@ -139,10 +139,14 @@ pub(crate) enum Reason {
     Body,
     /// Body buffers were full (503).
     Busy,
+    /// A copy of a callback in flight (409 with Retry-After).
+    InFlight,
+    /// A signed message id reused with another body (409).
+    Replay,
 }
 
 impl Reason {
-    pub(crate) const ALL: [Reason; 14] = [
+    pub(crate) const ALL: [Reason; 16] = [
         Reason::Request,
         Reason::Damped,
         Reason::NoRoute,
@@ -157,6 +161,8 @@ impl Reason {
         Reason::Slow,
         Reason::Body,
         Reason::Busy,
+        Reason::InFlight,
+        Reason::Replay,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -175,6 +181,8 @@ impl Reason {
             Reason::Slow => "slow",
             Reason::Body => "body",
             Reason::Busy => "busy",
+            Reason::InFlight => "in_flight",
+            Reason::Replay => "replay",
         }
     }
 }
@@ -316,7 +324,7 @@ impl Metrics {
             delivery_attempts: add(
                 &mut r,
                 "queue_delivery_attempts",
-                "Queued delivery attempts by route and result (delivered, retry, dead)",
+                "Queued delivery attempts by route and result (delivered, retry, dead, duplicate)",
                 Family::default(),
             ),
             tls: TlsMetrics::register(&mut r),
@@ -534,7 +542,7 @@ mod tests {
         }
         // The HELP texts list every label value the code can produce.
         assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected, acme_challenge, would_refuse)"), "{text}");
-        assert!(text.contains("reason (request, damped, no_route, protected, method, ip, token, hmac, param, payload, size, slow, body, busy)"), "{text}");
+        assert!(text.contains("reason (request, damped, no_route, protected, method, ip, token, hmac, param, payload, size, slow, body, busy, in_flight, replay)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));
     }

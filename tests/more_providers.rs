@@ -260,7 +260,8 @@ async fn a_rotated_key_passes_and_a_redelivered_id_is_not_forwarded_twice() {
         (r.status.as_u16(), &r.body[..]),
         (200, &b"duplicate: already delivered\n"[..])
     );
-    // GitHub: the same delivery id with a different body is still the same delivery.
+    // GitHub: the same delivery id is the same delivery; so is the same
+    // signed body under a new (unsigned) delivery id.
     let gh = CASES.iter().find(|c| c.route == "github").unwrap();
     let first = sign(gh.preset, gh.secret, gh.body, now(), "guid-1", None);
     assert_eq!(post(&gw, gh, &first, gh.body).await, 200);
@@ -269,7 +270,7 @@ async fn a_rotated_key_passes_and_a_redelivered_id_is_not_forwarded_twice() {
     assert_eq!(post(&gw, gh, &second, body2).await, 200);
     let other = sign(gh.preset, gh.secret, gh.body, now(), "guid-2", None);
     assert_eq!(post(&gw, gh, &other, gh.body).await, 200);
-    assert_eq!(up.count(), 3, "the redeliveries reached the upstream");
+    assert_eq!(up.count(), 2, "only the first of each reached the upstream");
 }
 
 #[test]

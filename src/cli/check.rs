@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::{Config, Delivery, Route};
 use crate::queue;
-use crate::verify::Passed;
+use crate::verify::{replay, Passed};
 
 /// Load the config as `run` would and print the effective routes.
 pub(super) fn check(path: &Path) -> anyhow::Result<()> {
@@ -275,12 +275,25 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
             duration(r.retry.max_age)
         );
     }
-    if let Some(w) = r.dedupe_window {
-        let _ = writeln!(
-            out,
-            "  dedupe  a body delivered within {} is answered 200, not forwarded",
-            duration(w)
-        );
+    match r.dedupe_window {
+        Some(w) => {
+            let _ = writeln!(
+                out,
+                "  replay  window {}, key: {}; a redelivery is answered {}, not delivered again",
+                duration(w),
+                replay::describe(r),
+                match r.delivery {
+                    Delivery::Queue => r.ack_status.as_u16(),
+                    Delivery::Direct => 200,
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  replay  off (dedupe_window = \"0\" or none): every copy is delivered"
+            );
+        }
     }
     let passed = Passed {
         ip: r.allow_ips.is_some(),

@@ -151,6 +151,8 @@ const NONE: Defaults = Defaults {
     dedupe_window: None,
 };
 
+const HOUR: Duration = Duration::from_secs(3600);
+
 /// A preset that only signs: header, algorithm, encoding and scheme.
 const fn signed(
     header: &'static str,
@@ -192,6 +194,9 @@ impl Preset {
             // does not say whether the signature is hex or base64, hence
             // auto (its client library compares `sha1=` + lower-case hex,
             // which the algorithm prefix rule accepts).
+            // It signs no timestamp; a captured callback could only be
+            // replayed from Tolq's own address (no window by default:
+            // dedupe_window = "24h" adds one).
             Preset::Tolq => Defaults {
                 allow_ips: &["84.22.114.141/32"],
                 ..signed("x-tolq-signature", Algorithm::Sha1, Encoding::Auto, plain)
@@ -203,7 +208,7 @@ impl Preset {
                 requires_token: true,
                 payload: Some(Payload::GengoForm),
                 max_body_bytes: Some(64 * 1024),
-                dedupe_window: Some(Duration::from_secs(12 * 3600)),
+                dedupe_window: Some(HOUR * 12),
                 ..NONE
             },
             signing => signing.signing(),
@@ -217,71 +222,96 @@ impl Preset {
         let plain = Scheme::PLAIN;
         match self {
             Preset::Tolq | Preset::Gengo => NONE,
-            Preset::Github => signed(
-                "x-hub-signature-256",
-                Sha256,
-                Hex,
-                Scheme {
-                    id: IdSource::Header("x-github-delivery"),
-                    ..plain
-                },
-            ),
+            // GitHub signs neither id nor time; deliveries can be redelivered by hand for 3 days.
+            Preset::Github => Defaults {
+                dedupe_window: Some(HOUR * 72),
+                ..signed(
+                    "x-hub-signature-256",
+                    Sha256,
+                    Hex,
+                    Scheme {
+                        id: IdSource::Header("x-github-delivery"),
+                        ..plain
+                    },
+                )
+            },
             // stripe-node and stripe-python refuse only old timestamps.
-            Preset::Stripe => signed(
-                "stripe-signature",
-                Sha256,
-                Hex,
-                Scheme {
-                    signed: Signed::TimestampBody,
-                    claims: Claims::Fields { sig: "v1", ts: "t" },
-                    id: IdSource::JsonField("id"),
-                    both_ways: false,
-                    ..plain
-                },
-            ),
-            Preset::Slack => signed(
-                "x-slack-signature",
-                Sha256,
-                Hex,
-                Scheme {
-                    signed: Signed::SlackV0,
-                    claims: Claims::Prefixed("v0="),
-                    timestamp: Some("x-slack-request-timestamp"),
-                    ..plain
-                },
-            ),
-            Preset::Shopify => signed(
-                "x-shopify-hmac-sha256",
-                Sha256,
-                Base64,
-                Scheme {
-                    id: IdSource::Header("x-shopify-webhook-id"),
-                    ..plain
-                },
-            ),
-            Preset::Twilio => signed(
-                "x-twilio-signature",
-                Sha1,
-                Base64,
-                Scheme {
-                    signed: Signed::Twilio,
-                    id: IdSource::Header("i-twilio-idempotency-token"),
-                    ..plain
-                },
-            ),
-            Preset::StandardWebhooks => signed(
-                "webhook-signature",
-                Sha256,
-                Base64,
-                Scheme {
-                    signed: Signed::IdTimestampBody,
-                    claims: Claims::List { prefix: "v1," },
-                    timestamp: Some("webhook-timestamp"),
-                    id: IdSource::Header("webhook-id"),
-                    key: KeyForm::Whsec,
-                    both_ways: true,
-                },
-            ),
+            // Stripe retries an event for up to 3 days, each time newly
+            // signed, under one event id.
+            Preset::Stripe => Defaults {
+                dedupe_window: Some(HOUR * 72),
+                ..signed(
+                    "stripe-signature",
+                    Sha256,
+                    Hex,
+                    Scheme {
+                        signed: Signed::TimestampBody,
+                        claims: Claims::Fields { sig: "v1", ts: "t" },
+                        id: IdSource::JsonField("id"),
+                        both_ways: false,
+                        ..plain
+                    },
+                )
+            },
+            // Slack retries three times within minutes, newly timestamped, with the same body.
+            Preset::Slack => Defaults {
+                dedupe_window: Some(HOUR),
+                ..signed(
+                    "x-slack-signature",
+                    Sha256,
+                    Hex,
+                    Scheme {
+                        signed: Signed::SlackV0,
+                        claims: Claims::Prefixed("v0="),
+                        timestamp: Some("x-slack-request-timestamp"),
+                        ..plain
+                    },
+                )
+            },
+            // Shopify retries a failed webhook over 48 hours under one X-Shopify-Webhook-Id.
+            Preset::Shopify => Defaults {
+                dedupe_window: Some(HOUR * 48),
+                ..signed(
+                    "x-shopify-hmac-sha256",
+                    Sha256,
+                    Base64,
+                    Scheme {
+                        id: IdSource::Header("x-shopify-webhook-id"),
+                        ..plain
+                    },
+                )
+            },
+            // Twilio signs no timestamp: a day of replay memory by the signed URL and parameters.
+            Preset::Twilio => Defaults {
+                dedupe_window: Some(HOUR * 24),
+                ..signed(
+                    "x-twilio-signature",
+                    Sha1,
+                    Base64,
+                    Scheme {
+                        signed: Signed::Twilio,
+                        id: IdSource::Header("i-twilio-idempotency-token"),
+                        ..plain
+                    },
+                )
+            },
+            // Standard Webhooks (Svix) retries for about 28 hours under one signed webhook-id.
+            Preset::StandardWebhooks => Defaults {
+                dedupe_window: Some(HOUR * 48),
+                ..signed(
+                    "webhook-signature",
+                    Sha256,
+                    Base64,
+                    Scheme {
+                        signed: Signed::IdTimestampBody,
+                        claims: Claims::List { prefix: "v1," },
+                        timestamp: Some("webhook-timestamp"),
+                        id: IdSource::Header("webhook-id"),
+                        key: KeyForm::Whsec,
+                        both_ways: true,
+                    },
+                )
+            },
         }
     }
 }

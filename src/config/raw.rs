@@ -61,6 +61,21 @@ parsed_string!(
     }
 );
 
+/// Longest replay window: rows of a longer one would pile up for months.
+pub(crate) const MAX_DEDUPE_WINDOW: Duration = Duration::from_secs(90 * 24 * 3600);
+
+parsed_string!(
+    /// A replay window: `"72h"`, `"10m"`; `"0"` turns replay protection off.
+    Window,
+    Option<Duration>,
+    |s| match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Ok(None),
+        Ok(d) if d > MAX_DEDUPE_WINDOW => Err(format!("dedupe_window {s:?} is longer than 90 days")),
+        Ok(d) => Ok(Some(d)),
+        Err(e) => Err(format!("invalid duration {s:?} ({e}): write it as \"72h\", \"10m\" or \"0\" (off)")),
+    }
+);
+
 parsed_string!(
     /// `"1KiB/s"`, `"512B/s"`, `"2MiB/s"`; `"0"` turns the bound off.
     ByteRate,
@@ -261,7 +276,7 @@ pub(crate) struct RawRoute {
     pub(crate) ack_status: Option<Spanned<u16>>,
     pub(crate) max_in_flight: Option<Spanned<usize>>,
     pub(crate) retry: Option<RawRetry>,
-    pub(crate) dedupe_window: Option<Dur>,
+    pub(crate) dedupe_window: Option<Window>,
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
     pub(crate) enforce: Option<bool>,
 }

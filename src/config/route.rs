@@ -99,10 +99,10 @@ impl Loader<'_> {
                 &format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
             )?,
             retry: retry(raw.retry.unwrap_or_default()),
-            dedupe_window: raw
-                .dedupe_window
-                .map(|d| d.0)
-                .or(at.preset.and_then(|d| d.dedupe_window)),
+            dedupe_window: match raw.dedupe_window {
+                Some(w) => w.0,
+                None => at.preset.and_then(|d| d.dedupe_window),
+            },
             max_body_bytes: self.body_bound(&at, raw.max_body_bytes, max_body_bytes)?,
             reserved_params,
             metrics: Default::default(),
@@ -370,6 +370,37 @@ mod tests {
             (own.dedupe_window, own.max_body_bytes),
             (Some(Duration::from_secs(3600)), 1000)
         );
+    }
+
+    #[test]
+    fn presets_with_a_replay_story_dedupe_by_default_and_0_turns_it_off() {
+        let hours = |spec: &str| route(spec).dedupe_window.map(|w| w.as_secs() / 3600);
+        assert_eq!(
+            hours("preset = \"github\"\nhmac = { secrets = [\"s\"] }"),
+            Some(72)
+        );
+        assert_eq!(
+            hours("preset = \"shopify\"\nhmac = { secrets = [\"s\"] }"),
+            Some(48)
+        );
+        assert_eq!(
+            hours("preset = \"tolq\"\nhmac = { secrets = [\"s\"] }"),
+            None,
+            "Tolq's replay story is its source address"
+        );
+        assert_eq!(
+            hours("preset = \"github\"\nhmac = { secrets = [\"s\"] }\ndedupe_window = \"0\""),
+            None
+        );
+        assert_eq!(
+            hours("hmac = { secrets = [\"s\"], algorithm = \"sha256\", header = \"x-sig\" }"),
+            None
+        );
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\nhmac = { secrets = [\"s\"], algorithm = \"sha256\", header = \"x-sig\" }\ndedupe_window = \"1000d\"\n";
+        let err = Config::from_str(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("longer than 90 days"), "{err}");
     }
 
     #[test]

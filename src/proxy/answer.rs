@@ -23,6 +23,7 @@ pub(crate) fn plain(status: StatusCode) -> Response<Body> {
         StatusCode::GATEWAY_TIMEOUT => "gateway timeout\n",
         StatusCode::NOT_IMPLEMENTED => "not implemented\n",
         StatusCode::TOO_MANY_REQUESTS => "too many requests\n",
+        StatusCode::CONFLICT => "conflict\n",
         StatusCode::SERVICE_UNAVAILABLE => "service unavailable\n",
         _ => "bad request\n",
     };

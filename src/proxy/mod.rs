@@ -11,11 +11,11 @@
 mod answer;
 mod body;
 mod conn;
-mod dedupe;
 mod handled;
 pub mod headers;
 mod passthrough;
 mod rejection;
+mod replay;
 mod site_body;
 
 use std::borrow::Cow;
@@ -27,7 +27,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
@@ -35,7 +35,7 @@ use crate::assertion;
 use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
-use crate::queue::{self, NewCallback};
+use crate::queue::{self, Enqueued, NewCallback, ReplayClaim};
 use crate::state::Shared;
 use crate::upstream;
 use crate::verify::{self, client_ip, query, Checked, Refusal, Signable};
@@ -152,19 +152,21 @@ async fn callback(
             checked
         }
     };
+    // Keys of signed bytes only; the claim is taken before any delivery.
+    let direct = route.delivery == Delivery::Direct;
+    let claim = route
+        .dedupe_window
+        .and_then(|_| replay::claim_for(route, verify::replay::keys(route, &req), direct));
     headers::mark_verified(
         &mut parts.headers,
         &config.gateway.verified_header,
         checked.passed,
     );
-    let digest = route
-        .dedupe_window
-        .map(|_| verify::dedupe_key(route, &parts.headers, &body));
-    let handled = match dedupe(shared, route, digest.as_deref()).await {
-        Some(duplicate) => duplicate,
-        None => match route.delivery {
-            Delivery::Queue => enqueue(shared, route, parts, body, checked).await,
-            Delivery::Direct => forward(shared, config, route, parts, body, checked, digest).await,
+    let handled = match direct {
+        false => enqueue(shared, route, parts, body, checked, claim).await,
+        true => match replay::claim_direct(shared, route, claim).await {
+            Ok(held) => forward(shared, config, route, parts, body, checked, held).await,
+            Err(copy) => copy,
         },
     };
     handled.would_refuse(failed)
@@ -364,25 +366,6 @@ fn prepare_headers(config: &Config, conn: &ConnInfo, parts: &mut Parts, body_len
     });
 }
 
-/// Provider retries of a callback the receiver already accepted stop here.
-async fn dedupe(shared: &Shared, route: &Arc<Route>, digest: Option<&[u8]>) -> Option<Handled> {
-    let (window, digest) = (route.dedupe_window?, digest?);
-    match dedupe::already_delivered(shared, route, digest, window).await {
-        Ok(true) => Some(Handled::answered(
-            route,
-            Outcome::Duplicate,
-            text(StatusCode::OK, "duplicate: already delivered\n"),
-            "duplicate: delivered within dedupe_window".into(),
-        )),
-        Ok(false) => None,
-        // Forwarding a possible duplicate beats losing a callback.
-        Err(e) => {
-            tracing::warn!(route = %route.name, "dedupe check skipped: {e}");
-            None
-        }
-    }
-}
-
 /// Delivery, queued: store durably, then acknowledge; never acknowledge
 /// what was not stored.
 async fn enqueue(
@@ -391,6 +374,7 @@ async fn enqueue(
     parts: Parts,
     body: Bytes,
     checked: Checked,
+    claim: Option<ReplayClaim>,
 ) -> Handled {
     let callback = NewCallback {
         route: route.name.clone(),
@@ -406,13 +390,20 @@ async fn enqueue(
         body: body.to_vec(),
         verified: checked.passed.header_value().to_owned(),
         arrived_ms: queue::now_ms(),
+        replay: claim
+            .as_ref()
+            .map(|c| verify::replay::encode(&c.keys))
+            .unwrap_or_default(),
     };
+    let now = callback.arrived_ms;
     let stored = match shared.store() {
-        Ok(store) => store.enqueue(callback).await,
+        Ok(store) => store.enqueue(callback, claim).await,
         Err(e) => Err(e),
     };
     match stored {
-        Ok(id) => {
+        // A copy of a stored or delivered message: acknowledged, not stored again.
+        Ok(Enqueued::Copy(copy)) => replay::answer_copy(route, copy, now, route.ack_status),
+        Ok(Enqueued::Stored(id)) => {
             shared.queue_wake(&route.name).notify_one();
             let ack = text(route.ack_status, "accepted\n");
             Handled::answered(route, Outcome::Queued, ack, format!("stored as {id}"))
@@ -429,7 +420,7 @@ async fn forward(
     mut parts: Parts,
     body: Bytes,
     checked: Checked,
-    digest: Option<Vec<u8>>,
+    held: Option<replay::Held>,
 ) -> Handled {
     parts.uri = upstream::upstream_uri(route, parts.uri.query());
     parts.version = Version::HTTP_11;
@@ -449,8 +440,8 @@ async fn forward(
     let req = Request::from_parts(parts, Full::new(body));
     match upstream::send_and_record(&shared.metrics, route, req).await {
         Ok(resp) => {
-            if let Some(d) = digest.filter(|_| resp.status().is_success()) {
-                dedupe::remember(shared, route, d).await;
+            if let Some(held) = held {
+                held.settle(resp.status().is_success()).await;
             }
             let (mut parts, body) = resp.into_parts();
             headers::remove_hop_by_hop(&mut parts.headers);
@@ -458,7 +449,12 @@ async fn forward(
             let reason = format!("verified {}", checked.passed.header_value());
             Handled::answered(route, Outcome::Forwarded, response, reason)
         }
-        Err(e) => Handled::failed(Some(route), Failure::Upstream(e)),
+        Err(e) => {
+            if let Some(held) = held {
+                held.settle(false).await;
+            }
+            Handled::failed(Some(route), Failure::Upstream(e))
+        }
     }
 }
 

@@ -54,6 +54,10 @@ pub(crate) enum Rejection {
     ClientBusy,
     /// A pass-through upload slower than min_body_rate.
     SlowUpload,
+    /// A copy of a callback whose first copy is still in flight.
+    InFlight { retry_after: Duration },
+    /// A signed message id seen before with another body (SHA-256 of each).
+    Replay { stored: [u8; 32], given: [u8; 32] },
 }
 
 impl Rejection {
@@ -72,6 +76,7 @@ impl Rejection {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Slow | Rejection::SlowUpload => StatusCode::REQUEST_TIMEOUT,
             Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::InFlight { .. } | Rejection::Replay { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -95,6 +100,8 @@ impl Rejection {
             Rejection::Slow | Rejection::SlowUpload => Reason::Slow,
             Rejection::Busy(_) | Rejection::ClientBusy => Reason::Busy,
             Rejection::BrokenBody => Reason::Body,
+            Rejection::InFlight { .. } => Reason::InFlight,
+            Rejection::Replay { .. } => Reason::Replay,
         }
     }
 
@@ -104,7 +111,7 @@ impl Rejection {
         let mut resp = plain(self.status());
         let headers = resp.headers_mut();
         match self {
-            Rejection::Damped { retry_after } => {
+            Rejection::Damped { retry_after } | Rejection::InFlight { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs() + 1),
@@ -161,6 +168,21 @@ impl fmt::Display for Rejection {
                 "this address holds max_requests_per_client pass-through requests"
             }
             Rejection::SlowUpload => "upload slower than min_body_rate",
+            Rejection::InFlight { retry_after } => {
+                return write!(
+                    f,
+                    "in_flight: a copy of this callback is being delivered (Retry-After {}s)",
+                    retry_after.as_secs()
+                )
+            }
+            Rejection::Replay { stored, given } => {
+                return write!(
+                    f,
+                    "replay: message id reused with another body (sha256 {} before, {} now)",
+                    hex::encode(stored),
+                    hex::encode(given)
+                )
+            }
         };
         write!(f, "{}: {what}", self.class().as_str())
     }
@@ -219,6 +241,13 @@ mod tests {
             Rejection::BadHost,
             Rejection::ClientBusy,
             Rejection::SlowUpload,
+            Rejection::InFlight {
+                retry_after: Duration::from_secs(3),
+            },
+            Rejection::Replay {
+                stored: [1; 32],
+                given: [2; 32],
+            },
         ]
     }
 

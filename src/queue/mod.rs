@@ -3,6 +3,7 @@
 //! (one machine) or PostgreSQL (several instances, one queue).
 
 mod postgres;
+pub(crate) mod replay;
 mod rows;
 mod sqlite;
 pub(crate) mod store;
@@ -10,5 +11,5 @@ mod worker;
 
 pub(crate) use sqlite::FILE_NAME;
 pub(crate) use store::{now_ms, to_lines};
-pub(crate) use store::{NewCallback, State, Store, StoreError};
+pub(crate) use store::{Claim, Enqueued, NewCallback, ReplayClaim, State, Store, StoreError};
 pub(crate) use worker::reconcile;

@@ -12,7 +12,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::OnceCell;
 use tokio_postgres::Row;
 
-use super::rows::{Claimed, NewCallback, State, StoreError, Stored};
+use super::replay::{self, queued_id, queued_owner, Claim, ReplayClaim, Row as ReplayRow};
+use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
 use crate::config::secret::Secret;
 
 /// Longest any database call may take, connecting included: a callback
@@ -24,7 +25,8 @@ const POOL_SIZE: usize = 8;
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_6761_7465; // "callgate"
 
 /// Each schema version's statements, applied in order.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE callgate_callbacks (
         id BIGSERIAL PRIMARY KEY,
         route TEXT NOT NULL,
@@ -48,9 +50,26 @@ const MIGRATIONS: &[&str] = &["
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (route, digest)
     );
-"];
+",
+    "
+    ALTER TABLE callgate_callbacks ADD COLUMN replay BYTEA;
+    CREATE TABLE callgate_replay (
+        route TEXT NOT NULL,
+        key BYTEA NOT NULL,
+        payload BYTEA NOT NULL,
+        state TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        callback_id BIGINT,
+        at_ms BIGINT NOT NULL,
+        until_ms BIGINT,
+        PRIMARY KEY (route, key)
+    );
+    CREATE INDEX callgate_replay_by_owner ON callgate_replay (owner);
+    DROP TABLE callgate_delivered;
+",
+];
 
-const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error";
+const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error, replay";
 
 /// The PostgreSQL store.
 pub(crate) struct Postgres {
@@ -136,14 +155,76 @@ impl Postgres {
             .unwrap_or(Err(StoreError::Timeout(CALL_TIMEOUT)))
     }
 
-    pub(crate) async fn enqueue(&self, c: &NewCallback) -> Result<i64, StoreError> {
-        self.call(|db| async move {
-            let row = db.query_one(
-                "INSERT INTO callgate_callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-                &[&c.route, &c.method, &c.query, &c.token_secret.map(|i| i as i32), &c.headers, &c.body, &c.verified, &c.arrived_ms],
+    pub(crate) async fn enqueue(
+        &self,
+        c: &NewCallback,
+        replay: Option<&ReplayClaim>,
+    ) -> Result<Enqueued, StoreError> {
+        self.call(|mut db| async move {
+            let tx = db.transaction().await?;
+            let row = tx.query_one(
+                "INSERT INTO callgate_callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms, replay)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
+                &[&c.route, &c.method, &c.query, &c.token_secret.map(|i| i as i32), &c.headers, &c.body, &c.verified, &c.arrived_ms, &c.replay],
             ).await?;
-            Ok(row.get(0))
+            let id: i64 = row.get(0);
+            let Some(claim) = replay else {
+                tx.commit().await?;
+                return Ok(Enqueued::Stored(id));
+            };
+            let claim = ReplayClaim {
+                owner: queued_owner(id),
+                ..claim.clone()
+            };
+            match take_keys(&tx, &claim, Some(id)).await? {
+                Claim::Won => {
+                    tx.commit().await?;
+                    Ok(Enqueued::Stored(id))
+                }
+                held => {
+                    tx.rollback().await?;
+                    Ok(Enqueued::Copy(held))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Claim a callback's replay keys (see [`super::replay`]): one
+    /// transaction, so two instances taking the same key cannot both win.
+    pub(crate) async fn claim_replay(&self, claim: &ReplayClaim) -> Result<Claim, StoreError> {
+        let callback = queued_id(&claim.owner);
+        self.call(|mut db| async move {
+            let tx = db.transaction().await?;
+            let found = take_keys(&tx, claim, callback).await?;
+            match found {
+                Claim::Won => tx.commit().await?,
+                _ => tx.rollback().await?,
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    pub(crate) async fn settle_replay(
+        &self,
+        route: &str,
+        owner: &str,
+        delivered_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.call(|db| async move {
+            match delivered_at_ms {
+                Some(at) => db.execute(
+                    "UPDATE callgate_replay SET state = 'delivered', at_ms = $3, until_ms = NULL, callback_id = NULL
+                     WHERE route = $1 AND owner = $2",
+                    &[&route, &owner, &at],
+                ).await,
+                None => db.execute(
+                    "DELETE FROM callgate_replay WHERE route = $1 AND owner = $2",
+                    &[&route, &owner],
+                ).await,
+            }
+            .map(|_| ())
         })
         .await
     }
@@ -218,21 +299,15 @@ impl Postgres {
         rows.iter().map(stored).collect()
     }
 
-    pub(crate) async fn delivered(
-        &self,
-        id: i64,
-        dedupe: Option<(&str, &[u8], i64)>,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn delivered(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
         self.call(|mut db| async move {
             let tx = db.transaction().await?;
-            if let Some((route, digest, at_ms)) = dedupe {
-                tx.execute(
-                    "INSERT INTO callgate_delivered (route, digest, at_ms) VALUES ($1, $2, $3)
-                     ON CONFLICT (route, digest) DO UPDATE SET at_ms = EXCLUDED.at_ms",
-                    &[&route, &digest, &at_ms],
-                )
-                .await?;
-            }
+            tx.execute(
+                "UPDATE callgate_replay SET state = 'delivered', at_ms = $2, until_ms = NULL, callback_id = NULL
+                 WHERE owner = $1",
+                &[&queued_owner(id), &at_ms],
+            )
+            .await?;
             tx.execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
                 .await?;
             tx.commit().await
@@ -283,59 +358,39 @@ impl Postgres {
     }
 
     pub(crate) async fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
-        self.call(|db| async move {
-            db.execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
-                .await
-                .map(|n| n > 0)
-        })
-        .await
-    }
-
-    pub(crate) async fn delivered_since(
-        &self,
-        route: &str,
-        digest: &[u8],
-        since_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.call(|db| async move {
-            db.query_opt(
-                "SELECT 1 FROM callgate_delivered WHERE route = $1 AND digest = $2 AND at_ms >= $3",
-                &[&route, &digest, &since_ms],
+        self.call(|mut db| async move {
+            let tx = db.transaction().await?;
+            let n = tx
+                .execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
+                .await?;
+            tx.execute(
+                "DELETE FROM callgate_replay WHERE owner = $1",
+                &[&queued_owner(id)],
             )
-            .await
-            .map(|r| r.is_some())
+            .await?;
+            tx.commit().await?;
+            Ok(n > 0)
         })
         .await
     }
 
-    pub(crate) async fn remember_delivery(
-        &self,
-        route: &str,
-        digest: &[u8],
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.call(|db| async move {
-            db.execute(
-                "INSERT INTO callgate_delivered (route, digest, at_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (route, digest) DO UPDATE SET at_ms = EXCLUDED.at_ms",
-                &[&route, &digest, &at_ms],
-            )
-            .await
-            .map(|_| ())
-        })
-        .await
-    }
-
-    pub(crate) async fn prune_delivered(
+    pub(crate) async fn prune_replay(
         &self,
         route: Option<&str>,
         before_ms: i64,
+        now_ms: i64,
     ) -> Result<usize, StoreError> {
         self.call(|db| async move {
-            db.execute(
-                "DELETE FROM callgate_delivered WHERE ($1::TEXT IS NULL OR route = $1) AND at_ms < $2",
+            let old = db.execute(
+                "DELETE FROM callgate_replay WHERE ($1::TEXT IS NULL OR route = $1) AND state = 'delivered' AND at_ms < $2",
                 &[&route, &before_ms],
-            ).await.map(|n| n as usize)
+            ).await?;
+            let stale = db.execute(
+                "DELETE FROM callgate_replay WHERE (state = 'claimed' AND until_ms < $1)
+                    OR (state = 'queued' AND NOT EXISTS (SELECT 1 FROM callgate_callbacks c WHERE c.id = callgate_replay.callback_id))",
+                &[&now_ms],
+            ).await?;
+            Ok((old + stale) as usize)
         })
         .await
     }
@@ -357,6 +412,74 @@ impl Postgres {
         self.call(|db| async move { db.query_one("SELECT 1", &[]).await.map(|_| ()) })
             .await
     }
+}
+
+/// Inside a transaction: take every key of `claim` (in key order, so two
+/// transactions never wait on each other crosswise), or report what holds
+/// one. An upsert takes a key that is free or stale; one that returns no
+/// row found a live holder, committed (an INSERT on the same key in another
+/// transaction waits for it to end).
+async fn take_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    claim: &ReplayClaim,
+    callback: Option<i64>,
+) -> Result<Claim, tokio_postgres::Error> {
+    let mut found = Vec::new();
+    let state = replay::held_state(claim);
+    for key in claim.sorted_keys() {
+        let taken = tx
+            .query_opt(
+                "INSERT INTO callgate_replay (route, key, payload, state, owner, callback_id, at_ms, until_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (route, key) DO UPDATE SET payload = EXCLUDED.payload, state = EXCLUDED.state,
+                     owner = EXCLUDED.owner, callback_id = EXCLUDED.callback_id, at_ms = EXCLUDED.at_ms,
+                     until_ms = EXCLUDED.until_ms
+                 WHERE callgate_replay.owner = EXCLUDED.owner
+                    OR (callgate_replay.state = 'delivered' AND callgate_replay.at_ms < $9)
+                    OR (callgate_replay.state = 'claimed' AND callgate_replay.until_ms < $7)
+                    OR (callgate_replay.state = 'queued' AND NOT EXISTS
+                        (SELECT 1 FROM callgate_callbacks c WHERE c.id = callgate_replay.callback_id))
+                 RETURNING 1",
+                &[
+                    &claim.route,
+                    &&key.key[..],
+                    &&key.payload[..],
+                    &state,
+                    &claim.owner,
+                    &callback,
+                    &claim.now_ms,
+                    &claim.until_ms,
+                    &claim.since_ms,
+                ],
+            )
+            .await?;
+        if taken.is_some() {
+            continue;
+        }
+        let row = tx
+            .query_one(
+                "SELECT state, owner, payload, at_ms, until_ms,
+                        state = 'queued' AND NOT EXISTS (SELECT 1 FROM callgate_callbacks c WHERE c.id = r.callback_id)
+                 FROM callgate_replay r WHERE route = $1 AND key = $2",
+                &[&claim.route, &&key.key[..]],
+            )
+            .await?;
+        let row = ReplayRow {
+            state: row.get(0),
+            owner: row.get(1),
+            payload: row.get(2),
+            at_ms: row.get(3),
+            until_ms: row.get(4),
+            orphan: row.get(5),
+        };
+        // The upsert saw it live; if it just went stale, the copy waits a moment.
+        found.push(
+            replay::blocks(&row, &key, claim).unwrap_or(Claim::InFlight {
+                until_ms: claim.now_ms + 1000,
+            }),
+        );
+    }
+    Ok(replay::worst(found))
 }
 
 /// TLS to the database when the URL asks for it (`sslmode=require`;
@@ -418,6 +541,7 @@ fn stored(r: &Row) -> Result<Stored, StoreError> {
             body: r.get(7),
             verified: r.get(8),
             arrived_ms: r.get(9),
+            replay: r.get::<_, Option<Vec<u8>>>(13).unwrap_or_default(),
         },
     })
 }

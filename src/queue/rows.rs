@@ -71,6 +71,29 @@ pub(crate) struct NewCallback {
     /// The verified header's value (e.g. `ip,token,hmac`).
     pub(crate) verified: String,
     pub(crate) arrived_ms: i64,
+    /// Its replay keys (`verify::replay::encode`), checked again before
+    /// delivery; empty on a route without a window.
+    pub(crate) replay: Vec<u8>,
+}
+
+/// What came of storing a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Stored under this id.
+    Stored(i64),
+    /// Not stored: a copy holds one of its replay keys.
+    Copy(super::replay::Claim),
+}
+
+impl Enqueued {
+    /// The id it was stored under (tests).
+    #[cfg(test)]
+    pub(crate) fn id(self) -> i64 {
+        match self {
+            Enqueued::Stored(id) => id,
+            Enqueued::Copy(c) => panic!("not stored: a copy holds a key ({c:?})"),
+        }
+    }
 }
 
 /// A stored callback.

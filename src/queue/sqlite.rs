@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::rows::{Claimed, NewCallback, State, StoreError, Stored};
+use super::replay::{self, queued_id, queued_owner, Claim, ReplayClaim, Row};
+use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
 
 /// File name of the store inside `[queue] dir`.
 pub(crate) const FILE_NAME: &str = "callgate-queue.sqlite3";
@@ -59,14 +60,34 @@ impl Sqlite {
                  last_error TEXT
              );
              CREATE INDEX IF NOT EXISTS callbacks_by_route ON callbacks (route, state, id);
-             CREATE TABLE IF NOT EXISTS delivered (
+             CREATE TABLE IF NOT EXISTS replay (
                  route TEXT NOT NULL,
-                 digest BLOB NOT NULL,
+                 key BLOB NOT NULL,
+                 payload BLOB NOT NULL,
+                 state TEXT NOT NULL,
+                 owner TEXT NOT NULL,
+                 callback_id INTEGER,
                  at_ms INTEGER NOT NULL,
-                 PRIMARY KEY (route, digest)
-             );",
+                 until_ms INTEGER,
+                 PRIMARY KEY (route, key)
+             );
+             CREATE INDEX IF NOT EXISTS replay_by_owner ON replay (owner);
+             DROP TABLE IF EXISTS delivered;",
         )
         .map_err(err)?;
+        // Stores made before replay keys: each callback keeps its keys for
+        // the worker's check before delivery.
+        let has_keys: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('callbacks') WHERE name = 'replay'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(err)?;
+        if !has_keys {
+            conn.execute_batch("ALTER TABLE callbacks ADD COLUMN replay BLOB")
+                .map_err(err)?;
+        }
         Ok(Sqlite {
             path,
             conn: Mutex::new(conn),
@@ -86,15 +107,69 @@ impl Sqlite {
         })
     }
 
-    /// Store a callback durably (committed and synced); its id.
-    pub(crate) fn enqueue(&self, c: &NewCallback) -> Result<i64, StoreError> {
+    /// Store a callback durably (committed and synced) and claim its replay
+    /// keys in the same transaction: its id, or what holds a key already
+    /// (then nothing is stored).
+    pub(crate) fn enqueue(
+        &self,
+        c: &NewCallback,
+        replay: Option<&ReplayClaim>,
+    ) -> Result<Enqueued, StoreError> {
         self.with(|conn| {
-            conn.execute(
-                "INSERT INTO callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                params![c.route, c.method, c.query, c.token_secret.map(|i| i as i64), c.headers, c.body, c.verified, c.arrived_ms],
-            )?;
-            Ok(conn.last_insert_rowid())
+            immediate(conn, |conn| {
+                conn.execute(
+                    "INSERT INTO callbacks (route, method, query, token_secret, headers, body, verified, arrived_ms, next_attempt_ms, replay)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                    params![c.route, c.method, c.query, c.token_secret.map(|i| i as i64), c.headers, c.body, c.verified, c.arrived_ms, c.replay],
+                )?;
+                let id = conn.last_insert_rowid();
+                let Some(claim) = replay else {
+                    return Ok((true, Enqueued::Stored(id)));
+                };
+                let claim = ReplayClaim {
+                    owner: queued_owner(id),
+                    ..claim.clone()
+                };
+                Ok(match take_keys(conn, &claim, Some(id))? {
+                    Claim::Won => (true, Enqueued::Stored(id)),
+                    held => (false, Enqueued::Copy(held)),
+                })
+            })
+        })
+    }
+
+    /// Claim a callback's replay keys (see [`super::replay`]).
+    pub(crate) fn claim_replay(&self, claim: &ReplayClaim) -> Result<Claim, StoreError> {
+        let callback = queued_id(&claim.owner);
+        self.with(|conn| {
+            immediate(conn, |conn| {
+                let found = take_keys(conn, claim, callback)?;
+                Ok((found == Claim::Won, found))
+            })
+        })
+    }
+
+    /// A direct delivery ended: 2xx keeps the keys as delivered, anything
+    /// else lets them go so the provider's retry can pass.
+    pub(crate) fn settle_replay(
+        &self,
+        route: &str,
+        owner: &str,
+        delivered_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            match delivered_at_ms {
+                Some(at) => conn.execute(
+                    "UPDATE replay SET state = 'delivered', at_ms = ?3, until_ms = NULL, callback_id = NULL
+                     WHERE route = ?1 AND owner = ?2",
+                    params![route, owner, at],
+                ),
+                None => conn.execute(
+                    "DELETE FROM replay WHERE route = ?1 AND owner = ?2",
+                    params![route, owner],
+                ),
+            }
+            .map(|_| ())
         })
     }
 
@@ -146,7 +221,7 @@ impl Sqlite {
         params: impl rusqlite::Params,
     ) -> Result<Vec<Stored>, StoreError> {
         let sql = format!(
-            "SELECT id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error
+            "SELECT id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error, replay
              FROM callbacks {clause}"
         );
         self.with(|conn| {
@@ -173,6 +248,7 @@ impl Sqlite {
                         body: r.get(7)?,
                         verified: r.get(8)?,
                         arrived_ms: r.get(9)?,
+                        replay: r.get::<_, Option<Vec<u8>>>(13)?.unwrap_or_default(),
                     },
                 })
             })?;
@@ -180,20 +256,15 @@ impl Sqlite {
         })
     }
 
-    /// The upstream acknowledged it: remove it (and remember its digest for dedupe).
-    pub(crate) fn delivered(
-        &self,
-        id: i64,
-        dedupe: Option<(&str, &[u8], i64)>,
-    ) -> Result<(), StoreError> {
+    /// The upstream acknowledged it: remove it, its replay keys now delivered.
+    pub(crate) fn delivered(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
-            if let Some((route, digest, at_ms)) = dedupe {
-                tx.execute(
-                    "INSERT OR REPLACE INTO delivered (route, digest, at_ms) VALUES (?1, ?2, ?3)",
-                    params![route, digest, at_ms],
-                )?;
-            }
+            tx.execute(
+                "UPDATE replay SET state = 'delivered', at_ms = ?2, until_ms = NULL, callback_id = NULL
+                 WHERE owner = ?1",
+                params![queued_owner(id), at_ms],
+            )?;
             tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
             tx.commit()?;
             checkpoint(conn)
@@ -246,58 +317,38 @@ impl Sqlite {
     /// Delete a callback for good. False if no such id.
     pub(crate) fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
         self.with(|conn| {
-            let n = conn.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            let tx = conn.unchecked_transaction()?;
+            let n = tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM replay WHERE owner = ?1",
+                params![queued_owner(id)],
+            )?;
+            tx.commit()?;
             checkpoint(conn)?;
             Ok(n > 0)
         })
     }
 
-    /// Whether this body was delivered on this route at or after `since_ms`.
-    pub(crate) fn delivered_since(
-        &self,
-        route: &str,
-        digest: &[u8],
-        since_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.with(|conn| {
-            conn.query_row(
-                "SELECT 1 FROM delivered WHERE route = ?1 AND digest = ?2 AND at_ms >= ?3",
-                params![route, digest, since_ms],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-        })
-    }
-
-    /// Remember a delivery made directly (delivery = "direct" with dedupe_window).
-    pub(crate) fn remember_delivery(
-        &self,
-        route: &str,
-        digest: &[u8],
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO delivered (route, digest, at_ms) VALUES (?1, ?2, ?3)",
-                params![route, digest, at_ms],
-            )
-            .map(|_| ())
-        })
-    }
-
-    /// Forget deliveries older than `before_ms`: of one route, or of every
-    /// route (`None`). A dedupe window is bounded, so are its rows.
-    pub(crate) fn prune_delivered(
+    /// Forget replay rows that hold nothing any more: delivered before
+    /// `before_ms` (of one route, or of every route with `None`), claims
+    /// expired by `now_ms`, and keys of callbacks that are gone.
+    pub(crate) fn prune_replay(
         &self,
         route: Option<&str>,
         before_ms: i64,
+        now_ms: i64,
     ) -> Result<usize, StoreError> {
         self.with(|conn| {
-            conn.execute(
-                "DELETE FROM delivered WHERE (?1 IS NULL OR route = ?1) AND at_ms < ?2",
+            let old = conn.execute(
+                "DELETE FROM replay WHERE (?1 IS NULL OR route = ?1) AND state = 'delivered' AND at_ms < ?2",
                 params![route, before_ms],
-            )
+            )?;
+            let stale = conn.execute(
+                "DELETE FROM replay WHERE (state = 'claimed' AND until_ms < ?1)
+                    OR (state = 'queued' AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.id = replay.callback_id))",
+                params![now_ms],
+            )?;
+            Ok(old + stale)
         })
     }
 
@@ -319,6 +370,76 @@ impl Sqlite {
             )
         })
     }
+}
+
+/// `BEGIN IMMEDIATE`: the write lock before the first read, so a claim's
+/// look and its write are one step even against a `callgate queue`
+/// command in another process. `f` says whether to commit.
+fn immediate<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<(bool, T)>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok((true, value)) => conn.execute_batch("COMMIT").map(|_| value),
+        Ok((false, value)) => conn.execute_batch("ROLLBACK").map(|_| value),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Inside a transaction: take every key of `claim`, or report what holds
+/// one (and take none: the caller rolls back).
+fn take_keys(
+    conn: &Connection,
+    claim: &ReplayClaim,
+    callback: Option<i64>,
+) -> rusqlite::Result<Claim> {
+    let mut found = Vec::new();
+    let keys = claim.sorted_keys();
+    for key in &keys {
+        let row = conn
+            .query_row(
+                "SELECT state, owner, payload, at_ms, until_ms,
+                        state = 'queued' AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.id = replay.callback_id)
+                 FROM replay WHERE route = ?1 AND key = ?2",
+                params![claim.route, &key.key[..]],
+                |r| {
+                    Ok(Row {
+                        state: r.get(0)?,
+                        owner: r.get(1)?,
+                        payload: r.get(2)?,
+                        at_ms: r.get(3)?,
+                        until_ms: r.get(4)?,
+                        orphan: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?;
+        found.extend(row.and_then(|row| replay::blocks(&row, key, claim)));
+    }
+    if !found.is_empty() {
+        return Ok(replay::worst(found));
+    }
+    for key in &keys {
+        conn.execute(
+            "INSERT OR REPLACE INTO replay (route, key, payload, state, owner, callback_id, at_ms, until_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                claim.route,
+                &key.key[..],
+                &key.payload[..],
+                replay::held_state(claim),
+                claim.owner,
+                callback,
+                claim.now_ms,
+                claim.until_ms
+            ],
+        )?;
+    }
+    Ok(Claim::Won)
 }
 
 /// Move the WAL into the database and empty it, so a deleted callback's
@@ -359,6 +480,7 @@ fn private_files(dir: &Path, db: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::replay::ReplayKey;
 
     fn callback(route: &str, body: &str) -> NewCallback {
         NewCallback {
@@ -370,6 +492,7 @@ mod tests {
             body: body.as_bytes().to_vec(),
             verified: "token".into(),
             arrived_ms: 1_000,
+            replay: Vec::new(),
         }
     }
 
@@ -377,9 +500,9 @@ mod tests {
     fn enqueued_callbacks_come_back_in_order_per_route() {
         let dir = tempfile::tempdir().unwrap();
         let s = Sqlite::open(dir.path()).unwrap();
-        let a = s.enqueue(&callback("r", "1")).unwrap();
-        s.enqueue(&callback("other", "x")).unwrap();
-        let b = s.enqueue(&callback("r", "2")).unwrap();
+        let a = s.enqueue(&callback("r", "1"), None).unwrap().id();
+        s.enqueue(&callback("other", "x"), None).unwrap().id();
+        let b = s.enqueue(&callback("r", "2"), None).unwrap().id();
         let head = s.head("r", 10).unwrap();
         assert_eq!(head.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a, b]);
         assert_eq!(head[0].callback.body, b"1");
@@ -390,7 +513,7 @@ mod tests {
     fn failures_schedule_then_kill_and_retry_revives() {
         let dir = tempfile::tempdir().unwrap();
         let s = Sqlite::open(dir.path()).unwrap();
-        let id = s.enqueue(&callback("r", "1")).unwrap();
+        let id = s.enqueue(&callback("r", "1"), None).unwrap().id();
         s.failed(id, Some(5_000), "HTTP 500").unwrap();
         let c = s.get(id).unwrap().unwrap();
         assert_eq!(
@@ -404,27 +527,131 @@ mod tests {
         assert_eq!(s.head("r", 10).unwrap()[0].attempts, 0);
     }
 
+    fn key(k: u8, payload: u8, strict: bool) -> ReplayKey {
+        ReplayKey {
+            key: [k; 32],
+            payload: [payload; 32],
+            strict,
+        }
+    }
+
+    fn claim(keys: Vec<ReplayKey>, owner: &str, now_ms: i64) -> ReplayClaim {
+        ReplayClaim {
+            route: "r".into(),
+            keys,
+            owner: owner.into(),
+            now_ms,
+            since_ms: now_ms - 1_000,
+            until_ms: Some(now_ms + 500),
+        }
+    }
+
     #[test]
-    fn delivered_removes_and_remembers_the_digest() {
+    fn a_claim_takes_every_key_or_none() {
         let dir = tempfile::tempdir().unwrap();
         let s = Sqlite::open(dir.path()).unwrap();
-        let id = s.enqueue(&callback("r", "1")).unwrap();
-        s.delivered(id, Some(("r", b"digest", 2_000))).unwrap();
+        let first = claim(vec![key(1, 9, false)], "a", 10_000);
+        assert_eq!(s.claim_replay(&first).unwrap(), Claim::Won);
+        // Sharing one key of two: in flight, and the other key is not taken.
+        let both = claim(vec![key(2, 9, false), key(1, 9, false)], "b", 10_100);
+        assert_eq!(
+            s.claim_replay(&both).unwrap(),
+            Claim::InFlight { until_ms: 10_500 }
+        );
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(2, 9, false)], "c", 10_100))
+                .unwrap(),
+            Claim::Won
+        );
+        // Delivered: a copy within the window is a duplicate, after it is new.
+        s.settle_replay("r", "a", Some(10_200)).unwrap();
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(1, 9, false)], "d", 11_000))
+                .unwrap(),
+            Claim::Delivered
+        );
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(1, 9, false)], "e", 11_300))
+                .unwrap(),
+            Claim::Won
+        );
+        // Released: the provider's retry passes at once.
+        s.settle_replay("r", "e", None).unwrap();
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(1, 9, false)], "f", 11_301))
+                .unwrap(),
+            Claim::Won
+        );
+        // An expired claim (its instance died) frees the key.
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(1, 9, false)], "g", 12_000))
+                .unwrap(),
+            Claim::Won
+        );
+    }
+
+    #[test]
+    fn a_signed_id_with_another_payload_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sqlite::open(dir.path()).unwrap();
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(1, 1, true)], "a", 1_000))
+                .unwrap(),
+            Claim::Won
+        );
+        s.settle_replay("r", "a", Some(1_000)).unwrap();
+        assert_eq!(
+            s.claim_replay(&claim(vec![key(1, 2, true)], "b", 1_100))
+                .unwrap(),
+            Claim::Conflict {
+                stored: [1; 32],
+                given: [2; 32]
+            }
+        );
+    }
+
+    #[test]
+    fn a_queued_copy_is_not_stored_again_until_it_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sqlite::open(dir.path()).unwrap();
+        let queued = ReplayClaim {
+            until_ms: None,
+            ..claim(vec![key(1, 1, false)], "", 1_000)
+        };
+        let id = s.enqueue(&callback("r", "1"), Some(&queued)).unwrap().id();
+        assert_eq!(
+            s.enqueue(&callback("r", "1"), Some(&queued)).unwrap(),
+            Enqueued::Copy(Claim::Stored)
+        );
+        assert_eq!(s.list(None, None).unwrap().len(), 1);
+        // The worker's check before delivery: its own keys pass.
+        let own = ReplayClaim {
+            owner: queued_owner(id),
+            ..queued.clone()
+        };
+        assert_eq!(s.claim_replay(&own).unwrap(), Claim::Won);
+        s.delivered(id, 1_200).unwrap();
         assert!(s.get(id).unwrap().is_none());
-        assert!(s.delivered_since("r", b"digest", 1_500).unwrap());
-        assert!(!s.delivered_since("r", b"digest", 2_500).unwrap());
-        assert!(!s.delivered_since("other", b"digest", 0).unwrap());
-        s.remember_delivery("other", b"digest", 2_000).unwrap();
-        assert_eq!(s.prune_delivered(Some("r"), 3_000).unwrap(), 1);
-        assert!(s.delivered_since("other", b"digest", 0).unwrap());
-        assert_eq!(s.prune_delivered(None, 3_000).unwrap(), 1);
+        assert_eq!(
+            s.enqueue(&callback("r", "1"), Some(&queued)).unwrap(),
+            Enqueued::Copy(Claim::Delivered)
+        );
+        // Pruned after the window: stored anew.
+        assert_eq!(s.prune_replay(Some("r"), 1_300, 1_300).unwrap(), 1);
+        let again = s.enqueue(&callback("r", "1"), Some(&queued)).unwrap().id();
+        // Dropped by an operator: its keys go with it.
+        assert!(s.drop_callback(again).unwrap());
+        assert!(matches!(
+            s.enqueue(&callback("r", "1"), Some(&queued)).unwrap(),
+            Enqueued::Stored(_)
+        ));
     }
 
     #[test]
     fn an_unknown_state_is_an_error_not_a_pending_callback() {
         let dir = tempfile::tempdir().unwrap();
         let s = Sqlite::open(dir.path()).unwrap();
-        let id = s.enqueue(&callback("r", "1")).unwrap();
+        let id = s.enqueue(&callback("r", "1"), None).unwrap().id();
         s.with(|c| c.execute("UPDATE callbacks SET state = 'sent' WHERE id = ?1", [id]))
             .unwrap();
         let err = s.list(None, None).expect_err("an unknown state is refused");
@@ -440,7 +667,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Sqlite::open(dir.path()).unwrap();
         let b = Sqlite::open(dir.path()).unwrap();
-        let id = a.enqueue(&callback("r", "1")).unwrap();
+        let id = a.enqueue(&callback("r", "1"), None).unwrap().id();
         assert!(b.drop_callback(id).unwrap());
         assert!(a.get(id).unwrap().is_none());
     }

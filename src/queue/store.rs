@@ -3,13 +3,14 @@
 //! machine, no server) and a PostgreSQL database several instances share
 //! (`postgres.rs`: claims with a lease, so a callback is delivered by one
 //! instance at a time and taken over when its instance dies). Both keep the
-//! same rows: callbacks (never the token), and delivered digests for dedupe.
+//! same rows: callbacks (never the token), and replay keys (`replay.rs`).
 
 use std::sync::Arc;
 
 use super::postgres::Postgres;
+pub(crate) use super::replay::{Claim, ReplayClaim};
 pub(crate) use super::rows::{from_lines, now_ms, to_lines};
-pub(crate) use super::rows::{Claimed, NewCallback, State, StoreError, Stored};
+pub(crate) use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
 use super::sqlite::Sqlite;
 use crate::config::QueueBackend;
 
@@ -64,9 +65,31 @@ impl Store {
         }
     }
 
-    /// Store a callback durably (committed); its id. Only then may the provider hear 202.
-    pub(crate) async fn enqueue(&self, c: NewCallback) -> Result<i64, StoreError> {
-        dispatch!(self, |s| s.enqueue(&c))
+    /// Store a callback durably (committed) with its replay keys claimed;
+    /// its id, or the copy that holds a key (then nothing is stored). Only
+    /// then may the provider hear 202.
+    pub(crate) async fn enqueue(
+        &self,
+        c: NewCallback,
+        replay: Option<ReplayClaim>,
+    ) -> Result<Enqueued, StoreError> {
+        dispatch!(self, |s| s.enqueue(&c, replay.as_ref()))
+    }
+
+    /// Claim replay keys: all of them, or none and what holds one.
+    pub(crate) async fn claim_replay(&self, claim: ReplayClaim) -> Result<Claim, StoreError> {
+        dispatch!(self, |s| s.claim_replay(&claim))
+    }
+
+    /// A direct delivery ended: delivered (2xx, at this time) keeps the
+    /// owner's keys for the window, `None` lets them go.
+    pub(crate) async fn settle_replay(
+        &self,
+        route: String,
+        owner: String,
+        delivered_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, |s| s.settle_replay(&route, &owner, delivered_at_ms))
     }
 
     /// Claim up to `limit` of a route's due callbacks, oldest first.
@@ -94,16 +117,9 @@ impl Store {
         dispatch!(self, |s| s.list(route.as_deref(), state))
     }
 
-    /// The upstream acknowledged it: remove it (and remember its digest for dedupe).
-    pub(crate) async fn delivered(
-        &self,
-        id: i64,
-        dedupe: Option<(String, Vec<u8>, i64)>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, |s| s.delivered(
-            id,
-            dedupe.as_ref().map(|(r, d, t)| (r.as_str(), &d[..], *t))
-        ))
+    /// The upstream acknowledged it: remove it, its replay keys delivered at `at_ms`.
+    pub(crate) async fn delivered(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
+        dispatch!(self, |s| s.delivered(id, at_ms))
     }
 
     /// A failed attempt: count it, and either schedule the next or give up.
@@ -131,33 +147,18 @@ impl Store {
         dispatch!(self, |s| s.drop_callback(id))
     }
 
-    /// Whether this digest was delivered on this route at or after `since_ms`.
-    pub(crate) async fn delivered_since(
-        &self,
-        route: String,
-        digest: Vec<u8>,
-        since_ms: i64,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, |s| s.delivered_since(&route, &digest, since_ms))
-    }
-
-    /// Remember a delivery made directly (delivery = "direct" with dedupe_window).
-    pub(crate) async fn remember_delivery(
-        &self,
-        route: String,
-        digest: Vec<u8>,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, |s| s.remember_delivery(&route, &digest, at_ms))
-    }
-
-    /// Forget deliveries older than `before_ms`: of one route, or of all (`None`).
-    pub(crate) async fn prune_delivered(
+    /// Forget replay rows that hold nothing any more (see the backends).
+    pub(crate) async fn prune_replay(
         &self,
         route: Option<String>,
         before_ms: i64,
+        now_ms: i64,
     ) -> Result<usize, StoreError> {
-        dispatch!(self, |s| s.prune_delivered(route.as_deref(), before_ms))
+        dispatch!(self, |s| s.prune_replay(
+            route.as_deref(),
+            before_ms,
+            now_ms
+        ))
     }
 
     /// Pending and dead counts and the oldest pending arrival of a route.

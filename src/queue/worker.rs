@@ -2,7 +2,7 @@
 //! in arrival order (at most `max_in_flight` at once) with exponential
 //! backoff and jitter. Nothing is removed before the upstream answered 2xx.
 //! A worker stops when a reload takes its route away, or when callgate stops;
-//! so does the housekeeping that prunes old dedupe rows.
+//! so does the housekeeping that prunes old replay rows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +15,13 @@ use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{from_lines, now_ms, Store, StoreError, Stored};
+use super::replay::queued_owner;
+use super::store::{from_lines, now_ms, Claim, ReplayClaim, Store, StoreError, Stored};
 use crate::assertion;
 use crate::config::{Assertion, Config, Delivery, Retry, Route};
 use crate::state::Shared;
 use crate::upstream::{self, ForwardError};
-use crate::verify::query;
+use crate::verify::{query, replay};
 
 /// Longest a worker sleeps before looking at the store again (a `callgate
 /// queue retry` from another process is noticed within this time).
@@ -159,8 +160,18 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
     Ok(Duration::ZERO)
 }
 
-/// One delivery attempt: send, then record what came of it.
+/// One delivery attempt: check the replay keys once more, send, then
+/// record what came of it.
 async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Store, c: Stored) {
+    match recheck(&route, &store, &c).await {
+        Ok(Claim::Won) => {}
+        Ok(copy) => return settle_copy(&shared, &route, &store, &c, copy).await,
+        Err(e) => {
+            // Delivering now could make a duplicate: wait for the store.
+            tracing::warn!(route = %route.name, id = c.id, "queue: replay check failed, delivery postponed: {e}");
+            return;
+        }
+    }
     let assertion = shared.config.load().gateway.assertion.clone();
     let result = match request(&route, &c, assertion.as_ref()) {
         Ok(req) => match upstream::send_and_record(&shared.metrics, &route, req).await {
@@ -190,6 +201,71 @@ async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Store, c: Stored
     }
 }
 
+/// The stored callback's replay keys, claimed again under its own name: a
+/// copy delivered or stored meanwhile (by another instance, or before the
+/// keys were kept) wins, and this one is not delivered.
+async fn recheck(route: &Route, store: &Store, c: &Stored) -> Result<Claim, StoreError> {
+    let keys = replay::decode(&c.callback.replay).unwrap_or_default();
+    let Some(window) = route.dedupe_window.filter(|_| !keys.is_empty()) else {
+        return Ok(Claim::Won);
+    };
+    let now = now_ms();
+    let claim = ReplayClaim {
+        route: route.name.clone(),
+        keys,
+        owner: queued_owner(c.id),
+        now_ms: now,
+        since_ms: now - window.as_millis() as i64,
+        until_ms: None,
+    };
+    store.claim_replay(claim).await
+}
+
+/// A stored callback that a copy beat: a copy delivered or stored drops it,
+/// a copy in flight postpones it, a conflicting body kills it.
+async fn settle_copy(shared: &Shared, route: &Route, store: &Store, c: &Stored, copy: Claim) {
+    let id = c.id;
+    let result = match copy {
+        Claim::Delivered | Claim::Stored => store.drop_callback(id).await.map(|_| {
+            (
+                "duplicate",
+                "queue: a copy was delivered or is stored; this one is dropped undelivered"
+                    .to_owned(),
+            )
+        }),
+        Claim::InFlight { until_ms } => store
+            .failed(id, Some(until_ms), "a copy is in flight".into())
+            .await
+            .map(|_| {
+                (
+                    "retry",
+                    "queue: a copy is in flight; trying again after it".to_owned(),
+                )
+            }),
+        Claim::Conflict { stored, given } => {
+            let why = format!(
+                "replay: message id reused with another body (sha256 {} before, {} now)",
+                hex::encode(stored),
+                hex::encode(given)
+            );
+            store
+                .failed(id, None, why.clone())
+                .await
+                .map(|_| ("dead", format!("queue: {why}; dead letter")))
+        }
+        Claim::Won => return,
+    };
+    match result {
+        Ok((kind, message)) => {
+            shared.metrics.delivery_attempt(&route.name, kind);
+            tracing::info!(route = %route.name, id, "{message}");
+        }
+        Err(e) => {
+            tracing::error!(route = %route.name, id, "queue: could not record the attempt: {e}")
+        }
+    }
+}
+
 /// Store what an attempt came to: delivered (removed), retry (rescheduled)
 /// or dead. Returns the metric label and the log line.
 async fn record(
@@ -202,13 +278,7 @@ async fn record(
     let dead_letter = "dead letter, see `callgate queue list --state dead`";
     match verdict {
         Verdict::Delivered => {
-            let dedupe = route.dedupe_window.map(|_| {
-                let headers = from_lines(&c.callback.headers).unwrap_or_default();
-                let key = crate::verify::dedupe_key(route, &headers, &c.callback.body);
-                (route.name.clone(), key)
-            });
-            let dedupe = dedupe.map(|(r, d)| (r, d, now));
-            store.delivered(id, dedupe).await?;
+            store.delivered(id, now).await?;
             Ok(("delivered", "queue: delivered".to_owned()))
         }
         Verdict::Retry(why) => {
@@ -296,7 +366,7 @@ async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
             .unwrap_or(PRUNE_EVERY)
             .clamp(PRUNE_AT_MOST_EVERY, PRUNE_EVERY);
         if let Err(e) = prune(&shared, windows).await {
-            tracing::warn!("dedupe: could not prune old deliveries: {e}");
+            tracing::warn!("replay: could not prune old rows: {e}");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -312,11 +382,11 @@ async fn prune(shared: &Shared, windows: Vec<(String, Duration)>) -> Result<(), 
     let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
     for (route, window) in &windows {
         store
-            .prune_delivered(Some(route.clone()), before(*window))
+            .prune_replay(Some(route.clone()), before(*window), now)
             .await?;
     }
     store
-        .prune_delivered(None, before(longest))
+        .prune_replay(None, before(longest), now)
         .await
         .map(|_| ())
 }

@@ -13,6 +13,7 @@ pub(crate) mod explain;
 pub(crate) mod form_scan;
 pub(crate) mod protect;
 pub mod query;
+pub(crate) mod replay;
 pub mod signature;
 
 use std::fmt;
@@ -211,25 +212,6 @@ pub(crate) fn check(
         now: 0,
     };
     finish(route, precheck(route, client, uri)?, &req)
-}
-
-/// What identifies a callback for redelivery dedupe: the provider's message
-/// id where it sends one (a redelivery may differ in its timestamp and
-/// signature, never in its id), else the body's SHA-256.
-pub(crate) fn dedupe_key(route: &Route, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let id = route
-        .hmac
-        .as_ref()
-        .and_then(|h| signature::message_id(h.scheme, headers, body));
-    match id {
-        Some(id) => Sha256::new()
-            .chain_update(b"message-id\0")
-            .chain_update(id.as_bytes())
-            .finalize()
-            .to_vec(),
-        None => Sha256::digest(body).to_vec(),
-    }
 }
 
 /// The index of the secret the query's token matches. Every secret is

@@ -363,6 +363,23 @@ pub(crate) fn provider_headers(
     Ok(out)
 }
 
+/// What the provider signs, without its timestamp: the replay key of a
+/// message whose id is not signed (Twilio: the URL, then the sorted
+/// parameters of a form body; everyone else: the body).
+pub(crate) fn replay_payload<'a>(scheme: Scheme, req: &Signable<'a>) -> std::borrow::Cow<'a, [u8]> {
+    match (scheme.signed, req.url) {
+        (Signed::Twilio, Some(url)) => {
+            let mut parts = vec![url.as_bytes()];
+            let form = twilio_body_hash(url)
+                .is_none()
+                .then(|| twilio_params(req.body));
+            append_form(&mut parts, form.as_deref());
+            std::borrow::Cow::Owned(parts.concat())
+        }
+        _ => std::borrow::Cow::Borrowed(req.body),
+    }
+}
+
 /// The message id a provider gave this callback, for redelivery dedupe.
 pub(crate) fn message_id(scheme: Scheme, headers: &HeaderMap, body: &[u8]) -> Option<String> {
     match scheme.id {

@@ -9,6 +9,7 @@ pub mod pebble;
 pub mod php;
 pub mod postgres;
 pub mod raw;
+pub mod signers;
 pub mod upstream;
 
 pub use client::{Client, Reply, Version};

@@ -214,7 +214,7 @@ impl QueueStore {
         }
     }
 
-    /// `SELECT COUNT(*)` of a table (`callbacks` or `delivered`).
+    /// `SELECT COUNT(*)` of a table (`callbacks` or `replay`).
     pub fn count(&self, table: &str) -> i64 {
         match &self.pg {
             None => {

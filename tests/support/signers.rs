@@ -1,0 +1,58 @@
+//! The providers' own signing libraries (tests/signers: PyPI's
+//! standardwebhooks, svix, twilio and slack_sdk; npm's
+//! @octokit/webhooks-methods and stripe), run as real signers. `.ci/run`
+//! installs them; a machine without them fails loudly, never skips.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/signers"))
+}
+
+/// The header lines `provider`'s library sends with `body`.
+/// Python: standard-webhooks, svix, twilio, slack. Node: github, stripe.
+pub fn sign(
+    provider: &str,
+    secret: &str,
+    id: &str,
+    ts: i64,
+    url: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let ts = ts.to_string();
+    let mut cmd = match provider {
+        "github" | "stripe" => {
+            let mut c = Command::new("node");
+            c.arg("sign.mjs");
+            c
+        }
+        _ => {
+            let mut c = Command::new("python3");
+            c.arg("sign.py");
+            c
+        }
+    };
+    let mut child = cmd
+        .args([provider, secret, id, &ts, url])
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node and python3 run the providers' signers (bash .ci/run installs them)");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{provider}'s signing library failed (install: python3 -m pip install -r tests/signers/requirements.txt; npm ci --prefix tests/signers): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
