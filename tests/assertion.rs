@@ -152,3 +152,155 @@ async fn a_queued_callback_is_asserted_when_it_is_delivered() {
         format!("/assert.php?via=queue&token={TOKEN}&n=1")
     );
 }
+
+/// A raw HTTP/1.1 POST straight to the receiver, past callgate, with this
+/// Host, Content-Type and assertion.
+fn raw_post(target: &str, host: &str, ct: &str, assertion: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(a) = assertion {
+        req.push_str(&format!("X-Callgate-Assertion: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_binds_route_host_content_type_and_is_accepted_once() {
+    let php = PhpReceiver::start();
+    let gw = Gateway::start(&format!(
+        r#"
+[gateway]
+assertion = {{ key = "assertion-test-key", version = 2 }}
+
+[[route]]
+name = "direct"
+path = "/cb"
+upstream = "{0}"
+token = {{ secrets = ["{TOKEN}"] }}
+
+[[route]]
+name = "other"
+path = "/other"
+upstream = "{0}"
+token = {{ secrets = ["{TOKEN}"] }}
+"#,
+        php.url("/assert2.php?via=callgate"),
+    ));
+    let body = br#"{"id":1,"status":"finished"}"#;
+    let json = "application/json";
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/cb?token={TOKEN}"),
+            &[("content-type", json)],
+            body,
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body[..]),
+        (200, &b"OK token\n"[..]),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let seen = php.records().pop().unwrap();
+    let assertion = seen["assertion"].as_str().unwrap().to_owned();
+    let (target, host) = (
+        seen["uri"].as_str().unwrap(),
+        seen["host"].as_str().unwrap(),
+    );
+    assert!(assertion.starts_with("v2;t="), "{assertion}");
+    assert!(
+        assertion.contains(&format!(
+            ";route=direct;checks=token;host={host};ct={json};body="
+        )),
+        "{assertion}"
+    );
+
+    // Another route's callback, though callgate verified it: PHP refuses it.
+    let r = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/other?token={TOKEN}"),
+            &[("content-type", json)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 403, "route other is not route direct");
+
+    // Straight to PHP, past callgate: the captured assertion with another
+    // Host, as a form, or again, is refused.
+    let direct = Client::http(php.addr);
+    let status = |bytes: Vec<u8>| {
+        let direct = &direct;
+        async move { direct.raw(&bytes).await.0.first().copied().unwrap_or(0) }
+    };
+    let exact = || raw_post(target, host, json, Some(&assertion), body);
+    assert_eq!(
+        status(exact()).await,
+        403,
+        "the delivery itself used the id"
+    );
+    // Forget the id (as if its file had been pruned): the exact request is
+    // the positive control, each alteration fails on its own.
+    let id = |a: &str| a.split(";id=").nth(1).unwrap()[..32].to_owned();
+    let seen_file = std::env::temp_dir()
+        .join("callgate-assertion-seen")
+        .join(id(&assertion));
+    std::fs::remove_file(&seen_file).unwrap();
+    let form = "application/x-www-form-urlencoded";
+    let forged = assertion.replace("checks=token", "checks=ip,token,hmac");
+    for (what, req) in [
+        (
+            "another Host",
+            raw_post(target, "evil.example", json, Some(&assertion), body),
+        ),
+        (
+            "as a form",
+            raw_post(target, host, form, Some(&assertion), body),
+        ),
+        (
+            "another target",
+            raw_post(
+                "/assert2.php?via=elsewhere",
+                host,
+                json,
+                Some(&assertion),
+                body,
+            ),
+        ),
+        (
+            "checks altered",
+            raw_post(target, host, json, Some(&forged), body),
+        ),
+        (
+            "body altered",
+            raw_post(target, host, json, Some(&assertion), b"{\"id\":2}"),
+        ),
+        ("no assertion", raw_post(target, host, json, None, body)),
+    ] {
+        assert_eq!(status(req).await, 403, "{what}");
+    }
+    assert_eq!(
+        status(exact()).await,
+        200,
+        "the exact request, its id forgotten"
+    );
+    assert_eq!(status(exact()).await, 403, "and only once");
+    // Each delivery carries a new id.
+    let again = Client::https(gw.https.unwrap(), Version::H1)
+        .post(
+            &format!("/cb?token={TOKEN}&n=2"),
+            &[("content-type", json)],
+            body,
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    let second = php.records().pop().unwrap()["assertion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(id(&assertion), id(&second));
+}

@@ -150,8 +150,12 @@ fn gateway(out: &mut String, c: &Config) {
     if let Some(a) = &g.assertion {
         let _ = writeln!(
             out,
-            "gateway assertion: {} on every forwarded callback (HMAC-SHA256, examples/verify-assertion.php checks it)",
-            a.header
+            "gateway assertion: {} {} on every forwarded callback (HMAC-SHA256, examples/verify-assertion.php checks it)",
+            a.header,
+            match a.version {
+                crate::config::AssertionVersion::V1 => "v1",
+                crate::config::AssertionVersion::V2 => "v2 (with id, host, ct)",
+            }
         );
     }
     if let Some(d) = &g.damping {

@@ -448,11 +448,23 @@ impl Loader<'_> {
             span,
             std::slice::from_ref(&raw.key),
         )?;
+        let version = match raw.version.as_ref().map(|v| *v.get_ref()) {
+            None | Some(1) => AssertionVersion::V1,
+            Some(2) => AssertionVersion::V2,
+            Some(_) => {
+                let at = raw.version.as_ref().expect("matched Some");
+                return Err(self.at(
+                    at,
+                    "[gateway] assertion.version must be 1 (default) or 2 (adds id, host and ct)",
+                ));
+            }
+        };
         Ok(Assertion {
             header: raw
                 .header
                 .map_or(HeaderName::from_static(DEFAULT_ASSERTION_HEADER), |h| h.0),
             key: Key::new(Algorithm::Sha256, secrets[0].expose()),
+            version,
         })
     }
 

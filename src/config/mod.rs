@@ -176,6 +176,16 @@ pub(crate) struct Gateway {
 pub(crate) struct Assertion {
     pub(crate) header: HeaderName,
     pub(crate) key: Key,
+    pub(crate) version: AssertionVersion,
+}
+
+/// Which assertion format receivers check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AssertionVersion {
+    /// `v1;t;route;checks;body`
+    V1,
+    /// v1 and a unique id, the Host and the Content-Type.
+    V2,
 }
 
 /// `[gateway] damping = { failures, window, cooldown }`, resolved.

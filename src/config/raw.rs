@@ -212,6 +212,7 @@ pub(crate) struct RawGateway {
 pub(crate) struct RawAssertion {
     pub(crate) key: Spanned<String>,
     pub(crate) header: Option<HeaderNameValue>,
+    pub(crate) version: Option<Spanned<i64>>,
 }
 
 /// `damping = { failures = 20, window = "1m", cooldown = "10m" }`
