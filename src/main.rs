@@ -41,9 +41,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Libraries whose debug and trace output carries what callgate must never
+/// log (query parameters with stored headers and bodies, request and frame
+/// contents, ACME payloads): held at info whatever RUST_LOG says.
+const QUIET_BELOW_INFO: &[&str] = &[
+    "tokio_postgres",
+    "postgres_protocol",
+    "deadpool_postgres",
+    "deadpool",
+    "rusqlite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+    "rustls_platform_verifier",
+    "instant_acme",
+    "reqwest",
+    "tungstenite",
+];
+
 /// Level from RUST_LOG (default info); text or JSON lines on stderr.
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in QUIET_BELOW_INFO {
+        // A later directive for the same target replaces RUST_LOG's.
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -272,3 +272,149 @@ fn the_shipped_example_configs_pass_check() {
         "{err}"
     );
 }
+
+/// The config is read as TOML defines it: dotted keys and implicit tables
+/// mean what the explicit tables mean, everywhere.
+#[test]
+fn dotted_keys_and_implicit_tables_are_the_same_config() {
+    let cert = test_cert();
+    let (c, k) = (
+        cert.cert_path.display().to_string(),
+        cert.key_path.display().to_string(),
+    );
+    let explicit = format!(
+        r#"
+[listen]
+https = "127.0.0.1:0"
+[tls]
+cert = {c:?}
+key = {k:?}
+[[tls.certificate]]
+hosts = ["api.example.com"]
+cert = {c:?}
+key = {k:?}
+[gateway]
+max_body_bytes = 65536
+[gateway.damping]
+failures = 5
+window = "1m"
+cooldown = "10m"
+[[route]]
+name = "gh"
+path = "/gh"
+upstream = "http://127.0.0.1:9/gh"
+preset = "github"
+[route.hmac]
+secrets = ["gh-secret-0123456789abcdef"]
+"#
+    );
+    let dotted = format!(
+        r#"
+listen.https = "127.0.0.1:0"
+gateway.max_body_bytes = 65536
+gateway.damping.failures = 5
+gateway.damping.window = "1m"
+gateway.damping.cooldown = "10m"
+[tls]
+cert = {c:?}
+key = {k:?}
+[[tls.certificate]]
+hosts = ["api.example.com"]
+cert = {c:?}
+key = {k:?}
+[[route]]
+name = "gh"
+path = "/gh"
+upstream = "http://127.0.0.1:9/gh"
+preset = "github"
+hmac.secrets = ["gh-secret-0123456789abcdef"]
+"#
+    );
+    // [[tls.certificate]] with no [tls] before it: an implicit table.
+    let implicit = format!(
+        r#"
+[listen]
+https = "127.0.0.1:0"
+[[tls.certificate]]
+hosts = ["api.example.com"]
+cert = {c:?}
+key = {k:?}
+[tls]
+cert = {c:?}
+key = {k:?}
+[gateway.damping]
+failures = 5
+window = "1m"
+cooldown = "10m"
+[gateway]
+max_body_bytes = 65536
+[[route]]
+name = "gh"
+path = "/gh"
+upstream = "http://127.0.0.1:9/gh"
+preset = "github"
+hmac = {{ secrets = ["gh-secret-0123456789abcdef"] }}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for text in [&explicit, &dotted, &implicit] {
+        let path = write_config(dir.path(), text);
+        let (code, out, err) = run_cli(&["check", "--config", &path], b"", &[]);
+        assert_eq!(code, 0, "{err}\n{text}");
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], outputs[1], "dotted keys");
+    assert_eq!(outputs[0], outputs[2], "implicit tables");
+}
+
+/// Neither `explain` nor a config error prints a secret: the URL token is
+/// REDACTED in the target, and a secret written in the wrong shape is not
+/// quoted back.
+#[test]
+fn explain_and_config_errors_never_print_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "tolq-url-token-0123456789";
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"t\"\npath = \"/t\"\nupstream = \"http://127.0.0.1:9/t\"\ntoken = {{ secrets = [\"{secret}\"] }}\n"
+        ),
+    );
+    let capture = dir.path().join("request.http");
+    std::fs::write(
+        &capture,
+        format!("POST /t?a=1&token={secret} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}"),
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(
+        &[
+            "explain",
+            "--config",
+            &path,
+            "--route",
+            "t",
+            "--request",
+            capture.to_str().unwrap(),
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("target /t?a=1&token=REDACTED"), "{out}");
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+
+    let wrong_shape = write_config(
+        dir.path(),
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"t\"\npath = \"/t\"\nupstream = \"http://127.0.0.1:9/t\"\ntoken = {{ secrets = \"{secret}\" }}\n"
+        ),
+    );
+    let (code, out, err) = run_cli(&["check", "--config", &wrong_shape], b"", &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("invalid type: string (value not shown)"),
+        "{err}"
+    );
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+}

@@ -167,8 +167,12 @@ async fn a_refused_callback_is_a_dead_letter_until_retried(backend: Backend) {
     let r = Client::https(gw.https.unwrap(), Version::H1)
         .post(
             &format!("/cb?token={TOKEN}"),
-            &[("x-tolq-signature", "abc")],
-            b"{\"id\":9}",
+            &[
+                ("x-tolq-signature", "abc"),
+                ("authorization", "Basic cHJvdmlkZXI6c2VjcmV0"),
+                ("proxy-authorization", "Basic cHJveHk6c2VjcmV0"),
+            ],
+            b"{\"id\":9,\"x\":\"\x1b]0;owned\x07\"}",
         )
         .await;
     assert_eq!(r.status, 202);
@@ -201,9 +205,17 @@ async fn a_refused_callback_is_a_dead_letter_until_retried(backend: Backend) {
     assert_eq!(code, 0);
     assert!(
         out.contains("verified:  token")
-            && out.contains("{\"id\":9}")
+            && out.contains("{\"id\":9,\"x\":\"\\x1b]0;owned\\x07\"}")
             && out.contains("x-tolq-signature: abc"),
         "{out}"
+    );
+    assert!(
+        !out.contains('\x1b') && !out.contains('\x07'),
+        "no control byte reaches the terminal"
+    );
+    assert!(
+        !out.to_ascii_lowercase().contains("authorization") && !out.contains("c2VjcmV0"),
+        "credentials are not stored: {out}"
     );
     assert!(
         out.contains("token=REDACTED") && !out.contains(TOKEN),

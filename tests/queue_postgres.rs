@@ -268,3 +268,44 @@ async fn a_database_that_never_answers_means_503_within_5_seconds() {
     assert_eq!(up.count(), 1);
     drop(silent);
 }
+
+/// At RUST_LOG=trace, with the libraries' own debug output on: no token,
+/// no credential and no body in the log, on PostgreSQL (whose client logs
+/// query parameters at debug) and on a direct route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_inbound_reaches_the_log_at_trace() {
+    let store = QueueStore::new(Backend::Postgres);
+    let up = Upstream::recording().await;
+    let gw = Gateway::start_with(&config(&store, &up.url("")), &[("RUST_LOG", "trace")]);
+    let auth = "Basic cHJvdmlkZXI6bG9nLXNlY3JldA==";
+    let body = b"{\"card\":\"BODY-SECRET-4111\"}";
+    for path in ["/cb", "/direct"] {
+        let r = Client::https(gw.https.unwrap(), Version::H2)
+            .post(
+                &format!("{path}?token={TOKEN}"),
+                &[("authorization", auth), ("x-api-key", "hdr-secret-77")],
+                body,
+            )
+            .await;
+        assert!(r.status.is_success(), "{path}: {}", r.status);
+    }
+    wait_for("the queued delivery", Duration::from_secs(10), || {
+        up.count() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = gw.log();
+    assert!(log.lines().count() > 5, "trace logging is on: {log}");
+    for secret in [
+        TOKEN,
+        "cHJvdmlkZXI6bG9nLXNlY3JldA",
+        "BODY-SECRET-4111",
+        "hdr-secret-77",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        // Bytes as a library's Debug prints them: `[66, 79, 68, …]`.
+        let listed = format!("{:?}", secret.as_bytes());
+        let listed = listed.trim_matches(['[', ']']);
+        assert!(!log.contains(listed), "{secret}, as bytes, in the log");
+    }
+}

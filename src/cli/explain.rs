@@ -41,8 +41,17 @@ pub(super) fn explain(
         url: url.as_deref(),
         now,
     };
+    // The URL token is a secret: the target is shown with it REDACTED.
+    let shown = match (uri.query(), &r.token) {
+        (Some(q), Some(t)) => format!(
+            "{}?{}",
+            uri.path(),
+            crate::verify::query::redact(q, std::slice::from_ref(&t.param))
+        ),
+        _ => uri.to_string(),
+    };
     println!(
-        "route {:?}: {} bytes of body, target {uri}",
+        "route {:?}: {} bytes of body, target {shown}",
         r.name,
         body.len()
     );

@@ -1,7 +1,6 @@
 //! `callgate queue list|show|retry|drop`: inspect and act on stored
 //! callbacks, beside a running gateway (the store takes both).
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -108,13 +107,35 @@ async fn show(store: &Store, id: i64) -> anyhow::Result<()> {
         Some(q) => println!("\n{} ?{q}", cb.method),
         None => println!("\n{}", cb.method),
     }
-    print!("{}", String::from_utf8_lossy(&cb.headers));
+    // Header lines end in CRLF; the CR is framing, not content.
+    print!("{}", printable(&cb.headers).replace("\\x0d\n", "\n"));
     println!();
-    std::io::stdout().write_all(&cb.body)?;
-    if !cb.body.ends_with(b"\n") {
+    let body = printable(&cb.body);
+    print!("{body}");
+    if !body.ends_with('\n') {
         println!();
     }
     Ok(())
+}
+
+/// Stored bytes as a terminal may show them: a provider's (or an
+/// attacker's) control bytes and escape sequences come out as `\xNN`,
+/// never as commands to the operator's terminal.
+fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' | '\t' => out.push(c),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 fn timestamp(ms: i64) -> String {

@@ -32,7 +32,7 @@ impl Config {
             warnings: RefCell::new(Vec::new()),
         };
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            let mut message = e.message().trim_end().to_owned();
+            let mut message = without_values(e.message().trim_end());
             if message.starts_with("unknown field") {
                 message.push_str(" (callgate refuses unknown keys: a misspelt key could silently disable a check)");
             }
@@ -54,8 +54,8 @@ impl Config {
             path,
             warnings: RefCell::new(Vec::new()),
         };
-        let raw: raw::RawConfig =
-            toml::from_str(&text).map_err(|e| loader.error(e.span(), e.message().trim_end()))?;
+        let raw: raw::RawConfig = toml::from_str(&text)
+            .map_err(|e| loader.error(e.span(), without_values(e.message().trim_end())))?;
         loader.queue(raw.queue, false)
     }
 }
@@ -578,4 +578,60 @@ fn upgrade_token(s: &str) -> Option<String> {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
     ok.then(|| s.to_ascii_lowercase())
+}
+
+/// A parser message without the string values it quotes: `invalid type:
+/// string "tolq-token-…", expected a sequence` would print a secret written
+/// in the wrong shape. The key and the position say where; the value is
+/// the operator's to look at.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at + "string ".len()]);
+        let quoted = &rest[at + "string \"".len()..];
+        // The literal ends at the first quote not escaped by a backslash.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        match end {
+            Some(i) => {
+                out.push_str("(value not shown)");
+                rest = &quoted[i + 1..];
+            }
+            None => {
+                out.push_str("(value not shown)");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::without_values;
+
+    #[test]
+    fn quoted_strings_in_parser_messages_are_not_shown() {
+        assert_eq!(
+            without_values("invalid type: string \"tolq-secret\", expected a sequence"),
+            "invalid type: string (value not shown), expected a sequence"
+        );
+        assert_eq!(
+            without_values("invalid type: string \"a\\\"b\", expected x"),
+            "invalid type: string (value not shown), expected x"
+        );
+        assert_eq!(without_values("unknown field `x`"), "unknown field `x`");
+    }
 }

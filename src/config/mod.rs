@@ -6,6 +6,7 @@
 mod acme;
 pub mod defaults;
 mod load;
+pub(crate) mod pg_url;
 pub mod presets;
 mod queue;
 pub(crate) mod raw;
@@ -92,8 +93,10 @@ pub(crate) enum QueueBackend {
     Sqlite { dir: PathBuf },
     /// A PostgreSQL database several instances share.
     Postgres {
-        /// The `postgres://` URL (it may hold a password).
+        /// The `postgres://` URL without its TLS parameters (it may hold a password).
         url: secret::Secret,
+        /// The TLS the connection demands (`sslmode`, `sslrootcert`).
+        tls: pg_url::PgTls,
         /// How long a claim on a callback lasts before another instance may take it.
         lease: Duration,
     },
@@ -103,7 +106,9 @@ impl std::fmt::Debug for QueueBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             QueueBackend::Sqlite { dir } => write!(f, "sqlite in {}", dir.display()),
-            QueueBackend::Postgres { lease, .. } => write!(f, "postgres (lease {lease:?})"),
+            QueueBackend::Postgres { lease, tls, .. } => {
+                write!(f, "postgres ({}, lease {lease:?})", tls.describe())
+            }
         }
     }
 }
@@ -367,6 +372,9 @@ pub(crate) struct Route {
     /// false: report-only; a failed check is logged and counted
     /// (`would_refuse`), and the callback is forwarded with the checks that passed.
     pub(crate) enforce: bool,
+    /// A queue route stores `Authorization` and `Proxy-Authorization`
+    /// (off: they are dropped before storing; the receiver never needed them).
+    pub(crate) store_credentials: bool,
     pub(crate) upstream_timeout: Duration,
     pub(crate) delivery: Delivery,
     /// Status answered once a queued callback is stored (delivery = "queue").

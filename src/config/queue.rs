@@ -4,7 +4,25 @@
 use std::path::PathBuf;
 
 use super::load::Loader;
-use super::{raw, secret, ConfigError, QueueBackend, DEFAULT_QUEUE_DIR, DEFAULT_QUEUE_LEASE};
+use super::{
+    pg_url, raw, secret, ConfigError, QueueBackend, DEFAULT_QUEUE_DIR, DEFAULT_QUEUE_LEASE,
+};
+
+/// Whether every host of the URL is this machine (a Unix socket, or a
+/// loopback name or address).
+fn loopback_only(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    config.get_hosts().iter().all(|h| match h {
+        Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Host::Unix(_) => true,
+    })
+}
 
 impl Loader<'_> {
     /// `warn`: whether to note things an operator should change (off for the CLI).
@@ -32,13 +50,25 @@ impl Loader<'_> {
                     .map_err(|e| self.at(&spec, format!("queue.url: {e}")))?;
                 let text = std::str::from_utf8(url.expose()).unwrap_or("");
                 if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
-                    return Err(self.at(&spec, "queue.url must hold a postgres:// URL, e.g. postgres://callgate@db.internal/callgate?sslmode=require"));
+                    return Err(self.at(&spec, "queue.url must hold a postgres:// URL, e.g. postgres://callgate@db.internal/callgate (TLS with the host name checked, by default)"));
                 }
+                let (stripped, tls) =
+                    pg_url::parse(text).map_err(|e| self.at(&spec, format!("queue.url: {e}")))?;
+                let parsed: tokio_postgres::Config = stripped.parse().map_err(|e| {
+                    self.at(
+                        &spec,
+                        format!("queue.url is not a connection URL tokio-postgres reads ({e})"),
+                    )
+                })?;
                 if warn && secret::describe(spec.get_ref()) == "literal" {
                     self.warn("queue.url is written in the config file: it may hold a password; move it to env:, file: or cred:".into());
                 }
+                if warn && tls.mode == pg_url::SslMode::Disable && !loopback_only(&parsed) {
+                    self.warn("queue.url has sslmode=disable towards a host that is not loopback: callbacks and the password cross the network in clear".into());
+                }
                 Ok(QueueBackend::Postgres {
-                    url,
+                    url: secret::Secret::from(stripped.into_bytes()),
+                    tls,
                     lease: raw.lease.map_or(DEFAULT_QUEUE_LEASE, |d| d.0),
                 })
             }

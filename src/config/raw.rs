@@ -280,6 +280,7 @@ pub(crate) struct RawRoute {
     pub(crate) dedupe_window: Option<Window>,
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
     pub(crate) enforce: Option<bool>,
+    pub(crate) store_credentials: Option<bool>,
 }
 
 /// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`

@@ -87,6 +87,7 @@ impl Loader<'_> {
             payload: at.preset.and_then(|d| d.payload),
             strip_token: raw.strip_token,
             enforce: raw.enforce.unwrap_or(true),
+            store_credentials: raw.store_credentials.unwrap_or(false),
             upstream_timeout: raw
                 .upstream_timeout
                 .map_or(default_upstream_timeout, |d| d.0),

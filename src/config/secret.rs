@@ -18,6 +18,14 @@ impl Secret {
     }
 }
 
+impl From<Vec<u8>> for Secret {
+    /// A value derived from a resolved secret (the queue URL without its TLS
+    /// parameters) stays a secret.
+    fn from(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(REDACTED)")

@@ -169,7 +169,7 @@ pub(crate) fn from_der(
     })
 }
 
-fn provider() -> CryptoProvider {
+pub(crate) fn provider() -> CryptoProvider {
     ring::default_provider()
 }
 

@@ -386,7 +386,7 @@ async fn enqueue(
             None => q.to_owned(),
         }),
         token_secret: checked.token_secret,
-        headers: queue::to_lines(&parts.headers),
+        headers: queue::to_lines(&stored_headers(route, parts.headers)),
         body: body.to_vec(),
         verified: checked.passed.header_value().to_owned(),
         arrived_ms: queue::now_ms(),
@@ -410,6 +410,16 @@ async fn enqueue(
         }
         Err(e) => Handled::failed(Some(route), Failure::NotStored(e)),
     }
+}
+
+/// The headers a queue route stores: credentials only when the route says
+/// its receiver needs them (`store_credentials`), never in clear by default.
+fn stored_headers(route: &Route, mut headers: HeaderMap) -> HeaderMap {
+    if !route.store_credentials {
+        headers.remove(header::AUTHORIZATION);
+        headers.remove(header::PROXY_AUTHORIZATION);
+    }
+    headers
 }
 
 /// Delivery, direct: the upstream's answer goes back as it comes.

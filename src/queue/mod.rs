@@ -2,6 +2,7 @@
 //! and delivered by a worker per route with retries. The store is SQLite
 //! (one machine) or PostgreSQL (several instances, one queue).
 
+mod pg_tls;
 mod postgres;
 pub(crate) mod replay;
 mod rows;

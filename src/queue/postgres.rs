@@ -14,6 +14,7 @@ use tokio_postgres::Row;
 
 use super::replay::{self, queued_id, queued_owner, Claim, ReplayClaim, Row as ReplayRow};
 use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
+use crate::config::pg_url::{PgTls, SslMode};
 use crate::config::secret::Secret;
 
 /// Longest any database call may take, connecting included: a callback
@@ -75,6 +76,7 @@ const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, b
 pub(crate) struct Postgres {
     pool: Pool,
     url: Secret,
+    tls: PgTls,
     lease: Duration,
     /// Where it is, without user or password.
     place: String,
@@ -87,10 +89,16 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 
 impl Postgres {
     /// A pool for `url`; nothing is connected until first use.
-    pub(crate) fn open(url: &Secret, lease: Duration) -> Result<Postgres, StoreError> {
+    pub(crate) fn open(url: &Secret, tls: &PgTls, lease: Duration) -> Result<Postgres, StoreError> {
         let text = std::str::from_utf8(url.expose()).map_err(db_err)?;
         let mut config: tokio_postgres::Config = text.parse().map_err(db_err)?;
         config.connect_timeout(CALL_TIMEOUT);
+        // TLS is demanded, never merely preferred: a server (or a man in the
+        // middle) that says it has none gets neither callbacks nor password.
+        config.ssl_mode(match tls.mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         let place = format!(
             "postgres {:?} database {}",
             config.get_hosts(),
@@ -98,7 +106,7 @@ impl Postgres {
         );
         let manager = Manager::from_config(
             config,
-            connector()?,
+            connector(tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -114,6 +122,7 @@ impl Postgres {
         Ok(Postgres {
             pool,
             url: url.clone(),
+            tls: tls.clone(),
             lease,
             place,
             migrated: OnceCell::new(),
@@ -124,14 +133,15 @@ impl Postgres {
         self.place.clone()
     }
 
-    pub(crate) fn is(&self, url: &Secret, lease: Duration) -> bool {
-        &self.url == url && self.lease == lease
+    pub(crate) fn is(&self, url: &Secret, tls: &PgTls, lease: Duration) -> bool {
+        &self.url == url && &self.tls == tls && self.lease == lease
     }
 
     /// A pooled connection, the schema in place; bounded by CALL_TIMEOUT.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         let client = self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Timeout(_) => StoreError::Timeout(CALL_TIMEOUT),
+            deadpool_postgres::PoolError::Backend(e) => pg_err(&e),
             e => db_err(e),
         })?;
         self.migrated.get_or_try_init(|| migrate(&client)).await?;
@@ -148,7 +158,7 @@ impl Postgres {
     {
         let work = async {
             let client = self.client().await?;
-            f(client).await.map_err(db_err)
+            f(client).await.map_err(|e| pg_err(&e))
         };
         tokio::time::timeout(CALL_TIMEOUT, work)
             .await
@@ -482,12 +492,44 @@ async fn take_keys(
     Ok(replay::worst(found))
 }
 
-/// TLS to the database when the URL asks for it (`sslmode=require`;
-/// `prefer`, tokio-postgres's default, uses it when the server offers it),
-/// verified against the system's roots.
-fn connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
-    let config = crate::config::tls::client_config(&[]).map_err(db_err)?;
+/// TLS to the database as `sslmode` says (`pg_tls.rs`).
+fn connector(tls: &PgTls) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let config = super::pg_tls::client_config(tls).map_err(db_err)?;
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A database error an operator can act on: its cause (authentication,
+/// TLS, unreachable, the server's own refusal) and the server's message,
+/// never the URL or a password.
+fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let cause = match code {
+            "28P01" | "28000" => "authentication failed",
+            "3D000" => "no such database",
+            c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
+                "the server refused the connection"
+            }
+            _ => "the database refused",
+        };
+        return StoreError::Postgres(format!("{cause}: {} (SQLSTATE {code})", db.message()));
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = text.to_ascii_lowercase();
+    let cause = if lower.contains("tls") || lower.contains("certificate") || lower.contains("ssl") {
+        "TLS"
+    } else if e.is_closed() || lower.contains("connect") || lower.contains("timed out") {
+        "unreachable"
+    } else {
+        "error"
+    };
+    StoreError::Postgres(format!("{cause}: {text}"))
 }
 
 /// Create or bring the schema up to the latest version, one instance at a time.

@@ -40,8 +40,8 @@ impl Store {
     pub(crate) fn open(backend: &QueueBackend) -> Result<Store, StoreError> {
         Ok(match backend {
             QueueBackend::Sqlite { dir } => Store::Sqlite(Arc::new(Sqlite::open(dir)?)),
-            QueueBackend::Postgres { url, lease } => {
-                Store::Postgres(Arc::new(Postgres::open(url, *lease)?))
+            QueueBackend::Postgres { url, tls, lease } => {
+                Store::Postgres(Arc::new(Postgres::open(url, tls, *lease)?))
             }
         })
     }
@@ -60,7 +60,9 @@ impl Store {
             (Store::Sqlite(s), QueueBackend::Sqlite { dir }) => {
                 s.path().parent() == Some(dir.as_path())
             }
-            (Store::Postgres(p), QueueBackend::Postgres { url, lease }) => p.is(url, *lease),
+            (Store::Postgres(p), QueueBackend::Postgres { url, tls, lease }) => {
+                p.is(url, tls, *lease)
+            }
             _ => false,
         }
     }
