@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::{Client, Gateway, PhpReceiver, Version};
 
-const TOKEN: &str = "assert-token-5";
+const TOKEN: &str = "assert-token-5-0123456789";
 
 fn start(php: &PhpReceiver, dir: &std::path::Path) -> Gateway {
     Gateway::start(&format!(

@@ -30,7 +30,10 @@ fn check_prints_routes_and_effective_checks() {
     let (code, out, err) = run_cli(
         &["check", "--config", &path],
         b"",
-        &[("CG_TEST_TOKEN", "t"), ("CG_TEST_KEY", "k")],
+        &[
+            ("CG_TEST_TOKEN", "t-0123456789abcdef"),
+            ("CG_TEST_KEY", "k-0123456789abcdef"),
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("route \"tolq\""), "{out}");
@@ -47,7 +50,10 @@ fn check_prints_routes_and_effective_checks() {
 fn an_admin_listener_off_loopback_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let warned = GOOD.replace("[listen]\n", "[listen]\nadmin = \"0.0.0.0:9090\"\n");
-    let env = [("CG_TEST_TOKEN", "t"), ("CG_TEST_KEY", "k")];
+    let env = [
+        ("CG_TEST_TOKEN", "t-0123456789abcdef"),
+        ("CG_TEST_KEY", "k-0123456789abcdef"),
+    ];
     let (code, _, err) = run_cli(
         &["check", "--config", &write_config(dir.path(), &warned)],
         b"",
@@ -114,9 +120,12 @@ fn config_errors_name_the_file_the_place_and_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_config(dir.path(), &text);
         let env: &[(&str, &str)] = if name == "missing env secret" {
-            &[("CG_TEST_KEY", "k")]
+            &[("CG_TEST_KEY", "k-0123456789abcdef")]
         } else {
-            &[("CG_TEST_TOKEN", "t"), ("CG_TEST_KEY", "k")]
+            &[
+                ("CG_TEST_TOKEN", "t-0123456789abcdef"),
+                ("CG_TEST_KEY", "k-0123456789abcdef"),
+            ]
         };
         let (code, _, err) = run_cli(&["check", "--config", &path], b"", env);
         assert_eq!(code, 1, "{name}: {err}");
@@ -417,4 +426,119 @@ fn explain_and_config_errors_never_print_a_secret() {
         "{err}"
     );
     assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+}
+
+/// Values that pass a parser but would crash, blind or undo callgate are
+/// refused at load, with the range or the fix.
+#[test]
+fn dangerous_values_are_refused_with_the_range_or_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = |checks: &str, more: &str| {
+        format!("[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:9/r\"\n{checks}\n{more}\n")
+    };
+    let token = "token = { secrets = [\"a-token-of-twenty-chars\"] }";
+    let hmac = "hmac = { secrets = [\"a-key-of-twenty-chars-\"], algorithm = \"sha256\", header = \"x-sig\"";
+    let pg = "[queue]\nbackend = \"postgres\"\nurl = \"postgres://cg@db.example/q\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("[gateway]\nmax_headers = 4294967295\n{}", route(token, "")),
+            "gateway.max_headers must be between 1 and 1000",
+        ),
+        (
+            format!(
+                "[gateway]\nmax_header_bytes = 4294967295\n{}",
+                route(token, "")
+            ),
+            "gateway.max_header_bytes must be between",
+        ),
+        (
+            route("allow_ips = [\"0.0.0.0/0\", \"::/0\"]", ""),
+            "it is the route's only check",
+        ),
+        (
+            format!(
+                "[gateway]\ntrusted_proxies = [\"0.0.0.0/0\"]\n{}",
+                route(token, "")
+            ),
+            "trusts every address",
+        ),
+        (route("token = { secrets = [\"short\"] }", ""), "too short"),
+        (
+            format!(
+                "[gateway]\nassertion = {{ key = \"k\" }}\n{}",
+                route(token, "")
+            ),
+            "assertion.secrets[0]: a secret of 1 bytes is too short",
+        ),
+        (
+            route(&format!("{hmac}, tolerance = \"100000y\" }}"), ""),
+            "hmac.tolerance = \"100000years\" is out of range",
+        ),
+        (
+            route(
+                token,
+                "delivery = \"queue\"\nretry = { base = \"100000d\" }",
+            ),
+            "retry.base",
+        ),
+        (
+            route(
+                token,
+                "delivery = \"queue\"\nretry = { max_attempts = 4000000000 }",
+            ),
+            "retry.max_attempts",
+        ),
+        (
+            format!(
+                "[gateway]\nverified_header = \"transfer-encoding\"\n{}",
+                route(token, "")
+            ),
+            "names a header that frames",
+        ),
+        (
+            format!(
+                "[gateway]\nverified_header = \"Content_Length\"\n{}",
+                route(token, "")
+            ),
+            "names a header that frames",
+        ),
+        (
+            format!("[gateway]\nidle_timeout = \"10000d\"\n{}", route(token, "")),
+            "gateway.idle_timeout",
+        ),
+        (
+            route("token = { secrets = [\"file:/dev/zero\"] }", ""),
+            "not a regular file",
+        ),
+        (
+            format!(
+                "{pg}lease = \"10s\"\n{}",
+                route(token, "delivery = \"queue\"")
+            ),
+            "is not longer than a queue route's upstream_timeout",
+        ),
+    ];
+    for (body, says) in &cases {
+        let path = write_config(
+            dir.path(),
+            &format!("[listen]\nhttp = \"127.0.0.1:0\"\n{body}"),
+        );
+        let (code, out, err) = run_cli(&["check", "--config", &path], b"", &[]);
+        assert_ne!(code, 0, "accepted:\n{body}\n{out}");
+        assert!(err.contains(says), "{says:?} missing for\n{body}\n{err}");
+    }
+    // An allow-everything list beside a real check only warns.
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+            route(&format!("{token}\nallow_ips = [\"0.0.0.0/0\"]"), "")
+        ),
+    );
+    let (code, out, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format!("{out}{err}").contains("which is every address"),
+        "{out}{err}"
+    );
 }

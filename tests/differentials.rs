@@ -9,7 +9,7 @@ mod support;
 use serde_json::Value;
 use support::{Client, Gateway, PhpReceiver, Version};
 
-const TOKEN: &str = "diff-token-9";
+const TOKEN: &str = "diff-token-9-0123456789";
 
 fn start() -> (PhpReceiver, Gateway) {
     let php = PhpReceiver::start();

@@ -9,8 +9,8 @@ use callgate::crypto::{Algorithm, Encoding};
 use support::upstream::closed_port;
 use support::{sign, Client, Gateway, Upstream, Version};
 
-const KEY: &str = "tolq-api-key";
-const TOKEN: &str = "s3cret-token";
+const KEY: &str = "tolq-api-key-0123456789";
+const TOKEN: &str = "s3cret-token-0123456789";
 
 fn tolq_route(upstream: &str, extra: &str) -> String {
     format!(
@@ -21,7 +21,7 @@ path = "/tolq/callback"
 upstream = "{upstream}"
 allow_ips = ["127.0.0.1/32", "::1"]
 token = {{ param = "token", secrets = ["{TOKEN}"] }}
-hmac = {{ algorithm = "sha1", header = "X-Tolq-Signature", encoding = "hex", secrets = ["old-key", "{KEY}"] }}
+hmac = {{ algorithm = "sha1", header = "X-Tolq-Signature", encoding = "hex", secrets = ["old-key-0123456789abcdef", "{KEY}"] }}
 {extra}
 "#
     )
@@ -182,14 +182,18 @@ async fn rotated_second_secret_passes() {
 name = "rot"
 path = "/cb"
 upstream = "{}"
-token = {{ secrets = ["first", "second"] }}
-hmac = {{ algorithm = "sha1", header = "X-Sig", secrets = ["k1", "k2"] }}
+token = {{ secrets = ["first-0123456789abcdef", "second-0123456789abcdef"] }}
+hmac = {{ algorithm = "sha1", header = "X-Sig", secrets = ["k1-0123456789abcdef", "k2-0123456789abcdef"] }}
 "#,
         up.url("/r")
     );
     let gw = Gateway::start(&route);
     let client = Client::https(gw.https.unwrap(), Version::H2);
-    for (token, key) in [("first", "k1"), ("second", "k2"), ("first", "k2")] {
+    for (token, key) in [
+        ("first-0123456789abcdef", "k1-0123456789abcdef"),
+        ("second-0123456789abcdef", "k2-0123456789abcdef"),
+        ("first-0123456789abcdef", "k2-0123456789abcdef"),
+    ] {
         let sig = sign(Algorithm::Sha1, key, Encoding::Hex, b"b");
         let r = client
             .post(&format!("/cb?token={token}"), &[("x-sig", &sig)], b"b")
@@ -212,19 +216,24 @@ async fn sha256_base64_route_and_prefixed_uppercase_hex() {
 name = "b64"
 path = "/b64"
 upstream = "{0}"
-hmac = {{ algorithm = "sha256", header = "X-Hub-Signature-256", encoding = "base64", secrets = ["k"] }}
+hmac = {{ algorithm = "sha256", header = "X-Hub-Signature-256", encoding = "base64", secrets = ["k-0123456789abcdef"] }}
 
 [[route]]
 name = "hex"
 path = "/hex"
 upstream = "{0}"
-hmac = {{ algorithm = "sha512", header = "X-Sig", secrets = ["k"] }}
+hmac = {{ algorithm = "sha512", header = "X-Sig", secrets = ["k-0123456789abcdef"] }}
 "#,
         up.url("/r")
     );
     let gw = Gateway::start(&route);
     let c = Client::https(gw.https.unwrap(), Version::H1);
-    let b64 = sign(Algorithm::Sha256, "k", Encoding::Base64, b"payload");
+    let b64 = sign(
+        Algorithm::Sha256,
+        "k-0123456789abcdef",
+        Encoding::Base64,
+        b"payload",
+    );
     assert_eq!(
         c.post("/b64", &[("x-hub-signature-256", &b64)], b"payload")
             .await
@@ -233,14 +242,25 @@ hmac = {{ algorithm = "sha512", header = "X-Sig", secrets = ["k"] }}
     );
     let hex = format!(
         "sha512={}",
-        sign(Algorithm::Sha512, "k", Encoding::Hex, b"payload").to_uppercase()
+        sign(
+            Algorithm::Sha512,
+            "k-0123456789abcdef",
+            Encoding::Hex,
+            b"payload"
+        )
+        .to_uppercase()
     );
     assert_eq!(
         c.post("/hex", &[("x-sig", &hex)], b"payload").await.status,
         200
     );
     // The same digest in the other encoding is not accepted by a strict route.
-    let as_hex = sign(Algorithm::Sha256, "k", Encoding::Hex, b"payload");
+    let as_hex = sign(
+        Algorithm::Sha256,
+        "k-0123456789abcdef",
+        Encoding::Hex,
+        b"payload",
+    );
     assert_eq!(
         c.post("/b64", &[("x-hub-signature-256", &as_hex)], b"payload")
             .await

@@ -12,7 +12,7 @@ use support::raw::exchange;
 use support::{sign, Client, Gateway, Upstream, Version};
 
 const KEY: &str = "hostile-key-1f2e";
-const TOKEN: &str = "Tok3n-abc_123~x";
+const TOKEN: &str = "Tok3n-abc_123~x-0123456789";
 
 enum Send {
     /// Over TLS with a real client.

@@ -12,7 +12,7 @@ use callgate::crypto::{Algorithm, Encoding};
 use support::{sign, Client, Gateway, Upstream, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const KEY: &str = "load-key";
+const KEY: &str = "load-key-0123456789";
 
 /// Peak and current resident memory of a process, in MiB (VmHWM, VmRSS).
 fn memory_mib(pid: u32) -> (f64, f64) {
@@ -30,7 +30,7 @@ fn memory_mib(pid: u32) -> (f64, f64) {
 }
 
 fn route(upstream: &str) -> String {
-    format!("\n[[route]]\nname = \"load\"\npath = \"/cb\"\nupstream = \"{upstream}\"\nallow_ips = [\"127.0.0.1\"]\ntoken = {{ secrets = [\"t\"] }}\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"{KEY}\"] }}\n")
+    format!("\n[[route]]\nname = \"load\"\npath = \"/cb\"\nupstream = \"{upstream}\"\nallow_ips = [\"127.0.0.1\"]\ntoken = {{ secrets = [\"t-0123456789abcdef\"] }}\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"{KEY}\"] }}\n")
 }
 
 /// Requests per task and tasks: 64 × 80 = 5,120 requests, 10 % forged.
@@ -63,7 +63,11 @@ async fn five_thousand_requests_at_concurrency_64_with_forgeries() {
                     sign(Algorithm::Sha1, KEY, Encoding::Hex, body.as_bytes())
                 };
                 match session
-                    .post("/cb?token=t", &[("x-sig", &signature)], body.as_bytes())
+                    .post(
+                        "/cb?token=t-0123456789abcdef",
+                        &[("x-sig", &signature)],
+                        body.as_bytes(),
+                    )
                     .await
                 {
                     Ok(r) if r.status == 200 && !forged => ok.fetch_add(1, Ordering::Relaxed),
@@ -147,12 +151,12 @@ async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
             2 => {}
             // Slowloris: part of a request head, then nothing.
             3 => tcp
-                .write_all(b"POST /cb?token=t HTTP/1.1\r\nHost: x\r\nX-Sig: ")
+                .write_all(b"POST /cb?token=t-0123456789abcdef HTTP/1.1\r\nHost: x\r\nX-Sig: ")
                 .await
                 .unwrap(),
             // A complete head promising a body that never comes.
             _ => tcp
-                .write_all(b"POST /cb?token=t HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+                .write_all(b"POST /cb?token=t-0123456789abcdef HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
                 .await
                 .unwrap(),
         }
@@ -172,7 +176,7 @@ async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
     let body = b"{\"ok\":1}";
     let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
     let r = Client::https(https, Version::H2)
-        .post("/cb?token=t", &[("x-sig", &sig)], body)
+        .post("/cb?token=t-0123456789abcdef", &[("x-sig", &sig)], body)
         .await;
     assert_eq!(r.status, 200);
 
@@ -204,7 +208,9 @@ async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
     tokio::time::sleep_until((sessions_opened + Duration::from_secs(3)).into()).await;
     for (i, mut s) in sessions.into_iter().enumerate() {
         assert!(
-            s.post("/cb?token=t", &[], b"late").await.is_err(),
+            s.post("/cb?token=t-0123456789abcdef", &[], b"late")
+                .await
+                .is_err(),
             "silent TLS session {i} was not closed"
         );
     }
@@ -231,7 +237,7 @@ async fn connections_past_max_connections_wait_their_turn() {
     let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
     let start = Instant::now();
     let r = Client::http(http)
-        .post("/cb?token=t", &[("x-sig", &sig)], body)
+        .post("/cb?token=t-0123456789abcdef", &[("x-sig", &sig)], body)
         .await;
     let waited = start.elapsed();
     assert_eq!(r.status, 200);
@@ -275,7 +281,7 @@ async fn h2_pings_do_not_keep_a_connection_or_its_place() {
     let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
     let r = tokio::time::timeout(
         Duration::from_secs(3),
-        client.post("/cb?token=t", &[("x-sig", &sig)], body),
+        client.post("/cb?token=t-0123456789abcdef", &[("x-sig", &sig)], body),
     )
     .await
     .expect("a caller waited behind pinging connections");
@@ -294,7 +300,7 @@ async fn idle_keep_alive_connections_close_after_idle_timeout() {
     for version in [Version::H1, Version::H2] {
         let mut s = Client::https(gw.https.unwrap(), version).session().await;
         assert_eq!(
-            s.post("/cb?token=t", &[("x-sig", &sig)], body)
+            s.post("/cb?token=t-0123456789abcdef", &[("x-sig", &sig)], body)
                 .await
                 .unwrap()
                 .status,
@@ -303,7 +309,7 @@ async fn idle_keep_alive_connections_close_after_idle_timeout() {
         // Within idle_timeout the connection is reused.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
-            s.post("/cb?token=t", &[("x-sig", &sig)], body)
+            s.post("/cb?token=t-0123456789abcdef", &[("x-sig", &sig)], body)
                 .await
                 .unwrap()
                 .status,
@@ -311,7 +317,7 @@ async fn idle_keep_alive_connections_close_after_idle_timeout() {
         );
         tokio::time::sleep(Duration::from_millis(2000)).await;
         assert!(
-            s.post("/cb?token=t", &[("x-sig", &sig)], body)
+            s.post("/cb?token=t-0123456789abcdef", &[("x-sig", &sig)], body)
                 .await
                 .is_err(),
             "{version:?} connection outlived idle_timeout: {}",

@@ -63,11 +63,11 @@ fn config(up: &Upstream) -> String {
         )
     };
     [
-        route("github", "github", "\"gh-secret\""),
-        route("stripe", "stripe", "\"whsec_stripe\""),
-        route("slack", "slack", "\"slack-secret\""),
-        route("shopify", "shopify", "\"shop-secret\""),
-        route("twilio", "twilio", "\"twilio-token\"").replace(
+        route("github", "github", "\"gh-secret-0123456789abcdef\""),
+        route("stripe", "stripe", "\"whsec_stripe-0123456789abcdef\""),
+        route("slack", "slack", "\"slack-secret-0123456789abcdef\""),
+        route("shopify", "shopify", "\"shop-secret-0123456789abcdef\""),
+        route("twilio", "twilio", "\"twilio-token-0123456789abcdef\"").replace(
             "preset = \"twilio\"",
             "preset = \"twilio\"\nhost = [\"localhost\"]",
         ),
@@ -92,35 +92,35 @@ const CASES: &[Case<'static>] = &[
     Case {
         route: "github",
         preset: "github",
-        secret: "gh-secret",
+        secret: "gh-secret-0123456789abcdef",
         content_type: "application/json",
         body: br#"{"action":"opened"}"#,
     },
     Case {
         route: "stripe",
         preset: "stripe",
-        secret: "whsec_stripe",
+        secret: "whsec_stripe-0123456789abcdef",
         content_type: "application/json",
         body: br#"{"id":"evt_42","type":"invoice.paid"}"#,
     },
     Case {
         route: "slack",
         preset: "slack",
-        secret: "slack-secret",
+        secret: "slack-secret-0123456789abcdef",
         content_type: "application/x-www-form-urlencoded",
         body: b"token=x&command=%2Fdeploy",
     },
     Case {
         route: "shopify",
         preset: "shopify",
-        secret: "shop-secret",
+        secret: "shop-secret-0123456789abcdef",
         content_type: "application/json",
         body: br#"{"order":1}"#,
     },
     Case {
         route: "twilio",
         preset: "twilio",
-        secret: "twilio-token",
+        secret: "twilio-token-0123456789abcdef",
         content_type: "application/x-www-form-urlencoded",
         body: b"CallSid=CA1&From=%2B15550001111",
     },
@@ -279,7 +279,7 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
     let config = dir.path().join("callgate.toml");
     std::fs::write(
         &config,
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"gh\"\npath = \"/gh\"\nupstream = \"http://127.0.0.1:9/\"\npreset = \"github\"\nallow_ips = [\"192.30.252.0/22\"]\nhmac = { secrets = [\"gh-old-secret\", \"gh-secret\"] }\n\n[[route]]\nname = \"slack\"\npath = \"/slack\"\nupstream = \"http://127.0.0.1:9/\"\npreset = \"slack\"\nhmac = { secrets = [\"slack-secret\"] }\n",
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"gh\"\npath = \"/gh\"\nupstream = \"http://127.0.0.1:9/\"\npreset = \"github\"\nallow_ips = [\"192.30.252.0/22\"]\nhmac = { secrets = [\"gh-old-secret-0123456789abcdef\", \"gh-secret-0123456789abcdef\"] }\n\n[[route]]\nname = \"slack\"\npath = \"/slack\"\nupstream = \"http://127.0.0.1:9/\"\npreset = \"slack\"\nhmac = { secrets = [\"slack-secret-0123456789abcdef\"] }\n",
     )
     .unwrap();
     let capture = |name: &str, target: &str, headers: &[(String, String)], body: &[u8]| {
@@ -300,7 +300,14 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
     let good = capture(
         "good.http",
         "/gh",
-        &sign("github", "gh-secret", body, now(), "d-1", None),
+        &sign(
+            "github",
+            "gh-secret-0123456789abcdef",
+            body,
+            now(),
+            "d-1",
+            None,
+        ),
         body,
     );
     let (code, out, err) = run_cli(
@@ -331,7 +338,14 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
     let tampered = capture(
         "bad.http",
         "/gh",
-        &sign("github", "gh-secret", body, now(), "d-1", None),
+        &sign(
+            "github",
+            "gh-secret-0123456789abcdef",
+            body,
+            now(),
+            "d-1",
+            None,
+        ),
         br#"{"action":"closed"}"#,
     );
     let (code, out, err) = run_cli(
@@ -363,7 +377,14 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
     let slack = capture(
         "stale.http",
         "/slack",
-        &sign("slack", "slack-secret", b"x=1", now() - 900, "", None),
+        &sign(
+            "slack",
+            "slack-secret-0123456789abcdef",
+            b"x=1",
+            now() - 900,
+            "",
+            None,
+        ),
         b"x=1",
     );
     let (code, out, _) = run_cli(
@@ -385,7 +406,11 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
         out.contains("FAIL  timestamp 90") && out.contains(" s old, over the tolerance"),
         "{out}"
     );
-    for secret in ["gh-secret", "gh-old-secret", "slack-secret"] {
+    for secret in [
+        "gh-secret-0123456789abcdef",
+        "gh-old-secret-0123456789abcdef",
+        "slack-secret-0123456789abcdef",
+    ] {
         assert!(!out.contains(secret), "a secret was printed");
     }
 }
@@ -404,7 +429,7 @@ async fn a_twilio_request_signed_for_another_host_is_not_accepted() {
     );
     let headers = sign(
         "twilio",
-        "twilio-token",
+        "twilio-token-0123456789abcdef",
         body,
         now(),
         "id-1",

@@ -23,7 +23,7 @@ fn listen_and_tls() -> String {
 }
 
 fn route(name: &str, path: &str, upstream: &str) -> String {
-    format!("\n[[route]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\ntoken = {{ secrets = [\"t\"] }}\n")
+    format!("\n[[route]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\ntoken = {{ secrets = [\"t-0123456789abcdef\"] }}\n")
 }
 
 /// After a reload the listeners keep their addresses; only the file changes.
@@ -50,7 +50,10 @@ async fn reload_under_load_loses_no_request() {
                 let mut session = Client::https(https, version).session().await;
                 for i in 0..50 {
                     let body = format!("w{w}-b{batch}-{i}");
-                    match session.post("/a?token=t", &[], body.as_bytes()).await {
+                    match session
+                        .post("/a?token=t-0123456789abcdef", &[], body.as_bytes())
+                        .await
+                    {
                         Ok(r) if r.status == 200 => {}
                         other => {
                             eprintln!("request failed: {other:?}");
@@ -79,7 +82,7 @@ async fn reload_under_load_loses_no_request() {
     let start = Instant::now();
     loop {
         let r = Client::https(https, Version::H1)
-            .post("/b?token=t", &[], b"probe")
+            .post("/b?token=t-0123456789abcdef", &[], b"probe")
             .await;
         if r.status == 200 {
             break;
@@ -102,7 +105,7 @@ async fn reload_under_load_loses_no_request() {
         "{log}"
     );
     let r = Client::https(https, Version::H2)
-        .post("/b?token=t", &[], b"still")
+        .post("/b?token=t-0123456789abcdef", &[], b"still")
         .await;
     assert_eq!(r.status, 200, "route b survives a broken reload");
 
@@ -171,7 +174,7 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     let https = gw.https.unwrap();
     let in_flight = tokio::spawn(async move {
         Client::https(https, Version::H1)
-            .post("/a?token=t", &[], b"slow")
+            .post("/a?token=t-0123456789abcdef", &[], b"slow")
             .await
     });
     while up.count() == 0 {
@@ -251,7 +254,7 @@ async fn metrics_count_known_traffic() {
     let up = Upstream::recording().await;
     let cfg = listen_and_tls()
         + &format!(
-            "\n[[route]]\nname = \"tolq\"\npath = \"/tolq\"\nupstream = \"{}\"\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"k\"] }}\n",
+            "\n[[route]]\nname = \"tolq\"\npath = \"/tolq\"\nupstream = \"{}\"\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"k-0123456789abcdef\"] }}\n",
             up.url("/t")
         );
     let gw = Gateway::start_raw(&cfg, &[]);
@@ -259,7 +262,7 @@ async fn metrics_count_known_traffic() {
     let c = Client::https(gw.https.unwrap(), Version::H2);
     let sig = support::sign(
         callgate::crypto::Algorithm::Sha1,
-        "k",
+        "k-0123456789abcdef",
         callgate::crypto::Encoding::Hex,
         b"x",
     );
@@ -336,7 +339,7 @@ async fn json_log_lines_carry_the_request_fields() {
         &["--log-format", "json"],
     );
     let r = Client::https(gw.https.unwrap(), Version::H1)
-        .post("/a?token=t", &[], b"x")
+        .post("/a?token=t-0123456789abcdef", &[], b"x")
         .await;
     assert_eq!(r.status, 200);
     let log = gw.wait_for_log("\"status\":200");
@@ -391,7 +394,7 @@ async fn socket_activation_serves_on_the_passed_listener() {
     }
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = Client::https(addr, Version::H2)
-        .post("/a?token=t", &[], b"activated")
+        .post("/a?token=t-0123456789abcdef", &[], b"activated")
         .await;
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();

@@ -9,7 +9,7 @@ use serde_json::Value;
 use support::raw::exchange;
 use support::{Client, Gateway, PhpReceiver, Version};
 
-const TOKEN: &str = "site-token-3";
+const TOKEN: &str = "site-token-3-0123456789";
 
 fn start(php: &PhpReceiver) -> Gateway {
     Gateway::start(&format!(
@@ -186,7 +186,9 @@ async fn the_shipped_apache_example_serves_the_site_and_its_callbacks() {
     // A Gengo callback, verified by its token.
     let form = [("content-type", "application/x-www-form-urlencoded")];
     let job = b"job=%7B%22job_id%22%3A%2242%22%2C%22status%22%3A%22approved%22%7D";
-    let r = https.post("/gengo/callback?token=g", &form, job).await;
+    let r = https
+        .post("/gengo/callback?token=g-0123456789abcdef", &form, job)
+        .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     // The scripts themselves, and plain HTTP.
     let r = https.post("/gengo/callback.php", &form, job).await;

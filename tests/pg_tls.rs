@@ -17,7 +17,7 @@ use support::gateway::run_cli;
 use support::postgres::Postgres;
 use support::{Client, Gateway, Upstream, Version};
 
-const TOKEN: &str = "pg-tls-token";
+const TOKEN: &str = "pg-tls-token-0123456789";
 const PASSWORD: &str = "Pa55-w0rd-SECRET";
 
 fn config(upstream: &str) -> String {
@@ -33,6 +33,7 @@ path = "/q"
 upstream = "{upstream}"
 token = {{ secrets = ["{TOKEN}"] }}
 delivery = "queue"
+upstream_timeout = "5s"
 retry = {{ base = "50ms", cap = "200ms" }}
 "#
     )

@@ -13,7 +13,7 @@ use support::postgres::{Backend, QueueStore};
 use support::upstream::closed_port;
 use support::{Client, Gateway, Upstream, Version};
 
-const TOKEN: &str = "queue-token-77";
+const TOKEN: &str = "queue-token-77-0123456789";
 
 /// A queue route on `store` (SQLite or PostgreSQL).
 fn config(upstream: &str, store: &QueueStore, extra: &str) -> String {
@@ -38,8 +38,9 @@ fn config_with(upstream: &str, queue: &str, extra: &str) -> String {
 name = "tolq"
 path = "/cb"
 upstream = "{upstream}"
-token = {{ secrets = ["other-token", "{TOKEN}"] }}
+token = {{ secrets = ["other-token-0123456789abcdef", "{TOKEN}"] }}
 delivery = "queue"
+upstream_timeout = "2s"
 retry = {{ base = "50ms", cap = "200ms", max_attempts = 1000 }}
 {extra}
 "#
@@ -507,7 +508,7 @@ async fn a_reload_that_removes_a_queue_route_stops_its_worker(backend: Backend) 
     // The same file without the queue route: a direct route elsewhere.
     let cert = support::gateway::test_cert();
     let without = format!(
-        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[tls]\ncert = {:?}\nkey = {:?}\n{}\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"http://{addr}/o\"\ntoken = {{ secrets = [\"x\"] }}\n",
+        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[tls]\ncert = {:?}\nkey = {:?}\n{}\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"http://{addr}/o\"\ntoken = {{ secrets = [\"x-0123456789abcdef\"] }}\n",
         cert.cert_path.display().to_string(),
         cert.key_path.display().to_string(),
         store.section()
@@ -569,7 +570,7 @@ async fn delivery_keeps_another_routes_token_parameter_as_sent(backend: Backend)
     // that name on this route is no secret of this route: it is stored and
     // delivered as sent.
     let other = format!(
-        "\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{}\"\ntoken = {{ param = \"api_key\", secrets = [\"k\"] }}\n",
+        "\n[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{}\"\ntoken = {{ param = \"api_key\", secrets = [\"k-0123456789abcdef\"] }}\n",
         up.url("/o")
     );
     let gw = Gateway::start(&(config(&up.url("/r"), &store, "") + &other));

@@ -11,7 +11,7 @@ use support::postgres::{Backend, QueueStore};
 use support::upstream::closed_port;
 use support::{Client, Gateway, Upstream, Version};
 
-const TOKEN: &str = "pg-token-5";
+const TOKEN: &str = "pg-token-5-0123456789";
 
 fn config(store: &QueueStore, upstream: &str) -> String {
     format!(
@@ -23,6 +23,7 @@ path = "/cb"
 upstream = "{upstream}/q"
 token = {{ secrets = ["{TOKEN}"] }}
 delivery = "queue"
+upstream_timeout = "2s"
 max_in_flight = 4
 retry = {{ base = "50ms", cap = "300ms", max_attempts = 10000 }}
 
@@ -251,7 +252,7 @@ async fn a_database_that_never_answers_means_503_within_5_seconds() {
     );
     let up = Upstream::recording().await;
     let text = format!(
-        "[queue]\nbackend = \"postgres\"\nurl = \"env:QUEUE_URL\"\n[[route]]\nname = \"q\"\npath = \"/cb\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndelivery = \"queue\"\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\n",
+        "[queue]\nbackend = \"postgres\"\nurl = \"env:QUEUE_URL\"\n[[route]]\nname = \"q\"\npath = \"/cb\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\ndelivery = \"queue\"\nupstream_timeout = \"2s\"\n[[route]]\nname = \"direct\"\npath = \"/direct\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\n",
         up.url("/q"),
         up.url("/d")
     );

@@ -9,7 +9,7 @@ use callgate::crypto::{Algorithm, Encoding};
 use support::{sign, Client, Gateway, Upstream, Version};
 
 const KEY: &str = "tolq-api-key-9f8e";
-const TOKEN: &str = "tok-7c1d2e";
+const TOKEN: &str = "tok-7c1d2e-0123456789";
 
 fn sections(upstream: &str) -> String {
     format!(

@@ -341,7 +341,7 @@ async fn queued_copies_are_delivered_once(backend: Backend) {
     let text = config(
         &up,
         &store.section(),
-        "delivery = \"queue\"\nretry = { base = \"100ms\", cap = \"200ms\", max_attempts = 1000 }",
+        "delivery = \"queue\"\nupstream_timeout = \"2s\"\nretry = { base = \"100ms\", cap = \"200ms\", max_attempts = 1000 }",
     );
     let gw = Gateway::start(&text);
     let c = Client::https(gw.https.unwrap(), Version::H1);

@@ -98,7 +98,7 @@ mod tests {
 
     fn load(listen: &str, acme: &str) -> Result<Config, String> {
         let text = format!(
-            "[listen]\n{listen}\n[tls]\n[tls.acme]\n{acme}\n[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:9/\"\ntoken = {{ secrets = [\"t\"] }}\n"
+            "[listen]\n{listen}\n[tls]\n[tls.acme]\n{acme}\n[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:9/\"\ntoken = {{ secrets = [\"t-0123456789abcdef\"] }}\n"
         );
         Config::from_str(&text, Path::new("t.toml")).map_err(|e| e.to_string())
     }

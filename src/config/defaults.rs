@@ -92,3 +92,17 @@ pub(crate) const DEFAULT_ACME_STATE: &str = "/var/lib/callgate/acme";
 /// Default time before expiry at which an ACME certificate is renewed
 /// (a third of the lifetime instead, for certificates that live less than 90 days).
 pub(crate) const DEFAULT_ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Upper bounds of the numeric keys (the README's reference table).
+pub(crate) const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+pub(crate) const MAX_MAX_HEADER_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_MAX_HEADERS: usize = 1000;
+pub(crate) const MAX_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Shortest secret, key or token accepted.
+pub(crate) const MIN_SECRET_BYTES: usize = 16;
+pub(crate) const MAX_MAX_IN_FLIGHT: usize = 1000;
+pub(crate) const MAX_RETRY_ATTEMPTS: u32 = 100_000;
+/// A signed timestamp older than this is never fresh, whatever is configured.
+pub(crate) const MAX_TOLERANCE: Duration = Duration::from_secs(86_400);
+/// Shortest timeout of any kind.
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(100);

@@ -147,12 +147,65 @@ impl Loader<'_> {
             listen,
             tls,
             gateway,
-            routes,
             passthroughs,
             redact_params,
+            queue: self
+                .queue(raw.queue, true)
+                .and_then(|q| self.lease_fits(q, &routes))?,
+            routes,
             warnings: self.warnings.take(),
-            queue: self.queue(raw.queue, true)?,
         })
+    }
+
+    /// A queue claim must outlast the longest delivery: a lease at or below
+    /// a queue route's upstream_timeout lets another instance take a
+    /// callback still in flight (a duplicate in normal operation).
+    fn lease_fits(&self, q: QueueBackend, routes: &Routes) -> Result<QueueBackend, ConfigError> {
+        if let QueueBackend::Postgres { lease, .. } = &q {
+            let longest = routes
+                .iter()
+                .filter(|r| r.delivery == Delivery::Queue)
+                .map(|r| r.upstream_timeout)
+                .max();
+            if let Some(t) = longest.filter(|t| lease <= t) {
+                return Err(self.error(None, format!(
+                    "queue.lease = \"{}\" is not longer than a queue route's upstream_timeout ({}): another instance would take callbacks still being delivered. Make the lease longer (at least twice the timeout)",
+                    humantime::format_duration(*lease),
+                    humantime::format_duration(t)
+                )));
+            }
+        }
+        Ok(q)
+    }
+
+    /// A header callgate sets itself must not be one that frames or routes
+    /// the request (every callback would break, or be smuggled).
+    pub(super) fn own_header(&self, name: &HeaderName, key: &str) -> Result<(), ConfigError> {
+        const FRAMING: &[&str] = &[
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+            "content-type",
+            "content-encoding",
+            "expect",
+            "cookie",
+            "authorization",
+            "x-forwarded-for",
+            "forwarded",
+        ];
+        if FRAMING
+            .iter()
+            .any(|f| crate::php::same_header(name.as_str(), f))
+        {
+            return Err(self.error(None, format!("{key} = \"{name}\" names a header that frames, routes or authenticates the request: choose a name of its own, such as X-Callgate-Verified")));
+        }
+        Ok(())
     }
 
     /// Every `[[route]]`; names unique, and one path served by two routes
@@ -378,6 +431,33 @@ impl Loader<'_> {
         })
     }
 
+    /// A duration from the file within `valid`, or `default` when absent.
+    /// (Durations carry no position: the message names the key.)
+    pub(super) fn duration(
+        &self,
+        value: Option<raw::Dur>,
+        default: Duration,
+        valid: std::ops::RangeInclusive<Duration>,
+        key: &str,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        if valid.contains(&v.0) {
+            return Ok(v.0);
+        }
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        Err(self.error(
+            None,
+            format!(
+                "{key} = \"{}\" is out of range: give a duration from {} to {}",
+                show(v.0),
+                show(*valid.start()),
+                show(*valid.end())
+            ),
+        ))
+    }
+
     /// A number from the file within `valid`, or `default` when absent.
     pub(super) fn number<T: PartialOrd + Copy>(
         &self,
@@ -431,10 +511,21 @@ impl Loader<'_> {
                 "gateway.damping.failures must be at least 1 (remove damping to turn it off)",
             )
         })?;
+        let secs = Duration::from_secs;
         Ok(Damping {
             failures,
-            window: s.window.0,
-            cooldown: s.cooldown.0,
+            window: self.duration(
+                Some(s.window),
+                secs(60),
+                secs(1)..=secs(86_400),
+                "gateway.damping.window",
+            )?,
+            cooldown: self.duration(
+                Some(s.cooldown),
+                secs(600),
+                secs(1)..=secs(7 * 86_400),
+                "gateway.damping.cooldown",
+            )?,
         })
     }
 
@@ -463,7 +554,12 @@ impl Loader<'_> {
             header: raw
                 .header
                 .map_or(HeaderName::from_static(DEFAULT_ASSERTION_HEADER), |h| h.0),
-            key: Key::new(Algorithm::Sha256, secrets[0].expose()),
+            key: match too_short(&secrets[0]) {
+                Some(why) => {
+                    return Err(self.at(&raw.key, format!("[gateway] assertion.key: {why}")))
+                }
+                None => Key::new(Algorithm::Sha256, secrets[0].expose()),
+            },
             version,
         })
     }
@@ -479,8 +575,8 @@ impl Loader<'_> {
         let max_connections = self.number(
             raw.max_connections,
             DEFAULT_MAX_CONNECTIONS,
-            1..=usize::MAX,
-            "gateway.max_connections must be at least 1",
+            1..=MAX_MAX_CONNECTIONS,
+            &format!("gateway.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}"),
         )?;
         let (buffered_body_bytes, buffered_body_bytes_per_client) = self.buffers(
             raw.buffered_body_bytes.take(),
@@ -491,14 +587,16 @@ impl Loader<'_> {
         let max_header_bytes = self.number(
             raw.max_header_bytes,
             DEFAULT_MAX_HEADER_BYTES,
-            MIN_MAX_HEADER_BYTES..=u32::MAX as usize,
-            &format!("gateway.max_header_bytes must be at least {MIN_MAX_HEADER_BYTES} (hyper's smallest read buffer)"),
+            MIN_MAX_HEADER_BYTES..=MAX_MAX_HEADER_BYTES,
+            &format!("gateway.max_header_bytes must be between {MIN_MAX_HEADER_BYTES} (hyper's smallest read buffer) and {MAX_MAX_HEADER_BYTES}"),
         )?;
+        // Each header slot is allocated up front for every request: a
+        // bound keeps one stranger's request from asking for gigabytes.
         let max_headers = self.number(
             raw.max_headers,
             DEFAULT_MAX_HEADERS,
-            1..=usize::MAX,
-            "gateway.max_headers must be at least 1",
+            1..=MAX_MAX_HEADERS,
+            &format!("gateway.max_headers must be between 1 and {MAX_MAX_HEADERS}"),
         )?;
         let damping = raw.damping.take().map(|d| self.damping(d)).transpose()?;
         let assertion = raw
@@ -506,10 +604,22 @@ impl Loader<'_> {
             .take()
             .map(|a| self.assertion(a))
             .transpose()?;
-        let d = |v: Option<raw::Dur>, default: Duration| v.map_or(default, |d| d.0);
+        if let Some(a) = &assertion {
+            self.own_header(&a.header, "gateway.assertion.header")?;
+        }
+        let secs = Duration::from_secs;
+        let d = |v: Option<raw::Dur>, default: Duration, max: Duration, key: &str| {
+            self.duration(v, default, MIN_TIMEOUT..=max, &format!("gateway.{key}"))
+        };
         let verified_header = raw
             .verified_header
             .map_or(HeaderName::from_static(DEFAULT_VERIFIED_HEADER), |h| h.0);
+        self.own_header(&verified_header, "gateway.verified_header")?;
+        let trusted_proxies: Vec<ipnet::IpNet> =
+            raw.trusted_proxies.into_iter().map(|c| c.0).collect();
+        if let Some(all) = trusted_proxies.iter().find(|n| n.prefix_len() == 0) {
+            return Err(self.error(None, format!("gateway.trusted_proxies = [\"{all}\"] trusts every address: any client could then name its own address in X-Forwarded-For and pass an allowlist. List your proxies' addresses only")));
+        }
         let gateway = Gateway {
             damping,
             max_header_bytes,
@@ -526,16 +636,46 @@ impl Loader<'_> {
             assertion,
             verified_header,
             max_body_bytes,
-            trusted_proxies: raw.trusted_proxies.into_iter().map(|c| c.0).collect(),
-            tls_handshake_timeout: d(raw.tls_handshake_timeout, DEFAULT_TLS_HANDSHAKE_TIMEOUT),
-            header_read_timeout: d(raw.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT),
-            body_read_timeout: d(raw.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT),
-            idle_timeout: d(raw.idle_timeout, DEFAULT_IDLE_TIMEOUT),
+            trusted_proxies,
+            tls_handshake_timeout: d(
+                raw.tls_handshake_timeout,
+                DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+                secs(300),
+                "tls_handshake_timeout",
+            )?,
+            header_read_timeout: d(
+                raw.header_read_timeout,
+                DEFAULT_HEADER_READ_TIMEOUT,
+                secs(300),
+                "header_read_timeout",
+            )?,
+            body_read_timeout: d(
+                raw.body_read_timeout,
+                DEFAULT_BODY_READ_TIMEOUT,
+                secs(3600),
+                "body_read_timeout",
+            )?,
+            idle_timeout: d(
+                raw.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT,
+                secs(3600),
+                "idle_timeout",
+            )?,
             max_connections,
             buffered_body_bytes,
             buffered_body_bytes_per_client,
-            drain_timeout: d(raw.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
-            upstream_timeout: d(raw.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT),
+            drain_timeout: d(
+                raw.drain_timeout,
+                DEFAULT_DRAIN_TIMEOUT,
+                secs(3600),
+                "drain_timeout",
+            )?,
+            upstream_timeout: d(
+                raw.upstream_timeout,
+                DEFAULT_UPSTREAM_TIMEOUT,
+                MAX_UPSTREAM_TIMEOUT,
+                "upstream_timeout",
+            )?,
         };
         let upstream_timeout = gateway.upstream_timeout;
         Ok((gateway, upstream_timeout))
@@ -556,6 +696,9 @@ impl Loader<'_> {
         for (j, spec) in specs.iter().enumerate() {
             let s = secret::resolve(spec.get_ref())
                 .map_err(|e| self.at(spec, format!("{label}.{table}.secrets[{j}]: {e}")))?;
+            if let Some(why) = too_short(&s) {
+                return Err(self.at(spec, format!("{label}.{table}.secrets[{j}]: {why}")));
+            }
             secrets.push(s);
             if secret::describe(spec.get_ref()) == "literal" {
                 self.warn(format!("{label}.{table}.secrets[{j}] is written in the config file: move it to env:, file: or cred: before production"));
@@ -569,6 +712,12 @@ impl Loader<'_> {
                 .collect(),
         ))
     }
+}
+
+/// A key or token short enough to guess protects nothing.
+fn too_short(secret: &secret::Secret) -> Option<String> {
+    let n = secret.expose().len();
+    (n < MIN_SECRET_BYTES).then(|| format!("a secret of {n} bytes is too short to protect anything: use at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)"))
 }
 
 /// An upgrade protocol name as RFC 9110 writes it (`websocket`,

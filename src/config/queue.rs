@@ -69,7 +69,12 @@ impl Loader<'_> {
                 Ok(QueueBackend::Postgres {
                     url: secret::Secret::from(stripped.into_bytes()),
                     tls,
-                    lease: raw.lease.map_or(DEFAULT_QUEUE_LEASE, |d| d.0),
+                    lease: self.duration(
+                        raw.lease,
+                        DEFAULT_QUEUE_LEASE,
+                        std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600),
+                        "queue.lease",
+                    )?,
                 })
             }
             Some(other) => {

@@ -57,6 +57,20 @@ impl Loader<'_> {
         if allow_ips.is_none() && token.is_none() && hmac.is_none() {
             return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
         }
+        let everyone = allow_ips
+            .as_ref()
+            .and_then(|a| a.nets.iter().find(|n| n.prefix_len() == 0));
+        if let Some(all) = everyone {
+            let msg = format!(
+                "{label}.allow_ips contains \"{all}\", which is every address: it checks nothing"
+            );
+            if token.is_none() && hmac.is_none() {
+                return Err(self.error(Some(at.span), format!("{msg}, and it is the route's only check (an anonymous POST would be forwarded as verified \"ip\"). List the provider's addresses, or add a token or hmac")));
+            }
+            self.warn(format!(
+                "{msg}; remove it, or list the provider's addresses"
+            ));
+        }
         if raw.strip_token && token.is_none() {
             return Err(self.error(Some(at.span), format!("{label}: strip_token = true but the route has no token; remove strip_token or add a token")));
         }
@@ -88,18 +102,21 @@ impl Loader<'_> {
             strip_token: raw.strip_token,
             enforce: raw.enforce.unwrap_or(true),
             store_credentials: raw.store_credentials.unwrap_or(false),
-            upstream_timeout: raw
-                .upstream_timeout
-                .map_or(default_upstream_timeout, |d| d.0),
+            upstream_timeout: self.duration(
+                raw.upstream_timeout,
+                default_upstream_timeout,
+                MIN_TIMEOUT..=MAX_UPSTREAM_TIMEOUT,
+                &format!("{label}.upstream_timeout"),
+            )?,
             delivery: raw.delivery.unwrap_or(Delivery::Direct),
             ack_status: self.ack_status(&at, raw.ack_status)?,
             max_in_flight: self.number(
                 raw.max_in_flight,
                 1,
-                1..=usize::MAX,
-                &format!("{label}.max_in_flight must be at least 1 (1 keeps arrival order)"),
+                1..=MAX_MAX_IN_FLIGHT,
+                &format!("{label}.max_in_flight must be between 1 (keeps arrival order) and {MAX_MAX_IN_FLIGHT}"),
             )?,
-            retry: retry(raw.retry.unwrap_or_default()),
+            retry: self.retry(&label, raw.retry.unwrap_or_default())?,
             dedupe_window: match raw.dedupe_window {
                 Some(w) => w.0,
                 None => at.preset.and_then(|d| d.dedupe_window),
@@ -234,7 +251,12 @@ impl Loader<'_> {
             sources,
             from_preset,
             scheme,
-            tolerance: h.tolerance.map_or(DEFAULT_TOLERANCE, |d| d.0),
+            tolerance: self.duration(
+                h.tolerance,
+                DEFAULT_TOLERANCE,
+                Duration::from_secs(1)..=MAX_TOLERANCE,
+                &format!("{label}.hmac.tolerance"),
+            )?,
             public_url: h
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
@@ -336,15 +358,39 @@ fn key_bytes(form: KeyForm, secret: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn retry(raw: raw::RawRetry) -> Retry {
-    Retry {
-        base: raw.base.map_or(DEFAULT_RETRY_BASE, |d| d.0),
-        cap: raw.cap.map_or(DEFAULT_RETRY_CAP, |d| d.0),
-        max_attempts: raw
-            .max_attempts
-            .unwrap_or(DEFAULT_RETRY_MAX_ATTEMPTS)
-            .max(1),
-        max_age: raw.max_age.map_or(DEFAULT_RETRY_MAX_AGE, |d| d.0),
+impl Loader<'_> {
+    /// `retry = { base, cap, max_attempts, max_age }`, each bounded so that
+    /// no backoff overflows and no callback is kept for ever.
+    fn retry(&self, label: &str, raw: raw::RawRetry) -> Result<Retry, ConfigError> {
+        let (ms, secs) = (Duration::from_millis, Duration::from_secs);
+        let base = self.duration(
+            raw.base,
+            DEFAULT_RETRY_BASE,
+            ms(10)..=secs(3600),
+            &format!("{label}.retry.base"),
+        )?;
+        let cap = self.duration(
+            raw.cap,
+            DEFAULT_RETRY_CAP.max(base),
+            base..=secs(86_400),
+            &format!("{label}.retry.cap"),
+        )?;
+        let max_age = self.duration(
+            raw.max_age,
+            DEFAULT_RETRY_MAX_AGE,
+            secs(60)..=secs(90 * 86_400),
+            &format!("{label}.retry.max_age"),
+        )?;
+        let max_attempts = raw.max_attempts.unwrap_or(DEFAULT_RETRY_MAX_ATTEMPTS);
+        if !(1..=MAX_RETRY_ATTEMPTS).contains(&max_attempts) {
+            return Err(self.error(None, format!("{label}.retry.max_attempts = {max_attempts} is out of range: give 1 to {MAX_RETRY_ATTEMPTS}")));
+        }
+        Ok(Retry {
+            base,
+            cap,
+            max_attempts,
+            max_age,
+        })
     }
 }
 
@@ -363,10 +409,10 @@ mod tests {
 
     #[test]
     fn gengo_retries_for_12_hours_with_bodies_of_at_most_64_kib() {
-        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
+        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g-0123456789abcdef\"] }");
         assert_eq!(r.dedupe_window, Some(Duration::from_secs(12 * 3600)));
         assert_eq!(r.max_body_bytes, 64 * 1024);
-        let own = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }\ndedupe_window = \"1h\"\nmax_body_bytes = 1000");
+        let own = route("preset = \"gengo\"\ntoken = { secrets = [\"g-0123456789abcdef\"] }\ndedupe_window = \"1h\"\nmax_body_bytes = 1000");
         assert_eq!(
             (own.dedupe_window, own.max_body_bytes),
             (Some(Duration::from_secs(3600)), 1000)
@@ -377,27 +423,27 @@ mod tests {
     fn presets_with_a_replay_story_dedupe_by_default_and_0_turns_it_off() {
         let hours = |spec: &str| route(spec).dedupe_window.map(|w| w.as_secs() / 3600);
         assert_eq!(
-            hours("preset = \"github\"\nhmac = { secrets = [\"s\"] }"),
+            hours("preset = \"github\"\nhmac = { secrets = [\"s-0123456789abcdef\"] }"),
             Some(72)
         );
         assert_eq!(
-            hours("preset = \"shopify\"\nhmac = { secrets = [\"s\"] }"),
+            hours("preset = \"shopify\"\nhmac = { secrets = [\"s-0123456789abcdef\"] }"),
             Some(48)
         );
         assert_eq!(
-            hours("preset = \"tolq\"\nhmac = { secrets = [\"s\"] }"),
+            hours("preset = \"tolq\"\nhmac = { secrets = [\"s-0123456789abcdef\"] }"),
             None,
             "Tolq's replay story is its source address"
         );
         assert_eq!(
-            hours("preset = \"github\"\nhmac = { secrets = [\"s\"] }\ndedupe_window = \"0\""),
+            hours("preset = \"github\"\nhmac = { secrets = [\"s-0123456789abcdef\"] }\ndedupe_window = \"0\""),
             None
         );
         assert_eq!(
-            hours("hmac = { secrets = [\"s\"], algorithm = \"sha256\", header = \"x-sig\" }"),
+            hours("hmac = { secrets = [\"s-0123456789abcdef\"], algorithm = \"sha256\", header = \"x-sig\" }"),
             None
         );
-        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\nhmac = { secrets = [\"s\"], algorithm = \"sha256\", header = \"x-sig\" }\ndedupe_window = \"1000d\"\n";
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\nhmac = { secrets = [\"s-0123456789abcdef\"], algorithm = \"sha256\", header = \"x-sig\" }\ndedupe_window = \"1000d\"\n";
         let err = Config::from_str(text, Path::new("t.toml"))
             .unwrap_err()
             .to_string();
@@ -414,18 +460,20 @@ mod tests {
             err.contains("add host = [") && err.contains("hmac.public_url"),
             "{err}"
         );
-        route("preset = \"twilio\"\nhost = [\"www.example.com\"]\nhmac = { secrets = [\"t\"] }");
-        route("preset = \"twilio\"\nhmac = { secrets = [\"t\"], public_url = \"https://www.example.com\" }");
+        route("preset = \"twilio\"\nhost = [\"www.example.com\"]\nhmac = { secrets = [\"t-0123456789abcdef\"] }");
+        route("preset = \"twilio\"\nhmac = { secrets = [\"t-0123456789abcdef\"], public_url = \"https://www.example.com\" }");
     }
 
     #[test]
     fn a_whsec_key_must_be_base64_and_tolerance_is_the_routes_to_set() {
-        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\npreset = \"standard-webhooks\"\nhmac = { secrets = [\"whsec_!!\"] }\n";
+        let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\npreset = \"standard-webhooks\"\nhmac = { secrets = [\"whsec_!!-0123456789abcdef\"] }\n";
         let err = Config::from_str(text, Path::new("t.toml"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not a whsec_ key"), "{err}");
-        let r = route("preset = \"slack\"\nhmac = { secrets = [\"s\"], tolerance = \"1m\" }");
+        let r = route(
+            "preset = \"slack\"\nhmac = { secrets = [\"s-0123456789abcdef\"], tolerance = \"1m\" }",
+        );
         let h = r.hmac.as_ref().unwrap();
         assert_eq!(h.tolerance, Duration::from_secs(60));
         assert_eq!(h.header.as_str(), "x-slack-signature");

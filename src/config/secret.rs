@@ -54,7 +54,14 @@ pub(crate) enum SecretError {
     BadCredentialName(String),
     #[error("the secret is empty (an empty key or token would protect nothing)")]
     Empty,
+    #[error("secret file {0} is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("secret file {0} is over 64 KiB: a key or token is a line, not a file's worth")]
+    TooLarge(PathBuf),
 }
+
+/// Largest secret file read.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Resolve one spec, reading the environment or a file once.
 pub(crate) fn resolve(spec: &str) -> Result<Secret, SecretError> {
@@ -91,10 +98,24 @@ pub(crate) fn resolve(spec: &str) -> Result<Secret, SecretError> {
 /// File contents with one trailing newline removed: `echo key > file` must
 /// give the same key as the provider's dashboard shows.
 fn read_trimmed(path: &Path) -> Result<Vec<u8>, SecretError> {
-    let mut bytes = std::fs::read(path).map_err(|source| SecretError::File {
+    use std::io::Read;
+    let err = |source| SecretError::File {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    // Not a device or a pipe (`file:/dev/zero` would be read until memory
+    // runs out), and bounded.
+    if !file.metadata().map_err(err)?.is_file() {
+        return Err(SecretError::NotAFile(path.to_owned()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(SecretError::TooLarge(path.to_owned()));
+    }
     if bytes.ends_with(b"\r\n") {
         bytes.truncate(bytes.len() - 2);
     } else if bytes.ends_with(b"\n") {
@@ -132,6 +153,17 @@ mod tests {
         assert_eq!(resolve(&spec).unwrap().expose(), b"key\n");
         std::fs::write(&p, "key\r\n").unwrap();
         assert_eq!(resolve(&spec).unwrap().expose(), b"key");
+    }
+
+    #[test]
+    fn devices_and_huge_files_are_refused_before_reading_them_whole() {
+        let err = resolve("file:/dev/zero").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![b'a'; 70 * 1024]).unwrap();
+        let err = resolve(&format!("file:{}", p.display())).unwrap_err();
+        assert!(err.to_string().contains("over 64 KiB"), "{err}");
     }
 
     #[test]

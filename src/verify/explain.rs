@@ -135,9 +135,10 @@ mod tests {
 
     #[test]
     fn every_check_says_why_and_names_keys_by_index_only() {
-        let r = route("allow_ips = [\"10.0.0.0/8\"]\ntoken = { secrets = [\"old\", \"new\"] }\npreset = \"github\"\nhmac = { secrets = [\"k-old\", \"k-new\"] }");
+        let r = route("allow_ips = [\"10.0.0.0/8\"]\ntoken = { secrets = [\"old-0123456789abcdef\", \"new-0123456789abcdef\"] }\npreset = \"github\"\nhmac = { secrets = [\"k-old-0123456789abcdef\", \"k-new-0123456789abcdef\"] }");
         let body = b"{}";
-        let key = crate::crypto::Key::new(crate::crypto::Algorithm::Sha256, b"k-new");
+        let key =
+            crate::crypto::Key::new(crate::crypto::Algorithm::Sha256, b"k-new-0123456789abcdef");
         let mut headers = HeaderMap::new();
         let sig = format!("sha256={}", hex::encode(key.digest(body)));
         headers.insert("x-hub-signature-256", sig.parse().unwrap());
@@ -147,7 +148,7 @@ mod tests {
             url: None,
             now: 0,
         };
-        let uri: Uri = "/cb?token=new".parse().unwrap();
+        let uri: Uri = "/cb?token=new-0123456789abcdef".parse().unwrap();
         let found = explain(&r, Some("10.1.2.3".parse().unwrap()), &uri, &req);
         let text = format!("{found:?}");
         assert!(text.contains("matches secret #1"), "{text}");

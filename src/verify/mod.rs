@@ -403,16 +403,29 @@ mod tests {
 
     const FULL: &str = r#"
 allow_ips = ["127.0.0.1", "::1/128"]
-token = { secrets = ["t0k"] }
-hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
+token = { secrets = ["t0k-0123456789abcdef"] }
+hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key-0123456789abcdef"] }
 "#;
 
     #[test]
     fn all_checks_pass_and_are_reported_in_order() {
         let r = route(FULL);
         let body = b"{\"id\":1}";
-        let h = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
-        let p = check(&r, ip("127.0.0.1"), &uri("/cb?token=t0k"), &h, body).unwrap();
+        let h = signed(
+            Algorithm::Sha1,
+            "key-0123456789abcdef",
+            Encoding::Hex,
+            "x-sig",
+            body,
+        );
+        let p = check(
+            &r,
+            ip("127.0.0.1"),
+            &uri("/cb?token=t0k-0123456789abcdef"),
+            &h,
+            body,
+        )
+        .unwrap();
         assert_eq!(p.passed.header_value(), "ip,token,hmac");
     }
 
@@ -432,14 +445,19 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
     #[test]
     fn ipv4_mapped_client_matches_ipv4_allowlist() {
         let r = route(FULL);
-        assert!(precheck(&r, ip("::ffff:127.0.0.1"), &uri("/cb?token=t0k")).is_ok());
+        assert!(precheck(
+            &r,
+            ip("::ffff:127.0.0.1"),
+            &uri("/cb?token=t0k-0123456789abcdef")
+        )
+        .is_ok());
     }
 
     #[test]
     fn ipv6_allowlist_entries_work() {
         let r = route(FULL);
-        assert!(precheck(&r, ip("::1"), &uri("/cb?token=t0k")).is_ok());
-        assert!(precheck(&r, ip("::2"), &uri("/cb?token=t0k")).is_err());
+        assert!(precheck(&r, ip("::1"), &uri("/cb?token=t0k-0123456789abcdef")).is_ok());
+        assert!(precheck(&r, ip("::2"), &uri("/cb?token=t0k-0123456789abcdef")).is_err());
     }
 
     #[test]
@@ -453,35 +471,41 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
             Err(Refusal::Token(TokenFailure::Mismatch))
         );
         assert_eq!(
-            p("/cb?token=t0k&token=t0k"),
+            p("/cb?token=t0k-0123456789abcdef&token=t0k-0123456789abcdef"),
             Err(Refusal::Token(TokenFailure::Repeated))
         );
         assert_eq!(
-            p("/cb?TOKEN=t0k"),
+            p("/cb?TOKEN=t0k-0123456789abcdef"),
             Err(Refusal::Token(TokenFailure::Missing))
         );
-        assert!(p("/cb?x=1&token=t%30k").is_ok());
+        assert!(p("/cb?x=1&token=t%30k-0123456789abcdef").is_ok());
     }
 
     #[test]
     fn second_token_passes_for_rotation() {
-        let r = route("token = { param = \"key\", secrets = [\"old\", \"new\"] }");
-        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=new")).is_ok());
-        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=old")).is_ok());
+        let r = route("token = { param = \"key\", secrets = [\"old-0123456789abcdef\", \"new-0123456789abcdef\"] }");
+        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=new-0123456789abcdef")).is_ok());
+        assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=old-0123456789abcdef")).is_ok());
         assert!(precheck(&r, ip("10.1.1.1"), &uri("/cb?key=older")).is_err());
     }
 
     #[test]
     fn signature_missing_duplicated_or_wrong_is_refused() {
         let r = route(FULL);
-        let u = uri("/cb?token=t0k");
+        let u = uri("/cb?token=t0k-0123456789abcdef");
         let body = b"payload";
         let c = |h: &HeaderMap, b: &[u8]| check(&r, ip("127.0.0.1"), &u, h, b);
         assert_eq!(
             c(&HeaderMap::new(), body),
             Err(Refusal::Hmac(SignatureError::Missing))
         );
-        let mut dup = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
+        let mut dup = signed(
+            Algorithm::Sha1,
+            "key-0123456789abcdef",
+            Encoding::Hex,
+            "x-sig",
+            body,
+        );
         let v = dup["x-sig"].clone();
         dup.append("x-sig", v);
         assert_eq!(
@@ -493,7 +517,13 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
             c(&other_key, body),
             Err(Refusal::Hmac(SignatureError::Mismatch))
         );
-        let good = signed(Algorithm::Sha1, "key", Encoding::Hex, "x-sig", body);
+        let good = signed(
+            Algorithm::Sha1,
+            "key-0123456789abcdef",
+            Encoding::Hex,
+            "x-sig",
+            body,
+        );
         assert_eq!(
             c(&good, b"payloaD"),
             Err(Refusal::Hmac(SignatureError::Mismatch))
@@ -502,19 +532,25 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
 
     #[test]
     fn hmac_only_route_reports_only_hmac() {
-        let r = route("hmac = { algorithm = \"sha256\", header = \"X-Sig\", encoding = \"base64\", secrets = [\"k\"] }");
-        let h = signed(Algorithm::Sha256, "k", Encoding::Base64, "x-sig", b"b");
+        let r = route("hmac = { algorithm = \"sha256\", header = \"X-Sig\", encoding = \"base64\", secrets = [\"k-0123456789abcdef\"] }");
+        let h = signed(
+            Algorithm::Sha256,
+            "k-0123456789abcdef",
+            Encoding::Base64,
+            "x-sig",
+            b"b",
+        );
         let p = check(&r, ip("203.0.113.1"), &uri("/cb"), &h, b"b").unwrap();
         assert_eq!(p.passed.header_value(), "hmac");
     }
 
     #[test]
     fn tolq_preset_fills_ip_and_hmac_defaults() {
-        let r = route("preset = \"tolq\"\nhmac = { secrets = [\"apikey\"] }");
+        let r = route("preset = \"tolq\"\nhmac = { secrets = [\"apikey-0123456789abcdef\"] }");
         let body = br#"{"id":42,"status":"finished"}"#;
         let h = signed(
             Algorithm::Sha1,
-            "apikey",
+            "apikey-0123456789abcdef",
             Encoding::Hex,
             "x-tolq-signature",
             body,
@@ -540,8 +576,8 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
 
     #[test]
     fn gengo_preset_accepts_job_and_comment_forms() {
-        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
-        let u = uri("/cb?token=g");
+        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g-0123456789abcdef\"] }");
+        let u = uri("/cb?token=g-0123456789abcdef");
         let h = form("application/x-www-form-urlencoded; charset=UTF-8");
         let job = b"job=%7B%22job_id%22%3A%22123%22%2C%22status%22%3A%22approved%22%7D";
         assert_eq!(
@@ -557,8 +593,8 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
 
     #[test]
     fn gengo_preset_refuses_bodies_of_the_wrong_shape() {
-        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
-        let u = uri("/cb?token=g");
+        let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g-0123456789abcdef\"] }");
+        let u = uri("/cb?token=g-0123456789abcdef");
         let formh = form("application/x-www-form-urlencoded");
         let c = |h: &HeaderMap, b: &[u8]| check(&r, ip("1.2.3.4"), &u, h, b);
         assert!(matches!(
@@ -609,8 +645,15 @@ hmac = { algorithm = "sha1", header = "X-Sig", secrets = ["key"] }
 
     #[test]
     fn the_precheck_names_the_matching_token_secret_once_for_the_whole_request() {
-        let r = route("token = { secrets = [\"old\", \"new\", \"newer\"] }");
-        for (i, t) in ["old", "new", "newer"].iter().enumerate() {
+        let r = route("token = { secrets = [\"old-0123456789abcdef\", \"new-0123456789abcdef\", \"newer-0123456789abcdef\"] }");
+        for (i, t) in [
+            "old-0123456789abcdef",
+            "new-0123456789abcdef",
+            "newer-0123456789abcdef",
+        ]
+        .iter()
+        .enumerate()
+        {
             let u = uri(&format!("/cb?token={t}"));
             let pre = precheck(&r, ip("10.1.1.1"), &u).unwrap();
             // finish() takes the precheck's finding as it is: no second look at the token.

@@ -44,9 +44,9 @@ pub fn apache_example() -> (String, tempfile::TempDir) {
     let cert = test_cert();
     let creds = tempfile::tempdir().unwrap();
     for (name, value) in [
-        ("tolq-api-key", "k\n"),
-        ("tolq-callback-token", "t\n"),
-        ("gengo-callback-token", "g\n"),
+        ("tolq-api-key", "k-0123456789abcdef\n"),
+        ("tolq-callback-token", "t-0123456789abcdef\n"),
+        ("gengo-callback-token", "g-0123456789abcdef\n"),
     ] {
         std::fs::write(creds.path().join(name), value).unwrap();
     }

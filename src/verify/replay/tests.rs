@@ -44,7 +44,7 @@ fn shares_a_key(a: &[ReplayKey], b: &[ReplayKey]) -> bool {
 
 #[test]
 fn an_unsigned_delivery_id_is_a_second_key_never_the_only_one() {
-    let r = route("preset = \"github\"\nhmac = { secrets = [\"s\"] }");
+    let r = route("preset = \"github\"\nhmac = { secrets = [\"s-0123456789abcdef\"] }");
     let body = br#"{"action":"opened"}"#;
     let first = keys_of(&r, &headers(&[("x-github-delivery", "d-1")]), body, None);
     assert_eq!(first.len(), 2);
@@ -66,7 +66,7 @@ fn an_unsigned_delivery_id_is_a_second_key_never_the_only_one() {
 
 #[test]
 fn a_signed_id_is_the_key_and_a_strict_one() {
-    let r = route("preset = \"standard-webhooks\"\nhmac = { secrets = [\"whsec_c2VjcmV0\"] }");
+    let r = route("preset = \"standard-webhooks\"\nhmac = { secrets = [\"whsec_c2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY=\"] }");
     let a = keys_of(&r, &headers(&[("webhook-id", "msg_1")]), b"one", None);
     let b = keys_of(&r, &headers(&[("webhook-id", "msg_1")]), b"two", None);
     assert_eq!((a.len(), a[0].strict), (1, true));
@@ -79,7 +79,7 @@ fn a_signed_id_is_the_key_and_a_strict_one() {
 
 #[test]
 fn stripe_keys_on_the_event_id_in_its_signed_body() {
-    let r = route("preset = \"stripe\"\nhmac = { secrets = [\"whsec_x\"] }");
+    let r = route("preset = \"stripe\"\nhmac = { secrets = [\"whsec_x-0123456789abcdef\"] }");
     let a = keys_of(
         &r,
         &headers(&[]),
@@ -100,7 +100,7 @@ fn stripe_keys_on_the_event_id_in_its_signed_body() {
 
 #[test]
 fn twilio_keys_on_the_signed_url_and_parameters_not_the_raw_body() {
-    let r = route("preset = \"twilio\"\nhmac = { secrets = [\"t\"] }");
+    let r = route("preset = \"twilio\"\nhmac = { secrets = [\"t-0123456789abcdef\"] }");
     let url = "https://hooks.example.com/cb";
     let a = keys_of(&r, &headers(&[]), b"To=1&From=2", Some(url));
     // Same parameters in another order: Twilio signs them sorted.
@@ -122,7 +122,7 @@ fn twilio_keys_on_the_signed_url_and_parameters_not_the_raw_body() {
 
 #[test]
 fn routes_without_a_signature_key_on_the_body() {
-    let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g\"] }");
+    let r = route("preset = \"gengo\"\ntoken = { secrets = [\"g-0123456789abcdef\"] }");
     let a = keys_of(&r, &headers(&[]), b"job=1", None);
     assert_eq!(a.len(), 1);
     assert!(describe(&r).contains("body"));
@@ -130,7 +130,7 @@ fn routes_without_a_signature_key_on_the_body() {
 
 #[test]
 fn stored_keys_come_back_as_they_went_in() {
-    let r = route("preset = \"github\"\nhmac = { secrets = [\"s\"] }");
+    let r = route("preset = \"github\"\nhmac = { secrets = [\"s-0123456789abcdef\"] }");
     let k = keys_of(&r, &headers(&[("x-github-delivery", "d")]), b"b", None);
     assert_eq!(decode(&encode(&k)), Some(k));
     assert_eq!(decode(b"short"), None);
