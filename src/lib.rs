@@ -28,5 +28,6 @@ mod queue;
 pub mod server;
 mod slots;
 mod state;
+mod trusted;
 mod upstream;
 pub mod verify;

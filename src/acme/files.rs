@@ -1,16 +1,16 @@
 //! The ACME state directory: the account's credentials and the issued
 //! certificate with its key. The directory is 0700, files 0600, each written
 //! whole or not at all (write, fsync, rename, fsync the directory), so a
-//! crash never leaves half a key.
+//! crash never leaves half a key; neither is used unless it is ours
+//! (`trusted.rs`).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, tls};
+use crate::trusted;
 
 /// Where one `[tls.acme]` keeps its files.
 pub(super) struct Files {
@@ -72,32 +72,21 @@ impl Files {
     }
 
     fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // mode() applies only when the file is created.
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(&self.dir)?.sync_all()
+        trusted::write_private(&self.dir, path, bytes).map_err(io::Error::other)
     }
 }
 
+/// A state file, only when it is ours (`trusted.rs`): a planted account or
+/// certificate, or a link to one, is refused.
 fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    if let Some(dir) = path.parent() {
+        trusted::private_dir(dir).map_err(io::Error::other)?;
     }
+    trusted::read_private(path, MAX_STATE_FILE_BYTES).map_err(io::Error::other)
 }
+
+/// Largest account or certificate file read (a chain and a key are a few KiB).
+const MAX_STATE_FILE_BYTES: u64 = 1 << 20;
 
 /// The stored certificate for `settings`, read without contacting anyone:
 /// what `callgate check` shows.

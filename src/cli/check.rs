@@ -13,6 +13,13 @@ use crate::verify::{replay, Passed};
 pub(super) fn check(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     print!("{}", render(&config));
+    // State is trusted only when it is ours: say whose it is, or refuse.
+    for (what, dir) in config.state_dirs() {
+        match crate::trusted::inspect_dir(&dir) {
+            Ok(how) => println!("{what} {}: {how}", dir.display()),
+            Err(e) => anyhow::bail!("{what}: {e}"),
+        }
+    }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }

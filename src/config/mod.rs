@@ -52,6 +52,19 @@ pub struct Config {
 
 impl Config {
     /// Whether any route needs the store (delivery = "queue" or dedupe_window).
+    /// The state directories callgate will trust, and where each comes
+    /// from (the queue's when a store is needed, each ACME state).
+    pub(crate) fn state_dirs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut dirs = Vec::new();
+        if let (true, QueueBackend::Sqlite { dir }) = (self.needs_store(), &self.queue) {
+            dirs.push(("queue dir", dir.clone()));
+        }
+        if let Some(acme) = self.tls.as_ref().and_then(|t| t.acme.as_ref()) {
+            dirs.push(("tls.acme state", acme.state.clone()));
+        }
+        dirs
+    }
+
     pub(crate) fn needs_store(&self) -> bool {
         self.routes
             .iter()

@@ -8,12 +8,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("cannot create the queue directory {path}: {source} (check [queue] dir and its permissions, or StateDirectory= in the unit)")]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("queue store: {0}")]
+    Untrusted(#[from] crate::trusted::TrustError),
     #[error("queue store {path}: {source}")]
     Sqlite {
         path: PathBuf,

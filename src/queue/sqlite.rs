@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::replay::{self, queued_id, queued_owner, Claim, ReplayClaim, Row};
 use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
+use crate::trusted::{self, TrustError};
 
 /// File name of the store inside `[queue] dir`.
 pub(crate) const FILE_NAME: &str = "callgate-queue.sqlite3";
@@ -28,10 +29,7 @@ impl Sqlite {
     /// Open (or create) the store in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Sqlite, StoreError> {
         let path = dir.join(FILE_NAME);
-        private_files(dir, &path).map_err(|source| StoreError::Dir {
-            path: dir.to_owned(),
-            source,
-        })?;
+        private_files(dir, &path)?;
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
@@ -449,29 +447,39 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The store's directory (created 0700) and files (0600), whatever the
-/// umask: callbacks are provider data, and readable by callgate alone.
-/// SQLite gives its -wal and -shm files the database file's mode.
-fn private_files(dir: &Path, db: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(db)?;
+/// umask, and only when they are ours (`trusted.rs`): callbacks are
+/// provider data, readable by callgate alone, and a database someone else
+/// planted (or a link to another file) is never opened. SQLite gives its
+/// -wal and -shm files the database file's mode.
+fn private_files(dir: &Path, db: &Path) -> Result<(), TrustError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    trusted::private_dir(dir)?;
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", db.display()));
-        match std::fs::metadata(&file) {
-            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?
+        match trusted::open_private(&file)? {
+            Some(f) => {
+                let meta = f.metadata().map_err(|source| TrustError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                        .map_err(|source| TrustError::Io {
+                            path: file.clone(),
+                            source,
+                        })?;
+                }
             }
-            _ => {}
+            None if suffix.is_empty() => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .mode(0o600)
+                    .open(&file)
+                    .map_err(|source| TrustError::Io { path: file, source })?;
+            }
+            None => {}
         }
     }
     Ok(())

@@ -35,6 +35,10 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     let signals = Signals::install()?;
     let config = Config::load(config_path)?;
     log_warnings(&config);
+    // Planted or foreign state is a reason not to start, not to serve it.
+    for (what, dir) in config.state_dirs() {
+        crate::trusted::inspect_dir(&dir).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    }
     let shared = Arc::new(Shared::new(config));
     let listeners = listeners(&shared.config.load()).await?;
     if let Some((l, _)) = listeners.iter().find(|(_, k)| *k == Kind::Https) {
