@@ -318,3 +318,61 @@ hmac = {{ algorithm = "sha1", header = "x-sig", secrets = ["{KEY}"] }}
         .wait_for_log("damped: too many failed verifications")
         .contains("status=429"));
 }
+
+/// An early refusal over h2 (a wrong token: decided before the body is
+/// read) reaches curl as the 403, every time, with uploads of every size
+/// in flight: callgate reads and drops the rest of the upload first, so
+/// the stream ends cleanly instead of being reset under the answer.
+#[test]
+fn an_early_refusal_over_h2_reaches_curl_as_403_every_time() {
+    let gw = Gateway::start(&format!(
+        "[[route]]\nname = \"tolq\"\npath = \"/tolq/callback\"\nupstream = \"http://127.0.0.1:9/r\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\n"
+    ));
+    let port = gw.https.unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut outcomes = Vec::new();
+    for round in 0..4 {
+        let workers: Vec<_> = [1usize, 1000, 30_000, 200_000, 900_000]
+            .into_iter()
+            .enumerate()
+            .map(|(i, size)| {
+                let file = dir.path().join(format!("body-{round}-{i}"));
+                std::fs::write(&file, vec![b'a'; size]).unwrap();
+                std::thread::spawn(move || {
+                    let out = std::process::Command::new("curl")
+                        .args(["-sk", "--http2", "-o", "/dev/null", "-w", "%{http_code}"])
+                        .arg("--data-binary")
+                        .arg(format!("@{}", file.display()))
+                        .arg(format!(
+                            "https://localhost:{port}/tolq/callback?token=guess"
+                        ))
+                        .output()
+                        .expect("curl runs");
+                    (
+                        size,
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stdout).into_owned(),
+                    )
+                })
+            })
+            .collect();
+        for w in workers {
+            outcomes.push(w.join().unwrap());
+        }
+    }
+    let bad: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, code, status)| *code != Some(0) || status != "403")
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {}: {bad:?}",
+        bad.len(),
+        outcomes.len()
+    );
+    println!(
+        "h2 early refusal: {} of {} curl requests saw the 403",
+        outcomes.len() - bad.len(),
+        outcomes.len()
+    );
+}

@@ -36,6 +36,33 @@ pub(super) async fn read_body(
     }
 }
 
+/// At most this much of a refused h2 request's body is read and dropped.
+const DRAIN_BYTES: u64 = 1 << 20;
+/// For at most this long.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Before answering an h2 request that is refused before its body was read:
+/// read and discard what the client is still sending (bounded in bytes and
+/// time; nothing is kept), so the answer ends the stream cleanly. Answering
+/// with the upload still open makes hyper reset the stream, and clients
+/// (curl 7.88) then report a framing error instead of the 403.
+pub(super) async fn drain_h2(req: http::Request<Incoming>) {
+    if req.version() != http::Version::HTTP_2 || hyper::body::Body::is_end_stream(req.body()) {
+        return;
+    }
+    let mut body = req.into_body();
+    let drain = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
 /// The body's length as the request declares it.
 pub(super) fn declared_len(headers: &HeaderMap) -> Option<u64> {
     headers

@@ -94,7 +94,11 @@ async fn respond(
         Ok(Target::Site(site)) => passthrough::serve(shared, config, conn, site, req).await,
         Ok(Target::Redirect(location)) => Handled::redirected(location),
         Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
-        Err((route, rejection)) => Handled::rejected(route, rejection, req.version()),
+        Err((route, rejection)) => {
+            let version = req.version();
+            body::drain_h2(req).await;
+            Handled::rejected(route, rejection, version)
+        }
     }
 }
 
@@ -113,7 +117,10 @@ async fn callback(
     let (pre, mut failed) = match route.enforce {
         true => match verify::precheck(route, client, req.uri()) {
             Ok(pre) => (pre, Vec::new()),
-            Err(refusal) => return forbidden(shared, route, client, refusal, version),
+            Err(refusal) => {
+                body::drain_h2(req).await;
+                return forbidden(shared, route, client, refusal, version);
+            }
         },
         false => verify::precheck_all(route, client, req.uri()),
     };
