@@ -3,6 +3,12 @@
 //! (`buffered_body_bytes_per_client`, IPv6 counted per /64), so strangers
 //! stalling uploads cannot make callgate grow without bound, and one
 //! address cannot take the whole budget from the others.
+//!
+//! A part of the budget is **reserved** for requests vouched for before
+//! their body: an allowlisted address or a valid URL token. Strangers (on an
+//! HMAC-only route nothing can be checked before the body) never hold more
+//! than the rest, so a provider's callback is buffered while strangers'
+//! stalled uploads hold all they may.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,12 +19,16 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Budget {
     total: u64,
     per_client: u64,
+    /// Bytes strangers may never hold: kept for vouched requests.
+    reserve: u64,
     held: Mutex<Books>,
 }
 
 #[derive(Debug, Default)]
 struct Books {
     total: u64,
+    /// Of `total`, what requests nobody vouched for hold.
+    strangers: u64,
     by_client: HashMap<IpAddr, u64>,
 }
 
@@ -32,25 +42,30 @@ pub(crate) enum Exhausted {
 }
 
 impl Budget {
-    /// A budget of `total` bytes, at most `per_client` of them for one address.
-    pub(crate) fn new(total: u64, per_client: u64) -> Arc<Budget> {
+    /// A budget of `total` bytes, at most `per_client` of them for one
+    /// address, and a quarter of it (at least `one_body`, at most all)
+    /// reserved for vouched requests.
+    pub(crate) fn new(total: u64, per_client: u64, one_body: u64) -> Arc<Budget> {
         Arc::new(Budget {
             total,
             per_client,
+            reserve: (total / 4).max(one_body).min(total),
             held: Mutex::new(Books::default()),
         })
     }
 
     /// The limits, to tell whether a reload changed them.
-    pub(crate) fn limits(&self) -> (u64, u64) {
-        (self.total, self.per_client)
+    pub(crate) fn limits(&self) -> (u64, u64, u64) {
+        (self.total, self.per_client, self.reserve)
     }
 
-    /// An empty holding for one request from `client`.
-    pub(crate) fn hold(self: &Arc<Self>, client: IpAddr) -> Held {
+    /// An empty holding for one request from `client`; `vouched`: its
+    /// address or token was checked before the body.
+    pub(crate) fn hold(self: &Arc<Self>, client: IpAddr, vouched: bool) -> Held {
         Held {
             budget: self.clone(),
             client: crate::verify::client_ip::group(client),
+            vouched,
             bytes: 0,
         }
     }
@@ -71,6 +86,7 @@ impl Budget {
 pub(crate) struct Held {
     budget: Arc<Budget>,
     client: IpAddr,
+    vouched: bool,
     bytes: u64,
 }
 
@@ -86,7 +102,13 @@ impl Held {
         if books.total + n > budget.total {
             return Err(Exhausted::Total);
         }
+        if !self.vouched && books.strangers + n > budget.total - budget.reserve {
+            return Err(Exhausted::Total);
+        }
         books.total += n;
+        if !self.vouched {
+            books.strangers += n;
+        }
         books.by_client.insert(self.client, mine + n);
         self.bytes += n;
         Ok(())
@@ -105,6 +127,9 @@ impl Drop for Held {
         }
         let mut books = self.budget.books();
         books.total -= self.bytes;
+        if !self.vouched {
+            books.strangers -= self.bytes;
+        }
         if let Some(mine) = books.by_client.get_mut(&self.client) {
             *mine -= self.bytes;
             if *mine == 0 {
@@ -124,29 +149,29 @@ mod tests {
 
     #[test]
     fn one_address_cannot_take_more_than_its_share() {
-        let b = Budget::new(100, 40);
-        let mut a = b.hold(ip("203.0.113.1"));
+        let b = Budget::new(100, 40, 0);
+        let mut a = b.hold(ip("203.0.113.1"), true);
         assert_eq!(a.grow(30), Ok(()));
         assert_eq!(a.grow(20), Err(Exhausted::Client));
-        let mut a2 = b.hold(ip("203.0.113.1"));
+        let mut a2 = b.hold(ip("203.0.113.1"), true);
         assert_eq!(a2.grow(11), Err(Exhausted::Client));
         assert_eq!(a2.grow(10), Ok(()));
-        let mut other = b.hold(ip("203.0.113.2"));
+        let mut other = b.hold(ip("203.0.113.2"), true);
         assert_eq!(other.grow(40), Ok(()));
         assert_eq!(b.used(), 80);
     }
 
     #[test]
     fn the_total_is_shared_and_comes_back_when_requests_end() {
-        let b = Budget::new(100, 60);
-        let mut x = b.hold(ip("203.0.113.1"));
-        let mut y = b.hold(ip("203.0.113.2"));
+        let b = Budget::new(100, 60, 0);
+        let mut x = b.hold(ip("203.0.113.1"), true);
+        let mut y = b.hold(ip("203.0.113.2"), true);
         assert_eq!(x.grow(60), Ok(()));
         assert_eq!(y.grow(41), Err(Exhausted::Total));
         assert_eq!(y.grow(40), Ok(()));
         drop(x);
         assert_eq!(b.used(), 40);
-        let mut z = b.hold(ip("203.0.113.1"));
+        let mut z = b.hold(ip("203.0.113.1"), true);
         assert_eq!(z.grow(60), Ok(()));
         drop((y, z));
         assert_eq!(b.used(), 0);
@@ -154,11 +179,41 @@ mod tests {
     }
 
     #[test]
+    fn strangers_never_take_the_reserve_from_vouched_requests() {
+        // 100 bytes, 25 reserved; each address may hold 30.
+        let b = Budget::new(100, 30, 10);
+        let mut strangers: Vec<Held> = (1..=3)
+            .map(|i| {
+                let mut h = b.hold(ip(&format!("203.0.113.{i}")), false);
+                assert_eq!(h.grow(25), Ok(()));
+                h
+            })
+            .collect();
+        let mut fourth = b.hold(ip("203.0.113.4"), false);
+        assert_eq!(
+            fourth.grow(1),
+            Err(Exhausted::Total),
+            "75 of 100: the rest is reserved"
+        );
+        let mut provider = b.hold(ip("84.22.114.141"), true);
+        assert_eq!(
+            provider.grow(25),
+            Ok(()),
+            "a vouched request gets the reserve"
+        );
+        drop(strangers.pop());
+        assert_eq!(fourth.grow(25), Ok(()));
+        assert_eq!(b.books().strangers, 75);
+        drop((strangers, fourth, provider));
+        assert_eq!((b.used(), b.books().strangers), (0, 0));
+    }
+
+    #[test]
     fn an_ipv6_client_is_its_slash_64() {
-        let b = Budget::new(100, 40);
-        let mut a = b.hold(ip("2001:db8::1"));
-        let mut same64 = b.hold(ip("2001:db8::ffff:1"));
-        let mut other64 = b.hold(ip("2001:db8:0:1::1"));
+        let b = Budget::new(100, 40, 0);
+        let mut a = b.hold(ip("2001:db8::1"), true);
+        let mut same64 = b.hold(ip("2001:db8::ffff:1"), true);
+        let mut other64 = b.hold(ip("2001:db8:0:1::1"), true);
         assert_eq!(a.grow(30), Ok(()));
         assert_eq!(same64.grow(20), Err(Exhausted::Client));
         assert_eq!(other64.grow(40), Ok(()));

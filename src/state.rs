@@ -114,7 +114,11 @@ fn certificate_metrics(metrics: &Metrics, config: &Config) {
 
 fn budget_for(config: &Config) -> Arc<Budget> {
     let g = &config.gateway;
-    Budget::new(g.buffered_body_bytes, g.buffered_body_bytes_per_client)
+    Budget::new(
+        g.buffered_body_bytes,
+        g.buffered_body_bytes_per_client,
+        g.max_body_bytes,
+    )
 }
 
 fn damper_for(config: &Config) -> Option<Arc<Damper>> {

@@ -23,6 +23,12 @@ pub(crate) enum TrustError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot create the directory {path}: {source} (check its parent and permissions, or StateDirectory= in the unit)")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{0} is a symbolic link: state must be a real directory or file (remove the link)")]
     Symlink(PathBuf),
     #[error("{0} is not a directory")]
@@ -72,16 +78,19 @@ fn ours(path: &Path, meta: &fs::Metadata) -> Result<(), TrustError> {
 pub(crate) fn private_dir(dir: &Path) -> Result<(), TrustError> {
     let meta = match fs::symlink_metadata(dir) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        // Absent (or a path through a file): create it, or say why not.
+        Err(_) => {
             use std::os::unix::fs::DirBuilderExt;
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(io_err(dir))?;
+                .map_err(|source| TrustError::Create {
+                    path: dir.to_owned(),
+                    source,
+                })?;
             fs::symlink_metadata(dir).map_err(io_err(dir))?
         }
-        Err(e) => return Err(io_err(dir)(e)),
     };
     if meta.file_type().is_symlink() {
         return Err(TrustError::Symlink(dir.to_owned()));
@@ -164,7 +173,12 @@ pub(crate) fn inspect_dir(dir: &Path) -> Result<String, TrustError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok("absent: created 0700 at first use".into())
         }
-        Err(e) => return Err(io_err(dir)(e)),
+        // Unusable is not untrusted: the store answers 503 until it is usable.
+        Err(e) => {
+            return Ok(format!(
+                "not usable now ({e}): its routes answer 503 until it is"
+            ))
+        }
     };
     if meta.file_type().is_symlink() {
         return Err(TrustError::Symlink(dir.to_owned()));

@@ -425,3 +425,50 @@ async fn stalled_uploads_are_held_to_the_body_budget() {
         .await;
     assert_eq!(r.status, 200);
 }
+
+/// Strangers' stalled uploads on an HMAC-only route (nothing can be checked
+/// before the body) hold all they may; an allowlisted provider's callback
+/// on another route is still buffered and delivered: a part of the budget
+/// is reserved for requests vouched for before their body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_is_served_while_strangers_hold_the_rest_of_the_budget() {
+    let up = Upstream::recording().await;
+    let mib = 1024 * 1024;
+    let config = format!(
+        "[gateway]\nbuffered_body_bytes = {}\nbuffered_body_bytes_per_client = {mib}\nbody_read_timeout = \"20s\"\n\n[[route]]\nname = \"open\"\npath = \"/open\"\nupstream = \"{}\"\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"{KEY}\"] }}\n\n[[route]]\nname = \"provider\"\npath = \"/provider\"\nupstream = \"{}\"\nallow_ips = [\"127.0.0.100\"]\nhmac = {{ algorithm = \"sha1\", header = \"x-sig\", secrets = [\"{KEY}\"] }}\n",
+        4 * mib,
+        up.url("/open"),
+        up.url("/provider")
+    );
+    let gw = Gateway::start(&config);
+    let http = gw.http.unwrap();
+    let mut strangers = Vec::new();
+    for i in 0..12 {
+        strangers.push(stalled_upload(http, &format!("127.0.0.{}", 2 + i), false).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = b"{\"id\":7,\"status\":\"finished\"}";
+    let sig = sign(Algorithm::Sha1, KEY, Encoding::Hex, body);
+    let r = Client::http(http)
+        .source_ip("127.0.0.100")
+        .post("/provider", &[("x-sig", &sig)], body)
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "the provider is served while strangers stall"
+    );
+    assert_eq!(
+        up.requests()
+            .iter()
+            .filter(|r| r.uri.path() == "/provider")
+            .count(),
+        1
+    );
+    // A stranger is not: its share of the budget is taken.
+    let r = Client::http(http)
+        .source_ip("127.0.0.60")
+        .post("/open", &[("x-sig", &sig)], body)
+        .await;
+    assert_eq!(r.status, 503, "strangers never hold the reserve");
+    drop(strangers);
+}

@@ -346,7 +346,7 @@ async fn an_unusable_store_answers_503_never_202() {
         .await;
     assert_eq!(r.status, 503, "the provider will retry");
     let log = gw.wait_for_log("not stored");
-    assert!(log.contains("cannot create the queue directory"), "{log}");
+    assert!(log.contains("cannot create the directory"), "{log}");
     assert_eq!(up.count(), 0);
 }
 

@@ -126,7 +126,9 @@ async fn callback(
     };
     let (mut parts, body) = req.into_parts();
     // Held until the request is answered: the body stays in memory till then.
-    let mut held = shared.budget.load().hold(client);
+    // Vouched for (address or token) before the body: the reserve is open to it.
+    let vouched = pre.vouches() && failed.is_empty();
+    let mut held = shared.budget.load().hold(client, vouched);
     let body = match read_body(
         config,
         route.max_body_bytes,

@@ -687,8 +687,7 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let err = Sqlite::open(&file.join("sub")).err().unwrap();
         assert!(
-            err.to_string()
-                .contains("cannot create the queue directory"),
+            err.to_string().contains("cannot create the directory"),
             "{err}"
         );
     }
