@@ -417,3 +417,141 @@ async fn a_failed_renewal_keeps_the_current_certificate_serving() {
         "{m}"
     );
 }
+
+/// A real HTTPS listener on its own thread that completes the TLS handshake
+/// and then never answers; the PEM of the CA it chains to.
+fn hanging_directory(dir: &Path) -> (u16, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let ca_pem = dir.join("hanging-ca.pem");
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let mut buf = [0u8; 4096];
+                        // Read the request, answer nothing, keep it open.
+                        while let Ok(n) = tls.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (port, ca_pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_never_answers_is_a_logged_counted_failure() {
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (port, ca) = hanging_directory(keys.path());
+    let acme = format!("directory = \"https://127.0.0.1:{port}/dir\"\nca_roots = {ca:?}\n");
+    let text = config(
+        free_port(),
+        free_port(),
+        &acme,
+        state.path(),
+        &upstream.url("/r"),
+        true,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    wait_log(
+        &gw,
+        "acme: ordering a certificate",
+        1,
+        Duration::from_secs(5),
+    );
+    let took = wait_log(
+        &gw,
+        "acme: ordering a certificate failed",
+        1,
+        Duration::from_secs(40),
+    );
+    let log = gw.log();
+    assert!(log.contains("no answer to"), "{log}");
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains("callgate_acme_orders_total{result=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("callgate_acme_last_error_timestamp_seconds 0\n"),
+        "{m}"
+    );
+    println!(
+        "acme: a directory that completes TLS and never answers fails the order after {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_account_is_reported_once_until_the_file_changes() {
+    use sha2::Digest;
+    let upstream = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let directory = format!("https://{}/dir", closed_port());
+    let hash = hex::encode(&sha2::Sha256::digest(directory.as_bytes())[..6]);
+    let account = state.path().join(format!("account-{hash}.json"));
+    std::fs::write(&account, "{ not json").unwrap();
+    std::fs::set_permissions(&account, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let acme = format!(
+        "directory = {directory:?}\nca_roots = {:?}\n",
+        test_cert().cert_path
+    );
+    let text = config(
+        free_port(),
+        free_port(),
+        &acme,
+        state.path(),
+        &upstream.url("/r"),
+        true,
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let needle = "stored account credentials are unreadable";
+    wait_log(&gw, needle, 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        gw.log().matches(needle).count(),
+        1,
+        "reported once, not retried"
+    );
+    std::fs::write(&account, "{ still not json }").unwrap();
+    wait_log(&gw, "the account file changed", 1, Duration::from_secs(15));
+    wait_log(&gw, needle, 2, Duration::from_secs(10));
+}

@@ -36,6 +36,10 @@ impl Files {
         read(&self.account)
     }
 
+    pub(super) fn account_path(&self) -> &Path {
+        &self.account
+    }
+
     pub(super) fn save_account(&self, json: &[u8]) -> io::Result<()> {
         self.write(&self.account, json)
     }

@@ -20,6 +20,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// After a rate-limit error: Let's Encrypt's limits count per hour at least.
 const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
+/// A whole issuance, polling included, at most (each request: 10 s).
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Start, restart or stop the certificate manager to match the running config.
 pub(crate) fn reconcile(shared: &Arc<Shared>) {
@@ -59,8 +61,11 @@ async fn run(shared: Arc<Shared>, settings: config::Acme, stop: CancellationToke
     }
     loop {
         let started = std::time::Instant::now();
+        tracing::info!(domains = ?settings.domains, directory = %settings.directory, "acme: ordering a certificate");
+        let issue =
+            tokio::time::timeout(ORDER_TIMEOUT, order::issue(&shared.acme, &settings, &files));
         let outcome = tokio::select! {
-            r = order::issue(&shared.acme, &settings, &files) => r,
+            r = issue => r.unwrap_or(Err(OrderError::Timeout(ORDER_TIMEOUT))),
             _ = stop.cancelled() => return,
         };
         let wait = match outcome {
@@ -70,6 +75,18 @@ async fn run(shared: Arc<Shared>, settings: config::Acme, stop: CancellationToke
                 tracing::info!(domains = ?settings.domains, took_ms = started.elapsed().as_millis() as u64, issuer = %issued.issuer, "acme: certificate issued");
                 install(&shared, &settings, &issued);
                 until(renewal_due(&issued, settings.renew_before))
+            }
+            Err(OrderError::Account(e)) => {
+                // Retrying cannot mend a file: say so once, and wait for the
+                // operator to remove or replace it.
+                shared.metrics.acme_order(false);
+                let file = files.account_path().display().to_string();
+                tracing::error!(%file, "acme: the stored account credentials are unreadable ({e}); no order until the file changes: remove it to register a new account, or restore it from a backup");
+                if !wait_for_change(files.account_path(), &stop).await {
+                    return;
+                }
+                tracing::info!(%file, "acme: the account file changed; ordering again");
+                continue;
             }
             Err(e) => {
                 failures += 1;
@@ -82,6 +99,26 @@ async fn run(shared: Arc<Shared>, settings: config::Acme, stop: CancellationToke
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Until the file at `path` changes (is removed, replaced or rewritten);
+/// false when stopped first.
+async fn wait_for_change(path: &std::path::Path, stop: &CancellationToken) -> bool {
+    let stamp = |p: &std::path::Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let before = stamp(path);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => return false,
+        }
+        if stamp(path) != before {
+            return true;
         }
     }
 }

@@ -28,6 +28,8 @@ pub(super) enum OrderError {
     Account(#[from] serde_json::Error),
     #[error("{0}")]
     Other(String),
+    #[error("the order did not complete within {0:?} (an ACME server that accepts connections but does not answer?)")]
+    Timeout(Duration),
 }
 
 impl OrderError {
