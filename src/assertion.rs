@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use http::{header, HeaderMap, HeaderValue, Method};
+use http::{header, HeaderValue, Method};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
@@ -86,20 +86,22 @@ impl std::fmt::Write for Text<'_> {
     }
 }
 
-/// Add the assertion to a request about to go upstream, signed now, over
-/// its headers as they will be sent.
-pub(crate) fn stamp(
-    headers: &mut HeaderMap,
+/// Add the assertion to a request about to go upstream (`body` is its
+/// body), signed now, over its method, target and headers as they will be
+/// sent.
+pub(crate) fn stamp<B>(
+    req: &mut http::Request<B>,
+    body: &[u8],
     assertion: &Assertion,
     route: &str,
     checks: &str,
-    method: &Method,
-    target: &str,
-    body: &[u8],
 ) {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let method = req.method();
+    let headers = req.headers();
     let one = |name| headers.get(name).map_or(&b""[..], HeaderValue::as_bytes);
     let fields = Fields {
         version: assertion.version,
@@ -117,7 +119,7 @@ pub(crate) fn stamp(
     // Route names are config text; one that is no header value gets no assertion
     // rather than a broken one (the receiver then refuses the request).
     if let Ok(v) = HeaderValue::from_bytes(&v) {
-        headers.insert(assertion.header.clone(), v);
+        req.headers_mut().insert(assertion.header.clone(), v);
     }
 }
 

@@ -1,13 +1,9 @@
 //! callgate: a TLS-terminating reverse proxy that verifies inbound webhooks
 //! (source IP, HMAC of the raw body, URL token) before they reach a receiver.
 //!
-//! Dependencies point one way, from the edge inwards:
-//!
-//! ```text
-//! cli ─→ server ─→ proxy ──────→ upstream ─→ verify ─→ config
-//!          │  └──→ queue::worker ─↗   queue::store ─↗
-//!          └─────→ acme ─────────────────────────────↗
-//! ```
+//! Dependencies point one way, from the edge inwards (cli → server →
+//! proxy → state → queue, acme → upstream → verify → config); the exact
+//! list is in `ARCHITECTURE.md`, kept true by `tests/architecture.rs`.
 //!
 //! [`verify`] is the pure decision (no I/O, no clock); [`config`] turns the
 //! TOML file into typed values once. `ARCHITECTURE.md` is the map.

@@ -2,43 +2,40 @@
 //! config, the metrics, brute-force damping, the callback store, and the
 //! stop signals of background work.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::acme::live::Acme;
+use crate::acme::manager::Manager;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::damping::Damper;
 use crate::metrics::Metrics;
-use crate::queue::store::{Store, StoreError};
+use crate::queue::{Queue, Store, StoreError, Worker};
 
 /// State every request shares.
 pub(crate) struct Shared {
     /// Each request takes one snapshot at its start and keeps it to its end,
     /// so a reload never changes a request halfway.
-    pub(crate) config: ArcSwap<Config>,
-    pub(crate) metrics: Metrics,
+    pub(crate) config: Arc<ArcSwap<Config>>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Request-body bytes held in memory; replaced when a reload changes its limits.
     pub(crate) budget: ArcSwap<Budget>,
     /// Brute-force damping, when configured; survives reloads that keep its settings.
     pub(crate) damper: ArcSwapOption<Damper>,
-    /// The callback store, opened on first use (and again if [queue] dir changes).
-    store: Mutex<Option<Store>>,
-    /// Running queue workers by route, each with its stop signal.
-    pub(crate) queue_workers: Mutex<HashMap<String, CancellationToken>>,
-    /// Wakes a route's worker when a callback is stored.
-    wakes: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The callback store (opened on first use, and again if [queue]
+    /// changes), the workers' wake-ups and stop signals.
+    queue: Queue,
     /// The https listener's port once bound (0: none), for http_redirect.
     pub(crate) https_port: std::sync::atomic::AtomicU16,
     /// Cancelled when callgate stops: the parent of every background task's token.
     pub(crate) stopping: CancellationToken,
     /// Certificates obtained by ACME and the challenge answers being
     /// published; kept across reloads.
-    pub(crate) acme: Acme,
+    pub(crate) acme: Arc<Acme>,
     /// Pass-through requests and tunnels held per client address.
     pub(crate) site_slots: Arc<crate::slots::Slots>,
 }
@@ -51,14 +48,12 @@ impl Shared {
         Shared {
             damper: ArcSwapOption::new(damper_for(&config)),
             budget: ArcSwap::new(budget_for(&config)),
-            config: ArcSwap::from_pointee(config),
-            metrics,
-            store: Mutex::new(None),
-            queue_workers: Mutex::new(HashMap::new()),
-            wakes: Mutex::new(HashMap::new()),
+            config: Arc::new(ArcSwap::from_pointee(config)),
+            metrics: Arc::new(metrics),
+            queue: Queue::default(),
             stopping: CancellationToken::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
-            acme: Acme::default(),
+            acme: Arc::default(),
             site_slots: Arc::default(),
         }
     }
@@ -67,20 +62,32 @@ impl Shared {
     /// that changes `[queue]` opens the new one). An error (unwritable
     /// directory, bad URL) is retried on the next call.
     pub(crate) fn store(&self) -> Result<Store, StoreError> {
-        let config = self.config.load();
-        let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(store) = slot.as_ref().filter(|s| s.is(&config.queue)) {
-            return Ok(store.clone());
-        }
-        let store = Store::open(&config.queue)?;
-        *slot = Some(store.clone());
-        Ok(store)
+        self.queue.store(&self.config.load().queue)
     }
 
     /// The notifier that wakes a route's delivery worker.
     pub(crate) fn queue_wake(&self, route: &str) -> Arc<Notify> {
-        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
-        wakes.entry(route.to_owned()).or_default().clone()
+        self.queue.wake(route)
+    }
+
+    /// The narrow handle the queue's background work gets.
+    pub(crate) fn queue_worker(&self) -> Worker {
+        Worker {
+            config: self.config.clone(),
+            queue: self.queue.clone(),
+            metrics: self.metrics.clone(),
+            stopping: self.stopping.clone(),
+        }
+    }
+
+    /// The narrow handle the certificate manager gets.
+    pub(crate) fn acme_manager(&self) -> Manager {
+        Manager {
+            config: self.config.clone(),
+            acme: self.acme.clone(),
+            metrics: self.metrics.clone(),
+            stopping: self.stopping.clone(),
+        }
     }
 
     /// Make `config` the running config. Failure counts are kept unless the

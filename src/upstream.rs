@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -26,7 +26,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::config::Route;
+use crate::config::{Assertion, Route};
 use crate::metrics::Metrics;
 use crate::verify::query;
 
@@ -247,6 +247,36 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A verified callback on its way to the route's upstream. Direct delivery
+/// and the queue worker both build the outgoing request here: the route's
+/// target with the caller's query, HTTP/1.1, the headers as prepared (the
+/// verified header already set), and the assertion when configured, signed
+/// at this moment over exactly what is sent.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) method: Method,
+    /// The caller's query (token restored or stripped as the route says).
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: http::HeaderMap,
+    /// The verified header's value, for the assertion.
+    pub(crate) checks: &'a str,
+}
+
+impl Outgoing<'_> {
+    /// The request, with `body`, and the assertion when `assertion` is set.
+    pub(crate) fn build(self, body: Bytes, assertion: Option<&Assertion>) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body.clone()));
+        *req.method_mut() = self.method;
+        *req.uri_mut() = upstream_uri(self.route, self.query);
+        *req.version_mut() = http::Version::HTTP_11;
+        *req.headers_mut() = self.headers;
+        if let Some(a) = assertion {
+            crate::assertion::stamp(&mut req, &body, a, &self.route.name, self.checks);
+        }
+        req
     }
 }
 

@@ -44,3 +44,99 @@ fn every_source_file_is_on_the_map_and_the_map_names_no_missing_file() {
         .collect();
     assert!(gone.is_empty(), "on the tree but not in src/: {gone:?}");
 }
+
+/// The `crate::` modules each top-level module of src/ uses (tests excluded).
+fn computed_edges(
+    root: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !path.extension().is_some_and(|e| e == "rs") {
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if rel.ends_with("tests.rs") {
+                continue;
+            }
+            let top = rel
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_owned();
+            if top == "main" || top == "lib" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            for (i, _) in code.match_indices("crate::") {
+                let name: String = code[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != top {
+                    edges.entry(top.clone()).or_default().insert(name);
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// The diagram in ARCHITECTURE.md is the code's own: every `crate::` use
+/// between top-level modules is listed, every listed one is used, and the
+/// graph has no cycle.
+#[test]
+fn the_dependency_list_is_exactly_the_codes_and_has_no_cycle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let block = map
+        .split("```deps\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a ```deps block");
+    let mut listed: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let (from, to) = line.split_once('→').expect("`from → a, b`");
+        listed.insert(
+            from.trim().to_owned(),
+            to.split(',').map(|t| t.trim().to_owned()).collect(),
+        );
+    }
+    let code = computed_edges(&root.join("src"));
+    assert_eq!(
+        listed, code,
+        "ARCHITECTURE.md's deps block differs from the code"
+    );
+    // No cycle: repeatedly remove modules nothing left depends on.
+    let mut left = code.clone();
+    while !left.is_empty() {
+        let used: std::collections::BTreeSet<String> = left.values().flatten().cloned().collect();
+        let free: Vec<String> = left
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
+        assert!(
+            !free.is_empty(),
+            "a dependency cycle among {:?}",
+            left.keys()
+        );
+        for k in free {
+            left.remove(&k);
+        }
+    }
+}

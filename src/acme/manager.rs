@@ -13,7 +13,17 @@ use tokio_util::sync::CancellationToken;
 use super::files::Files;
 use super::order::{self, OrderError};
 use crate::config::{self, tls};
-use crate::state::Shared;
+use crate::metrics::Metrics;
+
+/// What the certificate manager is handed: the running config, the live
+/// certificates and challenge answers, the metrics and the stop signal.
+#[derive(Clone)]
+pub(crate) struct Manager {
+    pub(crate) config: Arc<arc_swap::ArcSwap<config::Config>>,
+    pub(crate) acme: Arc<super::live::Acme>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stopping: CancellationToken,
+}
 
 /// First wait after a failed order; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(10);
@@ -24,7 +34,7 @@ const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
 const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Start, restart or stop the certificate manager to match the running config.
-pub(crate) fn reconcile(shared: &Arc<Shared>) {
+pub(crate) fn reconcile(shared: &Manager) {
     let wanted = shared
         .config
         .load()
@@ -48,7 +58,7 @@ pub(crate) fn reconcile(shared: &Arc<Shared>) {
     }
 }
 
-async fn run(shared: Arc<Shared>, settings: config::Acme, stop: CancellationToken) {
+async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
     let files = Files::new(&settings);
     let mut failures = 0u32;
     if let Some(stored) = files.certificate(&settings.domains) {
@@ -124,7 +134,7 @@ async fn wait_for_change(path: &std::path::Path, stop: &CancellationToken) -> bo
 }
 
 /// Serve `certificate` for the domains from the next handshake on.
-fn install(shared: &Shared, settings: &config::Acme, certificate: &tls::Loaded) {
+fn install(shared: &Manager, settings: &config::Acme, certificate: &tls::Loaded) {
     let mut sni = tls::Sni::default();
     sni.set_default(certificate.key.clone());
     match tls::server_config(sni) {

@@ -1,7 +1,8 @@
-//! One request's handling, in named phases:
+//! One request's handling, in named phases, each a method of one [`Call`]
+//! (the shared state, the config snapshot, the connection and the client):
 //!
 //! ```text
-//! admit → precheck → read body → verify → prepare headers → dedupe → deliver → log
+//! admit → precheck → read body → prepare headers → verify → replay claim → deliver → log
 //! ```
 //!
 //! Each phase either hands the request on or ends it with a typed
@@ -28,10 +29,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::assertion;
 use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
@@ -65,141 +65,292 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let config = shared.config.load_full();
-    let client = client_ip::resolve(
-        conn.peer.ip(),
-        req.headers(),
-        &config.gateway.trusted_proxies,
-    );
-    let method = req.method().clone();
-    // Built only when the request log line is on (it is the hot path's only string work).
-    let target = tracing::enabled!(tracing::Level::INFO)
-        .then(|| redacted_target(req.uri(), &config.redact_params))
-        .unwrap_or_default();
-
-    let handled = respond(&shared, &config, &conn, client, req).await;
-    logging(&shared, &handled, client, &method, &target, start);
+    let call = Call {
+        shared: &shared,
+        config: &config,
+        conn: &conn,
+        client: client_ip::resolve(
+            conn.peer.ip(),
+            req.headers(),
+            &config.gateway.trusted_proxies,
+        ),
+    };
+    let seen = Seen {
+        method: req.method().clone(),
+        // Built only when the request log line is on (it is the hot path's only string work).
+        target: tracing::enabled!(tracing::Level::INFO)
+            .then(|| redacted_target(req.uri(), &config.redact_params))
+            .unwrap_or_default(),
+        start,
+    };
+    let handled = call.respond(req).await;
+    call.logging(&handled, &seen);
     Ok(handled.response)
 }
 
-/// The phases, in order; the first that ends the request answers it.
-async fn respond(
-    shared: &Shared,
-    config: &Config,
-    conn: &ConnInfo,
-    client: IpAddr,
-    req: Request<Incoming>,
-) -> Handled {
-    match admit(shared, config, conn, client, &req) {
-        Ok(Target::Route(route)) => callback(shared, config, conn, client, route, req).await,
-        Ok(Target::Site(site)) => passthrough::serve(shared, config, conn, site, req).await,
-        Ok(Target::Redirect(location)) => Handled::redirected(location),
-        Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
-        Err((route, rejection)) => {
-            let version = req.version();
-            body::drain_h2(req).await;
-            Handled::rejected(route, rejection, version)
-        }
-    }
+/// One request's context: what every request shares, the config snapshot
+/// it keeps to its end (a reload never changes a request halfway), its
+/// connection and the client address it is judged by.
+pub(crate) struct Call<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) config: &'a Config,
+    pub(crate) conn: &'a ConnInfo,
+    pub(crate) client: IpAddr,
 }
 
-/// A callback's phases: precheck, read body, verify, prepare headers,
-/// dedupe, deliver.
-async fn callback(
-    shared: &Shared,
-    config: &Config,
-    conn: &ConnInfo,
-    client: IpAddr,
-    route: &Arc<Route>,
-    req: Request<Incoming>,
-) -> Handled {
-    let version = req.version();
-    // Report-only routes run every check and collect what failed.
-    let (pre, mut failed) = match route.enforce {
-        true => match verify::precheck(route, client, req.uri()) {
-            Ok(pre) => (pre, Vec::new()),
-            Err(refusal) => {
+/// What the log line says of the request as it came.
+struct Seen {
+    method: Method,
+    target: String,
+    start: Instant,
+}
+
+/// A callback that passed its route's checks, as it will be delivered.
+struct Verified {
+    parts: Parts,
+    body: Bytes,
+    checked: Checked,
+}
+
+impl Call<'_> {
+    /// The phases, in order; the first that ends the request answers it.
+    async fn respond(&self, req: Request<Incoming>) -> Handled {
+        match self.admit(&req) {
+            Ok(Target::Route(route)) => self.callback(route, req).await,
+            Ok(Target::Site(site)) => passthrough::serve(self, site, req).await,
+            Ok(Target::Redirect(location)) => Handled::redirected(location),
+            Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
+            Err((route, rejection)) => {
+                let version = req.version();
                 body::drain_h2(req).await;
-                return forbidden(shared, route, client, refusal, version);
+                Handled::rejected(route, rejection, version)
             }
-        },
-        false => verify::precheck_all(route, client, req.uri()),
-    };
-    let (mut parts, body) = req.into_parts();
-    // Held until the request is answered: the body stays in memory till then.
-    // Vouched for (address or token) before the body: the reserve is open to it.
-    let vouched = pre.vouches() && failed.is_empty();
-    let mut held = shared.budget.load().hold(client, vouched);
-    let body = match read_body(
-        config,
-        route.max_body_bytes,
-        &mut held,
-        &parts.headers,
-        body,
-    )
-    .await
-    {
-        Ok(body) => body,
-        Err(rejection) => return Handled::rejected(Some(route), rejection, version),
-    };
-    // The body checks see the headers exactly as they will be forwarded.
-    prepare_headers(config, conn, &mut parts, body.len());
-    let url = public_url(route, conn, &parts);
-    let req = Signable {
-        headers: &parts.headers,
-        body: &body,
-        url: url.as_deref(),
-        now: unix_now(),
-    };
-    let checked = match route.enforce {
-        true => match verify::finish(route, pre, &req) {
-            Ok(checked) => checked,
-            Err(refusal) => return forbidden(shared, route, client, refusal, version),
-        },
-        false => {
-            let (checked, more) = verify::finish_all(route, pre, &req);
-            failed.extend(more);
-            checked
         }
-    };
-    // Keys of signed bytes only; the claim is taken before any delivery.
-    let direct = route.delivery == Delivery::Direct;
-    let claim = route
-        .dedupe_window
-        .and_then(|_| replay::claim_for(route, verify::replay::keys(route, &req), direct));
-    headers::mark_verified(
-        &mut parts.headers,
-        &config.gateway.verified_header,
-        checked.passed,
-    );
-    let handled = match direct {
-        false => enqueue(shared, route, parts, body, checked, claim).await,
-        true => match replay::claim_direct(shared, route, claim).await {
-            Ok(held) => forward(shared, config, route, parts, body, checked, held).await,
-            Err(copy) => copy,
-        },
-    };
-    handled.would_refuse(failed)
-}
-
-/// Admission: what is decided from the request line and headers alone, in
-/// order: framing, damping, route (path and host), method; else the
-/// redirect to https, else the pass-through for the host.
-/// The http-01 key authorization, when this plain-HTTP GET asks for one
-/// being published.
-fn acme_answer(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>) -> Option<String> {
-    if conn.proto != "http" || req.method() != Method::GET {
-        return None;
     }
-    shared.acme.http_answer(req.uri().path())
+
+    /// A callback's phases: precheck, read body, prepare headers, verify,
+    /// replay claim, deliver.
+    async fn callback(&self, route: &Arc<Route>, req: Request<Incoming>) -> Handled {
+        let version = req.version();
+        // Report-only routes run every check and collect what failed.
+        let (pre, mut failed) = match route.enforce {
+            true => match verify::precheck(route, self.client, req.uri()) {
+                Ok(pre) => (pre, Vec::new()),
+                Err(refusal) => {
+                    body::drain_h2(req).await;
+                    return self.forbidden(route, refusal, version);
+                }
+            },
+            false => verify::precheck_all(route, self.client, req.uri()),
+        };
+        let (mut parts, body) = req.into_parts();
+        // Held until the request is answered: the body stays in memory till then.
+        // Vouched for (address or token) before the body: the reserve is open to it.
+        let vouched = pre.vouches() && failed.is_empty();
+        let mut held = self.shared.budget.load().hold(self.client, vouched);
+        let max = route.max_body_bytes;
+        let body = match read_body(self.config, max, &mut held, &parts.headers, body).await {
+            Ok(body) => body,
+            Err(rejection) => return Handled::rejected(Some(route), rejection, version),
+        };
+        // The body checks see the headers exactly as they will be forwarded.
+        self.prepare_headers(&mut parts, body.len());
+        let url = public_url(route, self.conn, &parts);
+        let req = Signable {
+            headers: &parts.headers,
+            body: &body,
+            url: url.as_deref(),
+            now: unix_now(),
+        };
+        let checked = match route.enforce {
+            true => match verify::finish(route, pre, &req) {
+                Ok(checked) => checked,
+                Err(refusal) => return self.forbidden(route, refusal, version),
+            },
+            false => {
+                let (checked, more) = verify::finish_all(route, pre, &req);
+                failed.extend(more);
+                checked
+            }
+        };
+        // Keys of signed bytes only; the claim is taken before any delivery.
+        let direct = route.delivery == Delivery::Direct;
+        let claim = route
+            .dedupe_window
+            .and_then(|_| replay::claim_for(route, verify::replay::keys(route, &req), direct));
+        headers::mark_verified(
+            &mut parts.headers,
+            &self.config.gateway.verified_header,
+            checked.passed,
+        );
+        let verified = Verified {
+            parts,
+            body,
+            checked,
+        };
+        let handled = match direct {
+            false => self.enqueue(route, verified, claim).await,
+            true => match replay::claim_direct(self.shared, route, claim).await {
+                Ok(held) => self.forward(route, verified, held).await,
+                Err(copy) => copy,
+            },
+        };
+        handled.would_refuse(failed)
+    }
+
+    /// The http-01 key authorization, when this plain-HTTP GET asks for one
+    /// being published.
+    fn acme_answer(&self, req: &Request<Incoming>) -> Option<String> {
+        if self.conn.proto != "http" || req.method() != Method::GET {
+            return None;
+        }
+        self.shared.acme.http_answer(req.uri().path())
+    }
+
+    /// Admission: what is decided from the request line and headers alone,
+    /// in order: framing, damping, route (path and host), method; else the
+    /// redirect to https, else the pass-through for the host.
+    fn admit<'c>(&self, req: &Request<Incoming>) -> Result<Target<'c>, Admitted<'c>>
+    where
+        Self: 'c,
+    {
+        admit_to(self, req)
+    }
+
+    /// A failed check: 403, and one more failure for damping unless the
+    /// client had passed the route's IP allowlist (a provider's own mistake
+    /// must not cut it off).
+    fn forbidden(&self, route: &Arc<Route>, refusal: Refusal, version: Version) -> Handled {
+        if matches!(refusal, Refusal::Ip(_)) || route.allow_ips.is_none() {
+            if let Some(d) = self.shared.damper.load().as_ref() {
+                d.failure(self.client);
+            }
+        }
+        Handled::rejected(Some(route), Rejection::Verify(refusal), version)
+    }
+
+    /// The caller's headers become the upstream request's: hop-by-hop and
+    /// reserved headers out, X-Forwarded-* from what callgate itself saw.
+    fn prepare_headers(&self, parts: &mut Parts, body_len: usize) {
+        let reserved = &self.config.gateway.reserved_headers;
+        self.conn.rewrite_headers(self.config, parts, |h, seen| {
+            headers::for_upstream(h, seen, reserved, body_len)
+        });
+    }
+
+    /// Delivery, queued: store durably, then acknowledge; never acknowledge
+    /// what was not stored.
+    async fn enqueue(
+        &self,
+        route: &Arc<Route>,
+        v: Verified,
+        claim: Option<ReplayClaim>,
+    ) -> Handled {
+        let callback = NewCallback {
+            route: route.name.clone(),
+            method: v.parts.method.as_str().to_owned(),
+            // The token's value never reaches the disk; its index is put back at
+            // delivery. (Only this route's: delivery restores only this route's.)
+            query: v.parts.uri.query().map(|q| match &route.token {
+                Some(t) => query::redact(q, std::slice::from_ref(&t.param)).into_owned(),
+                None => q.to_owned(),
+            }),
+            token_secret: v.checked.token_secret,
+            headers: queue::to_lines(&stored_headers(route, v.parts.headers)),
+            body: v.body.to_vec(),
+            verified: v.checked.passed.header_value().to_owned(),
+            arrived_ms: queue::now_ms(),
+            replay: claim
+                .as_ref()
+                .map(|c| verify::replay::encode(&c.keys))
+                .unwrap_or_default(),
+        };
+        let now = callback.arrived_ms;
+        let stored = match self.shared.store() {
+            Ok(store) => store.enqueue(callback, claim).await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            // A copy of a stored or delivered message: acknowledged, not stored again.
+            Ok(Enqueued::Copy(copy)) => replay::answer_copy(route, copy, now, route.ack_status),
+            Ok(Enqueued::Stored(id)) => {
+                self.shared.queue_wake(&route.name).notify_one();
+                let ack = text(route.ack_status, "accepted\n");
+                Handled::answered(route, Outcome::Queued, ack, format!("stored as {id}"))
+            }
+            Err(e) => Handled::failed(Some(route), Failure::NotStored(e)),
+        }
+    }
+
+    /// Delivery, direct: the upstream's answer goes back as it comes; the
+    /// replay claim, if any, is settled by it.
+    async fn forward(
+        &self,
+        route: &Arc<Route>,
+        v: Verified,
+        held: Option<replay::Held>,
+    ) -> Handled {
+        let checks = v.checked.passed.header_value();
+        let outgoing = upstream::Outgoing {
+            route,
+            method: v.parts.method,
+            query: v.parts.uri.query(),
+            headers: v.parts.headers,
+            checks,
+        };
+        let req = outgoing.build(v.body, self.config.gateway.assertion.as_ref());
+        match upstream::send_and_record(&self.shared.metrics, route, req).await {
+            Ok(resp) => {
+                if let Some(held) = held {
+                    held.settle(resp.status().is_success()).await;
+                }
+                let (mut parts, body) = resp.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                let response = Response::from_parts(parts, body.boxed());
+                let reason = format!("verified {checks}");
+                Handled::answered(route, Outcome::Forwarded, response, reason)
+            }
+            Err(e) => {
+                if let Some(held) = held {
+                    held.settle(false).await;
+                }
+                Handled::failed(Some(route), Failure::Upstream(e))
+            }
+        }
+    }
+
+    /// The last phase: the metrics and one log line per request.
+    fn logging(&self, handled: &Handled, seen: &Seen) {
+        let route = match (&handled.route, handled.site) {
+            (Some(r), _) => r.name.as_str(),
+            (None, true) => "passthrough",
+            (None, false) => "-",
+        };
+        let cache = handled.route.as_ref().map(|r| &r.metrics);
+        self.shared
+            .metrics
+            .request(route, cache, handled.outcome, handled.refusal);
+        tracing::info!(
+            route,
+            client = %self.client,
+            method = %seen.method,
+            uri = %seen.target,
+            outcome = handled.outcome.as_str(),
+            reason = handled.reason.as_str(),
+            status = handled.response.status().as_u16(),
+            duration_ms = format_args!("{:.1}", seen.start.elapsed().as_secs_f64() * 1000.0),
+            "request"
+        );
+    }
 }
 
-fn admit<'c>(
-    shared: &Shared,
-    config: &'c Config,
-    conn: &ConnInfo,
-    client: IpAddr,
-    req: &Request<Incoming>,
-) -> Result<Target<'c>, (Option<&'c Arc<Route>>, Rejection)> {
+/// Why admission ended a request: the route it was for, if any, and the refusal.
+type Admitted<'c> = (Option<&'c Arc<Route>>, Rejection);
+
+/// Admission for [`Call::admit`], as a free function so that the routes it
+/// returns borrow from the config snapshot, not from the call.
+fn admit_to<'c>(call: &Call<'c>, req: &Request<Incoming>) -> Result<Target<'c>, Admitted<'c>> {
+    let (shared, config, conn, client) = (call.shared, call.config, call.conn, call.client);
     // An origin server may accept absolute-form (RFC 9112 §3.2.2), but no
     // provider sends it and it is a classic lever for request smuggling and
     // Host confusion: refuse it, and CONNECT, before any routing.
@@ -223,7 +374,7 @@ fn admit<'c>(
     }
     // Before routing and damping: the ACME server validates from anywhere,
     // and the answer is only there while an order is being validated.
-    if let Some(answer) = acme_answer(shared, conn, req) {
+    if let Some(answer) = call.acme_answer(req) {
         return Ok(Target::AcmeChallenge(answer));
     }
     let host = request_host(req);
@@ -261,7 +412,7 @@ fn elsewhere<'c>(
     conn: &ConnInfo,
     host: Option<&str>,
     req: &Request<Incoming>,
-) -> Result<Target<'c>, (Option<&'c Arc<Route>>, Rejection)> {
+) -> Result<Target<'c>, Admitted<'c>> {
     if conn.proto == "http" && config.listen.http_redirect {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let port = match conn.https_port {
@@ -348,79 +499,6 @@ fn request_host(req: &Request<Incoming>) -> Option<Cow<'_, str>> {
     }
 }
 
-/// A failed check: 403, and one more failure for damping unless the client
-/// had passed the route's IP allowlist (a provider's own mistake must not
-/// cut it off).
-fn forbidden(
-    shared: &Shared,
-    route: &Arc<Route>,
-    client: IpAddr,
-    refusal: Refusal,
-    version: Version,
-) -> Handled {
-    if matches!(refusal, Refusal::Ip(_)) || route.allow_ips.is_none() {
-        if let Some(d) = shared.damper.load().as_ref() {
-            d.failure(client);
-        }
-    }
-    Handled::rejected(Some(route), Rejection::Verify(refusal), version)
-}
-
-/// The caller's headers become the upstream request's: hop-by-hop and
-/// reserved headers out, X-Forwarded-* from what callgate itself saw.
-fn prepare_headers(config: &Config, conn: &ConnInfo, parts: &mut Parts, body_len: usize) {
-    let reserved = &config.gateway.reserved_headers;
-    conn.rewrite_headers(config, parts, |h, seen| {
-        headers::for_upstream(h, seen, reserved, body_len)
-    });
-}
-
-/// Delivery, queued: store durably, then acknowledge; never acknowledge
-/// what was not stored.
-async fn enqueue(
-    shared: &Shared,
-    route: &Arc<Route>,
-    parts: Parts,
-    body: Bytes,
-    checked: Checked,
-    claim: Option<ReplayClaim>,
-) -> Handled {
-    let callback = NewCallback {
-        route: route.name.clone(),
-        method: parts.method.as_str().to_owned(),
-        // The token's value never reaches the disk; its index is put back at
-        // delivery. (Only this route's: delivery restores only this route's.)
-        query: parts.uri.query().map(|q| match &route.token {
-            Some(t) => query::redact(q, std::slice::from_ref(&t.param)).into_owned(),
-            None => q.to_owned(),
-        }),
-        token_secret: checked.token_secret,
-        headers: queue::to_lines(&stored_headers(route, parts.headers)),
-        body: body.to_vec(),
-        verified: checked.passed.header_value().to_owned(),
-        arrived_ms: queue::now_ms(),
-        replay: claim
-            .as_ref()
-            .map(|c| verify::replay::encode(&c.keys))
-            .unwrap_or_default(),
-    };
-    let now = callback.arrived_ms;
-    let stored = match shared.store() {
-        Ok(store) => store.enqueue(callback, claim).await,
-        Err(e) => Err(e),
-    };
-    match stored {
-        // A copy of a stored or delivered message: acknowledged, not stored again.
-        Ok(Enqueued::Copy(copy)) => replay::answer_copy(route, copy, now, route.ack_status),
-        Ok(Enqueued::Stored(id)) => {
-            shared.queue_wake(&route.name).notify_one();
-            let ack = text(route.ack_status, "accepted\n");
-            Handled::answered(route, Outcome::Queued, ack, format!("stored as {id}"))
-        }
-        Err(e) => Handled::failed(Some(route), Failure::NotStored(e)),
-    }
-}
-
 /// The headers a queue route stores: credentials only when the route says
 /// its receiver needs them (`store_credentials`), never in clear by default.
 fn stored_headers(route: &Route, mut headers: HeaderMap) -> HeaderMap {
@@ -429,52 +507,6 @@ fn stored_headers(route: &Route, mut headers: HeaderMap) -> HeaderMap {
         headers.remove(header::PROXY_AUTHORIZATION);
     }
     headers
-}
-
-/// Delivery, direct: the upstream's answer goes back as it comes.
-async fn forward(
-    shared: &Shared,
-    config: &Config,
-    route: &Arc<Route>,
-    mut parts: Parts,
-    body: Bytes,
-    checked: Checked,
-    held: Option<replay::Held>,
-) -> Handled {
-    parts.uri = upstream::upstream_uri(route, parts.uri.query());
-    parts.version = Version::HTTP_11;
-    if let Some(a) = &config.gateway.assertion {
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let checks = checked.passed.header_value();
-        assertion::stamp(
-            &mut parts.headers,
-            a,
-            &route.name,
-            checks,
-            &parts.method,
-            target,
-            &body,
-        );
-    }
-    let req = Request::from_parts(parts, Full::new(body));
-    match upstream::send_and_record(&shared.metrics, route, req).await {
-        Ok(resp) => {
-            if let Some(held) = held {
-                held.settle(resp.status().is_success()).await;
-            }
-            let (mut parts, body) = resp.into_parts();
-            headers::remove_hop_by_hop(&mut parts.headers);
-            let response = Response::from_parts(parts, body.boxed());
-            let reason = format!("verified {}", checked.passed.header_value());
-            Handled::answered(route, Outcome::Forwarded, response, reason)
-        }
-        Err(e) => {
-            if let Some(held) = held {
-                held.settle(false).await;
-            }
-            Handled::failed(Some(route), Failure::Upstream(e))
-        }
-    }
 }
 
 /// The URL the provider called, for a scheme that signs it (Twilio): the
@@ -531,37 +563,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// The last phase: the metrics and one log line per request.
-fn logging(
-    shared: &Shared,
-    handled: &Handled,
-    client: IpAddr,
-    method: &Method,
-    target: &str,
-    start: Instant,
-) {
-    let route = match (&handled.route, handled.site) {
-        (Some(r), _) => r.name.as_str(),
-        (None, true) => "passthrough",
-        (None, false) => "-",
-    };
-    let cache = handled.route.as_ref().map(|r| &r.metrics);
-    shared
-        .metrics
-        .request(route, cache, handled.outcome, handled.refusal);
-    tracing::info!(
-        route,
-        client = %client,
-        method = %method,
-        uri = %target,
-        outcome = handled.outcome.as_str(),
-        reason = handled.reason.as_str(),
-        status = handled.response.status().as_u16(),
-        duration_ms = format_args!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
-        "request"
-    );
 }
 
 /// hyper already refuses differing Content-Lengths, and reads a message that

@@ -29,9 +29,9 @@ use super::handled::Handled;
 use super::headers;
 use super::rejection::Rejection;
 use super::site_body::SiteBody;
+use super::Call;
 use crate::config::{Config, Passthrough};
 use crate::slots::Slot;
-use crate::state::Shared;
 use crate::upstream::{self, BodyCut, ForwardError, UpBody};
 use crate::verify::form_scan::FormScan;
 use crate::verify::protect;
@@ -50,12 +50,11 @@ struct Upgrade {
 
 /// Serve one pass-through request.
 pub(super) async fn serve(
-    shared: &Shared,
-    config: &Config,
-    conn: &ConnInfo,
+    call: &Call<'_>,
     site: &Arc<Passthrough>,
     mut req: Request<Incoming>,
 ) -> Handled {
+    let (shared, config, conn) = (call.shared, call.config, call.conn);
     let version = req.version();
     let verdict = protect::check(site, req.uri().path(), req.uri().query(), req.headers());
     if verdict != protect::Verdict::Open {

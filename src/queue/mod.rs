@@ -2,6 +2,7 @@
 //! and delivered by a worker per route with retries. The store is SQLite
 //! (one machine) or PostgreSQL (several instances, one queue).
 
+mod handle;
 mod pg_tls;
 mod postgres;
 pub(crate) mod replay;
@@ -10,6 +11,7 @@ mod sqlite;
 pub(crate) mod store;
 mod worker;
 
+pub(crate) use handle::{Queue, Worker};
 pub(crate) use sqlite::FILE_NAME;
 pub(crate) use store::{now_ms, to_lines};
 pub(crate) use store::{Claim, Enqueued, NewCallback, ReplayClaim, State, Store, StoreError};

@@ -8,18 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, Version};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use rand::Rng;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::handle::Worker;
 use super::replay::queued_owner;
 use super::store::{from_lines, now_ms, Claim, ReplayClaim, Store, StoreError, Stored};
-use crate::assertion;
 use crate::config::{Assertion, Config, Delivery, Retry, Route};
-use crate::state::Shared;
 use crate::upstream::{self, ForwardError};
 use crate::verify::{query, replay};
 
@@ -80,12 +79,9 @@ fn queue_routes(config: &Config) -> impl Iterator<Item = &Arc<Route>> {
 /// Match the background work to the running config: start a worker for
 /// every queue route that has none, stop the workers of routes that are
 /// gone or no longer queued, and keep the dedupe table pruned.
-pub(crate) fn reconcile(shared: &Arc<Shared>) {
+pub(crate) fn reconcile(shared: &Worker) {
     let config = shared.config.load();
-    let mut running = shared
-        .queue_workers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut running = shared.queue.workers();
     let wanted: Vec<&str> = queue_routes(&config).map(|r| r.name.as_str()).collect();
     running.retain(|name, stop| {
         let keep = name == HOUSEKEEPING || wanted.contains(&name.as_str());
@@ -111,8 +107,8 @@ pub(crate) fn reconcile(shared: &Arc<Shared>) {
     }
 }
 
-async fn run(shared: Arc<Shared>, name: String, stop: CancellationToken) {
-    let wake = shared.queue_wake(&name);
+async fn run(shared: Worker, name: String, stop: CancellationToken) {
+    let wake = shared.queue.wake(&name);
     loop {
         let wait = tokio::select! {
             r = deliver_due(&shared, &name) => r.unwrap_or_else(|e| {
@@ -132,7 +128,7 @@ async fn run(shared: Arc<Shared>, name: String, stop: CancellationToken) {
 }
 
 /// Deliver the due head of the route's queue; how long to wait before looking again.
-async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, StoreError> {
+async fn deliver_due(shared: &Worker, name: &str) -> Result<Duration, StoreError> {
     let config = shared.config.load_full();
     let Some(route) = queue_routes(&config).find(|r| r.name == name).cloned() else {
         return Ok(POLL);
@@ -162,7 +158,7 @@ async fn deliver_due(shared: &Arc<Shared>, name: &str) -> Result<Duration, Store
 
 /// One delivery attempt: check the replay keys once more, send, then
 /// record what came of it.
-async fn attempt(shared: Arc<Shared>, route: Arc<Route>, store: Store, c: Stored) {
+async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) {
     match recheck(&route, &store, &c).await {
         Ok(Claim::Won) => {}
         Ok(copy) => return settle_copy(&shared, &route, &store, &c, copy).await,
@@ -223,7 +219,7 @@ async fn recheck(route: &Route, store: &Store, c: &Stored) -> Result<Claim, Stor
 
 /// A stored callback that a copy beat: a copy delivered or stored drops it,
 /// a copy in flight postpones it, a conflicting body kills it.
-async fn settle_copy(shared: &Shared, route: &Route, store: &Store, c: &Stored, copy: Claim) {
+async fn settle_copy(shared: &Worker, route: &Route, store: &Store, c: &Stored, copy: Claim) {
     let id = c.id;
     let result = match copy {
         Claim::Delivered | Claim::Stored => store.drop_callback(id).await.map(|_| {
@@ -305,8 +301,9 @@ async fn record(
     }
 }
 
-/// The upstream request for a stored callback, under the route's current config.
-/// The assertion, when configured, is signed at delivery: its time is the
+/// The upstream request for a stored callback, under the route's current
+/// config (`upstream::Outgoing`, as direct delivery builds it). The
+/// assertion, when configured, is signed at delivery: its time is the
 /// delivery's, its target the one sent.
 fn request(
     route: &Route,
@@ -326,32 +323,20 @@ fn request(
         }
         (q, _, _) => q.clone(),
     };
-    let mut req = Request::new(Full::new(Bytes::from(cb.body.clone())));
-    *req.method_mut() = Method::from_bytes(cb.method.as_bytes()).map_err(|e| e.to_string())?;
-    *req.uri_mut() = upstream::upstream_uri(route, query.as_deref());
-    *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = from_lines(&cb.headers)?;
-    if let Some(a) = assertion {
-        let (parts, body) = (req.uri().clone(), &cb.body);
-        let target = parts.path_and_query().map_or("/", |p| p.as_str());
-        let method = req.method().clone();
-        assertion::stamp(
-            req.headers_mut(),
-            a,
-            &route.name,
-            &cb.verified,
-            &method,
-            target,
-            body,
-        );
-    }
-    Ok(req)
+    let outgoing = upstream::Outgoing {
+        route,
+        method: Method::from_bytes(cb.method.as_bytes()).map_err(|e| e.to_string())?,
+        query: query.as_deref(),
+        headers: from_lines(&cb.headers)?,
+        checks: &cb.verified,
+    };
+    Ok(outgoing.build(Bytes::from(cb.body.clone()), assertion))
 }
 
 /// Prune the dedupe table while any route dedupes: each route's rows older
 /// than its window, and rows older than the longest window (routes that
 /// were removed, or stopped deduping).
-async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
+async fn housekeeping(shared: Worker, stop: CancellationToken) {
     loop {
         let config = shared.config.load_full();
         let windows: Vec<(String, Duration)> = config
@@ -375,7 +360,7 @@ async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-async fn prune(shared: &Shared, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
+async fn prune(shared: &Worker, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
     let store = shared.store()?;
     let now = now_ms();
     let before = |w: Duration| now - w.as_millis() as i64;

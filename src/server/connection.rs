@@ -26,17 +26,26 @@ use crate::state::Shared;
 /// h2 streams one client may have open at once.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
+/// A connection just accepted: the socket, its peer, and the listener's kind.
+pub(super) struct Accepted {
+    pub(super) tcp: TcpStream,
+    pub(super) peer: SocketAddr,
+    pub(super) kind: Kind,
+}
+
 /// Serve one connection to its end.
 pub(super) async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    kind: Kind,
+    accepted: Accepted,
     shared: &Arc<Shared>,
     stop: watch::Receiver<bool>,
     place: Place,
 ) {
+    let Accepted {
+        mut tcp,
+        peer,
+        kind,
+    } = accepted;
     let config = shared.config.load_full();
-    let mut tcp = tcp;
     let Some(peer) = proxy_header(&config, kind, &mut tcp, peer).await else {
         return;
     };

@@ -55,7 +55,7 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     // Only the threads' copies remain, so stopping them closes the sockets.
     drop(listeners);
     start_queue(&shared);
-    crate::acme::manager::reconcile(&shared);
+    crate::acme::manager::reconcile(&shared.acme_manager());
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 
     signals.serve_until_stop(&shared, config_path).await;

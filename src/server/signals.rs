@@ -62,7 +62,7 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
             log_warnings(&new);
             shared.install(new);
             start_queue(shared);
-            crate::acme::manager::reconcile(shared);
+            crate::acme::manager::reconcile(&shared.acme_manager());
             shared.metrics.reload(true);
             tracing::info!(config = %path.display(), "config reloaded");
         }
@@ -97,5 +97,5 @@ pub(super) fn start_queue(shared: &Arc<Shared>) {
         }
     }
     // Also when no route needs the store any more: its workers must stop.
-    queue::reconcile(shared);
+    queue::reconcile(&shared.queue_worker());
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::connection::serve_connection;
+use super::connection::{serve_connection, Accepted};
 use super::listeners::Kind;
 use crate::proxy::Place;
 use crate::state::Shared;
@@ -151,7 +151,8 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let open = serving.balance.pick(serving.me);
         if open.thread == serving.me {
-            spawn_serve(tcp, peer, kind, permit, open, &serving, (&tracker, &stop));
+            let accepted = Accepted { tcp, peer, kind };
+            spawn_serve(accepted, (permit, open), &serving, (&tracker, &stop));
             continue;
         }
         let target = open.thread;
@@ -189,11 +190,12 @@ async fn take_handoffs(
         };
         match TcpStream::from_std(h.tcp) {
             Ok(tcp) => spawn_serve(
-                tcp,
-                h.peer,
-                h.kind,
-                h.permit,
-                h.open,
+                Accepted {
+                    tcp,
+                    peer: h.peer,
+                    kind: h.kind,
+                },
+                (h.permit, h.open),
                 &serving,
                 (&tracker, &stop),
             ),
@@ -202,13 +204,11 @@ async fn take_handoffs(
     }
 }
 
-/// Serve one connection on this thread; `open` counts it here until it ends.
+/// Serve one connection on this thread; its place (the max_connections
+/// permit, and `open`, which counts it on this thread) is held until it ends.
 fn spawn_serve(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    kind: Kind,
-    permit: OwnedSemaphorePermit,
-    open: Open,
+    accepted: Accepted,
+    place: (OwnedSemaphorePermit, Open),
     serving: &Serving,
     (tracker, stop): (&TaskTracker, &watch::Receiver<bool>),
 ) {
@@ -216,8 +216,8 @@ fn spawn_serve(
     let stop = stop.clone();
     tracker.spawn(async move {
         let _counted = shared.metrics.connection();
-        let place: Place = Arc::new((permit, open));
-        serve_connection(tcp, peer, kind, &shared, stop, place).await;
+        let place: Place = Arc::new(place);
+        serve_connection(accepted, &shared, stop, place).await;
     });
 }
 
