@@ -542,3 +542,67 @@ fn dangerous_values_are_refused_with_the_range_or_the_fix() {
         "{out}{err}"
     );
 }
+
+/// `check --offline` reads a config on any machine: the shipped Apache
+/// example names Let's Encrypt files and systemd credentials that do not
+/// exist here, yet its routes, presets and checks are shown (and no secret
+/// is resolved); plain `check` still refuses it. A wrong file is still wrong.
+#[test]
+fn check_offline_shows_the_shipped_example_without_its_files() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/tolq-gengo-apache.toml"
+    );
+    let (code, out, err) = run_cli(&["check", "--offline", "--config", example], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "offline: secrets, certificates, CA files and state were not read",
+        "route \"tolq\": POST /tolq/callback",
+        "84.22.114.141/32 (from preset)",
+        "cred:tolq-api-key",
+        "(not read: --offline)",
+        "route \"gengo\"",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from\n{out}");
+    }
+    assert!(
+        !out.contains("offline-placeholder") && !out.contains("whsec_b2Zm"),
+        "{out}"
+    );
+    let (code, _, _) = run_cli(&["check", "--config", example], b"", &[]);
+    assert_ne!(code, 0, "without --offline the missing files are errors");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_config(dir.path(), "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"nope\"\nupstream = \"http://127.0.0.1:9/\"\ntoken = { secrets = [\"env:UNSET_ANYWHERE\"] }\n");
+    let (code, _, err) = run_cli(&["check", "--offline", "--config", &bad], b"", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("must be an absolute path"), "{err}");
+}
+
+/// Errors name the fix: the flag to add, the file's remedy.
+#[test]
+fn errors_name_the_flag_or_the_fix() {
+    let (code, _, err) = run_cli(
+        &[
+            "sign",
+            "--preset",
+            "twilio",
+            "--secret",
+            "twilio-auth-token-0123456789",
+        ],
+        b"To=1",
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("add --url"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:9/\"\ntoken = { secrets = [\"file:/etc/callgate/nonexistent-token\"] }\n",
+    );
+    let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("/etc/callgate/nonexistent-token") && err.contains("LoadCredential="),
+        "{err}"
+    );
+}

@@ -12,6 +12,7 @@ use callgate::verify::signature;
 use callgate::verify::Passed;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![
@@ -26,6 +27,15 @@ fn encoding() -> impl Strategy<Value = Encoding> {
 }
 
 proptest! {
+    // The regressions file by path: proptest need not look for a lib.rs
+    // beside this test (it warned nine times, once per property).
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/properties.proptest-regressions"),
+        ))),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn what_sign_prints_verifies(alg in algorithm(), enc in encoding(), key in prop::collection::vec(any::<u8>(), 1..80), body in prop::collection::vec(any::<u8>(), 0..2000)) {
         let k = Key::new(alg, &key);

@@ -37,6 +37,11 @@ pub enum Command {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_PATH)]
         config: PathBuf,
+        /// Resolve the config without reading secrets, certificates, CA
+        /// files or state, and without network: routes, presets and checks
+        /// as they would be (exit 0 unless the file itself is wrong).
+        #[arg(long)]
+        offline: bool,
     },
     /// Inspect and act on stored callbacks (routes with delivery = "queue").
     Queue {

@@ -9,10 +9,20 @@ use crate::config::{Config, Delivery, Route};
 use crate::queue;
 use crate::verify::{replay, Passed};
 
-/// Load the config as `run` would and print the effective routes.
-pub(super) fn check(path: &Path) -> anyhow::Result<()> {
+/// Load the config as `run` would and print the effective routes;
+/// `offline`: without reading secrets, certificates or state.
+pub(super) fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
+    if offline {
+        let config = Config::load_offline(path)?;
+        println!("offline: secrets, certificates, CA files and state were not read");
+        print!("{}", render(&config, false));
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        return Ok(());
+    }
     let config = Config::load(path)?;
-    print!("{}", render(&config));
+    print!("{}", render(&config, true));
     // State is trusted only when it is ours: say whose it is, or refuse.
     for (what, dir) in config.state_dirs() {
         match crate::trusted::inspect_dir(&dir) {
@@ -27,9 +37,10 @@ pub(super) fn check(path: &Path) -> anyhow::Result<()> {
 }
 
 // `writeln!` into a String cannot fail; the results are ignored below.
-fn render(c: &Config) -> String {
+/// `files`: certificates and ACME state were read and can be described.
+fn render(c: &Config, files: bool) -> String {
     let mut out = String::new();
-    listeners(&mut out, c);
+    listeners(&mut out, c, files);
     gateway(&mut out, c);
     for r in c.routes.iter() {
         route(&mut out, c, r);
@@ -71,7 +82,7 @@ fn passthrough(out: &mut String, i: usize, p: &crate::config::Passthrough) {
     );
 }
 
-fn listeners(out: &mut String, c: &Config) {
+fn listeners(out: &mut String, c: &Config, files: bool) {
     let _ = writeln!(out, "config {}: OK", c.path.display());
     if let Some(a) = c.listen.https {
         let _ = writeln!(out, "listen https {a}");
@@ -90,7 +101,7 @@ fn listeners(out: &mut String, c: &Config) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        for (hosts, subject, not_after) in &t.certificates {
+        for (hosts, subject, not_after) in t.certificates.iter().filter(|_| files) {
             let expires =
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs((*not_after).max(0) as u64);
             let days = (not_after - now) / 86_400;
@@ -101,7 +112,7 @@ fn listeners(out: &mut String, c: &Config) {
                 humantime::format_rfc3339_seconds(expires)
             );
         }
-        if let Some(acme) = &t.acme {
+        if let Some(acme) = t.acme.as_ref().filter(|_| files) {
             acme_state(out, acme, now);
         }
     }

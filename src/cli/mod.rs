@@ -21,7 +21,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(crate::server::run(&config, threads))),
-        Command::Check { config } => check::check(&config),
+        Command::Check { config, offline } => check::check(&config, offline),
         Command::Explain {
             config,
             route,

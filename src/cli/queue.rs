@@ -29,10 +29,10 @@ pub(super) fn queue(config: &Path, action: QueueCommand) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(act(&store, action))
+        .block_on(act(&store, config, action))
 }
 
-async fn act(store: &Store, action: QueueCommand) -> anyhow::Result<()> {
+async fn act(store: &Store, config: &Path, action: QueueCommand) -> anyhow::Result<()> {
     match action {
         QueueCommand::List { route, state } => {
             let state = state.map(|s| match s {
@@ -41,7 +41,7 @@ async fn act(store: &Store, action: QueueCommand) -> anyhow::Result<()> {
             });
             list(store, route, state).await?
         }
-        QueueCommand::Show { id } => show(store, id).await?,
+        QueueCommand::Show { id } => show(store, config, id).await?,
         QueueCommand::Retry { id: Some(id), .. } => {
             anyhow::ensure!(store.retry(id, queue::now_ms()).await?, "no callback {id}");
             println!("callback {id} will be delivered again");
@@ -85,7 +85,7 @@ async fn list(store: &Store, route: Option<String>, state: Option<State>) -> any
     Ok(())
 }
 
-async fn show(store: &Store, id: i64) -> anyhow::Result<()> {
+async fn show(store: &Store, config: &Path, id: i64) -> anyhow::Result<()> {
     let c = store
         .get(id)
         .await?
@@ -103,10 +103,22 @@ async fn show(store: &Store, id: i64) -> anyhow::Result<()> {
     if let Some(e) = &c.last_error {
         println!("last error: {e}");
     }
-    match &cb.query {
-        Some(q) => println!("\n{} ?{q}", cb.method),
-        None => println!("\n{}", cb.method),
-    }
+    // The target as it will be sent (token REDACTED: it is never stored),
+    // from the route's upstream under the config as read offline.
+    let routes = Config::load_offline(config).ok();
+    let route = routes
+        .as_ref()
+        .and_then(|c| c.routes.iter().find(|r| r.name == cb.route));
+    let target = match route {
+        Some(r) => crate::upstream::upstream_uri(r, cb.query.as_deref()).to_string(),
+        None => cb
+            .query
+            .as_ref()
+            .map_or("(route not in the config)".into(), |q| {
+                format!("(route not in the config) ?{q}")
+            }),
+    };
+    println!("\n{} {}", cb.method, printable(target.as_bytes()));
     // Header lines end in CRLF; the CR is framing, not content.
     print!("{}", printable(&cb.headers).replace("\\x0d\n", "\n"));
     println!();

@@ -31,6 +31,16 @@ pub(super) fn sign_as(
     id: &str,
     url: Option<&str>,
 ) -> anyhow::Result<()> {
+    if preset == Preset::Twilio && url.is_none() {
+        anyhow::bail!(
+            "--preset twilio signs the URL Twilio calls: add --url https://your.host/path?query"
+        );
+    }
+    if preset == Preset::Twilio && url.is_none() {
+        anyhow::bail!(
+            "--preset twilio signs the URL Twilio calls: add --url https://your.host/path?query"
+        );
+    }
     let secret = secret::resolve(spec).context("--secret")?;
     let check = HmacCheck::for_preset(preset, secret.expose()).map_err(anyhow::Error::msg)?;
     let mut body = Vec::new();

@@ -58,6 +58,7 @@ impl Loader<'_> {
             None => DEFAULT_ACME_DIRECTORY.to_owned(),
         };
         let ca_roots = match raw.ca_roots {
+            Some(_) if self.offline => Vec::new(),
             Some(path) => self.roots(&path)?,
             None => Vec::new(),
         };

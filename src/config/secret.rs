@@ -39,7 +39,7 @@ pub(crate) enum SecretError {
     EnvMissing(String),
     #[error("environment variable {0} is not valid UTF-8")]
     EnvNotUnicode(String),
-    #[error("cannot read secret file {path}: {source}")]
+    #[error("cannot read secret file {path}: {source} (check the path, and that callgate's user may read it; under systemd prefer LoadCredential=NAME:{path} and cred:NAME)")]
     File {
         path: PathBuf,
         #[source]

@@ -22,6 +22,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The SQLite store; one connection, shared.
 pub(crate) struct Sqlite {
     path: PathBuf,
+    /// This open created the database file (said once, in the log).
+    created: bool,
     conn: Mutex<Connection>,
 }
 
@@ -29,6 +31,7 @@ impl Sqlite {
     /// Open (or create) the store in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Sqlite, StoreError> {
         let path = dir.join(FILE_NAME);
+        let created = std::fs::symlink_metadata(&path).is_err();
         private_files(dir, &path)?;
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -88,6 +91,7 @@ impl Sqlite {
         }
         Ok(Sqlite {
             path,
+            created,
             conn: Mutex::new(conn),
         })
     }
@@ -95,6 +99,11 @@ impl Sqlite {
     /// The database file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this open created it.
+    pub(crate) fn created(&self) -> bool {
+        self.created
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {

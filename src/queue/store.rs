@@ -49,6 +49,10 @@ impl Store {
     /// Where it is, for logs and `check` (never a password).
     pub(crate) fn describe(&self) -> String {
         match self {
+            Store::Sqlite(s) if s.created() => format!(
+                "{} (created now, 0600 in a 0700 directory)",
+                s.path().display()
+            ),
             Store::Sqlite(s) => s.path().display().to_string(),
             Store::Postgres(p) => p.describe(),
         }

@@ -287,7 +287,7 @@ async fn record(
             let wait = backoff(&route.retry, attempts, rand::rng().random());
             let msg = format!(
                 "queue: delivery failed ({why}); next attempt in {}",
-                humantime::format_duration(wait)
+                humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
             );
             let next = now + wait.as_millis() as i64;
             store.failed(id, Some(next), why).await?;
