@@ -22,6 +22,7 @@ pub mod php;
 pub mod proxy;
 mod queue;
 pub mod server;
+mod shield;
 mod slots;
 mod state;
 mod trusted;

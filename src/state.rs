@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::damping::Damper;
 use crate::metrics::Metrics;
 use crate::queue::{Queue, Store, StoreError, Worker};
+use crate::shield::Shields;
 
 /// State every request shares.
 pub(crate) struct Shared {
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     /// Certificates obtained by ACME and the challenge answers being
     /// published; kept across reloads.
     pub(crate) acme: Arc<Acme>,
+    /// Each route's receiver protection, shared by inline and queued deliveries.
+    pub(crate) shields: Arc<Shields>,
     /// Pass-through requests and tunnels held per client address.
     pub(crate) site_slots: Arc<crate::slots::Slots>,
 }
@@ -55,6 +58,7 @@ impl Shared {
             https_port: std::sync::atomic::AtomicU16::new(0),
             acme: Arc::default(),
             site_slots: Arc::default(),
+            shields: Arc::default(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Shared {
             config: self.config.clone(),
             queue: self.queue.clone(),
             metrics: self.metrics.clone(),
+            shields: self.shields.clone(),
             stopping: self.stopping.clone(),
         }
     }

@@ -297,6 +297,18 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
             duration(r.retry.max_age)
         );
     }
+    if r.max_concurrency.is_some() || r.rate.is_some() || r.on_failure_queue {
+        let _ = writeln!(
+            out,
+            "  shield  max_concurrency {}, rate {}, on_failure {}",
+            r.max_concurrency.map_or("unlimited".into(), |n| n.to_string()),
+            r.rate.map_or("unlimited".into(), |x| format!("{x:.3}/s")),
+            match r.on_failure_queue {
+                true => "queue (stored and answered ack_status; after 5 failures in a row the circuit opens for 30 s)",
+                false => "fail (the receiver's failure is the answer)",
+            }
+        );
+    }
     match r.dedupe_window {
         Some(w) => {
             let _ = writeln!(

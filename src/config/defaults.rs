@@ -106,3 +106,4 @@ pub(crate) const MAX_RETRY_ATTEMPTS: u32 = 100_000;
 pub(crate) const MAX_TOLERANCE: Duration = Duration::from_secs(86_400);
 /// Shortest timeout of any kind.
 pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const MAX_MAX_CONCURRENCY: usize = 10_000;

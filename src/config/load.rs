@@ -184,7 +184,7 @@ impl Loader<'_> {
         if let QueueBackend::Postgres { lease, .. } = &q {
             let longest = routes
                 .iter()
-                .filter(|r| r.delivery == Delivery::Queue)
+                .filter(|r| r.stores())
                 .map(|r| r.upstream_timeout)
                 .max();
             if let Some(t) = longest.filter(|t| lease <= t) {

@@ -68,7 +68,7 @@ impl Config {
     pub(crate) fn needs_store(&self) -> bool {
         self.routes
             .iter()
-            .any(|r| r.delivery == Delivery::Queue || r.dedupe_window.is_some())
+            .any(|r| r.stores() || r.dedupe_window.is_some())
     }
 }
 
@@ -388,6 +388,13 @@ pub(crate) struct Route {
     /// A queue route stores `Authorization` and `Proxy-Authorization`
     /// (off: they are dropped before storing; the receiver never needed them).
     pub(crate) store_credentials: bool,
+    /// Callbacks in flight to the receiver at once (direct and queued alike).
+    pub(crate) max_concurrency: Option<usize>,
+    /// Deliveries per second (a token bucket holding one second's worth).
+    pub(crate) rate: Option<f64>,
+    /// A direct route stores the callback (and answers ack_status) when the
+    /// receiver fails, and its worker delivers it later.
+    pub(crate) on_failure_queue: bool,
     pub(crate) upstream_timeout: Duration,
     pub(crate) delivery: Delivery,
     /// Status answered once a queued callback is stored (delivery = "queue").
@@ -405,6 +412,14 @@ pub(crate) struct Route {
     pub(crate) reserved_params: Vec<String>,
     /// This route's counters, once looked up.
     pub(crate) metrics: crate::metrics::RouteCache,
+}
+
+impl Route {
+    /// Whether callbacks of this route may be stored (queue delivery, or
+    /// `on_failure = "queue"`): the route then has a delivery worker.
+    pub(crate) fn stores(&self) -> bool {
+        self.delivery == Delivery::Queue || self.on_failure_queue
+    }
 }
 
 /// Redelivery schedule for queued callbacks.

@@ -77,6 +77,27 @@ parsed_string!(
 );
 
 parsed_string!(
+    /// Deliveries per time: `"20/s"`, `"600/m"`, `"1000/h"`; per second.
+    Rate,
+    f64,
+    |s| {
+        let bad = || format!("invalid rate {s:?}: write it as \"20/s\", \"600/m\" or \"1000/h\" (1 to 100000)");
+        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        match n {
+            1..=100_000 => Ok(f64::from(n) / per),
+            _ => Err(bad()),
+        }
+    }
+);
+
+parsed_string!(
     /// `"1KiB/s"`, `"512B/s"`, `"2MiB/s"`; `"0"` turns the bound off.
     ByteRate,
     u64,
@@ -281,6 +302,9 @@ pub(crate) struct RawRoute {
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
     pub(crate) enforce: Option<bool>,
     pub(crate) store_credentials: Option<bool>,
+    pub(crate) max_concurrency: Option<Spanned<usize>>,
+    pub(crate) rate: Option<Rate>,
+    pub(crate) on_failure: Option<Spanned<String>>,
 }
 
 /// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`

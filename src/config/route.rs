@@ -102,6 +102,27 @@ impl Loader<'_> {
             strip_token: raw.strip_token,
             enforce: raw.enforce.unwrap_or(true),
             store_credentials: raw.store_credentials.unwrap_or(false),
+            max_concurrency: raw
+                .max_concurrency
+                .map(|m| {
+                    self.number(
+                        Some(m),
+                        1,
+                        1..=MAX_MAX_CONCURRENCY,
+                        &format!("{label}.max_concurrency must be between 1 and {MAX_MAX_CONCURRENCY}"),
+                    )
+                })
+                .transpose()?,
+            rate: raw.rate.map(|r| r.0),
+            on_failure_queue: match raw.on_failure.as_ref().map(|o| o.get_ref().as_str()) {
+                None | Some("fail") => false,
+                Some("queue") if raw.delivery != Some(Delivery::Queue) => true,
+                Some("queue") => false,
+                Some(_) => {
+                    let at = raw.on_failure.as_ref().expect("matched Some");
+                    return Err(self.at(at, format!("{label}.on_failure must be \"queue\" (store and answer ack_status when the receiver fails) or \"fail\" (default: the receiver's failure is the answer)")));
+                }
+            },
             upstream_timeout: self.duration(
                 raw.upstream_timeout,
                 default_upstream_timeout,

@@ -36,6 +36,7 @@ use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, Enqueued, NewCallback, ReplayClaim};
+use crate::shield::Circuit;
 use crate::state::Shared;
 use crate::upstream;
 use crate::verify::{self, client_ip, query, Checked, Refusal, Signable};
@@ -106,8 +107,11 @@ struct Seen {
 }
 
 /// A callback that passed its route's checks, as it will be delivered.
+#[derive(Clone)]
 struct Verified {
-    parts: Parts,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
     checked: Checked,
 }
@@ -184,16 +188,21 @@ impl Call<'_> {
             checked.passed,
         );
         let verified = Verified {
-            parts,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
             body,
             checked,
         };
         let handled = match direct {
             false => self.enqueue(route, verified, claim).await,
-            true => match replay::claim_direct(self.shared, route, claim).await {
-                Ok(held) => self.forward(route, verified, held).await,
-                Err(copy) => copy,
-            },
+            true => {
+                let later = claim.as_ref().map(replay::queued);
+                match replay::claim_direct(self.shared, route, claim).await {
+                    Ok(held) => self.deliver(route, verified, held, later).await,
+                    Err(copy) => copy,
+                }
+            }
         };
         handled.would_refuse(failed)
     }
@@ -248,15 +257,15 @@ impl Call<'_> {
     ) -> Handled {
         let callback = NewCallback {
             route: route.name.clone(),
-            method: v.parts.method.as_str().to_owned(),
+            method: v.method.as_str().to_owned(),
             // The token's value never reaches the disk; its index is put back at
             // delivery. (Only this route's: delivery restores only this route's.)
-            query: v.parts.uri.query().map(|q| match &route.token {
+            query: v.uri.query().map(|q| match &route.token {
                 Some(t) => query::redact(q, std::slice::from_ref(&t.param)).into_owned(),
                 None => q.to_owned(),
             }),
             token_secret: v.checked.token_secret,
-            headers: queue::to_lines(&stored_headers(route, v.parts.headers)),
+            headers: queue::to_lines(&stored_headers(route, v.headers)),
             body: v.body.to_vec(),
             verified: v.checked.passed.header_value().to_owned(),
             arrived_ms: queue::now_ms(),
@@ -282,6 +291,77 @@ impl Call<'_> {
         }
     }
 
+    /// Delivery, direct, within the route's shield (max_concurrency, rate):
+    /// forwarded, or with `on_failure = "queue"` stored when the receiver
+    /// fails or its circuit is open. `later`: the replay claim for storing.
+    async fn deliver(
+        &self,
+        route: &Arc<Route>,
+        v: Verified,
+        held: Option<replay::Held>,
+        later: Option<ReplayClaim>,
+    ) -> Handled {
+        let shield = self.shared.shields.get(route);
+        if route.on_failure_queue && shield.open() {
+            if let Some(held) = held {
+                held.settle(false).await;
+            }
+            return self
+                .store_instead(route, v, later, "the circuit is open")
+                .await;
+        }
+        let wait = route.upstream_timeout.min(MAX_SHIELD_WAIT);
+        let _pass = match shield.pass(wait).await {
+            Ok(pass) => pass,
+            Err(retry_after) => {
+                if let Some(held) = held {
+                    held.settle(false).await;
+                }
+                let busy = Rejection::ReceiverBusy { retry_after };
+                return Handled::rejected(Some(route), busy, Version::HTTP_11);
+            }
+        };
+        let kept = route.on_failure_queue.then(|| v.clone());
+        let handled = self.forward(route, v, held).await;
+        let failed =
+            handled.outcome == Outcome::Failed || handled.response.status().is_server_error();
+        if !route.on_failure_queue {
+            return handled;
+        }
+        match shield.record(!failed) {
+            Circuit::Opened => {
+                tracing::warn!(route = %route.name, "circuit open: the receiver failed 5 times in a row; callbacks are stored without trying it for 30 s")
+            }
+            Circuit::Closed => {
+                tracing::info!(route = %route.name, "circuit closed: the receiver answered again")
+            }
+            Circuit::Unchanged => {}
+        }
+        match kept.filter(|_| failed) {
+            Some(v) => {
+                let why = format!("the receiver failed ({})", handled.reason);
+                self.store_instead(route, v, later, &why).await
+            }
+            None => handled,
+        }
+    }
+
+    /// `on_failure = "queue"`: store the callback for the route's worker and
+    /// answer ack_status, as a queue route would.
+    async fn store_instead(
+        &self,
+        route: &Arc<Route>,
+        v: Verified,
+        later: Option<ReplayClaim>,
+        why: &str,
+    ) -> Handled {
+        let mut handled = self.enqueue(route, v, later).await;
+        if handled.outcome == Outcome::Queued {
+            handled.reason = format!("{why}: {}", handled.reason);
+        }
+        handled
+    }
+
     /// Delivery, direct: the upstream's answer goes back as it comes; the
     /// replay claim, if any, is settled by it.
     async fn forward(
@@ -293,9 +373,9 @@ impl Call<'_> {
         let checks = v.checked.passed.header_value();
         let outgoing = upstream::Outgoing {
             route,
-            method: v.parts.method,
-            query: v.parts.uri.query(),
-            headers: v.parts.headers,
+            method: v.method,
+            query: v.uri.query(),
+            headers: v.headers,
             checks,
         };
         let req = outgoing.build(v.body, self.config.gateway.assertion.as_ref());
@@ -343,6 +423,9 @@ impl Call<'_> {
         );
     }
 }
+
+/// Longest a callback waits for its route's max_concurrency or rate.
+const MAX_SHIELD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why admission ended a request: the route it was for, if any, and the refusal.
 type Admitted<'c> = (Option<&'c Arc<Route>>, Rejection);

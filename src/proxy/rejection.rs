@@ -54,6 +54,8 @@ pub(crate) enum Rejection {
     ClientBusy,
     /// A pass-through upload slower than min_body_rate.
     SlowUpload,
+    /// The route's max_concurrency or rate held the callback past its wait.
+    ReceiverBusy { retry_after: Duration },
     /// A copy of a callback whose first copy is still in flight.
     InFlight { retry_after: Duration },
     /// A signed message id seen before with another body (SHA-256 of each).
@@ -75,7 +77,7 @@ impl Rejection {
             Rejection::Verify(_) | Rejection::Protected(_) => StatusCode::FORBIDDEN,
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Slow | Rejection::SlowUpload => StatusCode::REQUEST_TIMEOUT,
-            Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Busy(_) | Rejection::ReceiverBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::InFlight { .. } | Rejection::Replay { .. } => StatusCode::CONFLICT,
         }
     }
@@ -98,7 +100,9 @@ impl Rejection {
             Rejection::Verify(Refusal::Payload(_)) => Reason::Payload,
             Rejection::TooLarge { .. } => Reason::Size,
             Rejection::Slow | Rejection::SlowUpload => Reason::Slow,
-            Rejection::Busy(_) | Rejection::ClientBusy => Reason::Busy,
+            Rejection::Busy(_) | Rejection::ClientBusy | Rejection::ReceiverBusy { .. } => {
+                Reason::Busy
+            }
             Rejection::BrokenBody => Reason::Body,
             Rejection::InFlight { .. } => Reason::InFlight,
             Rejection::Replay { .. } => Reason::Replay,
@@ -111,7 +115,9 @@ impl Rejection {
         let mut resp = plain(self.status());
         let headers = resp.headers_mut();
         match self {
-            Rejection::Damped { retry_after } | Rejection::InFlight { retry_after } => {
+            Rejection::Damped { retry_after }
+            | Rejection::InFlight { retry_after }
+            | Rejection::ReceiverBusy { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs() + 1),
@@ -168,6 +174,9 @@ impl fmt::Display for Rejection {
                 "this address holds max_requests_per_client pass-through requests"
             }
             Rejection::SlowUpload => "upload slower than min_body_rate",
+            Rejection::ReceiverBusy { .. } => {
+                "the route's max_concurrency or rate held it past its wait"
+            }
             Rejection::InFlight { retry_after } => {
                 return write!(
                     f,
@@ -243,6 +252,9 @@ mod tests {
             Rejection::SlowUpload,
             Rejection::InFlight {
                 retry_after: Duration::from_secs(3),
+            },
+            Rejection::ReceiverBusy {
+                retry_after: Duration::from_secs(1),
             },
             Rejection::Replay {
                 stored: [1; 32],

@@ -81,6 +81,15 @@ pub(super) fn claim_for(route: &Route, keys: Vec<ReplayKey>, direct: bool) -> Op
     })
 }
 
+/// The same keys claimed for storing (owner and expiry the store's).
+pub(super) fn queued(claim: &ReplayClaim) -> ReplayClaim {
+    ReplayClaim {
+        owner: String::new(),
+        until_ms: None,
+        ..claim.clone()
+    }
+}
+
 /// Claim a direct callback's keys: `Ok(held)` to forward (nothing held when
 /// the route keeps no window, or the store cannot answer: forwarding a
 /// possible duplicate beats losing a callback), `Err` with the answer for a

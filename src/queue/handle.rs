@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     pub(crate) config: Arc<ArcSwap<Config>>,
     pub(crate) queue: Queue,
     pub(crate) metrics: Arc<Metrics>,
+    /// Each route's receiver protection, shared with inline deliveries.
+    pub(crate) shields: Arc<crate::shield::Shields>,
     /// Cancelled when callgate stops: the parent of every worker's token.
     pub(crate) stopping: CancellationToken,
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::Worker;
 use super::replay::queued_owner;
 use super::store::{from_lines, now_ms, Claim, ReplayClaim, Store, StoreError, Stored};
-use crate::config::{Assertion, Config, Delivery, Retry, Route};
+use crate::config::{Assertion, Config, Retry, Route};
 use crate::upstream::{self, ForwardError};
 use crate::verify::{query, replay};
 
@@ -70,10 +70,7 @@ fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
 
 /// The routes whose queue needs a worker under `config`.
 fn queue_routes(config: &Config) -> impl Iterator<Item = &Arc<Route>> {
-    config
-        .routes
-        .iter()
-        .filter(|r| r.delivery == Delivery::Queue)
+    config.routes.iter().filter(|r| r.stores())
 }
 
 /// Match the background work to the running config: start a worker for
@@ -135,7 +132,8 @@ async fn deliver_due(shared: &Worker, name: &str) -> Result<Duration, StoreError
     };
     let store = shared.store()?;
     let now = now_ms();
-    let claimed = store.claim(name, route.max_in_flight, now).await?;
+    let limit = route.max_concurrency.unwrap_or(route.max_in_flight);
+    let claimed = store.claim(name, limit, now).await?;
     if let Ok((pending, dead, oldest)) = store.depth(name).await {
         let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
         shared
@@ -168,6 +166,8 @@ async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) {
             return;
         }
     }
+    // The receiver's protection, shared with the route's inline deliveries.
+    let _pass = shared.shields.get(&route).pass_patiently().await;
     let assertion = shared.config.load().gateway.assertion.clone();
     let result = match request(&route, &c, assertion.as_ref()) {
         Ok(req) => match upstream::send_and_record(&shared.metrics, &route, req).await {
