@@ -12,7 +12,7 @@
 use std::fmt::Write;
 
 use http::{header, HeaderValue, Method};
-use rand::Rng;
+use rand::RngExt;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Assertion, AssertionVersion};

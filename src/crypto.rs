@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 
 /// Hash function under the HMAC.
@@ -87,9 +87,9 @@ impl Key {
     pub fn new(algorithm: Algorithm, secret: &[u8]) -> Key {
         const ANY_LEN: &str = "HMAC accepts keys of any length";
         match algorithm {
-            Algorithm::Sha1 => Key::Sha1(Mac::new_from_slice(secret).expect(ANY_LEN)),
-            Algorithm::Sha256 => Key::Sha256(Mac::new_from_slice(secret).expect(ANY_LEN)),
-            Algorithm::Sha512 => Key::Sha512(Mac::new_from_slice(secret).expect(ANY_LEN)),
+            Algorithm::Sha1 => Key::Sha1(KeyInit::new_from_slice(secret).expect(ANY_LEN)),
+            Algorithm::Sha256 => Key::Sha256(KeyInit::new_from_slice(secret).expect(ANY_LEN)),
+            Algorithm::Sha512 => Key::Sha512(KeyInit::new_from_slice(secret).expect(ANY_LEN)),
         }
     }
 

@@ -135,7 +135,7 @@ impl Shield {
             };
         }
         b.failures += 1;
-        if b.failures >= BREAKER_FAILURES && !b.open_until.is_some_and(|t| Instant::now() < t) {
+        if b.failures >= BREAKER_FAILURES && b.open_until.is_none_or(|t| Instant::now() >= t) {
             b.open_until = Some(Instant::now() + BREAKER_COOLDOWN);
             b.failures = 0;
             return Circuit::Opened;

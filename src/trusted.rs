@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rand::Rng;
+use rand::RngExt;
 use rustix::fs::OFlags;
 
 /// Why a state path is not trusted.

@@ -59,7 +59,7 @@ fn computed_edges(
                 stack.push(path);
                 continue;
             }
-            if !path.extension().is_some_and(|e| e == "rs") {
+            if path.extension().is_none_or(|e| e != "rs") {
                 continue;
             }
             let rel = path

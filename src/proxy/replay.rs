@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use rand::Rng;
+use rand::RngExt;
 
 use super::answer::text;
 use super::handled::Handled;

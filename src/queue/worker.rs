@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use rand::Rng;
+use rand::RngExt;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -76,7 +76,7 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
 
 /// Tell systemd (when it is listening: NOTIFY_SOCKET) how the service is doing.
 pub(super) fn notify(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(false, states) {
+    if let Err(e) = sd_notify::notify(states) {
         tracing::warn!("sd_notify failed: {e}");
     }
 }

@@ -107,7 +107,7 @@ pub(crate) fn encode(keys: &[ReplayKey]) -> Vec<u8> {
 
 /// Keys stored by [`encode`]; `None` if the bytes are not such keys.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<ReplayKey>> {
-    if bytes.len() % ENCODED_LEN != 0 {
+    if !bytes.len().is_multiple_of(ENCODED_LEN) {
         return None;
     }
     bytes
