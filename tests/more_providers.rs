@@ -452,3 +452,31 @@ async fn a_twilio_request_signed_for_another_host_is_not_accepted() {
     assert_eq!(statuses, [404], "{text}");
     assert_eq!(up.count(), 0);
 }
+
+/// A request signed by the `svix` library itself, under Svix's own header
+/// names, passes the svix preset (and Clerk's and Resend's, which are Svix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_svix_library_signs_and_svix_presets_accept() {
+    let up = Upstream::recording().await;
+    let mut text = String::new();
+    for name in ["svix", "clerk", "resend"] {
+        text.push_str(&format!(
+            "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\npreset = \"{name}\"\nhmac = {{ secrets = [\"{WHSEC}\"] }}\n\n",
+            up.url(&format!("/{name}"))
+        ));
+    }
+    let gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    for (i, name) in ["svix", "clerk", "resend"].iter().enumerate() {
+        let body = format!("{{\"type\":\"user.created\",\"n\":{i}}}");
+        let h = support::signers::sign("svix-headers", WHSEC, &format!("msg_{name}"), now(), "", body.as_bytes());
+        let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = c.post(&format!("/{name}"), &hs, body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{name}: {}", gw.log());
+        let mut forged = hs.clone();
+        forged.retain(|(k, _)| *k != "svix-signature");
+        forged.push(("svix-signature", "v1,AAAA"));
+        assert_eq!(c.post(&format!("/{name}"), &forged, body.as_bytes()).await.status, 403);
+    }
+    assert_eq!(up.count(), 3);
+}

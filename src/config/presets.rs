@@ -29,6 +29,12 @@ pub enum Preset {
     Twilio,
     /// Standard Webhooks: `webhook-signature: v1,<base64>` over `id.timestamp.body`, `whsec_` keys.
     StandardWebhooks,
+    /// Svix: the Standard Webhooks scheme under `svix-id`, `svix-timestamp`, `svix-signature`.
+    Svix,
+    /// Clerk (signs with Svix).
+    Clerk,
+    /// Resend (signs with Svix).
+    Resend,
 }
 
 /// Shape a body must have, checked after the signature.
@@ -183,6 +189,9 @@ impl Preset {
             Preset::Shopify => "shopify",
             Preset::Twilio => "twilio",
             Preset::StandardWebhooks => "standard-webhooks",
+            Preset::Svix => "svix",
+            Preset::Clerk => "clerk",
+            Preset::Resend => "resend",
         }
     }
 
@@ -307,6 +316,23 @@ impl Preset {
                         claims: Claims::List { prefix: "v1," },
                         timestamp: Some("webhook-timestamp"),
                         id: IdSource::Header("webhook-id"),
+                        key: KeyForm::Whsec,
+                        both_ways: true,
+                    },
+                )
+            },
+            // Svix signs Standard Webhooks under its own header names (Clerk, Resend).
+            Preset::Svix | Preset::Clerk | Preset::Resend => Defaults {
+                dedupe_window: Some(HOUR * 48),
+                ..signed(
+                    "svix-signature",
+                    Sha256,
+                    Base64,
+                    Scheme {
+                        signed: Signed::IdTimestampBody,
+                        claims: Claims::List { prefix: "v1," },
+                        timestamp: Some("svix-timestamp"),
+                        id: IdSource::Header("svix-id"),
                         key: KeyForm::Whsec,
                         both_ways: true,
                     },

@@ -4,7 +4,8 @@
 
 Prints the headers the provider would send, `Name: value`, one a line.
 PROVIDER: standard-webhooks (standardwebhooks), svix (svix, under the
-webhook-* names it shares with Standard Webhooks), twilio (twilio's
+webhook-* names it shares with Standard Webhooks), svix-headers (svix,
+under its own svix-* names), twilio (twilio's
 RequestValidator, form bodies), slack (slack_sdk's SignatureVerifier).
 """
 import sys
@@ -25,6 +26,12 @@ elif provider == "svix":
 
     sig = Webhook(secret).sign(msg_id, when, body.decode())
     print(f"webhook-id: {msg_id}\nwebhook-timestamp: {ts}\nwebhook-signature: {sig}")
+elif provider == "svix-headers":
+    # What Svix (and Clerk, Resend) send: its own header names.
+    from svix.webhooks import Webhook
+
+    sig = Webhook(secret).sign(msg_id, when, body.decode())
+    print(f"svix-id: {msg_id}\nsvix-timestamp: {ts}\nsvix-signature: {sig}")
 elif provider == "twilio":
     from twilio.request_validator import RequestValidator
 
