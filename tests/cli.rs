@@ -606,3 +606,43 @@ fn errors_name_the_flag_or_the_fix() {
         "{err}"
     );
 }
+
+/// `callgate presets` lists every provider with its scheme, replay default
+/// and documentation; `presets show` prints one as TOML.
+#[test]
+fn presets_lists_every_provider_and_shows_one() {
+    let (code, out, err) = run_cli(&["presets"], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    for name in [
+        "tolq",
+        "gengo",
+        "github",
+        "stripe",
+        "slack",
+        "shopify",
+        "twilio",
+        "standard-webhooks",
+        "svix",
+        "clerk",
+        "resend",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("https://docs.github.com/"), "{out}");
+    let (code, out, _) = run_cli(&["presets", "show", "svix"], b"", &[]);
+    assert_eq!(code, 0);
+    for line in [
+        "name = \"svix\"",
+        "header = \"svix-signature\"",
+        "timestamp_header = \"svix-timestamp\"",
+        "id = { header = \"svix-id\", signed = true }",
+        "dedupe_window = \"2days\"",
+    ] {
+        assert!(out.contains(line), "{line:?} missing:\n{out}");
+    }
+    let (code, _, _) = run_cli(&["presets", "show", "nobody"], b"", &[]);
+    assert_ne!(code, 0);
+}

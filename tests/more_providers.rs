@@ -469,14 +469,26 @@ async fn the_svix_library_signs_and_svix_presets_accept() {
     let c = Client::https(gw.https.unwrap(), Version::H1);
     for (i, name) in ["svix", "clerk", "resend"].iter().enumerate() {
         let body = format!("{{\"type\":\"user.created\",\"n\":{i}}}");
-        let h = support::signers::sign("svix-headers", WHSEC, &format!("msg_{name}"), now(), "", body.as_bytes());
+        let h = support::signers::sign(
+            "svix-headers",
+            WHSEC,
+            &format!("msg_{name}"),
+            now(),
+            "",
+            body.as_bytes(),
+        );
         let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let r = c.post(&format!("/{name}"), &hs, body.as_bytes()).await;
         assert_eq!(r.status, 200, "{name}: {}", gw.log());
         let mut forged = hs.clone();
         forged.retain(|(k, _)| *k != "svix-signature");
         forged.push(("svix-signature", "v1,AAAA"));
-        assert_eq!(c.post(&format!("/{name}"), &forged, body.as_bytes()).await.status, 403);
+        assert_eq!(
+            c.post(&format!("/{name}"), &forged, body.as_bytes())
+                .await
+                .status,
+            403
+        );
     }
     assert_eq!(up.count(), 3);
 }

@@ -17,6 +17,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `callgate presets …`
+#[derive(Debug, Subcommand)]
+pub enum PresetsCommand {
+    /// One preset, every default it fills in, as TOML.
+    Show {
+        /// The preset's name.
+        #[arg(value_enum)]
+        name: Preset,
+    },
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -42,6 +53,13 @@ pub enum Command {
         /// as they would be (exit 0 unless the file itself is wrong).
         #[arg(long)]
         offline: bool,
+    },
+    /// List the providers callgate knows (or show one): scheme, headers,
+    /// replay default, and where each is documented.
+    Presets {
+        /// `show NAME`: one preset; none: the list.
+        #[command(subcommand)]
+        action: Option<PresetsCommand>,
     },
     /// Inspect and act on stored callbacks (routes with delivery = "queue").
     Queue {

@@ -4,10 +4,11 @@
 mod args;
 mod check;
 mod explain;
+mod presets;
 mod queue;
 mod sign;
 
-pub use args::{Cli, Command, LogFormat, QueueCommand, QueueState};
+pub use args::{Cli, Command, LogFormat, PresetsCommand, QueueCommand, QueueState};
 
 /// Run one subcommand to its end.
 pub fn execute(command: Command) -> anyhow::Result<()> {
@@ -30,6 +31,16 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             url,
         } => explain::explain(&config, &route, &request, from, url),
         Command::Queue { config, action } => queue::queue(&config, action),
+        Command::Presets { action: None } => {
+            print!("{}", presets::list());
+            Ok(())
+        }
+        Command::Presets {
+            action: Some(PresetsCommand::Show { name }),
+        } => {
+            print!("{}", presets::show(name));
+            Ok(())
+        }
         Command::Sign {
             secret,
             algorithm,

@@ -178,6 +178,39 @@ const fn signed(
 }
 
 impl Preset {
+    /// Every preset, in the order `callgate presets` lists them.
+    pub(crate) const ALL: [Preset; 11] = [
+        Preset::Tolq,
+        Preset::Gengo,
+        Preset::Github,
+        Preset::Stripe,
+        Preset::Slack,
+        Preset::Shopify,
+        Preset::Twilio,
+        Preset::StandardWebhooks,
+        Preset::Svix,
+        Preset::Clerk,
+        Preset::Resend,
+    ];
+
+    /// Where the provider documents its scheme, and where the test vector
+    /// that proves callgate reads it comes from.
+    pub(crate) fn source(self) -> (&'static str, &'static str) {
+        match self {
+            Preset::Tolq => ("https://docs.tolq.com/", "openssl's HMAC-SHA1 of a recorded callback (tests/providers.rs, tests/differentials.rs)"),
+            Preset::Gengo => ("https://developers.gengo.com/v2/callback_urls/", "recorded form callbacks (tests/providers.rs)"),
+            Preset::Github => ("https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries", "GitHub's published example (src/verify/signature.rs); @octokit/webhooks-methods (tests/replay.rs)"),
+            Preset::Stripe => ("https://docs.stripe.com/webhooks#verify-manually", "stripe-node's generateTestHeaderString (tests/replay.rs)"),
+            Preset::Slack => ("https://api.slack.com/authentication/verifying-requests-from-slack", "Slack's published example (src/verify/signature.rs); slack_sdk (tests/replay.rs)"),
+            Preset::Shopify => ("https://shopify.dev/docs/apps/build/webhooks/subscribe/https", "an independent HMAC-SHA256 (tests/more_providers.rs)"),
+            Preset::Twilio => ("https://www.twilio.com/docs/usage/webhooks/webhooks-security", "Twilio's published example (src/verify/signature.rs); twilio's RequestValidator (tests/replay.rs)"),
+            Preset::StandardWebhooks => ("https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md", "the reference example (src/verify/signature.rs); standardwebhooks (tests/replay.rs)"),
+            Preset::Svix => ("https://docs.svix.com/receiving/verifying-payloads/how-manual", "the svix library (tests/more_providers.rs)"),
+            Preset::Clerk => ("https://clerk.com/docs/webhooks/sync-data", "the svix library Clerk uses (tests/more_providers.rs)"),
+            Preset::Resend => ("https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests", "the svix library Resend uses (tests/more_providers.rs)"),
+        }
+    }
+
     /// Name as written in config.
     pub(crate) fn name(self) -> &'static str {
         match self {
