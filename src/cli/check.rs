@@ -256,8 +256,26 @@ fn checks(out: &mut String, r: &Route) {
                 preset_note
             )
         }
+        None if r.signature.is_some() => Ok(()),
         None => writeln!(out, "  hmac    (none)"),
     };
+    if let Some(s) = &r.signature {
+        let signed = match s.timestamp {
+            Some((t, "")) => format!("{t} + body"),
+            Some((t, sep)) => format!("{t} {sep:?} body"),
+            None => "body".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  sig     {} over {signed} (within {}), header {}, encoding {}, {} public key(s): {} (passes as hmac in the verified header)",
+            s.algorithm.name(),
+            humantime::format_duration(s.tolerance),
+            s.header,
+            s.encoding.name(),
+            s.sources.len(),
+            s.sources.join(", ")
+        );
+    }
     if let Some(h) = r.hmac.as_ref().filter(|h| h.scheme.timed()) {
         let _ = writeln!(
             out,
@@ -332,7 +350,7 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
     let passed = Passed {
         ip: r.allow_ips.is_some(),
         token: r.token.is_some(),
-        hmac: r.hmac.is_some(),
+        hmac: r.hmac.is_some() || r.signature.is_some(),
     };
     let _ = writeln!(
         out,

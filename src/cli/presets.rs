@@ -39,6 +39,10 @@ fn scheme(d: &Defaults) -> String {
             signed(h.scheme.signed),
             h.header
         ),
+        None if d.signature.is_some() => {
+            let sg = d.signature.expect("matched");
+            format!("{} t+body in {}", sg.algorithm.name(), sg.header)
+        }
         None if d.requires_token => "URL token (signs nothing)".into(),
         None => "—".into(),
     }
@@ -74,6 +78,22 @@ pub(super) fn show(p: Preset) -> String {
         .dedupe_window
         .map_or("0".into(), |w| humantime::format_duration(w).to_string());
     let _ = writeln!(out, "dedupe_window = {replay:?}");
+    if let Some(sg) = &d.signature {
+        let _ = writeln!(out, "\n[signature]");
+        let _ = writeln!(out, "algorithm = {:?}", sg.algorithm.name());
+        let _ = writeln!(out, "header = {:?}", sg.header);
+        let _ = writeln!(out, "encoding = {:?}", sg.encoding.name());
+        if let Some((t, sep)) = sg.timestamp {
+            let _ = writeln!(
+                out,
+                "timestamp_header = {t:?}\nsigned = \"timestamp{sep}body\"\ntolerance = \"5m\""
+            );
+        }
+        let _ = writeln!(
+            out,
+            "public_keys = []   # the provider's public key(s): the route gives them"
+        );
+    }
     if let Some(h) = &d.hmac {
         let sc = &h.scheme;
         let _ = writeln!(out, "\n[hmac]");

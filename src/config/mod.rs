@@ -8,6 +8,7 @@ pub mod defaults;
 mod load;
 pub(crate) mod pg_url;
 pub mod presets;
+mod public_key;
 mod queue;
 pub(crate) mod raw;
 mod route;
@@ -380,6 +381,8 @@ pub(crate) struct Route {
     pub(crate) allow_ips: Option<IpCheck>,
     pub(crate) token: Option<TokenCheck>,
     pub(crate) hmac: Option<HmacCheck>,
+    /// A public-key signature of the body (Ed25519, ECDSA, RSA).
+    pub(crate) signature: Option<SignatureCheck>,
     pub(crate) payload: Option<Payload>,
     pub(crate) strip_token: bool,
     /// false: report-only; a failed check is logged and counted
@@ -473,6 +476,20 @@ pub(crate) struct HmacCheck {
     /// The public base URL (`https://example.com`) when callgate sits
     /// behind another proxy: Twilio signs the URL it called.
     pub(crate) public_url: Option<String>,
+}
+
+/// A route's public-key signature check, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct SignatureCheck {
+    pub(crate) algorithm: presets::PkAlgorithm,
+    pub(crate) header: HeaderName,
+    pub(crate) encoding: Encoding,
+    /// Public keys as ring reads them (raw Ed25519, EC point, RSAPublicKey DER).
+    pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) sources: Vec<String>,
+    /// The header holding a signed timestamp, and what joins it to the body.
+    pub(crate) timestamp: Option<(&'static str, &'static str)>,
+    pub(crate) tolerance: Duration,
 }
 
 /// Where verified callbacks go: `http://authority/path?query`.

@@ -35,6 +35,50 @@ pub enum Preset {
     Clerk,
     /// Resend (signs with Svix).
     Resend,
+    /// Discord interactions: Ed25519 over `timestamp + body`, hex, the application's public key.
+    Discord,
+    /// Telnyx: Ed25519 over `timestamp|body`, base64.
+    Telnyx,
+    /// SendGrid Event Webhook: ECDSA P-256 over `timestamp + body`, base64 DER.
+    Sendgrid,
+}
+
+/// A public-key signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PkAlgorithm {
+    Ed25519,
+    EcdsaP256Sha256,
+    EcdsaP384Sha384,
+    RsaPkcs1Sha256,
+    RsaPssSha256,
+}
+
+impl PkAlgorithm {
+    /// The names config uses.
+    pub(crate) const NAMES: [(&'static str, PkAlgorithm); 5] = [
+        ("ed25519", PkAlgorithm::Ed25519),
+        ("ecdsa-p256-sha256", PkAlgorithm::EcdsaP256Sha256),
+        ("ecdsa-p384-sha384", PkAlgorithm::EcdsaP384Sha384),
+        ("rsa-pkcs1-sha256", PkAlgorithm::RsaPkcs1Sha256),
+        ("rsa-pss-sha256", PkAlgorithm::RsaPssSha256),
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// What a public-key preset fills in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignatureDefaults {
+    pub(crate) algorithm: PkAlgorithm,
+    pub(crate) header: &'static str,
+    pub(crate) encoding: Encoding,
+    /// The timestamp header and what joins it to the body in the signed string.
+    pub(crate) timestamp: Option<(&'static str, &'static str)>,
 }
 
 /// Shape a body must have, checked after the signature.
@@ -146,6 +190,8 @@ pub(crate) struct Defaults {
     pub(crate) max_body_bytes: Option<u64>,
     /// A dedupe window the provider's retries call for.
     pub(crate) dedupe_window: Option<Duration>,
+    /// A public-key signature (the route gives the public keys).
+    pub(crate) signature: Option<SignatureDefaults>,
 }
 
 const NONE: Defaults = Defaults {
@@ -155,6 +201,7 @@ const NONE: Defaults = Defaults {
     payload: None,
     max_body_bytes: None,
     dedupe_window: None,
+    signature: None,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -179,7 +226,7 @@ const fn signed(
 
 impl Preset {
     /// Every preset, in the order `callgate presets` lists them.
-    pub(crate) const ALL: [Preset; 11] = [
+    pub(crate) const ALL: [Preset; 14] = [
         Preset::Tolq,
         Preset::Gengo,
         Preset::Github,
@@ -191,6 +238,9 @@ impl Preset {
         Preset::Svix,
         Preset::Clerk,
         Preset::Resend,
+        Preset::Discord,
+        Preset::Telnyx,
+        Preset::Sendgrid,
     ];
 
     /// Where the provider documents its scheme, and where the test vector
@@ -208,6 +258,9 @@ impl Preset {
             Preset::Svix => ("https://docs.svix.com/receiving/verifying-payloads/how-manual", "the svix library (tests/more_providers.rs)"),
             Preset::Clerk => ("https://clerk.com/docs/webhooks/sync-data", "the svix library Clerk uses (tests/more_providers.rs)"),
             Preset::Resend => ("https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests", "the svix library Resend uses (tests/more_providers.rs)"),
+            Preset::Discord => ("https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers", "openssl's Ed25519 (tests/public_keys.rs)"),
+            Preset::Telnyx => ("https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks", "openssl's Ed25519 (tests/public_keys.rs)"),
+            Preset::Sendgrid => ("https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features", "openssl's ECDSA P-256 (tests/public_keys.rs)"),
         }
     }
 
@@ -225,6 +278,9 @@ impl Preset {
             Preset::Svix => "svix",
             Preset::Clerk => "clerk",
             Preset::Resend => "resend",
+            Preset::Discord => "discord",
+            Preset::Telnyx => "telnyx",
+            Preset::Sendgrid => "sendgrid",
         }
     }
 
@@ -253,7 +309,43 @@ impl Preset {
                 dedupe_window: Some(HOUR * 12),
                 ..NONE
             },
+            Preset::Discord | Preset::Telnyx | Preset::Sendgrid => self.public_key(),
             signing => signing.signing(),
+        }
+    }
+
+    /// The presets that sign with a private key: the route lists public keys.
+    fn public_key(self) -> Defaults {
+        let (algorithm, header, encoding, timestamp) = match self {
+            Preset::Discord => (
+                PkAlgorithm::Ed25519,
+                "x-signature-ed25519",
+                Encoding::Hex,
+                ("x-signature-timestamp", ""),
+            ),
+            Preset::Telnyx => (
+                PkAlgorithm::Ed25519,
+                "telnyx-signature-ed25519",
+                Encoding::Base64,
+                ("telnyx-timestamp", "|"),
+            ),
+            _ => (
+                PkAlgorithm::EcdsaP256Sha256,
+                "x-twilio-email-event-webhook-signature",
+                Encoding::Base64,
+                ("x-twilio-email-event-webhook-timestamp", ""),
+            ),
+        };
+        Defaults {
+            signature: Some(SignatureDefaults {
+                algorithm,
+                header,
+                encoding,
+                timestamp: Some(timestamp),
+            }),
+            // Signed timestamps: copies within twice the tolerance are replays.
+            dedupe_window: Some(Duration::from_secs(600)),
+            ..NONE
         }
     }
 
@@ -263,7 +355,9 @@ impl Preset {
         use Encoding::{Base64, Hex};
         let plain = Scheme::PLAIN;
         match self {
-            Preset::Tolq | Preset::Gengo => NONE,
+            Preset::Tolq | Preset::Gengo | Preset::Discord | Preset::Telnyx | Preset::Sendgrid => {
+                NONE
+            }
             // GitHub signs neither id nor time; deliveries can be redelivered by hand for 3 days.
             Preset::Github => Defaults {
                 dedupe_window: Some(HOUR * 72),

@@ -255,6 +255,17 @@ pub(crate) struct RawQueue {
     pub(crate) lease: Option<Dur>,
 }
 
+/// `signature = { algorithm, header, encoding, public_keys }`: a public-key signature.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignature {
+    pub(crate) algorithm: Option<Spanned<String>>,
+    pub(crate) header: Option<HeaderNameValue>,
+    pub(crate) encoding: Option<Encoding>,
+    pub(crate) public_keys: Vec<Spanned<String>>,
+    pub(crate) tolerance: Option<Dur>,
+}
+
 /// How a verified callback reaches the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -302,6 +313,7 @@ pub(crate) struct RawRoute {
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
     pub(crate) enforce: Option<bool>,
     pub(crate) store_credentials: Option<bool>,
+    pub(crate) signature: Option<Spanned<RawSignature>>,
     pub(crate) max_concurrency: Option<Spanned<usize>>,
     pub(crate) rate: Option<Rate>,
     pub(crate) on_failure: Option<Spanned<String>>,

@@ -54,7 +54,8 @@ impl Loader<'_> {
         let allow_ips = self.allow_ips(&at, raw.allow_ips)?;
         let token = self.token(&at, raw.token)?;
         let hmac = self.hmac(&at, raw.hmac)?;
-        if allow_ips.is_none() && token.is_none() && hmac.is_none() {
+        let signature = self.signature(&at, raw.signature)?;
+        if allow_ips.is_none() && token.is_none() && hmac.is_none() && signature.is_none() {
             return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
         }
         let everyone = allow_ips
@@ -64,7 +65,7 @@ impl Loader<'_> {
             let msg = format!(
                 "{label}.allow_ips contains \"{all}\", which is every address: it checks nothing"
             );
-            if token.is_none() && hmac.is_none() {
+            if token.is_none() && hmac.is_none() && signature.is_none() {
                 return Err(self.error(Some(at.span), format!("{msg}, and it is the route's only check (an anonymous POST would be forwarded as verified \"ip\"). List the provider's addresses, or add a token or hmac")));
             }
             self.warn(format!(
@@ -98,6 +99,7 @@ impl Loader<'_> {
             allow_ips,
             token,
             hmac,
+            signature,
             payload: at.preset.and_then(|d| d.payload),
             strip_token: raw.strip_token,
             enforce: raw.enforce.unwrap_or(true),
@@ -281,6 +283,88 @@ impl Loader<'_> {
             public_url: h
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
+        }))
+    }
+
+    /// `signature = { algorithm, header, encoding, public_keys }`, the
+    /// preset filling in what the route leaves out.
+    fn signature(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<raw::RawSignature>>,
+    ) -> Result<Option<SignatureCheck>, ConfigError> {
+        let label = at.label;
+        let preset = at.preset.and_then(|d| d.signature);
+        let Some(raw) = raw else {
+            if preset.is_some() {
+                return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} checks a public-key signature: add signature = {{ public_keys = [\"<the provider's public key>\"] }}", at.preset_name)));
+            }
+            return Ok(None);
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let algorithm = match &raw.algorithm {
+            Some(a) => super::presets::PkAlgorithm::NAMES
+                .iter()
+                .find(|(n, _)| n == a.get_ref())
+                .map(|(_, alg)| *alg)
+                .ok_or_else(|| self.at(a, format!("{label}.signature.algorithm must be one of ed25519, ecdsa-p256-sha256, ecdsa-p384-sha384, rsa-pkcs1-sha256, rsa-pss-sha256")))?,
+            None => preset.map(|p| p.algorithm).ok_or_else(|| self.error(Some(span.clone()), format!("{label}.signature.algorithm is missing: add algorithm = \"ed25519\" (or ecdsa-p256-sha256, ecdsa-p384-sha384, rsa-pkcs1-sha256, rsa-pss-sha256)")))?,
+        };
+        let header = match raw.header {
+            Some(h) => h.0,
+            None => preset
+                .map(|p| HeaderName::from_static(p.header))
+                .ok_or_else(|| {
+                    self.error(
+                        Some(span.clone()),
+                        format!(
+                            "{label}.signature.header is missing: add header = \"X-Signature\""
+                        ),
+                    )
+                })?,
+        };
+        let encoding = raw
+            .encoding
+            .or(preset.map(|p| p.encoding))
+            .unwrap_or(Encoding::Base64);
+        if raw.public_keys.is_empty() {
+            return Err(self.error(Some(span), format!("{label}.signature.public_keys is empty: give the provider's public key (PEM, base64 or hex; several for rotation)")));
+        }
+        let mut keys = Vec::new();
+        let mut sources = Vec::new();
+        for (j, spec) in raw.public_keys.iter().enumerate() {
+            // A public key is no secret; a secret spec is accepted all the same.
+            let text = match ["env:", "file:", "cred:"]
+                .iter()
+                .any(|p| spec.get_ref().starts_with(p))
+            {
+                true if self.offline => None,
+                true => Some(secret::resolve(spec.get_ref()).map_err(|e| {
+                    self.at(spec, format!("{label}.signature.public_keys[{j}]: {e}"))
+                })?),
+                false => Some(secret::Secret::from(spec.get_ref().as_bytes().to_vec())),
+            };
+            sources.push(secret::describe(spec.get_ref()).replace("literal", "inline"));
+            let Some(text) = text else { continue };
+            let text = String::from_utf8_lossy(text.expose()).into_owned();
+            let key = super::public_key::parse(algorithm, &text)
+                .map_err(|e| self.at(spec, format!("{label}.signature.public_keys[{j}]: {e}")))?;
+            keys.push(key);
+        }
+        Ok(Some(SignatureCheck {
+            algorithm,
+            header,
+            encoding,
+            keys,
+            sources,
+            timestamp: preset.and_then(|p| p.timestamp),
+            tolerance: self.duration(
+                raw.tolerance,
+                DEFAULT_TOLERANCE,
+                Duration::from_secs(1)..=MAX_TOLERANCE,
+                &format!("{label}.signature.tolerance"),
+            )?,
         }))
     }
 

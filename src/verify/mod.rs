@@ -12,6 +12,7 @@ pub mod client_ip;
 pub(crate) mod explain;
 pub(crate) mod form_scan;
 pub(crate) mod protect;
+pub(crate) mod public_key;
 pub mod query;
 pub(crate) mod replay;
 pub mod signature;
@@ -189,6 +190,14 @@ pub(crate) fn finish_all(
         // two of them are two signatures, and which one would it check?
         match signature::verify_scheme(h, req) {
             Ok(_) => checked.passed.hmac = true,
+            Err(e) => failed.push(Refusal::Hmac(e)),
+        }
+    }
+    // A public-key signature stands where an HMAC would (the verified
+    // header calls both `hmac`: the body's signature was checked).
+    if let Some(s) = &route.signature {
+        match public_key::verify(s, req) {
+            Ok(()) => checked.passed.hmac = true,
             Err(e) => failed.push(Refusal::Hmac(e)),
         }
     }

@@ -54,7 +54,7 @@ pub enum SignatureError {
 
 // Providers differ on base64 padding; the digest length is fixed, so accepting
 // either costs nothing in strength.
-const BASE64_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const BASE64_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -187,7 +187,10 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
 }
 
 /// The one value of a header, in any spelling a receiver folds to it.
-fn one_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>, SignatureError> {
+pub(crate) fn one_header<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h [u8]>, SignatureError> {
     let mut values = headers
         .iter()
         .filter(|(n, _)| php::same_header(n.as_str(), name))
