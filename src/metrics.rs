@@ -79,10 +79,12 @@ pub(crate) enum Outcome {
     /// A report-only route's callback that failed a check and was forwarded
     /// (or stored) all the same.
     WouldRefuse,
+    /// A provider's endpoint check, answered by callgate itself.
+    Handshake,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 8] = [
+    pub(crate) const ALL: [Outcome; 9] = [
         Outcome::Forwarded,
         Outcome::Refused,
         Outcome::Failed,
@@ -91,6 +93,7 @@ impl Outcome {
         Outcome::Redirected,
         Outcome::Acme,
         Outcome::WouldRefuse,
+        Outcome::Handshake,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Outcome {
             Outcome::Redirected => "redirected",
             Outcome::Acme => "acme_challenge",
             Outcome::WouldRefuse => "would_refuse",
+            Outcome::Handshake => "handshake",
         }
     }
 }
@@ -541,7 +545,7 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         // The HELP texts list every label value the code can produce.
-        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected, acme_challenge, would_refuse)"), "{text}");
+        assert!(text.contains("# HELP callgate_requests Requests by route and outcome (forwarded, refused, failed, queued, duplicate, redirected, acme_challenge, would_refuse, handshake)"), "{text}");
         assert!(text.contains("reason (request, damped, no_route, protected, method, ip, token, hmac, param, payload, size, slow, body, busy, in_flight, replay)"), "{text}");
         // Series appear once used, not before.
         assert!(!text.contains("class=\"5xx\""));

@@ -383,6 +383,9 @@ pub(crate) struct Route {
     pub(crate) hmac: Option<HmacCheck>,
     /// A public-key signature of the body (Ed25519, ECDSA, RSA).
     pub(crate) signature: Option<SignatureCheck>,
+    /// The provider's endpoint check, answered by callgate (its preset's),
+    /// and Meta's verify token.
+    pub(crate) handshake: Option<(presets::Handshake, Option<secret::Secret>)>,
     pub(crate) payload: Option<Payload>,
     pub(crate) strip_token: bool,
     /// false: report-only; a failed check is logged and counted

@@ -41,6 +41,34 @@ pub enum Preset {
     Telnyx,
     /// SendGrid Event Webhook: ECDSA P-256 over `timestamp + body`, base64 DER.
     Sendgrid,
+    /// Zoom: `x-zm-signature: v0=<hex>` over `v0:timestamp:body`; URL validation answered.
+    Zoom,
+    /// Meta (Facebook, WhatsApp, Instagram): `X-Hub-Signature-256`; the verify-token GET answered.
+    Meta,
+    /// X (Twitter) Account Activity: `x-twitter-webhooks-signature: sha256=<base64>`; CRC answered.
+    X,
+    /// Dropbox: `X-Dropbox-Signature` hex HMAC-SHA256; the challenge GET answered.
+    Dropbox,
+}
+
+/// An endpoint check a provider makes, answered by callgate (`verify::handshake`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handshake {
+    SlackUrlVerification,
+    ZoomUrlValidation,
+    MetaVerifyToken,
+    XCrc,
+    DropboxChallenge,
+}
+
+impl Handshake {
+    /// Whether the check comes as a GET (the route then takes GET too).
+    pub(crate) fn by_get(self) -> bool {
+        matches!(
+            self,
+            Handshake::MetaVerifyToken | Handshake::XCrc | Handshake::DropboxChallenge
+        )
+    }
 }
 
 /// A public-key signature algorithm.
@@ -192,6 +220,8 @@ pub(crate) struct Defaults {
     pub(crate) dedupe_window: Option<Duration>,
     /// A public-key signature (the route gives the public keys).
     pub(crate) signature: Option<SignatureDefaults>,
+    /// The provider's endpoint check, answered by callgate.
+    pub(crate) handshake: Option<Handshake>,
 }
 
 const NONE: Defaults = Defaults {
@@ -202,6 +232,7 @@ const NONE: Defaults = Defaults {
     max_body_bytes: None,
     dedupe_window: None,
     signature: None,
+    handshake: None,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -226,7 +257,7 @@ const fn signed(
 
 impl Preset {
     /// Every preset, in the order `callgate presets` lists them.
-    pub(crate) const ALL: [Preset; 14] = [
+    pub(crate) const ALL: [Preset; 18] = [
         Preset::Tolq,
         Preset::Gengo,
         Preset::Github,
@@ -241,6 +272,10 @@ impl Preset {
         Preset::Discord,
         Preset::Telnyx,
         Preset::Sendgrid,
+        Preset::Zoom,
+        Preset::Meta,
+        Preset::X,
+        Preset::Dropbox,
     ];
 
     /// Where the provider documents its scheme, and where the test vector
@@ -261,6 +296,10 @@ impl Preset {
             Preset::Discord => ("https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers", "openssl's Ed25519 (tests/public_keys.rs)"),
             Preset::Telnyx => ("https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks", "openssl's Ed25519 (tests/public_keys.rs)"),
             Preset::Sendgrid => ("https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features", "openssl's ECDSA P-256 (tests/public_keys.rs)"),
+            Preset::Zoom => ("https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events", "Zoom's documented url_validation body (src/verify/handshake.rs); an independent HMAC (tests/handshakes.rs)"),
+            Preset::Meta => ("https://developers.facebook.com/docs/graph-api/webhooks/getting-started", "Meta's documented verification GET (src/verify/handshake.rs, tests/handshakes.rs)"),
+            Preset::X => ("https://developer.x.com/en/docs/x-api/enterprise/account-activity-api/guides/securing-webhooks", "X's documented CRC (src/verify/handshake.rs, tests/handshakes.rs)"),
+            Preset::Dropbox => ("https://www.dropbox.com/developers/reference/webhooks", "Dropbox's documented challenge and signature (tests/handshakes.rs)"),
         }
     }
 
@@ -281,6 +320,10 @@ impl Preset {
             Preset::Discord => "discord",
             Preset::Telnyx => "telnyx",
             Preset::Sendgrid => "sendgrid",
+            Preset::Zoom => "zoom",
+            Preset::Meta => "meta",
+            Preset::X => "x",
+            Preset::Dropbox => "dropbox",
         }
     }
 
@@ -310,7 +353,49 @@ impl Preset {
                 ..NONE
             },
             Preset::Discord | Preset::Telnyx | Preset::Sendgrid => self.public_key(),
+            Preset::Zoom | Preset::Meta | Preset::X | Preset::Dropbox => self.handshaking(),
             signing => signing.signing(),
+        }
+    }
+
+    /// The presets whose provider checks the endpoint before it delivers:
+    /// callgate answers that check itself.
+    fn handshaking(self) -> Defaults {
+        use Algorithm::Sha256;
+        use Encoding::{Base64, Hex};
+        let plain = Scheme::PLAIN;
+        let (defaults, handshake) = match self {
+            Preset::Zoom => (
+                signed(
+                    "x-zm-signature",
+                    Sha256,
+                    Hex,
+                    Scheme {
+                        signed: Signed::SlackV0,
+                        claims: Claims::Prefixed("v0="),
+                        timestamp: Some("x-zm-request-timestamp"),
+                        ..plain
+                    },
+                ),
+                Handshake::ZoomUrlValidation,
+            ),
+            Preset::Meta => (
+                signed("x-hub-signature-256", Sha256, Hex, plain),
+                Handshake::MetaVerifyToken,
+            ),
+            Preset::X => (
+                signed("x-twitter-webhooks-signature", Sha256, Base64, plain),
+                Handshake::XCrc,
+            ),
+            _ => (
+                signed("x-dropbox-signature", Sha256, Hex, plain),
+                Handshake::DropboxChallenge,
+            ),
+        };
+        Defaults {
+            handshake: Some(handshake),
+            dedupe_window: Some(HOUR),
+            ..defaults
         }
     }
 
@@ -355,9 +440,15 @@ impl Preset {
         use Encoding::{Base64, Hex};
         let plain = Scheme::PLAIN;
         match self {
-            Preset::Tolq | Preset::Gengo | Preset::Discord | Preset::Telnyx | Preset::Sendgrid => {
-                NONE
-            }
+            Preset::Tolq
+            | Preset::Gengo
+            | Preset::Discord
+            | Preset::Telnyx
+            | Preset::Sendgrid
+            | Preset::Zoom
+            | Preset::Meta
+            | Preset::X
+            | Preset::Dropbox => NONE,
             // GitHub signs neither id nor time; deliveries can be redelivered by hand for 3 days.
             Preset::Github => Defaults {
                 dedupe_window: Some(HOUR * 72),
@@ -392,6 +483,7 @@ impl Preset {
             // Slack retries three times within minutes, newly timestamped, with the same body.
             Preset::Slack => Defaults {
                 dedupe_window: Some(HOUR),
+                handshake: Some(Handshake::SlackUrlVerification),
                 ..signed(
                     "x-slack-signature",
                     Sha256,

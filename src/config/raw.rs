@@ -255,6 +255,13 @@ pub(crate) struct RawQueue {
     pub(crate) lease: Option<Dur>,
 }
 
+/// `handshake = { verify_token = SPEC }`: what a provider's endpoint check needs beyond the route's keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHandshake {
+    pub(crate) verify_token: Option<Spanned<String>>,
+}
+
 /// `signature = { algorithm, header, encoding, public_keys }`: a public-key signature.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +321,7 @@ pub(crate) struct RawRoute {
     pub(crate) enforce: Option<bool>,
     pub(crate) store_credentials: Option<bool>,
     pub(crate) signature: Option<Spanned<RawSignature>>,
+    pub(crate) handshake: Option<Spanned<RawHandshake>>,
     pub(crate) max_concurrency: Option<Spanned<usize>>,
     pub(crate) rate: Option<Rate>,
     pub(crate) on_failure: Option<Spanned<String>>,

@@ -55,6 +55,7 @@ impl Loader<'_> {
         let token = self.token(&at, raw.token)?;
         let hmac = self.hmac(&at, raw.hmac)?;
         let signature = self.signature(&at, raw.signature)?;
+        let handshake = self.handshake(&at, raw.handshake)?;
         if allow_ips.is_none() && token.is_none() && hmac.is_none() && signature.is_none() {
             return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
         }
@@ -100,6 +101,7 @@ impl Loader<'_> {
             token,
             hmac,
             signature,
+            handshake,
             payload: at.preset.and_then(|d| d.payload),
             strip_token: raw.strip_token,
             enforce: raw.enforce.unwrap_or(true),
@@ -286,6 +288,37 @@ impl Loader<'_> {
         }))
     }
 
+    /// The preset's endpoint check, with Meta's verify token.
+    fn handshake(
+        &self,
+        at: &At<'_>,
+        raw: Option<Spanned<raw::RawHandshake>>,
+    ) -> Result<Option<(super::presets::Handshake, Option<secret::Secret>)>, ConfigError> {
+        let label = at.label;
+        let Some(kind) = at.preset.and_then(|d| d.handshake) else {
+            if let Some(r) = raw {
+                return Err(self.error(Some(r.span()), format!("{label}.handshake is for presets whose provider checks the endpoint (meta, zoom, x, dropbox, slack)")));
+            }
+            return Ok(None);
+        };
+        let spec = raw.and_then(|r| r.into_inner().verify_token);
+        let token = match (kind, spec) {
+            (super::presets::Handshake::MetaVerifyToken, None) => {
+                return Err(self.error(Some(at.span.clone()), format!("{label}: preset meta answers Meta's verification request itself and needs the verify token you gave Meta: add handshake = {{ verify_token = \"env:META_VERIFY_TOKEN\" }}")));
+            }
+            (_, None) => None,
+            (_, Some(spec)) if self.offline => {
+                let _ = spec;
+                Some(secret::Secret::from(b"offline".to_vec()))
+            }
+            (_, Some(spec)) => Some(
+                secret::resolve(spec.get_ref())
+                    .map_err(|e| self.at(&spec, format!("{label}.handshake.verify_token: {e}")))?,
+            ),
+        };
+        Ok(Some((kind, token)))
+    }
+
     /// `signature = { algorithm, header, encoding, public_keys }`, the
     /// preset filling in what the route leaves out.
     fn signature(
@@ -392,7 +425,13 @@ impl Loader<'_> {
         at: &At<'_>,
         raw: Option<Spanned<Vec<raw::MethodValue>>>,
     ) -> Result<Vec<Method>, ConfigError> {
+        let by_get = at
+            .preset
+            .and_then(|d| d.handshake)
+            .is_some_and(super::presets::Handshake::by_get);
         match raw {
+            // The provider's endpoint check comes as a GET: answered, never forwarded.
+            None if by_get => Ok(vec![Method::POST, Method::GET]),
             None => Ok(vec![Method::POST]),
             Some(m) if m.get_ref().is_empty() => Err(self.at(
                 &m,

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::config::presets::Signed;
@@ -150,6 +150,9 @@ impl Call<'_> {
             },
             false => verify::precheck_all(route, self.client, req.uri()),
         };
+        if let Some(answered) = self.handshake_get(route, &req) {
+            return answered;
+        }
         let (mut parts, body) = req.into_parts();
         // Held until the request is answered: the body stays in memory till then.
         // Vouched for (address or token) before the body: the reserve is open to it.
@@ -180,6 +183,9 @@ impl Call<'_> {
                 checked
             }
         };
+        if let Some(answered) = handshake_post(route, &body) {
+            return answered.would_refuse(failed);
+        }
         // Keys of signed bytes only; the claim is taken before any delivery.
         let direct = route.delivery == Delivery::Direct;
         let claim = route
@@ -208,6 +214,23 @@ impl Call<'_> {
             }
         };
         handled.would_refuse(failed)
+    }
+
+    /// A provider's endpoint check that comes as a GET (Meta, X, Dropbox),
+    /// answered here once the address and token checks passed.
+    fn handshake_get(&self, route: &Arc<Route>, req: &Request<Incoming>) -> Option<Handled> {
+        let (kind, token) = route.handshake.as_ref().filter(|(k, _)| k.by_get())?;
+        if req.method() != Method::GET {
+            return None;
+        }
+        let key = route.hmac.as_ref().and_then(|h| h.keys.first());
+        match verify::handshake::answer_get(*kind, req.uri().query(), key, token.as_ref())? {
+            verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),
+            verify::handshake::Answer::Refused => {
+                let refusal = Refusal::Token(verify::TokenFailure::Mismatch);
+                Some(self.forbidden(route, refusal, req.version()))
+            }
+        }
     }
 
     /// The http-01 key authorization, when this plain-HTTP GET asks for one
@@ -425,6 +448,37 @@ impl Call<'_> {
             "request"
         );
     }
+}
+
+/// A signed POST that is the provider's endpoint check (Slack, Zoom),
+/// answered here: the receiver never sees it.
+fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<Handled> {
+    let (kind, _) = route.handshake.as_ref().filter(|(k, _)| !k.by_get())?;
+    let key = route.hmac.as_ref().and_then(|h| h.keys.first());
+    match verify::handshake::answer_post(*kind, body, key)? {
+        verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),
+        verify::handshake::Answer::Refused => None,
+    }
+}
+
+fn handshake_answer(route: &Arc<Route>, content_type: &'static str, body: String) -> Handled {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        header::HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    Handled::answered(
+        route,
+        Outcome::Handshake,
+        resp,
+        "handshake: answered by callgate".into(),
+    )
 }
 
 /// Longest a callback waits for its route's max_concurrency or rate.

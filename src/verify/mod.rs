@@ -11,6 +11,7 @@
 pub mod client_ip;
 pub(crate) mod explain;
 pub(crate) mod form_scan;
+pub(crate) mod handshake;
 pub(crate) mod protect;
 pub(crate) mod public_key;
 pub mod query;

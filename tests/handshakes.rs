@@ -1,0 +1,177 @@
+//! Providers' endpoint checks answered by callgate itself, from the route's
+//! secrets, as each provider documents them; the receiver never sees one,
+//! while the provider's real (signed) deliveries still reach it.
+
+mod support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use callgate::crypto::{Algorithm, Encoding};
+use http::Method;
+use support::{sign, Client, Gateway, Upstream, Version};
+
+const SLACK: &str = "slack-signing-secret-0123456789";
+const ZOOM: &str = "zoom-secret-token-0123456789";
+const META_APP: &str = "meta-app-secret-0123456789";
+const META_VERIFY: &str = "meta-verify-token-0123456789";
+const X: &str = "x-consumer-secret-0123456789";
+const DROPBOX: &str = "dropbox-app-secret-0123456789";
+
+fn now() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_checks_are_answered_at_the_edge_and_deliveries_go_through() {
+    let up = Upstream::recording().await;
+    let route = |name: &str, more: &str| {
+        format!("[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\npreset = \"{name}\"\n{more}\n\n", up.url(&format!("/{name}")))
+    };
+    let text = [
+        route("slack", &format!("hmac = {{ secrets = [\"{SLACK}\"] }}")),
+        route("zoom", &format!("hmac = {{ secrets = [\"{ZOOM}\"] }}")),
+        route("meta", &format!("hmac = {{ secrets = [\"{META_APP}\"] }}\nhandshake = {{ verify_token = \"{META_VERIFY}\" }}")),
+        route("x", &format!("hmac = {{ secrets = [\"{X}\"] }}")),
+        route("dropbox", &format!("hmac = {{ secrets = [\"{DROPBOX}\"] }}")),
+    ]
+    .concat();
+    let gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+
+    // Slack url_verification (its documented body), signed v0:ts:body.
+    let ts = now();
+    let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let v0 = |secret: &str, b: &[u8]| {
+        format!(
+            "v0={}",
+            sign(
+                Algorithm::Sha256,
+                secret,
+                Encoding::Hex,
+                &[format!("v0:{ts}:").as_bytes(), b].concat()
+            )
+        )
+    };
+    let r = c
+        .post(
+            "/slack",
+            &[
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &v0(SLACK, body)),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        json["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    // Unsigned, it is no handshake: refused.
+    let r = c
+        .post(
+            "/slack",
+            &[
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", "v0=00"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    // Zoom endpoint.url_validation (its documented body).
+    let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let r = c
+        .post(
+            "/zoom",
+            &[
+                ("x-zm-request-timestamp", &ts),
+                ("x-zm-signature", &v0(ZOOM, body)),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    assert_eq!(
+        json["encryptedToken"],
+        sign(
+            Algorithm::Sha256,
+            ZOOM,
+            Encoding::Hex,
+            b"qgg8vlvZRS6UYooatFL8Aw"
+        )
+    );
+
+    // Meta's verification GET: the challenge only with the right verify token.
+    let get = |path: String| {
+        let c = &c;
+        async move { c.request(Method::GET, &path, &[], b"").await }
+    };
+    let r = get(format!(
+        "/meta?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={META_VERIFY}"
+    ))
+    .await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"1158201444"[..]));
+    let r = get("/meta?hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess".into()).await;
+    assert_eq!(r.status, 403);
+
+    // X's CRC: sha256= base64 HMAC-SHA256(consumer secret, crc_token).
+    let r = get("/x?crc_token=abc123".into()).await;
+    assert_eq!(r.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let mac = base64::engine::general_purpose::STANDARD
+        .encode(callgate::crypto::Key::new(Algorithm::Sha256, X.as_bytes()).digest(b"abc123"));
+    assert_eq!(json["response_token"], format!("sha256={mac}"));
+
+    // Dropbox's challenge, echoed as text.
+    let r = get("/dropbox?challenge=xyz-42".into()).await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"xyz-42"[..]));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+
+    assert_eq!(up.count(), 0, "no handshake reached the receiver");
+
+    // Real deliveries still go through, verified.
+    let body = br#"{"list_folder":{"accounts":["dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"]}}"#;
+    let sig = sign(Algorithm::Sha256, DROPBOX, Encoding::Hex, body);
+    let r = c
+        .post("/dropbox", &[("x-dropbox-signature", &sig)], body)
+        .await;
+    assert_eq!(r.status, 200);
+    let meta = br#"{"object":"page","entry":[]}"#;
+    let sig = format!(
+        "sha256={}",
+        sign(Algorithm::Sha256, META_APP, Encoding::Hex, meta)
+    );
+    let r = c
+        .post("/meta", &[("x-hub-signature-256", &sig)], meta)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.count(), 2);
+    // A GET that is no handshake is refused, not forwarded.
+    assert_eq!(get("/dropbox".into()).await.status, 403);
+    assert_eq!(up.count(), 2);
+}
+
+#[test]
+fn meta_needs_its_verify_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("callgate.toml");
+    std::fs::write(
+        &path,
+        format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"m\"\npath = \"/m\"\nupstream = \"http://127.0.0.1:9/\"\npreset = \"meta\"\nhmac = {{ secrets = [\"{META_APP}\"] }}\n"),
+    )
+    .unwrap();
+    let (code, _, err) =
+        support::gateway::run_cli(&["check", "--config", path.to_str().unwrap()], b"", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("handshake = { verify_token"), "{err}");
+}
