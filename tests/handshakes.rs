@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine;
 use callgate::crypto::{Algorithm, Encoding};
 use http::Method;
@@ -19,11 +17,7 @@ const X: &str = "x-consumer-secret-0123456789";
 const DROPBOX: &str = "dropbox-app-secret-0123456789";
 
 fn now() -> String {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string()
+    support::now().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

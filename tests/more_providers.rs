@@ -6,20 +6,13 @@
 
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use support::gateway::run_cli;
 use support::{Client, Gateway, Upstream, Version};
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WHSEC_OLD: &str = "whsec_b2xkLWtleS1yb3RhdGVkLWF3YXk=";
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use support::now;
 
 /// The header lines `callgate sign --preset` prints, as (name, value).
 fn sign(

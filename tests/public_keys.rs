@@ -8,7 +8,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use support::{Client, Gateway, Upstream, Version};
@@ -57,11 +56,7 @@ fn sign(dir: &Path, name: &str, message: &[u8], digest: &[&str]) -> Vec<u8> {
 }
 
 fn now() -> String {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string()
+    support::now().to_string()
 }
 
 fn b64(b: &[u8]) -> String {

@@ -6,7 +6,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use support::gateway::run_cli;
 use support::postgres::{Backend, QueueStore};
@@ -21,12 +21,7 @@ const STRIPE_SECRET: &str = "whsec_stripe_replay";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PUBLIC: &str = "https://hooks.example.com";
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use support::now;
 
 /// One route per provider, all to `up`, on `store` (SQLite when `None`).
 fn config(up: &Upstream, queue: &str, extra: &str) -> String {

@@ -16,24 +16,14 @@ use super::*;
 impl Config {
     /// Read, parse and resolve the config file, loading secrets and certificates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            at: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
-        Config::from_str(&text, path)
+        Config::from_str(&read_file(path)?, path)
     }
 
     /// Read and resolve the config file without touching anything it names:
     /// no secret is resolved (env, files, credentials: placeholders stand in),
     /// no certificate or CA file is read. What `check --offline` shows.
     pub fn load_offline(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            at: String::new(),
-            message: format!("cannot read the config file: {e} (check the path and that callgate's user may read it)"),
-        })?;
-        Config::parse(&text, path, true)
+        Config::parse(&read_file(path)?, path, true)
     }
 
     /// Parse and resolve config text; `path` names the file in errors.
@@ -61,11 +51,7 @@ impl Config {
     /// Just `[queue]` of a config file, without loading certificates or
     /// route secrets: what the `callgate queue` commands need.
     pub(crate) fn queue_of(path: &Path) -> Result<QueueBackend, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            at: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
+        let text = read_file(path)?;
         let loader = Loader {
             text: &text,
             path,
@@ -76,6 +62,15 @@ impl Config {
             .map_err(|e| loader.error(e.span(), without_values(e.message().trim_end())))?;
         loader.queue(raw.queue, false)
     }
+}
+
+/// The config file's text, or an error naming it and the fix.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        at: String::new(),
+        message: format!("cannot read the config file: {e} (check the path, and that callgate's user may read it)"),
+    })
 }
 
 /// Resolution context: the text, to turn byte spans into line:column.

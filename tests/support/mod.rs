@@ -27,3 +27,11 @@ pub fn sign(
     let digest = callgate::crypto::Key::new(alg, key.as_bytes()).digest(body);
     callgate::crypto::encode(&digest, enc)
 }
+
+/// Unix seconds now (a provider's timestamp).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
