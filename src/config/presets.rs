@@ -49,6 +49,36 @@ pub enum Preset {
     X,
     /// Dropbox: `X-Dropbox-Signature` hex HMAC-SHA256; the challenge GET answered.
     Dropbox,
+    /// Typeform: `Typeform-Signature: sha256=<base64>` of the body.
+    Typeform,
+    /// Linear: `Linear-Signature`, hex HMAC-SHA256 of the body.
+    Linear,
+    /// Lemon Squeezy: `X-Signature`, hex HMAC-SHA256 of the body.
+    LemonSqueezy,
+    /// Sentry: `Sentry-Hook-Signature`, hex HMAC-SHA256 of the body.
+    Sentry,
+    /// Coinbase Commerce: `X-CC-Webhook-Signature`, hex HMAC-SHA256 of the body.
+    CoinbaseCommerce,
+    /// Bitbucket Cloud: `X-Hub-Signature: sha256=<hex>` of the body.
+    Bitbucket,
+    /// Vercel: `x-vercel-signature`, hex HMAC-SHA1 of the body.
+    Vercel,
+    /// Intercom: `X-Hub-Signature: sha1=<hex>` of the body.
+    Intercom,
+    /// WooCommerce: `X-WC-Webhook-Signature`, base64 HMAC-SHA256 of the body.
+    Woocommerce,
+    /// Gitea: `X-Gitea-Signature`, hex HMAC-SHA256 of the body.
+    Gitea,
+    /// Gogs: `X-Gogs-Signature`, hex HMAC-SHA256 of the body.
+    Gogs,
+    /// Segment: `X-Signature`, hex HMAC-SHA1 of the body.
+    Segment,
+    /// DocuSign Connect: `X-DocuSign-Signature-1`, base64 HMAC-SHA256 of the body.
+    Docusign,
+    /// Calendly: `Calendly-Webhook-Signature: t=…,v1=<hex>` over `t.body`.
+    Calendly,
+    /// Mux: `Mux-Signature: t=…,v1=<hex>` over `t.body`.
+    Mux,
 }
 
 /// An endpoint check a provider makes, answered by callgate (`verify::handshake`).
@@ -257,7 +287,7 @@ const fn signed(
 
 impl Preset {
     /// Every preset, in the order `callgate presets` lists them.
-    pub(crate) const ALL: [Preset; 18] = [
+    pub(crate) const ALL: [Preset; 33] = [
         Preset::Tolq,
         Preset::Gengo,
         Preset::Github,
@@ -276,6 +306,21 @@ impl Preset {
         Preset::Meta,
         Preset::X,
         Preset::Dropbox,
+        Preset::Typeform,
+        Preset::Linear,
+        Preset::LemonSqueezy,
+        Preset::Sentry,
+        Preset::CoinbaseCommerce,
+        Preset::Bitbucket,
+        Preset::Vercel,
+        Preset::Intercom,
+        Preset::Woocommerce,
+        Preset::Gitea,
+        Preset::Gogs,
+        Preset::Segment,
+        Preset::Docusign,
+        Preset::Calendly,
+        Preset::Mux,
     ];
 
     /// Where the provider documents its scheme, and where the test vector
@@ -300,6 +345,21 @@ impl Preset {
             Preset::Meta => ("https://developers.facebook.com/docs/graph-api/webhooks/getting-started", "Meta's documented verification GET (src/verify/handshake.rs, tests/handshakes.rs)"),
             Preset::X => ("https://developer.x.com/en/docs/x-api/enterprise/account-activity-api/guides/securing-webhooks", "X's documented CRC (src/verify/handshake.rs, tests/handshakes.rs)"),
             Preset::Dropbox => ("https://www.dropbox.com/developers/reference/webhooks", "Dropbox's documented challenge and signature (tests/handshakes.rs)"),
+            Preset::Typeform => ("https://www.typeform.com/developers/webhooks/secure-your-webhooks/", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Linear => ("https://linear.app/developers/webhooks#securing-webhooks", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::LemonSqueezy => ("https://docs.lemonsqueezy.com/help/webhooks/signing-requests", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Sentry => ("https://docs.sentry.io/organization/integrations/integration-platform/webhooks/", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::CoinbaseCommerce => ("https://docs.cdp.coinbase.com/commerce-onchain/docs/webhooks-security", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Bitbucket => ("https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Vercel => ("https://vercel.com/docs/webhooks/webhooks-api#securing-webhooks", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Intercom => ("https://developers.intercom.com/docs/references/webhooks/webhook-models", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Woocommerce => ("https://woocommerce.github.io/woocommerce-rest-api-docs/#webhooks", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Gitea => ("https://docs.gitea.com/usage/webhooks", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Gogs => ("https://gogs.io/docs/features/webhook", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Segment => ("https://segment.com/docs/connections/destinations/catalog/webhooks/", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Docusign => ("https://developers.docusign.com/platform/webhooks/connect/hmac/", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Calendly => ("https://developer.calendly.com/api-docs/4c305798a61d3-webhook-signatures", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
+            Preset::Mux => ("https://docs.mux.com/core/verify-webhook-signatures", "openssl's HMAC of the documented signed string (tests/body_presets.rs)"),
         }
     }
 
@@ -324,6 +384,21 @@ impl Preset {
             Preset::Meta => "meta",
             Preset::X => "x",
             Preset::Dropbox => "dropbox",
+            Preset::Typeform => "typeform",
+            Preset::Linear => "linear",
+            Preset::LemonSqueezy => "lemon-squeezy",
+            Preset::Sentry => "sentry",
+            Preset::CoinbaseCommerce => "coinbase-commerce",
+            Preset::Bitbucket => "bitbucket",
+            Preset::Vercel => "vercel",
+            Preset::Intercom => "intercom",
+            Preset::Woocommerce => "woocommerce",
+            Preset::Gitea => "gitea",
+            Preset::Gogs => "gogs",
+            Preset::Segment => "segment",
+            Preset::Docusign => "docusign",
+            Preset::Calendly => "calendly",
+            Preset::Mux => "mux",
         }
     }
 
@@ -354,7 +429,82 @@ impl Preset {
             },
             Preset::Discord | Preset::Telnyx | Preset::Sendgrid => self.public_key(),
             Preset::Zoom | Preset::Meta | Preset::X | Preset::Dropbox => self.handshaking(),
+            body if body.table().is_some() => body.table_defaults(),
             signing => signing.signing(),
+        }
+    }
+
+    /// The providers that sign with an HMAC in one header, as a table: the
+    /// header, the algorithm, the encoding, and whether a Stripe-style
+    /// `t=…,v1=…` timestamp is signed (`t.body`); otherwise the body alone.
+    fn table(self) -> Option<(&'static str, Algorithm, Encoding, bool)> {
+        Some(match self {
+            Preset::Typeform => (
+                "typeform-signature",
+                Algorithm::Sha256,
+                Encoding::Base64,
+                false,
+            ),
+            Preset::Linear => ("linear-signature", Algorithm::Sha256, Encoding::Hex, false),
+            Preset::LemonSqueezy => ("x-signature", Algorithm::Sha256, Encoding::Hex, false),
+            Preset::Sentry => (
+                "sentry-hook-signature",
+                Algorithm::Sha256,
+                Encoding::Hex,
+                false,
+            ),
+            Preset::CoinbaseCommerce => (
+                "x-cc-webhook-signature",
+                Algorithm::Sha256,
+                Encoding::Hex,
+                false,
+            ),
+            Preset::Bitbucket => ("x-hub-signature", Algorithm::Sha256, Encoding::Hex, false),
+            Preset::Vercel => ("x-vercel-signature", Algorithm::Sha1, Encoding::Hex, false),
+            Preset::Intercom => ("x-hub-signature", Algorithm::Sha1, Encoding::Hex, false),
+            Preset::Woocommerce => (
+                "x-wc-webhook-signature",
+                Algorithm::Sha256,
+                Encoding::Base64,
+                false,
+            ),
+            Preset::Gitea => ("x-gitea-signature", Algorithm::Sha256, Encoding::Hex, false),
+            Preset::Gogs => ("x-gogs-signature", Algorithm::Sha256, Encoding::Hex, false),
+            Preset::Segment => ("x-signature", Algorithm::Sha1, Encoding::Hex, false),
+            Preset::Docusign => (
+                "x-docusign-signature-1",
+                Algorithm::Sha256,
+                Encoding::Base64,
+                false,
+            ),
+            Preset::Calendly => (
+                "calendly-webhook-signature",
+                Algorithm::Sha256,
+                Encoding::Hex,
+                true,
+            ),
+            Preset::Mux => ("mux-signature", Algorithm::Sha256, Encoding::Hex, true),
+            _ => return None,
+        })
+    }
+
+    /// A table preset's defaults: replay by the body's digest for a day
+    /// (untimed), or for an hour beside a signed timestamp.
+    fn table_defaults(self) -> Defaults {
+        let Some((header, algorithm, encoding, timed)) = self.table() else {
+            return NONE;
+        };
+        let scheme = match timed {
+            true => Scheme {
+                signed: Signed::TimestampBody,
+                claims: Claims::Fields { sig: "v1", ts: "t" },
+                ..Scheme::PLAIN
+            },
+            false => Scheme::PLAIN,
+        };
+        Defaults {
+            dedupe_window: Some(if timed { HOUR } else { HOUR * 24 }),
+            ..signed(header, algorithm, encoding, scheme)
         }
     }
 
@@ -557,6 +707,7 @@ impl Preset {
                     },
                 )
             },
+            _ => NONE,
         }
     }
 }
