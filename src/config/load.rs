@@ -8,10 +8,24 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::defaults::{
+    BUFFERED_PER_CLIENT_DIVISOR, BUFFERED_SHARE_OF_BODY, DEFAULT_ASSERTION_HEADER,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUESTS_PER_CLIENT, DEFAULT_MIN_BODY_RATE,
+    DEFAULT_PASSTHROUGH_MAX_BODY_BYTES, DEFAULT_TLS_HANDSHAKE_TIMEOUT, DEFAULT_UPSTREAM_TIMEOUT,
+    DEFAULT_VERIFIED_HEADER, MAX_DEFAULT_BUFFERED_BODY_BYTES, MAX_MAX_BODY_BYTES,
+    MAX_MAX_CONNECTIONS, MAX_MAX_HEADERS, MAX_MAX_HEADER_BYTES, MAX_PASSTHROUGH_MAX_BODY_BYTES,
+    MAX_UPSTREAM_TIMEOUT, MIN_MAX_HEADER_BYTES, MIN_SECRET_BYTES, MIN_TIMEOUT, RESERVED_HEADERS,
+};
+use super::{
+    dispatch_params, hosts_overlap, raw, secret, tls, Assertion, AssertionVersion, Config,
+    ConfigError, Damping, Gateway, Listen, Passthrough, Protected, QueueBackend, Routes, Tls,
+    Upstream,
+};
+use crate::crypto::{Algorithm, Key};
 use http::HeaderName;
 use toml::Spanned;
-
-use super::*;
 
 impl Config {
     /// Read, parse and resolve the config file, loading secrets and certificates.

@@ -7,9 +7,19 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use toml::Spanned;
 
+use super::defaults::{
+    DEFAULT_ACK_STATUS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, DEFAULT_RETRY_MAX_AGE,
+    DEFAULT_RETRY_MAX_ATTEMPTS, DEFAULT_TOKEN_PARAM, DEFAULT_TOLERANCE, MAX_MAX_CONCURRENCY,
+    MAX_MAX_IN_FLIGHT, MAX_RETRY_ATTEMPTS, MAX_TOLERANCE, MAX_UPSTREAM_TIMEOUT, MIN_TIMEOUT,
+};
 use super::load::Loader;
+use super::presets::Preset;
 use super::presets::{Defaults, HmacDefaults, KeyForm, Scheme};
-use super::*;
+use super::{
+    raw, secret, token_digest, ConfigError, Delivery, HmacCheck, IpCheck, Retry, Route,
+    SignatureCheck, TokenCheck, Upstream,
+};
+use crate::crypto::{Encoding, Key};
 use crate::php;
 
 /// What every part of one route's resolution needs to name it in errors.
@@ -543,6 +553,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::config::Config;
+    use std::sync::Arc;
 
     fn route(spec: &str) -> Arc<Route> {
         let text = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\n{spec}\n");
