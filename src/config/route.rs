@@ -116,27 +116,9 @@ impl Loader<'_> {
             strip_token: raw.strip_token,
             enforce: raw.enforce.unwrap_or(true),
             store_credentials: raw.store_credentials.unwrap_or(false),
-            max_concurrency: raw
-                .max_concurrency
-                .map(|m| {
-                    self.number(
-                        Some(m),
-                        1,
-                        1..=MAX_MAX_CONCURRENCY,
-                        &format!("{label}.max_concurrency must be between 1 and {MAX_MAX_CONCURRENCY}"),
-                    )
-                })
-                .transpose()?,
+            max_concurrency: self.max_concurrency(&label, raw.max_concurrency)?,
             rate: raw.rate.map(|r| r.0),
-            on_failure_queue: match raw.on_failure.as_ref().map(|o| o.get_ref().as_str()) {
-                None | Some("fail") => false,
-                Some("queue") if raw.delivery != Some(Delivery::Queue) => true,
-                Some("queue") => false,
-                Some(_) => {
-                    let at = raw.on_failure.as_ref().expect("matched Some");
-                    return Err(self.at(at, format!("{label}.on_failure must be \"queue\" (store and answer ack_status when the receiver fails) or \"fail\" (default: the receiver's failure is the answer)")));
-                }
-            },
+            on_failure_queue: self.on_failure(&label, raw.on_failure.as_ref(), raw.delivery)?,
             upstream_timeout: self.duration(
                 raw.upstream_timeout,
                 default_upstream_timeout,
@@ -296,6 +278,37 @@ impl Loader<'_> {
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
         }))
+    }
+
+    /// `max_concurrency`: callbacks in flight to the receiver at once.
+    fn max_concurrency(
+        &self,
+        label: &str,
+        raw: Option<Spanned<usize>>,
+    ) -> Result<Option<usize>, ConfigError> {
+        raw.map(|m| {
+            self.number(
+                Some(m),
+                1,
+                1..=MAX_MAX_CONCURRENCY,
+                &format!("{label}.max_concurrency must be between 1 and {MAX_MAX_CONCURRENCY}"),
+            )
+        })
+        .transpose()
+    }
+
+    /// `on_failure = "queue"`: whether a direct route stores what its receiver refuses.
+    fn on_failure(
+        &self,
+        label: &str,
+        raw: Option<&Spanned<String>>,
+        delivery: Option<Delivery>,
+    ) -> Result<bool, ConfigError> {
+        match raw.map(|o| o.get_ref().as_str()) {
+            None | Some("fail") => Ok(false),
+            Some("queue") => Ok(delivery != Some(Delivery::Queue)),
+            Some(_) => Err(self.at(raw.expect("matched Some"), format!("{label}.on_failure must be \"queue\" (store and answer ack_status when the receiver fails) or \"fail\" (default: the receiver's failure is the answer)"))),
+        }
     }
 
     /// The preset's endpoint check, with Meta's verify token.
