@@ -491,11 +491,14 @@ impl Loader<'_> {
 impl HmacCheck {
     /// A preset's signature check with one key, for `callgate sign --preset`.
     pub(crate) fn for_preset(preset: Preset, secret: &[u8]) -> Result<HmacCheck, String> {
-        let d = preset.defaults().hmac.ok_or_else(|| {
-            format!(
-                "{} signs nothing: it is guarded by the URL token",
-                preset.name()
-            )
+        let defaults = preset.defaults();
+        let d = defaults.hmac.ok_or_else(|| match defaults.signature {
+            Some(s) => format!(
+                "{} signs with its private key ({}): callgate holds only public keys; sign a test request with your own key pair (openssl) and list its public key",
+                preset.name(),
+                s.algorithm.name()
+            ),
+            None => format!("{} signs nothing: it is guarded by the URL token", preset.name()),
         })?;
         let key = key_bytes(d.scheme.key, secret)
             .ok_or("the secret is not a whsec_ key (whsec_ and base64)")?;

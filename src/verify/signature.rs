@@ -320,6 +320,14 @@ fn twilio_params(body: &[u8]) -> Vec<(String, String)> {
     params
 }
 
+/// Signature headers whose provider writes `sha256=` (or `sha1=`) before the signature.
+const ALGORITHM_PREFIXED: &[&str] = &[
+    "x-hub-signature-256",
+    "x-hub-signature",
+    "typeform-signature",
+    "x-twitter-webhooks-signature",
+];
+
 /// The header lines a provider would send with `body` (for `callgate sign
 /// --preset`), signed with the same code the gateway verifies with.
 pub(crate) fn provider_headers(
@@ -356,7 +364,10 @@ pub(crate) fn provider_headers(
         out.push((name.to_owned(), ts_text.clone()));
     }
     let value = match h.scheme.claims {
-        Claims::Whole if h.header.as_str() == "x-hub-signature-256" => format!("sha256={sig}"),
+        // Providers that name the algorithm before the signature.
+        Claims::Whole if ALGORITHM_PREFIXED.contains(&h.header.as_str()) => {
+            format!("{}={sig}", h.algorithm.name())
+        }
         Claims::Whole => sig,
         Claims::Prefixed(prefix) => format!("{prefix}{sig}"),
         Claims::Fields { sig: name, ts } => format!("{ts}={ts_text},{name}={sig}"),
