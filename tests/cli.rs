@@ -646,3 +646,28 @@ fn presets_lists_every_provider_and_shows_one() {
     let (code, _, _) = run_cli(&["presets", "show", "nobody"], b"", &[]);
     assert_ne!(code, 0);
 }
+
+/// README's provider table and the registry agree: every preset
+/// `callgate presets` lists has a row in README.md's table.
+#[test]
+fn the_readme_provider_table_lists_every_preset() {
+    let (code, out, err) = run_cli(&["presets"], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for name in out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let cell = format!("`{name}`");
+        assert!(
+            rows.iter().any(|r| r
+                .split('|')
+                .nth(1)
+                .is_some_and(|first| first.contains(&cell))),
+            "preset {name} has no row in README.md's provider table"
+        );
+    }
+}
