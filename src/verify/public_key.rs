@@ -7,7 +7,7 @@
 use base64::Engine;
 use ring::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 
-use super::signature::{one_header, Signable, SignatureError, BASE64_ANY_PADDING};
+use super::signature::{fresh, one_header, Signable, SignatureError, BASE64_ANY_PADDING};
 use crate::config::presets::PkAlgorithm;
 use crate::config::SignatureCheck;
 use crate::crypto::Encoding;
@@ -29,18 +29,7 @@ pub(crate) fn verify(check: &SignatureCheck, req: &Signable<'_>) -> Result<(), S
     let mut message = Vec::new();
     if let Some((name, separator)) = check.timestamp {
         let raw = one_header(req.headers, name)?.ok_or(SignatureError::Timestamp)?;
-        let ts: i64 = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or(SignatureError::Timestamp)?;
-        let skew = req.now.saturating_sub(ts);
-        let tolerance = check.tolerance.as_secs() as i64;
-        if skew > tolerance {
-            return Err(SignatureError::Stale(skew));
-        }
-        if -skew > tolerance {
-            return Err(SignatureError::Future(-skew));
-        }
+        fresh(raw, req.now, check.tolerance, true)?;
         message.extend_from_slice(raw);
         message.extend_from_slice(separator.as_bytes());
     }

@@ -157,7 +157,7 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
             Some(name) => one_header(req.headers, name)?.ok_or(SignatureError::Timestamp)?,
             None => ts_field.ok_or(SignatureError::Timestamp)?,
         };
-        found.skew = Some(fresh(h, raw, req.now)?);
+        found.skew = Some(fresh(raw, req.now, h.tolerance, h.scheme.both_ways)?);
         Some(raw)
     } else {
         None
@@ -237,17 +237,24 @@ fn claims(form: Claims, value: &[u8]) -> (Option<&[u8]>, Vec<&[u8]>) {
 }
 
 /// The timestamp's skew (now - timestamp), if within the tolerance.
-fn fresh(h: &HmacCheck, raw: &[u8], now: i64) -> Result<i64, SignatureError> {
+/// Also for public-key schemes (`public_key.rs`); `both_ways`: refuse
+/// timestamps too far in the future too.
+pub(crate) fn fresh(
+    raw: &[u8],
+    now: i64,
+    tolerance: std::time::Duration,
+    both_ways: bool,
+) -> Result<i64, SignatureError> {
     let ts: i64 = std::str::from_utf8(raw)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .ok_or(SignatureError::Timestamp)?;
     let skew = now.saturating_sub(ts);
-    let tolerance = h.tolerance.as_secs() as i64;
+    let tolerance = tolerance.as_secs() as i64;
     if skew > tolerance {
         return Err(SignatureError::Stale(skew));
     }
-    if h.scheme.both_ways && -skew > tolerance {
+    if both_ways && -skew > tolerance {
         return Err(SignatureError::Future(-skew));
     }
     Ok(skew)
