@@ -185,12 +185,7 @@ impl fmt::Display for Rejection {
                 )
             }
             Rejection::Replay { stored, given } => {
-                return write!(
-                    f,
-                    "replay: message id reused with another body (sha256 {} before, {} now)",
-                    hex::encode(stored),
-                    hex::encode(given)
-                )
+                return f.write_str(&crate::queue::replay::conflict_reason(stored, given))
             }
         };
         write!(f, "{}: {what}", self.class().as_str())

@@ -52,6 +52,16 @@ pub(crate) enum Claim {
     Conflict { stored: [u8; 32], given: [u8; 32] },
 }
 
+/// The log's reason for a conflict, with both payload digests: the same for
+/// a direct refusal and a dead-lettered queued copy.
+pub(crate) fn conflict_reason(stored: &[u8; 32], given: &[u8; 32]) -> String {
+    format!(
+        "replay: message id reused with another body (sha256 {} before, {} now)",
+        hex::encode(stored),
+        hex::encode(given)
+    )
+}
+
 /// A row found under one of the claimed keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {

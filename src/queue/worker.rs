@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::Worker;
-use super::replay::queued_owner;
+use super::replay::{conflict_reason, queued_owner};
 use super::store::{from_lines, now_ms, Claim, ReplayClaim, Store, StoreError, Stored};
 use crate::config::{Assertion, Config, Retry, Route};
 use crate::upstream::{self, ForwardError};
@@ -239,11 +239,7 @@ async fn settle_copy(shared: &Worker, route: &Route, store: &Store, c: &Stored, 
                 )
             }),
         Claim::Conflict { stored, given } => {
-            let why = format!(
-                "replay: message id reused with another body (sha256 {} before, {} now)",
-                hex::encode(stored),
-                hex::encode(given)
-            );
+            let why = conflict_reason(&stored, &given);
             store
                 .failed(id, None, why.clone())
                 .await
