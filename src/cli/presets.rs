@@ -13,7 +13,7 @@ pub(super) fn list() -> String {
         "{:<18} {:<44} {:<10} source",
         "preset", "scheme", "replay"
     );
-    for p in Preset::ALL {
+    for &p in Preset::all() {
         let d = p.defaults();
         let replay = d
             .dedupe_window

@@ -286,42 +286,11 @@ const fn signed(
 }
 
 impl Preset {
-    /// Every preset, in the order `callgate presets` lists them.
-    pub(crate) const ALL: [Preset; 33] = [
-        Preset::Tolq,
-        Preset::Gengo,
-        Preset::Github,
-        Preset::Stripe,
-        Preset::Slack,
-        Preset::Shopify,
-        Preset::Twilio,
-        Preset::StandardWebhooks,
-        Preset::Svix,
-        Preset::Clerk,
-        Preset::Resend,
-        Preset::Discord,
-        Preset::Telnyx,
-        Preset::Sendgrid,
-        Preset::Zoom,
-        Preset::Meta,
-        Preset::X,
-        Preset::Dropbox,
-        Preset::Typeform,
-        Preset::Linear,
-        Preset::LemonSqueezy,
-        Preset::Sentry,
-        Preset::CoinbaseCommerce,
-        Preset::Bitbucket,
-        Preset::Vercel,
-        Preset::Intercom,
-        Preset::Woocommerce,
-        Preset::Gitea,
-        Preset::Gogs,
-        Preset::Segment,
-        Preset::Docusign,
-        Preset::Calendly,
-        Preset::Mux,
-    ];
+    /// Every preset, in the order `callgate presets` lists them (the
+    /// declaration order, as clap knows it).
+    pub(crate) fn all() -> &'static [Preset] {
+        <Preset as clap::ValueEnum>::value_variants()
+    }
 
     /// Where the provider documents its scheme, and where the test vector
     /// that proves callgate reads it comes from.
