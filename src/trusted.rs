@@ -73,6 +73,17 @@ fn ours(path: &Path, meta: &fs::Metadata) -> Result<(), TrustError> {
     Ok(())
 }
 
+/// A real directory (no link), ours, writable by us alone.
+fn ours_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), TrustError> {
+    if meta.file_type().is_symlink() {
+        return Err(TrustError::Symlink(dir.to_owned()));
+    }
+    if !meta.is_dir() {
+        return Err(TrustError::NotADirectory(dir.to_owned()));
+    }
+    ours(dir, meta)
+}
+
 /// The directory, created 0700 if missing, else checked: a real directory,
 /// ours, writable by us alone. Group and other read bits are taken away.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), TrustError> {
@@ -92,13 +103,7 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), TrustError> {
             fs::symlink_metadata(dir).map_err(io_err(dir))?
         }
     };
-    if meta.file_type().is_symlink() {
-        return Err(TrustError::Symlink(dir.to_owned()));
-    }
-    if !meta.is_dir() {
-        return Err(TrustError::NotADirectory(dir.to_owned()));
-    }
-    ours(dir, &meta)?;
+    ours_dir(dir, &meta)?;
     if meta.mode() & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
     }
@@ -180,13 +185,7 @@ pub(crate) fn inspect_dir(dir: &Path) -> Result<String, TrustError> {
             ))
         }
     };
-    if meta.file_type().is_symlink() {
-        return Err(TrustError::Symlink(dir.to_owned()));
-    }
-    if !meta.is_dir() {
-        return Err(TrustError::NotADirectory(dir.to_owned()));
-    }
-    ours(dir, &meta)?;
+    ours_dir(dir, &meta)?;
     Ok(format!(
         "owner uid {} (callgate's), mode {:04o}",
         meta.uid(),
