@@ -66,19 +66,12 @@ impl Drop for Held {
 /// queued one by the store).
 pub(super) fn claim_for(route: &Route, keys: Vec<ReplayKey>, direct: bool) -> Option<ReplayClaim> {
     let window = route.dedupe_window?;
-    let now = now_ms();
     let owner = match direct {
         true => format!("{:032x}", rand::rng().random::<u128>()),
         false => String::new(),
     };
-    Some(ReplayClaim {
-        route: route.name.clone(),
-        keys,
-        owner,
-        now_ms: now,
-        since_ms: now - window.as_millis() as i64,
-        until_ms: direct.then(|| now + (route.upstream_timeout + CLAIM_MARGIN).as_millis() as i64),
-    })
+    let hold = direct.then_some(route.upstream_timeout + CLAIM_MARGIN);
+    Some(ReplayClaim::now(&route.name, window, keys, owner, hold))
 }
 
 /// The same keys claimed for storing (owner and expiry the store's).

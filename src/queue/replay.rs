@@ -27,6 +27,27 @@ pub(crate) struct ReplayClaim {
 }
 
 impl ReplayClaim {
+    /// A claim made now for `route`'s keys within its `window`; `hold`: how
+    /// long a direct claim lasts (`None`: a stored callback's, held while
+    /// it is stored).
+    pub(crate) fn now(
+        route: &str,
+        window: std::time::Duration,
+        keys: Vec<ReplayKey>,
+        owner: String,
+        hold: Option<std::time::Duration>,
+    ) -> ReplayClaim {
+        let now = super::rows::now_ms();
+        ReplayClaim {
+            route: route.to_owned(),
+            keys,
+            owner,
+            now_ms: now,
+            since_ms: now - window.as_millis() as i64,
+            until_ms: hold.map(|h| now + h.as_millis() as i64),
+        }
+    }
+
     /// The keys in one order, so that two transactions taking the same keys
     /// lock them in the same order (no deadlock on PostgreSQL).
     pub(crate) fn sorted_keys(&self) -> Vec<ReplayKey> {

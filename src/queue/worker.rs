@@ -205,15 +205,7 @@ async fn recheck(route: &Route, store: &Store, c: &Stored) -> Result<Claim, Stor
     let Some(window) = route.dedupe_window.filter(|_| !keys.is_empty()) else {
         return Ok(Claim::Won);
     };
-    let now = now_ms();
-    let claim = ReplayClaim {
-        route: route.name.clone(),
-        keys,
-        owner: queued_owner(c.id),
-        now_ms: now,
-        since_ms: now - window.as_millis() as i64,
-        until_ms: None,
-    };
+    let claim = ReplayClaim::now(&route.name, window, keys, queued_owner(c.id), None);
     store.claim_replay(claim).await
 }
 
