@@ -56,14 +56,17 @@ pub(crate) fn describe(route: &Route) -> String {
 
 /// The replay keys of a request that passed its route's checks.
 pub(crate) fn keys(route: &Route, req: &Signable<'_>) -> Vec<ReplayKey> {
-    let body = Sha256::digest(req.body).into();
-    let Some(h) = &route.hmac else {
-        return vec![key(b"payload", req.body, body, false)];
+    let payload = match &route.hmac {
+        Some(h) => signature::replay_payload(h.scheme, req),
+        None => std::borrow::Cow::Borrowed(req.body),
     };
-    let payload = signature::replay_payload(h.scheme, req);
-    let payload_digest = Sha256::digest(&payload).into();
+    // The payload is hashed once: its key is made of its digest.
+    let payload_digest: [u8; 32] = Sha256::digest(&payload).into();
+    let payload_key = key(b"payload", &payload_digest, payload_digest, false);
+    let Some(h) = &route.hmac else {
+        return vec![payload_key];
+    };
     let id = signature::message_id(h.scheme, req.headers, req.body);
-    let payload_key = key(b"payload", &payload, payload_digest, false);
     match (h.scheme.id, id) {
         (IdSource::Header(_), Some(id)) if h.scheme.signed == Signed::IdTimestampBody => {
             vec![key(b"signed-id", id.as_bytes(), payload_digest, true)]
