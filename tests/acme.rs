@@ -4,7 +4,7 @@
 //! open connection, an unreachable directory that stops nothing else, and
 //! the state files' permissions.
 
-mod support;
+use callgate_testkit as support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -3,15 +3,46 @@
 
 use std::path::Path;
 
-fn files(dir: &Path, out: &mut Vec<String>) {
+/// Every .rs file under `dir`, as a path from the checkout ("src/verify/mod.rs").
+fn files(root: &Path, dir: &Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            files(&path, out);
+            files(root, &path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            let rel = path.strip_prefix(root).unwrap();
+            out.push(rel.to_string_lossy().replace('\\', "/"));
         }
     }
+}
+
+/// The tree's files as full paths, with the line count the map gives (if
+/// any). Depth is indentation: a `dir/` line opens a directory for the lines
+/// indented deeper than it; `protect/tests.rs` names a file in a subdirectory.
+fn mapped(tree: &str) -> Vec<(String, Option<usize>)> {
+    let mut dirs: Vec<(usize, String)> = Vec::new();
+    let mut out = Vec::new();
+    for line in tree.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let mut words = line.split_whitespace();
+        let Some(name) = words.next() else { continue };
+        while dirs.last().is_some_and(|(i, _)| *i >= indent) {
+            dirs.pop();
+        }
+        let prefix: Vec<&str> = dirs.iter().map(|(_, d)| d.as_str()).collect();
+        let path = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", prefix.join("/"))
+        };
+        if let Some(dir) = name.strip_suffix('/') {
+            dirs.push((indent, dir.to_owned()));
+        } else if name.ends_with(".rs") {
+            let count = words.next().and_then(|w| w.parse().ok());
+            out.push((path, count));
+        }
+    }
+    out
 }
 
 #[test]
@@ -22,27 +53,37 @@ fn every_source_file_is_on_the_map_and_the_map_names_no_missing_file() {
         .split("```")
         .nth(1)
         .expect("the tree is the first fenced block");
-    let named: Vec<&str> = tree
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| w.ends_with(".rs"))
-        .map(|w| w.rsplit('/').next().unwrap())
-        .collect();
+    let named = mapped(tree);
     let mut actual = Vec::new();
-    files(&root.join("src"), &mut actual);
+    files(root, &root.join("src"), &mut actual);
     let missing: Vec<&String> = actual
         .iter()
-        .filter(|f| !named.contains(&f.as_str()))
+        .filter(|f| !named.iter().any(|(n, _)| n == *f))
         .collect();
     assert!(
         missing.is_empty(),
         "not on ARCHITECTURE.md's tree: {missing:?}"
     );
-    let gone: Vec<&&str> = named
+    let gone: Vec<&String> = named
         .iter()
-        .filter(|n| !actual.iter().any(|a| a == *n))
+        .map(|(n, _)| n)
+        .filter(|n| !actual.contains(n))
         .collect();
     assert!(gone.is_empty(), "on the tree but not in src/: {gone:?}");
+    // The sizes it shows are the sizes there are (within a tenth, or 15 lines).
+    let stale: Vec<String> = named
+        .iter()
+        .filter_map(|(path, count)| {
+            let count = (*count)?;
+            let real = std::fs::read_to_string(root.join(path))
+                .unwrap()
+                .lines()
+                .count();
+            let slack = (real / 10).max(15);
+            (real.abs_diff(count) > slack).then(|| format!("{path}: map says {count}, has {real}"))
+        })
+        .collect();
+    assert!(stale.is_empty(), "stale line counts on the map: {stale:#?}");
 }
 
 /// The `crate::` modules each top-level module of src/ uses (tests excluded).

@@ -2,7 +2,7 @@
 //! of the verified header: callgate's assertion is accepted, and a forged,
 //! altered, or replayed-to-another-path one is refused by PHP itself.
 
-mod support;
+use callgate_testkit as support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! implementation independent of callgate's) and sent through the gateway:
 //! the right signature passes, another body does not.
 
-mod support;
+use callgate_testkit as support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! `*.` wildcard names) and falls back to [tls]'s; a reload swaps them;
 //! `callgate check` shows each one's subject and expiry.
 
-mod support;
+use callgate_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! `callgate check` and `callgate sign` as an operator runs them.
 
-mod support;
+use callgate_testkit as support;
 
 use support::gateway::{run_cli, test_cert};
 

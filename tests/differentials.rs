@@ -4,7 +4,7 @@
 //! URL's parameter sent again, a Gengo field twice) is refused, and what
 //! passes is read by PHP exactly as checked.
 
-mod support;
+use callgate_testkit as support;
 
 use serde_json::Value;
 use support::{Client, Gateway, PhpReceiver, Version};

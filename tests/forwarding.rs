@@ -1,7 +1,7 @@
 //! Verified callbacks reach a real upstream byte for byte, over HTTP/1.1 and
 //! h2, with the verified header, and the upstream's answer comes back.
 
-mod support;
+use callgate_testkit as support;
 
 use std::time::Duration;
 

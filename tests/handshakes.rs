@@ -2,7 +2,7 @@
 //! secrets, as each provider documents them; the receiver never sees one,
 //! while the provider's real (signed) deliveries still reach it.
 
-mod support;
+use callgate_testkit as support;
 
 use base64::Engine;
 use callgate::crypto::{Algorithm, Encoding};

@@ -3,7 +3,7 @@
 //! body; at the end the recording upstream must hold exactly the cases that
 //! were meant to pass, each once, and nothing else.
 
-mod support;
+use callgate_testkit as support;
 
 use std::collections::BTreeMap;
 
@@ -49,46 +49,71 @@ struct Corpus {
     cases: Vec<Case>,
 }
 
-impl Corpus {
-    /// A request to /h; `headers` None means "the correct signature only".
-    #[allow(clippy::too_many_arguments)]
-    fn tls(
-        &mut self,
-        id: String,
-        version: Version,
-        source: &'static str,
-        query: &str,
-        headers: Option<Vec<(String, String)>>,
-        body_override: Option<Vec<u8>>,
-        status: u16,
-    ) {
-        let b = body(&id);
-        let headers = headers.unwrap_or_else(|| vec![("x-sig".into(), sig(&b))]);
-        let b = body_override.unwrap_or(b);
-        self.push_tls(
-            id,
-            version,
-            source,
-            http::Method::POST,
-            format!("/h{query}"),
-            headers,
-            b,
-            status,
-        );
+/// One TLS request of the corpus: the valid callback to /h (from 127.0.0.1,
+/// with the token and the body's signature) until a step changes it.
+#[must_use = "a case is added by .expect(status)"]
+struct Tls<'c> {
+    corpus: &'c mut Corpus,
+    id: String,
+    version: Version,
+    source: &'static str,
+    method: http::Method,
+    path: String,
+    headers: Option<Vec<(String, String)>>,
+    body: Option<Vec<u8>>,
+}
+
+impl Tls<'_> {
+    fn from(mut self, source: &'static str) -> Self {
+        self.source = source;
+        self
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push_tls(
-        &mut self,
-        id: String,
-        version: Version,
-        source: &'static str,
-        method: http::Method,
-        path: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        status: u16,
-    ) {
+    fn method(mut self, method: http::Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// The target, query included.
+    fn path(mut self, path: String) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// The query on /h, instead of the token.
+    fn query(self, query: &str) -> Self {
+        self.path(format!("/h{query}"))
+    }
+
+    /// These headers instead of the signature.
+    fn headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// This value as the signature.
+    fn sig(self, value: String) -> Self {
+        self.headers(vec![("x-sig".into(), value)])
+    }
+
+    /// One more header, beside the signature (or the headers set so far).
+    fn with(mut self, name: &str, value: &str) -> Self {
+        let mut headers = self
+            .headers
+            .take()
+            .unwrap_or_else(|| vec![("x-sig".into(), sig(&body(&self.id)))]);
+        headers.push((name.into(), value.into()));
+        self.headers(headers)
+    }
+
+    /// This body, under the original body's signature (unless headers say otherwise).
+    fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The answer it must get (200: and it reaches the upstream, once).
+    fn expect(self, status: u16) {
         let expect: &'static [u16] = match status {
             200 => &[200],
             403 => &[403],
@@ -96,19 +121,39 @@ impl Corpus {
             405 => &[405],
             _ => unreachable!(),
         };
-        self.cases.push(Case {
-            id,
+        let original = body(&self.id);
+        let headers = self
+            .headers
+            .unwrap_or_else(|| vec![("x-sig".into(), sig(&original))]);
+        self.corpus.cases.push(Case {
             send: Send::Tls {
-                version,
-                source,
-                method,
-                path,
+                version: self.version,
+                source: self.source,
+                method: self.method,
+                path: self.path,
                 headers,
-                body,
+                body: self.body.unwrap_or(original),
             },
+            id: self.id,
             expect,
             forwarded: status == 200,
         });
+    }
+}
+
+impl Corpus {
+    /// A case sent over TLS with `version`, to be refined and then `.expect`ed.
+    fn tls(&mut self, version: Version, id: String) -> Tls<'_> {
+        Tls {
+            corpus: self,
+            id,
+            version,
+            source: "127.0.0.1",
+            method: http::Method::POST,
+            path: format!("/h{}", q()),
+            headers: None,
+            body: None,
+        }
     }
 
     fn raw(&mut self, id: String, bytes: Vec<u8>, expect: &'static [u16], forwarded: bool) {
@@ -139,32 +184,23 @@ fn q() -> String {
 
 fn signature_tampering(c: &mut Corpus, v: Version, tag: &str) {
     let id = |s: String| format!("{tag}-sig-{s}");
-    c.tls(id("valid".into()), v, "127.0.0.1", &q(), None, None, 200);
-    let hdr = |value: String| Some(vec![("x-sig".to_owned(), value)]);
+    c.tls(v, id("valid".into())).expect(200);
     // One hex digit changed, at every position.
     for pos in 0..40 {
         let i = id(format!("flip{pos}"));
         let mut s: Vec<u8> = sig(&body(&i)).into_bytes();
         s[pos] = if s[pos] == b'0' { b'1' } else { b'0' };
-        c.tls(
-            i,
-            v,
-            "127.0.0.1",
-            &q(),
-            hdr(String::from_utf8(s).unwrap()),
-            None,
-            403,
-        );
+        c.tls(v, i).sig(String::from_utf8(s).unwrap()).expect(403);
     }
     for len in [0usize, 1, 8, 20, 39] {
         let i = id(format!("trunc{len}"));
         let s = sig(&body(&i))[..len].to_owned();
-        c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+        c.tls(v, i).sig(s).expect(403);
     }
     for extra in ["0", "00", "=", " 00"] {
         let i = id(format!("extended{}", extra.len()));
         let s = sig(&body(&i)) + extra;
-        c.tls(i + extra.trim(), v, "127.0.0.1", &q(), hdr(s), None, 403);
+        c.tls(v, i + extra.trim()).sig(s).expect(403);
     }
     // Accepted spellings of the right digest.
     let accepted: [Rewrite; 7] = [
@@ -190,7 +226,7 @@ fn signature_tampering(c: &mut Corpus, v: Version, tag: &str) {
     for (name, f) in accepted {
         let i = id(name.into());
         let s = f(sig(&body(&i)));
-        c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 200);
+        c.tls(v, i).sig(s).expect(200);
     }
     let refused: [Rewrite; 7] = [
         ("prefix-sha256", |s| format!("sha256={s}")),
@@ -207,67 +243,41 @@ fn signature_tampering(c: &mut Corpus, v: Version, tag: &str) {
     for (name, f) in refused {
         let i = id(name.into());
         let s = f(sig(&body(&i)));
-        c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+        c.tls(v, i).sig(s).expect(403);
     }
     // Duplicated signature headers: ambiguous, so refused even when both are right.
     let i = id("dup-same".into());
     let s = sig(&body(&i));
-    c.tls(
-        i,
-        v,
-        "127.0.0.1",
-        &q(),
-        Some(vec![("x-sig".into(), s.clone()), ("x-sig".into(), s)]),
-        None,
-        403,
-    );
+    c.tls(v, i)
+        .headers(vec![("x-sig".into(), s.clone()), ("x-sig".into(), s)])
+        .expect(403);
     let i = id("dup-mixed".into());
     let s = sig(&body(&i));
-    c.tls(
-        i,
-        v,
-        "127.0.0.1",
-        &q(),
-        Some(vec![("x-sig".into(), "00".repeat(20)), ("x-sig".into(), s)]),
-        None,
-        403,
-    );
+    c.tls(v, i)
+        .headers(vec![("x-sig".into(), "00".repeat(20)), ("x-sig".into(), s)])
+        .expect(403);
     // Signatures of something else.
     let i = id("other-key".into());
     let s = sign(Algorithm::Sha1, "not-the-key", Encoding::Hex, &body(&i));
-    c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+    c.tls(v, i).sig(s).expect(403);
     let i = id("empty-body-sig".into());
-    c.tls(i, v, "127.0.0.1", &q(), hdr(sig(b"")), None, 403);
+    c.tls(v, i).sig(sig(b"")).expect(403);
     let i = id("sha256-digest".into());
     let s = sign(Algorithm::Sha256, KEY, Encoding::Hex, &body(&i));
-    c.tls(i, v, "127.0.0.1", &q(), hdr(s), None, 403);
+    c.tls(v, i).sig(s).expect(403);
     let i = id("other-header".into());
     let s = sig(&body(&i));
-    c.tls(
-        i,
-        v,
-        "127.0.0.1",
-        &q(),
-        Some(vec![("x-signature".into(), s)]),
-        None,
-        403,
-    );
+    c.tls(v, i)
+        .headers(vec![("x-signature".into(), s)])
+        .expect(403);
     let i = id("no-header".into());
-    c.tls(i, v, "127.0.0.1", &q(), Some(vec![]), None, 403);
+    c.tls(v, i).headers(vec![]).expect(403);
     if v == Version::H1 {
         // Header names are case-insensitive: any casing is the same header.
         for name in ["X-SIG", "x-Sig", "X-sIg"] {
             let i = id(format!("name-{name}"));
             let s = sig(&body(&i));
-            c.tls(
-                i,
-                v,
-                "127.0.0.1",
-                &q(),
-                Some(vec![(name.into(), s)]),
-                None,
-                200,
-            );
+            c.tls(v, i).headers(vec![(name.into(), s)]).expect(200);
         }
     }
 }
@@ -279,15 +289,10 @@ fn body_tampering(c: &mut Corpus, v: Version, tag: &str) {
         let original = body(&id);
         let mut tampered = original.clone();
         tampered[i] ^= 0x01;
-        c.tls(
-            id,
-            v,
-            "127.0.0.1",
-            &q(),
-            Some(vec![("x-sig".into(), sig(&original))]),
-            Some(tampered),
-            403,
-        );
+        c.tls(v, id)
+            .headers(vec![("x-sig".into(), sig(&original))])
+            .body(tampered)
+            .expect(403);
     }
 }
 
@@ -320,7 +325,7 @@ fn token_tampering(c: &mut Corpus, v: Version, tag: &str) {
         ("evil-then-nul", format!("?token%00=EVIL&token={TOKEN}")),
     ];
     for (name, query) in refused {
-        c.tls(id(name), v, "127.0.0.1", &query, None, None, 403);
+        c.tls(v, id(name)).query(&query).expect(403);
     }
     // PHP reads these as the one token (or as other names): they pass.
     let accepted = [
@@ -332,7 +337,7 @@ fn token_tampering(c: &mut Corpus, v: Version, tag: &str) {
         ("plus-encoded-other", format!("?token={TOKEN}&%2btoken=x")),
     ];
     for (name, query) in accepted {
-        c.tls(id(name), v, "127.0.0.1", &query, None, None, 200);
+        c.tls(v, id(name)).query(&query).expect(200);
     }
     for (name, header) in [
         ("in-header", "x-token"),
@@ -345,47 +350,24 @@ fn token_tampering(c: &mut Corpus, v: Version, tag: &str) {
         } else {
             TOKEN.to_owned()
         };
-        c.tls(
-            i,
-            v,
-            "127.0.0.1",
-            "",
-            Some(vec![("x-sig".into(), s), (header.into(), value)]),
-            None,
-            403,
-        );
+        c.tls(v, i)
+            .query("")
+            .headers(vec![("x-sig".into(), s), (header.into(), value)])
+            .expect(403);
     }
     // Percent-encoding changes nothing once decoded, as for any receiver.
     for (n, ch) in TOKEN.char_indices() {
         let encoded = format!("{}%{:02X}{}", &TOKEN[..n], ch as u32, &TOKEN[n + 1..]);
-        c.tls(
-            id(&format!("pct{n}")),
-            v,
-            "127.0.0.1",
-            &format!("?token={encoded}"),
-            None,
-            None,
-            200,
-        );
+        c.tls(v, id(&format!("pct{n}")))
+            .query(&format!("?token={encoded}"))
+            .expect(200);
     }
-    c.tls(
-        id("encoded-name"),
-        v,
-        "127.0.0.1",
-        &format!("?tok%65n={TOKEN}"),
-        None,
-        None,
-        200,
-    );
-    c.tls(
-        id("among-others"),
-        v,
-        "127.0.0.1",
-        &format!("?a=1&token={TOKEN}&b=&c"),
-        None,
-        None,
-        200,
-    );
+    c.tls(v, id("encoded-name"))
+        .query(&format!("?tok%65n={TOKEN}"))
+        .expect(200);
+    c.tls(v, id("among-others"))
+        .query(&format!("?a=1&token={TOKEN}&b=&c"))
+        .expect(200);
 }
 
 fn spoofed_verified(c: &mut Corpus, v: Version, tag: &str) {
@@ -405,13 +387,13 @@ fn spoofed_verified(c: &mut Corpus, v: Version, tag: &str) {
             (name.to_string(), "ip,token,hmac".into()),
             (name.to_string(), "none".into()),
         ];
-        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 200);
+        c.tls(v, i).headers(headers).expect(200);
         let i = format!("{tag}-spoof{n}-forged");
         let headers = vec![
             ("x-sig".into(), "00".repeat(20)),
             (name.to_string(), "ip,token,hmac".into()),
         ];
-        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 403);
+        c.tls(v, i).headers(headers).expect(403);
     }
 }
 
@@ -421,17 +403,7 @@ fn paths_and_methods(c: &mut Corpus, v: Version, tag: &str) {
         .enumerate()
     {
         let i = format!("{tag}-path{n}");
-        let b = body(&i);
-        c.push_tls(
-            i,
-            v,
-            "127.0.0.1",
-            http::Method::POST,
-            format!("{path}{}", q()),
-            vec![("x-sig".into(), sig(&b))],
-            b,
-            404,
-        );
+        c.tls(v, i).path(format!("{path}{}", q())).expect(404);
     }
     for m in [
         http::Method::GET,
@@ -441,17 +413,7 @@ fn paths_and_methods(c: &mut Corpus, v: Version, tag: &str) {
         http::Method::OPTIONS,
     ] {
         let i = format!("{tag}-method-{m}");
-        let b = body(&i);
-        c.push_tls(
-            i,
-            v,
-            "127.0.0.1",
-            m,
-            format!("/h{}", q()),
-            vec![("x-sig".into(), sig(&b))],
-            b,
-            405,
-        );
+        c.tls(v, i).method(m).expect(405);
     }
 }
 
@@ -524,7 +486,7 @@ fn ip_tricks(c: &mut Corpus, v: Version, tag: &str) {
         let i = format!("{tag}-ip-{name}");
         let mut headers = vec![("x-sig".to_owned(), sig(&body(&i)))];
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        c.tls(i, v, source, &q(), Some(headers), None, status);
+        c.tls(v, i).from(source).headers(headers).expect(status);
     }
 }
 
@@ -568,16 +530,11 @@ fn tolq_auto_encoding(c: &mut Corpus, v: Version, tag: &str) {
     for (name, f, status) in spellings {
         let i = format!("{tag}-tolq-{name}");
         let b = body(&i);
-        c.push_tls(
-            i,
-            v,
-            "127.0.0.1",
-            http::Method::POST,
-            "/tolq".into(),
-            vec![("x-tolq-signature".into(), f(&b))],
-            b,
-            status,
-        );
+        c.tls(v, i)
+            .path("/tolq".into())
+            .headers(vec![("x-tolq-signature".into(), f(&b))])
+            .body(b)
+            .expect(status);
     }
 }
 
@@ -643,24 +600,15 @@ fn php_differentials(c: &mut Corpus, v: Version, tag: &str) {
         ("method-override", "X-HTTP-Method-Override", "DELETE"),
     ] {
         let i = id(name);
-        let b = body(&i);
-        let headers = vec![("x-sig".into(), sig(&b)), (header.into(), value.into())];
-        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 200);
+        c.tls(v, i).with(header, value).expect(200);
     }
     // A second signature under a spelling PHP folds to the same header.
     let i = id("sig-underscore-twin");
-    let b = body(&i);
-    let headers = vec![("x-sig".into(), sig(&b)), ("x_sig".into(), sig(b"other"))];
-    c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 403);
+    c.tls(v, i).with("x_sig", &sig(b"other")).expect(403);
     // The signature header named as hop-by-hop: it would not be forwarded.
     let i = id("connection-drops-sig");
-    let b = body(&i);
-    let headers = vec![
-        ("x-sig".into(), sig(&b)),
-        ("connection".into(), "x-sig".into()),
-    ];
     if v == Version::H1 {
-        c.tls(i, v, "127.0.0.1", &q(), Some(headers), None, 403);
+        c.tls(v, i).with("connection", "x-sig").expect(403);
     }
     // The token in a form body: `$_REQUEST['token']` would be the body's.
     for (name, ct, form) in [
@@ -687,7 +635,7 @@ fn php_differentials(c: &mut Corpus, v: Version, tag: &str) {
             ("x-sig".into(), sig(&b)),
             ("content-type".into(), ct.into()),
         ];
-        c.tls(i, v, "127.0.0.1", &q(), Some(headers), Some(b), 403);
+        c.tls(v, i).headers(headers).body(b).expect(403);
     }
     // Route /p forwards to `receiver?action=cb`: the caller may not send `action`.
     for (name, extra, status) in [
@@ -700,23 +648,11 @@ fn php_differentials(c: &mut Corpus, v: Version, tag: &str) {
         ("upstream-param-nul", "&action%00x=delete_all", 403),
         ("upstream-param-first", "", 403),
     ] {
-        let i = id(name);
-        let b = body(&i);
         let query = match name {
             "upstream-param-first" => format!("?action=x&token={TOKEN}"),
             _ => format!("?token={TOKEN}{extra}"),
         };
-        let headers = vec![("x-sig".into(), sig(&b))];
-        c.push_tls(
-            i,
-            v,
-            "127.0.0.1",
-            http::Method::POST,
-            format!("/p{query}"),
-            headers,
-            b,
-            status,
-        );
+        c.tls(v, id(name)).path(format!("/p{query}")).expect(status);
     }
     let i = id("upstream-param-body");
     let b = format!("{}&action=delete_all", String::from_utf8(body(&i)).unwrap()).into_bytes();
@@ -727,284 +663,234 @@ fn php_differentials(c: &mut Corpus, v: Version, tag: &str) {
             "application/x-www-form-urlencoded".into(),
         ),
     ];
-    c.push_tls(
-        i,
-        v,
-        "127.0.0.1",
-        http::Method::POST,
-        format!("/p?token={TOKEN}"),
-        headers,
-        b,
-        403,
-    );
+    c.tls(v, i)
+        .path(format!("/p?token={TOKEN}"))
+        .headers(headers)
+        .body(b)
+        .expect(403);
 }
 
-fn raw_http(c: &mut Corpus) {
-    let t = format!("/h?token={TOKEN}");
-    let id = |s: &str| format!("raw-{s}");
-    c.raw(
-        id("valid"),
-        raw_request(&id("valid"), &t, "", Framing::Length),
-        &[200],
-        true,
-    );
-    c.raw(
-        id("chunked"),
-        raw_request(&id("chunked"), &t, "", Framing::Chunked),
-        &[200],
-        true,
-    );
-    let i = id("two-hosts");
-    let req = String::from_utf8(raw_request(
-        &i,
-        &t,
-        "Host: other.example\r\n",
-        Framing::Length,
-    ))
-    .unwrap();
-    c.raw(i, req.into_bytes(), &[400], false);
-    let i = id("http10");
-    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
-        .unwrap()
-        .replacen("HTTP/1.1", "HTTP/1.0", 1);
-    c.raw(i, req.into_bytes(), &[200], true);
+/// The callback's target on the plain listener, with the token.
+fn target() -> String {
+    format!("/h?token={TOKEN}")
+}
 
-    // Framing conflicts and smuggling attempts.
-    // Content-Length with Transfer-Encoding: hyper reads the body by
-    // Transfer-Encoding and closes the connection after answering (RFC 9112
-    // §6.1), so a request pipelined behind it is never read, let alone forwarded.
-    let i = id("cl-and-te");
-    let next = raw_request("raw-cl-and-te-rider", &t, "", Framing::Length);
-    c.raw(
-        i.clone(),
-        [
-            raw_request(&i, &t, "Content-Length: 5\r\n", Framing::Chunked),
-            next,
-        ]
-        .concat(),
-        &[200],
-        true,
-    );
-    let i = id("two-cl-differ");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "Content-Length: 3\r\n", Framing::Length),
-        &[400],
-        false,
-    );
-    let i = id("te-unknown");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "Transfer-Encoding: xchunked\r\n", Framing::None),
-        &[400, 501],
-        false,
-    );
-    let i = id("te-gzip-chunked");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "Transfer-Encoding: gzip\r\n", Framing::Chunked),
-        &[501],
-        false,
-    );
-    let i = id("te-list");
-    c.raw(
-        i.clone(),
-        raw_request(
-            &i,
-            &t,
+/// A raw case: name, extra head lines, framing, acceptable statuses, forwarded.
+type Framed = (&'static str, &'static str, Framing, &'static [u16], bool);
+
+/// The signed callback with extra head lines: framing conflicts, smuggling
+/// attempts, malformed heads, sizes.
+fn raw_framed(c: &mut Corpus) {
+    let huge = format!("X-Big: {}\r\n", "a".repeat(20_000));
+    let many: String = (0..120).map(|n| format!("X-H{n}: v\r\n")).collect();
+    let table: Vec<Framed> = vec![
+        ("valid", "", Framing::Length, &[200], true),
+        ("chunked", "", Framing::Chunked, &[200], true),
+        (
+            "two-hosts",
+            "Host: other.example\r\n",
+            Framing::Length,
+            &[400],
+            false,
+        ),
+        (
+            "two-cl-differ",
+            "Content-Length: 3\r\n",
+            Framing::Length,
+            &[400],
+            false,
+        ),
+        (
+            "te-unknown",
+            "Transfer-Encoding: xchunked\r\n",
+            Framing::None,
+            &[400, 501],
+            false,
+        ),
+        (
+            "te-gzip-chunked",
+            "Transfer-Encoding: gzip\r\n",
+            Framing::Chunked,
+            &[501],
+            false,
+        ),
+        (
+            "te-list",
             "Transfer-Encoding: identity, chunked\r\n",
             Framing::None,
+            &[400, 501],
+            false,
         ),
-        &[400, 501],
-        false,
-    );
-    let i = id("cl-negative");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "Content-Length: -1\r\n", Framing::None),
-        &[400],
-        false,
-    );
-    let i = id("cl-plus");
-    let b = body(&i);
-    c.raw(
-        i.clone(),
-        [
-            format!(
-                "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\nContent-Length: +{}\r\n\r\n",
-                sig(&b),
-                b.len()
-            )
-            .as_bytes(),
-            &b,
-        ]
-        .concat(),
-        &[400],
-        false,
-    );
-    let i = id("cl-hex");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "Content-Length: 0x10\r\n", Framing::None),
-        &[400],
-        false,
-    );
-    let i = id("cl-te-desync");
-    // Read as chunked (empty, unsigned body): refused, and the trailing "G"
-    // is never parsed as the start of another request.
-    c.raw(i, format!("POST {t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG").into_bytes(), &[403], false);
-    let i = id("bad-chunk-size");
-    c.raw(i, format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes(), &[400], false);
-    let i = id("short-body");
-    let b = body(&i);
-    c.raw(
-        i.clone(),
-        [
-            format!(
-                "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\nContent-Length: {}\r\n\r\n",
-                sig(&b),
-                b.len() + 10
-            )
-            .as_bytes(),
-            &b,
-        ]
-        .concat(),
-        &[408],
-        false,
-    );
-
-    // Malformed heads.
-    let i = id("obs-fold");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "X-Folded: a\r\n b\r\n", Framing::Length),
-        &[400],
-        false,
-    );
-    let i = id("space-before-colon");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "X-Bad : v\r\n", Framing::Length),
-        &[400],
-        false,
-    );
-    let i = id("bad-name-char");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "X-B(d: v\r\n", Framing::Length),
-        &[400],
-        false,
-    );
-    let i = id("nul-in-value");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, "X-Nul: a\0b\r\n", Framing::Length),
-        &[400],
-        false,
-    );
-    let i = id("version-1.2");
-    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
-        .unwrap()
-        .replacen("HTTP/1.1", "HTTP/1.2", 1);
-    c.raw(i, req.into_bytes(), &[400, 505], false);
-    let i = id("absolute-form");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &format!("http://gw{t}"), "", Framing::Length),
-        &[400],
-        false,
-    );
-    let i = id("fragment");
-    c.raw(
-        i.clone(),
-        raw_request(&i, &format!("/h#x?token={TOKEN}"), "", Framing::Length),
-        &[400, 403, 404],
-        false,
-    );
-    let i = id("connect");
-    c.raw(
-        i,
-        b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n".to_vec(),
-        &[400, 405],
-        false,
-    );
-    let i = id("get-with-body");
-    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
-        .unwrap()
-        .replacen("POST", "GET", 1);
-    c.raw(i, req.into_bytes(), &[405], false);
-    let i = id("lowercase-method");
-    let req = String::from_utf8(raw_request(&i, &t, "", Framing::Length))
-        .unwrap()
-        .replacen("POST", "post", 1);
-    c.raw(i, req.into_bytes(), &[405], false);
-    let i = id("huge-header");
-    c.raw(
-        i.clone(),
-        raw_request(
-            &i,
-            &t,
-            &format!("X-Big: {}\r\n", "a".repeat(20_000)),
+        (
+            "cl-negative",
+            "Content-Length: -1\r\n",
+            Framing::None,
+            &[400],
+            false,
+        ),
+        (
+            "cl-hex",
+            "Content-Length: 0x10\r\n",
+            Framing::None,
+            &[400],
+            false,
+        ),
+        (
+            "obs-fold",
+            "X-Folded: a\r\n b\r\n",
             Framing::Length,
+            &[400],
+            false,
         ),
-        &[431],
-        false,
-    );
-    let i = id("many-headers");
-    let many: String = (0..120).map(|n| format!("X-H{n}: v\r\n")).collect();
-    c.raw(
-        i.clone(),
-        raw_request(&i, &t, &many, Framing::Length),
-        &[431],
-        false,
-    );
+        (
+            "space-before-colon",
+            "X-Bad : v\r\n",
+            Framing::Length,
+            &[400],
+            false,
+        ),
+        (
+            "bad-name-char",
+            "X-B(d: v\r\n",
+            Framing::Length,
+            &[400],
+            false,
+        ),
+        (
+            "nul-in-value",
+            "X-Nul: a\0b\r\n",
+            Framing::Length,
+            &[400],
+            false,
+        ),
+        ("huge-header", huge.leak(), Framing::Length, &[431], false),
+        ("many-headers", many.leak(), Framing::Length, &[431], false),
+    ];
+    for (name, extra, framing, expect, forwarded) in table {
+        let i = format!("raw-{name}");
+        let bytes = raw_request(&i, &target(), extra, framing);
+        c.raw(i, bytes, expect, forwarded);
+    }
+}
 
-    // Size: declared, and streamed in chunks.
-    let i = id("declared-too-big");
-    c.raw(
-        i,
-        format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nContent-Length: 5000\r\n\r\n")
-            .into_bytes(),
-        &[413],
-        false,
-    );
-    let i = id("chunked-too-big");
-    let chunk = format!("800\r\n{}\r\n", "z".repeat(0x800));
-    c.raw(
-        i,
-        format!(
-            "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nTransfer-Encoding: chunked\r\n\r\n{}",
-            chunk.repeat(3)
-        )
-        .into_bytes(),
-        &[413],
-        false,
-    );
+/// The signed callback with its request line rewritten: (name, from, to, statuses, forwarded).
+type Rewritten = (&'static str, &'static str, String, &'static [u16], bool);
 
-    // Pipelined: the second request is judged on its own, never riding on the first.
-    let first = raw_request(&id("pipe-first"), &t, "", Framing::Length);
-    let second = raw_request(&id("pipe-second"), "/h?token=wrong", "", Framing::Length);
-    c.raw(id("pipe-first"), [first, second].concat(), &[200], true);
-    let i = id("pipe-smuggled-te");
-    let b = body(&i);
-    let smuggled = raw_request(
-        &id("pipe-smuggled-inner"),
-        "/h?token=wrong",
-        "",
-        Framing::Length,
-    );
-    let outer = [
-        format!(
-            "POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {}\r\nContent-Length: {}\r\n\r\n",
-            sig(&b),
-            b.len()
-        )
-        .as_bytes(),
-        &b,
-        &smuggled,
-    ]
-    .concat();
-    c.raw(i, outer, &[200], true);
+fn raw_request_lines(c: &mut Corpus) {
+    let t = target();
+    let table: [Rewritten; 6] = [
+        ("http10", "HTTP/1.1", "HTTP/1.0".into(), &[200], true),
+        (
+            "version-1.2",
+            "HTTP/1.1",
+            "HTTP/1.2".into(),
+            &[400, 505],
+            false,
+        ),
+        ("get-with-body", "POST", "GET".into(), &[405], false),
+        ("lowercase-method", "POST", "post".into(), &[405], false),
+        ("absolute-form", "/h?", "http://gw/h?".into(), &[400], false),
+        ("fragment", "/h?", "/h#x?".into(), &[400, 403, 404], false),
+    ];
+    for (name, from, to, expect, forwarded) in table {
+        let i = format!("raw-{name}");
+        let request = String::from_utf8(raw_request(&i, &t, "", Framing::Length)).unwrap();
+        c.raw(
+            i,
+            request.replacen(from, &to, 1).into_bytes(),
+            expect,
+            forwarded,
+        );
+    }
+}
+
+/// Requests written out byte for byte: (name, bytes, statuses). None is forwarded.
+fn raw_literal(c: &mut Corpus) {
+    let t = target();
+    let i = "raw-cl-plus";
+    let b = body(i);
+    let s = sig(&b);
+    let n = b.len();
+    let with_body = |head: String| [head.as_bytes(), &b].concat();
+    let chunk = format!("800\r\n{}\r\n", "z".repeat(0x800)).repeat(3);
+    let table: [(&str, Vec<u8>, &'static [u16]); 7] = [
+        (
+            i,
+            with_body(format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {s}\r\nContent-Length: +{n}\r\n\r\n")),
+            &[400],
+        ),
+        // Fewer bytes than declared: the body read times out.
+        (
+            "raw-short-body",
+            with_body(format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: {s}\r\nContent-Length: {}\r\n\r\n", n + 10)),
+            &[408],
+        ),
+        // Read as chunked (empty, unsigned body): refused, and the trailing "G"
+        // is never parsed as the start of another request.
+        (
+            "raw-cl-te-desync",
+            format!("POST {t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG").into_bytes(),
+            &[403],
+        ),
+        (
+            "raw-bad-chunk-size",
+            format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes(),
+            &[400],
+        ),
+        (
+            "raw-connect",
+            b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n".to_vec(),
+            &[400, 405],
+        ),
+        (
+            "raw-declared-too-big",
+            format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nContent-Length: 5000\r\n\r\n").into_bytes(),
+            &[413],
+        ),
+        (
+            "raw-chunked-too-big",
+            format!("POST {t} HTTP/1.1\r\nHost: gw\r\nX-Sig: 00\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}").into_bytes(),
+            &[413],
+        ),
+    ];
+    for (name, bytes, expect) in table {
+        c.raw(name.to_owned(), bytes, expect, false);
+    }
+}
+
+/// A second request behind the first on one connection is judged on its
+/// own, never riding on the first; only the first (valid) one is forwarded.
+fn raw_pipelines(c: &mut Corpus) {
+    let t = target();
+    let wrong = "/h?token=wrong";
+    // Content-Length with Transfer-Encoding: hyper reads the body by
+    // Transfer-Encoding and closes the connection after answering (RFC 9112
+    // §6.1), so the request behind it is never read, let alone forwarded.
+    let cl_and_te = [
+        raw_request(
+            "raw-cl-and-te",
+            &t,
+            "Content-Length: 5\r\n",
+            Framing::Chunked,
+        ),
+        raw_request("raw-cl-and-te-rider", &t, "", Framing::Length),
+    ];
+    let pipelined = [
+        raw_request("raw-pipe-first", &t, "", Framing::Length),
+        raw_request("raw-pipe-second", wrong, "", Framing::Length),
+    ];
+    // A request inside the first one's body, past its Content-Length.
+    let smuggled = [
+        raw_request("raw-pipe-smuggled-te", &t, "", Framing::Length),
+        raw_request("raw-pipe-smuggled-inner", wrong, "", Framing::Length),
+    ];
+    for (name, parts) in [
+        ("raw-cl-and-te", cl_and_te),
+        ("raw-pipe-first", pipelined),
+        ("raw-pipe-smuggled-te", smuggled),
+    ] {
+        c.raw(name.to_owned(), parts.concat(), &[200], true);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1058,7 +944,10 @@ hmac = {{ secrets = ["{KEY}"] }}
         tolq_auto_encoding(&mut corpus, v, tag);
         php_differentials(&mut corpus, v, tag);
     }
-    raw_http(&mut corpus);
+    raw_framed(&mut corpus);
+    raw_request_lines(&mut corpus);
+    raw_literal(&mut corpus);
+    raw_pipelines(&mut corpus);
 
     let mut ids = std::collections::HashSet::new();
     for case in &corpus.cases {

@@ -2,7 +2,7 @@
 //! share of forgeries, and a thousand slow or half-open connections. The
 //! gateway's memory is read from /proc and must stay under a stated bound.
 
-mod support;
+use callgate_testkit as support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! the admin listener's metrics, socket activation, JSON logs, and the
 //! systemd units themselves.
 
-mod support;
+use callgate_testkit as support;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! callbacks are verified on their routes, and no spelling of a callback
 //! script's path reaches it unverified.
 
-mod support;
+use callgate_testkit as support;
 
 use http::Method;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! chunked answer before it ends), request bodies streamed, 100-continue,
 //! h2 in and HTTP/1.1 out, and the redirect of plain HTTP to https.
 
-mod support;
+use callgate_testkit as support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 //! the password; verify-full, verify-ca, require and sslrootcert work as
 //! libpq documents them; errors name the cause and never the password.
 
-mod support;
+use callgate_testkit as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! spellings sent to the engines directly do; the site's ordinary pages
 //! still work.
 
-mod support;
+use callgate_testkit as support;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The promise to legacy receivers: real PHP scripts (php -S) behind
 //! callgate get Tolq and Gengo callbacks intact, forged ones never.
 
-mod support;
+use callgate_testkit as support;
 
 use callgate::crypto::{Algorithm, Encoding};
 use sha2::{Digest, Sha256};

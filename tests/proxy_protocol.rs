@@ -2,7 +2,7 @@
 //! the PROXY header names the client for the allowlist and X-Forwarded-For;
 //! a connection without a valid header is closed.
 
-mod support;
+use callgate_testkit as support;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! file, `timestamp|body`) and SendGrid (ECDSA P-256, base64 SPKI) presets
 //! and for routes naming ECDSA P-384, RSA PKCS#1 and RSA-PSS themselves.
 
-mod support;
+use callgate_testkit as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! hears 202, and reach the receiver once it is back, in order, through
 //! failures, dead letters and a crash of callgate itself.
 
-mod support;
+use callgate_testkit as support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

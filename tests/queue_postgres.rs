@@ -2,7 +2,7 @@
 //! one is killed with callbacks acknowledged and the survivor delivers them
 //! all; the database stops and starts under a running gateway.
 
-mod support;
+use callgate_testkit as support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Every failing check gets its deliberate answer, and nothing refused ever
 //! reaches the upstream. Secrets and token values never reach the log.
 
-mod support;
+use callgate_testkit as support;
 
 use http::Method;
 

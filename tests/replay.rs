@@ -3,7 +3,7 @@
 //! racing a slow receiver, a reused signed id with a new body, copies of a
 //! queued message, two instances on one database. Each is forwarded once.
 
-mod support;
+use callgate_testkit as support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,24 +72,9 @@ fn with(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String, S
 
 /// `callgate sign --preset shopify` (Shopify publishes no signing library).
 fn shopify(body: &[u8], id: &str) -> Vec<(String, String)> {
-    let (code, out, err) = run_cli(
-        &[
-            "sign",
-            "--preset",
-            "shopify",
-            "--secret",
-            SHOPIFY_SECRET,
-            "--id",
-            id,
-        ],
-        body,
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    support::signers::cli("shopify", SHOPIFY_SECRET)
+        .id(id)
+        .headers(body)
 }
 
 /// A route's path, its unsigned id header, the provider's headers, the body.

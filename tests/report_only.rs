@@ -4,7 +4,7 @@
 //! `enforce = true` the same callback is refused. A real PHP receiver sees
 //! exactly what the header says.
 
-mod support;
+use callgate_testkit as support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! max_concurrency and rate, and `on_failure = "queue"` with its circuit
 //! breaker.
 
-mod support;
+use callgate_testkit as support;
 
 use std::process::{Child, Command};
 use std::sync::Arc;

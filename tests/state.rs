@@ -5,7 +5,7 @@
 //! forged row never delivered); a link is never followed; a planted ACME
 //! certificate is never served.
 
-mod support;
+use callgate_testkit as support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

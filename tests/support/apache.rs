@@ -54,7 +54,7 @@ impl Apache {
         let record = dir.path().join("received.jsonl");
         std::fs::write(&record, "").unwrap();
         std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let root = format!("{}/tests/php/{docroot}", env!("CARGO_MANIFEST_DIR"));
+        let root = format!("{}/tests/php/{docroot}", crate::ROOT);
         let port = free_port();
         let fpm = (engine == Engine::PhpFpm).then(|| start_fpm(dir.path()));
         let conf = dir.path().join("apache2.conf");

@@ -50,7 +50,7 @@ pub fn apache_example() -> (String, tempfile::TempDir) {
     ] {
         std::fs::write(creds.path().join(name), value).unwrap();
     }
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = crate::ROOT;
     let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
         .unwrap()
         .replace(
@@ -66,9 +66,20 @@ pub fn apache_example() -> (String, tempfile::TempDir) {
     (text, creds)
 }
 
-/// Path of the binary under test.
+/// Path of the binary under test: cargo builds it beside the test binaries
+/// (target/<profile>/callgate next to target/<profile>/deps/<test>).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_callgate")
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile>/deps");
+        let bin = dir.join(format!("callgate{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.exists(), "{} not built", bin.display());
+        bin.display().to_string()
+    })
 }
 
 pub struct Gateway {

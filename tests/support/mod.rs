@@ -1,6 +1,8 @@
 //! Real peers for the integration tests: the callgate binary itself, a
 //! recording upstream, and a rustls client speaking HTTP/1.1 or h2.
-#![allow(dead_code, unused_imports, unreachable_pub)]
+
+/// The callgate checkout the tests run in (tests/php, tests/signers, examples/).
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 pub mod apache;
 pub mod client;

@@ -24,7 +24,7 @@ impl PhpReceiver {
     pub fn start_in(sub: &str) -> PhpReceiver {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("received.jsonl");
-        let docroot = format!("{}/tests/php/{sub}", env!("CARGO_MANIFEST_DIR"));
+        let docroot = format!("{}/tests/php/{sub}", crate::ROOT);
         let mut child = Command::new("php")
             .args(["-S", "127.0.0.1:0", "-t", &docroot])
             .env("CALLGATE_RECORD", &record)

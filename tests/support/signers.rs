@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/signers"))
+    PathBuf::from(format!("{}/tests/signers", crate::ROOT))
 }
 
 /// The header lines `provider`'s library sends with `body`.
@@ -55,4 +55,66 @@ pub fn sign(
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// `callgate sign --preset`: callgate playing a provider that publishes no
+/// signing library. Unset parts are left to `sign`'s defaults.
+pub struct CliSigner<'a> {
+    preset: &'a str,
+    secret: &'a str,
+    timestamp: Option<i64>,
+    id: Option<&'a str>,
+    url: Option<&'a str>,
+}
+
+/// A `callgate sign --preset PRESET --secret SECRET` run, to be refined.
+pub fn cli<'a>(preset: &'a str, secret: &'a str) -> CliSigner<'a> {
+    CliSigner {
+        preset,
+        secret,
+        timestamp: None,
+        id: None,
+        url: None,
+    }
+}
+
+impl<'a> CliSigner<'a> {
+    /// `--timestamp`.
+    pub fn timestamp(mut self, ts: i64) -> Self {
+        self.timestamp = Some(ts);
+        self
+    }
+
+    /// `--id`.
+    pub fn id(mut self, id: &'a str) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// `--url`.
+    pub fn url(mut self, url: Option<&'a str>) -> Self {
+        self.url = url;
+        self
+    }
+
+    /// The header lines it prints for `body`, as (name, value).
+    pub fn headers(&self, body: &[u8]) -> Vec<(String, String)> {
+        let ts = self.timestamp.map(|t| t.to_string());
+        let mut args = vec!["sign", "--preset", self.preset, "--secret", self.secret];
+        for (flag, value) in [
+            ("--timestamp", ts.as_deref()),
+            ("--id", self.id),
+            ("--url", self.url),
+        ] {
+            if let Some(v) = value {
+                args.extend([flag, v]);
+            }
+        }
+        let (code, out, err) = crate::gateway::run_cli(&args, body, &[]);
+        assert_eq!(code, 0, "callgate sign: {err}");
+        out.lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
 }
