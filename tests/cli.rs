@@ -607,6 +607,66 @@ fn errors_name_the_flag_or_the_fix() {
     );
 }
 
+/// Plain `check` resolves everything and reports every problem it finds in
+/// one run: the operator fixes them all, not one per attempt.
+#[test]
+fn check_reports_every_problem_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        r#"
+[listen]
+https = "127.0.0.1:0"
+
+[tls]
+cert = "/nonexistent/fullchain.pem"
+key = "/nonexistent/privkey.pem"
+
+[[route]]
+name = "tolq"
+path = "/tolq"
+upstream = "http://127.0.0.1:9/"
+preset = "tolq"
+hmac = { secrets = ["env:CG_CHECK_UNSET_KEY"] }
+
+[[route]]
+name = "gengo"
+path = "/gengo"
+upstream = "http://127.0.0.1:9/"
+preset = "gengo"
+token = { secrets = ["file:/nonexistent/gengo-token"] }
+
+[[route]]
+name = "broken"
+path = "no-slash"
+upstream = "http://127.0.0.1:9/"
+token = { secrets = ["env:CG_CHECK_UNSET_TOKEN"] }
+
+[[route]]
+name = "weak"
+path = "/weak"
+upstream = "http://127.0.0.1:9/"
+token = { secrets = ["short"] }
+"#,
+    );
+    let (code, out, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    for problem in [
+        "tls: ",
+        "CG_CHECK_UNSET_KEY",
+        "/nonexistent/gengo-token",
+        "no-slash",
+        "too short",
+        "problems in the config",
+    ] {
+        assert!(err.contains(problem), "{problem:?} not reported:\n{err}");
+    }
+    assert!(!err.contains("short\""), "a secret was printed: {err}");
+    // Each problem on its own line, located in the file.
+    let located = err.lines().filter(|l| l.contains("callgate.toml:")).count();
+    assert!(located >= 5, "{err}");
+}
+
 /// `callgate presets` lists every provider with its scheme, replay default
 /// and documentation; `presets show` prints one as TOML.
 #[test]

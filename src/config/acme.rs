@@ -59,7 +59,7 @@ impl Loader<'_> {
         };
         let ca_roots = match raw.ca_roots {
             Some(_) if self.offline => Vec::new(),
-            Some(path) => self.roots(&path)?,
+            Some(path) => self.or_defer(self.roots(&path), Vec::new),
             None => Vec::new(),
         };
         Ok(Acme {

@@ -4,8 +4,11 @@
 //! config text. [`load`] does the turning; this file holds the types.
 
 mod acme;
+mod certificates;
 pub mod defaults;
+mod gateway;
 mod load;
+mod passthrough;
 pub(crate) mod pg_url;
 pub mod presets;
 mod public_key;
@@ -557,14 +560,48 @@ impl std::fmt::Display for Upstream {
     }
 }
 
-/// A config problem, located in the file, with the fix in its text.
+/// A config problem, located in the file, with the fix in its text; and
+/// the others found in the same run (a missing secret does not hide the
+/// next one).
 #[derive(Debug, thiserror::Error)]
-#[error("{file}{at}: {message}")]
 pub struct ConfigError {
     file: PathBuf,
     /// `:line:column`, or empty when the problem has no single place.
     at: String,
     message: String,
+    also: Vec<ConfigError>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}: {}", self.file.display(), self.at, self.message)?;
+        for e in &self.also {
+            write!(f, "\n{e}")?;
+        }
+        if !self.also.is_empty() {
+            write!(f, "\n({} problems in the config)", self.also.len() + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    /// One problem, in `file` at `at` (":line:column" or "").
+    pub(crate) fn new(file: PathBuf, at: String, message: String) -> ConfigError {
+        ConfigError {
+            file,
+            at,
+            message,
+            also: Vec::new(),
+        }
+    }
+
+    /// All of them as one error, the first in the file first; None if none.
+    pub(crate) fn all(mut errors: Vec<ConfigError>) -> Option<ConfigError> {
+        let mut first = errors.drain(..1.min(errors.len())).next()?;
+        first.also = errors;
+        Some(first)
+    }
 }
 
 /// Hash a token for constant-time, length-hiding comparison.

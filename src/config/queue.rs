@@ -48,8 +48,11 @@ impl Loader<'_> {
                 };
                 let url = match self.offline {
                     true => secret::Secret::from(b"postgres://offline.invalid/callgate".to_vec()),
-                    false => secret::resolve(spec.get_ref())
-                        .map_err(|e| self.at(&spec, format!("queue.url: {e}")))?,
+                    false => self.or_defer(
+                        secret::resolve(spec.get_ref())
+                            .map_err(|e| self.at(&spec, format!("queue.url: {e}"))),
+                        || secret::Secret::from(b"postgres://unresolved.invalid/callgate".to_vec()),
+                    ),
                 };
                 let text = std::str::from_utf8(url.expose()).unwrap_or("");
                 if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {

@@ -334,10 +334,14 @@ impl Loader<'_> {
                 let _ = spec;
                 Some(secret::Secret::from(b"offline".to_vec()))
             }
-            (_, Some(spec)) => Some(
-                secret::resolve(spec.get_ref())
-                    .map_err(|e| self.at(&spec, format!("{label}.handshake.verify_token: {e}")))?,
-            ),
+            (_, Some(spec)) => {
+                Some(self.or_defer(
+                    secret::resolve(spec.get_ref()).map_err(|e| {
+                        self.at(&spec, format!("{label}.handshake.verify_token: {e}"))
+                    }),
+                    || secret::Secret::from(b"stand-in".to_vec()),
+                ))
+            }
         };
         Ok(Some((kind, token)))
     }
@@ -396,9 +400,12 @@ impl Loader<'_> {
                 .any(|p| spec.get_ref().starts_with(p))
             {
                 true if self.offline => None,
-                true => Some(secret::resolve(spec.get_ref()).map_err(|e| {
-                    self.at(spec, format!("{label}.signature.public_keys[{j}]: {e}"))
-                })?),
+                true => self.or_defer(
+                    secret::resolve(spec.get_ref()).map(Some).map_err(|e| {
+                        self.at(spec, format!("{label}.signature.public_keys[{j}]: {e}"))
+                    }),
+                    || None,
+                ),
                 false => Some(secret::Secret::from(spec.get_ref().as_bytes().to_vec())),
             };
             sources.push(secret::describe(spec.get_ref()).replace("literal", "inline"));
