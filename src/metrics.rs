@@ -229,6 +229,8 @@ struct TlsMetrics {
     certificate_expiry: Family<HostLabel, Gauge>,
     acme_orders: Family<ResultLabel, Counter>,
     acme_last_error: Gauge,
+    /// The same expiries, readable (for the console's overview).
+    expiries: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
 }
 
 impl TlsMetrics {
@@ -258,6 +260,7 @@ impl TlsMetrics {
                 "Unix time of the latest failed ACME order; 0 once an order succeeds",
                 Gauge::default(),
             ),
+            expiries: std::sync::Mutex::default(),
         }
     }
 }
@@ -468,6 +471,17 @@ impl Metrics {
                 host: host.to_owned(),
             })
             .set(not_after);
+        self.tls
+            .expiries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_owned(), not_after);
+    }
+
+    /// Each host's certificate expiry (Unix time), by host name.
+    pub(crate) fn certificate_expiries(&self) -> Vec<(String, i64)> {
+        let map = self.tls.expiries.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(h, t)| (h.clone(), *t)).collect()
     }
 
     /// An ACME order finished.

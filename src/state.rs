@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::damping::Damper;
 use crate::metrics::Metrics;
 use crate::queue::{Queue, Store, StoreError, Worker};
+use crate::recent::Recent;
 use crate::shield::Shields;
 
 /// State every request shares.
@@ -41,6 +42,24 @@ pub(crate) struct Shared {
     pub(crate) shields: Arc<Shields>,
     /// Pass-through requests and tunnels held per client address.
     pub(crate) site_slots: Arc<crate::slots::Slots>,
+    /// The console's memory of the last requests; None while it is off
+    /// (then nothing is recorded).
+    pub(crate) recent: ArcSwapOption<Recent>,
+    /// The console's logged-in browsers.
+    pub(crate) sessions: crate::sessions::Sessions,
+    /// When the config was last loaded and, if it was refused, why.
+    pub(crate) last_reload: std::sync::Mutex<Reloaded>,
+}
+
+/// The last (re)load of the config, for the console's overview.
+#[derive(Debug, Clone)]
+pub(crate) struct Reloaded {
+    /// Unix milliseconds.
+    pub(crate) at_ms: i64,
+    /// None: loaded and serving; Some: refused, and why.
+    pub(crate) error: Option<String>,
+    /// Whether it was a reload (SIGHUP) rather than the start.
+    pub(crate) reload: bool,
 }
 
 impl Shared {
@@ -49,6 +68,13 @@ impl Shared {
         let metrics = Metrics::new();
         certificate_metrics(&metrics, &config);
         Shared {
+            recent: ArcSwapOption::new(recent_for(&config, None)),
+            sessions: crate::sessions::Sessions::default(),
+            last_reload: std::sync::Mutex::new(Reloaded {
+                at_ms: crate::queue::now_ms(),
+                error: None,
+                reload: false,
+            }),
             damper: ArcSwapOption::new(damper_for(&config)),
             budget: ArcSwap::new(budget_for(&config)),
             config: Arc::new(ArcSwap::from_pointee(config)),
@@ -111,7 +137,18 @@ impl Shared {
             self.budget.store(budget_for(&config));
         }
         certificate_metrics(&self.metrics, &config);
+        self.recent
+            .store(recent_for(&config, self.recent.load_full()));
         self.config.store(Arc::new(config));
+    }
+
+    /// Note a reload's result for the console.
+    pub(crate) fn reloaded(&self, error: Option<String>) {
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Reloaded {
+            at_ms: crate::queue::now_ms(),
+            error,
+            reload: true,
+        };
     }
 }
 
@@ -131,6 +168,17 @@ fn budget_for(config: &Config) -> Arc<Budget> {
         g.buffered_body_bytes_per_client,
         g.max_body_bytes,
     )
+}
+
+/// The console's request memory: kept across a reload that keeps its size,
+/// none while the console is off.
+fn recent_for(config: &Config, current: Option<Arc<Recent>>) -> Option<Arc<Recent>> {
+    config.admin.console_password?;
+    let cap = config.admin.requests_kept;
+    match current {
+        Some(r) if r.cap() == cap => Some(r),
+        _ => Some(Arc::new(Recent::new(cap))),
+    }
 }
 
 fn damper_for(config: &Config) -> Option<Arc<Damper>> {

@@ -133,3 +133,102 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
         assert!(!out.contains(secret), "a secret was printed");
     }
 }
+
+/// What the console exports of a refused request (`GET /api/requests/ID`)
+/// is what `explain --request` reads: the same verdicts, the client address
+/// the gateway saw, and the token (never kept) told as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_a_refusal_the_console_exported() {
+    use support::raw::exchange;
+    let key = "tolq-key-0123456789abcdef";
+    let token = "gengo-token-0123456789ab";
+    let password = "console-password-0123456789";
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[admin]\nconsole = {{ password = \"{password}\" }}\n\
+[[route]]\nname = \"tolq\"\npath = \"/tolq\"\nupstream = \"http://127.0.0.1:9/\"\npreset = \"tolq\"\nallow_ips = [\"127.0.0.1\"]\nhmac = {{ secrets = [\"{key}\"] }}\n\
+[[route]]\nname = \"gengo\"\npath = \"/gengo\"\nupstream = \"http://127.0.0.1:9/\"\nallow_ips = [\"127.0.0.2\"]\ntoken = {{ secrets = [\"{token}\"] }}\n"
+    );
+    let gw = support::Gateway::start_raw(&text, &[]);
+    let body = br#"{"order":1}"#;
+    let forged = [
+        format!(
+            "POST /tolq HTTP/1.1\r\nHost: gw\r\nX-Tolq-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+            "ab".repeat(20),
+            body.len()
+        )
+        .as_bytes(),
+        body,
+    ]
+    .concat();
+    assert_eq!(exchange(gw.http.unwrap(), &forged).await.0, [403]);
+    let wrong_ip =
+        format!("POST /gengo?token={token} HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        exchange(gw.http.unwrap(), wrong_ip.as_bytes()).await.0,
+        [403]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let export = |id: u32| {
+        let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+        let gw_admin = gw.admin.unwrap();
+        let path = dir.path().join(format!("{id}.json"));
+        async move {
+            let (status, text) = exchange(gw_admin, req.as_bytes()).await;
+            assert_eq!(status, [200], "{text}");
+            std::fs::write(&path, text.split_once("\r\n\r\n").unwrap().1).unwrap();
+            path.display().to_string()
+        }
+    };
+    let tolq = export(1).await;
+    let gengo = export(2).await;
+    assert!(
+        !std::fs::read_to_string(&gengo).unwrap().contains(token),
+        "the token was exported"
+    );
+    let cfg = gw.config_path.display().to_string();
+    let (code, out, err) = run_cli(
+        &[
+            "explain",
+            "--config",
+            &cfg,
+            "--route",
+            "tolq",
+            "--request",
+            &tolq,
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("ip      pass  127.0.0.1 is in allow_ips"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hmac    FAIL  signature does not match the body"),
+        "{out}"
+    );
+    let (code, out, err) = run_cli(
+        &[
+            "explain",
+            "--config",
+            &cfg,
+            "--route",
+            "gengo",
+            "--request",
+            &gengo,
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("ip      FAIL  127.0.0.1 is not in allow_ips"),
+        "{out}"
+    );
+    assert!(
+        out.contains("token   ?     the capture has the token REDACTED"),
+        "{out}"
+    );
+    assert!(!out.contains(token) && !err.contains(token));
+}

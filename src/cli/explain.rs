@@ -26,8 +26,37 @@ pub(super) fn explain(
     };
     let raw =
         std::fs::read(request).with_context(|| format!("cannot read {}", request.display()))?;
-    let (uri, headers, body) =
-        parse(&raw).with_context(|| format!("{} is not an HTTP/1.1 request", request.display()))?;
+    let capture = match raw.trim_ascii_start().first() {
+        // The console's JSON of one request (`GET /api/requests/ID`).
+        Some(b'{') => from_console(&raw).with_context(|| {
+            format!(
+                "{} is not a request the console exported",
+                request.display()
+            )
+        })?,
+        _ => {
+            let (uri, headers, body) = parse(&raw)
+                .with_context(|| format!("{} is not an HTTP/1.1 request", request.display()))?;
+            Capture {
+                uri,
+                headers,
+                body,
+                client: None,
+                cut: false,
+            }
+        }
+    };
+    let Capture {
+        uri,
+        headers,
+        body,
+        client,
+        cut,
+    } = capture;
+    let from = from.or(client);
+    if cut {
+        eprintln!("warning: the console keeps the first 4 KiB of a body: this one was cut, so its signature cannot match here");
+    }
     let url = url.or_else(|| {
         let host = headers.get(http::header::HOST)?.to_str().ok()?;
         Some(format!("https://{host}{}", uri.path_and_query()?.as_str()))
@@ -56,7 +85,15 @@ pub(super) fn explain(
         body.len()
     );
     let mut refused = false;
+    let redacted = uri.query().is_some_and(|q| q.contains("REDACTED"));
     for (check, verdict) in run(r, from, &uri, &req) {
+        // The console never keeps a token: its capture cannot prove one.
+        let verdict = match verdict {
+            Verdict::Fail(_) if check == "token" && redacted => Verdict::Unknown(
+                "the capture has the token REDACTED (the console never keeps it)".into(),
+            ),
+            v => v,
+        };
         let line = match verdict {
             Verdict::Pass(why) => format!("pass  {why}"),
             Verdict::Fail(why) => {
@@ -73,6 +110,48 @@ pub(super) fn explain(
     }
     println!("the gateway would accept this request");
     Ok(())
+}
+
+/// A request to judge: from a raw capture, or from the console.
+struct Capture {
+    uri: Uri,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    /// The client address the console saw.
+    client: Option<IpAddr>,
+    /// The console kept only the body's start.
+    cut: bool,
+}
+
+/// The console's JSON of a refused request: target, headers, the body's
+/// bytes (base64) and the client address.
+fn from_console(raw: &[u8]) -> anyhow::Result<Capture> {
+    use base64::Engine;
+    let v: serde_json::Value = serde_json::from_slice(raw)?;
+    let uri: Uri = v["target"].as_str().context("no target")?.parse()?;
+    let mut headers = HeaderMap::new();
+    for pair in v["headers"]
+        .as_array()
+        .context("no headers: only refusals carry their headers and body")?
+    {
+        let (Some(name), Some(value)) = (pair[0].as_str(), pair[1].as_str()) else {
+            bail!("a header is not a [name, value] pair");
+        };
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes())?,
+            HeaderValue::from_str(value)?,
+        );
+    }
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(v["body_base64"].as_str().context("no body_base64")?)?;
+    let whole = v["body_bytes"].as_u64().unwrap_or(body.len() as u64);
+    Ok(Capture {
+        uri,
+        headers,
+        cut: whole > body.len() as u64,
+        body,
+        client: v["client"].as_str().and_then(|c| c.parse().ok()),
+    })
 }
 
 /// Target, headers and body of a raw request (chunked bodies decoded).

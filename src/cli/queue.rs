@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::args::{QueueCommand, QueueState};
 use crate::config::{Config, QueueBackend};
+use crate::queue::ops::Action;
 use crate::queue::{self, State, Store};
 
 /// Run one `callgate queue` action against the store `config`'s `[queue]` names.
@@ -43,19 +44,19 @@ async fn act(store: &Store, config: &Path, action: QueueCommand) -> anyhow::Resu
         }
         QueueCommand::Show { id } => show(store, config, id).await?,
         QueueCommand::Retry { id: Some(id), .. } => {
-            anyhow::ensure!(store.retry(id, queue::now_ms()).await?, "no callback {id}");
-            println!("callback {id} will be delivered again");
+            println!("{}", act_on(store, Action::Retry(id)).await?)
         }
         QueueCommand::Retry { id: None, .. } => {
-            let n = store.retry_all_dead(queue::now_ms()).await?;
-            println!("{n} dead callback(s) will be delivered again");
+            println!("{}", act_on(store, Action::RetryAllDead).await?)
         }
-        QueueCommand::Drop { id } => {
-            anyhow::ensure!(store.drop_callback(id).await?, "no callback {id}");
-            println!("callback {id} dropped");
-        }
+        QueueCommand::Drop { id } => println!("{}", act_on(store, Action::Drop(id)).await?),
     }
     Ok(())
+}
+
+/// The console's code path, with the CLI's error text.
+async fn act_on(store: &Store, action: Action) -> anyhow::Result<String> {
+    Ok(queue::ops::act(store, action).await?)
 }
 
 async fn list(store: &Store, route: Option<String>, state: Option<State>) -> anyhow::Result<()> {

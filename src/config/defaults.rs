@@ -107,3 +107,8 @@ pub(crate) const MAX_TOLERANCE: Duration = Duration::from_secs(86_400);
 /// Shortest timeout of any kind.
 pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 pub(crate) const MAX_MAX_CONCURRENCY: usize = 10_000;
+
+/// Requests the console keeps in memory by default (`[admin] requests_kept`).
+pub(crate) const DEFAULT_REQUESTS_KEPT: u64 = 1_000;
+/// At most this many: each holds up to 4 KiB of body and its headers.
+pub(crate) const MAX_REQUESTS_KEPT: u64 = 100_000;

@@ -179,8 +179,10 @@ impl<'a> Loader<'a> {
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
         }
+        let admin = self.admin(raw.admin, &listen)?;
         Ok(Config {
             path: self.path.to_owned(),
+            admin,
             listen,
             tls,
             gateway,
@@ -365,6 +367,26 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// One secret spec, resolved and long enough. A problem is noted (the
+    /// run goes on with a stand-in); offline, the stand-in is all there is.
+    pub(super) fn secret(&self, spec: &Spanned<String>, key: &str) -> secret::Secret {
+        let stand_in = || secret::Secret::from(OFFLINE_SECRET.as_bytes().to_vec());
+        if self.offline {
+            return stand_in();
+        }
+        let s = secret::resolve(spec.get_ref())
+            .map_err(|e| e.to_string())
+            .and_then(|s| match too_short(&s) {
+                Some(why) => Err(why),
+                None => Ok(s),
+            })
+            .map_err(|e| self.at(spec, format!("{key}: {e}")));
+        if secret::describe(spec.get_ref()) == "literal" {
+            self.warn(format!("{key} is written in the config file: move it to env:, file: or cred: before production"));
+        }
+        self.or_defer(s, stand_in)
+    }
+
     /// Resolve a non-empty list of secret specs; errors point at the failing entry.
     pub(super) fn secrets(
         &self,
@@ -376,26 +398,11 @@ impl<'a> Loader<'a> {
         if specs.is_empty() {
             return Err(self.error(Some(table_span), format!("{label}.{table}.secrets is empty: give at least one, e.g. [\"env:NAME\"], [\"file:/etc/callgate/key\"] or [\"cred:NAME\"]")));
         }
-        let mut secrets = Vec::with_capacity(specs.len());
-        for (j, spec) in specs.iter().enumerate() {
-            if self.offline {
-                secrets.push(secret::Secret::from(OFFLINE_SECRET.as_bytes().to_vec()));
-                continue;
-            }
-            let s = secret::resolve(spec.get_ref())
-                .map_err(|e| e.to_string())
-                .and_then(|s| match too_short(&s) {
-                    Some(why) => Err(why),
-                    None => Ok(s),
-                })
-                .map_err(|e| self.at(spec, format!("{label}.{table}.secrets[{j}]: {e}")));
-            secrets.push(self.or_defer(s, || {
-                secret::Secret::from(OFFLINE_SECRET.as_bytes().to_vec())
-            }));
-            if secret::describe(spec.get_ref()) == "literal" {
-                self.warn(format!("{label}.{table}.secrets[{j}] is written in the config file: move it to env:, file: or cred: before production"));
-            }
-        }
+        let secrets = specs
+            .iter()
+            .enumerate()
+            .map(|(j, spec)| self.secret(spec, &format!("{label}.{table}.secrets[{j}]")))
+            .collect();
         Ok((
             secrets,
             specs

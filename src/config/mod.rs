@@ -4,6 +4,7 @@
 //! config text. [`load`] does the turning; this file holds the types.
 
 mod acme;
+mod admin;
 mod certificates;
 pub mod defaults;
 mod gateway;
@@ -52,10 +53,21 @@ pub struct Config {
     pub(crate) warnings: Vec<String>,
     /// `[queue]`: where the callback store lives.
     pub(crate) queue: QueueBackend,
+    /// `[admin]`: the console.
+    pub(crate) admin: Admin,
+}
+
+/// `[admin]`: the operator's console on the admin listener (off unless a
+/// password is set) and how many requests it keeps in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Admin {
+    /// SHA-256 of the console's password; None: the console is off.
+    pub(crate) console_password: Option<[u8; 32]>,
+    /// The last requests kept for the console (0 when it is off).
+    pub(crate) requests_kept: usize,
 }
 
 impl Config {
-    /// Whether any route needs the store (delivery = "queue" or dedupe_window).
     /// The state directories callgate will trust, and where each comes
     /// from (the queue's when a store is needed, each ACME state).
     pub(crate) fn state_dirs(&self) -> Vec<(&'static str, PathBuf)> {
@@ -69,6 +81,7 @@ impl Config {
         dirs
     }
 
+    /// Whether any route needs the store (delivery = "queue" or dedupe_window).
     pub(crate) fn needs_store(&self) -> bool {
         self.routes
             .iter()

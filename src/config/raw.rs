@@ -155,6 +155,22 @@ pub(crate) struct RawConfig {
     pub(crate) routes: Vec<Spanned<RawRoute>>,
     #[serde(default, rename = "passthrough")]
     pub(crate) passthroughs: Vec<Spanned<RawPassthrough>>,
+    pub(crate) admin: Option<Spanned<RawAdmin>>,
+}
+
+/// `[admin]`: the operator's console on the admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) console: Option<Spanned<RawConsole>>,
+    pub(crate) requests_kept: Option<Spanned<u64>>,
+}
+
+/// `[admin] console = { password = SPEC }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConsole {
+    pub(crate) password: Spanned<String>,
 }
 
 /// `[listen]`

@@ -11,6 +11,7 @@ use super::answer::{plain, text, Body};
 use super::rejection::{Failure, Rejection};
 use crate::config::Route;
 use crate::metrics::{Outcome, Reason};
+use crate::recent::Detail;
 use crate::upstream;
 
 /// How a request ended, for the metrics and the access log.
@@ -22,6 +23,8 @@ pub(super) struct Handled {
     pub(super) outcome: Outcome,
     pub(super) refusal: Option<Reason>,
     pub(super) reason: String,
+    /// A refusal's evidence for the console (only while it is on).
+    pub(super) detail: Option<Box<Detail>>,
 }
 
 impl Handled {
@@ -37,6 +40,7 @@ impl Handled {
             outcome: Outcome::Refused,
             refusal: Some(rejection.class()),
             reason: rejection.to_string(),
+            detail: None,
         }
     }
 
@@ -48,6 +52,7 @@ impl Handled {
             outcome: Outcome::Failed,
             refusal: None,
             reason: failure.to_string(),
+            detail: None,
         }
     }
 
@@ -64,11 +69,20 @@ impl Handled {
             outcome,
             refusal: None,
             reason,
+            detail: None,
         }
     }
 }
 
 impl Handled {
+    /// With the console's evidence of why it was refused.
+    pub(super) fn with(mut self, detail: Option<Box<Detail>>) -> Handled {
+        if detail.is_some() {
+            self.detail = detail;
+        }
+        self
+    }
+
     /// A report-only route's callback that failed checks but went on: the
     /// log and the metrics say what enforcing would have refused.
     pub(super) fn would_refuse(mut self, failed: Vec<crate::verify::Refusal>) -> Handled {
@@ -106,6 +120,7 @@ impl Handled {
             outcome: Outcome::Forwarded,
             refusal: None,
             reason: String::from("passthrough"),
+            detail: None,
         }
     }
 
@@ -126,6 +141,7 @@ impl Handled {
             outcome: Outcome::Acme,
             refusal: None,
             reason: String::from("acme http-01 challenge answered"),
+            detail: None,
         }
     }
 
@@ -139,6 +155,7 @@ impl Handled {
             outcome: Outcome::Redirected,
             refusal: None,
             reason: String::from("http_redirect: 308 to https"),
+            detail: None,
         }
     }
 }

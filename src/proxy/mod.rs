@@ -36,6 +36,7 @@ use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, Enqueued, NewCallback, ReplayClaim};
+use crate::recent::{Detail, Evidence, Record};
 use crate::shield::Circuit;
 use crate::state::Shared;
 use crate::upstream;
@@ -78,17 +79,19 @@ pub(crate) async fn handle(
     };
     let seen = Seen {
         method: req.method().clone(),
-        // Built only when the request log line is on (it is the hot path's only string work).
-        target: tracing::enabled!(tracing::Level::INFO)
-            .then(|| redacted_target(req.uri(), &config.redact_params))
-            .unwrap_or_default(),
+        // Built only when the request log line or the console wants it (it
+        // is the hot path's only string work).
+        target: match tracing::enabled!(tracing::Level::INFO) || shared.recent.load().is_some() {
+            true => redacted_target(req.uri(), &config.redact_params),
+            false => String::new(),
+        },
         start,
     };
     // Boxed: hyper keeps each connection's request future inline, so the
     // phases' state lives on the heap, and only while a request runs
     // (1,000 idle connections cost ~2 MiB less). One box for all phases.
-    let handled = Box::pin(call.respond(req)).await;
-    call.logging(&handled, &seen);
+    let mut handled = Box::pin(call.respond(req)).await;
+    call.logging(&mut handled, &seen);
     Ok(handled.response)
 }
 
@@ -144,8 +147,15 @@ impl Call<'_> {
             true => match verify::precheck(route, self.client, req.uri()) {
                 Ok(pre) => (pre, Vec::new()),
                 Err(refusal) => {
+                    let unread = Signable {
+                        headers: req.headers(),
+                        body: &[],
+                        url: None,
+                        now: unix_now(),
+                    };
+                    let evidence = self.evidence(route, req.uri(), unread, false);
                     body::drain_h2(req).await;
-                    return self.forbidden(route, refusal, version);
+                    return self.forbidden(route, refusal, version).with(evidence);
                 }
             },
             false => verify::precheck_all(route, self.client, req.uri()),
@@ -175,7 +185,10 @@ impl Call<'_> {
         let checked = match route.enforce {
             true => match verify::finish(route, pre, &req) {
                 Ok(checked) => checked,
-                Err(refusal) => return self.forbidden(route, refusal, version),
+                Err(refusal) => {
+                    let evidence = self.evidence(route, &parts.uri, req, true);
+                    return self.forbidden(route, refusal, version).with(evidence);
+                }
             },
             false => {
                 let (checked, more) = verify::finish_all(route, pre, &req);
@@ -183,8 +196,13 @@ impl Call<'_> {
                 checked
             }
         };
+        // Report-only: what enforcing would have refused, for the console.
+        let evidence = match failed.is_empty() {
+            true => None,
+            false => self.evidence(route, &parts.uri, req, true),
+        };
         if let Some(answered) = handshake_post(route, &body) {
-            return answered.would_refuse(failed);
+            return answered.would_refuse(failed).with(evidence);
         }
         // Keys of signed bytes only; the claim is taken before any delivery.
         let direct = route.delivery == Delivery::Direct;
@@ -213,7 +231,27 @@ impl Call<'_> {
                 }
             }
         };
-        handled.would_refuse(failed)
+        handled.would_refuse(failed).with(evidence)
+    }
+
+    /// What the console shows of a refusal: every check's verdict, the
+    /// headers (credentials redacted), the start of the body. None, and no
+    /// work, while the console is off.
+    fn evidence(
+        &self,
+        route: &Route,
+        uri: &Uri,
+        signable: Signable<'_>,
+        body_read: bool,
+    ) -> Option<Box<Detail>> {
+        self.shared.recent.load().as_ref()?;
+        Some(Box::new(Detail::of(&Evidence {
+            route,
+            client: self.client,
+            uri,
+            signable,
+            body_read,
+        })))
     }
 
     /// A provider's endpoint check that comes as a GET (Meta, X, Dropbox),
@@ -426,7 +464,7 @@ impl Call<'_> {
     }
 
     /// The last phase: the metrics and one log line per request.
-    fn logging(&self, handled: &Handled, seen: &Seen) {
+    fn logging(&self, handled: &mut Handled, seen: &Seen) {
         let route = match (&handled.route, handled.site) {
             (Some(r), _) => r.name.as_str(),
             (None, true) => "passthrough",
@@ -447,6 +485,20 @@ impl Call<'_> {
             duration_ms = format_args!("{:.1}", seen.start.elapsed().as_secs_f64() * 1000.0),
             "request"
         );
+        if let Some(recent) = self.shared.recent.load().as_ref() {
+            let record = Record {
+                route: route.to_owned(),
+                client: self.client,
+                method: seen.method.as_str().to_owned(),
+                target: seen.target.clone(),
+                outcome: handled.outcome,
+                reason: handled.reason.clone(),
+                status: handled.response.status().as_u16(),
+                duration_ms: seen.start.elapsed().as_secs_f64() * 1000.0,
+                detail: handled.detail.take(),
+            };
+            recent.record(record, queue::now_ms());
+        }
     }
 }
 
@@ -725,9 +777,4 @@ fn unsupported_transfer_coding(headers: &HeaderMap) -> bool {
 }
 
 /// Path and query for the log, token values replaced by REDACTED.
-fn redacted_target(uri: &Uri, redact: &[String]) -> String {
-    match uri.query() {
-        Some(q) => format!("{}?{}", uri.path(), query::redact(q, redact)),
-        None => uri.path().to_owned(),
-    }
-}
+use crate::recent::redacted_target;

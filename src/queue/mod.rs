@@ -3,6 +3,7 @@
 //! (one machine) or PostgreSQL (several instances, one queue).
 
 mod handle;
+pub(crate) mod ops;
 mod pg_tls;
 mod postgres;
 pub(crate) mod replay;

@@ -1,4 +1,5 @@
-//! The admin listener (meant for 127.0.0.1): `GET /healthz` and `GET /metrics`.
+//! The admin listener (meant for 127.0.0.1): `GET /healthz`, `GET
+//! /metrics`, and the console when `[admin] console` is set.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -49,11 +50,14 @@ pub(super) async fn handle(
             "text/plain; charset=utf-8",
             "method not allowed\n".to_owned(),
         ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n".to_owned(),
-        ),
+        _ => match crate::console::handle(&shared, req).await {
+            Some(answer) => return Ok(answer),
+            None => (
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found\n".to_owned(),
+            ),
+        },
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;

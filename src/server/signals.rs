@@ -64,10 +64,12 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
             start_queue(shared);
             crate::acme::manager::reconcile(&shared.acme_manager());
             shared.metrics.reload(true);
+            shared.reloaded(None);
             tracing::info!(config = %path.display(), "config reloaded");
         }
         Err(e) => {
             shared.metrics.reload(false);
+            shared.reloaded(Some(e.to_string()));
             tracing::error!("reload refused, the previous config keeps serving: {e}");
         }
     }

@@ -5,6 +5,7 @@
 pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 pub mod apache;
+pub mod browser;
 pub mod client;
 pub mod gateway;
 pub mod pebble;

@@ -1,0 +1,304 @@
+//! What the console shows, gathered once for both its forms: the JSON API
+//! serializes these values, the pages render them.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::{Config, Delivery, Route};
+use crate::metrics::Outcome;
+use crate::queue::{self, State, Store};
+use crate::recent::{redact_headers, rfc3339_ms, Entry, BODY_KEPT};
+use crate::state::Shared;
+
+/// The overview page.
+#[derive(Debug, Serialize)]
+pub(crate) struct Overview {
+    pub(crate) routes: Vec<RouteLine>,
+    /// Requests per minute by outcome, the last hour, oldest first.
+    pub(crate) minutes: Vec<MinuteLine>,
+    pub(crate) certificates: Vec<Certificate>,
+    pub(crate) store: StoreLine,
+    pub(crate) reload: ReloadLine,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct RouteLine {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) preset: Option<&'static str>,
+    /// The checks it enforces, in the gateway's order.
+    pub(crate) checks: Vec<&'static str>,
+    pub(crate) delivery: &'static str,
+    pub(crate) enforce: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct MinuteLine {
+    /// RFC 3339, the minute's start.
+    pub(crate) at: String,
+    /// Outcome name → requests; outcomes with none are left out.
+    pub(crate) counts: std::collections::BTreeMap<&'static str, u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Certificate {
+    pub(crate) host: String,
+    pub(crate) not_after: String,
+    pub(crate) days_left: i64,
+    /// When callgate renews it (ACME), or who does (files).
+    pub(crate) renewal: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StoreLine {
+    /// "not needed", "ok (…)" or "unavailable: …".
+    pub(crate) state: String,
+    pub(crate) queues: Vec<QueueDepth>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct QueueDepth {
+    pub(crate) route: String,
+    pub(crate) pending: u64,
+    pub(crate) dead: u64,
+    /// The oldest pending callback's arrival, if any.
+    pub(crate) oldest: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ReloadLine {
+    pub(crate) at: String,
+    /// "start", "reload" or "refused".
+    pub(crate) result: &'static str,
+    pub(crate) error: Option<String>,
+}
+
+/// One stored callback, as listed.
+#[derive(Debug, Serialize)]
+pub(crate) struct QueueItem {
+    pub(crate) id: i64,
+    pub(crate) route: String,
+    pub(crate) state: &'static str,
+    pub(crate) attempts: u32,
+    pub(crate) arrived: String,
+    /// Pending: when the next attempt is due.
+    pub(crate) next_attempt: Option<String>,
+    pub(crate) bytes: usize,
+    pub(crate) last_error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<QueueDetail>,
+}
+
+/// A stored callback's request, as it will be delivered.
+#[derive(Debug, Serialize)]
+pub(crate) struct QueueDetail {
+    pub(crate) method: String,
+    /// The upstream target (the token is never stored: REDACTED).
+    pub(crate) target: String,
+    pub(crate) verified: String,
+    pub(crate) headers: Vec<(String, String)>,
+    /// The first 4 KiB of the body, as text.
+    pub(crate) body: String,
+}
+
+/// Gather the overview.
+pub(crate) async fn overview(shared: &Shared) -> Overview {
+    let config = shared.config.load_full();
+    let now = queue::now_ms();
+    let minutes = shared
+        .recent
+        .load()
+        .as_ref()
+        .map(|r| r.minutes(now))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| MinuteLine {
+            at: rfc3339_ms(m.at * 60_000),
+            counts: Outcome::ALL
+                .iter()
+                .zip(m.counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(o, n)| (o.as_str(), n))
+                .collect(),
+        })
+        .collect();
+    Overview {
+        routes: config.routes.iter().map(|r| route_line(r)).collect(),
+        minutes,
+        certificates: certificates(shared, &config, now / 1000),
+        store: store_line(shared, &config).await,
+        reload: reload_line(shared),
+    }
+}
+
+fn route_line(r: &Route) -> RouteLine {
+    let checks = [
+        ("ip", r.allow_ips.is_some()),
+        ("token", r.token.is_some()),
+        ("hmac", r.hmac.is_some()),
+        ("signature", r.signature.is_some()),
+        ("payload", r.payload.is_some()),
+        ("replay", r.dedupe_window.is_some()),
+    ];
+    RouteLine {
+        name: r.name.clone(),
+        path: r.path.clone(),
+        preset: r.preset.map(|p| p.name()),
+        checks: checks
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(c, _)| *c)
+            .collect(),
+        delivery: match (r.delivery, r.on_failure_queue) {
+            (Delivery::Queue, _) => "queue",
+            (Delivery::Direct, true) => "direct, queue on failure",
+            (Delivery::Direct, false) => "direct",
+        },
+        enforce: r.enforce,
+    }
+}
+
+fn certificates(shared: &Shared, config: &Config, now_s: i64) -> Vec<Certificate> {
+    let acme = config.tls.as_ref().and_then(|t| t.acme.as_ref());
+    shared
+        .metrics
+        .certificate_expiries()
+        .into_iter()
+        .map(|(host, not_after)| {
+            let renewal = match acme.filter(|a| a.domains.contains(&host)) {
+                Some(a) => {
+                    let at = not_after - a.renew_before.as_secs() as i64;
+                    format!("ACME, from {}", rfc3339_ms(at * 1000))
+                }
+                None => "from the certificate files (certbot or the operator)".to_owned(),
+            };
+            Certificate {
+                days_left: (not_after - now_s).div_euclid(86_400),
+                not_after: rfc3339_ms(not_after * 1000),
+                host,
+                renewal,
+            }
+        })
+        .collect()
+}
+
+async fn store_line(shared: &Shared, config: &Config) -> StoreLine {
+    if !config.needs_store() {
+        return StoreLine {
+            state: "not needed (no route queues or dedupes)".into(),
+            queues: Vec::new(),
+        };
+    }
+    let store = match shared.store() {
+        Ok(s) => s,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    if let Err(e) = store.health().await {
+        return unavailable(e.to_string());
+    }
+    let mut queues = Vec::new();
+    for r in config.routes.iter().filter(|r| r.stores()) {
+        if let Ok((pending, dead, oldest)) = store.depth(&r.name).await {
+            queues.push(QueueDepth {
+                route: r.name.clone(),
+                pending,
+                dead,
+                oldest: oldest.map(rfc3339_ms),
+            });
+        }
+    }
+    StoreLine {
+        state: format!("ok ({})", store.describe()),
+        queues,
+    }
+}
+
+fn unavailable(why: String) -> StoreLine {
+    StoreLine {
+        state: format!("unavailable, queue routes answer 503: {why}"),
+        queues: Vec::new(),
+    }
+}
+
+fn reload_line(shared: &Shared) -> ReloadLine {
+    let r = shared
+        .last_reload
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    ReloadLine {
+        at: rfc3339_ms(r.at_ms),
+        result: match (&r.error, r.reload) {
+            (Some(_), _) => "refused",
+            (None, true) => "reload",
+            (None, false) => "start",
+        },
+        error: r.error,
+    }
+}
+
+/// The kept requests, newest first, of `route` and `outcome` if given.
+pub(crate) fn requests(
+    shared: &Shared,
+    route: Option<&str>,
+    outcome: Option<&str>,
+) -> Vec<Arc<Entry>> {
+    let Some(recent) = shared.recent.load_full() else {
+        return Vec::new();
+    };
+    recent.list(|e| route.is_none_or(|r| e.route == r) && outcome.is_none_or(|o| e.outcome == o))
+}
+
+/// Stored callbacks of `route` in `state` if given, oldest first.
+pub(crate) async fn queue_items(
+    store: &Store,
+    route: Option<String>,
+    state: Option<State>,
+) -> Result<Vec<QueueItem>, queue::StoreError> {
+    let all = store.list(route, state).await?;
+    Ok(all.into_iter().map(|s| queue_item(s, None)).collect())
+}
+
+/// One stored callback with its request.
+pub(crate) async fn queue_item_detail(
+    store: &Store,
+    config: &Config,
+    id: i64,
+) -> Result<Option<QueueItem>, queue::StoreError> {
+    let Some(stored) = store.get(id).await? else {
+        return Ok(None);
+    };
+    let cb = &stored.callback;
+    let target = match config.routes.iter().find(|r| r.name == cb.route) {
+        Some(r) => crate::upstream::upstream_uri(r, cb.query.as_deref()).to_string(),
+        None => format!(
+            "(route not in the config) ?{}",
+            cb.query.as_deref().unwrap_or("")
+        ),
+    };
+    let headers = queue::store::from_lines(&cb.headers).unwrap_or_default();
+    let body = &cb.body[..cb.body.len().min(BODY_KEPT)];
+    let detail = QueueDetail {
+        method: cb.method.clone(),
+        target,
+        verified: cb.verified.clone(),
+        headers: redact_headers(&headers),
+        body: String::from_utf8_lossy(body).into_owned(),
+    };
+    Ok(Some(queue_item(stored, Some(detail))))
+}
+
+fn queue_item(s: queue::store::Stored, detail: Option<QueueDetail>) -> QueueItem {
+    QueueItem {
+        id: s.id,
+        route: s.callback.route.clone(),
+        state: s.state.as_str(),
+        attempts: s.attempts,
+        arrived: rfc3339_ms(s.callback.arrived_ms),
+        next_attempt: (s.state == State::Pending).then(|| rfc3339_ms(s.next_attempt_ms)),
+        bytes: s.callback.body.len(),
+        last_error: s.last_error,
+        detail,
+    }
+}

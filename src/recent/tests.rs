@@ -1,0 +1,115 @@
+use super::*;
+
+fn record(route: &str, outcome: Outcome) -> Record {
+    Record {
+        route: route.to_owned(),
+        client: "127.0.0.1".parse().unwrap(),
+        method: "POST".into(),
+        target: "/t".into(),
+        outcome,
+        reason: "r".into(),
+        status: 200,
+        duration_ms: 1.23,
+        detail: None,
+    }
+}
+
+#[test]
+fn the_ring_keeps_the_newest_cap_entries_and_finds_them_by_id() {
+    let recent = Recent::new(3);
+    for i in 0..10 {
+        recent.record(record(&format!("r{i}"), Outcome::Forwarded), 1_000 * i);
+    }
+    let all = recent.list(|_| true);
+    let routes: Vec<&str> = all.iter().map(|e| e.route.as_str()).collect();
+    assert_eq!(routes, ["r9", "r8", "r7"], "newest first, three kept");
+    assert_eq!(recent.get(10).unwrap().route, "r9");
+    assert_eq!(recent.get(8).unwrap().route, "r7");
+    assert!(recent.get(7).is_none(), "gone from the ring");
+    assert!(recent.get(11).is_none(), "not yet recorded");
+    assert!(recent.get(0).is_none());
+    let refused: Vec<_> = recent.list(|e| e.route == "r8");
+    assert_eq!(refused.len(), 1);
+}
+
+#[test]
+fn a_ring_of_zero_keeps_one() {
+    let recent = Recent::new(0);
+    recent.record(record("a", Outcome::Refused), 0);
+    recent.record(record("b", Outcome::Refused), 0);
+    assert_eq!(recent.list(|_| true).len(), 1);
+}
+
+#[test]
+fn minutes_cover_the_last_hour_and_forget_older_ones() {
+    let recent = Recent::new(10);
+    let minute = 60_000;
+    recent.record(record("a", Outcome::Forwarded), 0);
+    recent.record(record("a", Outcome::Refused), 10 * minute);
+    recent.record(record("a", Outcome::Refused), 10 * minute + 5);
+    recent.record(record("a", Outcome::Forwarded), 65 * minute);
+    let m = recent.minutes(65 * minute);
+    assert_eq!(m.len(), MINUTES);
+    assert_eq!(m.last().unwrap().at, 65);
+    assert_eq!(m.first().unwrap().at, 6, "minute 0 is over an hour old");
+    let at10 = m.iter().find(|x| x.at == 10).unwrap();
+    assert_eq!(at10.counts[1], 2, "two refusals in minute 10");
+    let total: u32 = m.iter().map(|x| x.counts.iter().sum::<u32>()).sum();
+    assert_eq!(total, 3);
+    assert!(recent.inner.lock().unwrap().minutes.len() <= MINUTES);
+}
+
+#[test]
+fn credentials_in_headers_and_tokens_in_targets_are_redacted() {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("authorization", "Bearer s3cret"),
+        ("cookie", "sid=abc"),
+        ("x-api-key", "k"),
+        ("x-gengo-token", "t"),
+        ("x-client-secret", "c"),
+        ("x-tolq-signature", "deadbeef"),
+        ("content-type", "application/json"),
+    ] {
+        h.append(
+            http::HeaderName::from_static(k),
+            http::HeaderValue::from_static(v),
+        );
+    }
+    let shown = redact_headers(&h);
+    let value = |n: &str| shown.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    for n in [
+        "authorization",
+        "cookie",
+        "x-api-key",
+        "x-gengo-token",
+        "x-client-secret",
+    ] {
+        assert_eq!(value(n), "REDACTED", "{n}");
+    }
+    assert_eq!(
+        value("x-tolq-signature"),
+        "deadbeef",
+        "a signature is evidence, not a secret"
+    );
+    assert_eq!(value("content-type"), "application/json");
+    let uri: Uri = "/gengo?a=1&token=SECRET&tok%65n=SECRET2".parse().unwrap();
+    let t = redacted_target(&uri, &["token".to_owned()]);
+    assert!(!t.contains("SECRET"), "{t}");
+    assert!(t.contains("a=1"), "{t}");
+}
+
+#[test]
+fn entries_serialize_with_the_contract_fields() {
+    let recent = Recent::new(2);
+    recent.record(record("tolq", Outcome::Refused), 1_700_000_000_000);
+    let e = recent.get(1).unwrap();
+    let v = serde_json::to_value(&*e).unwrap();
+    for field in [
+        "time", "route", "client", "method", "target", "outcome", "reason", "status",
+    ] {
+        assert!(v.get(field).is_some(), "{field} missing: {v}");
+    }
+    assert_eq!(v["time"], "2023-11-14T22:13:20.000Z");
+    assert!(v.get("checks").is_none(), "no detail, no checks");
+}
