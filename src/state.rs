@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::acme::live::Acme;
 use crate::acme::manager::Manager;
@@ -35,6 +36,12 @@ pub(crate) struct Shared {
     pub(crate) https_port: std::sync::atomic::AtomicU16,
     /// Cancelled when callgate stops: the parent of every background task's token.
     pub(crate) stopping: CancellationToken,
+    /// The queue's workers: stopping waits (up to drain_timeout) for the
+    /// deliveries they have under way.
+    pub(crate) deliveries: TaskTracker,
+    /// Pass-through tunnels (WebSockets): stopping lets them run until
+    /// they end or drain_timeout, as requests in flight.
+    pub(crate) tunnels: TaskTracker,
     /// Certificates obtained by ACME and the challenge answers being
     /// published; kept across reloads.
     pub(crate) acme: Arc<Acme>,
@@ -81,6 +88,8 @@ impl Shared {
             metrics: Arc::new(metrics),
             queue: Queue::default(),
             stopping: CancellationToken::new(),
+            deliveries: TaskTracker::new(),
+            tunnels: TaskTracker::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
             acme: Arc::default(),
             site_slots: Arc::default(),
@@ -108,6 +117,7 @@ impl Shared {
             metrics: self.metrics.clone(),
             shields: self.shields.clone(),
             stopping: self.stopping.clone(),
+            deliveries: self.deliveries.clone(),
         }
     }
 

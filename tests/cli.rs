@@ -512,10 +512,10 @@ fn dangerous_values_are_refused_with_the_range_or_the_fix() {
         ),
         (
             format!(
-                "{pg}lease = \"10s\"\n{}",
+                "{pg}lease = \"500ms\"\n{}",
                 route(token, "delivery = \"queue\"")
             ),
-            "is not longer than a queue route's upstream_timeout",
+            "queue.lease",
         ),
     ];
     for (body, says) in &cases {

@@ -409,3 +409,58 @@ async fn a_websocket_tunnel_holds_its_connection_place() {
     .expect("still waiting after a tunnel closed");
     assert_eq!(&r.body[..], b"page");
 }
+
+/// SIGTERM drains tunnels like requests: a WebSocket keeps working after
+/// the signal, and is cut only when drain_timeout runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_tunnel_run_until_drain_timeout() {
+    let site = site().await;
+    let mut gw = Gateway::start_raw(
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[gateway]\nidle_timeout = \"60s\"\ndrain_timeout = \"3s\"\n[[route]]\nname = \"cb\"\npath = \"/cb\"\nupstream = \"http://{0}/cb.php\"\nallow_ips = [\"127.0.0.1\"]\n[[passthrough]]\nupstream = \"http://{0}\"\n",
+            site.addr
+        ),
+        &[],
+    );
+    let tcp = TcpStream::connect(gw.http.unwrap()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.http.unwrap()), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "before"
+    );
+    gw.signal("TERM");
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    ws.send(Message::text("while draining")).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+    let echo = echo.expect("no echo while draining").unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "while draining");
+    let code = tokio::task::spawn_blocking(move || {
+        let code = gw.wait_exit(Duration::from_secs(8));
+        (code, gw)
+    })
+    .await
+    .unwrap()
+    .0;
+    let took = stopped.elapsed();
+    assert_eq!(code, Some(0));
+    assert!(
+        took >= Duration::from_millis(2500),
+        "exited after {took:?}, before drain_timeout"
+    );
+    let next = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+    assert!(
+        matches!(next, Ok(None) | Ok(Some(Err(_)))),
+        "the tunnel outlived the process: {next:?}"
+    );
+    println!("tunnel drained: alive 1 s after SIGTERM, cut at drain_timeout ({took:?})");
+}

@@ -73,6 +73,7 @@ both!(
     old_dedupe_rows_are_pruned_by_the_running_gateway,
     a_reload_that_removes_a_queue_route_stops_its_worker,
     delivery_keeps_another_routes_token_parameter_as_sent,
+    sigterm_finishes_a_delivery_under_way,
 );
 
 async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
@@ -599,4 +600,44 @@ async fn delivery_keeps_another_routes_token_parameter_as_sent(backend: Backend)
     );
     let log = gw.wait_for_log("outcome=\"queued\"");
     assert!(log.contains("api_key=REDACTED"), "{log}");
+}
+
+/// SIGTERM while the receiver is still working on a callback: callgate
+/// waits for its answer (within drain_timeout) and records the delivery,
+/// so the restarted gateway does not deliver it again.
+async fn sigterm_finishes_a_delivery_under_way(backend: Backend) {
+    let store = QueueStore::new(backend);
+    let up = Upstream::recording().await;
+    up.delay(Duration::from_millis(1500));
+    let text = format!(
+        "[gateway]\ndrain_timeout = \"10s\"\n{}",
+        config(&up.url("/receiver.php"), &store, "")
+    );
+    let mut gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let r = c
+        .post(&format!("/cb?token={TOKEN}"), &[], b"slow one")
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("the delivery to start", Duration::from_secs(5), || {
+        up.count() == 1
+    })
+    .await;
+    gw.signal("TERM");
+    let stopped = Instant::now();
+    let code = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(8)))
+        .await
+        .unwrap();
+    let took = stopped.elapsed();
+    assert_eq!(code, Some(0));
+    assert!(
+        took >= Duration::from_millis(1000),
+        "exited after {took:?}: the delivery was cut"
+    );
+    assert_eq!(store.count("callbacks"), 0, "the delivery was not recorded");
+    // Restarted on the same store: nothing left to deliver again.
+    let _again = Gateway::start(&text);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(up.count(), 1, "delivered again after the restart");
+    println!("SIGTERM with a delivery under way: exited after {took:?}, delivered once");
 }

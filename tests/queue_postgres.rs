@@ -310,3 +310,43 @@ async fn nothing_inbound_reaches_the_log_at_trace() {
         assert!(!log.contains(listed), "{secret}, as bytes, in the log");
     }
 }
+
+/// A receiver slower than the lease: the instance delivering a callback
+/// renews its claim while it waits, so the other instance never takes it
+/// and the receiver sees each callback once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_slower_than_the_lease_gets_each_callback_once() {
+    const N: usize = 6;
+    let store = QueueStore::new(Backend::Postgres);
+    let up = Upstream::recording().await;
+    up.delay(Duration::from_secs(5));
+    let text = config(&store, &up.url(""))
+        .replace("lease = \"3s\"", "lease = \"2s\"")
+        .replace("upstream_timeout = \"2s\"", "upstream_timeout = \"20s\"")
+        .replace("max_in_flight = 4", "max_in_flight = 2");
+    assert!(text.contains("lease = \"2s\"") && text.contains("upstream_timeout = \"20s\""));
+    let a = Gateway::start(&text);
+    let b = Gateway::start(&text);
+    let ca = Client::https(a.https.unwrap(), Version::H1);
+    let cb = Client::https(b.https.unwrap(), Version::H1);
+    acknowledged(&[&ca, &cb], N).await;
+    let pg = store.pg.as_ref().unwrap();
+    let started = Instant::now();
+    while pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks") != "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not all delivered:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unique: BTreeSet<Vec<u8>> = up.requests().iter().map(|r| r.body.to_vec()).collect();
+    assert_eq!(unique.len(), N);
+    let duplicates = up.count() - N;
+    println!("lease 2 s, receiver 5 s, two instances: {N} callbacks, {duplicates} duplicate(s), all delivered in {:?}", started.elapsed());
+    assert_eq!(
+        duplicates, 0,
+        "a claim ran out while its delivery was under way"
+    );
+}

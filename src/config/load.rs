@@ -188,33 +188,10 @@ impl<'a> Loader<'a> {
             gateway,
             passthroughs,
             redact_params,
-            queue: self
-                .queue(raw.queue, true)
-                .and_then(|q| self.lease_fits(q, &routes))?,
+            queue: self.queue(raw.queue, true)?,
             routes,
             warnings: self.warnings.take(),
         })
-    }
-
-    /// A queue claim must outlast the longest delivery: a lease at or below
-    /// a queue route's upstream_timeout lets another instance take a
-    /// callback still in flight (a duplicate in normal operation).
-    fn lease_fits(&self, q: QueueBackend, routes: &Routes) -> Result<QueueBackend, ConfigError> {
-        if let QueueBackend::Postgres { lease, .. } = &q {
-            let longest = routes
-                .iter()
-                .filter(|r| r.stores())
-                .map(|r| r.upstream_timeout)
-                .max();
-            if let Some(t) = longest.filter(|t| lease <= t) {
-                return Err(self.error(None, format!(
-                    "queue.lease = \"{}\" is not longer than a queue route's upstream_timeout ({}): another instance would take callbacks still being delivered. Make the lease longer (at least twice the timeout)",
-                    humantime::format_duration(*lease),
-                    humantime::format_duration(t)
-                )));
-            }
-        }
-        Ok(q)
     }
 
     /// A header callgate sets itself must not be one that frames or routes

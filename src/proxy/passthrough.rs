@@ -84,6 +84,7 @@ pub(super) async fn serve(
                 _place: conn.place.clone(),
                 _slot: slot,
                 idle: config.gateway.idle_timeout,
+                tunnels: shared.tunnels.clone(),
             };
             match answer(resp, upgrade, held) {
                 Ok(resp) => Handled::site(resp),
@@ -182,6 +183,8 @@ struct Held {
     _slot: Slot,
     /// A tunnel closes after this long without a byte either way.
     idle: Duration,
+    /// Where a tunnel runs: stopping waits for it (up to drain_timeout).
+    tunnels: tokio_util::task::TaskTracker,
 }
 
 /// The site's answer for the client; a valid 101 starts the tunnel, any
@@ -206,7 +209,9 @@ fn answer(
     body.forget_connection();
     let mut resp = Response::from_parts(parts, body);
     let site = hyper::upgrade::on(&mut resp);
-    tokio::spawn(tunnel(upgrade.client, site, held));
+    held.tunnels
+        .clone()
+        .spawn(tunnel(upgrade.client, site, held));
     let (parts, body) = resp.into_parts();
     Ok(Response::from_parts(parts, body.boxed()))
 }

@@ -68,6 +68,8 @@ pub(crate) struct Worker {
     pub(crate) shields: Arc<crate::shield::Shields>,
     /// Cancelled when callgate stops: the parent of every worker's token.
     pub(crate) stopping: CancellationToken,
+    /// The workers, so that stopping can wait for deliveries under way.
+    pub(crate) deliveries: tokio_util::task::TaskTracker,
 }
 
 impl Worker {

@@ -278,6 +278,27 @@ impl Postgres {
         Ok(Claimed::due_prefix(head, now_ms))
     }
 
+    /// Extend the claims on callbacks still being delivered by one lease.
+    pub(crate) async fn renew(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        let until = now_ms + self.lease.as_millis() as i64;
+        let ids = ids.to_vec();
+        self.call(|db| async move {
+            db.execute(
+                "UPDATE callgate_callbacks SET claimed_until_ms = $1
+                 WHERE id = ANY($2) AND state = 'pending'",
+                &[&until, &ids],
+            )
+            .await
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// How long a claim holds.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
+    }
+
     pub(crate) async fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
         let rows = self
             .call(|db| async move {

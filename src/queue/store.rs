@@ -109,6 +109,25 @@ impl Store {
         dispatch!(self, |s| s.claim(&route, limit, now_ms))
     }
 
+    /// Keep the claims on these callbacks (still being delivered) for one
+    /// more lease, so no other instance takes them meanwhile. SQLite has one
+    /// process and no leases: nothing to do.
+    pub(crate) async fn renew(&self, ids: Vec<i64>, now_ms: i64) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(p) => p.renew(&ids, now_ms).await,
+        }
+    }
+
+    /// How often a claim is renewed while its delivery runs (a third of
+    /// the lease: two renewals may fail before another instance may take it).
+    pub(crate) fn renew_every(&self) -> Option<std::time::Duration> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(p) => Some(p.lease() / 3),
+        }
+    }
+
     /// One callback by id.
     pub(crate) async fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
         dispatch!(self, |s| s.get(id))

@@ -4,7 +4,7 @@
 //! A worker stops when a reload takes its route away, or when callgate stops;
 //! so does the housekeeping that prunes old replay rows.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,7 +92,9 @@ pub(crate) fn reconcile(shared: &Worker) {
         if !running.contains_key(name) {
             let stop = shared.stopping.child_token();
             running.insert(name.to_owned(), stop.clone());
-            tokio::spawn(run(shared.clone(), name.to_owned(), stop));
+            shared
+                .deliveries
+                .spawn(run(shared.clone(), name.to_owned(), stop));
         }
     }
     if config.routes.iter().any(|r| r.dedupe_window.is_some())
@@ -107,13 +109,16 @@ pub(crate) fn reconcile(shared: &Worker) {
 async fn run(shared: Worker, name: String, stop: CancellationToken) {
     let wake = shared.queue.wake(&name);
     loop {
-        let wait = tokio::select! {
-            r = deliver_due(&shared, &name) => r.unwrap_or_else(|e| {
-                tracing::warn!(route = %name, "queue: {e}");
-                POLL
-            }),
-            _ = stop.cancelled() => return,
-        };
+        if stop.is_cancelled() {
+            return;
+        }
+        // Deliveries under way when callgate stops are finished (the
+        // server waits up to drain_timeout): one cut off after the receiver
+        // took it would be delivered again after the restart.
+        let wait = deliver_due(&shared, &name).await.unwrap_or_else(|e| {
+            tracing::warn!(route = %name, "queue: {e}");
+            POLL
+        });
         if !wait.is_zero() {
             tokio::select! {
                 _ = wake.notified() => {}
@@ -146,12 +151,51 @@ async fn deliver_due(shared: &Worker, name: &str) -> Result<Duration, StoreError
             .map(|at| Duration::from_millis((at - now).max(1) as u64));
         return Ok(next.unwrap_or(POLL).min(POLL));
     }
+    let in_flight: InFlight = Arc::new(Mutex::new(claimed.due.iter().map(|c| c.id).collect()));
+    let heartbeat = store
+        .renew_every()
+        .map(|every| tokio::spawn(heartbeat(store.clone(), in_flight.clone(), every)));
     let mut attempts = JoinSet::new();
     for c in claimed.due {
-        attempts.spawn(attempt(shared.clone(), route.clone(), store.clone(), c));
+        let (id, in_flight) = (c.id, in_flight.clone());
+        let one = attempt(shared.clone(), route.clone(), store.clone(), c);
+        attempts.spawn(async move {
+            one.await;
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
     }
     while attempts.join_next().await.is_some() {}
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
     Ok(Duration::ZERO)
+}
+
+/// The callbacks of one round still being delivered.
+type InFlight = Arc<Mutex<std::collections::BTreeSet<i64>>>;
+
+/// Renew the claims of the deliveries still running, every `every`: a
+/// slow receiver never lets another instance take (and deliver again) a
+/// callback this one is still delivering.
+async fn heartbeat(store: Store, in_flight: InFlight, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let ids: Vec<i64> = in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = store.renew(ids, now_ms()).await {
+            tracing::warn!("queue: could not renew the claims of deliveries in flight: {e}");
+        }
+    }
 }
 
 /// One delivery attempt: check the replay keys once more, send, then

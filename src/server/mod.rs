@@ -64,8 +64,15 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     tracing::info!("stopping: no new connections; draining the open ones");
     shared.stopping.cancel();
     let _ = stop_tx.send(true);
+    // Queue deliveries under way finish too, within the same drain_timeout.
+    shared.deliveries.close();
+    let drain = shared.config.load().gateway.drain_timeout;
+    let deliveries = tokio::time::timeout(drain, shared.deliveries.wait());
     for done in workers {
         let _ = done.await;
+    }
+    if deliveries.await.is_err() {
+        tracing::warn!("drain_timeout reached; queue deliveries still under way are cut (their callbacks stay stored)");
     }
     tracing::info!("stopped");
     Ok(())

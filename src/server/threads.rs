@@ -113,8 +113,27 @@ pub(super) async fn serve_thread(
     // The connections saw the same stop: each finishes what is in flight.
     tracker.close();
     let drain = serving.shared.config.load().gateway.drain_timeout;
-    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+    let deadline = tokio::time::Instant::now() + drain;
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain_timeout reached; closing the remaining connections");
+    }
+    // Tunnels (WebSockets) outlive their connection's HTTP serving: they
+    // get the same deadline. They run on their thread's runtime, so every
+    // thread stays up until they are done or the deadline passed.
+    let tunnels = &serving.shared.tunnels;
+    tunnels.close();
+    if tokio::time::timeout_at(deadline, tunnels.wait())
+        .await
+        .is_err()
+        && serving.me == 0
+    {
+        tracing::warn!(
+            tunnels = tunnels.len(),
+            "drain_timeout reached; closing the remaining tunnels"
+        );
     }
 }
 
