@@ -7,10 +7,11 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 
 use crate::config::Route;
@@ -23,24 +24,92 @@ pub(crate) const BODY_KEPT: usize = 4096;
 /// Minutes of per-outcome counts kept for the chart.
 pub(crate) const MINUTES: usize = 60;
 
-/// One request as the console shows it.
-#[derive(Debug, Serialize)]
+/// One request as kept: compact (recording is on every request's path;
+/// the text the console shows is made when it is shown, by [`Entry::view`]).
+#[derive(Debug)]
 pub(crate) struct Entry {
+    pub(crate) id: u64,
+    at_ms: i64,
+    route: Who,
+    client: IpAddr,
+    method: Method,
+    /// The target as received, every token parameter REDACTED.
+    target: String,
+    outcome: Outcome,
+    reason: String,
+    status: u16,
+    duration_ms: f64,
+    /// For refusals (and report-only failures) of a route: the evidence.
+    detail: Option<Box<Detail>>,
+}
+
+/// What a request was for.
+#[derive(Debug, Clone)]
+pub(crate) enum Who {
+    Route(Arc<Route>),
+    /// The site behind callgate (a pass-through).
+    Site,
+    /// Neither: refused before routing, redirected, an ACME answer.
+    Unrouted,
+}
+
+impl Who {
+    fn name(&self) -> &str {
+        match self {
+            Who::Route(r) => &r.name,
+            Who::Site => "passthrough",
+            Who::Unrouted => "-",
+        }
+    }
+}
+
+/// One request as the console shows it (and its JSON API serves it).
+#[derive(Debug, Serialize)]
+pub(crate) struct View<'a> {
     pub(crate) id: u64,
     /// RFC 3339, UTC, milliseconds.
     pub(crate) time: String,
-    pub(crate) route: String,
+    pub(crate) route: &'a str,
     pub(crate) client: String,
-    pub(crate) method: String,
+    pub(crate) method: &'a str,
     /// The target as received, every token parameter REDACTED.
-    pub(crate) target: String,
+    pub(crate) target: &'a str,
     pub(crate) outcome: &'static str,
-    pub(crate) reason: String,
+    pub(crate) reason: &'a str,
     pub(crate) status: u16,
     pub(crate) duration_ms: f64,
     /// For refusals (and report-only failures) of a route: the evidence.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub(crate) detail: Option<Box<Detail>>,
+    pub(crate) detail: Option<&'a Detail>,
+}
+
+impl Entry {
+    /// The entry as text, for a page or the API.
+    pub(crate) fn view(&self) -> View<'_> {
+        View {
+            id: self.id,
+            time: rfc3339_ms(self.at_ms),
+            route: self.route.name(),
+            client: self.client.to_canonical().to_string(),
+            method: self.method.as_str(),
+            target: &self.target,
+            outcome: self.outcome.as_str(),
+            reason: &self.reason,
+            status: self.status,
+            duration_ms: (self.duration_ms * 10.0).round() / 10.0,
+            detail: self.detail.as_deref(),
+        }
+    }
+
+    /// Whether it was for `route` ("passthrough", "-" for the others).
+    pub(crate) fn is_route(&self, route: &str) -> bool {
+        self.route.name() == route
+    }
+
+    /// Whether its outcome is named `outcome`.
+    pub(crate) fn is_outcome(&self, outcome: &str) -> bool {
+        self.outcome.as_str() == outcome
+    }
 }
 
 /// Why a callback was refused, check by check, and what it carried.
@@ -167,24 +236,40 @@ pub(crate) struct Minute {
     pub(crate) counts: [u32; Outcome::ALL.len()],
 }
 
-/// The console's memory of requests: the newest `cap`, and an hour of minutes.
+/// The console's memory of requests: the newest `cap`, and an hour of
+/// minutes. Sharded: each serving thread records into its own shard (its
+/// own lock), so recording never waits for another thread; a shard keeps
+/// its share of `cap`, and reading merges them by id.
 pub(crate) struct Recent {
     cap: usize,
-    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    /// Entries kept in all shards together.
+    kept: AtomicUsize,
+    shards: Box<[Mutex<Inner>]>,
 }
 
 #[derive(Default)]
 struct Inner {
     entries: VecDeque<Arc<Entry>>,
-    next_id: u64,
     minutes: VecDeque<Minute>,
+}
+
+/// Shards: enough for the serving threads of a large machine.
+const SHARDS: usize = 8;
+
+thread_local! {
+    /// This thread's shard, given out round-robin as threads first record.
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
 }
 
 /// What is recorded of one request, before it gets its id and time.
 pub(crate) struct Record {
-    pub(crate) route: String,
+    pub(crate) route: Who,
     pub(crate) client: IpAddr,
-    pub(crate) method: String,
+    pub(crate) method: Method,
     pub(crate) target: String,
     pub(crate) outcome: Outcome,
     pub(crate) reason: String,
@@ -198,7 +283,9 @@ impl Recent {
     pub(crate) fn new(cap: usize) -> Recent {
         Recent {
             cap: cap.max(1),
-            inner: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            kept: AtomicUsize::new(0),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -207,68 +294,77 @@ impl Recent {
         self.cap
     }
 
-    /// Add one request at `now_ms`; the oldest goes when full.
+    fn lock(shard: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+        shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add one request at `now_ms`; when full, the oldest of its shard goes.
     pub(crate) fn record(&self, r: Record, now_ms: i64) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.next_id += 1;
-        let entry = Entry {
-            id: inner.next_id,
-            time: rfc3339_ms(now_ms),
+        let entry = Arc::new(Entry {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            at_ms: now_ms,
             route: r.route,
-            client: r.client.to_canonical().to_string(),
+            client: r.client,
             method: r.method,
             target: r.target,
-            outcome: r.outcome.as_str(),
+            outcome: r.outcome,
             reason: r.reason,
             status: r.status,
-            duration_ms: (r.duration_ms * 10.0).round() / 10.0,
+            duration_ms: r.duration_ms,
             detail: r.detail,
-        };
-        if inner.entries.len() == self.cap {
-            inner.entries.pop_front();
+        });
+        let mut inner = Recent::lock(&self.shards[SHARD.with(|s| *s)]);
+        // Full: this thread's shard gives up its oldest (a thread that
+        // records more keeps more).
+        if self.kept.load(Ordering::Relaxed) >= self.cap && inner.entries.pop_front().is_some() {
+            self.kept.fetch_sub(1, Ordering::Relaxed);
         }
-        inner.entries.push_back(Arc::new(entry));
+        inner.entries.push_back(entry);
+        self.kept.fetch_add(1, Ordering::Relaxed);
         count(&mut inner.minutes, now_ms / 60_000, r.outcome);
     }
 
-    /// Newest first, those `keep` accepts.
+    /// Newest first (at most `cap`), those `keep` accepts.
     pub(crate) fn list(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Arc<Entry>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner
-            .entries
-            .iter()
-            .rev()
-            .filter(|e| keep(e))
-            .cloned()
-            .collect()
+        let mut all: Vec<Arc<Entry>> = Vec::new();
+        for shard in self.shards.iter() {
+            all.extend(Recent::lock(shard).entries.iter().cloned());
+        }
+        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        all.truncate(self.cap);
+        all.retain(|e| keep(e));
+        all
     }
 
     /// One request by id, while it is kept.
     pub(crate) fn get(&self, id: u64) -> Option<Arc<Entry>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let first = inner.entries.front()?.id;
-        let i = usize::try_from(id.checked_sub(first)?).ok()?;
-        inner.entries.get(i).cloned()
+        self.shards.iter().find_map(|shard| {
+            let inner = Recent::lock(shard);
+            let i = inner.entries.binary_search_by_key(&id, |e| e.id).ok()?;
+            inner.entries.get(i).cloned()
+        })
     }
 
     /// The last hour, a minute each, oldest first, ending at `now_ms`'s
     /// minute; minutes without requests are zero.
     pub(crate) fn minutes(&self, now_ms: i64) -> Vec<Minute> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = now_ms / 60_000;
-        (now - MINUTES as i64 + 1..=now)
-            .map(|at| {
-                inner
-                    .minutes
-                    .iter()
-                    .find(|m| m.at == at)
-                    .copied()
-                    .unwrap_or(Minute {
-                        at,
-                        counts: [0; Outcome::ALL.len()],
-                    })
+        let mut out: Vec<Minute> = (now - MINUTES as i64 + 1..=now)
+            .map(|at| Minute {
+                at,
+                counts: [0; Outcome::ALL.len()],
             })
-            .collect()
+            .collect();
+        for shard in self.shards.iter() {
+            for m in Recent::lock(shard).minutes.iter() {
+                if let Some(slot) = out.iter_mut().find(|o| o.at == m.at) {
+                    for (total, n) in slot.counts.iter_mut().zip(m.counts) {
+                        *total = total.saturating_add(n);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

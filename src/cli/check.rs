@@ -259,6 +259,17 @@ fn checks(out: &mut String, r: &Route) {
         None if r.signature.is_some() => Ok(()),
         None => writeln!(out, "  hmac    (none)"),
     };
+    signature(out, r);
+    if let Some(p) = r.payload {
+        let _ = writeln!(
+            out,
+            "  payload {p:?}: form body with a `job` or `comment` field holding a JSON object"
+        );
+    }
+}
+
+/// The public-key signature and a signed timestamp's tolerance, if any.
+fn signature(out: &mut String, r: &Route) {
     if let Some(s) = &r.signature {
         let signed = match s.timestamp {
             Some((t, "")) => format!("{t} + body"),
@@ -286,12 +297,6 @@ fn checks(out: &mut String, r: &Route) {
             } else {
                 " (past only)"
             }
-        );
-    }
-    if let Some(p) = r.payload {
-        let _ = writeln!(
-            out,
-            "  payload {p:?}: form body with a `job` or `comment` field holding a JSON object"
         );
     }
 }

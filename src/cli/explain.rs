@@ -24,28 +24,7 @@ pub(super) fn explain(
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         bail!("no route named {route:?} (routes: {})", names.join(", "));
     };
-    let raw =
-        std::fs::read(request).with_context(|| format!("cannot read {}", request.display()))?;
-    let capture = match raw.trim_ascii_start().first() {
-        // The console's JSON of one request (`GET /api/requests/ID`).
-        Some(b'{') => from_console(&raw).with_context(|| {
-            format!(
-                "{} is not a request the console exported",
-                request.display()
-            )
-        })?,
-        _ => {
-            let (uri, headers, body) = parse(&raw)
-                .with_context(|| format!("{} is not an HTTP/1.1 request", request.display()))?;
-            Capture {
-                uri,
-                headers,
-                body,
-                client: None,
-                cut: false,
-            }
-        }
-    };
+    let capture = read_capture(request)?;
     let Capture {
         uri,
         headers,
@@ -84,12 +63,21 @@ pub(super) fn explain(
         r.name,
         body.len()
     );
-    let mut refused = false;
     let redacted = uri.query().is_some_and(|q| q.contains("REDACTED"));
-    for (check, verdict) in run(r, from, &uri, &req) {
+    if report(run(r, from, &uri, &req), redacted) {
+        bail!("the gateway would refuse this request (403)");
+    }
+    println!("the gateway would accept this request");
+    Ok(())
+}
+
+/// Print each check's verdict; whether any failed.
+fn report(verdicts: Vec<(&'static str, Verdict)>, token_redacted: bool) -> bool {
+    let mut refused = false;
+    for (check, verdict) in verdicts {
         // The console never keeps a token: its capture cannot prove one.
         let verdict = match verdict {
-            Verdict::Fail(_) if check == "token" && redacted => Verdict::Unknown(
+            Verdict::Fail(_) if check == "token" && token_redacted => Verdict::Unknown(
                 "the capture has the token REDACTED (the console never keeps it)".into(),
             ),
             v => v,
@@ -105,11 +93,26 @@ pub(super) fn explain(
         };
         println!("  {check:<8}{line}");
     }
-    if refused {
-        bail!("the gateway would refuse this request (403)");
+    refused
+}
+
+/// The request in `path`: the console's JSON of one request (`GET
+/// /api/requests/ID`), or a raw HTTP/1.1 capture.
+fn read_capture(path: &Path) -> anyhow::Result<Capture> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if raw.trim_ascii_start().first() == Some(&b'{') {
+        return from_console(&raw)
+            .with_context(|| format!("{} is not a request the console exported", path.display()));
     }
-    println!("the gateway would accept this request");
-    Ok(())
+    let (uri, headers, body) =
+        parse(&raw).with_context(|| format!("{} is not an HTTP/1.1 request", path.display()))?;
+    Ok(Capture {
+        uri,
+        headers,
+        body,
+        client: None,
+        cut: false,
+    })
 }
 
 /// A request to judge: from a raw capture, or from the console.

@@ -391,9 +391,34 @@ impl Loader<'_> {
         if raw.public_keys.is_empty() {
             return Err(self.error(Some(span), format!("{label}.signature.public_keys is empty: give the provider's public key (PEM, base64 or hex; several for rotation)")));
         }
+        let (keys, sources) = self.public_keys(label, algorithm, &raw.public_keys)?;
+        Ok(Some(SignatureCheck {
+            algorithm,
+            header,
+            encoding,
+            keys,
+            sources,
+            timestamp: preset.and_then(|p| p.timestamp),
+            tolerance: self.duration(
+                raw.tolerance,
+                DEFAULT_TOLERANCE,
+                Duration::from_secs(1)..=MAX_TOLERANCE,
+                &format!("{label}.signature.tolerance"),
+            )?,
+        }))
+    }
+
+    /// `signature.public_keys`: each parsed for `algorithm` (a spec is
+    /// resolved first), and how each was given.
+    fn public_keys(
+        &self,
+        label: &str,
+        algorithm: super::presets::PkAlgorithm,
+        specs: &[Spanned<String>],
+    ) -> Result<(Vec<Vec<u8>>, Vec<String>), ConfigError> {
         let mut keys = Vec::new();
         let mut sources = Vec::new();
-        for (j, spec) in raw.public_keys.iter().enumerate() {
+        for (j, spec) in specs.iter().enumerate() {
             // A public key is no secret; a secret spec is accepted all the same.
             let text = match ["env:", "file:", "cred:"]
                 .iter()
@@ -415,20 +440,7 @@ impl Loader<'_> {
                 .map_err(|e| self.at(spec, format!("{label}.signature.public_keys[{j}]: {e}")))?;
             keys.push(key);
         }
-        Ok(Some(SignatureCheck {
-            algorithm,
-            header,
-            encoding,
-            keys,
-            sources,
-            timestamp: preset.and_then(|p| p.timestamp),
-            tolerance: self.duration(
-                raw.tolerance,
-                DEFAULT_TOLERANCE,
-                Duration::from_secs(1)..=MAX_TOLERANCE,
-                &format!("{label}.signature.tolerance"),
-            )?,
-        }))
+        Ok((keys, sources))
     }
 
     /// The route's body bound: its own, the preset's, or the gateway's, never above that.

@@ -247,7 +247,7 @@ pub(crate) fn requests(
     let Some(recent) = shared.recent.load_full() else {
         return Vec::new();
     };
-    recent.list(|e| route.is_none_or(|r| e.route == r) && outcome.is_none_or(|o| e.outcome == o))
+    recent.list(|e| route.is_none_or(|r| e.is_route(r)) && outcome.is_none_or(|o| e.is_outcome(o)))
 }
 
 /// Stored callbacks of `route` in `state` if given, oldest first.

@@ -139,7 +139,7 @@ async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Answer {
         (&Method::GET, ["api", "requests"]) => {
             let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
             let list = data::requests(ctx.shared, route.as_deref(), outcome.as_deref());
-            json(&list.iter().map(|e| &**e).collect::<Vec<_>>())
+            json(&list.iter().map(|e| e.view()).collect::<Vec<_>>())
         }
         (&Method::GET, ["requests", id]) => match request_entry(ctx, id) {
             Some(e) => page(StatusCode::OK, pages::request(&e, ctx.csrf())),
@@ -149,7 +149,7 @@ async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Answer {
             ),
         },
         (&Method::GET, ["api", "requests", id]) => match request_entry(ctx, id) {
-            Some(e) => json(&*e),
+            Some(e) => json(&e.view()),
             None => json_error(
                 StatusCode::NOT_FOUND,
                 "no such request (kept: the last requests_kept)",

@@ -273,17 +273,17 @@ pub(super) fn requests(
     }
     b.push_str(r#"</select></label> <button>Filter</button></form>"#);
     b.push_str("<table id=\"requests\"><tr><th>time (UTC)</th><th>route</th><th>client</th><th>request</th><th>outcome</th><th>status</th><th>reason</th></tr>");
-    for e in list {
+    for e in list.iter().map(|e| e.view()) {
         let _ = write!(
             b,
             r#"<tr class="o-{o}"><td><a href="/requests/{id}">{}</a></td><td>{}</td><td>{}</td><td>{} {}</td><td>{o}</td><td>{}</td><td>{}</td></tr>"#,
             esc(&e.time),
-            esc(&e.route),
+            esc(e.route),
             esc(&e.client),
-            esc(&e.method),
-            esc(&e.target),
+            esc(e.method),
+            esc(e.target),
             e.status,
-            esc(&e.reason),
+            esc(e.reason),
             id = e.id,
             o = esc(e.outcome),
         );
@@ -295,18 +295,19 @@ pub(super) fn requests(
 /// One request: what happened, and for a refusal every check's verdict,
 /// the headers (credentials redacted) and the start of the body.
 pub(super) fn request(e: &Entry, csrf: &str) -> String {
+    let e = e.view();
     let mut b = format!(
         r#"<dl><dt>time</dt><dd>{}</dd><dt>route</dt><dd>{}</dd><dt>client</dt><dd>{}</dd><dt>request</dt><dd>{} {}</dd><dt>outcome</dt><dd class="o-{o}">{o} ({})</dd><dt>reason</dt><dd id="reason">{}</dd></dl>"#,
         esc(&e.time),
-        esc(&e.route),
+        esc(e.route),
         esc(&e.client),
-        esc(&e.method),
-        esc(&e.target),
+        esc(e.method),
+        esc(e.target),
         e.status,
-        esc(&e.reason),
+        esc(e.reason),
         o = esc(e.outcome),
     );
-    if let Some(d) = &e.detail {
+    if let Some(d) = e.detail {
         b.push_str("<h3>Checks</h3><table id=\"checks\"><tr><th>check</th><th>verdict</th><th>why</th></tr>");
         for c in &d.checks {
             let _ = write!(

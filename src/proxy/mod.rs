@@ -36,7 +36,7 @@ use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, Enqueued, NewCallback, ReplayClaim};
-use crate::recent::{Detail, Evidence, Record};
+use crate::recent::{Detail, Evidence, Record, Who};
 use crate::shield::Circuit;
 use crate::state::Shared;
 use crate::upstream;
@@ -91,7 +91,7 @@ pub(crate) async fn handle(
     // phases' state lives on the heap, and only while a request runs
     // (1,000 idle connections cost ~2 MiB less). One box for all phases.
     let mut handled = Box::pin(call.respond(req)).await;
-    call.logging(&mut handled, &seen);
+    call.logging(&mut handled, seen);
     Ok(handled.response)
 }
 
@@ -143,22 +143,9 @@ impl Call<'_> {
     async fn callback(&self, route: &Arc<Route>, req: Request<Incoming>) -> Handled {
         let version = req.version();
         // Report-only routes run every check and collect what failed.
-        let (pre, mut failed) = match route.enforce {
-            true => match verify::precheck(route, self.client, req.uri()) {
-                Ok(pre) => (pre, Vec::new()),
-                Err(refusal) => {
-                    let unread = Signable {
-                        headers: req.headers(),
-                        body: &[],
-                        url: None,
-                        now: unix_now(),
-                    };
-                    let evidence = self.evidence(route, req.uri(), unread, false);
-                    body::drain_h2(req).await;
-                    return self.forbidden(route, refusal, version).with(evidence);
-                }
-            },
-            false => verify::precheck_all(route, self.client, req.uri()),
+        let (pre, mut failed, req) = match self.precheck(route, req).await {
+            Ok(passed) => passed,
+            Err(refused) => return refused,
         };
         if let Some(answered) = self.handshake_get(route, &req) {
             return answered;
@@ -182,19 +169,9 @@ impl Call<'_> {
             url: url.as_deref(),
             now: unix_now(),
         };
-        let checked = match route.enforce {
-            true => match verify::finish(route, pre, &req) {
-                Ok(checked) => checked,
-                Err(refusal) => {
-                    let evidence = self.evidence(route, &parts.uri, req, true);
-                    return self.forbidden(route, refusal, version).with(evidence);
-                }
-            },
-            false => {
-                let (checked, more) = verify::finish_all(route, pre, &req);
-                failed.extend(more);
-                checked
-            }
+        let checked = match self.verify(route, pre, req, &parts, &mut failed) {
+            Ok(checked) => checked,
+            Err(refused) => return *refused,
         };
         // Report-only: what enforcing would have refused, for the console.
         let evidence = match failed.is_empty() {
@@ -209,29 +186,95 @@ impl Call<'_> {
         let claim = route
             .dedupe_window
             .and_then(|_| replay::claim_for(route, verify::replay::keys(route, &req), direct));
+        let verified = self.verified(parts, body, checked);
+        let handled = self.dispatch(route, verified, claim).await;
+        handled.would_refuse(failed).with(evidence)
+    }
+
+    /// The callback as it will be delivered, with callgate's verified
+    /// header (whatever the caller sent under that name is gone).
+    fn verified(&self, mut parts: Parts, body: Bytes, checked: Checked) -> Verified {
         headers::mark_verified(
             &mut parts.headers,
             &self.config.gateway.verified_header,
             checked.passed,
         );
-        let verified = Verified {
+        Verified {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
             body,
             checked,
-        };
-        let handled = match direct {
-            false => self.enqueue(route, verified, claim).await,
-            true => {
-                let later = claim.as_ref().map(replay::queued);
-                match replay::claim_direct(self.shared, route, claim).await {
-                    Ok(held) => self.deliver(route, verified, held, later).await,
-                    Err(copy) => copy,
-                }
+        }
+    }
+
+    /// Precheck: the source address and the URL token, before any body
+    /// byte is read. Enforcing, a failure ends the request (403); report-only,
+    /// failures are collected and the request goes on.
+    async fn precheck(
+        &self,
+        route: &Arc<Route>,
+        req: Request<Incoming>,
+    ) -> Result<(verify::Prechecked, Vec<Refusal>, Request<Incoming>), Handled> {
+        if !route.enforce {
+            let (pre, failed) = verify::precheck_all(route, self.client, req.uri());
+            return Ok((pre, failed, req));
+        }
+        match verify::precheck(route, self.client, req.uri()) {
+            Ok(pre) => Ok((pre, Vec::new(), req)),
+            Err(refusal) => {
+                let unread = Signable {
+                    headers: req.headers(),
+                    body: &[],
+                    url: None,
+                    now: unix_now(),
+                };
+                let evidence = self.evidence(route, req.uri(), unread, false);
+                let version = req.version();
+                body::drain_h2(req).await;
+                Err(self.forbidden(route, refusal, version).with(evidence))
             }
-        };
-        handled.would_refuse(failed).with(evidence)
+        }
+    }
+
+    /// Verify: the body's checks, on the headers as they will be forwarded.
+    /// Enforcing, a failure ends the request (403, with the console's
+    /// evidence); report-only, failures join `failed`.
+    fn verify(
+        &self,
+        route: &Arc<Route>,
+        pre: verify::Prechecked,
+        req: Signable<'_>,
+        parts: &Parts,
+        failed: &mut Vec<Refusal>,
+    ) -> Result<Checked, Box<Handled>> {
+        if !route.enforce {
+            let (checked, more) = verify::finish_all(route, pre, &req);
+            failed.extend(more);
+            return Ok(checked);
+        }
+        verify::finish(route, pre, &req).map_err(|refusal| {
+            let evidence = self.evidence(route, &parts.uri, req, true);
+            Box::new(self.forbidden(route, refusal, parts.version).with(evidence))
+        })
+    }
+
+    /// Deliver: stored for the worker (queue), or forwarded now (direct)
+    /// once the replay claim is taken.
+    async fn dispatch(
+        &self,
+        route: &Arc<Route>,
+        verified: Verified,
+        claim: Option<ReplayClaim>,
+    ) -> Handled {
+        if route.delivery != Delivery::Direct {
+            return self.enqueue(route, verified, claim).await;
+        }
+        let later = claim.as_ref().map(replay::queued);
+        match replay::claim_direct(self.shared, route, claim).await {
+            Ok(held) => self.deliver(route, verified, held, later).await,
+            Err(copy) => copy,
+        }
     }
 
     /// What the console shows of a refusal: every check's verdict, the
@@ -464,7 +507,7 @@ impl Call<'_> {
     }
 
     /// The last phase: the metrics and one log line per request.
-    fn logging(&self, handled: &mut Handled, seen: &Seen) {
+    fn logging(&self, handled: &mut Handled, seen: Seen) {
         let route = match (&handled.route, handled.site) {
             (Some(r), _) => r.name.as_str(),
             (None, true) => "passthrough",
@@ -486,13 +529,18 @@ impl Call<'_> {
             "request"
         );
         if let Some(recent) = self.shared.recent.load().as_ref() {
+            let who = match (&handled.route, handled.site) {
+                (Some(r), _) => Who::Route(r.clone()),
+                (None, true) => Who::Site,
+                (None, false) => Who::Unrouted,
+            };
             let record = Record {
-                route: route.to_owned(),
+                route: who,
                 client: self.client,
-                method: seen.method.as_str().to_owned(),
-                target: seen.target.clone(),
+                method: seen.method,
+                target: seen.target,
                 outcome: handled.outcome,
-                reason: handled.reason.clone(),
+                reason: std::mem::take(&mut handled.reason),
                 status: handled.response.status().as_u16(),
                 duration_ms: seen.start.elapsed().as_secs_f64() * 1000.0,
                 detail: handled.detail.take(),

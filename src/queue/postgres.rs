@@ -330,16 +330,19 @@ impl Postgres {
         rows.iter().map(stored).collect()
     }
 
-    pub(crate) async fn delivered(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
+    /// Delivered callbacks removed, their replay keys marked delivered: one transaction.
+    pub(crate) async fn delivered(&self, ids: &[i64], at_ms: i64) -> Result<(), StoreError> {
+        let owners: Vec<String> = ids.iter().map(|id| queued_owner(*id)).collect();
+        let ids = ids.to_vec();
         self.call(|mut db| async move {
             let tx = db.transaction().await?;
             tx.execute(
                 "UPDATE callgate_replay SET state = 'delivered', at_ms = $2, until_ms = NULL, callback_id = NULL
-                 WHERE owner = $1",
-                &[&queued_owner(id), &at_ms],
+                 WHERE owner = ANY($1)",
+                &[&owners, &at_ms],
             )
             .await?;
-            tx.execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
+            tx.execute("DELETE FROM callgate_callbacks WHERE id = ANY($1)", &[&ids])
                 .await?;
             tx.commit().await
         })

@@ -264,15 +264,17 @@ impl Sqlite {
     }
 
     /// The upstream acknowledged it: remove it, its replay keys now delivered.
-    pub(crate) fn delivered(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
+    pub(crate) fn delivered(&self, ids: &[i64], at_ms: i64) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
-            tx.execute(
-                "UPDATE replay SET state = 'delivered', at_ms = ?2, until_ms = NULL, callback_id = NULL
-                 WHERE owner = ?1",
-                params![queued_owner(id), at_ms],
-            )?;
-            tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            for &id in ids {
+                tx.execute(
+                    "UPDATE replay SET state = 'delivered', at_ms = ?2, until_ms = NULL, callback_id = NULL
+                     WHERE owner = ?1",
+                    params![queued_owner(id), at_ms],
+                )?;
+                tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            }
             tx.commit()?;
             checkpoint(conn)
         })

@@ -142,9 +142,10 @@ impl Store {
         dispatch!(self, |s| s.list(route.as_deref(), state))
     }
 
-    /// The upstream acknowledged it: remove it, its replay keys delivered at `at_ms`.
-    pub(crate) async fn delivered(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
-        dispatch!(self, |s| s.delivered(id, at_ms))
+    /// The upstream acknowledged them: remove them, their replay keys
+    /// delivered at `at_ms`, in one transaction (one sync for a round).
+    pub(crate) async fn delivered_many(&self, ids: Vec<i64>, at_ms: i64) -> Result<(), StoreError> {
+        dispatch!(self, |s| s.delivered(&ids, at_ms))
     }
 
     /// A failed attempt: count it, and either schedule the next or give up.

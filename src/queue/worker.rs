@@ -25,6 +25,8 @@ use crate::verify::{query, replay};
 /// Longest a worker sleeps before looking at the store again (a `callgate
 /// queue retry` from another process is noticed within this time).
 const POLL: Duration = Duration::from_millis(500);
+/// The queue depth gauges are refreshed at least this often while busy.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
 /// Longest time between two prunes of the dedupe table.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Shortest time between two prunes of the dedupe table.
@@ -108,6 +110,7 @@ pub(crate) fn reconcile(shared: &Worker) {
 
 async fn run(shared: Worker, name: String, stop: CancellationToken) {
     let wake = shared.queue.wake(&name);
+    let mut depth_at = None;
     loop {
         if stop.is_cancelled() {
             return;
@@ -115,10 +118,12 @@ async fn run(shared: Worker, name: String, stop: CancellationToken) {
         // Deliveries under way when callgate stops are finished (the
         // server waits up to drain_timeout): one cut off after the receiver
         // took it would be delivered again after the restart.
-        let wait = deliver_due(&shared, &name).await.unwrap_or_else(|e| {
-            tracing::warn!(route = %name, "queue: {e}");
-            POLL
-        });
+        let wait = deliver_due(&shared, &name, &mut depth_at)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(route = %name, "queue: {e}");
+                POLL
+            });
         if !wait.is_zero() {
             tokio::select! {
                 _ = wake.notified() => {}
@@ -130,7 +135,11 @@ async fn run(shared: Worker, name: String, stop: CancellationToken) {
 }
 
 /// Deliver the due head of the route's queue; how long to wait before looking again.
-async fn deliver_due(shared: &Worker, name: &str) -> Result<Duration, StoreError> {
+async fn deliver_due(
+    shared: &Worker,
+    name: &str,
+    depth_at: &mut Option<std::time::Instant>,
+) -> Result<Duration, StoreError> {
     let config = shared.config.load_full();
     let Some(route) = queue_routes(&config).find(|r| r.name == name).cloned() else {
         return Ok(POLL);
@@ -139,11 +148,17 @@ async fn deliver_due(shared: &Worker, name: &str) -> Result<Duration, StoreError
     let now = now_ms();
     let limit = route.max_concurrency.unwrap_or(route.max_in_flight);
     let claimed = store.claim(name, limit, now).await?;
-    if let Ok((pending, dead, oldest)) = store.depth(name).await {
-        let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
-        shared
-            .metrics
-            .queue_depth(name, pending, dead, Duration::from_millis(age));
+    // The depth gauges: at most once a second while a backlog drains (two
+    // counting queries per round would cost as much as the round's write).
+    let stale = depth_at.is_none_or(|t| t.elapsed() >= DEPTH_EVERY);
+    if claimed.due.is_empty() || stale {
+        *depth_at = Some(std::time::Instant::now());
+        if let Ok((pending, dead, oldest)) = store.depth(name).await {
+            let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
+            shared
+                .metrics
+                .queue_depth(name, pending, dead, Duration::from_millis(age));
+        }
     }
     if claimed.due.is_empty() {
         let next = claimed
@@ -160,18 +175,54 @@ async fn deliver_due(shared: &Worker, name: &str) -> Result<Duration, StoreError
         let (id, in_flight) = (c.id, in_flight.clone());
         let one = attempt(shared.clone(), route.clone(), store.clone(), c);
         attempts.spawn(async move {
-            one.await;
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            let delivered = one.await;
+            if delivered.is_none() {
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            }
+            delivered
         });
     }
-    while attempts.join_next().await.is_some() {}
+    // The receiver's 2xx answers of the round, recorded in one transaction
+    // (one sync instead of one per callback); until then they stay claimed.
+    let mut delivered = Vec::new();
+    while let Some(done) = attempts.join_next().await {
+        delivered.extend(done.ok().flatten());
+    }
+    record_delivered(shared, &route, &store, delivered).await;
     if let Some(h) = heartbeat {
         h.abort();
     }
     Ok(Duration::ZERO)
+}
+
+/// Remove the delivered callbacks of a round, then count and log them
+/// (never a log line ahead of the store).
+async fn record_delivered(
+    shared: &Worker,
+    route: &Route,
+    store: &Store,
+    delivered: Vec<(i64, u32)>,
+) {
+    if delivered.is_empty() {
+        return;
+    }
+    let ids = delivered.iter().map(|(id, _)| *id).collect();
+    match store.delivered_many(ids, now_ms()).await {
+        Ok(()) => {
+            for (id, attempts) in delivered {
+                shared.metrics.delivery_attempt(&route.name, "delivered");
+                tracing::info!(route = %route.name, id, attempts, "queue: delivered");
+            }
+        }
+        Err(e) => tracing::error!(
+            route = %route.name,
+            ids = ?delivered,
+            "queue: delivered, but could not record it (it will be delivered again): {e}"
+        ),
+    }
 }
 
 /// The callbacks of one round still being delivered.
@@ -199,15 +250,19 @@ async fn heartbeat(store: Store, in_flight: InFlight, every: Duration) {
 }
 
 /// One delivery attempt: check the replay keys once more, send, then
-/// record what came of it.
-async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) {
+/// record what came of it; a delivery (2xx) is left to the round's one
+/// write: its id (and attempt count) is returned.
+async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) -> Option<(i64, u32)> {
     match recheck(&route, &store, &c).await {
         Ok(Claim::Won) => {}
-        Ok(copy) => return settle_copy(&shared, &route, &store, &c, copy).await,
+        Ok(copy) => {
+            settle_copy(&shared, &route, &store, &c, copy).await;
+            return None;
+        }
         Err(e) => {
             // Delivering now could make a duplicate: wait for the store.
             tracing::warn!(route = %route.name, id = c.id, "queue: replay check failed, delivery postponed: {e}");
-            return;
+            return None;
         }
     }
     // The receiver's protection, shared with the route's inline deliveries.
@@ -226,8 +281,12 @@ async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) {
         Err(why) => Err(ForwardError::Failed(why)),
     };
     let (id, attempts) = (c.id, c.attempts + 1);
+    let verdict = verdict(&result);
+    if matches!(verdict, Verdict::Delivered) {
+        return Some((id, attempts));
+    }
     // Record first, then log: a log line must never run ahead of the store.
-    match record(&route, store, &c, verdict(&result)).await {
+    match record(&route, store, &c, verdict).await {
         Ok((kind, message)) => {
             shared.metrics.delivery_attempt(&route.name, kind);
             match kind {
@@ -239,6 +298,7 @@ async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) {
             tracing::error!(route = %route.name, id, "queue: could not record the attempt: {e}")
         }
     }
+    None
 }
 
 /// The stored callback's replay keys, claimed again under its own name: a
@@ -306,7 +366,7 @@ async fn record(
     let dead_letter = "dead letter, see `callgate queue list --state dead`";
     match verdict {
         Verdict::Delivered => {
-            store.delivered(id, now).await?;
+            store.delivered_many(vec![id], now).await?;
             Ok(("delivered", "queue: delivered".to_owned()))
         }
         Verdict::Retry(why) => {

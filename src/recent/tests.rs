@@ -1,10 +1,20 @@
 use super::*;
 
 fn record(route: &str, outcome: Outcome) -> Record {
+    let route = crate::config::Config::from_str(
+        &format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"{route}\"\npath = \"/p\"\nupstream = \"http://127.0.0.1:9/\"\nallow_ips = [\"127.0.0.1\"]\n"),
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap()
+    .routes
+    .iter()
+    .next()
+    .unwrap()
+    .clone();
     Record {
-        route: route.to_owned(),
+        route: Who::Route(route),
         client: "127.0.0.1".parse().unwrap(),
-        method: "POST".into(),
+        method: Method::POST,
         target: "/t".into(),
         outcome,
         reason: "r".into(),
@@ -21,14 +31,14 @@ fn the_ring_keeps_the_newest_cap_entries_and_finds_them_by_id() {
         recent.record(record(&format!("r{i}"), Outcome::Forwarded), 1_000 * i);
     }
     let all = recent.list(|_| true);
-    let routes: Vec<&str> = all.iter().map(|e| e.route.as_str()).collect();
+    let routes: Vec<String> = all.iter().map(|e| e.view().route.to_owned()).collect();
     assert_eq!(routes, ["r9", "r8", "r7"], "newest first, three kept");
-    assert_eq!(recent.get(10).unwrap().route, "r9");
-    assert_eq!(recent.get(8).unwrap().route, "r7");
+    assert!(recent.get(10).unwrap().is_route("r9"));
+    assert!(recent.get(8).unwrap().is_route("r7"));
     assert!(recent.get(7).is_none(), "gone from the ring");
     assert!(recent.get(11).is_none(), "not yet recorded");
     assert!(recent.get(0).is_none());
-    let refused: Vec<_> = recent.list(|e| e.route == "r8");
+    let refused: Vec<_> = recent.list(|e| e.is_route("r8"));
     assert_eq!(refused.len(), 1);
 }
 
@@ -56,7 +66,9 @@ fn minutes_cover_the_last_hour_and_forget_older_ones() {
     assert_eq!(at10.counts[1], 2, "two refusals in minute 10");
     let total: u32 = m.iter().map(|x| x.counts.iter().sum::<u32>()).sum();
     assert_eq!(total, 3);
-    assert!(recent.inner.lock().unwrap().minutes.len() <= MINUTES);
+    for shard in recent.shards.iter() {
+        assert!(shard.lock().unwrap().minutes.len() <= MINUTES);
+    }
 }
 
 #[test]
@@ -104,7 +116,7 @@ fn entries_serialize_with_the_contract_fields() {
     let recent = Recent::new(2);
     recent.record(record("tolq", Outcome::Refused), 1_700_000_000_000);
     let e = recent.get(1).unwrap();
-    let v = serde_json::to_value(&*e).unwrap();
+    let v = serde_json::to_value(e.view()).unwrap();
     for field in [
         "time", "route", "client", "method", "target", "outcome", "reason", "status",
     ] {
@@ -112,4 +124,36 @@ fn entries_serialize_with_the_contract_fields() {
     }
     assert_eq!(v["time"], "2023-11-14T22:13:20.000Z");
     assert!(v.get("checks").is_none(), "no detail, no checks");
+}
+
+#[test]
+fn threads_record_side_by_side_within_the_bound() {
+    let recent = Arc::new(Recent::new(100));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let recent = recent.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_000 {
+                    recent.record(record(&format!("t{t}"), Outcome::Forwarded), i);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let kept: usize = recent
+        .shards
+        .iter()
+        .map(|s| s.lock().unwrap().entries.len())
+        .sum();
+    assert!(kept <= 100 + 4, "{kept} kept for a cap of 100");
+    let list = recent.list(|_| true);
+    assert!(list.len() <= 100);
+    assert!(list.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let newest = list[0].id;
+    assert_eq!(newest, 4_000, "the last request recorded is there");
+    assert!(recent.get(newest).is_some());
+    let counted: u32 = recent.minutes(999).iter().map(|m| m.counts[0]).sum();
+    assert_eq!(counted, 4_000, "every request counted in its minute");
 }

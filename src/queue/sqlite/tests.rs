@@ -149,7 +149,7 @@ fn a_queued_copy_is_not_stored_again_until_it_is_gone() {
         ..queued.clone()
     };
     assert_eq!(s.claim_replay(&own).unwrap(), Claim::Won);
-    s.delivered(id, 1_200).unwrap();
+    s.delivered(&[id], 1_200).unwrap();
     assert!(s.get(id).unwrap().is_none());
     assert_eq!(
         s.enqueue(&callback("r", "1"), Some(&queued)).unwrap(),
