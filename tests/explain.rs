@@ -7,6 +7,23 @@ use support::gateway::run_cli;
 use support::now;
 use support::signers::cli;
 
+/// `callgate explain --config CFG --route ROUTE --request FILE [--from IP]`.
+fn explain(cfg: &str, route: &str, request: &str, from: Option<&str>) -> (i32, String, String) {
+    let mut args = vec![
+        "explain",
+        "--config",
+        cfg,
+        "--route",
+        route,
+        "--request",
+        request,
+    ];
+    if let Some(ip) = from {
+        args.extend(["--from", ip]);
+    }
+    run_cli(&args, b"", &[])
+}
+
 #[test]
 fn explain_says_which_check_fails_and_why_without_a_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,21 +56,7 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
             .headers(body),
         body,
     );
-    let (code, out, err) = run_cli(
-        &[
-            "explain",
-            "--config",
-            &cfg,
-            "--route",
-            "gh",
-            "--request",
-            &good,
-            "--from",
-            "192.30.252.7",
-        ],
-        b"",
-        &[],
-    );
+    let (code, out, err) = explain(&cfg, "gh", &good, Some("192.30.252.7"));
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("hmac    pass  key #1 matches (sha256 hex)"),
@@ -72,21 +75,7 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
             .headers(body),
         br#"{"action":"closed"}"#,
     );
-    let (code, out, err) = run_cli(
-        &[
-            "explain",
-            "--config",
-            &cfg,
-            "--route",
-            "gh",
-            "--request",
-            &tampered,
-            "--from",
-            "203.0.113.9",
-        ],
-        b"",
-        &[],
-    );
+    let (code, out, err) = explain(&cfg, "gh", &tampered, Some("203.0.113.9"));
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("ip      FAIL  203.0.113.9 is not in allow_ips"),
@@ -106,19 +95,7 @@ fn explain_says_which_check_fails_and_why_without_a_secret() {
             .headers(b"x=1"),
         b"x=1",
     );
-    let (code, out, _) = run_cli(
-        &[
-            "explain",
-            "--config",
-            &cfg,
-            "--route",
-            "slack",
-            "--request",
-            &slack,
-        ],
-        b"",
-        &[],
-    );
+    let (code, out, _) = explain(&cfg, "slack", &slack, None);
     assert_eq!(code, 1);
     // 900 s, or a second more if the clock ticked between signing and explaining.
     assert!(
@@ -186,19 +163,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
         "the token was exported"
     );
     let cfg = gw.config_path.display().to_string();
-    let (code, out, err) = run_cli(
-        &[
-            "explain",
-            "--config",
-            &cfg,
-            "--route",
-            "tolq",
-            "--request",
-            &tolq,
-        ],
-        b"",
-        &[],
-    );
+    let (code, out, err) = explain(&cfg, "tolq", &tolq, None);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("ip      pass  127.0.0.1 is in allow_ips"),
@@ -208,19 +173,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
         out.contains("hmac    FAIL  signature does not match the body"),
         "{out}"
     );
-    let (code, out, err) = run_cli(
-        &[
-            "explain",
-            "--config",
-            &cfg,
-            "--route",
-            "gengo",
-            "--request",
-            &gengo,
-        ],
-        b"",
-        &[],
-    );
+    let (code, out, err) = explain(&cfg, "gengo", &gengo, None);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("ip      FAIL  127.0.0.1 is not in allow_ips"),
