@@ -109,7 +109,7 @@ fn config_errors_name_the_file_the_place_and_the_problem() {
         ("route without checks", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"open\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1/\"\n".to_owned(), vec!["has no check", "allow_ips, token or hmac"]),
         ("tolq preset without key", GOOD.replace("hmac = { secrets = [\"env:CG_TEST_KEY\"] }", ""), vec!["preset tolq", "add hmac = { secrets"]),
         ("gengo preset without token", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"gengo\"\npath = \"/g\"\nupstream = \"http://127.0.0.1:1/\"\npreset = \"gengo\"\n".to_owned(), vec!["preset gengo requires a URL token", "add token = {"]),
-        ("unknown preset", GOOD.replace("preset = \"tolq\"", "preset = \"tolk\""), vec!["unknown variant `tolk`", "tolq", "gengo"]),
+        ("unknown preset", GOOD.replace("preset = \"tolq\"", "preset = \"tolk\""), vec!["unknown preset \"tolk\"", "did you mean \"tolq\"", "callgate presets"]),
         ("bad duration", GOOD.replace("[listen]", "[gateway]\nbody_read_timeout = \"soon\"\n[listen]"), vec!["invalid duration", "\"soon\""]),
         ("https without tls", "[listen]\nhttps = \"127.0.0.1:0\"\n".to_owned(), vec!["needs a [tls] table"]),
         ("https upstream", GOOD.replace("http://127.0.0.1:8080", "https://127.0.0.1:8080"), vec!["https upstreams are not supported"]),
@@ -698,13 +698,92 @@ fn presets_lists_every_provider_and_shows_one() {
         "name = \"svix\"",
         "header = \"svix-signature\"",
         "timestamp_header = \"svix-timestamp\"",
-        "id = { header = \"svix-id\", signed = true }",
+        "signed = \"{id}.{timestamp}.{body}\"",
+        "id_header = \"svix-id\"",
         "dedupe_window = \"2days\"",
     ] {
         assert!(out.contains(line), "{line:?} missing:\n{out}");
     }
-    let (code, _, _) = run_cli(&["presets", "show", "nobody"], b"", &[]);
+    let (code, _, err) = run_cli(&["presets", "show", "nobody"], b"", &[]);
     assert_ne!(code, 0);
+    assert!(err.contains("unknown preset \"nobody\""), "{err}");
+}
+
+/// README's provider table is `callgate presets --markdown`, exactly.
+#[test]
+fn the_readme_provider_table_is_the_registrys() {
+    let (code, table, err) = run_cli(&["presets", "--markdown"], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- presets:begin")
+        .expect("README marks the table");
+    let body = &readme[readme[start..].find('\n').unwrap() + start + 1..];
+    let end = body
+        .find("<!-- presets:end -->")
+        .expect("README marks the table's end");
+    assert_eq!(
+        &body[..end],
+        table,
+        "README.md's provider table is stale: paste `callgate presets --markdown` between the markers"
+    );
+    assert!(
+        table.lines().count() >= 62,
+        "{} presets",
+        table.lines().count() - 2
+    );
+}
+
+/// A `[[preset]]` is checked like every table: unknown keys, a broken
+/// scheme and an unknown preset name are errors that name the fix; a
+/// built-in name overridden is said.
+#[test]
+fn operator_presets_are_checked_and_named_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |text: &str| {
+        let path = dir.path().join("callgate.toml");
+        std::fs::write(&path, format!("[listen]\nhttp = \"127.0.0.1:0\"\n{text}")).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let route = "[[route]]\nname = \"a\"\npath = \"/a\"\nupstream = \"http://127.0.0.1:9/a\"\nhmac = { secrets = [\"a-secret-of-sixteen-bytes\"] }\n";
+    let preset = "[[preset]]\nname = \"acme\"\n[preset.hmac]\nalgorithm = \"sha256\"\nheader = \"x-acme\"\nencoding = \"hex\"\n";
+    let cases = [
+        (
+            format!("{route}preset = \"acme\"\n"),
+            "unknown preset \"acme\"",
+        ),
+        (
+            format!("{preset}colour = \"red\"\n{route}"),
+            "unknown field `colour`",
+        ),
+        (
+            format!("{}{route}", preset.replace("hex", "hexadecimal")),
+            "unknown variant `hexadecimal`",
+        ),
+        (
+            format!("{preset}claims = \"prefixed\"\n{route}"),
+            "needs hmac.prefix",
+        ),
+        (format!("{preset}{preset}{route}"), "names must be unique"),
+    ];
+    for (text, want) in cases {
+        let path = write(&text);
+        let (code, _, err) = run_cli(&["check", "--offline", "--config", &path], b"", &[]);
+        assert_eq!(code, 1, "{text}");
+        assert!(err.contains(want), "{want:?} not in:\n{err}");
+        assert!(err.contains("callgate.toml"), "{err}");
+    }
+    let path = write(&format!(
+        "{}{route}preset = \"github\"\n",
+        preset.replace("acme", "github")
+    ));
+    let (code, out, err) = run_cli(&["check", "--offline", "--config", &path], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format!("{out}{err}").contains("overrides the built-in preset"),
+        "{out}{err}"
+    );
 }
 
 /// README's provider table and the registry agree: every preset

@@ -169,3 +169,58 @@ fn meta_needs_its_verify_token() {
     assert_ne!(code, 0);
     assert!(err.contains("handshake = { verify_token"), "{err}");
 }
+
+/// Microsoft Graph: creating or renewing a subscription POSTs
+/// `?validationToken=…` (documented example below, empty text/plain body)
+/// and wants the decoded token back as text within 10 s; callgate answers it
+/// once the route's URL token passed, and the receiver never sees it. Real
+/// notifications (JSON) are forwarded; without the URL token nothing is
+/// answered or forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsoft_graphs_validation_is_answered_at_the_edge() {
+    const TOKEN: &str = "graph-url-token-0123456789";
+    let up = Upstream::recording().await;
+    let text = format!(
+        "[[route]]\nname = \"graph\"\npath = \"/graph\"\nupstream = \"{}\"\npreset = \"microsoft-graph\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\n",
+        up.url("/graph")
+    );
+    let gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let validation = "Validation%3A%20Testing%20client%20application%20reachability%20for%20subscription%20Request-Id%3A%2001234567-89ab-cdef-0123-456789abcdef";
+    let r = c
+        .post(
+            &format!("/graph?token={TOKEN}&validationToken={validation}"),
+            &[("content-type", "text/plain; charset=utf-8")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", gw.log());
+    assert_eq!(
+        std::str::from_utf8(&r.body).unwrap(),
+        "Validation: Testing client application reachability for subscription Request-Id: 01234567-89ab-cdef-0123-456789abcdef"
+    );
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(up.count(), 0, "the validation reached the receiver");
+
+    // Without the route's token: refused, neither answered nor forwarded.
+    let r = c
+        .post(&format!("/graph?validationToken={validation}"), &[], b"")
+        .await;
+    assert_eq!(r.status, 403);
+    // A notification goes through to the receiver.
+    let note = br#"{"value":[{"subscriptionId":"s-1","clientState":"secretClientValue","changeType":"created"}]}"#;
+    let r = c
+        .post(
+            &format!("/graph?token={TOKEN}"),
+            &[("content-type", "application/json")],
+            note,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.count(), 1);
+    assert!(gw.log().contains("handshake"), "{}", gw.log());
+}

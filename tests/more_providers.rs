@@ -286,12 +286,12 @@ async fn a_twilio_request_signed_for_another_host_is_not_accepted() {
 }
 
 /// A request signed by the `svix` library itself, under Svix's own header
-/// names, passes the svix preset (and Clerk's and Resend's, which are Svix).
+/// names, passes the svix preset (and Clerk's, Resend's and Stytch's, which are Svix).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_svix_library_signs_and_svix_presets_accept() {
     let up = Upstream::recording().await;
     let mut text = String::new();
-    for name in ["svix", "clerk", "resend"] {
+    for name in ["svix", "clerk", "resend", "stytch"] {
         text.push_str(&format!(
             "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\npreset = \"{name}\"\nhmac = {{ secrets = [\"{WHSEC}\"] }}\n\n",
             up.url(&format!("/{name}"))
@@ -299,7 +299,7 @@ async fn the_svix_library_signs_and_svix_presets_accept() {
     }
     let gw = Gateway::start(&text);
     let c = Client::https(gw.https.unwrap(), Version::H1);
-    for (i, name) in ["svix", "clerk", "resend"].iter().enumerate() {
+    for (i, name) in ["svix", "clerk", "resend", "stytch"].iter().enumerate() {
         let body = format!("{{\"type\":\"user.created\",\"n\":{i}}}");
         let h = support::signers::sign(
             "svix-headers",
@@ -322,5 +322,5 @@ async fn the_svix_library_signs_and_svix_presets_accept() {
             403
         );
     }
-    assert_eq!(up.count(), 3);
+    assert_eq!(up.count(), 4);
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::presets::Preset;
+use crate::config::presets::{parse_builtin, Preset};
 use crate::config::DEFAULT_PATH;
 use crate::crypto::{Algorithm, Encoding};
 
@@ -22,8 +22,8 @@ pub struct Cli {
 pub enum PresetsCommand {
     /// One preset, every default it fills in, as TOML.
     Show {
-        /// The preset's name.
-        #[arg(value_enum)]
+        /// The preset's name (`callgate presets` lists them).
+        #[arg(value_parser = parse_builtin)]
         name: Preset,
     },
 }
@@ -55,11 +55,15 @@ pub enum Command {
         offline: bool,
     },
     /// List the providers callgate knows (or show one): scheme, headers,
-    /// replay default, and where each is documented.
+    /// replay default, where each is documented and where its test vector
+    /// comes from.
     Presets {
         /// `show NAME`: one preset; none: the list.
         #[command(subcommand)]
         action: Option<PresetsCommand>,
+        /// The list as README.md's Markdown table.
+        #[arg(long)]
+        markdown: bool,
     },
     /// Inspect and act on stored callbacks (routes with delivery = "queue").
     Queue {
@@ -102,7 +106,7 @@ pub enum Command {
         encoding: Encoding,
         /// Sign as this provider does and print its header lines
         /// (`Name: value`, one a line) instead of a bare signature.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_builtin)]
         preset: Option<Preset>,
         /// With --preset: the signed timestamp (Unix seconds; default now).
         #[arg(long, requires = "preset")]

@@ -31,12 +31,23 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             url,
         } => explain::explain(&config, &route, &request, from, url),
         Command::Queue { config, action } => queue::queue(&config, action),
-        Command::Presets { action: None } => {
-            print!("{}", presets::list());
+        Command::Presets {
+            action: None,
+            markdown,
+        } => {
+            print!(
+                "{}",
+                if markdown {
+                    presets::markdown()
+                } else {
+                    presets::list()
+                }
+            );
             Ok(())
         }
         Command::Presets {
             action: Some(PresetsCommand::Show { name }),
+            ..
         } => {
             print!("{}", presets::show(name));
             Ok(())

@@ -3,28 +3,51 @@
 
 use std::fmt::Write;
 
-use crate::config::presets::{Claims, Defaults, IdSource, KeyForm, Preset, Signed};
+use crate::config::presets::{Defaults, Preset, Signed};
 
 /// One line per preset.
 pub(super) fn list() -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:<44} {:<10} source",
+        "{:<18} {:<44} {:<10} documentation; test vector",
         "preset", "scheme", "replay"
     );
-    for &p in Preset::all() {
+    for p in Preset::all() {
         let d = p.defaults();
         let replay = d
             .dedupe_window
             .map_or("off".into(), |w| humantime::format_duration(w).to_string());
+        let (docs, vector) = p.source();
         let _ = writeln!(
             out,
-            "{:<18} {:<44} {:<10} {}",
+            "{:<18} {:<44} {:<10} {docs}; {vector}",
             p.name(),
             scheme(&d),
             replay,
-            p.source().0
+        );
+    }
+    out
+}
+
+/// The list as README.md's provider table (a test keeps the two equal).
+pub(super) fn markdown() -> String {
+    let mut out = String::from(
+        "| preset | what it checks | replay window | documentation | test vector |\n|---|---|---|---|---|\n",
+    );
+    for p in Preset::all() {
+        let d = p.defaults();
+        let replay = d
+            .dedupe_window
+            .map_or("off".into(), |w| humantime::format_duration(w).to_string());
+        let (docs, vector) = p.source();
+        let cell = |s: &str| s.replace('|', "\\|");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {replay} | <{docs}> | {} |",
+            p.name(),
+            cell(p.summary()),
+            cell(vector)
         );
     }
     out
@@ -58,82 +81,8 @@ fn signed(s: Signed) -> &'static str {
     }
 }
 
-/// One preset as TOML: everything it fills in, and its sources.
+/// One preset as TOML, in the `[[preset]]` schema: the built-in file as
+/// written (with its comments), or a config's definition.
 pub(super) fn show(p: Preset) -> String {
-    let d = p.defaults();
-    let (docs, vector) = p.source();
-    let mut out = String::new();
-    let _ = writeln!(out, "name = {:?}", p.name());
-    let _ = writeln!(out, "# documented at {docs}\n# test vector: {vector}");
-    if !d.allow_ips.is_empty() {
-        let _ = writeln!(out, "allow_ips = {:?}", d.allow_ips);
-    }
-    if d.requires_token {
-        let _ = writeln!(out, "token = \"required\"   # the provider signs nothing");
-    }
-    if let Some(b) = d.max_body_bytes {
-        let _ = writeln!(out, "max_body_bytes = {b}");
-    }
-    let replay = d
-        .dedupe_window
-        .map_or("0".into(), |w| humantime::format_duration(w).to_string());
-    let _ = writeln!(out, "dedupe_window = {replay:?}");
-    if let Some(sg) = &d.signature {
-        let _ = writeln!(out, "\n[signature]");
-        let _ = writeln!(out, "algorithm = {:?}", sg.algorithm.name());
-        let _ = writeln!(out, "header = {:?}", sg.header);
-        let _ = writeln!(out, "encoding = {:?}", sg.encoding.name());
-        if let Some((t, sep)) = sg.timestamp {
-            let _ = writeln!(
-                out,
-                "timestamp_header = {t:?}\nsigned = \"timestamp{sep}body\"\ntolerance = \"5m\""
-            );
-        }
-        let _ = writeln!(
-            out,
-            "public_keys = []   # the provider's public key(s): the route gives them"
-        );
-    }
-    if let Some(h) = &d.hmac {
-        let sc = &h.scheme;
-        let _ = writeln!(out, "\n[hmac]");
-        let _ = writeln!(out, "algorithm = {:?}", h.algorithm.name());
-        let _ = writeln!(out, "header = {:?}", h.header);
-        let _ = writeln!(out, "encoding = {:?}", h.encoding.name());
-        let _ = writeln!(out, "signed = {:?}", signed(sc.signed));
-        let claims = match sc.claims {
-            Claims::Whole => "whole value".to_owned(),
-            Claims::Prefixed(p) => format!("after {p:?}"),
-            Claims::Fields { sig, ts } => format!("fields {sig}= (signatures), {ts}= (timestamp)"),
-            Claims::List { prefix } => format!("space-separated {prefix:?} entries"),
-        };
-        let _ = writeln!(out, "claims = {claims:?}");
-        if let Some(t) = sc.timestamp {
-            let _ = writeln!(out, "timestamp_header = {t:?}");
-        }
-        if sc.timed() {
-            let _ = writeln!(
-                out,
-                "tolerance = \"5m\"   # future timestamps too: {}",
-                sc.both_ways
-            );
-        }
-        match sc.id {
-            IdSource::Header(h) => {
-                let _ = writeln!(
-                    out,
-                    "id = {{ header = {h:?}, signed = {} }}",
-                    sc.signed == Signed::IdTimestampBody
-                );
-            }
-            IdSource::JsonField(f) => {
-                let _ = writeln!(out, "id = {{ body_field = {f:?}, signed = true }}");
-            }
-            IdSource::None => {}
-        }
-        if sc.key == KeyForm::Whsec {
-            let _ = writeln!(out, "key_form = \"whsec_ base64\"");
-        }
-    }
-    out
+    p.text().to_owned()
 }

@@ -31,14 +31,10 @@ pub(super) fn sign_as(
     id: &str,
     url: Option<&str>,
 ) -> anyhow::Result<()> {
-    if preset == Preset::Twilio && url.is_none() {
+    if preset.signs_url() && url.is_none() {
         anyhow::bail!(
-            "--preset twilio signs the URL Twilio calls: add --url https://your.host/path?query"
-        );
-    }
-    if preset == Preset::Twilio && url.is_none() {
-        anyhow::bail!(
-            "--preset twilio signs the URL Twilio calls: add --url https://your.host/path?query"
+            "--preset {} signs the URL the provider calls: add --url https://your.host/path?query",
+            preset.name()
         );
     }
     let secret = secret::resolve(spec).context("--secret")?;

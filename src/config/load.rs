@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::defaults::MIN_SECRET_BYTES;
+use super::presets::{Preset, PresetFile};
 use super::{hosts_overlap, raw, secret, Config, ConfigError, Listen, QueueBackend, Routes};
 use http::HeaderName;
 use toml::Spanned;
@@ -87,6 +88,8 @@ pub(super) struct Loader<'a> {
     /// Problems with what the config names (secrets, files) found so far:
     /// resolution goes on with a stand-in, so one run reports them all.
     deferred: RefCell<Vec<ConfigError>>,
+    /// The config's own `[[preset]]`s, ahead of the built-in ones.
+    presets: RefCell<Vec<Preset>>,
 }
 
 impl<'a> Loader<'a> {
@@ -97,6 +100,7 @@ impl<'a> Loader<'a> {
             warnings: RefCell::new(Vec::new()),
             offline,
             deferred: RefCell::new(Vec::new()),
+            presets: RefCell::new(Vec::new()),
         }
     }
 
@@ -161,6 +165,7 @@ impl<'a> Loader<'a> {
             ));
         }
 
+        self.define_presets(raw.presets)?;
         let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
         let mut redact_params: Vec<String> = routes
@@ -222,6 +227,57 @@ impl<'a> Loader<'a> {
             return Err(self.error(None, format!("{key} = \"{name}\" names a header that frames, routes or authenticates the request: choose a name of its own, such as X-Callgate-Verified")));
         }
         Ok(())
+    }
+
+    /// Every `[[preset]]`, resolved: a name given twice is refused, a
+    /// built-in name is overridden (with a warning, so it is never a
+    /// surprise).
+    fn define_presets(&self, raw: Vec<Spanned<PresetFile>>) -> Result<(), ConfigError> {
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let span = spanned.span();
+            let file = spanned.into_inner();
+            let label = format!("preset[{i}] ({:?})", file.name);
+            let text = toml::to_string(&file).unwrap_or_default();
+            let def = file.resolve(text).map_err(|e| {
+                self.error(Some(span.clone()), format!("{label}: {e} (`callgate presets show NAME` prints a built-in preset in this schema)"))
+            })?;
+            let preset = Preset::define(def);
+            if self
+                .presets
+                .borrow()
+                .iter()
+                .any(|p| p.name() == preset.name())
+            {
+                return Err(self.error(
+                    Some(span),
+                    format!("{label}: another [[preset]] has this name; names must be unique"),
+                ));
+            }
+            if Preset::builtin(preset.name()).is_some() {
+                self.warn(format!(
+                    "{label} overrides the built-in preset of that name"
+                ));
+            }
+            self.presets.borrow_mut().push(preset);
+        }
+        Ok(())
+    }
+
+    /// A route's `preset = "NAME"`: the config's own first, then the built-in ones.
+    pub(super) fn preset(&self, name: &Spanned<String>) -> Result<Preset, ConfigError> {
+        let wanted = name.get_ref().as_str();
+        let own = self
+            .presets
+            .borrow()
+            .iter()
+            .copied()
+            .find(|p| p.name() == wanted);
+        own.or_else(|| Preset::builtin(wanted)).ok_or_else(|| {
+            let near = super::presets::nearest(wanted)
+                .map(|n| format!("did you mean {n:?}? "))
+                .unwrap_or_default();
+            self.at(name, format!("unknown preset {wanted:?}: {near}`callgate presets` lists the built-in ones; describe another with [[preset]]"))
+        })
     }
 
     /// Every `[[route]]`; names unique, and one path served by two routes

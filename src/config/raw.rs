@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::presets::Preset;
+use super::presets::PresetFile;
 use crate::crypto::{Algorithm, Encoding};
 
 /// A string value turned into `$ty` by `$parse`, whose error text tells the operator what to write.
@@ -156,6 +156,9 @@ pub(crate) struct RawConfig {
     #[serde(default, rename = "passthrough")]
     pub(crate) passthroughs: Vec<Spanned<RawPassthrough>>,
     pub(crate) admin: Option<Spanned<RawAdmin>>,
+    /// Providers the operator describes (or built-in ones overridden).
+    #[serde(default, rename = "preset")]
+    pub(crate) presets: Vec<Spanned<PresetFile>>,
 }
 
 /// `[admin]`: the operator's console on the admin listener.
@@ -320,7 +323,7 @@ pub(crate) struct RawRoute {
     pub(crate) host: Option<Vec<Spanned<String>>>,
     pub(crate) path: Spanned<String>,
     pub(crate) upstream: Spanned<String>,
-    pub(crate) preset: Option<Preset>,
+    pub(crate) preset: Option<Spanned<String>>,
     pub(crate) allow_ips: Option<Vec<Cidr>>,
     pub(crate) token: Option<Spanned<RawToken>>,
     pub(crate) hmac: Option<Spanned<RawHmac>>,

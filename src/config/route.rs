@@ -55,11 +55,12 @@ impl Loader<'_> {
         }
         let upstream = Upstream::parse(raw.upstream.get_ref())
             .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
+        let preset = raw.preset.as_ref().map(|p| self.preset(p)).transpose()?;
         let at = At {
             label: &label,
             span,
-            preset: raw.preset.map(Preset::defaults),
-            preset_name: raw.preset.map_or("", Preset::name),
+            preset: preset.map(Preset::defaults),
+            preset_name: preset.map_or("", Preset::name),
         };
         let allow_ips = self.allow_ips(&at, raw.allow_ips)?;
         let token = self.token(&at, raw.token)?;
@@ -105,7 +106,7 @@ impl Loader<'_> {
             hosts,
             path,
             upstream,
-            preset: raw.preset,
+            preset,
             methods: self.methods(&at, raw.methods)?,
             allow_ips,
             token,

@@ -147,7 +147,7 @@ impl Call<'_> {
             Ok(passed) => passed,
             Err(refused) => return refused,
         };
-        if let Some(answered) = self.handshake_get(route, &req) {
+        if let Some(answered) = self.handshake_query(route, &req) {
             return answered;
         }
         let (mut parts, body) = req.into_parts();
@@ -297,11 +297,20 @@ impl Call<'_> {
         })))
     }
 
-    /// A provider's endpoint check that comes as a GET (Meta, X, Dropbox),
-    /// answered here once the address and token checks passed.
-    fn handshake_get(&self, route: &Arc<Route>, req: &Request<Incoming>) -> Option<Handled> {
-        let (kind, token) = route.handshake.as_ref().filter(|(k, _)| k.by_get())?;
-        if req.method() != Method::GET {
+    /// A provider's endpoint check read from the request line (Meta, X and
+    /// Dropbox GETs, Microsoft Graph's POST), answered here once the
+    /// address and token checks passed, before any body is read.
+    fn handshake_query(&self, route: &Arc<Route>, req: &Request<Incoming>) -> Option<Handled> {
+        let (kind, token) = route
+            .handshake
+            .as_ref()
+            .filter(|(k, _)| k.answered_from_query())?;
+        let method = if kind.by_get() {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        if req.method() != method {
             return None;
         }
         let key = route.hmac.as_ref().and_then(|h| h.keys.first());
@@ -553,7 +562,10 @@ impl Call<'_> {
 /// A signed POST that is the provider's endpoint check (Slack, Zoom),
 /// answered here: the receiver never sees it.
 fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<Handled> {
-    let (kind, _) = route.handshake.as_ref().filter(|(k, _)| !k.by_get())?;
+    let (kind, _) = route
+        .handshake
+        .as_ref()
+        .filter(|(k, _)| !k.answered_from_query())?;
     let key = route.hmac.as_ref().and_then(|h| h.keys.first());
     match verify::handshake::answer_post(*kind, body, key)? {
         verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),

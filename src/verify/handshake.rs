@@ -10,6 +10,8 @@
 //!   the challenge, if the verify token is the configured one.
 //! - X (Twitter) CRC `GET ?crc_token=…`: `sha256=` + base64 HMAC-SHA256 of the token.
 //! - Dropbox `GET ?challenge=…`: the challenge, as text.
+//! - Microsoft Graph `POST ?validationToken=…` (a new or renewed
+//!   subscription): the token, decoded, as text.
 
 use base64::Engine;
 use subtle::ConstantTimeEq;
@@ -38,7 +40,7 @@ fn param<'a>(all: &'a [(String, String)], name: &str) -> Option<&'a str> {
     all.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// A GET handshake's answer, if this GET is one.
+/// A handshake read from the query (see `Handshake::answered_from_query`), if this request is one.
 pub(crate) fn answer_get(
     kind: Handshake,
     query: Option<&str>,
@@ -69,6 +71,10 @@ pub(crate) fn answer_get(
         Handshake::DropboxChallenge => {
             let challenge = param(&all, "challenge")?;
             Some(Answer::Ok("text/plain", challenge.to_owned()))
+        }
+        Handshake::GraphValidation => {
+            let token = param(&all, "validationToken")?;
+            Some(Answer::Ok("text/plain", token.to_owned()))
         }
         Handshake::SlackUrlVerification | Handshake::ZoomUrlValidation => None,
     }
@@ -171,6 +177,19 @@ mod tests {
         );
         assert_eq!(
             answer_get(Handshake::DropboxChallenge, Some("other=1"), None, None),
+            None
+        );
+        // Microsoft Graph: the validationToken, URL-decoded, as text.
+        let q = "validationToken=Validation%3A%20Testing%20client%20application%20reachability";
+        assert_eq!(
+            answer_get(Handshake::GraphValidation, Some(q), None, None),
+            Some(Answer::Ok(
+                "text/plain",
+                "Validation: Testing client application reachability".into()
+            ))
+        );
+        assert_eq!(
+            answer_get(Handshake::GraphValidation, Some("token=t"), None, None),
             None
         );
     }
