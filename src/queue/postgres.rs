@@ -68,6 +68,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX callgate_replay_by_owner ON callgate_replay (owner);
     DROP TABLE callgate_delivered;
 ",
+    // The claim reads a route's pending head in id order (see `claim`).
+    "
+    CREATE INDEX callgate_callbacks_pending ON callgate_callbacks (route, id) WHERE state = 'pending';
+",
 ];
 
 const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error, replay";
@@ -82,6 +86,13 @@ pub(crate) struct Postgres {
     place: String,
     migrated: OnceCell<()>,
 }
+
+/// Claims and completed deliveries do not wait for the WAL flush: if the
+/// database crashes before it, the claim or the completion is lost and the
+/// callback is delivered once more (at least once, as after any crash),
+/// never lost. Acknowledgements (`enqueue`) keep the synchronous commit.
+/// Without this a draining round paid two flushes (~10 ms each here).
+const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Postgres(e.to_string())
@@ -253,6 +264,13 @@ impl Postgres {
         let limit = limit as i64;
         let head = self.call(|mut db| async move {
             let tx = db.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
+            // The head in id order comes from the pending index, never from
+            // reading every pending row and sorting: statistics taken while
+            // the table was empty (a backlog built within a minute, before
+            // autovacuum's ANALYZE) make the planner choose the sort, 20-90
+            // ms a round with 12,000 waiting.
+            tx.batch_execute("SET LOCAL enable_sort = off").await?;
             let rows = tx.query(
                 &format!("SELECT {COLUMNS} FROM callgate_callbacks
                  WHERE route = $1 AND state = 'pending' AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)
@@ -336,6 +354,7 @@ impl Postgres {
         let ids = ids.to_vec();
         self.call(|mut db| async move {
             let tx = db.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
             tx.execute(
                 "UPDATE callgate_replay SET state = 'delivered', at_ms = $2, until_ms = NULL, callback_id = NULL
                  WHERE owner = ANY($1)",
