@@ -2,7 +2,9 @@
 //! openssl (an implementation independent of callgate's ring), verified by
 //! the gateway for the Discord (Ed25519, raw hex key), Telnyx (Ed25519, PEM
 //! file, `timestamp|body`) and SendGrid (ECDSA P-256, base64 SPKI) presets
-//! and for routes naming ECDSA P-384, RSA PKCS#1 and RSA-PSS themselves.
+//! and Standard Webhooks v1a (Ed25519, `whpk_` key, `id.timestamp.body`)
+//! presets and for routes naming ECDSA P-384, RSA PKCS#1 and RSA-PSS
+//! themselves; and `callgate sign --private-key` signing as those providers.
 
 use callgate_testkit as support;
 
@@ -118,6 +120,8 @@ async fn signatures_made_by_openssl_pass_and_anything_else_is_refused() {
         route("p384", "", format!("algorithm = \"ecdsa-p384-sha384\", header = \"x-sig\", public_keys = [\"{}\"]", b64(&ec384))),
         route("pkcs1", "", format!("algorithm = \"rsa-pkcs1-sha256\", header = \"x-sig\", encoding = \"hex\", public_keys = [\"{}\"]", hex::encode(&rsa))),
         route("pss", "", format!("algorithm = \"rsa-pss-sha256\", header = \"x-sig\", public_keys = [\"{}\"]", b64(&rsa))),
+        // Standard Webhooks shows its Ed25519 public key as whpk_<base64>.
+        route("swv1a", "preset = \"standard-webhooks-v1a\"", format!("public_keys = [\"whpk_{}\"]", b64(&ed[ed.len() - 32..]))),
     ]
     .concat();
     let gw = Gateway::start(&text);
@@ -178,6 +182,30 @@ async fn signatures_made_by_openssl_pass_and_anything_else_is_refused() {
             "pss",
             vec![("x-sig".into(), b64(&sign(d, "rsa", body, &pss)))],
         ),
+        (
+            // id.timestamp.body; entries space-separated, an HMAC one ignored.
+            "swv1a",
+            vec![
+                (
+                    "webhook-id".into(),
+                    "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W".into(),
+                ),
+                ("webhook-timestamp".into(), ts.clone()),
+                (
+                    "webhook-signature".into(),
+                    format!(
+                        "v1,AAAA v1a,{}",
+                        b64(&sign(
+                            d,
+                            "ed",
+                            &[b"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W.", stamped(".").as_slice()]
+                                .concat(),
+                            &[]
+                        ))
+                    ),
+                ),
+            ],
+        ),
     ];
     for (name, headers) in &cases {
         let h: Vec<(&str, &str)> = headers
@@ -218,7 +246,7 @@ async fn signatures_made_by_openssl_pass_and_anything_else_is_refused() {
         )
         .await;
     assert_eq!(r.status, 403);
-    assert_eq!(up.count(), 6, "exactly the six good ones");
+    assert_eq!(up.count(), 7, "exactly the seven good ones");
     assert!(up
         .requests()
         .iter()
@@ -238,4 +266,73 @@ fn a_key_of_the_wrong_kind_is_a_config_error() {
         support::gateway::run_cli(&["check", "--config", path.to_str().unwrap()], b"", &[]);
     assert_ne!(code, 0);
     assert!(err.contains("not a ed25519 public key"), "{err}");
+}
+
+/// `callgate sign --preset NAME --private-key SPEC` signs as a public-key
+/// provider does (keys made by openssl), so a provider can be simulated with
+/// curl: what it prints passes the gateway; an HMAC secret for such a preset
+/// is refused with the flag to use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_with_a_private_key_makes_what_the_gateway_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ed = keypair(d, "ed", &["genpkey", "-algorithm", "ed25519"]);
+    let ec = keypair(
+        d,
+        "ec",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
+    );
+    let up = Upstream::recording().await;
+    let route = |name: &str, key: String| {
+        format!("[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\npreset = \"{name}\"\nsignature = {{ public_keys = [\"{key}\"] }}\n\n", up.url(&format!("/{name}")))
+    };
+    let raw_ed = b64(&ed[ed.len() - 32..]);
+    let text = [
+        route("discord", raw_ed.clone()),
+        route("telnyx", raw_ed.clone()),
+        route("sendgrid", b64(&ec)),
+        route("standard-webhooks-v1a", format!("whpk_{raw_ed}")),
+    ]
+    .concat();
+    let gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let body = br#"{"type":1,"id":"signed-by-callgate-sign"}"#;
+    for (name, key) in [
+        ("discord", "ed"),
+        ("telnyx", "ed"),
+        ("sendgrid", "ec"),
+        ("standard-webhooks-v1a", "ed"),
+    ] {
+        let spec = format!("file:{}", d.join(format!("{key}.pem")).display());
+        let (code, out, err) = support::gateway::run_cli(
+            &["sign", "--preset", name, "--private-key", &spec],
+            body,
+            &[],
+        );
+        assert_eq!(code, 0, "{name}: {err}");
+        let lines: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once(": ")).collect();
+        assert!(lines.len() >= 2, "{name}: {out}");
+        let r = c.post(&format!("/{name}"), &lines, body).await;
+        assert_eq!(r.status, 200, "{name}: {out}\n{}", gw.log());
+    }
+    assert_eq!(up.count(), 4);
+    let (code, _, err) = support::gateway::run_cli(
+        &[
+            "sign",
+            "--preset",
+            "discord",
+            "--secret",
+            "a-secret-of-sixteen-bytes",
+        ],
+        body,
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("--private-key"), "{err}");
 }

@@ -96,8 +96,13 @@ pub enum Command {
     /// Read a body on stdin and print its signature (to simulate a provider).
     Sign {
         /// Secret spec: env:NAME, file:PATH, cred:NAME or a literal.
-        #[arg(long)]
-        secret: String,
+        #[arg(long, required_unless_present = "private_key")]
+        secret: Option<String>,
+        /// With a public-key --preset (discord, telnyx, sendgrid,
+        /// standard-webhooks-v1a): a secret spec holding the PKCS#8 private
+        /// key, PEM (`openssl genpkey` writes one), to sign as the provider.
+        #[arg(long, requires = "preset", conflicts_with = "secret")]
+        private_key: Option<String>,
         /// Hash function under the HMAC.
         #[arg(long, value_enum, default_value = "sha1")]
         algorithm: Algorithm,

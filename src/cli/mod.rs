@@ -53,7 +53,7 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sign {
-            secret,
+            secret: Some(secret),
             algorithm,
             encoding,
             preset: None,
@@ -61,11 +61,27 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         } => sign::sign(&secret, algorithm, encoding),
         Command::Sign {
             secret,
+            private_key,
             preset: Some(preset),
             timestamp,
             id,
             url,
             ..
-        } => sign::sign_as(preset, &secret, timestamp, &id, url.as_deref()),
+        } => {
+            let key = match (private_key, secret) {
+                (Some(spec), _) => sign::SigningKey::Private(spec),
+                (None, Some(spec)) => sign::SigningKey::Secret(spec),
+                (None, None) => anyhow::bail!("add --secret SPEC (or --private-key SPEC)"),
+            };
+            let provider = sign::Provider {
+                timestamp,
+                id: &id,
+                url: url.as_deref(),
+            };
+            sign::sign_as(preset, &key, &provider)
+        }
+        Command::Sign { secret: None, .. } => {
+            anyhow::bail!("add --secret SPEC (the HMAC key)")
+        }
     }
 }

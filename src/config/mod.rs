@@ -508,6 +508,10 @@ pub(crate) struct SignatureCheck {
     pub(crate) sources: Vec<String>,
     /// The header holding a signed timestamp, and what joins it to the body.
     pub(crate) timestamp: Option<(&'static str, &'static str)>,
+    /// A signed message-id header, and what joins it to the timestamp.
+    pub(crate) id: Option<(&'static str, &'static str)>,
+    /// Space-separated `prefix<signature>` entries; None: one signature.
+    pub(crate) list_prefix: Option<&'static str>,
     pub(crate) tolerance: Duration,
 }
 

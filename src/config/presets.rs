@@ -206,6 +206,12 @@ pub(crate) struct SignatureDefaults {
     pub(crate) encoding: Encoding,
     /// The timestamp header and what joins it to the body in the signed string.
     pub(crate) timestamp: Option<(&'static str, &'static str)>,
+    /// A message-id header signed first, and what joins it to the timestamp
+    /// (Standard Webhooks v1a: `id.timestamp.body`).
+    pub(crate) id: Option<(&'static str, &'static str)>,
+    /// Space-separated `prefix<signature>` entries (`v1a,…`), one per key in
+    /// rotation; None: the whole value is one signature.
+    pub(crate) list_prefix: Option<&'static str>,
 }
 
 /// Shape a body must have, checked after the signature.

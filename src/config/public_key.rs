@@ -1,7 +1,8 @@
 //! `signature = { … public_keys = [...] }` → keys as ring reads them. A key
 //! is given as the provider shows it: PEM (`-----BEGIN PUBLIC KEY-----`),
 //! base64 or hex of an X.509 SubjectPublicKeyInfo (SendGrid), or the raw
-//! key (Discord's 32-byte Ed25519 key in hex; an uncompressed EC point).
+//! key (Discord's 32-byte Ed25519 key in hex; Standard Webhooks' `whpk_`
+//! base64; an uncompressed EC point).
 //! Keys are never fetched from a URL a request names.
 
 use base64::Engine;
@@ -13,6 +14,8 @@ use super::presets::PkAlgorithm;
 /// The key's bytes in ring's form for `algorithm`, or what is wrong.
 pub(super) fn parse(algorithm: PkAlgorithm, text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
+    // Standard Webhooks writes its Ed25519 public keys as whpk_<base64>.
+    let text = text.strip_prefix("whpk_").unwrap_or(text);
     let bytes = if text.starts_with("-----BEGIN") {
         let body: String = text
             .lines()

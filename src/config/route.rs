@@ -99,7 +99,7 @@ impl Loader<'_> {
             h.scheme.signed == super::presets::Signed::Twilio && h.public_url.is_none()
         });
         if signs_url && hosts.is_none() {
-            return Err(self.error(Some(at.span), format!("{label}: a twilio route checks a signature over the URL Twilio called, so that URL must not come from the caller's Host alone: add host = [\"www.example.com\"] (the host Twilio calls) or hmac.public_url = \"https://www.example.com\"")));
+            return Err(self.error(Some(at.span), format!("{label}: a {} route checks a signature over the URL the provider called, so that URL must not come from the caller's Host alone: add host = [\"www.example.com\"] (the host it calls) or hmac.public_url = \"https://www.example.com\"", at.preset_name)));
         }
         Ok(Route {
             name,
@@ -400,6 +400,8 @@ impl Loader<'_> {
             keys,
             sources,
             timestamp: preset.and_then(|p| p.timestamp),
+            id: preset.and_then(|p| p.id),
+            list_prefix: preset.and_then(|p| p.list_prefix),
             tolerance: self.duration(
                 raw.tolerance,
                 DEFAULT_TOLERANCE,

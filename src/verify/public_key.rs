@@ -2,7 +2,9 @@
 //! header exactly once, the signed timestamp (when the scheme has one)
 //! within the tolerance, then each listed key in turn (rotation). The
 //! signed string is the body, or the timestamp, a separator and the body
-//! (Discord, SendGrid: nothing between; Telnyx: `|`).
+//! (Discord, SendGrid: nothing between; Telnyx: `|`), or the message id,
+//! the timestamp and the body (Standard Webhooks v1a: `id.timestamp.body`,
+//! space-separated `v1a,<base64>` entries).
 
 use base64::Engine;
 use ring::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
@@ -25,8 +27,50 @@ fn algorithm(a: PkAlgorithm) -> &'static dyn VerificationAlgorithm {
 /// Whether one of the route's public keys signed this request.
 pub(crate) fn verify(check: &SignatureCheck, req: &Signable<'_>) -> Result<(), SignatureError> {
     let value = one_header(req.headers, check.header.as_str())?.ok_or(SignatureError::Missing)?;
-    let claimed = decode(value.trim_ascii(), check.encoding)?;
-    let mut message = Vec::new();
+    let claims: Vec<&[u8]> = match check.list_prefix {
+        None => vec![value.trim_ascii()],
+        Some(prefix) => value
+            .split(|&b| b == b' ')
+            .filter_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+            .collect(),
+    };
+    let message = message(check, req)?;
+    let alg = algorithm(check.algorithm);
+    let mut problem = SignatureError::Malformed("a signature entry");
+    let mut decoded_any = false;
+    for claim in claims {
+        let claimed = match decode(claim, check.encoding) {
+            Ok(c) => c,
+            Err(e) => {
+                problem = e;
+                continue;
+            }
+        };
+        decoded_any = true;
+        let signed = check.keys.iter().any(|k| {
+            UnparsedPublicKey::new(alg, k)
+                .verify(&message, &claimed)
+                .is_ok()
+        });
+        if signed {
+            return Ok(());
+        }
+    }
+    Err(match decoded_any {
+        true => SignatureError::Mismatch,
+        false => problem,
+    })
+}
+
+/// The signed string: [id, separator,] [timestamp (fresh), separator,] body.
+fn message(check: &SignatureCheck, req: &Signable<'_>) -> Result<Vec<u8>, SignatureError> {
+    let mut message = Vec::with_capacity(req.body.len() + 64);
+    if let Some((name, separator)) = check.id {
+        let id = one_header(req.headers, name)?
+            .ok_or(SignatureError::MissingPart("the message id header"))?;
+        message.extend_from_slice(id);
+        message.extend_from_slice(separator.as_bytes());
+    }
     if let Some((name, separator)) = check.timestamp {
         let raw = one_header(req.headers, name)?.ok_or(SignatureError::Timestamp)?;
         fresh(raw, req.now, check.tolerance, true)?;
@@ -34,16 +78,7 @@ pub(crate) fn verify(check: &SignatureCheck, req: &Signable<'_>) -> Result<(), S
         message.extend_from_slice(separator.as_bytes());
     }
     message.extend_from_slice(req.body);
-    let alg = algorithm(check.algorithm);
-    let signed = check.keys.iter().any(|k| {
-        UnparsedPublicKey::new(alg, k)
-            .verify(&message, &claimed)
-            .is_ok()
-    });
-    match signed {
-        true => Ok(()),
-        false => Err(SignatureError::Mismatch),
-    }
+    Ok(message)
 }
 
 fn decode(value: &[u8], encoding: Encoding) -> Result<Vec<u8>, SignatureError> {

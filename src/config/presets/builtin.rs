@@ -66,6 +66,7 @@ pub(super) const FILES: &[&str] = &[
     include_str!("../../../presets/pusher.toml"),
     include_str!("../../../presets/razorpay.toml"),
     include_str!("../../../presets/replicate.toml"),
+    include_str!("../../../presets/standard-webhooks-v1a.toml"),
     include_str!("../../../presets/stytch.toml"),
     include_str!("../../../presets/tally.toml"),
     include_str!("../../../presets/todoist.toml"),

@@ -100,11 +100,19 @@ pub(crate) struct SignatureFile {
     pub(crate) algorithm: String,
     pub(crate) header: String,
     pub(crate) encoding: Encoding,
-    /// `{body}`, or `{timestamp}` + a separator of up to 3 characters + `{body}`.
+    /// `{body}`; `{timestamp}` + a separator of up to 3 characters +
+    /// `{body}`; or `{id}` + a separator before that.
     #[serde(default = "body_template")]
     pub(crate) signed: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) timestamp_header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) id_header: Option<String>,
+    /// `whole`, or `list`: space-separated `prefix<signature>` entries.
+    #[serde(default = "whole")]
+    pub(crate) claims: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) prefix: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -361,32 +369,95 @@ impl HmacFile {
     }
 }
 
+/// A separator of a public-key template: up to 3 characters, no braces.
+fn separator(key: &str, sep: &str) -> Result<&'static str, String> {
+    match sep.len() <= 3 && !sep.contains(['{', '}']) {
+        true => Ok(intern(sep)),
+        false => Err(format!(
+            "{key}: a separator of up to 3 characters between the parts"
+        )),
+    }
+}
+
 impl SignatureFile {
     fn resolve(&self) -> Result<SignatureDefaults, String> {
         let algorithm = named("signature.algorithm", &self.algorithm, &PkAlgorithm::NAMES)?;
-        let timestamp = match self.signed.as_str() {
-            "{body}" => None,
-            t => {
-                let sep = t
-                    .strip_prefix("{timestamp}")
-                    .and_then(|r| r.strip_suffix("{body}"))
-                    .filter(|s| s.len() <= 3 && !s.contains(['{', '}']))
-                    .ok_or_else(|| format!("signature.signed = {t:?}: \"{{body}}\", or \"{{timestamp}}\" and up to 3 characters before \"{{body}}\""))?;
-                let h = optional_header("signature.timestamp_header", &self.timestamp_header)?
-                    .ok_or("signature.signed signs {timestamp}: give signature.timestamp_header")?;
-                Some((h, intern(sep)))
+        let bad = || {
+            format!("signature.signed = {:?}: \"{{body}}\", \"{{timestamp}}<sep>{{body}}\" or \"{{id}}<sep>{{timestamp}}<sep>{{body}}\"", self.signed)
+        };
+        let rest = self.signed.strip_suffix("{body}").ok_or_else(bad)?;
+        let (id_sep, ts_sep) = match rest.strip_prefix("{id}") {
+            Some(r) => {
+                let (a, b) = r.split_once("{timestamp}").ok_or_else(bad)?;
+                (
+                    Some(separator("signature.signed", a)?),
+                    Some(separator("signature.signed", b)?),
+                )
+            }
+            None if rest.is_empty() => (None, None),
+            None => (
+                None,
+                Some(separator(
+                    "signature.signed",
+                    rest.strip_prefix("{timestamp}").ok_or_else(bad)?,
+                )?),
+            ),
+        };
+        let timestamp = match (
+            ts_sep,
+            optional_header("signature.timestamp_header", &self.timestamp_header)?,
+        ) {
+            (Some(sep), Some(h)) => Some((h, sep)),
+            (Some(_), None) => {
+                return Err(
+                    "signature.signed signs {timestamp}: give signature.timestamp_header".into(),
+                )
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "signature.timestamp_header is given but signature.signed does not sign it"
+                        .into(),
+                )
+            }
+            (None, None) => None,
+        };
+        let id = match (
+            id_sep,
+            optional_header("signature.id_header", &self.id_header)?,
+        ) {
+            (Some(sep), Some(h)) => Some((h, sep)),
+            (Some(_), None) => {
+                return Err("signature.signed signs {id}: give signature.id_header".into())
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "signature.id_header is given but signature.signed does not sign it".into(),
+                )
+            }
+            (None, None) => None,
+        };
+        let list_prefix = match self.claims.as_str() {
+            "whole" => None,
+            "list" => Some(
+                self.prefix
+                    .as_deref()
+                    .filter(|p| !p.is_empty() && !p.contains(' '))
+                    .map(intern)
+                    .ok_or("signature.claims = \"list\" needs signature.prefix (without spaces)")?,
+            ),
+            other => {
+                return Err(format!(
+                    "signature.claims = {other:?}: \"whole\" or \"list\""
+                ))
             }
         };
-        if timestamp.is_none() && self.timestamp_header.is_some() {
-            return Err(
-                "signature.timestamp_header is given but signature.signed does not sign it".into(),
-            );
-        }
         Ok(SignatureDefaults {
             algorithm,
             header: header("signature.header", &self.header)?,
             encoding: self.encoding,
             timestamp,
+            id,
+            list_prefix,
         })
     }
 }
