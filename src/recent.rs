@@ -219,12 +219,19 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The target with every named parameter's value REDACTED.
+/// The target with every named parameter's value REDACTED (`redact`:
+/// names already folded, as `Config::redact_params` keeps them). One
+/// allocation: it is made on every request while the console is on.
 pub(crate) fn redacted_target(uri: &Uri, redact: &[String]) -> String {
-    match uri.query() {
-        Some(q) => format!("{}?{}", uri.path(), query::redact(q, redact)),
-        None => uri.path().to_owned(),
-    }
+    let path = uri.path();
+    let Some(q) = uri.query() else {
+        return path.to_owned();
+    };
+    let mut out = String::with_capacity(path.len() + 1 + q.len() + 8);
+    out.push_str(path);
+    out.push('?');
+    query::redact_folded_into(q, redact, &mut out);
+    out
 }
 
 /// Counts by outcome in one minute.

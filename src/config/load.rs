@@ -168,9 +168,11 @@ impl<'a> Loader<'a> {
         self.define_presets(raw.presets)?;
         let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
+        // Folded once here, as PHP reads names (redaction per request
+        // compares folded names).
         let mut redact_params: Vec<String> = routes
             .iter()
-            .filter_map(|r| r.token.as_ref().map(|t| t.param.clone()))
+            .filter_map(|r| r.token.as_ref().map(|t| crate::php::folded(&t.param)))
             .collect();
         redact_params.sort();
         redact_params.dedup();

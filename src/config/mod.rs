@@ -47,7 +47,7 @@ pub struct Config {
     /// `[[passthrough]]` in file order: the first whose hosts match serves.
     pub(crate) passthroughs: Vec<Arc<Passthrough>>,
     /// Query parameters whose values are replaced by `REDACTED` in logs:
-    /// every route's token parameter, so a token sent to the wrong path is hidden too.
+    /// every route's token parameter (folded as PHP reads names), so a token sent to the wrong path is hidden too.
     pub(crate) redact_params: Vec<String>,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub(crate) warnings: Vec<String>,

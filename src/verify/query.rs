@@ -89,6 +89,25 @@ pub fn redact<'a>(query: &'a str, names: &[String]) -> Cow<'a, str> {
     Cow::Owned(set_values(query, named, "REDACTED"))
 }
 
+/// [`redact`] appended to `out`, for names already [`folded`]: the
+/// request log line and the console's record make one string per request,
+/// and nothing else.
+pub(crate) fn redact_folded_into(query: &str, folded_names: &[String], out: &mut String) {
+    for (i, piece) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let name = piece_name(piece);
+        match folded_names.iter().any(|n| is_named(&name, n)) {
+            true => {
+                out.push_str(piece.split('=').next().unwrap_or(""));
+                out.push_str("=REDACTED");
+            }
+            false => out.push_str(piece),
+        }
+    }
+}
+
 /// `query` with the value of every `name` parameter set to `value`
 /// (form-encoded): how a queued callback gets its token back.
 pub fn restore(query: &str, name: &str, value: &[u8]) -> String {
@@ -211,5 +230,16 @@ mod tests {
         assert_eq!(redact("tok%65n=s3cret", &names), "tok%65n=REDACTED");
         assert_eq!(redact("token", &names), "token=REDACTED");
         assert!(matches!(redact("a=1", &names), Cow::Borrowed("a=1")));
+        for q in [
+            "a=1&token=s3cret&b=2",
+            "tok%65n=s3cret",
+            "token",
+            "a=1",
+            "&&token=x&",
+        ] {
+            let mut out = String::new();
+            redact_folded_into(q, &names, &mut out);
+            assert_eq!(out, redact(q, &names), "{q}");
+        }
     }
 }
