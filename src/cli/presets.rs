@@ -14,17 +14,13 @@ pub(super) fn list() -> String {
         "preset", "scheme", "replay"
     );
     for p in Preset::all() {
-        let d = p.defaults();
-        let replay = d
-            .dedupe_window
-            .map_or("off".into(), |w| humantime::format_duration(w).to_string());
         let (docs, vector) = p.source();
         let _ = writeln!(
             out,
             "{:<18} {:<44} {:<10} {docs}; {vector}",
             p.name(),
-            scheme(&d),
-            replay,
+            scheme(&p.defaults()),
+            replay(p),
         );
     }
     out
@@ -36,10 +32,7 @@ pub(super) fn markdown() -> String {
         "| preset | what it checks | replay window | documentation | test vector |\n|---|---|---|---|---|\n",
     );
     for p in Preset::all() {
-        let d = p.defaults();
-        let replay = d
-            .dedupe_window
-            .map_or("off".into(), |w| humantime::format_duration(w).to_string());
+        let replay = replay(p);
         let (docs, vector) = p.source();
         let cell = |s: &str| s.replace('|', "\\|");
         let _ = writeln!(
@@ -51,6 +44,13 @@ pub(super) fn markdown() -> String {
         );
     }
     out
+}
+
+/// The preset's default replay window, as written in config ("off": none).
+fn replay(p: Preset) -> String {
+    p.defaults()
+        .dedupe_window
+        .map_or("off".into(), |w| humantime::format_duration(w).to_string())
 }
 
 /// A one-line summary of what a preset checks.

@@ -12,7 +12,7 @@ mod load;
 mod passthrough;
 pub(crate) mod pg_url;
 pub mod presets;
-mod public_key;
+pub(crate) mod public_key;
 mod queue;
 pub(crate) mod raw;
 mod route;

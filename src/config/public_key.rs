@@ -11,20 +11,26 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::presets::PkAlgorithm;
 
+/// The DER between a PEM's `-----BEGIN …-----` and `-----END …-----` lines
+/// (public keys here, `callgate sign --private-key`'s PKCS#8).
+pub(crate) fn pem_body(text: &str) -> Result<Vec<u8>, String> {
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|e| format!("the PEM body is not base64 ({e})"))
+}
+
 /// The key's bytes in ring's form for `algorithm`, or what is wrong.
 pub(super) fn parse(algorithm: PkAlgorithm, text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
     // Standard Webhooks writes its Ed25519 public keys as whpk_<base64>.
     let text = text.strip_prefix("whpk_").unwrap_or(text);
     let bytes = if text.starts_with("-----BEGIN") {
-        let body: String = text
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect::<Vec<_>>()
-            .concat();
-        base64::engine::general_purpose::STANDARD
-            .decode(body.trim())
-            .map_err(|e| format!("PEM body is not base64 ({e})"))?
+        pem_body(text)?
     } else if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(text).map_err(|e| e.to_string())?
     } else {

@@ -53,14 +53,7 @@ fn pkcs8(pem: &[u8]) -> Result<Vec<u8>, String> {
     if !text.contains("-----BEGIN PRIVATE KEY-----") {
         return Err("not a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`".into());
     }
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .map_err(|e| format!("the PEM body is not base64 ({e})"))
+    crate::config::public_key::pem_body(text)
 }
 
 fn sign(algorithm: PkAlgorithm, der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
