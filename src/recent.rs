@@ -322,12 +322,15 @@ impl Recent {
         });
         let mut inner = Recent::lock(&self.shards[SHARD.with(|s| *s)]);
         // Full: this thread's shard gives up its oldest (a thread that
-        // records more keeps more).
-        if self.kept.load(Ordering::Relaxed) >= self.cap && inner.entries.pop_front().is_some() {
-            self.kept.fetch_sub(1, Ordering::Relaxed);
+        // records more keeps more), and the count shared by every thread
+        // is not written at all (one entry out, one in): once the ring is
+        // full, recording writes nothing another serving thread reads but
+        // the id counter.
+        let full = self.kept.load(Ordering::Relaxed) >= self.cap;
+        if !(full && inner.entries.pop_front().is_some()) {
+            self.kept.fetch_add(1, Ordering::Relaxed);
         }
         inner.entries.push_back(entry);
-        self.kept.fetch_add(1, Ordering::Relaxed);
         count(&mut inner.minutes, now_ms / 60_000, r.outcome);
     }
 
