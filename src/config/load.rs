@@ -239,22 +239,18 @@ impl<'a> Loader<'a> {
             let span = spanned.span();
             let file = spanned.into_inner();
             let label = format!("preset[{i}] ({:?})", file.name);
-            let text = toml::to_string(&file).unwrap_or_default();
-            let def = file.resolve(text).map_err(|e| {
-                self.error(Some(span.clone()), format!("{label}: {e} (`callgate presets show NAME` prints a built-in preset in this schema)"))
-            })?;
-            let preset = Preset::define(def);
-            if self
-                .presets
-                .borrow()
-                .iter()
-                .any(|p| p.name() == preset.name())
-            {
+            // A repeated name is refused before anything is kept for the process.
+            if self.presets.borrow().iter().any(|p| p.name() == file.name) {
                 return Err(self.error(
                     Some(span),
                     format!("{label}: another [[preset]] has this name; names must be unique"),
                 ));
             }
+            let text = toml::to_string(&file).unwrap_or_default();
+            let def = file.resolve(text).map_err(|e| {
+                self.error(Some(span.clone()), format!("{label}: {e} (`callgate presets show NAME` prints a built-in preset in this schema)"))
+            })?;
+            let preset = Preset::define(def);
             if Preset::builtin(preset.name()).is_some() {
                 self.warn(format!(
                     "{label} overrides the built-in preset of that name"
@@ -275,9 +271,7 @@ impl<'a> Loader<'a> {
             .copied()
             .find(|p| p.name() == wanted);
         own.or_else(|| Preset::builtin(wanted)).ok_or_else(|| {
-            let near = super::presets::nearest(wanted)
-                .map(|n| format!("did you mean {n:?}? "))
-                .unwrap_or_default();
+            let near = super::presets::did_you_mean(wanted);
             self.at(name, format!("unknown preset {wanted:?}: {near}`callgate presets` lists the built-in ones; describe another with [[preset]]"))
         })
     }

@@ -104,20 +104,22 @@ impl Preset {
 /// Parse `--preset NAME` (clap): a built-in preset.
 pub(crate) fn parse_builtin(name: &str) -> Result<Preset, String> {
     Preset::builtin(name).ok_or_else(|| {
-        let near = nearest(name)
-            .map(|n| format!("did you mean {n:?}? "))
-            .unwrap_or_default();
-        format!("unknown preset {name:?}: {near}`callgate presets` lists the built-in ones")
+        format!(
+            "unknown preset {name:?}: {}`callgate presets` lists the built-in ones",
+            did_you_mean(name)
+        )
     })
 }
 
-/// The built-in preset whose name is one or two edits from `name`, if any.
-pub(crate) fn nearest(name: &str) -> Option<&'static str> {
+/// `did you mean "tolq"? ` for the built-in preset one or two edits from
+/// `name`; empty when there is none.
+pub(crate) fn did_you_mean(name: &str) -> String {
     Preset::all()
         .map(|p| (edits(name, p.name()), p.name()))
         .filter(|(d, _)| *d <= 2)
         .min()
-        .map(|(_, n)| n)
+        .map(|(_, n)| format!("did you mean {n:?}? "))
+        .unwrap_or_default()
 }
 
 /// Levenshtein distance, for suggestions.

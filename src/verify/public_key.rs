@@ -64,21 +64,39 @@ pub(crate) fn verify(check: &SignatureCheck, req: &Signable<'_>) -> Result<(), S
 
 /// The signed string: [id, separator,] [timestamp (fresh), separator,] body.
 fn message(check: &SignatureCheck, req: &Signable<'_>) -> Result<Vec<u8>, SignatureError> {
-    let mut message = Vec::with_capacity(req.body.len() + 64);
-    if let Some((name, separator)) = check.id {
-        let id = one_header(req.headers, name)?
-            .ok_or(SignatureError::MissingPart("the message id header"))?;
-        message.extend_from_slice(id);
+    let id = match check.id {
+        Some((name, separator)) => Some((
+            one_header(req.headers, name)?
+                .ok_or(SignatureError::MissingPart("the message id header"))?,
+            separator,
+        )),
+        None => None,
+    };
+    let ts = match check.timestamp {
+        Some((name, separator)) => {
+            let raw = one_header(req.headers, name)?.ok_or(SignatureError::Timestamp)?;
+            fresh(raw, req.now, check.tolerance, true)?;
+            Some((raw, separator))
+        }
+        None => None,
+    };
+    Ok(signed_string(id, ts, req.body))
+}
+
+/// What a public-key scheme signs: [id, separator,] [timestamp, separator,]
+/// body. One builder for verifying and for `callgate sign --private-key`.
+pub(crate) fn signed_string(
+    id: Option<(&[u8], &str)>,
+    timestamp: Option<(&[u8], &str)>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut message = Vec::with_capacity(body.len() + 64);
+    for (part, separator) in [id, timestamp].into_iter().flatten() {
+        message.extend_from_slice(part);
         message.extend_from_slice(separator.as_bytes());
     }
-    if let Some((name, separator)) = check.timestamp {
-        let raw = one_header(req.headers, name)?.ok_or(SignatureError::Timestamp)?;
-        fresh(raw, req.now, check.tolerance, true)?;
-        message.extend_from_slice(raw);
-        message.extend_from_slice(separator.as_bytes());
-    }
-    message.extend_from_slice(req.body);
-    Ok(message)
+    message.extend_from_slice(body);
+    message
 }
 
 fn decode(value: &[u8], encoding: Encoding) -> Result<Vec<u8>, SignatureError> {

@@ -86,26 +86,17 @@ pub fn redact<'a>(query: &'a str, names: &[String]) -> Cow<'a, str> {
     if !query.split('&').any(|p| named(&piece_name(p))) {
         return Cow::Borrowed(query);
     }
-    Cow::Owned(set_values(query, named, "REDACTED"))
+    let mut out = String::with_capacity(query.len() + 8);
+    redact_folded_into(query, &names, &mut out);
+    Cow::Owned(out)
 }
 
 /// [`redact`] appended to `out`, for names already [`folded`]: the
 /// request log line and the console's record make one string per request,
 /// and nothing else.
 pub(crate) fn redact_folded_into(query: &str, folded_names: &[String], out: &mut String) {
-    for (i, piece) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        let name = piece_name(piece);
-        match folded_names.iter().any(|n| is_named(&name, n)) {
-            true => {
-                out.push_str(piece.split('=').next().unwrap_or(""));
-                out.push_str("=REDACTED");
-            }
-            false => out.push_str(piece),
-        }
-    }
+    let named = |name: &str| folded_names.iter().any(|n| is_named(name, n));
+    set_values_into(query, named, "REDACTED", out);
 }
 
 /// `query` with the value of every `name` parameter set to `value`
@@ -118,17 +109,26 @@ pub fn restore(query: &str, name: &str, value: &[u8]) -> String {
 
 /// Every piece whose decoded name `matches` gets `raw_value`; the others stay raw.
 fn set_values(query: &str, matches: impl Fn(&str) -> bool, raw_value: &str) -> String {
-    query
-        .split('&')
-        .map(|piece| {
-            if matches(&piece_name(piece)) {
-                format!("{}={raw_value}", piece.split('=').next().unwrap_or(""))
-            } else {
-                piece.to_owned()
+    let mut out = String::with_capacity(query.len() + raw_value.len());
+    set_values_into(query, matches, raw_value, &mut out);
+    out
+}
+
+/// [`set_values`] appended to `out`.
+fn set_values_into(query: &str, matches: impl Fn(&str) -> bool, raw_value: &str, out: &mut String) {
+    for (i, piece) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match matches(&piece_name(piece)) {
+            true => {
+                out.push_str(piece.split('=').next().unwrap_or(""));
+                out.push('=');
+                out.push_str(raw_value);
             }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+            false => out.push_str(piece),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 
 use crate::config::presets::{PkAlgorithm, SignatureDefaults};
 use crate::crypto::Encoding;
+use crate::verify::public_key::signed_string;
 
 /// The header lines: signature (with its list prefix), timestamp, id.
 pub(super) fn provider_headers(
@@ -19,16 +20,11 @@ pub(super) fn provider_headers(
     body: &[u8],
 ) -> Result<Vec<(String, String)>, String> {
     let ts = ts.to_string();
-    let mut message = Vec::new();
-    if let Some((_, separator)) = scheme.id {
-        message.extend_from_slice(id.as_bytes());
-        message.extend_from_slice(separator.as_bytes());
-    }
-    if let Some((_, separator)) = scheme.timestamp {
-        message.extend_from_slice(ts.as_bytes());
-        message.extend_from_slice(separator.as_bytes());
-    }
-    message.extend_from_slice(body);
+    let message = signed_string(
+        scheme.id.map(|(_, sep)| (id.as_bytes(), sep)),
+        scheme.timestamp.map(|(_, sep)| (ts.as_bytes(), sep)),
+        body,
+    );
     let signature = sign(scheme.algorithm, &pkcs8(pem)?, &message)?;
     let encoded = match scheme.encoding {
         Encoding::Hex => hex::encode(signature),
