@@ -222,5 +222,6 @@ async fn microsoft_graphs_validation_is_answered_at_the_edge() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(up.count(), 1);
-    assert!(gw.log().contains("handshake"), "{}", gw.log());
+    let log = gw.wait_for_log("handshake");
+    assert!(log.contains("handshake"), "{log}");
 }

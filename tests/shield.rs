@@ -146,7 +146,8 @@ async fn on_failure_queue_stores_what_the_receiver_refuses_and_delivers_it_later
         .post(&format!("/r?token={TOKEN}"), &[], b"{\"n\":1}")
         .await;
     assert_eq!((r.status.as_u16(), &r.body[..]), (202, &b"accepted\n"[..]));
-    assert!(gw.log().contains("the receiver failed"), "{}", gw.log());
+    let log = gw.wait_for_log("the receiver failed");
+    assert!(log.contains("the receiver failed"), "{log}");
     // The receiver comes back: the worker delivers the stored callback.
     rx.mode(200, 0.0).await;
     let start = Instant::now();
