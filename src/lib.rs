@@ -17,6 +17,7 @@ pub mod config;
 mod console;
 pub mod crypto;
 mod damping;
+mod learned;
 mod metrics;
 pub mod paths;
 pub mod php;

@@ -225,3 +225,103 @@ async fn microsoft_graphs_validation_is_answered_at_the_edge() {
     let log = gw.wait_for_log("handshake");
     assert!(log.contains("handshake"), "{log}");
 }
+
+/// Asana hands its signing secret over in an unsigned POST (`X-Hook-Secret`)
+/// and signs every event with it (`X-Hook-Signature`, hex HMAC-SHA256 of
+/// the body). callgate keeps the secret (the route's URL token guarding the
+/// handshake), echoes it, and checks events with it from then on, across
+/// reloads and restarts; the receiver sees only verified events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asanas_handshake_secret_is_kept_and_checks_its_events() {
+    const TOKEN: &str = "asana-url-token-0123456789";
+    // developers.asana.com/reference/createwebhook: the handshake example.
+    const SECRET: &str = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81";
+    const SECOND: &str = "9f0c1e2d3b4a5968778695a4b3c2d1e0f0e1d2c3b4a5968778695a4b3c2d1e0f";
+    let up = Upstream::recording().await;
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("state/asana.secrets");
+    let text = format!(
+        "[[route]]\nname = \"asana\"\npath = \"/asana\"\nupstream = \"{}\"\npreset = \"asana\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\nhandshake = {{ secret_file = {:?} }}\n",
+        up.url("/asana"),
+        file.display().to_string()
+    );
+    let gw = Gateway::start(&text);
+    gw.wait_for_log("signed events are refused until");
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let event =
+        br#"{"events":[{"action":"changed","resource":{"gid":"1199","resource_type":"task"}}]}"#;
+    let signed = |secret: &str| sign(Algorithm::Sha256, secret, Encoding::Hex, event);
+    let at = format!("/asana?token={TOKEN}");
+
+    // Before any handshake, no key: even a correctly signed event is refused.
+    let r = c
+        .post(&at, &[("x-hook-signature", &signed(SECRET))], event)
+        .await;
+    assert_eq!(r.status, 403);
+    // A handshake without the URL token (or with a wrong one) keeps nothing.
+    for path in ["/asana", "/asana?token=guess-guess-guess-guess"] {
+        let r = c.post(path, &[("x-hook-secret", SECRET)], b"").await;
+        assert_eq!(r.status, 403, "{path}");
+        assert!(!r.headers.contains_key("x-hook-secret"));
+    }
+    assert!(!file.exists(), "a secret kept without the token");
+    // A secret callgate could not keep safely: refused.
+    let r = c.post(&at, &[("x-hook-secret", "a b")], b"").await;
+    assert_eq!(r.status, 403);
+
+    // The handshake: kept (0600), echoed, never forwarded.
+    let r = c.post(&at, &[("x-hook-secret", SECRET)], b"").await;
+    assert_eq!(r.status, 200, "{}", gw.log());
+    assert_eq!(r.headers["x-hook-secret"], SECRET);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(up.count(), 0, "the handshake reached the receiver");
+
+    // Events signed with it pass; others do not.
+    let r = c
+        .post(&at, &[("x-hook-signature", &signed(SECRET))], event)
+        .await;
+    assert_eq!(r.status, 200, "{}", gw.log());
+    assert_eq!(up.count(), 1);
+    assert_eq!(&up.requests()[0].body[..], event);
+    let r = c
+        .post(&at, &[("x-hook-signature", &signed(SECOND))], event)
+        .await;
+    assert_eq!(r.status, 403);
+
+    // A second webhook to the same URL: both secrets check events.
+    let r = c.post(&at, &[("x-hook-secret", SECOND)], b"").await;
+    assert_eq!(r.status, 200);
+    let other = br#"{"events":[{"action":"added","resource":{"gid":"1200"}}]}"#;
+    let sig = sign(Algorithm::Sha256, SECOND, Encoding::Hex, other);
+    let r = c.post(&at, &[("x-hook-signature", &sig)], other).await;
+    assert_eq!(r.status, 200);
+
+    // A reload keeps them (read back from the file).
+    gw.signal("HUP");
+    gw.wait_for_log("config reloaded");
+    let third = br#"{"events":[{"action":"removed","resource":{"gid":"1201"}}]}"#;
+    let sig = sign(Algorithm::Sha256, SECRET, Encoding::Hex, third);
+    let r = c.post(&at, &[("x-hook-signature", &sig)], third).await;
+    assert_eq!(r.status, 200, "{}", gw.log());
+    assert_eq!(up.count(), 3);
+    let log = gw.log();
+    assert!(!log.contains(SECRET) && !log.contains(SECOND), "{log}");
+    drop(gw);
+
+    // So does a restart; `check` counts them without showing them.
+    let gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let fourth = br#"{"events":[{"action":"deleted","resource":{"gid":"1202"}}]}"#;
+    let sig = sign(Algorithm::Sha256, SECOND, Encoding::Hex, fourth);
+    let r = c.post(&at, &[("x-hook-signature", &sig)], fourth).await;
+    assert_eq!(r.status, 200, "{}", gw.log());
+    assert_eq!(up.count(), 4);
+    let cfg = gw.config_dir().join("callgate.toml");
+    let (code, out, err) =
+        support::gateway::run_cli(&["check", "--config", cfg.to_str().unwrap()], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 key(s) handed over"), "{out}");
+    assert!(!out.contains(SECRET) && !err.contains(SECRET), "{out}{err}");
+}

@@ -255,6 +255,15 @@ fn checks(out: &mut String, r: &Route) {
                 h.sources.join(", "),
                 preset_note
             )
+            .and_then(|()| match &h.learned {
+                Some(l) => writeln!(
+                    out,
+                    "          + {} key(s) handed over in the provider's handshake, kept in {}",
+                    l.keys().len(),
+                    l.path().display()
+                ),
+                None => Ok(()),
+            })
         }
         None if r.signature.is_some() => Ok(()),
         None => writeln!(out, "  hmac    (none)"),

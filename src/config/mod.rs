@@ -495,6 +495,16 @@ pub(crate) struct HmacCheck {
     /// The public base URL (`https://example.com`) when callgate sits
     /// behind another proxy: Twilio signs the URL it called.
     pub(crate) public_url: Option<String>,
+    /// Secrets the provider handed over in its handshake (Asana), checked
+    /// after `keys`.
+    pub(crate) learned: Option<Arc<crate::learned::Learned>>,
+}
+
+impl HmacCheck {
+    /// The keys handed over so far, if the route learns any.
+    pub(crate) fn learned_keys(&self) -> Option<arc_swap::Guard<Arc<Vec<Key>>>> {
+        self.learned.as_ref().map(|l| l.keys())
+    }
 }
 
 /// A route's public-key signature check, resolved.

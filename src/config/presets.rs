@@ -150,6 +150,9 @@ pub(crate) enum Handshake {
     DropboxChallenge,
     /// Microsoft Graph's `validationToken` (on subscription and renewal).
     GraphValidation,
+    /// Asana's `X-Hook-Secret`: the signing secret itself, handed over
+    /// unsigned (the route's URL token guards it), kept and echoed.
+    AsanaHookSecret,
 }
 
 impl Handshake {
@@ -169,6 +172,17 @@ impl Handshake {
     /// Whether the check comes as a GET (the route then takes GET too).
     pub(crate) fn by_get(self) -> bool {
         self.answered_from_query() && self != Handshake::GraphValidation
+    }
+
+    /// Whether the check hands over the signing secret (kept in a file).
+    pub(crate) fn hands_over_secret(self) -> bool {
+        self == Handshake::AsanaHookSecret
+    }
+
+    /// Whether it is answered before the body is read (the request line
+    /// and headers say it all).
+    pub(crate) fn before_body(self) -> bool {
+        self.answered_from_query() || self.hands_over_secret()
     }
 }
 

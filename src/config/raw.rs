@@ -279,6 +279,7 @@ pub(crate) struct RawQueue {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHandshake {
     pub(crate) verify_token: Option<Spanned<String>>,
+    pub(crate) secret_file: Option<Spanned<String>>,
 }
 
 /// `signature = { algorithm, header, encoding, public_keys }`: a public-key signature.

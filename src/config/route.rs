@@ -2,6 +2,7 @@
 //! check (allow_ips, token, hmac) ready to run.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
@@ -19,8 +20,12 @@ use super::{
     raw, secret, token_digest, ConfigError, Delivery, HmacCheck, IpCheck, Retry, Route,
     SignatureCheck, TokenCheck, Upstream,
 };
-use crate::crypto::{Encoding, Key};
+use crate::crypto::{Algorithm, Encoding, Key};
+use crate::learned::Learned;
 use crate::php;
+
+/// A route's handshake as `Route` keeps it: the kind, and Meta's verify token.
+type RouteHandshake = Option<(super::presets::Handshake, Option<secret::Secret>)>;
 
 /// What every part of one route's resolution needs to name it in errors.
 struct At<'a> {
@@ -64,9 +69,9 @@ impl Loader<'_> {
         };
         let allow_ips = self.allow_ips(&at, raw.allow_ips)?;
         let token = self.token(&at, raw.token)?;
-        let hmac = self.hmac(&at, raw.hmac)?;
+        let (handshake, learned) = self.handshake(&at, raw.handshake, token.is_some())?;
+        let hmac = self.hmac(&at, raw.hmac, learned)?;
         let signature = self.signature(&at, raw.signature)?;
-        let handshake = self.handshake(&at, raw.handshake)?;
         if allow_ips.is_none() && token.is_none() && hmac.is_none() && signature.is_none() {
             return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
         }
@@ -212,14 +217,12 @@ impl Loader<'_> {
         &self,
         at: &At<'_>,
         raw: Option<Spanned<raw::RawHmac>>,
+        learned: Option<Arc<Learned>>,
     ) -> Result<Option<HmacCheck>, ConfigError> {
         let label = at.label;
         let preset = at.preset.and_then(|d| d.hmac);
         let Some(h) = raw else {
-            if preset.is_some() {
-                return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} checks the body signature and needs the provider's key: add hmac = {{ secrets = [\"env:TOLQ_API_KEY\"] }} (the Tolq API key)", at.preset_name)));
-            }
-            return Ok(None);
+            return self.hmac_unwritten(at, learned);
         };
         let h_span = h.span();
         let h = h.into_inner();
@@ -278,7 +281,28 @@ impl Loader<'_> {
             public_url: h
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
+            learned,
         }))
+    }
+
+    /// A route without `hmac`: the preset's check when every key comes
+    /// from the provider's handshake (Asana), else none (or the missing key).
+    fn hmac_unwritten(
+        &self,
+        at: &At<'_>,
+        learned: Option<Arc<Learned>>,
+    ) -> Result<Option<HmacCheck>, ConfigError> {
+        let preset = at.preset.and_then(|d| d.hmac);
+        if let (Some(p), Some(learned)) = (preset, learned) {
+            return Ok(Some(HmacCheck {
+                learned: Some(learned),
+                ..HmacCheck::from_defaults(p, Vec::new())
+            }));
+        }
+        if preset.is_some() {
+            return Err(self.error(Some(at.span.clone()), format!("{}: preset {} checks the body signature and needs the provider's key: add hmac = {{ secrets = [\"env:TOLQ_API_KEY\"] }} (the Tolq API key)", at.label, at.preset_name)));
+        }
+        Ok(None)
     }
 
     /// `max_concurrency`: callbacks in flight to the receiver at once.
@@ -312,20 +336,35 @@ impl Loader<'_> {
         }
     }
 
-    /// The preset's endpoint check, with Meta's verify token.
+    /// The preset's endpoint check, with Meta's verify token, or the file
+    /// that keeps the secret Asana hands over.
     fn handshake(
         &self,
         at: &At<'_>,
         raw: Option<Spanned<raw::RawHandshake>>,
-    ) -> Result<Option<(super::presets::Handshake, Option<secret::Secret>)>, ConfigError> {
+        has_token: bool,
+    ) -> Result<(RouteHandshake, Option<Arc<Learned>>), ConfigError> {
         let label = at.label;
         let Some(kind) = at.preset.and_then(|d| d.handshake) else {
             if let Some(r) = raw {
-                return Err(self.error(Some(r.span()), format!("{label}.handshake is for presets whose provider checks the endpoint (meta, zoom, x, dropbox, slack)")));
+                return Err(self.error(Some(r.span()), format!("{label}.handshake is for presets whose provider checks the endpoint (meta, zoom, x, dropbox, slack, microsoft-graph, asana)")));
             }
-            return Ok(None);
+            return Ok((None, None));
         };
-        let spec = raw.and_then(|r| r.into_inner().verify_token);
+        let (spec, file) = match raw {
+            Some(r) => {
+                let r = r.into_inner();
+                (r.verify_token, r.secret_file)
+            }
+            None => (None, None),
+        };
+        if let (false, Some(f)) = (kind.hands_over_secret(), &file) {
+            return Err(self.at(f, format!("{label}.handshake.secret_file is for a provider that hands its secret over in the handshake (asana); remove it")));
+        }
+        let learned = match kind.hands_over_secret() {
+            true => Some(self.secret_file(at, file, has_token)?),
+            false => None,
+        };
         let token = match (kind, spec) {
             (super::presets::Handshake::MetaVerifyToken, None) => {
                 return Err(self.error(Some(at.span.clone()), format!("{label}: preset meta answers Meta's verification request itself and needs the verify token you gave Meta: add handshake = {{ verify_token = \"env:META_VERIFY_TOKEN\" }}")));
@@ -344,7 +383,42 @@ impl Loader<'_> {
                 ))
             }
         };
-        Ok(Some((kind, token)))
+        Ok((Some((kind, token)), learned))
+    }
+
+    /// `handshake = { secret_file = PATH }`: where the secrets Asana hands
+    /// over are kept. Its handshake is signed by nothing, so the route's
+    /// URL token must guard it.
+    fn secret_file(
+        &self,
+        at: &At<'_>,
+        file: Option<Spanned<String>>,
+        has_token: bool,
+    ) -> Result<Arc<Learned>, ConfigError> {
+        let label = at.label;
+        let Some(file) = file else {
+            return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} hands its signing secret over in a handshake, and callgate keeps it: add handshake = {{ secret_file = \"/var/lib/callgate/{}.secrets\" }} (a file in a directory of callgate's own)", at.preset_name, at.preset_name)));
+        };
+        if !has_token {
+            return Err(self.error(Some(at.span.clone()), format!("{label}: the {} handshake is signed by nothing, so anyone could hand callgate a key; the route's URL token must guard it: add token = {{ secrets = [\"env:ASANA_URL_TOKEN\"] }} and give Asana the URL with ?token=…", at.preset_name)));
+        }
+        let path = std::path::Path::new(file.get_ref());
+        if !path.is_absolute() {
+            return Err(self.at(&file, format!("{label}.handshake.secret_file must be an absolute path such as \"/var/lib/callgate/asana.secrets\"")));
+        }
+        let algorithm = at
+            .preset
+            .and_then(|d| d.hmac)
+            .map_or(Algorithm::Sha256, |h| h.algorithm);
+        if self.offline {
+            return Ok(Learned::detached(path, algorithm));
+        }
+        let learned = Learned::open(path, algorithm)
+            .map_err(|e| self.at(&file, format!("{label}.handshake.secret_file: {e}")))?;
+        if learned.keys().is_empty() {
+            self.warn(format!("{label}: no secret in {} yet; signed events are refused until the provider's handshake (with the URL token) hands one over", path.display()));
+        }
+        Ok(learned)
     }
 
     /// `signature = { algorithm, header, encoding, public_keys }`, the
@@ -524,17 +598,26 @@ impl HmacCheck {
         })?;
         let key = key_bytes(d.scheme.key, secret)
             .ok_or("the secret is not a whsec_ key (whsec_ and base64)")?;
-        Ok(HmacCheck {
+        Ok(HmacCheck::from_defaults(
+            d,
+            vec![Key::new(d.algorithm, &key)],
+        ))
+    }
+
+    /// A preset's check as it stands, with these keys.
+    fn from_defaults(d: HmacDefaults, keys: Vec<Key>) -> HmacCheck {
+        HmacCheck {
             algorithm: d.algorithm,
             header: HeaderName::from_static(d.header),
             encoding: d.encoding,
-            keys: vec![Key::new(d.algorithm, &key)],
+            keys,
             sources: vec![],
             from_preset: vec![],
             scheme: d.scheme,
             tolerance: DEFAULT_TOLERANCE,
             public_url: None,
-        })
+            learned: None,
+        }
     }
 }
 
@@ -642,6 +725,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("longer than 90 days"), "{err}");
+    }
+
+    #[test]
+    fn asanas_handshake_needs_a_secret_file_and_the_url_token_to_guard_it() {
+        let err = |spec: &str| {
+            let text = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\n{spec}\n");
+            Config::from_str(&text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let token = "token = { secrets = [\"u-0123456789abcdef\"] }";
+        let e = err(&format!("preset = \"asana\"\n{token}"));
+        assert!(e.contains("add handshake = { secret_file ="), "{e}");
+        let e = err("preset = \"asana\"\nhandshake = { secret_file = \"/var/lib/callgate/a.secrets\" }\nallow_ips = [\"10.0.0.1\"]");
+        assert!(e.contains("URL token must guard it"), "{e}");
+        let e = err(&format!(
+            "preset = \"asana\"\n{token}\nhandshake = {{ secret_file = \"a.secrets\" }}"
+        ));
+        assert!(e.contains("must be an absolute path"), "{e}");
+        let e = err(&format!("preset = \"dropbox\"\n{token}\nhmac = {{ secrets = [\"d-0123456789abcdef\"] }}\nhandshake = {{ secret_file = \"/x/a\" }}"));
+        assert!(
+            e.contains("secret_file is for a provider that hands"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("asana.secrets");
+        let r = route(&format!(
+            "preset = \"asana\"\n{token}\nhandshake = {{ secret_file = {:?} }}",
+            file.display().to_string()
+        ));
+        let h = r.hmac.as_ref().expect("the preset's check");
+        assert!(h.keys.is_empty());
+        assert_eq!(h.learned_keys().map(|k| k.len()), Some(0));
+        assert_eq!(h.header.as_str(), "x-hook-signature");
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl Call<'_> {
             Ok(passed) => passed,
             Err(refused) => return refused,
         };
-        if let Some(answered) = self.handshake_query(route, &req) {
+        if let Some(answered) = self.handshake_head(route, &req, &failed) {
             return answered;
         }
         let (mut parts, body) = req.into_parts();
@@ -297,14 +297,20 @@ impl Call<'_> {
         })))
     }
 
-    /// A provider's endpoint check read from the request line (Meta, X and
-    /// Dropbox GETs, Microsoft Graph's POST), answered here once the
-    /// address and token checks passed, before any body is read.
-    fn handshake_query(&self, route: &Arc<Route>, req: &Request<Incoming>) -> Option<Handled> {
-        let (kind, token) = route
-            .handshake
-            .as_ref()
-            .filter(|(k, _)| k.answered_from_query())?;
+    /// A provider's endpoint check read from the request line and headers
+    /// (Meta, X and Dropbox GETs, Microsoft Graph's and Asana's POSTs),
+    /// answered here once the address and token checks passed, before any
+    /// body is read.
+    fn handshake_head(
+        &self,
+        route: &Arc<Route>,
+        req: &Request<Incoming>,
+        failed: &[Refusal],
+    ) -> Option<Handled> {
+        let (kind, token) = route.handshake.as_ref().filter(|(k, _)| k.before_body())?;
+        if kind.hands_over_secret() {
+            return self.keep_secret(route, req, failed);
+        }
         let method = if kind.by_get() {
             Method::GET
         } else {
@@ -321,6 +327,40 @@ impl Call<'_> {
                 Some(self.forbidden(route, refusal, req.version()))
             }
         }
+    }
+
+    /// Asana's handshake: the secret it hands over is kept (the file
+    /// first), then echoed. Signed by nothing, so only a request that
+    /// passed every check before it (the URL token at least) may hand one
+    /// over, even on a report-only route.
+    fn keep_secret(
+        &self,
+        route: &Arc<Route>,
+        req: &Request<Incoming>,
+        failed: &[Refusal],
+    ) -> Option<Handled> {
+        let version = req.version();
+        let secret = match verify::handshake::handed_over(req.headers())? {
+            Ok(secret) => secret,
+            Err(refusal) => return Some(self.forbidden(route, refusal, version)),
+        };
+        if let Some(first) = failed.first() {
+            return Some(self.forbidden(route, first.clone(), version));
+        }
+        let learned = route.hmac.as_ref()?.learned.as_ref()?;
+        if let Err(e) = learned.learn(secret) {
+            return Some(Handled::failed(
+                Some(route),
+                Failure::NotKept(e.to_string()),
+            ));
+        }
+        let mut answer = handshake_answer(route, "text/plain", String::new());
+        let echo = HeaderValue::from_bytes(secret).expect("checked visible ASCII");
+        answer
+            .response
+            .headers_mut()
+            .insert(verify::handshake::HOOK_SECRET, echo);
+        Some(answer)
     }
 
     /// The http-01 key authorization, when this plain-HTTP GET asks for one
@@ -562,10 +602,7 @@ impl Call<'_> {
 /// A signed POST that is the provider's endpoint check (Slack, Zoom),
 /// answered here: the receiver never sees it.
 fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<Handled> {
-    let (kind, _) = route
-        .handshake
-        .as_ref()
-        .filter(|(k, _)| !k.answered_from_query())?;
+    let (kind, _) = route.handshake.as_ref().filter(|(k, _)| !k.before_body())?;
     let key = route.hmac.as_ref().and_then(|h| h.keys.first());
     match verify::handshake::answer_post(*kind, body, key)? {
         verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),

@@ -201,6 +201,10 @@ pub(crate) enum Failure {
     /// A queue route could not store it: 503, and the provider retries.
     #[error("not stored: {0}")]
     NotStored(#[from] StoreError),
+    /// A secret a provider handed over (Asana) could not be kept: 503, and
+    /// the provider's webhook is not set up (it says so to its creator).
+    #[error("handshake: the provider's secret was not kept: {0}")]
+    NotKept(String),
 }
 
 impl Failure {
@@ -212,7 +216,7 @@ impl Failure {
             Failure::Upstream(ForwardError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::Upstream(ForwardError::Cut(BodyCut::Protected(_))) => StatusCode::FORBIDDEN,
             Failure::Upstream(ForwardError::Cut(BodyCut::TooSlow)) => StatusCode::REQUEST_TIMEOUT,
-            Failure::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NotStored(_) | Failure::NotKept(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

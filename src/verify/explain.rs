@@ -76,15 +76,20 @@ fn hmac(route: &Route, req: &Signable<'_>) -> Verdict {
         Encoding::Auto => "hex or base64",
         e => e.name(),
     };
+    // Configured keys first, then those handed over in a handshake (Asana).
+    let learned = h.learned_keys();
+    let learned = learned.iter().flat_map(|k| k.iter());
+    let keys: Vec<_> = h.keys.iter().chain(learned).collect();
     let tried = format!(
         "{} key(s) tried, {} {encodings}",
-        h.keys.len(),
+        keys.len(),
         h.algorithm.name()
     );
     let mut last = None;
-    for (i, key) in h.keys.iter().enumerate() {
+    for (i, key) in keys.into_iter().enumerate() {
         let one = crate::config::HmacCheck {
             keys: vec![key.clone()],
+            learned: None,
             ..h.clone()
         };
         match signature::verify_scheme(&one, req) {

@@ -12,6 +12,9 @@
 //! - Dropbox `GET ?challenge=…`: the challenge, as text.
 //! - Microsoft Graph `POST ?validationToken=…` (a new or renewed
 //!   subscription): the token, decoded, as text.
+//! - Asana `POST` with `X-Hook-Secret`: the signing secret itself, echoed
+//!   back in the same header once callgate has kept it (the proxy keeps it;
+//!   here only which request is one and whether its secret is usable).
 
 use base64::Engine;
 use subtle::ConstantTimeEq;
@@ -19,6 +22,9 @@ use subtle::ConstantTimeEq;
 use crate::config::presets::Handshake;
 use crate::config::secret::Secret;
 use crate::crypto::Key;
+use crate::learned;
+use crate::verify::signature::SignatureError;
+use crate::verify::Refusal;
 
 /// callgate's own answer to a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +82,30 @@ pub(crate) fn answer_get(
             let token = param(&all, "validationToken")?;
             Some(Answer::Ok("text/plain", token.to_owned()))
         }
-        Handshake::SlackUrlVerification | Handshake::ZoomUrlValidation => None,
+        Handshake::SlackUrlVerification
+        | Handshake::ZoomUrlValidation
+        | Handshake::AsanaHookSecret => None,
     }
+}
+
+/// Asana's handshake header.
+pub(crate) const HOOK_SECRET: &str = "x-hook-secret";
+
+/// The secret an Asana handshake hands over, if this request is one:
+/// `Err` when it is not one callgate could keep (repeated, empty, too long,
+/// not visible ASCII).
+pub(crate) fn handed_over(headers: &http::HeaderMap) -> Option<Result<&[u8], Refusal>> {
+    let mut all = headers.get_all(HOOK_SECRET).iter();
+    let first = all.next()?;
+    let bad = Refusal::Hmac(SignatureError::Malformed(
+        "X-Hook-Secret (one, of 16 to 256 visible characters)",
+    ));
+    Some(
+        match all.next().is_none() && learned::plausible(first.as_bytes()) {
+            true => Ok(first.as_bytes()),
+            false => Err(bad),
+        },
+    )
 }
 
 /// A signed POST handshake's answer, if this verified body is one.
@@ -108,6 +136,20 @@ pub(crate) fn answer_post(kind: Handshake, body: &[u8], key: Option<&Key>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asanas_documented_handshake_hands_over_its_secret() {
+        // developers.asana.com/reference/createwebhook: the handshake example.
+        let secret = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81";
+        let mut h = http::HeaderMap::new();
+        assert!(handed_over(&h).is_none());
+        h.insert("X-Hook-Secret", secret.parse().unwrap());
+        assert_eq!(handed_over(&h).unwrap().unwrap(), secret.as_bytes());
+        h.append("X-Hook-Secret", secret.parse().unwrap());
+        assert!(handed_over(&h).unwrap().is_err(), "two secrets: which one?");
+        h.insert("X-Hook-Secret", "short".parse().unwrap());
+        assert!(handed_over(&h).unwrap().is_err());
+    }
     use crate::crypto::Algorithm;
 
     #[test]

@@ -172,7 +172,9 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
         match decode_claim(claim, h.algorithm, h.encoding) {
             Ok(claimed) => {
                 decoded_any = true;
-                for key in &h.keys {
+                let learned = h.learned_keys();
+                let learned = learned.iter().flat_map(|k| k.iter());
+                for key in h.keys.iter().chain(learned) {
                     ok |= key.digest_parts(&parts).ct_eq(&claimed);
                 }
             }

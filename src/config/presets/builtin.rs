@@ -21,6 +21,7 @@ pub(super) const FILES: &[&str] = &[
     include_str!("../../../presets/meta.toml"),
     include_str!("../../../presets/x.toml"),
     include_str!("../../../presets/dropbox.toml"),
+    include_str!("../../../presets/asana.toml"),
     include_str!("../../../presets/typeform.toml"),
     include_str!("../../../presets/linear.toml"),
     include_str!("../../../presets/lemon-squeezy.toml"),

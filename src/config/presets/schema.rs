@@ -141,13 +141,14 @@ pub(crate) const TEMPLATES: [(&str, Signed); 5] = [
 ];
 
 /// The endpoint checks callgate can answer, as written.
-pub(crate) const HANDSHAKES: [(&str, Handshake); 6] = [
+pub(crate) const HANDSHAKES: [(&str, Handshake); 7] = [
     ("slack-url-verification", Handshake::SlackUrlVerification),
     ("zoom-url-validation", Handshake::ZoomUrlValidation),
     ("meta-verify-token", Handshake::MetaVerifyToken),
     ("x-crc", Handshake::XCrc),
     ("dropbox-challenge", Handshake::DropboxChallenge),
     ("microsoft-graph-validation", Handshake::GraphValidation),
+    ("asana-hook-secret", Handshake::AsanaHookSecret),
 ];
 
 /// One preset resolved: its texts and what it fills in.
