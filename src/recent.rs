@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -246,10 +246,10 @@ pub(crate) struct Minute {
 /// The console's memory of requests: the newest `cap`, and an hour of
 /// minutes. Sharded: each serving thread records into its own shard (its
 /// own lock), so recording never waits for another thread; a shard keeps
-/// its share of `cap`, and reading merges them by id.
+/// its share of `cap` and numbers its own entries (an id names its shard:
+/// `seq * SHARDS + shard`), and reading merges them by time.
 pub(crate) struct Recent {
     cap: usize,
-    next_id: AtomicU64,
     /// Entries kept in all shards together.
     kept: AtomicUsize,
     shards: Box<[Mutex<Inner>]>,
@@ -259,6 +259,8 @@ pub(crate) struct Recent {
 struct Inner {
     entries: VecDeque<Arc<Entry>>,
     minutes: VecDeque<Minute>,
+    /// The last sequence number this shard gave out.
+    seq: u64,
 }
 
 /// Shards: enough for the serving threads of a large machine.
@@ -290,7 +292,6 @@ impl Recent {
     pub(crate) fn new(cap: usize) -> Recent {
         Recent {
             cap: cap.max(1),
-            next_id: AtomicU64::new(1),
             kept: AtomicUsize::new(0),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
@@ -307,8 +308,11 @@ impl Recent {
 
     /// Add one request at `now_ms`; when full, the oldest of its shard goes.
     pub(crate) fn record(&self, r: Record, now_ms: i64) {
+        let shard = SHARD.with(|s| *s);
+        let mut inner = Recent::lock(&self.shards[shard]);
+        inner.seq += 1;
         let entry = Arc::new(Entry {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id: inner.seq * SHARDS as u64 + shard as u64,
             at_ms: now_ms,
             route: r.route,
             client: r.client,
@@ -320,12 +324,10 @@ impl Recent {
             duration_ms: r.duration_ms,
             detail: r.detail,
         });
-        let mut inner = Recent::lock(&self.shards[SHARD.with(|s| *s)]);
         // Full: this thread's shard gives up its oldest (a thread that
         // records more keeps more), and the count shared by every thread
         // is not written at all (one entry out, one in): once the ring is
-        // full, recording writes nothing another serving thread reads but
-        // the id counter.
+        // full, recording writes nothing another serving thread reads.
         let full = self.kept.load(Ordering::Relaxed) >= self.cap;
         if !(full && inner.entries.pop_front().is_some()) {
             self.kept.fetch_add(1, Ordering::Relaxed);
@@ -340,7 +342,7 @@ impl Recent {
         for shard in self.shards.iter() {
             all.extend(Recent::lock(shard).entries.iter().cloned());
         }
-        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        all.sort_unstable_by_key(|e| std::cmp::Reverse((e.at_ms, e.id)));
         all.truncate(self.cap);
         all.retain(|e| keep(e));
         all
@@ -348,11 +350,9 @@ impl Recent {
 
     /// One request by id, while it is kept.
     pub(crate) fn get(&self, id: u64) -> Option<Arc<Entry>> {
-        self.shards.iter().find_map(|shard| {
-            let inner = Recent::lock(shard);
-            let i = inner.entries.binary_search_by_key(&id, |e| e.id).ok()?;
-            inner.entries.get(i).cloned()
-        })
+        let inner = Recent::lock(&self.shards[(id % SHARDS as u64) as usize]);
+        let i = inner.entries.binary_search_by_key(&id, |e| e.id).ok()?;
+        inner.entries.get(i).cloned()
     }
 
     /// The last hour, a minute each, oldest first, ending at `now_ms`'s

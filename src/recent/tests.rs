@@ -33,10 +33,17 @@ fn the_ring_keeps_the_newest_cap_entries_and_finds_them_by_id() {
     let all = recent.list(|_| true);
     let routes: Vec<String> = all.iter().map(|e| e.view().route.to_owned()).collect();
     assert_eq!(routes, ["r9", "r8", "r7"], "newest first, three kept");
-    assert!(recent.get(10).unwrap().is_route("r9"));
-    assert!(recent.get(8).unwrap().is_route("r7"));
-    assert!(recent.get(7).is_none(), "gone from the ring");
-    assert!(recent.get(11).is_none(), "not yet recorded");
+    // One thread, one shard: ids step by SHARDS.
+    let step = SHARDS as u64;
+    let newest = all[0].id;
+    assert!(recent.get(newest).unwrap().is_route("r9"));
+    assert!(recent.get(newest - 2 * step).unwrap().is_route("r7"));
+    assert!(
+        recent.get(newest - 3 * step).is_none(),
+        "gone from the ring"
+    );
+    assert!(recent.get(newest + step).is_none(), "not yet recorded");
+    assert!(recent.get(newest + 1).is_none(), "another shard's");
     assert!(recent.get(0).is_none());
     let refused: Vec<_> = recent.list(|e| e.is_route("r8"));
     assert_eq!(refused.len(), 1);
@@ -115,7 +122,8 @@ fn credentials_in_headers_and_tokens_in_targets_are_redacted() {
 fn entries_serialize_with_the_contract_fields() {
     let recent = Recent::new(2);
     recent.record(record("tolq", Outcome::Refused), 1_700_000_000_000);
-    let e = recent.get(1).unwrap();
+    let id = recent.list(|_| true)[0].id;
+    let e = recent.get(id).unwrap();
     let v = serde_json::to_value(e.view()).unwrap();
     for field in [
         "time", "route", "client", "method", "target", "outcome", "reason", "status",
@@ -150,10 +158,16 @@ fn threads_record_side_by_side_within_the_bound() {
     assert!(kept <= 100 + 4, "{kept} kept for a cap of 100");
     let list = recent.list(|_| true);
     assert!(list.len() <= 100);
-    assert!(list.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-    let newest = list[0].id;
-    assert_eq!(newest, 4_000, "the last request recorded is there");
-    assert!(recent.get(newest).is_some());
+    assert!(
+        list.windows(2).all(|w| w[0].at_ms >= w[1].at_ms),
+        "newest first"
+    );
+    assert_eq!(list[0].at_ms, 999, "the last requests recorded are there");
+    let ids: std::collections::HashSet<u64> = list.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), list.len(), "ids are unique across shards");
+    assert!(list
+        .iter()
+        .all(|e| recent.get(e.id).is_some_and(|g| g.id == e.id)));
     let counted: u32 = recent.minutes(999).iter().map(|m| m.counts[0]).sum();
     assert_eq!(counted, 4_000, "every request counted in its minute");
 }
