@@ -144,8 +144,22 @@ async fn explain_reads_a_refusal_the_console_exported() {
         exchange(gw.http.unwrap(), wrong_ip.as_bytes()).await.0,
         [403]
     );
+    // The console's ids, oldest first (newest first in the list).
+    let list = format!("GET /api/requests HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+    let (status, text) = exchange(gw.admin.unwrap(), list.as_bytes()).await;
+    assert_eq!(status, [200], "{text}");
+    let listed: serde_json::Value =
+        serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let ids: Vec<u64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
     let dir = tempfile::tempdir().unwrap();
-    let export = |id: u32| {
+    let export = |id: u64| {
         let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
         let gw_admin = gw.admin.unwrap();
         let path = dir.path().join(format!("{id}.json"));
@@ -156,8 +170,8 @@ async fn explain_reads_a_refusal_the_console_exported() {
             path.display().to_string()
         }
     };
-    let tolq = export(1).await;
-    let gengo = export(2).await;
+    let tolq = export(ids[0]).await;
+    let gengo = export(ids[1]).await;
     assert!(
         !std::fs::read_to_string(&gengo).unwrap().contains(token),
         "the token was exported"

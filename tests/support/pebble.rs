@@ -23,13 +23,22 @@ pub struct Pebble {
 }
 
 /// A port free right now on 127.0.0.1 (bound, then released), for a server
-/// whose port another must know before it starts.
+/// whose port another must know before it starts. Never the same one twice
+/// in a process: a port just released may be handed out again at once.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn wait_listening(addr: SocketAddr, what: &str) {
