@@ -126,6 +126,7 @@ impl Shared {
         Manager {
             config: self.config.clone(),
             acme: self.acme.clone(),
+            queue: self.queue.clone(),
             metrics: self.metrics.clone(),
             stopping: self.stopping.clone(),
         }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::order::OrderError;
 use crate::config::{self, tls};
 use crate::trusted;
 
@@ -78,6 +79,27 @@ impl Files {
     fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         trusted::write_private(&self.dir, path, bytes).map_err(io::Error::other)
     }
+}
+
+impl super::order::Keep for Files {
+    async fn account(&self) -> Result<Option<Vec<u8>>, OrderError> {
+        Ok(Files::account(self)?)
+    }
+
+    async fn save_account(&self, json: &[u8]) -> Result<(), OrderError> {
+        Ok(Files::save_account(self, json)?)
+    }
+
+    async fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), OrderError> {
+        Ok(Files::save_certificate(self, chain_pem, key_pem)?)
+    }
+
+    /// One instance: the answer published here is the only one needed.
+    async fn publish(&self, _: &super::order::Answer) -> Result<(), OrderError> {
+        Ok(())
+    }
+
+    async fn withdraw(&self) {}
 }
 
 /// A state file, only when it is ours (`trusted.rs`): a planted account or

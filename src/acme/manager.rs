@@ -21,6 +21,9 @@ use crate::metrics::Metrics;
 pub(crate) struct Manager {
     pub(crate) config: Arc<arc_swap::ArcSwap<config::Config>>,
     pub(crate) acme: Arc<super::live::Acme>,
+    /// The queue's store: with `[tls.acme] store = "postgres"` the ACME
+    /// state lives in its database.
+    pub(crate) queue: crate::queue::Queue,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stopping: CancellationToken,
 }
@@ -31,7 +34,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// After a rate-limit error: Let's Encrypt's limits count per hour at least.
 const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
 /// A whole issuance, polling included, at most (each request: 10 s).
-const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Start, restart or stop the certificate manager to match the running config.
 pub(crate) fn reconcile(shared: &Manager) {
@@ -59,6 +62,10 @@ pub(crate) fn reconcile(shared: &Manager) {
 }
 
 async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
+    if let config::AcmeStore::Postgres { key } = &settings.store {
+        let key = key.expose().to_vec();
+        return super::cluster::run(shared, settings, key, stop).await;
+    }
     let files = Files::new(&settings);
     let mut failures = 0u32;
     if let Some(stored) = files.certificate(&settings.domains) {
@@ -134,7 +141,7 @@ async fn wait_for_change(path: &std::path::Path, stop: &CancellationToken) -> bo
 }
 
 /// Serve `certificate` for the domains from the next handshake on.
-fn install(shared: &Manager, settings: &config::Acme, certificate: &tls::Loaded) {
+pub(super) fn install(shared: &Manager, settings: &config::Acme, certificate: &tls::Loaded) {
     let mut sni = tls::Sni::default();
     sni.set_default(certificate.key.clone());
     match tls::server_config(sni) {
@@ -169,7 +176,7 @@ async fn sleep_until(at: SystemTime, stop: &CancellationToken) -> bool {
 
 /// 10 s, 20 s, 40 s … up to an hour, each with up to 25 % more at random so
 /// many instances do not retry in step; an hour at least when rate-limited.
-fn backoff(failures: u32, error: &OrderError) -> Duration {
+pub(super) fn backoff(failures: u32, error: &OrderError) -> Duration {
     let exp = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
     let base = exp.min(MAX_BACKOFF);
     let base = if error.rate_limited() {

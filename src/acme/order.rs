@@ -13,15 +13,58 @@ use instant_acme::{
 use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::files::Files;
 use super::live::{Acme, ACME_TLS_ALPN};
 use crate::config::{self, tls, AcmeChallenge};
+use crate::queue::StoreError;
+
+/// Where an issuance keeps the account and the certificate it makes, and
+/// how its challenge answers reach every instance that may be asked:
+/// `files.rs` (this instance alone) or `shared.rs` (the shared database).
+pub(super) trait Keep {
+    async fn account(&self) -> Result<Option<Vec<u8>>, OrderError>;
+    async fn save_account(&self, json: &[u8]) -> Result<(), OrderError>;
+    async fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), OrderError>;
+    /// Make an answer (already published here) known to the others, and
+    /// wait until they can give it.
+    async fn publish(&self, answer: &Answer) -> Result<(), OrderError>;
+    /// The order is over: its answers go.
+    async fn withdraw(&self);
+}
+
+/// One challenge answer: for tls-alpn-01 the domain and the hex SHA-256
+/// of the key authorization, for http-01 the token and the key authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Answer {
+    pub(super) kind: AcmeChallenge,
+    pub(super) name: String,
+    pub(super) value: String,
+}
+
+impl Answer {
+    /// Serve it from this instance.
+    pub(super) fn publish_here(&self, acme: &Acme) -> Result<(), OrderError> {
+        match self.kind {
+            AcmeChallenge::TlsAlpn01 => {
+                let digest = hex::decode(&self.value).map_err(|_| {
+                    OrderError::Other("a stored tls-alpn-01 answer is not hex".into())
+                })?;
+                acme.publish_alpn(&self.name, alpn_answer(&self.name, &digest)?);
+            }
+            AcmeChallenge::Http01 => acme.publish_http(&self.name, &self.value),
+        }
+        Ok(())
+    }
+}
 
 /// Why an issuance failed; the old certificate keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum OrderError {
     #[error("ACME server: {0}")]
     Acme(#[from] instant_acme::Error),
+    #[error("ACME state in the shared database: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sealed(#[from] super::seal::SealError),
     #[error("the ACME state directory: {0} (check that it is writable by callgate: StateDirectory= in the unit)")]
     Files(#[from] std::io::Error),
     #[error("stored account credentials are unreadable: {0}")]
@@ -51,21 +94,22 @@ fn polling() -> RetryPolicy {
 pub(super) async fn issue(
     acme: &Acme,
     settings: &config::Acme,
-    files: &Files,
+    keep: &impl Keep,
 ) -> Result<tls::Loaded, OrderError> {
-    let account = account(settings, files).await?;
+    let account = account(settings, keep).await?;
     let identifiers: Vec<Identifier> = settings
         .domains
         .iter()
         .map(|d| Identifier::Dns(d.clone()))
         .collect();
     let mut order = account.new_order(&NewOrder::new(&identifiers)).await?;
-    let answered = answer_challenges(acme, settings.challenge, &mut order).await;
+    let answered = answer_challenges(acme, keep, settings.challenge, &mut order).await;
     let ready = match answered {
         Ok(()) => order.poll_ready(&polling()).await.map_err(OrderError::from),
         Err(e) => Err(e),
     };
     acme.withdraw_challenges();
+    keep.withdraw().await;
     match ready? {
         OrderStatus::Ready => {}
         status => {
@@ -88,14 +132,14 @@ pub(super) async fn issue(
     let key_pem = key.serialize_pem();
     let loaded = tls::from_pem(chain.as_bytes(), key_pem.as_bytes())
         .map_err(|e| OrderError::Other(format!("the issued certificate is unusable: {e}")))?;
-    files.save_certificate(&chain, &key_pem)?;
+    keep.save_certificate(&chain, &key_pem).await?;
     Ok(loaded)
 }
 
 /// The stored account, or a new one (stored before it is used).
-async fn account(settings: &config::Acme, files: &Files) -> Result<Account, OrderError> {
+async fn account(settings: &config::Acme, keep: &impl Keep) -> Result<Account, OrderError> {
     let builder = || super::client::http(&settings.ca_roots).map(Account::builder_with_http);
-    if let Some(json) = files.account()? {
+    if let Some(json) = keep.account().await? {
         let credentials: AccountCredentials = serde_json::from_slice(&json)?;
         return Ok(builder()?.from_credentials(credentials).await?);
     }
@@ -111,14 +155,17 @@ async fn account(settings: &config::Acme, files: &Files) -> Result<Account, Orde
             None,
         )
         .await?;
-    files.save_account(&serde_json::to_vec(&credentials)?)?;
+    keep.save_account(&serde_json::to_vec(&credentials)?)
+        .await?;
     tracing::info!(directory = %settings.directory, "acme: account created");
     Ok(account)
 }
 
-/// Publish each pending authorization's answer, then tell the server to look.
+/// Publish each pending authorization's answer, here and to the other
+/// instances, then tell the server to look.
 async fn answer_challenges(
     acme: &Acme,
+    keep: &impl Keep,
     kind: AcmeChallenge,
     order: &mut instant_acme::Order,
 ) -> Result<(), OrderError> {
@@ -137,17 +184,21 @@ async fn answer_challenges(
         let mut challenge = authz.challenge(wanted.clone()).ok_or_else(|| {
             OrderError::Other(format!("the server offers no {wanted:?} challenge"))
         })?;
-        let domain = challenge.identifier().to_string();
         let key_authorization = challenge.key_authorization();
-        match kind {
-            AcmeChallenge::TlsAlpn01 => {
-                let config = alpn_answer(&domain, key_authorization.digest().as_ref())?;
-                acme.publish_alpn(&domain, config);
-            }
-            AcmeChallenge::Http01 => {
-                acme.publish_http(&challenge.token, key_authorization.as_str())
-            }
-        }
+        let answer = match kind {
+            AcmeChallenge::TlsAlpn01 => Answer {
+                kind,
+                name: challenge.identifier().to_string(),
+                value: hex::encode(key_authorization.digest()),
+            },
+            AcmeChallenge::Http01 => Answer {
+                kind,
+                name: challenge.token.clone(),
+                value: key_authorization.as_str().to_owned(),
+            },
+        };
+        answer.publish_here(acme)?;
+        keep.publish(&answer).await?;
         challenge.set_ready().await?;
     }
     Ok(())

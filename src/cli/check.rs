@@ -128,6 +128,9 @@ fn acme_state(out: &mut String, acme: &crate::config::Acme, now: i64) {
         acme.directory,
         acme.state.display()
     );
+    if matches!(acme.store, crate::config::AcmeStore::Postgres { .. }) {
+        let _ = writeln!(out, "tls acme store: the queue's PostgreSQL database, shared by every instance (keys sealed with store_key); below, this instance's local copy");
+    }
     let (file, stored) = crate::acme::stored(acme);
     let Some(c) = stored else {
         let _ = writeln!(out, "tls acme certificate: none stored yet ({}); ordered when callgate starts; until then these names get the default certificate, if any", file.display());

@@ -8,7 +8,7 @@ use rustls_pki_types::CertificateDer;
 use toml::Spanned;
 
 use super::load::Loader;
-use super::{raw, Acme, AcmeChallenge, ConfigError, Listen};
+use super::{raw, Acme, AcmeChallenge, AcmeStore, ConfigError, Listen, QueueBackend};
 use super::{DEFAULT_ACME_DIRECTORY, DEFAULT_ACME_RENEW_BEFORE, DEFAULT_ACME_STATE};
 
 impl Loader<'_> {
@@ -16,6 +16,7 @@ impl Loader<'_> {
         &self,
         raw: Spanned<raw::RawAcme>,
         listen: &Listen,
+        queue: &QueueBackend,
     ) -> Result<Acme, ConfigError> {
         let span = raw.span();
         let raw = raw.into_inner();
@@ -72,7 +73,42 @@ impl Loader<'_> {
                 .state
                 .map_or_else(|| PathBuf::from(DEFAULT_ACME_STATE), PathBuf::from),
             renew_before: raw.renew_before.map_or(DEFAULT_ACME_RENEW_BEFORE, |d| d.0),
+            store: self.acme_store(span, raw.store, raw.store_key, queue)?,
         })
+    }
+
+    /// `store` and `store_key`: the shared database when the queue is on
+    /// PostgreSQL (instances behind one balancer must answer each other's
+    /// challenges and serve one certificate), else the state directory.
+    fn acme_store(
+        &self,
+        span: std::ops::Range<usize>,
+        store: Option<Spanned<String>>,
+        key: Option<Spanned<String>>,
+        queue: &QueueBackend,
+    ) -> Result<AcmeStore, ConfigError> {
+        let shared_queue = matches!(queue, QueueBackend::Postgres { .. });
+        let postgres = match store.as_ref().map(|s| s.get_ref().as_str()) {
+            None => shared_queue,
+            Some("files") => false,
+            Some("postgres") if shared_queue => true,
+            Some("postgres") => {
+                let at = store.as_ref().expect("matched Some");
+                return Err(self.at(at, "tls.acme.store = \"postgres\" keeps the ACME state in the queue's database: set [queue] backend = \"postgres\" with its url"));
+            }
+            Some(other) => {
+                let at = store.as_ref().expect("matched Some");
+                return Err(self.at(at, format!("tls.acme.store = {other:?}: write \"files\" (this instance's state directory) or \"postgres\" (the queue's database, shared by every instance)")));
+            }
+        };
+        match (postgres, key) {
+            (false, Some(k)) => Err(self.at(&k, "tls.acme.store_key seals keys in the shared database; with the files store it is unused: remove it")),
+            (false, None) => Ok(AcmeStore::Files),
+            (true, None) => Err(self.error(Some(span), "tls.acme: with [queue] on PostgreSQL the ACME account and certificate are shared through it, their private keys sealed: add store_key = \"cred:callgate-acme-key\" (the same secret on every instance, 16 bytes or more), or store = \"files\" to keep per-instance state")),
+            (true, Some(spec)) => Ok(AcmeStore::Postgres {
+                key: self.secret(&spec, "tls.acme.store_key"),
+            }),
+        }
     }
 
     fn roots(&self, path: &Spanned<String>) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
@@ -117,6 +153,43 @@ mod tests {
         assert_eq!(acme.directory, super::DEFAULT_ACME_DIRECTORY);
         assert_eq!(acme.state, Path::new(super::DEFAULT_ACME_STATE));
         assert_eq!(acme.renew_before, super::DEFAULT_ACME_RENEW_BEFORE);
+    }
+
+    #[test]
+    fn the_store_follows_the_queue_and_a_shared_one_needs_its_key() {
+        let https = "https = \"127.0.0.1:0\"";
+        let pg = "[queue]\nbackend = \"postgres\"\nurl = \"postgres://cg@127.0.0.1/cg?sslmode=disable\"\n";
+        let load_with = |acme: &str, queue: &str| {
+            let text = format!(
+                "[listen]\n{https}\n{queue}[tls]\n[tls.acme]\ndomains = [\"a.example\"]\n{acme}\n[[route]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:9/\"\ntoken = {{ secrets = [\"t-0123456789abcdef\"] }}\n"
+            );
+            Config::from_str(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+        };
+        let store = |c: Config| c.tls.unwrap().acme.unwrap().store;
+        assert_eq!(store(load_with("", "").unwrap()), super::AcmeStore::Files);
+        let key = "store_key = \"acme-store-key-0123456789\"";
+        assert!(matches!(
+            store(load_with(key, pg).unwrap()),
+            super::AcmeStore::Postgres { .. }
+        ));
+        assert_eq!(
+            store(load_with("store = \"files\"", pg).unwrap()),
+            super::AcmeStore::Files
+        );
+        for (acme, queue, says) in [
+            ("", pg, "add store_key = "),
+            (
+                "store = \"postgres\"",
+                "",
+                "set [queue] backend = \"postgres\"",
+            ),
+            (key, "", "with the files store it is unused"),
+            ("store = \"redis\"", pg, "write \"files\""),
+            ("store_key = \"short\"", pg, "tls.acme.store_key"),
+        ] {
+            let err = load_with(acme, queue).err().unwrap();
+            assert!(err.contains(says), "{acme}: {err}");
+        }
     }
 
     #[test]

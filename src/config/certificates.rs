@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::load::Loader;
-use super::{raw, tls, ConfigError, Listen, Tls};
+use super::{raw, tls, ConfigError, Listen, QueueBackend, Tls};
 use toml::Spanned;
 
 impl Loader<'_> {
@@ -12,11 +12,16 @@ impl Loader<'_> {
         &self,
         raw: Option<Spanned<raw::RawTls>>,
         listen: &Listen,
+        queue: &QueueBackend,
     ) -> Result<Option<Tls>, ConfigError> {
         let Some(raw) = raw else { return Ok(None) };
         let span = raw.span();
         let mut raw = raw.into_inner();
-        let acme = raw.acme.take().map(|a| self.acme(a, listen)).transpose()?;
+        let acme = raw
+            .acme
+            .take()
+            .map(|a| self.acme(a, listen, queue))
+            .transpose()?;
         let mut sni = tls::Sni::default();
         let mut certificates = Vec::new();
         let (description, self_signed) = match (raw.self_signed, raw.cert, raw.key) {

@@ -152,7 +152,8 @@ impl<'a> Loader<'a> {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
 
-        let tls = self.tls(raw.tls, &listen)?;
+        let queue = self.queue(raw.queue, true)?;
+        let tls = self.tls(raw.tls, &listen, &queue)?;
         if listen.https.is_some() && tls.is_none() {
             return Err(self.error(Some(listen_span), "listen.https needs a [tls] table: give cert and key PEM files, or self_signed = true for a trial"));
         }
@@ -195,7 +196,7 @@ impl<'a> Loader<'a> {
             gateway,
             passthroughs,
             redact_params,
-            queue: self.queue(raw.queue, true)?,
+            queue,
             routes,
             warnings: self.warnings.take(),
         })

@@ -156,6 +156,20 @@ pub(crate) struct Acme {
     pub(crate) ca_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
     pub(crate) state: PathBuf,
     pub(crate) renew_before: Duration,
+    /// Where the account, the certificate and the challenge answers live.
+    pub(crate) store: AcmeStore,
+}
+
+/// `[tls.acme] store`: this instance's state directory, or the queue's
+/// PostgreSQL database shared by every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AcmeStore {
+    Files,
+    /// Keys sealed with `store_key` (`acme/seal.rs`); the state directory
+    /// keeps a copy of the certificate for starts without the database.
+    Postgres {
+        key: secret::Secret,
+    },
 }
 
 /// How the ACME server is shown that callgate serves the domains.

@@ -212,6 +212,8 @@ pub(crate) struct RawAcme {
     pub(crate) ca_roots: Option<Spanned<String>>,
     pub(crate) state: Option<String>,
     pub(crate) renew_before: Option<Dur>,
+    pub(crate) store: Option<Spanned<String>>,
+    pub(crate) store_key: Option<Spanned<String>>,
 }
 
 /// `[[tls.certificate]]`: a certificate for some host names, chosen by SNI.

@@ -5,7 +5,7 @@
 mod handle;
 pub(crate) mod ops;
 mod pg_tls;
-mod postgres;
+pub(crate) mod postgres;
 pub(crate) mod replay;
 mod rows;
 mod sqlite;

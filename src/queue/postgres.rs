@@ -72,6 +72,23 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX callgate_callbacks_pending ON callgate_callbacks (route, id) WHERE state = 'pending';
 ",
+    // ACME shared by every instance (`acme/shared.rs`): the account and the
+    // certificate (private keys sealed), the challenge answers being validated.
+    "
+    CREATE TABLE callgate_acme_state (
+        name TEXT PRIMARY KEY,
+        chain TEXT,
+        sealed BYTEA NOT NULL,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE TABLE callgate_acme_challenges (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        until_ms BIGINT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+",
 ];
 
 const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error, replay";
@@ -159,8 +176,17 @@ impl Postgres {
         Ok(client)
     }
 
+    /// A connection of its own, out of the pool (closed when dropped, so a
+    /// session advisory lock taken on it ends with it, or with the process).
+    pub(crate) async fn detached(&self) -> Result<deadpool_postgres::ClientWrapper, StoreError> {
+        let work = async { Ok(deadpool_postgres::Object::take(self.client().await?)) };
+        tokio::time::timeout(CALL_TIMEOUT, work)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(CALL_TIMEOUT)))
+    }
+
     /// Run `f` on a connection, within CALL_TIMEOUT in all.
-    async fn call<T, F>(
+    pub(crate) async fn call<T, F>(
         &self,
         f: impl FnOnce(deadpool_postgres::Object) -> F,
     ) -> Result<T, StoreError>
@@ -544,7 +570,7 @@ fn connector(tls: &PgTls) -> Result<tokio_postgres_rustls::MakeRustlsConnect, St
 /// A database error an operator can act on: its cause (authentication,
 /// TLS, unreachable, the server's own refusal) and the server's message,
 /// never the URL or a password.
-fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+pub(crate) fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         let cause = match code {

@@ -46,6 +46,14 @@ impl Store {
         })
     }
 
+    /// The PostgreSQL store, when it is one (the ACME state shares it).
+    pub(crate) fn postgres(&self) -> Option<Arc<Postgres>> {
+        match self {
+            Store::Postgres(p) => Some(p.clone()),
+            Store::Sqlite(_) => None,
+        }
+    }
+
     /// Where it is, for logs and `check` (never a password).
     pub(crate) fn describe(&self) -> String {
         match self {
