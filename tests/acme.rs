@@ -9,7 +9,7 @@ use callgate_testkit as support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -70,18 +70,8 @@ fn acme_keys(pebble: &Pebble, challenge: &str) -> String {
     )
 }
 
-/// Wait until the log holds `needle` `times` times.
 fn wait_log(gw: &Gateway, needle: &str, times: usize, within: Duration) -> Duration {
-    let start = Instant::now();
-    while gw.log().matches(needle).count() < times {
-        assert!(
-            start.elapsed() < within,
-            "no {needle:?} (x{times}) within {within:?}; log:\n{}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    start.elapsed()
+    gw.wait_for_log_times(needle, times, within)
 }
 
 /// A TLS connection asking for `name`, trusting only `root`: the

@@ -11,14 +11,11 @@ use callgate_testkit as support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, ServerName};
 use support::pebble::{free_port, Pebble};
 use support::postgres::Postgres;
 use support::{Gateway, Upstream};
-use tokio_rustls::TlsConnector;
 
 const DOMAIN: &str = "cluster.callgate.test";
 const STORE_KEY: &str = "acme-store-key-0123456789abcdef";
@@ -68,39 +65,16 @@ token = {{ secrets = ["cluster-token-0123456789"] }}
     )
 }
 
-/// Wait until the log holds `needle` `times` times.
 fn wait_log(gw: &Gateway, needle: &str, times: usize, within: Duration) -> Duration {
-    let start = Instant::now();
-    while gw.log().matches(needle).count() < times {
-        assert!(
-            start.elapsed() < within,
-            "no {needle:?} (x{times}) within {within:?}; log:\n{}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
+    gw.wait_for_log_times(needle, times, within)
 }
 
 /// The certificate an instance presents for DOMAIN, if it is one `root` signed.
 async fn presented(https: u16, root: &[u8]) -> Option<Vec<u8>> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(root.to_vec())).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], https)))
+    let addr = SocketAddr::from(([127, 0, 0, 1], https));
+    support::client::presented_certificate(addr, DOMAIN, &[root])
         .await
-        .ok()?;
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
-        .await
-        .ok()?;
-    Some(tls.get_ref().1.peer_certificates()?[0].to_vec())
+        .ok()
 }
 
 /// Until the instance serves `cert` (signed by `root`); how long it took.
@@ -144,6 +118,21 @@ impl Cluster {
         }
     }
 
+    /// A started and ordering (it holds the lock), then B started.
+    async fn a_ordering_then_b() -> (Cluster, Ports, Gateway, Gateway) {
+        let cluster = Cluster::new().await;
+        let a_ports = Ports::new();
+        let a = cluster.start(&a_ports, "a");
+        wait_log(
+            &a,
+            "acme: ordering a certificate for every instance",
+            1,
+            Duration::from_secs(30),
+        );
+        let b = cluster.start(&cluster.b, "b");
+        (cluster, a_ports, a, b)
+    }
+
     fn start(&self, ports: &Ports, name: &str) -> Gateway {
         let text = config(
             ports,
@@ -158,17 +147,8 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_place_one_order_and_serve_one_certificate() {
-    let cluster = Cluster::new().await;
-    let a_ports = Ports::new();
-    let a = cluster.start(&a_ports, "a");
-    wait_log(
-        &a,
-        "acme: ordering a certificate for every instance",
-        1,
-        Duration::from_secs(30),
-    );
     // B starts while A orders: it must not order, and it answers the CA.
-    let b = cluster.start(&cluster.b, "b");
+    let (cluster, a_ports, a, b) = Cluster::a_ordering_then_b().await;
     wait_log(&a, "acme: certificate issued", 1, Duration::from_secs(60));
     let issued = Instant::now();
     let root = cluster.pebble.issuing_root();
@@ -252,16 +232,7 @@ async fn two_instances_place_one_order_and_serve_one_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_other_instance_completes_when_the_ordering_one_dies_during_validation() {
-    let cluster = Cluster::new().await;
-    let a_ports = Ports::new();
-    let a = cluster.start(&a_ports, "a");
-    wait_log(
-        &a,
-        "acme: ordering a certificate for every instance",
-        1,
-        Duration::from_secs(30),
-    );
-    let b = cluster.start(&cluster.b, "b");
+    let (cluster, _, a, b) = Cluster::a_ordering_then_b().await;
     wait_log(
         &a,
         "acme: challenge answer published for every instance",

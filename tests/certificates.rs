@@ -5,12 +5,9 @@
 use callgate_testkit as support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, ServerName};
 use support::gateway::{run_cli, test_cert};
 use support::Gateway;
-use tokio_rustls::TlsConnector;
 
 /// A self-signed certificate for `names`, written as PEM files in `dir`; its DER.
 fn make(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf, Vec<u8>) {
@@ -28,25 +25,9 @@ fn make(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf, Vec<u8>) {
 
 /// The certificate the gateway presents to a client asking for `name`.
 async fn presented(gw: &Gateway, name: &str, trusted: &[&[u8]]) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in trusted {
-        roots.add(CertificateDer::from(der.to_vec())).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(gw.https.unwrap())
+    support::client::presented_certificate(gw.https.unwrap(), name, trusted)
         .await
-        .unwrap();
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
-        .await
-        .unwrap_or_else(|e| panic!("TLS for {name}: {e}"));
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        .unwrap_or_else(|e| panic!("TLS for {name}: {e}"))
 }
 
 fn config(dir: &Path) -> String {

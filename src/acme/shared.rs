@@ -80,17 +80,20 @@ impl SharedState {
 
     /// When the shared certificate was last written, if there is one.
     pub(super) async fn updated_ms(&self) -> Result<Option<i64>, StoreError> {
-        let name = self.certificate.clone();
+        let row = self.select("updated_ms", &self.certificate).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// `columns` of the row `name`, if it exists.
+    async fn select(
+        &self,
+        columns: &'static str,
+        name: &str,
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        let sql = format!("SELECT {columns} FROM callgate_acme_state WHERE name = $1");
+        let name = name.to_owned();
         self.pg
-            .call(|c| async move {
-                let row = c
-                    .query_opt(
-                        "SELECT updated_ms FROM callgate_acme_state WHERE name = $1",
-                        &[&name],
-                    )
-                    .await?;
-                Ok(row.map(|r| r.get::<_, i64>(0)))
-            })
+            .call(|c| async move { c.query_opt(&sql, &[&name]).await })
             .await
     }
 
@@ -122,18 +125,8 @@ impl SharedState {
     }
 
     async fn row(&self, name: &str) -> Result<Option<(i64, Option<String>, Vec<u8>)>, StoreError> {
-        let name = name.to_owned();
-        self.pg
-            .call(|c| async move {
-                let row = c
-                    .query_opt(
-                        "SELECT updated_ms, chain, sealed FROM callgate_acme_state WHERE name = $1",
-                        &[&name],
-                    )
-                    .await?;
-                Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
-            })
-            .await
+        let row = self.select("updated_ms, chain, sealed", name).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
     async fn put(&self, name: &str, chain: Option<&str>, plain: &[u8]) -> Result<i64, OrderError> {

@@ -361,3 +361,28 @@ impl Session {
         })
     }
 }
+
+/// The leaf certificate a TLS server at `addr` presents to a client asking
+/// for `name` and trusting only `roots` (DER); the handshake's error if it
+/// fails (an unknown issuer, no certificate for the name).
+pub async fn presented_certificate(
+    addr: SocketAddr,
+    name: &str,
+    roots: &[&[u8]],
+) -> Result<Vec<u8>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store.add(CertificateDer::from(der.to_vec())).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tls.get_ref().1.peer_certificates().unwrap()[0].to_vec())
+}

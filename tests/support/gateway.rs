@@ -225,6 +225,21 @@ impl Gateway {
         }
     }
 
+    /// Wait until the log holds `needle` `times` times (panics with the log
+    /// after `within`); how long that took.
+    pub fn wait_for_log_times(&self, needle: &str, times: usize, within: Duration) -> Duration {
+        let start = Instant::now();
+        while self.log().matches(needle).count() < times {
+            assert!(
+                start.elapsed() < within,
+                "no {needle:?} (x{times}) within {within:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        start.elapsed()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
