@@ -248,15 +248,16 @@ fn checks(out: &mut String, r: &Route) {
                 true => String::new(),
                 false => format!(" ({} from preset)", h.from_preset.join(", ")),
             };
+            let keys = match h.sources.is_empty() {
+                true => "no key in the config".to_owned(),
+                false => format!("{} key(s): {}", h.sources.len(), h.sources.join(", ")),
+            };
             writeln!(
                 out,
-                "  hmac    {} of the raw body, header {}, encoding {}, {} key(s): {}{}",
+                "  hmac    {} of the raw body, header {}, encoding {}, {keys}{preset_note}",
                 h.algorithm.name(),
                 h.header,
                 h.encoding.name(),
-                h.sources.len(),
-                h.sources.join(", "),
-                preset_note
             )
             .and_then(|()| match &h.learned {
                 Some(l) => writeln!(
