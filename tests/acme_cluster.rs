@@ -249,3 +249,39 @@ async fn the_other_instance_completes_when_the_ordering_one_dies_during_validati
     assert!((1..=2).contains(&orders), "{}", cluster.pebble.log());
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_with_another_store_key_serves_nothing_it_cannot_open_and_says_so_once() {
+    let cluster = Cluster::new().await;
+    // A on the ports pebble validates.
+    let a = cluster.start(&cluster.b, "a");
+    wait_log(&a, "acme: certificate issued", 1, Duration::from_secs(60));
+    let b_ports = Ports::new();
+    let text = config(
+        &b_ports,
+        &cluster.pebble,
+        &cluster.url,
+        &cluster.dirs.join("b"),
+        &cluster.upstream.url("/receiver.php"),
+    )
+    .replace(STORE_KEY, "another-store-key-0123456789abcdef");
+    let b = Gateway::start_raw(&text, &[]);
+    wait_log(
+        &b,
+        "does not open with tls.acme.store_key",
+        1,
+        Duration::from_secs(10),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let root = cluster.pebble.issuing_root();
+    assert!(presented(b_ports.https, &root).await.is_none());
+    let log = b.log();
+    assert_eq!(
+        log.matches("the shared certificate cannot be served")
+            .count(),
+        1,
+        "said once, not every second: {log}"
+    );
+    assert!(!log.contains("acme: certificate issued"), "{log}");
+    drop(a);
+}

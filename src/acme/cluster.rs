@@ -32,6 +32,9 @@ struct Instance {
     not_before: Instant,
     /// Whether the last read failed (logged once, not every second).
     unreachable: bool,
+    /// A shared certificate (by when it was written) that could not be
+    /// served: not tried again, and not logged again, until another is written.
+    unusable: Option<i64>,
 }
 
 pub(super) async fn run(m: Manager, settings: config::Acme, key: Vec<u8>, stop: CancellationToken) {
@@ -47,6 +50,7 @@ pub(super) async fn run(m: Manager, settings: config::Acme, key: Vec<u8>, stop: 
         failures: 0,
         not_before: Instant::now(),
         unreachable: false,
+        unusable: None,
     };
     if let Some(copy) = me.files.certificate(&me.settings.domains) {
         tracing::info!(file = %me.files.certificate_path().display(), "acme: serving the local copy of the shared certificate until the database answers");
@@ -83,8 +87,9 @@ impl Instance {
             tracing::info!("acme: the shared database answers again");
         }
         self.answer(answers);
-        if updated.is_some() && updated != self.serving.map(|(at, _)| at) {
-            self.take_shared().await;
+        let new = updated.is_some() && updated != self.serving.map(|(at, _)| at);
+        if new && updated != self.unusable && !self.take_shared().await {
+            self.unusable = updated;
         }
         let due = self.serving.is_none_or(|(_, due)| SystemTime::now() >= due);
         if due && Instant::now() >= self.not_before {
@@ -133,14 +138,21 @@ impl Instance {
     }
 
     /// Serve the certificate in the database (written by another instance, or an earlier run).
-    async fn take_shared(&mut self) {
+    /// Whether it serves it now.
+    async fn take_shared(&mut self) -> bool {
         let Some(state) = self.state.as_ref() else {
-            return;
+            return false;
         };
         let stored = match state.certificate().await {
             Ok(Some(stored)) => stored,
-            Ok(None) => return,
-            Err(e) => return tracing::error!("acme: the shared certificate cannot be served: {e}"),
+            Ok(None) => {
+                tracing::warn!(domains = ?self.settings.domains, "acme: the shared certificate does not name every domain; this instance keeps what it serves");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!("acme: the shared certificate cannot be served: {e}");
+                return false;
+            }
         };
         // This instance's own order is served already.
         if !state.wrote(stored.updated_ms) {
@@ -160,6 +172,7 @@ impl Instance {
         }
         let due = renewal_due(&stored.loaded, self.settings.renew_before);
         self.serving = Some((stored.updated_ms, due));
+        true
     }
 
     /// Order, if this instance gets the lock and the certificate is still due.

@@ -23,22 +23,40 @@ pub struct Pebble {
 }
 
 /// A port free right now on 127.0.0.1 (bound, then released), for a server
-/// whose port another must know before it starts. Never the same one twice
-/// in a process: a port just released may be handed out again at once.
+/// whose port another must know before it starts. Taken below the kernel's
+/// ephemeral range, so no server of another test binding port 0 can be
+/// given it meanwhile (callgate binds with SO_REUSEPORT: two gateways on one
+/// port would share its connections); never the same one twice in a process.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
+    let low = ephemeral_low().saturating_sub(12_000).max(1024);
+    let span = u32::from(ephemeral_low().saturating_sub(low)).max(1);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
+            .subsec_nanos();
+    for i in 0..span {
+        // A stride walk from a per-process start: processes rarely meet.
+        let port = low + ((seed.wrapping_add(i.wrapping_mul(7919))) % span) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
         }
     }
+    panic!("no free port below the ephemeral range");
+}
+
+/// The first port the kernel hands out for port 0.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 fn wait_listening(addr: SocketAddr, what: &str) {
