@@ -183,10 +183,13 @@ async fn two_instances_place_one_order_and_serve_one_certificate() {
         rows.contains("account:") && rows.contains(&format!("certificate:{DOMAIN} true")),
         "{rows}"
     );
+    // Sealed: neither the certificate's PEM key nor the account's PKCS#8
+    // key (instant-acme's `key_pkcs8`) is there in clear.
     assert!(
-        !rows.contains("PRIVATE KEY") && !rows.contains("\"d\""),
+        !rows.contains("PRIVATE KEY") && !rows.contains("key_pkcs8"),
         "{rows}"
     );
+    assert_eq!(rows.matches(" cg1").count(), 2, "both rows sealed: {rows}");
     let answers = cluster.pg.psql(
         &cluster.url,
         "SELECT count(*) FROM callgate_acme_challenges",
