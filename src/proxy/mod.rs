@@ -348,6 +348,8 @@ impl Call<'_> {
             return Some(self.forbidden(route, first.clone(), version));
         }
         let learned = route.hmac.as_ref()?.learned.as_ref()?;
+        // Written (and synced) on this serving thread: a handshake comes
+        // once per webhook Asana creates, and the answer must wait for it.
         if let Err(e) = learned.learn(secret) {
             return Some(Handled::failed(
                 Some(route),
