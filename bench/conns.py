@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Bench helper: hold many idle keep-alive TLS connections, or run many
-concurrent uploads, against callgate; prints READY/DONE lines for bench/run."""
+"""Bench helper: hold many idle keep-alive TLS connections (idle; idle-plain:
+without TLS), or run many concurrent uploads, against callgate; prints
+READY/DONE lines for bench/run."""
 import asyncio, ssl, sys
 
 HOST, PORT = "127.0.0.1", int(sys.argv[2])
@@ -21,9 +22,9 @@ async def read_response(reader):
     await reader.readexactly(length)
     return int(head.split(b" ")[1])
 
-async def idle(n):
+async def idle(n, tls=True):
     """n connections, each having made one request, then idle until stdin closes."""
-    sem, c, held = asyncio.Semaphore(200), ctx(), []
+    sem, c, held = asyncio.Semaphore(200), (ctx() if tls else None), []
     async def one():
         async with sem:
             r, w = await asyncio.open_connection(HOST, PORT, ssl=c)
@@ -54,5 +55,7 @@ async def uploads(n, path, sig, size):
 
 if sys.argv[1] == "idle":
     asyncio.run(idle(int(sys.argv[3])))
+elif sys.argv[1] == "idle-plain":
+    asyncio.run(idle(int(sys.argv[3]), tls=False))
 else:
     asyncio.run(uploads(int(sys.argv[3]), sys.argv[4], sys.argv[6], int(sys.argv[7])))
