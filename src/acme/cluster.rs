@@ -11,8 +11,8 @@ use std::time::{Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::files::Files;
-use super::manager::{backoff, install, renewal_due, Manager, ORDER_TIMEOUT};
-use super::order::{self, Answer, OrderError};
+use super::manager::{install, issue, renewal_due, retry_after, Manager};
+use super::order::Answer;
 use super::shared::{SharedState, SYNC_EVERY};
 use crate::config;
 
@@ -191,28 +191,18 @@ impl Instance {
             Ok(_) => {}
             Err(e) => return self.unreachable(&e.to_string()),
         }
-        let started = Instant::now();
         tracing::info!(domains = ?self.settings.domains, directory = %self.settings.directory, "acme: ordering a certificate for every instance");
-        let issue = order::issue(&self.m.acme, &self.settings, state);
-        let outcome = tokio::time::timeout(ORDER_TIMEOUT, issue)
-            .await
-            .unwrap_or(Err(OrderError::Timeout(ORDER_TIMEOUT)));
+        let outcome = issue(&self.m, &self.settings, state).await;
         drop(lock);
         match outcome {
-            Ok(issued) => {
+            Ok(_) => {
                 self.failures = 0;
-                self.m.metrics.acme_order(true);
-                tracing::info!(domains = ?self.settings.domains, took_ms = started.elapsed().as_millis() as u64, issuer = %issued.issuer, "acme: certificate issued");
-                install(&self.m, &self.settings, &issued);
                 // Read back: the local copy, and what is served now.
                 self.take_shared().await;
             }
             Err(e) => {
                 self.failures += 1;
-                self.m.metrics.acme_order(false);
-                let wait = backoff(self.failures, &e);
-                self.not_before = Instant::now() + wait;
-                tracing::error!(domains = ?self.settings.domains, retry_in_s = wait.as_secs(), "acme: ordering a certificate failed, the current one (if any) keeps serving: {e}");
+                self.not_before = Instant::now() + retry_after(&self.settings, self.failures, &e);
             }
         }
     }

@@ -34,7 +34,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// After a rate-limit error: Let's Encrypt's limits count per hour at least.
 const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
 /// A whole issuance, polling included, at most (each request: 10 s).
-pub(super) const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Start, restart or stop the certificate manager to match the running config.
 pub(crate) fn reconcile(shared: &Manager) {
@@ -77,26 +77,19 @@ async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
         }
     }
     loop {
-        let started = std::time::Instant::now();
         tracing::info!(domains = ?settings.domains, directory = %settings.directory, "acme: ordering a certificate");
-        let issue =
-            tokio::time::timeout(ORDER_TIMEOUT, order::issue(&shared.acme, &settings, &files));
         let outcome = tokio::select! {
-            r = issue => r.unwrap_or(Err(OrderError::Timeout(ORDER_TIMEOUT))),
+            r = issue(&shared, &settings, &files) => r,
             _ = stop.cancelled() => return,
         };
         let wait = match outcome {
             Ok(issued) => {
                 failures = 0;
-                shared.metrics.acme_order(true);
-                tracing::info!(domains = ?settings.domains, took_ms = started.elapsed().as_millis() as u64, issuer = %issued.issuer, "acme: certificate issued");
-                install(&shared, &settings, &issued);
                 until(renewal_due(&issued, settings.renew_before))
             }
             Err(OrderError::Account(e)) => {
                 // Retrying cannot mend a file: say so once, and wait for the
                 // operator to remove or replace it.
-                shared.metrics.acme_order(false);
                 let file = files.account_path().display().to_string();
                 tracing::error!(%file, "acme: the stored account credentials are unreadable ({e}); no order until the file changes: remove it to register a new account, or restore it from a backup");
                 if !wait_for_change(files.account_path(), &stop).await {
@@ -107,10 +100,7 @@ async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
             }
             Err(e) => {
                 failures += 1;
-                shared.metrics.acme_order(false);
-                let wait = backoff(failures, &e);
-                tracing::error!(domains = ?settings.domains, retry_in_s = wait.as_secs(), "acme: ordering a certificate failed, the current one (if any) keeps serving: {e}");
-                wait
+                retry_after(&settings, failures, &e)
             }
         };
         tokio::select! {
@@ -118,6 +108,32 @@ async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
     }
+}
+
+/// One issuance, bounded by ORDER_TIMEOUT, counted; once issued, logged and
+/// served from the next handshake on.
+pub(super) async fn issue(
+    shared: &Manager,
+    settings: &config::Acme,
+    keep: &impl order::Keep,
+) -> Result<tls::Loaded, OrderError> {
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(ORDER_TIMEOUT, order::issue(&shared.acme, settings, keep))
+        .await
+        .unwrap_or(Err(OrderError::Timeout(ORDER_TIMEOUT)));
+    shared.metrics.acme_order(outcome.is_ok());
+    if let Ok(issued) = &outcome {
+        tracing::info!(domains = ?settings.domains, took_ms = started.elapsed().as_millis() as u64, issuer = %issued.issuer, "acme: certificate issued");
+        install(shared, settings, issued);
+    }
+    outcome
+}
+
+/// The wait after the `failures`th failed order in a row, logged.
+pub(super) fn retry_after(settings: &config::Acme, failures: u32, e: &OrderError) -> Duration {
+    let wait = backoff(failures, e);
+    tracing::error!(domains = ?settings.domains, retry_in_s = wait.as_secs(), "acme: ordering a certificate failed, the current one (if any) keeps serving: {e}");
+    wait
 }
 
 /// Until the file at `path` changes (is removed, replaced or rewritten);
@@ -176,7 +192,7 @@ async fn sleep_until(at: SystemTime, stop: &CancellationToken) -> bool {
 
 /// 10 s, 20 s, 40 s … up to an hour, each with up to 25 % more at random so
 /// many instances do not retry in step; an hour at least when rate-limited.
-pub(super) fn backoff(failures: u32, error: &OrderError) -> Duration {
+fn backoff(failures: u32, error: &OrderError) -> Duration {
     let exp = FIRST_BACKOFF.saturating_mul(1 << failures.saturating_sub(1).min(16));
     let base = exp.min(MAX_BACKOFF);
     let base = if error.rate_limited() {
