@@ -519,6 +519,17 @@ impl HmacCheck {
     pub(crate) fn learned_keys(&self) -> Option<arc_swap::Guard<Arc<Vec<Key>>>> {
         self.learned.as_ref().map(|l| l.keys())
     }
+
+    /// Every key a signature is checked with: the configured ones, then
+    /// those in `learned` (this check's [`HmacCheck::learned_keys`]).
+    pub(crate) fn all_keys<'a>(
+        &'a self,
+        learned: &'a Option<arc_swap::Guard<Arc<Vec<Key>>>>,
+    ) -> impl Iterator<Item = &'a Key> {
+        self.keys
+            .iter()
+            .chain(learned.iter().flat_map(|k| k.iter()))
+    }
 }
 
 /// A route's public-key signature check, resolved.

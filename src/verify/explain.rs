@@ -78,8 +78,7 @@ fn hmac(route: &Route, req: &Signable<'_>) -> Verdict {
     };
     // Configured keys first, then those handed over in a handshake (Asana).
     let learned = h.learned_keys();
-    let learned = learned.iter().flat_map(|k| k.iter());
-    let keys: Vec<_> = h.keys.iter().chain(learned).collect();
+    let keys: Vec<_> = h.all_keys(&learned).collect();
     let tried = format!(
         "{} key(s) tried, {} {encodings}",
         keys.len(),

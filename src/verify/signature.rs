@@ -168,13 +168,12 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
     let mut ok = Choice::from(0);
     let mut problem = SignatureError::Malformed("a signature entry");
     let mut decoded_any = false;
+    let learned = h.learned_keys();
     for claim in claims {
         match decode_claim(claim, h.algorithm, h.encoding) {
             Ok(claimed) => {
                 decoded_any = true;
-                let learned = h.learned_keys();
-                let learned = learned.iter().flat_map(|k| k.iter());
-                for key in h.keys.iter().chain(learned) {
+                for key in h.all_keys(&learned) {
                     ok |= key.digest_parts(&parts).ct_eq(&claimed);
                 }
             }
