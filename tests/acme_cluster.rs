@@ -134,14 +134,18 @@ impl Cluster {
     }
 
     fn start(&self, ports: &Ports, name: &str) -> Gateway {
-        let text = config(
+        Gateway::start_raw(&self.config(ports, name), &[])
+    }
+
+    /// An instance's config: its ports, its own state directory `name`.
+    fn config(&self, ports: &Ports, name: &str) -> String {
+        config(
             ports,
             &self.pebble,
             &self.url,
             &self.dirs.join(name),
             &self.upstream.url("/receiver.php"),
-        );
-        Gateway::start_raw(&text, &[])
+        )
     }
 }
 
@@ -260,14 +264,9 @@ async fn an_instance_with_another_store_key_serves_nothing_it_cannot_open_and_sa
     let a = cluster.start(&cluster.b, "a");
     wait_log(&a, "acme: certificate issued", 1, Duration::from_secs(60));
     let b_ports = Ports::new();
-    let text = config(
-        &b_ports,
-        &cluster.pebble,
-        &cluster.url,
-        &cluster.dirs.join("b"),
-        &cluster.upstream.url("/receiver.php"),
-    )
-    .replace(STORE_KEY, "another-store-key-0123456789abcdef");
+    let text = cluster
+        .config(&b_ports, "b")
+        .replace(STORE_KEY, "another-store-key-0123456789abcdef");
     let b = Gateway::start_raw(&text, &[]);
     wait_log(
         &b,

@@ -29,6 +29,22 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
 }
 
 /// A private key file made by `gen`, and its public key as DER (SPKI).
+/// openssl's arguments for an ECDSA key pair on each curve.
+const P256: &[&str] = &[
+    "genpkey",
+    "-algorithm",
+    "EC",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+];
+const P384: &[&str] = &[
+    "genpkey",
+    "-algorithm",
+    "EC",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-384",
+];
+
 fn keypair(dir: &Path, name: &str, gen: &[&str]) -> Vec<u8> {
     let key = format!("{name}.pem");
     let mut args: Vec<&str> = gen.to_vec();
@@ -71,28 +87,8 @@ async fn signatures_made_by_openssl_pass_and_anything_else_is_refused() {
     let d = dir.path();
     let ed = keypair(d, "ed", &["genpkey", "-algorithm", "ed25519"]);
     keypair(d, "tx", &["genpkey", "-algorithm", "ed25519"]);
-    let ec = keypair(
-        d,
-        "ec",
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ],
-    );
-    let ec384 = keypair(
-        d,
-        "ec384",
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-384",
-        ],
-    );
+    let ec = keypair(d, "ec", P256);
+    let ec384 = keypair(d, "ec384", P384);
     let rsa = keypair(
         d,
         "rsa",
@@ -277,17 +273,7 @@ async fn sign_with_a_private_key_makes_what_the_gateway_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ed = keypair(d, "ed", &["genpkey", "-algorithm", "ed25519"]);
-    let ec = keypair(
-        d,
-        "ec",
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ],
-    );
+    let ec = keypair(d, "ec", P256);
     let up = Upstream::recording().await;
     let route = |name: &str, key: String| {
         format!("[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\npreset = \"{name}\"\nsignature = {{ public_keys = [\"{key}\"] }}\n\n", up.url(&format!("/{name}")))
