@@ -7,7 +7,7 @@
 //! again gets the same store back (re-read from the file), so a handshake
 //! answered on the old snapshot while a reload runs is never lost.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Learned {
 }
 
 /// Every store open in this process, by file.
-static OPEN: Mutex<Option<HashMap<PathBuf, Weak<Learned>>>> = Mutex::new(None);
+static OPEN: Mutex<BTreeMap<PathBuf, Weak<Learned>>> = Mutex::new(BTreeMap::new());
 
 /// Whether these bytes can be a handed-over secret: visible ASCII, bounded.
 pub(crate) fn plausible(secret: &[u8]) -> bool {
@@ -66,7 +66,6 @@ impl Learned {
             return Err(LearnedError::NoDirectory(path.to_owned()));
         }
         let mut open = OPEN.lock().expect("learned registry");
-        let open = open.get_or_insert_with(HashMap::new);
         open.retain(|_, weak| weak.strong_count() > 0);
         let store = match open.get(path).and_then(Weak::upgrade) {
             Some(s) if s.algorithm == algorithm => s,
