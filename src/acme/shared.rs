@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::order::{Answer, Keep, OrderError};
 use super::seal::Seal;
 use crate::config::{self, tls, AcmeChallenge};
-use crate::queue::postgres::{pg_err, Postgres};
+use crate::queue::postgres::{pg_err, Postgres, CALL_TIMEOUT};
 use crate::queue::{now_ms, StoreError};
 
 /// How often every instance reads the shared state (a new certificate,
@@ -179,11 +179,11 @@ impl SharedState {
     pub(super) async fn try_lock(&self) -> Result<Option<OrderLock>, StoreError> {
         let client = self.pg.detached().await?;
         let got: bool = tokio::time::timeout(
-            Duration::from_secs(4),
+            CALL_TIMEOUT,
             client.query_one("SELECT pg_try_advisory_lock($1)", &[&self.lock]),
         )
         .await
-        .map_err(|_| StoreError::Timeout(Duration::from_secs(4)))?
+        .map_err(|_| StoreError::Timeout(CALL_TIMEOUT))?
         .map_err(|e| pg_err(&e))?
         .get(0);
         Ok(got.then_some(OrderLock(client)))

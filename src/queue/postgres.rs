@@ -19,7 +19,7 @@ use crate::config::secret::Secret;
 
 /// Longest any database call may take, connecting included: a callback
 /// waits at most this before its 503 (the contract says within 5 s).
-const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 /// Connections per instance: workers and requests share them.
 const POOL_SIZE: usize = 8;
 /// Serializes migrations of instances starting together.
