@@ -11,11 +11,11 @@ mod pages;
 
 use std::time::Instant;
 
+use crate::proxy::RequestBody;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use serde::Serialize;
 
 use crate::queue::ops::{self, ActError, Action};
@@ -44,7 +44,7 @@ enum Caller {
 
 /// Answer a request for the console; None when the console is off (the
 /// admin listener answers 404 then, as before).
-pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Option<Answer> {
+pub(crate) async fn handle(shared: &Shared, req: Request<RequestBody>) -> Option<Answer> {
     let password = shared.config.load().admin.console_password?;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
@@ -325,7 +325,7 @@ fn logout(ctx: &Ctx<'_>) -> Answer {
 }
 
 /// `GET /login`: the form; `POST /login`: a session, or why not.
-async fn login(shared: &Shared, method: &Method, body: Incoming, password: &[u8; 32]) -> Answer {
+async fn login(shared: &Shared, method: &Method, body: RequestBody, password: &[u8; 32]) -> Answer {
     match *method {
         Method::GET | Method::HEAD => return page(StatusCode::OK, pages::login(None)),
         Method::POST => {}
@@ -390,7 +390,7 @@ fn caller(shared: &Shared, headers: &HeaderMap, password: &[u8; 32]) -> Caller {
 }
 
 /// A urlencoded form, bounded; None if it is too large.
-async fn read_form(body: Incoming) -> Option<Vec<(String, String)>> {
+async fn read_form(body: RequestBody) -> Option<Vec<(String, String)>> {
     let bytes = Limited::new(body, MAX_FORM_BYTES)
         .collect()
         .await

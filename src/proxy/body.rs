@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 use http::header;
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
+use super::received::RequestBody;
 use super::rejection::Rejection;
 use crate::budget::Held;
 use crate::config::Config;
@@ -19,7 +19,7 @@ pub(super) async fn read_body(
     max: u64,
     held: &mut Held,
     headers: &HeaderMap,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Bytes, Rejection> {
     let declared = declared_len(headers);
     if declared.is_some_and(|n| n > max) {
@@ -46,7 +46,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// time; nothing is kept), so the answer ends the stream cleanly. Answering
 /// with the upload still open makes hyper reset the stream, and clients
 /// (curl 7.88) then report a framing error instead of the 403.
-pub(super) async fn drain_h2(req: http::Request<Incoming>) {
+pub(super) async fn drain_h2(req: http::Request<RequestBody>) {
     if req.version() != http::Version::HTTP_2 || hyper::body::Body::is_end_stream(req.body()) {
         return;
     }
@@ -73,7 +73,11 @@ pub(super) fn declared_len(headers: &HeaderMap) -> Option<u64> {
 
 /// The body's frames, each held in the budget before it is kept. A body in
 /// one frame (the common case) is kept as it came, without a copy.
-async fn collect_held(mut body: Incoming, max: u64, held: &mut Held) -> Result<Bytes, Rejection> {
+async fn collect_held(
+    mut body: RequestBody,
+    max: u64,
+    held: &mut Held,
+) -> Result<Bytes, Rejection> {
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
     let mut len = 0u64;

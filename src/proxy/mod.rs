@@ -15,6 +15,7 @@ mod conn;
 mod handled;
 pub mod headers;
 mod passthrough;
+mod received;
 mod rejection;
 mod replay;
 mod site_body;
@@ -30,7 +31,6 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 
 use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
@@ -45,6 +45,7 @@ use answer::{text, Body};
 use body::read_body;
 pub(crate) use conn::{ConnInfo, Place};
 use handled::Handled;
+pub(crate) use received::{OpenBodies, RequestBody};
 pub(crate) use rejection::{Failure, Rejection};
 
 /// What a request is for, once admitted.
@@ -63,7 +64,7 @@ enum Target<'c> {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let config = shared.config.load_full();
@@ -124,7 +125,7 @@ struct Verified {
 
 impl Call<'_> {
     /// The phases, in order; the first that ends the request answers it.
-    async fn respond(&self, req: Request<Incoming>) -> Handled {
+    async fn respond(&self, req: Request<RequestBody>) -> Handled {
         match self.admit(&req) {
             Ok(Target::Route(route)) => self.callback(route, req).await,
             Ok(Target::Site(site)) => passthrough::serve(self, site, req).await,
@@ -140,7 +141,7 @@ impl Call<'_> {
 
     /// A callback's phases: precheck, read body, prepare headers, verify,
     /// replay claim, deliver.
-    async fn callback(&self, route: &Arc<Route>, req: Request<Incoming>) -> Handled {
+    async fn callback(&self, route: &Arc<Route>, req: Request<RequestBody>) -> Handled {
         let version = req.version();
         // Report-only routes run every check and collect what failed.
         let (pre, mut failed, req) = match self.precheck(route, req).await {
@@ -214,8 +215,8 @@ impl Call<'_> {
     async fn precheck(
         &self,
         route: &Arc<Route>,
-        req: Request<Incoming>,
-    ) -> Result<(verify::Prechecked, Vec<Refusal>, Request<Incoming>), Handled> {
+        req: Request<RequestBody>,
+    ) -> Result<(verify::Prechecked, Vec<Refusal>, Request<RequestBody>), Handled> {
         if !route.enforce {
             let (pre, failed) = verify::precheck_all(route, self.client, req.uri());
             return Ok((pre, failed, req));
@@ -304,7 +305,7 @@ impl Call<'_> {
     fn handshake_head(
         &self,
         route: &Arc<Route>,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         failed: &[Refusal],
     ) -> Option<Handled> {
         let (kind, token) = route.handshake.as_ref().filter(|(k, _)| k.before_body())?;
@@ -336,7 +337,7 @@ impl Call<'_> {
     fn keep_secret(
         &self,
         route: &Arc<Route>,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         failed: &[Refusal],
     ) -> Option<Handled> {
         let version = req.version();
@@ -367,7 +368,7 @@ impl Call<'_> {
 
     /// The http-01 key authorization, when this plain-HTTP GET asks for one
     /// being published.
-    fn acme_answer(&self, req: &Request<Incoming>) -> Option<String> {
+    fn acme_answer(&self, req: &Request<RequestBody>) -> Option<String> {
         if self.conn.proto != "http" || req.method() != Method::GET {
             return None;
         }
@@ -377,7 +378,7 @@ impl Call<'_> {
     /// Admission: what is decided from the request line and headers alone,
     /// in order: framing, damping, route (path and host), method; else the
     /// redirect to https, else the pass-through for the host.
-    fn admit<'c>(&self, req: &Request<Incoming>) -> Result<Target<'c>, Admitted<'c>>
+    fn admit<'c>(&self, req: &Request<RequestBody>) -> Result<Target<'c>, Admitted<'c>>
     where
         Self: 'c,
     {
@@ -640,7 +641,7 @@ type Admitted<'c> = (Option<&'c Arc<Route>>, Rejection);
 
 /// Admission for [`Call::admit`], as a free function so that the routes it
 /// returns borrow from the config snapshot, not from the call.
-fn admit_to<'c>(call: &Call<'c>, req: &Request<Incoming>) -> Result<Target<'c>, Admitted<'c>> {
+fn admit_to<'c>(call: &Call<'c>, req: &Request<RequestBody>) -> Result<Target<'c>, Admitted<'c>> {
     let (shared, config, conn, client) = (call.shared, call.config, call.conn, call.client);
     // An origin server may accept absolute-form (RFC 9112 §3.2.2), but no
     // provider sends it and it is a classic lever for request smuggling and
@@ -702,7 +703,7 @@ fn elsewhere<'c>(
     config: &'c Config,
     conn: &ConnInfo,
     host: Option<&str>,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
 ) -> Result<Target<'c>, Admitted<'c>> {
     if conn.proto == "http" && config.listen.http_redirect {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -727,7 +728,7 @@ fn elsewhere<'c>(
 
 /// Whether the Host (or h2's :authority) is a name or an address with an
 /// optional port, as RFC 9110 allows; a request may also carry none (HTTP/1.0).
-fn valid_host(req: &Request<Incoming>) -> bool {
+fn valid_host(req: &Request<RequestBody>) -> bool {
     let raw = match req.headers().get(header::HOST) {
         Some(h) => match h.to_str() {
             Ok(h) => h,
@@ -770,7 +771,7 @@ fn host_syntax_ok(raw: &str) -> bool {
 
 /// The host a request names (Host, or h2's :authority): lower case,
 /// without port or trailing dot.
-fn request_host(req: &Request<Incoming>) -> Option<Cow<'_, str>> {
+fn request_host(req: &Request<RequestBody>) -> Option<Cow<'_, str>> {
     let raw = match req.headers().get(header::HOST) {
         Some(h) => h.to_str().ok()?,
         None => req.uri().authority()?.as_str(),

@@ -16,7 +16,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
@@ -27,6 +27,7 @@ use super::body::declared_len;
 use super::conn::{ConnInfo, Place};
 use super::handled::Handled;
 use super::headers;
+use super::received::RequestBody;
 use super::rejection::Rejection;
 use super::site_body::SiteBody;
 use super::Call;
@@ -52,7 +53,7 @@ struct Upgrade {
 pub(super) async fn serve(
     call: &Call<'_>,
     site: &Arc<Passthrough>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
 ) -> Handled {
     let (shared, config, conn) = (call.shared, call.config, call.conn);
     let version = req.version();
@@ -111,7 +112,7 @@ pub(super) async fn serve(
 /// HTTP/1.1 request whose `Connection` names `upgrade`, for a listed
 /// protocol, and for a WebSocket with a well-formed key. Anything else is
 /// sent on as an ordinary request (Upgrade is hop-by-hop: it goes no further).
-fn allowed_upgrade(site: &Passthrough, req: &mut Request<Incoming>) -> Option<Upgrade> {
+fn allowed_upgrade(site: &Passthrough, req: &mut Request<RequestBody>) -> Option<Upgrade> {
     let h = req.headers();
     let asks = req.version() == Version::HTTP_11
         && h.get_all(header::CONNECTION)

@@ -11,16 +11,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Limited;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use super::received::RequestBody;
 use crate::config::MIN_BODY_RATE_GRACE;
 use crate::upstream::{BodyCut, BoxError};
 use crate::verify::form_scan::FormScan;
 
 /// The streamed body.
 pub(super) struct SiteBody {
-    inner: Limited<Incoming>,
+    inner: Limited<RequestBody>,
     scan: Option<FormScan>,
     rate: Option<Rate>,
     /// The scanner's last bytes, sent before the end.
@@ -37,7 +38,12 @@ struct Rate {
 }
 
 impl SiteBody {
-    pub(super) fn new(inner: Incoming, limit: u64, scan: Option<FormScan>, min_rate: u64) -> Self {
+    pub(super) fn new(
+        inner: RequestBody,
+        limit: u64,
+        scan: Option<FormScan>,
+        min_rate: u64,
+    ) -> Self {
         let rate = (min_rate > 0 && !inner.is_end_stream()).then(|| {
             let start = Instant::now();
             Rate {

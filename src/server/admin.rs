@@ -4,11 +4,11 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::proxy::RequestBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use crate::state::Shared;
 
@@ -32,7 +32,7 @@ async fn health(shared: &Shared) -> String {
 /// Answer one admin request.
 pub(super) async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/healthz") => (

@@ -2,12 +2,17 @@
 //! under a timeout, then HTTP/1.1 or h2 until it closes, goes silent, or
 //! callgate drains.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::server::conn::http2;
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::server::Acceptor;
@@ -17,10 +22,11 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::listeners::Kind;
+use super::parking::{self, Limits};
 use super::watchdog::{Activity, InFlightBody};
 use super::{admin, proxy_protocol};
 use crate::config::{Config, Gateway};
-use crate::proxy::{self, ConnInfo, Place};
+use crate::proxy::{self, ConnInfo, OpenBodies, Place, RequestBody};
 use crate::state::Shared;
 
 /// h2 streams one client may have open at once.
@@ -49,24 +55,31 @@ pub(super) async fn serve_connection(
     let Some(peer) = proxy_header(&config, kind, &mut tcp, peer).await else {
         return;
     };
+    // The task is as large as its largest phase, for as long as the
+    // connection lives: each branch but the most common one (HTTP/1.1 over
+    // TLS, which parks) is boxed, and so is the TLS stream.
     let result = match kind {
-        Kind::Admin => serve_admin(tcp, shared, &config.gateway, stop, peer).await,
+        Kind::Admin => {
+            let settings = Settings::of(&config.gateway);
+            drop(config);
+            Box::pin(serve_admin(tcp, shared, &settings, stop, peer)).await
+        }
         Kind::Http => {
             let https_port = shared.https_port.load(std::sync::atomic::Ordering::Relaxed);
             let info = ConnInfo::new(peer, "http", https_port, place);
-            let gateway = config.gateway.clone();
+            let settings = Settings::of(&config.gateway);
             drop(config);
-            serve_http(tcp, shared, info, &gateway, stop).await
+            Box::pin(serve_http(tcp, shared, info, &settings, stop)).await
         }
         Kind::Https => {
             let Some(stream) = handshake(shared, &config, tcp, peer).await else {
                 return;
             };
             // A reload swaps certificates for the connections that come after it.
-            let gateway = config.gateway.clone();
+            let settings = Settings::of(&config.gateway);
             drop(config);
             let info = ConnInfo::new(peer, "https", 0, place);
-            serve_https(stream, shared, info, &gateway, stop).await
+            serve_https(Box::new(stream), shared, info, &settings, stop).await
         }
     };
     if let Err(e) = result {
@@ -142,22 +155,7 @@ async fn handshake(
 macro_rules! serve {
     ($conn:expr, $io:expr, $gateway:expr, $stop:expr, $peer:expr, $handle:expr) => {{
         let activity = Activity::new();
-        let svc = {
-            let activity = activity.clone();
-            service_fn(move |req| {
-                let in_flight = activity.request();
-                let response = $handle(req);
-                // hyper's HTTP/1.1 dispatcher keeps room for this future
-                // in every connection for its whole life, idle or not:
-                // boxed, the room is a pointer, not the 7 KiB the work
-                // needs while a request runs (70 MiB per 10,000 idle
-                // connections), for one allocation per request.
-                Box::pin(async move {
-                    let response = response.await;
-                    response.map(|r| r.map(|body| InFlightBody::new(body, in_flight)))
-                })
-            })
-        };
+        let svc = service(&activity, None, $handle);
         // Boxed, as is the handshake: the connection's task then holds only
         // what each phase needs, not the largest of them all.
         let mut conn = Box::pin($conn(TokioIo::new($io), svc));
@@ -185,15 +183,15 @@ macro_rules! serve {
 async fn serve_admin(
     tcp: TcpStream,
     shared: &Arc<Shared>,
-    gateway: &Gateway,
+    settings: &Settings,
     stop: watch::Receiver<bool>,
     peer: SocketAddr,
 ) -> Result<(), BoxError> {
     let shared = shared.clone();
     let handle = move |req| admin::handle(shared.clone(), req);
-    let builder = auto_builder(gateway);
+    let builder = auto_builder(settings);
     let serve = |io, svc| builder.serve_connection(io, svc);
-    serve!(serve, tcp, gateway, stop, peer, handle)
+    serve!(serve, tcp, settings, stop, peer, handle)
 }
 
 /// Plain HTTP: HTTP/1.1 and h2 told apart by the first bytes.
@@ -201,24 +199,24 @@ async fn serve_http(
     tcp: TcpStream,
     shared: &Arc<Shared>,
     info: ConnInfo,
-    gateway: &Gateway,
+    settings: &Settings,
     stop: watch::Receiver<bool>,
 ) -> Result<(), BoxError> {
     let peer = info.peer();
     let shared = shared.clone();
     let handle = move |req| proxy::handle(shared.clone(), info.clone(), req);
     // With upgrades: the pass-through tunnels WebSockets.
-    let builder = auto_builder(gateway);
+    let builder = auto_builder(settings);
     let serve = |io, svc| builder.serve_connection_with_upgrades(io, svc);
-    serve!(serve, tcp, gateway, stop, peer, handle)
+    serve!(serve, tcp, settings, stop, peer, handle)
 }
 
 /// TLS: the protocol ALPN chose.
 async fn serve_https(
-    stream: TlsStream<TcpStream>,
+    stream: Box<TlsStream<TcpStream>>,
     shared: &Arc<Shared>,
     info: ConnInfo,
-    gateway: &Gateway,
+    settings: &Settings,
     stop: watch::Receiver<bool>,
 ) -> Result<(), BoxError> {
     let peer = info.peer();
@@ -232,17 +230,111 @@ async fn serve_https(
     // told the protocol: hyper's own builder it is, with upgrades for the
     // pass-through's WebSockets.)
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        let builder = h2_builder(gateway);
-        let serve = |io, svc| builder.serve_connection(io, svc);
-        serve!(serve, stream, gateway, stop, peer, handle)
+        Box::pin(serve_h2(stream, settings, stop, peer, handle)).await
     } else {
-        let builder = h1_builder(gateway);
-        let serve = |io, svc| builder.serve_connection(io, svc).with_upgrades();
-        serve!(serve, stream, gateway, stop, peer, handle)
+        let activity = Activity::new();
+        let bodies = Arc::new(OpenBodies::default());
+        let svc = service(&activity, Some(&bodies), handle);
+        let limits = Limits {
+            first: settings.header_read_timeout,
+            idle: settings.idle_timeout,
+        };
+        let builder = h1_builder(settings);
+        let h1 = parking::H1 {
+            builder: &builder,
+            activity: &activity,
+            bodies: &bodies,
+            limits,
+            stop,
+            peer,
+        };
+        parking::serve_h1(stream, svc, h1).await
     }
 }
 
+/// h2 over TLS.
+async fn serve_h2<H, F, B>(
+    stream: Box<TlsStream<TcpStream>>,
+    settings: &Settings,
+    stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+    handle: H,
+) -> Result<(), BoxError>
+where
+    H: Fn(Request<RequestBody>) -> F + Send + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let builder = h2_builder(settings);
+    let serve = |io, svc| builder.serve_connection(io, svc);
+    serve!(serve, stream, settings, stop, peer, handle)
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The `[gateway]` settings a connection serves by, copied out of the
+/// config: a connection that outlives a reload keeps the settings it
+/// started with, not the whole replaced config.
+#[derive(Clone, Copy)]
+struct Settings {
+    header_read_timeout: std::time::Duration,
+    idle_timeout: std::time::Duration,
+    max_header_bytes: usize,
+    max_headers: usize,
+}
+
+impl Settings {
+    fn of(gateway: &Gateway) -> Settings {
+        Settings {
+            header_read_timeout: gateway.header_read_timeout,
+            idle_timeout: gateway.idle_timeout,
+            max_header_bytes: gateway.max_header_bytes,
+            max_headers: gateway.max_headers,
+        }
+    }
+}
+
+/// What a request's handling returns, boxed (see [`service`]).
+type Handling<B> =
+    Pin<Box<dyn Future<Output = Result<Response<InFlightBody<B>>, Infallible>> + Send>>;
+
+/// The service hyper calls for each request of one connection: the request
+/// counts as in flight until its answer's last byte, and its body, when
+/// `bodies` is given, as open until read to its end.
+fn service<H, F, B>(
+    activity: &Arc<Activity>,
+    bodies: Option<&Arc<OpenBodies>>,
+    handle: H,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<InFlightBody<B>>,
+    Error = Infallible,
+    Future = Handling<B>,
+>
+where
+    H: Fn(Request<RequestBody>) -> F,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Unpin + 'static,
+{
+    let (activity, bodies) = (activity.clone(), bodies.cloned());
+    service_fn(move |req: Request<Incoming>| -> Handling<B> {
+        let in_flight = activity.request();
+        let req = match &bodies {
+            Some(bodies) => req.map(|body| RequestBody::counted(body, bodies)),
+            None => req.map(RequestBody::uncounted),
+        };
+        let response = handle(req);
+        // hyper's HTTP/1.1 dispatcher keeps room for this future in every
+        // connection for its whole life: boxed, the room is a pointer, not
+        // the 7 KiB the work needs while a request runs, for one
+        // allocation per request.
+        Box::pin(async move {
+            let response = response.await;
+            response.map(|r| r.map(|body| InFlightBody::new(body, in_flight)))
+        })
+    })
+}
 
 // One set of HTTP settings, applied to hyper's builders and to the auto
 // builder's views of them (distinct types with the same methods).
@@ -268,21 +360,21 @@ macro_rules! h2_settings {
 }
 
 /// HTTP/1.1 and h2 on a plain listener, told apart by the first bytes.
-fn auto_builder(gateway: &Gateway) -> auto::Builder<TokioExecutor> {
+fn auto_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    h1_settings!(builder.http1(), gateway);
-    h2_settings!(builder.http2(), gateway);
+    h1_settings!(builder.http1(), settings);
+    h2_settings!(builder.http2(), settings);
     builder
 }
 
-fn h1_builder(gateway: &Gateway) -> http1::Builder {
+fn h1_builder(settings: &Settings) -> http1::Builder {
     let mut builder = http1::Builder::new();
-    h1_settings!(builder, gateway);
+    h1_settings!(builder, settings);
     builder
 }
 
-fn h2_builder(gateway: &Gateway) -> http2::Builder<TokioExecutor> {
+fn h2_builder(settings: &Settings) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
-    h2_settings!(builder, gateway);
+    h2_settings!(builder, settings);
     builder
 }

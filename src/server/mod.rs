@@ -6,6 +6,7 @@
 mod admin;
 mod connection;
 mod listeners;
+mod parking;
 pub mod proxy_protocol;
 mod signals;
 mod threads;

@@ -5,7 +5,7 @@
 //! no request, not no bytes: h2 PINGs and SETTINGS keep nothing open.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,7 +22,17 @@ pub(super) struct Activity {
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
     served: AtomicUsize,
+    /// What the connection's IO did: [`READ_WAITING`], [`UNFLUSHED`],
+    /// [`HEAD_READ`].
+    io: AtomicU8,
 }
+
+/// The last read found nothing to read.
+const READ_WAITING: u8 = 1;
+/// Bytes were written and not yet flushed.
+const UNFLUSHED: u8 = 2;
+/// Bytes were read since the last request began: a head on its way.
+const HEAD_READ: u8 = 4;
 
 impl Activity {
     /// A fresh connection, active now.
@@ -32,6 +42,7 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             served: AtomicUsize::new(0),
+            io: AtomicU8::new(0),
         })
     }
 
@@ -40,16 +51,53 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    fn silent_for(&self) -> Duration {
+    /// How long since the last request ended (or the connection opened).
+    pub(super) fn silent_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.opened.elapsed().saturating_sub(last)
     }
 
     /// Mark a request as started; it counts as in flight until the guard drops.
     pub(super) fn request(self: &Arc<Self>) -> InFlight {
+        self.io.fetch_and(!HEAD_READ, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.served.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// The IO's last read found nothing.
+    pub(super) fn read_waiting(&self) {
+        self.io.fetch_or(READ_WAITING, Ordering::Relaxed);
+    }
+
+    /// The IO's last read returned (bytes: some of them).
+    pub(super) fn read_done(&self, bytes: bool) {
+        self.io.fetch_and(!READ_WAITING, Ordering::Relaxed);
+        if bytes {
+            self.io.fetch_or(HEAD_READ, Ordering::Relaxed);
+        }
+    }
+
+    /// The IO was handed bytes to write (`true`) or flushed them (`false`).
+    pub(super) fn unflushed(&self, unflushed: bool) {
+        if unflushed {
+            self.io.fetch_or(UNFLUSHED, Ordering::Relaxed);
+        } else {
+            self.io.fetch_and(!UNFLUSHED, Ordering::Relaxed);
+        }
+    }
+
+    /// At least one request served and none in flight, every byte written
+    /// out, nothing read since the last request began, and the last read
+    /// waiting for more: the HTTP/1.1 connection is between messages as far
+    /// as its IO and requests can tell (request bodies are told apart by
+    /// [`crate::proxy::OpenBodies`]). A head on its way stays with hyper,
+    /// whose `header_read_timeout` answers a slow one with 408; so does a
+    /// connection's first request.
+    pub(super) fn quiet(&self) -> bool {
+        self.served.load(Ordering::Relaxed) > 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.io.load(Ordering::Relaxed) == READ_WAITING
     }
 
     /// Resolves once the connection has had no request in flight for

@@ -127,7 +127,7 @@ impl Client {
         }
     }
 
-    async fn tls_connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+    pub async fn tls_connect(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
         let tcp = self.connect().await;
         let mut config = client_config(self.version, self.tls12_only, &self.extra_roots);
         if self.no_alpn {
