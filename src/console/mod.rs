@@ -11,13 +11,13 @@ mod pages;
 
 use std::time::Instant;
 
-use crate::proxy::RequestBody;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Serialize;
 
+use crate::proxy::RequestBody;
 use crate::queue::ops::{self, ActError, Action};
 use crate::queue::State;
 use crate::sessions::{csrf_matches, password_matches, Login, Refused};

@@ -4,12 +4,12 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use crate::proxy::RequestBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::proxy::RequestBody;
 use crate::state::Shared;
 
 /// `ok`, then the store's state when a route needs it. Serving is up

@@ -24,7 +24,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::listeners::Kind;
 use super::parking::{self, Limits};
 use super::watchdog::{Activity, InFlightBody};
-use super::{admin, proxy_protocol};
+use super::{admin, proxy_protocol, BoxError};
 use crate::config::{Config, Gateway};
 use crate::proxy::{self, ConnInfo, OpenBodies, Place, RequestBody};
 use crate::state::Shared;
@@ -153,7 +153,7 @@ async fn handshake(
 // (head read to last body byte written) for header_read_timeout before its
 // first request, idle_timeout after.
 macro_rules! serve {
-    ($conn:expr, $io:expr, $gateway:expr, $stop:expr, $peer:expr, $handle:expr) => {{
+    ($conn:expr, $io:expr, $settings:expr, $stop:expr, $peer:expr, $handle:expr) => {{
         let activity = Activity::new();
         let svc = service(&activity, None, $handle);
         // Boxed, as is the handshake: the connection's task then holds only
@@ -166,7 +166,7 @@ macro_rules! serve {
         };
         tokio::select! {
             result = conn.as_mut() => result.map_err(BoxError::from),
-            _ = activity.idle($gateway.header_read_timeout, $gateway.idle_timeout) => {
+            _ = activity.idle($settings.header_read_timeout, $settings.idle_timeout) => {
                 tracing::debug!(%peer, "closing a silent connection");
                 Ok(())
             }
@@ -271,8 +271,6 @@ where
     serve!(serve, stream, settings, stop, peer, handle)
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// The `[gateway]` settings a connection serves by, copied out of the
 /// config: a connection that outlives a reload keeps the settings it
 /// started with, not the whole replaced config.
@@ -339,23 +337,23 @@ where
 // One set of HTTP settings, applied to hyper's builders and to the auto
 // builder's views of them (distinct types with the same methods).
 macro_rules! h1_settings {
-    ($builder:expr, $gateway:expr) => {
+    ($builder:expr, $settings:expr) => {
         $builder
             .timer(TokioTimer::new())
             // hyper runs this timer while a keep-alive connection waits for its
             // next request too, so it also bounds idle HTTP/1.1 connections.
-            .header_read_timeout($gateway.header_read_timeout)
-            .max_buf_size($gateway.max_header_bytes)
-            .max_headers($gateway.max_headers)
+            .header_read_timeout($settings.header_read_timeout)
+            .max_buf_size($settings.max_header_bytes)
+            .max_headers($settings.max_headers)
             .keep_alive(true)
     };
 }
 macro_rules! h2_settings {
-    ($builder:expr, $gateway:expr) => {
+    ($builder:expr, $settings:expr) => {
         $builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
-            .max_header_list_size(u32::try_from($gateway.max_header_bytes).unwrap_or(u32::MAX))
+            .max_header_list_size(u32::try_from($settings.max_header_bytes).unwrap_or(u32::MAX))
     };
 }
 

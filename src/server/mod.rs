@@ -25,6 +25,9 @@ use listeners::{bind, inherited_listeners, Kind};
 use signals::{log_warnings, notify, start_queue, Signals};
 use threads::{serve_thread, Balance, Serving};
 
+/// How a connection ended badly: hyper's errors and the service's, boxed.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Load the config, take or bind the listeners, serve until SIGTERM/SIGINT,
 /// then drain. Connections are served by `threads` threads (default: one
 /// per core), each with its own single-threaded runtime accepting on the

@@ -32,19 +32,12 @@ use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 
 use super::watchdog::Activity;
+use super::BoxError;
 use crate::proxy::OpenBodies;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A socket that can wait for its next bytes without a buffer.
 pub(super) trait Readable {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
-}
-
-impl Readable for TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
-    }
 }
 
 impl Readable for TlsStream<TcpStream> {
