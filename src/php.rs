@@ -15,6 +15,15 @@ pub struct PhpName {
 /// How PHP (8.x, `php_register_variable_ex`) names a decoded parameter;
 /// None where PHP drops it (an empty name, or one starting with `[`).
 pub fn php_name(decoded: &str) -> Option<PhpName> {
+    // Most names hold none of the bytes PHP treats specially: they are their
+    // own name, with no char-by-char rebuild (every query parameter of every
+    // callback comes through here).
+    if !decoded
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'.' | b'[' | b'\0'))
+    {
+        return non_empty(decoded.to_owned(), false);
+    }
     let name = decoded.trim_start_matches(' ');
     // The C string ends at the first NUL.
     let name = name.split('\0').next().unwrap_or("");

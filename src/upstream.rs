@@ -357,7 +357,10 @@ async fn exchange(
             },
         }
     }
-    let mut sender = connect(upstream).await?;
+    // Boxed: a new connection is the rare case, and its future (DNS,
+    // connect, handshake) would otherwise size, and be copied with, every
+    // request's future.
+    let mut sender = Box::pin(connect(upstream)).await?;
     match sender.send_request(req).await {
         Ok(resp) => Ok(pooled(resp, pool, upstream, sender)),
         Err(e) => Err(failed(e)),

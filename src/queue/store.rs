@@ -22,7 +22,10 @@ pub(crate) enum Store {
 }
 
 /// Run `$call` on the backend: SQLite's blocking call off the async
-/// threads, PostgreSQL's directly.
+/// threads, PostgreSQL's directly. PostgreSQL's call is boxed: its future
+/// (pool checkout, TLS, statement) is ~2 KiB, and every request future
+/// that may touch the store (a callback's replay claim, its enqueue) would
+/// otherwise carry that size, and copy it, on every request.
 macro_rules! dispatch {
     ($self:ident, |$s:ident| $call:expr) => {
         match $self {
@@ -30,7 +33,7 @@ macro_rules! dispatch {
                 let $s = s.clone();
                 blocking(move || $call).await
             }
-            Store::Postgres($s) => $call.await,
+            Store::Postgres($s) => Box::pin($call).await,
         }
     };
 }
@@ -123,7 +126,7 @@ impl Store {
     pub(crate) async fn renew(&self, ids: Vec<i64>, now_ms: i64) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(_) => Ok(()),
-            Store::Postgres(p) => p.renew(&ids, now_ms).await,
+            Store::Postgres(p) => Box::pin(p.renew(&ids, now_ms)).await,
         }
     }
 
