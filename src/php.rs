@@ -24,6 +24,12 @@ pub fn php_name(decoded: &str) -> Option<PhpName> {
     {
         return non_empty(decoded.to_owned(), false);
     }
+    rebuilt(decoded)
+}
+
+/// PHP's naming, char by char: leading spaces skipped, cut at NUL, ` ` and
+/// `.` folded to `_`, and `[` read as an index or written as `_`.
+fn rebuilt(decoded: &str) -> Option<PhpName> {
     let name = decoded.trim_start_matches(' ');
     // The C string ends at the first NUL.
     let name = name.split('\0').next().unwrap_or("");
@@ -75,7 +81,18 @@ pub fn same_header(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The shortcut for plain names gives what the rebuild gives, for
+        /// names with and without the bytes PHP treats specially.
+        #[test]
+        fn the_shortcut_names_as_the_rebuild_does(name in "(\\PC|[ .\\[\\]\\x00]){0,12}") {
+            prop_assert_eq!(php_name(&name), rebuilt(&name));
+        }
+    }
 
     /// What PHP 8.2's parse_str() makes of each name (checked against
     /// `php -r 'parse_str(...)'`; tests/hostile.rs proves it on `php -S`).
