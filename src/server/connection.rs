@@ -341,7 +341,9 @@ macro_rules! h1_settings {
         $builder
             .timer(TokioTimer::new())
             // hyper runs this timer while a keep-alive connection waits for its
-            // next request too, so it also bounds idle HTTP/1.1 connections.
+            // next request too, so it also bounds the idle HTTP/1.1
+            // connections it keeps (the plain-HTTP listener's). Over TLS an
+            // idle one is parked first, and closes after idle_timeout.
             .header_read_timeout($settings.header_read_timeout)
             .max_buf_size($settings.max_header_bytes)
             .max_headers($settings.max_headers)
