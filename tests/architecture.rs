@@ -328,3 +328,42 @@ fn functions_stay_short_and_take_few_parameters() {
     let (pname, _, params) = all.iter().max_by_key(|(_, _, p)| *p).unwrap();
     println!("longest: {name} ({lines} lines); most parameters: {pname} ({params})");
 }
+
+/// THREATS.md names its attacking tests as `tests/FILE.rs::name` or
+/// `src/PATH.rs::name`: each must exist, as a function of that file, and
+/// every promise must name at least one.
+#[test]
+fn threats_names_only_tests_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let threats = std::fs::read_to_string(root.join("THREATS.md")).expect("THREATS.md");
+    let mut missing = Vec::new();
+    let mut named = 0;
+    let mut section = String::new();
+    let mut per_section: Vec<(String, usize)> = Vec::new();
+    for line in threats.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            section = title.to_string();
+            per_section.push((section.clone(), 0));
+            continue;
+        }
+        for cell in line.split('`').skip(1).step_by(2) {
+            let Some((file, name)) = cell.split_once("::") else { continue };
+            if !(file.starts_with("tests/") || file.starts_with("src/")) || !file.ends_with(".rs") {
+                continue;
+            }
+            named += 1;
+            if let Some(last) = per_section.last_mut() {
+                last.1 += 1;
+            }
+            let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let found = text.contains(&format!("fn {name}(")) || text.contains(&format!("fn {name}<"));
+            if !found {
+                missing.push(format!("{section}: {file}::{name}"));
+            }
+        }
+    }
+    assert!(named > 0, "THREATS.md names no test");
+    assert!(missing.is_empty(), "THREATS.md names tests that do not exist: {missing:#?}");
+    let empty: Vec<_> = per_section.iter().filter(|(_, n)| *n == 0).map(|(s, _)| s).collect();
+    assert!(empty.is_empty(), "promises with no attacking test: {empty:?}");
+}
