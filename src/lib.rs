@@ -18,6 +18,7 @@ mod console;
 pub mod crypto;
 mod damping;
 mod learned;
+mod lists;
 mod metrics;
 pub mod paths;
 pub mod php;

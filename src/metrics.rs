@@ -55,6 +55,17 @@ struct HostLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListLabel {
+    list: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListResult {
+    list: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -229,6 +240,9 @@ struct TlsMetrics {
     certificate_expiry: Family<HostLabel, Gauge>,
     acme_orders: Family<ResultLabel, Counter>,
     acme_last_error: Gauge,
+    /// Provider address lists: the age of each copy, refreshes by result.
+    ip_list_age: Family<ListLabel, Gauge>,
+    ip_list_refreshes: Family<ListResult, Counter>,
     /// The same expiries, readable (for the console's overview).
     expiries: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
 }
@@ -259,6 +273,18 @@ impl TlsMetrics {
                 "acme_last_error_timestamp_seconds",
                 "Unix time of the latest failed ACME order; 0 once an order succeeds",
                 Gauge::default(),
+            ),
+            ip_list_age: add(
+                r,
+                "ip_list_age_seconds",
+                "Age of each named address list's copy (allow_ips = [\"list:NAME\"]): seconds since it was fetched",
+                Family::default(),
+            ),
+            ip_list_refreshes: add(
+                r,
+                "ip_list_refreshes",
+                "Refreshes of each named address list by result (ok; failed: unreachable, refused, or an empty, absurd or unreadable list, which never replaces the copy)",
+                Family::default(),
             ),
             expiries: std::sync::Mutex::default(),
         }
@@ -482,6 +508,28 @@ impl Metrics {
     pub(crate) fn certificate_expiries(&self) -> Vec<(String, i64)> {
         let map = self.tls.expiries.lock().unwrap_or_else(|p| p.into_inner());
         map.iter().map(|(h, t)| (h.clone(), *t)).collect()
+    }
+
+    /// How old `list`'s copy is, in seconds.
+    pub(crate) fn ip_list_age(&self, list: &str, seconds: i64) {
+        self.tls
+            .ip_list_age
+            .get_or_create(&ListLabel {
+                list: list.to_owned(),
+            })
+            .set(seconds);
+    }
+
+    /// A refresh of `list` ended: its copy replaced (ok) or kept (failed).
+    pub(crate) fn ip_list_refresh(&self, list: &str, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.tls
+            .ip_list_refreshes
+            .get_or_create(&ListResult {
+                list: list.to_owned(),
+                result,
+            })
+            .inc();
     }
 
     /// An ACME order finished.

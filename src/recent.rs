@@ -141,6 +141,8 @@ pub(crate) struct CheckLine {
 pub(crate) struct Evidence<'a> {
     pub(crate) route: &'a Route,
     pub(crate) client: IpAddr,
+    /// What the named address lists hold now.
+    pub(crate) lists: &'a dyn crate::config::NamedLists,
     pub(crate) uri: &'a Uri,
     /// Headers, body (empty if not read), public URL, now.
     pub(crate) signable: Signable<'a>,
@@ -151,7 +153,7 @@ impl Detail {
     /// Run every check on the request, one at a time (as `callgate explain`
     /// does), and keep what the console may show of it.
     pub(crate) fn of(e: &Evidence<'_>) -> Detail {
-        let checks = explain(e.route, Some(e.client), e.uri, &e.signable)
+        let checks = explain(e.route, Some(e.client), e.lists, e.uri, &e.signable)
             .into_iter()
             .map(|(check, verdict)| match verdict {
                 // Checks of the body say nothing when it was never read.

@@ -14,6 +14,7 @@ use crate::acme::manager::Manager;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::damping::Damper;
+use crate::lists::{Lists, Refresher};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, Store, StoreError, Worker};
 use crate::recent::Recent;
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) sessions: crate::sessions::Sessions,
     /// When the config was last loaded and, if it was refused, why.
     pub(crate) last_reload: std::sync::Mutex<Reloaded>,
+    /// What each named address list (`"list:NAME"`) holds now; kept across reloads.
+    pub(crate) ip_lists: Arc<Lists>,
 }
 
 /// The last (re)load of the config, for the console's overview.
@@ -74,7 +77,10 @@ impl Shared {
     pub(crate) fn new(config: Config) -> Shared {
         let metrics = Metrics::new();
         certificate_metrics(&metrics, &config);
+        let ip_lists = Arc::new(Lists::default());
+        ip_lists.install(&[], &config);
         Shared {
+            ip_lists,
             recent: ArcSwapOption::new(recent_for(&config, None)),
             sessions: crate::sessions::Sessions::default(),
             last_reload: std::sync::Mutex::new(Reloaded {
@@ -121,6 +127,16 @@ impl Shared {
         }
     }
 
+    /// The narrow handle the address lists' refresh task gets.
+    pub(crate) fn list_refresher(&self) -> Refresher {
+        Refresher {
+            config: self.config.clone(),
+            lists: self.ip_lists.clone(),
+            metrics: self.metrics.clone(),
+            stopping: self.stopping.clone(),
+        }
+    }
+
     /// The narrow handle the certificate manager gets.
     pub(crate) fn acme_manager(&self) -> Manager {
         Manager {
@@ -148,6 +164,7 @@ impl Shared {
             self.budget.store(budget_for(&config));
         }
         certificate_metrics(&self.metrics, &config);
+        self.ip_lists.install(&self.config.load().ip_lists, &config);
         self.recent
             .store(recent_for(&config, self.recent.load_full()));
         self.config.store(Arc::new(config));

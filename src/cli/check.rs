@@ -30,10 +30,42 @@ pub(super) fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
             Err(e) => anyhow::bail!("{what}: {e}"),
         }
     }
+    print!("{}", ip_lists(&config));
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
     Ok(())
+}
+
+/// Each named address list: its source, and the stored copy's age and size
+/// (or why routes naming it refuse until it has one).
+fn ip_lists(c: &Config) -> String {
+    let mut out = String::new();
+    let now = crate::lists::unix_now();
+    for (l, copy) in crate::lists::OnDisk::read(c).0 {
+        let origin = if l.builtin { "built in" } else { "[[ip_list]]" };
+        let ca = l
+            .ca_path
+            .as_ref()
+            .map_or(String::new(), |p| format!(", ca {}", p.display()));
+        let _ = writeln!(
+            out,
+            "list:{} ({origin}) {} as {}, refreshed every {}{ca}",
+            l.name,
+            l.url,
+            l.format.describe(),
+            humantime::format_duration(l.refresh)
+        );
+        if let Some(docs) = &l.docs {
+            let _ = writeln!(out, "  published as documented at {docs}");
+        }
+        let _ = match copy {
+            Ok(Some(copy)) => writeln!(out, "  stored copy: {} ranges, fetched {} ago", copy.nets.len(), humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(copy.fetched_at).max(0) as u64))),
+            Ok(None) => writeln!(out, "  no copy yet: routes naming it refuse callers outside their written addresses until it is fetched"),
+            Err(e) => writeln!(out, "  stored copy not used ({e}): routes naming it refuse callers outside their written addresses until it is fetched"),
+        };
+    }
+    out
 }
 
 // `writeln!` into a String cannot fail; the results are ignored below.
@@ -217,7 +249,9 @@ fn checks(out: &mut String, r: &Route) {
     let from = |yes: bool| if yes { " (from preset)" } else { "" };
     let _ = match &r.allow_ips {
         Some(ip) => {
-            let nets: Vec<String> = ip.nets.iter().map(|n| n.to_string()).collect();
+            let nets: Vec<String> = (ip.nets.iter().map(|n| n.to_string()))
+                .chain(ip.lists.iter().map(|l| format!("list:{l}")))
+                .collect();
             writeln!(
                 out,
                 "  ip      allow {}{}",

@@ -64,7 +64,9 @@ pub(super) fn explain(
         body.len()
     );
     let redacted = uri.query().is_some_and(|q| q.contains("REDACTED"));
-    if report(run(r, from, &uri, &req), redacted) {
+    // Named address lists as stored by the gateway (nothing is fetched here).
+    let lists = crate::lists::OnDisk::read(&config);
+    if report(run(r, from, &lists, &uri, &req), redacted) {
         bail!("the gateway would refuse this request (403)");
     }
     println!("the gateway would accept this request");

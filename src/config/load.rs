@@ -90,6 +90,8 @@ pub(super) struct Loader<'a> {
     deferred: RefCell<Vec<ConfigError>>,
     /// The config's own `[[preset]]`s, ahead of the built-in ones.
     presets: RefCell<Vec<Preset>>,
+    /// The address lists `allow_ips` may name (`"list:NAME"`).
+    ip_list_names: RefCell<Vec<String>>,
 }
 
 impl<'a> Loader<'a> {
@@ -101,6 +103,7 @@ impl<'a> Loader<'a> {
             offline,
             deferred: RefCell::new(Vec::new()),
             presets: RefCell::new(Vec::new()),
+            ip_list_names: RefCell::new(Vec::new()),
         }
     }
 
@@ -130,6 +133,11 @@ impl<'a> Loader<'a> {
         ConfigError::new(self.path.to_owned(), at, message.into())
     }
 
+    /// The names `allow_ips` may give as `"list:NAME"`.
+    pub(super) fn ip_list_names(&self) -> Vec<String> {
+        self.ip_list_names.borrow().clone()
+    }
+
     pub(super) fn warn(&self, text: String) {
         self.warnings.borrow_mut().push(text);
     }
@@ -152,6 +160,14 @@ impl<'a> Loader<'a> {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
 
+        // Lists are kept in the state directory, whichever store the queue uses.
+        let ip_lists_dir = Path::new(
+            raw.queue
+                .as_ref()
+                .and_then(|q| q.dir.as_deref())
+                .unwrap_or(super::DEFAULT_QUEUE_DIR),
+        )
+        .join("ip-lists");
         let queue = self.queue(raw.queue, true)?;
         let tls = self.tls(raw.tls, &listen, &queue)?;
         if listen.https.is_some() && tls.is_none() {
@@ -167,7 +183,10 @@ impl<'a> Loader<'a> {
         }
 
         self.define_presets(raw.presets)?;
+        let ip_lists = self.ip_lists(raw.ip_lists)?;
+        *self.ip_list_names.borrow_mut() = ip_lists.iter().map(|l| l.name.clone()).collect();
         let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
+        let ip_lists = self.named_lists(ip_lists, &routes);
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
         // Folded once here, as PHP reads names (redaction per request
         // compares folded names).
@@ -198,6 +217,8 @@ impl<'a> Loader<'a> {
             redact_params,
             queue,
             routes,
+            ip_lists,
+            ip_lists_dir,
             warnings: self.warnings.take(),
         })
     }

@@ -8,6 +8,7 @@ mod admin;
 mod certificates;
 pub mod defaults;
 mod gateway;
+pub(crate) mod ip_list;
 mod load;
 mod passthrough;
 pub(crate) mod pg_url;
@@ -32,6 +33,9 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::{Algorithm, Encoding, Key};
 pub(crate) use defaults::*;
+#[cfg(test)]
+pub(crate) use ip_list::NoLists;
+pub(crate) use ip_list::{NamedLists, NotAdmitted};
 use presets::{Payload, Preset};
 pub(crate) use raw::Delivery;
 
@@ -55,6 +59,11 @@ pub struct Config {
     pub(crate) queue: QueueBackend,
     /// `[admin]`: the console.
     pub(crate) admin: Admin,
+    /// The address lists the routes name (`"list:NAME"`), built-in or `[[ip_list]]`.
+    pub(crate) ip_lists: Vec<ip_list::IpList>,
+    /// Where the last good copy of each list is kept: `ip-lists/` in the
+    /// state directory (`[queue] dir`, default /var/lib/callgate).
+    pub(crate) ip_lists_dir: PathBuf,
 }
 
 /// `[admin]`: the operator's console on the admin listener (off unless a
@@ -77,6 +86,9 @@ impl Config {
         }
         if let Some(acme) = self.tls.as_ref().and_then(|t| t.acme.as_ref()) {
             dirs.push(("tls.acme state", acme.state.clone()));
+        }
+        if !self.ip_lists.is_empty() {
+            dirs.push(("ip lists", self.ip_lists_dir.clone()));
         }
         dirs
     }
@@ -470,10 +482,14 @@ pub(crate) struct Retry {
     pub(crate) max_age: Duration,
 }
 
-/// The source-address allowlist.
+/// The source-address allowlist: addresses and CIDRs written in the config,
+/// and named lists (`"list:github"`) whose ranges are runtime state, looked
+/// up through a [`NamedLists`] at each request.
 #[derive(Debug)]
 pub(crate) struct IpCheck {
     pub(crate) nets: Vec<IpNet>,
+    /// Names of `[[ip_list]]`s or built-in lists, in the order written.
+    pub(crate) lists: Vec<String>,
     pub(crate) from_preset: bool,
 }
 

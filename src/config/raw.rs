@@ -42,13 +42,38 @@ parsed_string!(
     /// A CIDR or a bare address (a /32 or /128).
     Cidr,
     IpNet,
-    |s| {
-        let s = s.trim();
-        s.parse::<IpNet>()
-            .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-            .map_err(|_| format!("invalid address or CIDR {s:?}: write 84.22.114.141, 84.22.114.0/24 or 2001:db8::/32"))
-    }
+    parse_cidr
 );
+
+/// A CIDR or a bare address; the error says what to write.
+pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("invalid address or CIDR {s:?}: write 84.22.114.141, 84.22.114.0/24 or 2001:db8::/32"))
+}
+
+/// One `allow_ips` entry: an address or CIDR, or `"list:NAME"` (a provider's
+/// published list, kept current at run time).
+#[derive(Debug, Clone)]
+pub(crate) enum AllowEntry {
+    Net(IpNet),
+    List(String),
+}
+
+impl<'de> Deserialize<'de> for AllowEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.trim().strip_prefix("list:") {
+            Some(name) => Ok(AllowEntry::List(name.to_owned())),
+            None => parse_cidr(&s).map(AllowEntry::Net).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{e}, or \"list:github\" for a provider's published list"
+                ))
+            }),
+        }
+    }
+}
 
 parsed_string!(
     /// `"500ms"`, `"10s"`, `"2m"`.
@@ -159,6 +184,21 @@ pub(crate) struct RawConfig {
     /// Providers the operator describes (or built-in ones overridden).
     #[serde(default, rename = "preset")]
     pub(crate) presets: Vec<Spanned<PresetFile>>,
+    /// Address lists a provider publishes (`allow_ips = ["list:NAME"]`).
+    #[serde(default, rename = "ip_list")]
+    pub(crate) ip_lists: Vec<Spanned<RawIpList>>,
+}
+
+/// `[[ip_list]]`: name, url, format ("json" with path, or "lines"), ca, refresh.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpList {
+    pub(crate) name: Spanned<String>,
+    pub(crate) url: Spanned<String>,
+    pub(crate) format: Spanned<String>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) ca: Option<Spanned<String>>,
+    pub(crate) refresh: Option<Spanned<Dur>>,
 }
 
 /// `[admin]`: the operator's console on the admin listener.
@@ -327,7 +367,7 @@ pub(crate) struct RawRoute {
     pub(crate) path: Spanned<String>,
     pub(crate) upstream: Spanned<String>,
     pub(crate) preset: Option<Spanned<String>>,
-    pub(crate) allow_ips: Option<Vec<Cidr>>,
+    pub(crate) allow_ips: Option<Vec<AllowEntry>>,
     pub(crate) token: Option<Spanned<RawToken>>,
     pub(crate) hmac: Option<Spanned<RawHmac>>,
     pub(crate) methods: Option<Spanned<Vec<MethodValue>>>,

@@ -154,16 +154,31 @@ impl Loader<'_> {
     fn allow_ips(
         &self,
         at: &At<'_>,
-        raw: Option<Vec<raw::Cidr>>,
+        raw: Option<Vec<raw::AllowEntry>>,
     ) -> Result<Option<IpCheck>, ConfigError> {
         Ok(match raw {
             Some(list) if list.is_empty() => {
                 return Err(self.error(Some(at.span.clone()), format!("{}.allow_ips is empty, which would refuse every caller: list the provider's addresses, or remove the key", at.label)))
             }
-            Some(list) => Some(IpCheck {
-                nets: list.into_iter().map(|c| c.0).collect(),
-                from_preset: false,
-            }),
+            Some(list) => {
+                let (mut nets, mut lists) = (Vec::new(), Vec::new());
+                for entry in list {
+                    match entry {
+                        raw::AllowEntry::Net(n) => nets.push(n),
+                        raw::AllowEntry::List(name) => {
+                            self.known_list(at, &name)?;
+                            if !lists.contains(&name) {
+                                lists.push(name);
+                            }
+                        }
+                    }
+                }
+                Some(IpCheck {
+                    nets,
+                    lists,
+                    from_preset: false,
+                })
+            }
             None => match at.preset {
                 Some(d) if !d.allow_ips.is_empty() => Some(IpCheck {
                     nets: d
@@ -171,11 +186,21 @@ impl Loader<'_> {
                         .iter()
                         .map(|s| s.parse().expect("preset CIDRs are valid"))
                         .collect(),
+                    lists: Vec::new(),
                     from_preset: true,
                 }),
                 _ => None,
             },
         })
+    }
+
+    /// `list:NAME` names a built-in list or an `[[ip_list]]`.
+    fn known_list(&self, at: &At<'_>, name: &str) -> Result<(), ConfigError> {
+        let known = self.ip_list_names();
+        if known.iter().any(|k| k == name) {
+            return Ok(());
+        }
+        Err(self.error(Some(at.span.clone()), format!("{}.allow_ips names \"list:{name}\", which is no list: built in are {}; define another as [[ip_list]] name = {name:?}, url = \"https://…\", format = \"json\" or \"lines\"", at.label, known.join(", "))))
     }
 
     fn token(

@@ -218,10 +218,11 @@ impl Call<'_> {
         req: Request<RequestBody>,
     ) -> Result<(verify::Prechecked, Vec<Refusal>, Request<RequestBody>), Handled> {
         if !route.enforce {
-            let (pre, failed) = verify::precheck_all(route, self.client, req.uri());
+            let (pre, failed) =
+                verify::precheck_all(route, self.client, req.uri(), &*self.shared.ip_lists);
             return Ok((pre, failed, req));
         }
-        match verify::precheck(route, self.client, req.uri()) {
+        match verify::precheck(route, self.client, req.uri(), &*self.shared.ip_lists) {
             Ok(pre) => Ok((pre, Vec::new(), req)),
             Err(refusal) => {
                 let unread = Signable {
@@ -292,6 +293,7 @@ impl Call<'_> {
         Some(Box::new(Detail::of(&Evidence {
             route,
             client: self.client,
+            lists: &*self.shared.ip_lists,
             uri,
             signable,
             body_read,
@@ -675,7 +677,7 @@ fn admit_to<'c>(call: &Call<'c>, req: &Request<RequestBody>) -> Result<Target<'c
     // allow_ips it passes: a provider is never cut off from its own route.
     let exempt = route
         .and_then(|r| r.allow_ips.as_ref())
-        .is_some_and(|a| client_ip::is_in(client, &a.nets));
+        .is_some_and(|a| a.admits(client, &*shared.ip_lists).is_ok());
     if let Some(left) = shared
         .damper
         .load()

@@ -93,7 +93,7 @@ impl Rejection {
             Rejection::Damped { .. } => Reason::Damped,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::Protected(_) => Reason::Protected,
-            Rejection::Verify(Refusal::Ip(_)) => Reason::Ip,
+            Rejection::Verify(Refusal::Ip(_) | Refusal::NoList(_)) => Reason::Ip,
             Rejection::Verify(Refusal::Token(_)) => Reason::Token,
             Rejection::Verify(Refusal::Hmac(_)) => Reason::Hmac,
             Rejection::Verify(Refusal::Param(_)) => Reason::Param,

@@ -43,7 +43,11 @@ pub(super) async fn handle(
         (&Method::GET | &Method::HEAD, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            shared.metrics.render(),
+            {
+                // Ages grow by the second: set when scraped.
+                shared.ip_lists.export(&shared.metrics);
+                shared.metrics.render()
+            },
         ),
         (_, "/healthz" | "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,

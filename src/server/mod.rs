@@ -60,6 +60,7 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     drop(listeners);
     start_queue(&shared);
     crate::acme::manager::reconcile(&shared.acme_manager());
+    crate::lists::spawn(shared.list_refresher());
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 
     signals.serve_until_stop(&shared, config_path).await;

@@ -73,6 +73,8 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
             tracing::error!("reload refused, the previous config keeps serving: {e}");
         }
     }
+    // SIGHUP also fetches every address list again, reload or not.
+    shared.ip_lists.refresh_now();
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 }
 

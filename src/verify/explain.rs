@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use http::Uri;
 
 use super::signature::{self, Signable, SignatureError};
-use super::{check_body_params, check_payload, check_query_params, check_token, client_ip};
-use crate::config::Route;
+use super::{check_body_params, check_payload, check_query_params, check_token};
+use crate::config::{NamedLists, NotAdmitted, Route};
 use crate::crypto::Encoding;
 
 /// One check's verdict.
@@ -23,9 +23,12 @@ pub(crate) enum Verdict {
 }
 
 /// The checks in the gateway's order, each with its verdict.
+/// `lists`: what the named address lists hold (the gateway's copies, or
+/// those stored in the state directory).
 pub(crate) fn explain(
     route: &Route,
     from: Option<IpAddr>,
+    lists: &dyn NamedLists,
     uri: &Uri,
     req: &Signable<'_>,
 ) -> Vec<(&'static str, Verdict)> {
@@ -33,10 +36,13 @@ pub(crate) fn explain(
     let ip = match (&route.allow_ips, from) {
         (None, _) => Verdict::NotConfigured,
         (Some(_), None) => Verdict::Unknown("give --from ADDRESS to check allow_ips".into()),
-        (Some(a), Some(ip)) if client_ip::is_in(ip, &a.nets) => {
-            Verdict::Pass(format!("{ip} is in allow_ips"))
-        }
-        (Some(_), Some(ip)) => Verdict::Fail(format!("{ip} is not in allow_ips")),
+        (Some(a), Some(ip)) => match a.admits(ip, lists) {
+            Ok(()) => Verdict::Pass(format!("{ip} is in allow_ips")),
+            Err(NotAdmitted::Outside) => Verdict::Fail(format!("{ip} is not in allow_ips")),
+            Err(NotAdmitted::NoCopy(name)) => Verdict::Fail(format!(
+                "{ip} is not in allow_ips' addresses, and list:{name} has no copy yet"
+            )),
+        },
     };
     let token = match &route.token {
         None => Verdict::NotConfigured,
@@ -153,7 +159,13 @@ mod tests {
             now: 0,
         };
         let uri: Uri = "/cb?token=new-0123456789abcdef".parse().unwrap();
-        let found = explain(&r, Some("10.1.2.3".parse().unwrap()), &uri, &req);
+        let found = explain(
+            &r,
+            Some("10.1.2.3".parse().unwrap()),
+            &crate::config::NoLists,
+            &uri,
+            &req,
+        );
         let text = format!("{found:?}");
         assert!(text.contains("matches secret #1"), "{text}");
         assert!(text.contains("key #1 matches (sha256 hex)"), "{text}");
@@ -164,6 +176,7 @@ mod tests {
         let found = explain(
             &r,
             Some("192.0.2.1".parse().unwrap()),
+            &crate::config::NoLists,
             &"/cb?token=x".parse().unwrap(),
             &Signable {
                 body: b"{ }",

@@ -25,7 +25,7 @@ use http::{HeaderMap, Uri};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::presets::Payload;
-use crate::config::{token_digest, Route, TokenCheck};
+use crate::config::{token_digest, NamedLists, NotAdmitted, Route, TokenCheck};
 use crate::php::php_name;
 use query::Lookup;
 pub(crate) use signature::Signable;
@@ -96,6 +96,9 @@ pub(crate) enum TokenFailure {
 pub(crate) enum Refusal {
     /// The client address is not in allow_ips.
     Ip(IpAddr),
+    /// The client address is in none of allow_ips' addresses, and this
+    /// named list has no copy yet (never fetched, nothing stored).
+    NoList(String),
     /// The URL token is missing, repeated or wrong.
     Token(TokenFailure),
     /// The body signature is missing, malformed or wrong.
@@ -110,6 +113,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Ip(ip) => write!(f, "ip: {ip} is not in allow_ips"),
+            Refusal::NoList(name) => write!(f, "ip: list:{name} has no copy yet (not fetched, none stored): the route refuses until it has one"),
             Refusal::Token(TokenFailure::Missing) => f.write_str("token: missing"),
             Refusal::Token(TokenFailure::Repeated) => {
                 f.write_str("token: parameter sent more than once")
@@ -124,8 +128,14 @@ impl fmt::Display for Refusal {
 
 /// The checks that need no body (source address, URL token): run before the
 /// body is read, so a stranger cannot make callgate buffer an upload.
-pub(crate) fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Prechecked, Refusal> {
-    let (pre, mut failed) = precheck_all(route, client, uri);
+/// `lists`: what the named address lists hold now.
+pub(crate) fn precheck(
+    route: &Route,
+    client: IpAddr,
+    uri: &Uri,
+    lists: &dyn NamedLists,
+) -> Result<Prechecked, Refusal> {
+    let (pre, mut failed) = precheck_all(route, client, uri, lists);
     match failed.is_empty() {
         true => Ok(pre),
         false => Err(failed.remove(0)),
@@ -134,13 +144,19 @@ pub(crate) fn precheck(route: &Route, client: IpAddr, uri: &Uri) -> Result<Prech
 
 /// Every body-less check, each failure collected (report-only routes):
 /// what passed, and why the others failed, in the order ip, token, params.
-pub(crate) fn precheck_all(route: &Route, client: IpAddr, uri: &Uri) -> (Prechecked, Vec<Refusal>) {
+pub(crate) fn precheck_all(
+    route: &Route,
+    client: IpAddr,
+    uri: &Uri,
+    lists: &dyn NamedLists,
+) -> (Prechecked, Vec<Refusal>) {
     let mut passed = Passed::default();
     let mut failed = Vec::new();
     if let Some(allow) = &route.allow_ips {
-        match client_ip::is_in(client, &allow.nets) {
-            true => passed.ip = true,
-            false => failed.push(Refusal::Ip(client_ip::canonical(client))),
+        match allow.admits(client, lists) {
+            Ok(()) => passed.ip = true,
+            Err(NotAdmitted::Outside) => failed.push(Refusal::Ip(client_ip::canonical(client))),
+            Err(NotAdmitted::NoCopy(name)) => failed.push(Refusal::NoList(name)),
         }
     }
     let query = uri.query().unwrap_or("");
@@ -229,7 +245,11 @@ pub(crate) fn check(
         url: None,
         now: 0,
     };
-    finish(route, precheck(route, client, uri)?, &req)
+    finish(
+        route,
+        precheck(route, client, uri, &crate::config::NoLists)?,
+        &req,
+    )
 }
 
 /// The index of the secret the query's token matches. Every secret is

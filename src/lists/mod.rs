@@ -1,0 +1,244 @@
+//! Provider address lists at run time: what each named list
+//! (`allow_ips = ["list:github"]`) holds now, where that copy came from,
+//! and the background refresh that keeps it current. The last good copy
+//! is kept on disk (`stored.rs`) and used at start and whenever a refresh
+//! fails; a refresh that fails, is empty or absurd never replaces it.
+
+mod fetch;
+pub(crate) mod parse;
+pub(crate) mod stored;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rand::RngExt;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ip_list::IpList;
+use crate::config::{Config, NamedLists};
+use crate::metrics::Metrics;
+pub(crate) use stored::Copy;
+
+/// Every named list's current copy, by name. Requests read it; the
+/// refresher and reloads replace entries whole.
+#[derive(Default)]
+pub(crate) struct Lists {
+    held: ArcSwap<HashMap<String, Arc<Copy>>>,
+    /// Wakes the refresher (SIGHUP): every list is fetched again now.
+    wake: Notify,
+}
+
+impl NamedLists for Lists {
+    fn contains(&self, list: &str, ip: IpAddr) -> Option<bool> {
+        let held = self.held.load();
+        let copy = held.get(list)?;
+        Some(copy.nets.iter().any(|n| n.contains(&ip)))
+    }
+}
+
+impl Lists {
+    /// The lists `config` names, each with the copy it had (when its
+    /// source is the same as in `before`), else the stored one (a stored
+    /// copy not callgate's own is refused, and said).
+    pub(crate) fn install(&self, before: &[IpList], config: &Config) {
+        let old = self.held.load_full();
+        let mut held = HashMap::new();
+        for list in &config.ip_lists {
+            let kept = before
+                .iter()
+                .any(|b| b.same_source(list))
+                .then(|| old.get(&list.name).cloned())
+                .flatten();
+            match kept.or_else(|| from_disk(&config.ip_lists_dir, list)) {
+                Some(copy) => held.insert(list.name.clone(), copy),
+                None => {
+                    tracing::warn!(list = %list.name, "list:{} has no copy yet: routes naming it refuse every caller outside their written addresses until it is fetched from {}", list.name, list.url);
+                    None
+                }
+            };
+        }
+        self.held.store(Arc::new(held));
+    }
+
+    /// The copy `list` holds now.
+    pub(crate) fn copy(&self, list: &str) -> Option<Arc<Copy>> {
+        self.held.load().get(list).cloned()
+    }
+
+    /// Fetch every list again now (SIGHUP).
+    pub(crate) fn refresh_now(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Each list's age, for `/metrics`.
+    pub(crate) fn export(&self, metrics: &Metrics) {
+        let now = unix_now();
+        for (name, copy) in self.held.load().iter() {
+            metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at));
+        }
+    }
+
+    fn put(&self, name: &str, copy: Copy) {
+        let mut held = HashMap::clone(&self.held.load());
+        held.insert(name.to_owned(), Arc::new(copy));
+        self.held.store(Arc::new(held));
+    }
+}
+
+/// A stored copy, or None (absent, or refused: logged).
+fn from_disk(dir: &Path, list: &IpList) -> Option<Arc<Copy>> {
+    match stored::load(dir, list) {
+        Ok(Some(copy)) => {
+            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = unix_now() - copy.fetched_at, "list:{} uses its stored copy", list.name);
+            Some(Arc::new(copy))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(list = %list.name, "list:{}: the stored copy is not used: {e}", list.name);
+            None
+        }
+    }
+}
+
+/// Each list's stored copy, as `check` and `explain` see it (nothing is
+/// fetched): the copy, or why there is none to use.
+pub(crate) struct OnDisk(pub(crate) Vec<(IpList, Result<Option<Copy>, String>)>);
+
+impl OnDisk {
+    pub(crate) fn read(config: &Config) -> OnDisk {
+        OnDisk(
+            config
+                .ip_lists
+                .iter()
+                .map(|l| {
+                    let copy = stored::load(&config.ip_lists_dir, l).map_err(|e| e.to_string());
+                    (l.clone(), copy)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl NamedLists for OnDisk {
+    fn contains(&self, list: &str, ip: IpAddr) -> Option<bool> {
+        let (_, copy) = self.0.iter().find(|(l, _)| l.name == list)?;
+        let copy = copy.as_ref().ok()?.as_ref()?;
+        Some(copy.nets.iter().any(|n| n.contains(&ip)))
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The narrow handle the refresh task gets.
+pub(crate) struct Refresher {
+    pub(crate) config: Arc<ArcSwap<Config>>,
+    pub(crate) lists: Arc<Lists>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stopping: CancellationToken,
+}
+
+/// Start the refresh task, once at start: reloads reach it through the
+/// config it reads and [`Lists::refresh_now`].
+pub(crate) fn spawn(r: Refresher) {
+    tokio::spawn(r.run());
+}
+
+impl Refresher {
+    async fn run(self) {
+        // When each list is next due; absent: due now, or when its stored copy ages out.
+        let mut due: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let config = self.config.load_full();
+            let now = Instant::now();
+            for list in &config.ip_lists {
+                let at = *due
+                    .entry(list.name.clone())
+                    .or_insert_with(|| self.first_due(list, now));
+                if at <= now {
+                    self.refresh(&config.ip_lists_dir, list).await;
+                    due.insert(list.name.clone(), Instant::now() + jittered(list.refresh));
+                }
+            }
+            due.retain(|name, _| config.ip_lists.iter().any(|l| &l.name == name));
+            let next = due.values().min().copied();
+            let sleep = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = self.stopping.cancelled() => return,
+                // SIGHUP: every list is due now.
+                _ = self.lists.wake.notified() => due.values_mut().for_each(|at| *at = Instant::now()),
+                _ = tokio::time::sleep_until(sleep) => {}
+            }
+        }
+    }
+
+    /// Due now without a copy; else when the copy is `refresh` old.
+    fn first_due(&self, list: &IpList, now: Instant) -> Instant {
+        let Some(copy) = self.lists.copy(&list.name) else {
+            return now;
+        };
+        let age = Duration::from_secs(unix_now().saturating_sub(copy.fetched_at).max(0) as u64);
+        now + list.refresh.saturating_sub(age)
+    }
+
+    /// Fetch, check, keep: a usable answer replaces the copy (memory and
+    /// disk); anything else is logged and counted, and the copy stays.
+    async fn refresh(&self, dir: &Path, list: &IpList) {
+        let result = match fetch::fetch(list).await {
+            Ok(doc) => parse::ranges(&list.format, &doc).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let nets = match result {
+            Ok(nets) => nets,
+            Err(why) => {
+                self.metrics.ip_list_refresh(&list.name, false);
+                let kept = match self.lists.copy(&list.name) {
+                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), unix_now() - c.fetched_at),
+                    None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
+                };
+                tracing::error!(list = %list.name, url = %list.url, "list:{} refresh failed ({why}); {kept}", list.name);
+                return;
+            }
+        };
+        let copy = Copy {
+            nets,
+            fetched_at: unix_now(),
+        };
+        if let Err(e) = stored::save(dir, list, &copy) {
+            tracing::error!(list = %list.name, "list:{}: cannot store the new copy ({e}); it is used until the next restart", list.name);
+        }
+        tracing::info!(list = %list.name, ranges = copy.nets.len(), "list:{} refreshed from {}", list.name, list.url);
+        self.metrics.ip_list_refresh(&list.name, true);
+        self.lists.put(&list.name, copy);
+    }
+}
+
+/// `period`, less up to a tenth at random: instances started together
+/// do not fetch together.
+fn jittered(period: Duration) -> Duration {
+    let tenth = period.as_millis() as u64 / 10;
+    period - Duration::from_millis(rand::rng().random_range(0..=tenth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_tenth_below() {
+        for _ in 0..100 {
+            let j = jittered(Duration::from_secs(600));
+            assert!(j <= Duration::from_secs(600) && j >= Duration::from_secs(540));
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! Provider address lists (`allow_ips = ["list:NAME"]`, `[[ip_list]]`)
+//! against a real HTTPS server the test starts (a CA the test makes; the
+//! list's `ca` points at it), serving GitHub's meta format and Stripe's
+//! JSON: refreshes that add a range, refreshes that must not replace the
+//! copy (500, garbage, every address, an untrusted certificate), a restart
+//! with the server gone, a stored copy planted by someone else, no copy.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callgate_testkit::gateway::run_cli;
+use callgate_testkit::{Client, Gateway, Upstream};
+
+/// What the list server answers, changed by the test between refreshes.
+type Answer = Arc<Mutex<(u16, Vec<u8>)>>;
+
+/// A real HTTPS server on 127.0.0.1 answering every request with the
+/// current `Answer`; its port, and a switch that closes it for good.
+/// Its certificate is signed by `ca`.
+fn list_server(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    answer: Answer,
+) -> (u16, Arc<AtomicBool>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, ca)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while !stopped.load(Ordering::Relaxed) {
+                let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept());
+                let Ok(Ok((tcp, _))) = accepted.await else {
+                    continue;
+                };
+                let (acceptor, answer) = (acceptor.clone(), answer.clone());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let (status, body) = answer.lock().unwrap().clone();
+                    let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    let _ = tls.write_all(&body).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+            // Dropped here: the port is closed.
+        });
+    });
+    (port, stop)
+}
+
+/// A CA the test makes, and its PEM written to `dir/name`.
+fn test_ca(dir: &Path, name: &str) -> (rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, PathBuf) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "callgate list test CA");
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, ca.pem()).unwrap();
+    (ca, path)
+}
+
+fn answer(status: u16, body: &str) -> Answer {
+    Arc::new(Mutex::new((status, body.as_bytes().to_vec())))
+}
+
+fn set(a: &Answer, status: u16, body: &str) {
+    *a.lock().unwrap() = (status, body.as_bytes().to_vec());
+}
+
+/// A route admitting `list:NAME` only, the list served on `port`, the
+/// state (and the stored copy) in `state`.
+fn config(upstream: &str, name: &str, port: u16, format: &str, ca: &Path, state: &Path) -> String {
+    format!(
+        "[[route]]\nname = \"hooks\"\npath = \"/hooks\"\nupstream = {upstream:?}\nallow_ips = [\"list:{name}\"]\n\n\
+         [[ip_list]]\nname = \"{name}\"\nurl = \"https://127.0.0.1:{port}/list\"\n{format}\nca = {:?}\n\n\
+         [queue]\ndir = {:?}\n",
+        ca.display().to_string(),
+        state.display().to_string()
+    )
+}
+
+const GITHUB: &str = "format = \"json\"\npath = \"hooks\"";
+
+/// callgate with `sections`, listening on http and admin (for /metrics).
+fn start(sections: &str) -> Gateway {
+    Gateway::start_raw(
+        &format!("[listen]\nhttp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n{sections}\n"),
+        &[],
+    )
+}
+
+/// GET `path` on the admin listener: the body.
+async fn admin_get(gw: &Gateway, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw.admin.unwrap())
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+async fn post_from(gw: &Gateway, ip: &str) -> u16 {
+    Client::http(gw.http.unwrap())
+        .source_ip(ip)
+        .post("/hooks", &[], b"{}")
+        .await
+        .status
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_meta_list_admits_its_ranges_and_a_refresh_adds_one_without_restart() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(
+        200,
+        r#"{"verifiable_password_authentication":false,"hooks":["127.0.0.2/32","2a0a:a440::/29"],"web":["127.0.0.3/32"]}"#,
+    );
+    let (port, _) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(20));
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    // `web` is not `hooks`: the path picks the array.
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 403);
+    assert_eq!(up.count(), 1);
+    // The last good copy is kept, 0600, in the state directory.
+    let stored = state.join("ip-lists/github.json");
+    let mode = std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(std::fs::read_to_string(&stored)
+        .unwrap()
+        .contains("127.0.0.2/32"));
+
+    set(&served, 200, r#"{"hooks":["127.0.0.2/32","127.0.0.3/32"]}"#);
+    gw.signal("HUP");
+    gw.wait_for_log_times("list:github refreshed", 2, Duration::from_secs(20));
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 200);
+    assert_eq!(up.count(), 2);
+    let metrics = admin_get(&gw, "/metrics").await;
+    assert!(
+        metrics.contains("callgate_ip_list_age_seconds{list=\"github\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callgate_ip_list_refreshes_total{list=\"github\",result=\"ok\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripe_webhooks_list_of_addresses_admits_them() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(
+        200,
+        r#"{"API":["127.0.0.3"],"WEBHOOKS":["127.0.0.2","127.0.0.4"]}"#,
+    );
+    let (port, _) = list_server(&ca, served);
+    let state = dir.path().join("state");
+    let stripe = "format = \"json\"\npath = \"WEBHOOKS\"";
+    let gw = start(&config(
+        &up.url("/s.php"),
+        "stripe",
+        port,
+        stripe,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log_times("list:stripe refreshed", 1, Duration::from_secs(20));
+    assert_eq!(post_from(&gw, "127.0.0.4").await, 200);
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answering_500_garbage_or_every_address_keeps_the_old_list() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(200, r#"{"hooks":["127.0.0.2/32"]}"#);
+    let (port, _) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(20));
+    let many: Vec<String> = (0..10_001)
+        .map(|i| format!("\"10.{}.{}.0/24\"", i / 256, i % 256))
+        .collect();
+    let many = format!("{{\"hooks\":[\"127.0.0.3/32\",{}]}}", many.join(","));
+    let bad: [(u16, &str); 6] = [
+        (500, r#"{"hooks":["127.0.0.3/32"]}"#),
+        (200, "<html>rate limited</html>"),
+        (200, r#"{"hooks":["127.0.0.3/32","0.0.0.0/0"]}"#),
+        (200, r#"{"hooks":["::/0","127.0.0.3/32"]}"#),
+        (200, r#"{"hooks":[]}"#),
+        (200, &many),
+    ];
+    for (i, (status, body)) in bad.iter().enumerate() {
+        set(&served, *status, body);
+        gw.signal("HUP");
+        gw.wait_for_log_times("list:github refresh failed", i + 1, Duration::from_secs(20));
+        assert_eq!(post_from(&gw, "127.0.0.2").await, 200, "after {body:.40}");
+        assert_eq!(post_from(&gw, "127.0.0.3").await, 403, "after {body:.40}");
+    }
+    assert!(std::fs::read_to_string(state.join("ip-lists/github.json"))
+        .unwrap()
+        .contains("127.0.0.2/32"));
+    let log = gw.log();
+    assert!(log.contains("every address"), "{log}");
+    assert!(log.contains("more than 10000"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_server_whose_certificate_is_not_from_the_lists_ca_is_not_believed() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _) = test_ca(dir.path(), "ca.pem");
+    let (_, other_pem) = test_ca(dir.path(), "other.pem");
+    let (port, _) = list_server(&ca, answer(200, r#"{"hooks":["127.0.0.2/32"]}"#));
+    let state = dir.path().join("state");
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &other_pem,
+        &state,
+    ));
+    let log = gw.wait_for_log("list:github refresh failed");
+    assert!(log.contains("list:github refresh failed"), "{log}");
+    assert!(log.to_lowercase().contains("certificate"), "{log}");
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 403);
+    assert!(!state.join("ip-lists/github.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_the_list_server_down_uses_the_stored_list() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let (port, stop) = list_server(&ca, answer(200, r#"{"hooks":["127.0.0.2/32"]}"#));
+    let state = dir.path().join("state");
+    let text = config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    );
+    let gw = start(&text);
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(20));
+    drop(gw);
+    stop.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(200));
+    let gw = start(&text);
+    gw.wait_for_log("list:github uses its stored copy");
+    // Fresh enough not to be fetched at start; a SIGHUP fetches, and fails.
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    gw.signal("HUP");
+    let log = gw.wait_for_log("list:github refresh failed");
+    assert!(log.contains("the copy of 1 ranges"), "{log}");
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 403);
+    // `check` says where the list comes from, and its copy's size and age.
+    let config_path = gw.config_path.display().to_string();
+    let (code, out, err) = run_cli(&["check", "--config", &config_path], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "list:github ([[ip_list]]) https://127.0.0.1:{port}/list as json (hooks)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("stored copy: 1 ranges, fetched"), "{out}");
+    assert!(out.contains("allow list:github"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_list_planted_by_another_user_or_writable_or_a_link_is_refused() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    // Nothing listens: only a stored copy could admit anyone.
+    let closed = callgate_testkit::upstream::closed_port().port();
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let planted = format!(
+        "{{\"url\":\"https://127.0.0.1:{closed}/list\",\"fetched_at\":{},\"ranges\":[\"127.0.0.0/8\"]}}",
+        callgate_testkit::now()
+    );
+    let stored = lists.join("github.json");
+    let elsewhere = dir.path().join("elsewhere.json");
+    std::fs::write(&elsewhere, &planted).unwrap();
+    let text = config(
+        &up.url("/hook.php"),
+        "github",
+        closed,
+        GITHUB,
+        &ca_pem,
+        &state,
+    );
+    type Plant = fn(&Path, &Path);
+    let plants: [(&str, Plant); 3] = [
+        ("owned by uid 65534", |file, _| {
+            std::os::unix::fs::chown(file, Some(65534), Some(65534)).unwrap();
+        }),
+        ("mode 0666", |file, _| {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }),
+        ("symbolic link", |file, target| {
+            std::fs::remove_file(file).unwrap();
+            std::os::unix::fs::symlink(target, file).unwrap();
+        }),
+    ];
+    for (how, plant) in plants {
+        let _ = std::fs::remove_file(&stored);
+        std::fs::write(&stored, &planted).unwrap();
+        std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+        plant(&stored, &elsewhere);
+        let gw = start(&text);
+        let log = gw.wait_for_log("the stored copy is not used");
+        assert!(
+            log.contains("list:github: the stored copy is not used"),
+            "{how}: {log}"
+        );
+        assert_eq!(post_from(&gw, "127.0.0.2").await, 403, "{how}");
+        let log = gw.wait_for_log("has no copy yet (not fetched, none stored)");
+        assert!(log.contains("list:github has no copy yet"), "{how}: {log}");
+        assert_eq!(up.count(), 0, "{how}");
+    }
+    // The same file, ours and 0600: used.
+    let _ = std::fs::remove_file(&stored);
+    std::fs::write(&stored, &planted).unwrap();
+    std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = start(&text);
+    gw.wait_for_log("list:github uses its stored copy");
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_list_yet_the_route_refuses_and_says_why() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let closed = callgate_testkit::upstream::closed_port().port();
+    let state = dir.path().join("state");
+    let mut text = config(
+        &up.url("/hook.php"),
+        "github",
+        closed,
+        GITHUB,
+        &ca_pem,
+        &state,
+    );
+    // A written address still admits its caller while the list has no copy.
+    text = text.replace(
+        "allow_ips = [\"list:github\"]",
+        "allow_ips = [\"list:github\", \"127.0.0.5\"]",
+    );
+    let gw = start(&text);
+    let log = gw.wait_for_log("list:github refresh failed");
+    assert!(log.contains("list:github has no copy yet"), "{log}");
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 403);
+    assert_eq!(post_from(&gw, "127.0.0.5").await, 200);
+    let log = gw.wait_for_log("has no copy yet (not fetched, none stored)");
+    assert!(
+        log.contains("ip: list:github has no copy yet (not fetched, none stored)"),
+        "{log}"
+    );
+    let config_path = gw.config_path.display().to_string();
+    let (code, out, err) = run_cli(&["check", "--config", &config_path], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("no copy yet: routes naming it refuse"),
+        "{out}"
+    );
+}
