@@ -26,7 +26,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::config::{Assertion, Route};
+use crate::config::upstream_tls::UpstreamTls;
+use crate::config::{Assertion, Route, Upstream};
 use crate::metrics::Metrics;
 use crate::verify::query;
 
@@ -124,7 +125,7 @@ impl Idle {
 /// per request.
 #[derive(Default)]
 struct Pool {
-    idle: Mutex<Vec<(Authority, VecDeque<Idle>)>>,
+    idle: Mutex<Vec<(Key, VecDeque<Idle>)>>,
 }
 
 impl Pool {
@@ -147,7 +148,7 @@ impl Pool {
     }
 
     /// The newest idle connection to `key` that is still open.
-    fn take(&self, key: &Authority) -> Option<Sender> {
+    fn take(&self, key: &Key) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let (_, queue) = idle.iter_mut().find(|(k, _)| same(k, key))?;
         std::iter::from_fn(|| queue.pop_back())
@@ -155,7 +156,7 @@ impl Pool {
             .map(|i| i.sender)
     }
 
-    fn put(&self, key: Authority, sender: Sender) {
+    fn put(&self, key: Key, sender: Sender) {
         if sender.is_closed() {
             return;
         }
@@ -186,11 +187,35 @@ impl Pool {
     }
 }
 
+/// A pool's key: where, and (https) with which TLS configuration: two
+/// routes to one receiver with different roots or client certificates
+/// never share a connection.
+#[derive(Clone)]
+struct Key {
+    authority: Authority,
+    tls: Option<Arc<UpstreamTls>>,
+}
+
+impl Key {
+    fn of(upstream: &Upstream) -> Key {
+        Key {
+            authority: upstream.authority.clone(),
+            tls: upstream.tls.clone(),
+        }
+    }
+}
+
 /// Keys come from the config's parsed upstreams: equal bytes suffice (two
 /// spellings of one host just get a pool each), and cost less than the
-/// case-insensitive `==` of `Authority`.
-fn same(a: &Authority, b: &Authority) -> bool {
-    a.as_str() == b.as_str()
+/// case-insensitive `==` of `Authority`. The TLS configuration is the same
+/// one (kept alive by the key, so its address is never reused).
+fn same(a: &Key, b: &Key) -> bool {
+    a.authority.as_str() == b.authority.as_str()
+        && match (&a.tls, &b.tls) {
+            (None, None) => true,
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        }
 }
 
 async fn sweep(pool: Weak<Pool>) {
@@ -209,7 +234,7 @@ async fn sweep(pool: Weak<Pool>) {
 /// back to the pool; dropped before that, the connection closes with it.
 pub(crate) struct UpstreamBody {
     inner: Incoming,
-    checkin: Option<(Arc<Pool>, Authority, Sender)>,
+    checkin: Option<(Arc<Pool>, Key, Sender)>,
 }
 
 impl UpstreamBody {
@@ -315,7 +340,7 @@ pub(crate) async fn send_and_record(
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     let start = Instant::now();
     let req = req.map(UpBody::Full);
-    let result = send(&route.upstream.authority, req, route.upstream_timeout).await;
+    let result = send(&route.upstream, req, route.upstream_timeout).await;
     metrics.upstream(
         &route.name,
         &route.metrics,
@@ -330,18 +355,18 @@ pub(crate) async fn send_and_record(
 /// complete, so a request is sent at most once: it is retried on a new
 /// connection only when a pooled one turned out closed before it was written.
 pub(crate) async fn send(
-    upstream: &Authority,
+    upstream: &Upstream,
     req: Request<UpBody>,
     timeout: Duration,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
-    match tokio::time::timeout(timeout, exchange(upstream, req)).await {
+    match tokio::time::timeout(timeout, exchange(&Key::of(upstream), req)).await {
         Err(_) => Err(ForwardError::Timeout(timeout)),
         Ok(result) => result,
     }
 }
 
 async fn exchange(
-    upstream: &Authority,
+    upstream: &Key,
     mut req: Request<UpBody>,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     let pool = Pool::current();
@@ -385,7 +410,7 @@ fn failed(e: hyper::Error) -> ForwardError {
 fn pooled(
     resp: Response<Incoming>,
     pool: Arc<Pool>,
-    upstream: &Authority,
+    upstream: &Key,
     sender: Sender,
 ) -> Response<UpstreamBody> {
     resp.map(|inner| UpstreamBody {
@@ -394,18 +419,40 @@ fn pooled(
     })
 }
 
-async fn connect(upstream: &Authority) -> Result<Sender, ForwardError> {
-    let port = upstream.port_u16().unwrap_or(80);
+async fn connect(upstream: &Key) -> Result<Sender, ForwardError> {
+    let authority = &upstream.authority;
+    let default_port = if upstream.tls.is_some() { 443 } else { 80 };
+    let port = authority.port_u16().unwrap_or(default_port);
     // An IPv6 literal keeps its brackets in the authority; the resolver wants it bare.
-    let host = upstream
+    let host = authority
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']');
     let tcp = TcpStream::connect((host, port))
         .await
-        .map_err(|e| ForwardError::Failed(format!("connect to {upstream}: {e}")))?;
+        .map_err(|e| ForwardError::Failed(format!("connect to {authority}: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+    match &upstream.tls {
+        None => handshake(TokioIo::new(tcp)).await,
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            let stream = connector
+                .connect(tls.server_name.clone(), tcp)
+                .await
+                .map_err(|e| {
+                    ForwardError::Failed(format!("TLS handshake with {authority}: {e}"))
+                })?;
+            handshake(TokioIo::new(stream)).await
+        }
+    }
+}
+
+/// HTTP/1.1 over `io` (TCP, or TLS over it), its connection driven by a task.
+async fn handshake<I>(io: I) -> Result<Sender, ForwardError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(io)
         .await
         .map_err(|e| ForwardError::Failed(error_chain(&e)))?;
     // With upgrades: a pass-through WebSocket takes the connection over.

@@ -112,7 +112,8 @@ fn config_errors_name_the_file_the_place_and_the_problem() {
         ("unknown preset", GOOD.replace("preset = \"tolq\"", "preset = \"tolk\""), vec!["unknown preset \"tolk\"", "did you mean \"tolq\"", "callgate presets"]),
         ("bad duration", GOOD.replace("[listen]", "[gateway]\nbody_read_timeout = \"soon\"\n[listen]"), vec!["invalid duration", "\"soon\""]),
         ("https without tls", "[listen]\nhttps = \"127.0.0.1:0\"\n".to_owned(), vec!["needs a [tls] table"]),
-        ("https upstream", GOOD.replace("http://127.0.0.1:8080", "https://127.0.0.1:8080"), vec!["https upstreams are not supported"]),
+        ("upstream_tls on http", GOOD.replace("preset = \"tolq\"", "preset = \"tolq\"\nupstream_tls = { verify = false }"), vec!["upstream_tls is for an https:// upstream"]),
+        ("unknown address list", GOOD.replace("preset = \"tolq\"", "preset = \"tolq\"\nallow_ips = [\"list:gitlab\"]"), vec!["\"list:gitlab\", which is no list", "github, stripe, zoom", "[[ip_list]]"]),
         ("bad algorithm", GOOD.replace("hmac = { secrets", "hmac = { algorithm = \"md5\", secrets"), vec!["unknown variant `md5`"]),
         ("not toml", "[listen\n".to_owned(), vec![":1:"]),
     ];

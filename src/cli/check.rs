@@ -91,6 +91,9 @@ fn passthrough(out: &mut String, i: usize, p: &crate::config::Passthrough) {
         .as_ref()
         .map_or("any host".to_owned(), |h| h.join(", "));
     let _ = writeln!(out, "passthrough[{i}] {hosts} -> {}", p.upstream.authority);
+    if let Some(tls) = &p.upstream.tls {
+        let _ = writeln!(out, "  upstream {tls:?}");
+    }
     let paths: Vec<&str> = p.protect.iter().map(|p| p.shown.as_str()).collect();
     let _ = writeln!(out, "  protected paths: {}", paths.join(", "));
     if !p.params.is_empty() {
@@ -232,6 +235,9 @@ fn route(out: &mut String, c: &Config, r: &Route) {
         r.path,
         r.upstream
     );
+    if let Some(tls) = &r.upstream.tls {
+        let _ = writeln!(out, "  upstream {tls:?}");
+    }
     if let Some(p) = r.preset {
         let _ = writeln!(out, "  preset  {}", p.name());
     }

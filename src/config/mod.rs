@@ -19,6 +19,7 @@ pub(crate) mod raw;
 mod route;
 pub(crate) mod secret;
 pub(crate) mod tls;
+pub(crate) mod upstream_tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -566,10 +567,12 @@ pub(crate) struct SignatureCheck {
     pub(crate) tolerance: Duration,
 }
 
-/// Where verified callbacks go: `http://authority/path?query`.
+/// Where verified callbacks go: `http(s)://authority/path?query`.
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     pub(crate) scheme: Scheme,
+    /// https: how callgate speaks TLS to it (set by the section that names it).
+    pub(crate) tls: Option<Arc<upstream_tls::UpstreamTls>>,
     pub(crate) authority: Authority,
     pub(crate) path: String,
     pub(crate) query: Option<String>,
@@ -585,13 +588,11 @@ impl Upstream {
         let uri: http::Uri = s.parse().map_err(|e| {
             format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
         })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!("{s:?}: https upstreams are not supported; callgate forwards to a receiver on the local network over http://"))
-            }
-            _ => return Err(format!("{s:?} must be an absolute http:// URL, e.g. \"http://127.0.0.1:8080/callback.php\"")),
-        }
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => return Err(format!("{s:?} must be an absolute http:// or https:// URL, e.g. \"http://127.0.0.1:8080/callback.php\"")),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -602,7 +603,8 @@ impl Upstream {
             ));
         }
         Ok(Upstream {
-            scheme: Scheme::HTTP,
+            scheme,
+            tls: None,
             authority,
             path: uri.path().to_owned(),
             params: uri

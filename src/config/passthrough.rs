@@ -32,12 +32,13 @@ impl Loader<'_> {
     fn passthrough(
         &self,
         i: usize,
-        raw: raw::RawPassthrough,
+        mut raw: raw::RawPassthrough,
         routes: &Routes,
     ) -> Result<Passthrough, ConfigError> {
         let label = format!("passthrough[{i}]");
-        let upstream = Upstream::parse(raw.upstream.get_ref())
+        let mut upstream = Upstream::parse(raw.upstream.get_ref())
             .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
+        upstream.tls = self.upstream_tls(&label, &upstream, raw.upstream_tls.take())?;
         if upstream.path != "/" || upstream.query.is_some() {
             return Err(self.at(&raw.upstream, format!("{label}.upstream must be an origin such as \"http://127.0.0.1:8080\": the request's own path and query are kept")));
         }

@@ -356,6 +356,7 @@ pub(crate) struct RawPassthrough {
     pub(crate) protect_routes: Option<bool>,
     pub(crate) max_requests_per_client: Option<Spanned<usize>>,
     pub(crate) min_body_rate: Option<Spanned<ByteRate>>,
+    pub(crate) upstream_tls: Option<Spanned<RawUpstreamTls>>,
 }
 
 /// One `[[route]]`.
@@ -387,6 +388,17 @@ pub(crate) struct RawRoute {
     pub(crate) max_concurrency: Option<Spanned<usize>>,
     pub(crate) rate: Option<Rate>,
     pub(crate) on_failure: Option<Spanned<String>>,
+    pub(crate) upstream_tls: Option<Spanned<RawUpstreamTls>>,
+}
+
+/// `upstream_tls = { ca, client_cert, client_key, verify }` (https upstreams).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    pub(crate) ca: Option<Spanned<String>>,
+    pub(crate) client_cert: Option<Spanned<String>>,
+    pub(crate) client_key: Option<Spanned<String>>,
+    pub(crate) verify: Option<bool>,
 }
 
 /// `retry = { base = "1s", cap = "5m", max_attempts = 20, max_age = "2d" }`

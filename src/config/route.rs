@@ -58,8 +58,9 @@ impl Loader<'_> {
         if !path.starts_with('/') || path.contains(['?', '#']) {
             return Err(self.at(&raw.path, format!("{label}.path {path:?} must be an absolute path such as \"/tolq/callback\", without query or fragment")));
         }
-        let upstream = Upstream::parse(raw.upstream.get_ref())
+        let mut upstream = Upstream::parse(raw.upstream.get_ref())
             .map_err(|m| self.at(&raw.upstream, format!("{label}.upstream: {m}")))?;
+        upstream.tls = self.upstream_tls(&label, &upstream, raw.upstream_tls)?;
         let preset = raw.preset.as_ref().map(|p| self.preset(p)).transpose()?;
         let at = At {
             label: &label,

@@ -79,7 +79,7 @@ pub(super) async fn serve(
     parts.version = Version::HTTP_11;
     let req = Request::from_parts(parts, UpBody::Stream(body.boxed()));
     let timeout = config.gateway.upstream_timeout;
-    match upstream::send(&site.upstream.authority, req, timeout).await {
+    match upstream::send(&site.upstream, req, timeout).await {
         Ok(resp) => {
             let held = Held {
                 _place: conn.place.clone(),
