@@ -311,6 +311,31 @@ mod tests {
         assert_eq!(names, ["github", "stripe", "zoom"]);
     }
 
+    fn load(lists: &str) -> Result<super::super::Config, String> {
+        let text = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\nallow_ips = [\"list:acme\", \"list:github\"]\n{lists}");
+        super::super::Config::from_str(&text, std::path::Path::new("t.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_ip_list_is_https_refreshed_at_most_every_minute_and_named_once() {
+        let list = |extra: &str| {
+            format!("[[ip_list]]\nname = \"acme\"\nurl = \"https://acme.example/ips\"\nformat = \"lines\"\n{extra}\n")
+        };
+        let c = load(&list("")).unwrap();
+        let names: Vec<&str> = c.ip_lists.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["acme", "github"], "only the lists a route names");
+        assert_eq!(c.ip_lists[0].refresh, DEFAULT_LIST_REFRESH);
+        let e = load(&list("refresh = \"30s\"")).unwrap_err();
+        assert!(e.contains("between \"1m\" and \"30d\""), "{e}");
+        let e = load(&list("").replace("https://", "http://")).unwrap_err();
+        assert!(e.contains("must be an https:// URL"), "{e}");
+        let e = load(&format!("{}{}", list(""), list(""))).unwrap_err();
+        assert!(e.contains("defined twice"), "{e}");
+        let e = load(&list("").replace("\"acme\"", "\"Acme!\"")).unwrap_err();
+        assert!(e.contains("use 1 to 64 of a-z"), "{e}");
+    }
+
     #[test]
     fn formats_say_what_to_write() {
         assert!(format_of("json", None).unwrap_err().contains("path"));
