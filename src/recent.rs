@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::config::Route;
 use crate::metrics::Outcome;
-use crate::verify::explain::{explain, Verdict};
+use crate::verify::check::{Seen, Verdict};
+use crate::verify::explain::explain;
 use crate::verify::{query, Signable};
 
 /// Body bytes kept with a refused request.
@@ -132,7 +133,7 @@ pub(crate) struct Detail {
 #[derive(Debug, Serialize)]
 pub(crate) struct CheckLine {
     pub(crate) check: &'static str,
-    /// `pass`, `fail`, `unknown` or `off`.
+    /// `pass`, `fail`, `unknown`, `skipped` or `off`.
     pub(crate) verdict: &'static str,
     pub(crate) why: String,
 }
@@ -141,6 +142,7 @@ pub(crate) struct CheckLine {
 pub(crate) struct Evidence<'a> {
     pub(crate) route: &'a Route,
     pub(crate) client: IpAddr,
+    pub(crate) method: &'a Method,
     pub(crate) uri: &'a Uri,
     /// Headers, body (empty if not read), public URL, now.
     pub(crate) signable: Signable<'a>,
@@ -151,23 +153,29 @@ impl Detail {
     /// Run every check on the request, one at a time (as `callgate explain`
     /// does), and keep what the console may show of it.
     pub(crate) fn of(e: &Evidence<'_>) -> Detail {
-        let checks = explain(e.route, Some(e.client), e.uri, &e.signable)
+        let seen = Seen {
+            client: Some(e.client),
+            method: e.method,
+            uri: e.uri,
+            req: e.signable,
+        };
+        let checks = explain(e.route, &seen)
+            .checks
             .into_iter()
             .map(|(check, verdict)| match verdict {
                 // Checks of the body say nothing when it was never read.
-                Verdict::Fail(_) | Verdict::Pass(_)
-                    if !e.body_read && matches!(check, "hmac" | "payload" | "params") =>
-                {
-                    line(
-                        check,
-                        "unknown",
-                        "not reached: refused before the body was read",
-                    )
+                Verdict::Fail(_) | Verdict::Pass(_) if !e.body_read && check.reads_body() => {
+                    CheckLine {
+                        check: check.name(),
+                        verdict: "unknown",
+                        why: "not reached: refused before the body was read".into(),
+                    }
                 }
-                Verdict::Pass(why) => line(check, "pass", &why),
-                Verdict::Fail(why) => line(check, "fail", &why),
-                Verdict::Unknown(why) => line(check, "unknown", &why),
-                Verdict::NotConfigured => line(check, "off", "not configured"),
+                v => CheckLine {
+                    check: check.name(),
+                    verdict: v.word(),
+                    why: v.why().to_owned(),
+                },
             })
             .collect();
         let body = e.signable.body;
@@ -180,14 +188,6 @@ impl Detail {
             body_bytes: body.len(),
             body_read: e.body_read,
         }
-    }
-}
-
-fn line(check: &'static str, verdict: &'static str, why: &str) -> CheckLine {
-    CheckLine {
-        check,
-        verdict,
-        why: why.to_owned(),
     }
 }
 

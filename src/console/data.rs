@@ -10,6 +10,7 @@ use crate::metrics::Outcome;
 use crate::queue::{self, State, Store};
 use crate::recent::{redact_headers, rfc3339_ms, Entry, BODY_KEPT};
 use crate::state::Shared;
+use crate::verify::Check;
 
 /// The overview page.
 #[derive(Debug, Serialize)]
@@ -133,22 +134,14 @@ pub(crate) async fn overview(shared: &Shared) -> Overview {
 }
 
 fn route_line(r: &Route) -> RouteLine {
-    let checks = [
-        ("ip", r.allow_ips.is_some()),
-        ("token", r.token.is_some()),
-        ("hmac", r.hmac.is_some()),
-        ("signature", r.signature.is_some()),
-        ("payload", r.payload.is_some()),
-        ("replay", r.dedupe_window.is_some()),
-    ];
     RouteLine {
         name: r.name.clone(),
         path: r.path.clone(),
         preset: r.preset.map(|p| p.name()),
-        checks: checks
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(c, _)| *c)
+        checks: Check::ALL
+            .into_iter()
+            .filter(|c| c.configured(r))
+            .map(Check::name)
             .collect(),
         delivery: match (r.delivery, r.on_failure_queue) {
             (Delivery::Queue, _) => "queue",

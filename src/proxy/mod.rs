@@ -177,7 +177,7 @@ impl Call<'_> {
         // Report-only: what enforcing would have refused, for the console.
         let evidence = match failed.is_empty() {
             true => None,
-            false => self.evidence(route, &parts.uri, req, true),
+            false => self.evidence(route, &parts.method, &parts.uri, req, true),
         };
         if let Some(answered) = handshake_post(route, &body) {
             return answered.would_refuse(failed).with(evidence);
@@ -230,7 +230,7 @@ impl Call<'_> {
                     url: None,
                     now: unix_now(),
                 };
-                let evidence = self.evidence(route, req.uri(), unread, false);
+                let evidence = self.evidence(route, req.method(), req.uri(), unread, false);
                 let version = req.version();
                 body::drain_h2(req).await;
                 Err(self.forbidden(route, refusal, version).with(evidence))
@@ -255,7 +255,7 @@ impl Call<'_> {
             return Ok(checked);
         }
         verify::finish(route, pre, &req).map_err(|refusal| {
-            let evidence = self.evidence(route, &parts.uri, req, true);
+            let evidence = self.evidence(route, &parts.method, &parts.uri, req, true);
             Box::new(self.forbidden(route, refusal, parts.version).with(evidence))
         })
     }
@@ -284,6 +284,7 @@ impl Call<'_> {
     fn evidence(
         &self,
         route: &Route,
+        method: &Method,
         uri: &Uri,
         signable: Signable<'_>,
         body_read: bool,
@@ -292,6 +293,7 @@ impl Call<'_> {
         Some(Box::new(Detail::of(&Evidence {
             route,
             client: self.client,
+            method,
             uri,
             signable,
             body_read,
@@ -426,7 +428,7 @@ impl Call<'_> {
             token_secret: v.checked.token_secret,
             headers: queue::to_lines(&stored_headers(route, v.headers)),
             body: v.body.to_vec(),
-            verified: v.checked.passed.header_value().to_owned(),
+            verified: v.checked.passed.header_value(),
             arrived_ms: queue::now_ms(),
             replay: claim
                 .as_ref()
@@ -535,7 +537,7 @@ impl Call<'_> {
             method: v.method,
             query: v.uri.query(),
             headers: v.headers,
-            checks,
+            checks: &checks,
         };
         let req = outgoing.build(v.body, self.config.gateway.assertion.as_ref());
         match upstream::send_and_record(&self.shared.metrics, route, req).await {
