@@ -873,3 +873,187 @@ async fn a_reload_storm_never_runs_two_workers_on_a_route(backend: Backend) {
         up.peak()
     );
 }
+
+/// A small tmpfs mounted for one test (root only), unmounted at the end.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(dir))
+    }
+
+    /// Fill it to the last byte; the filler file, to remove when space returns.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        for chunk in [65536, 4096, 1] {
+            let bytes = vec![0u8; chunk];
+            while f.write_all(&bytes).is_ok() {}
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// The store's filesystem fills up under a running gateway. While full:
+/// a new callback gets 503 (never 202), /healthz says the store is
+/// unavailable, the worker owes what it could not record and delivers
+/// nothing new, retrying the write with the route's backoff: a receiver
+/// answering 503 sees attempts within the retry schedule, and one answering
+/// 200 gets the callback once (on main: 163 attempts in 10 s, and 217
+/// deliveries of one callback). When space returns nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_deliveries_until_their_outcomes_are_recorded() {
+    let Some(disk) = Tmpfs::mount("2m") else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    };
+    let dir = disk.0.path().join("queue");
+    let up = Upstream::recording().await;
+    up.answer(503, vec![], b"busy");
+    let cert = support::gateway::test_cert();
+    let text = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n{}",
+        cert.cert_path.display().to_string(),
+        cert.key_path.display().to_string(),
+        config_dir(&up.url("/r"), &dir, "").replace(
+            "retry = { base = \"50ms\", cap = \"200ms\", max_attempts = 1000 }",
+            "retry = { base = \"400ms\", cap = \"2s\", max_attempts = 1000 }"
+        )
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let client = Client::https(gw.https.unwrap(), Version::H1);
+    let admin = Client::http(gw.admin.unwrap());
+    let post = |body: &'static str| {
+        let c = &client;
+        async move {
+            c.post(&format!("/cb?token={TOKEN}"), &[], body.as_bytes())
+                .await
+                .status
+        }
+    };
+    let get = |path: &'static str| {
+        let a = &admin;
+        async move {
+            let r = a.request(http::Method::GET, path, &[], b"").await;
+            (
+                r.status.as_u16(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )
+        }
+    };
+    assert_eq!(post("first").await, 202);
+    wait_for("a first attempt", Duration::from_secs(5), || {
+        up.count() >= 1
+    })
+    .await;
+
+    // Full, the receiver answering 503.
+    let filler = disk.fill();
+    assert_eq!(
+        post("while-full-1").await,
+        503,
+        "acknowledged on a full disk"
+    );
+    let window = Duration::from_secs(4);
+    let from = up.count();
+    tokio::time::sleep(window).await;
+    let attempts_503 = up.count() - from;
+    // The schedule from base 400 ms: waits of at least 200, 400, 800, 1000 ms…
+    let schedule_503 = 6;
+    assert!(
+        attempts_503 <= schedule_503,
+        "{attempts_503} attempts in {window:?}"
+    );
+    let (status, health) = get("/healthz").await;
+    assert!(
+        status == 503 || health.contains("unavailable"),
+        "{status} {health}"
+    );
+    let (_, metrics) = get("/metrics").await;
+    assert!(
+        metrics.contains("callgate_queue_unrecorded_outcomes{route=\"tolq\"} 1"),
+        "{metrics}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("the owed outcome recorded", Duration::from_secs(10), || {
+        gw.log().contains("the store records again")
+    })
+    .await;
+    let (status, health) = get("/healthz").await;
+    assert!(
+        status == 200 && !health.contains("unavailable"),
+        "{status} {health}"
+    );
+
+    // Full again, the receiver answering 200.
+    let filler = disk.fill();
+    up.answer(200, vec![], b"ok");
+    let from = up.count();
+    tokio::time::sleep(window).await;
+    let deliveries_200 = up.count() - from;
+    assert!(
+        deliveries_200 <= 1,
+        "delivered {deliveries_200} times while full"
+    );
+    assert_eq!(
+        post("while-full-2").await,
+        503,
+        "acknowledged on a full disk"
+    );
+    std::fs::remove_file(&filler).unwrap();
+
+    // Space is back: nothing acknowledged is lost, nothing delivered twice.
+    assert_eq!(post("after").await, 202);
+    wait_for(
+        "every acknowledged callback",
+        Duration::from_secs(15),
+        || {
+            let t = tally(&up);
+            t.contains_key("first") && t.contains_key("after")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = gw.log();
+    let first_failures = log.matches("cannot record what came of deliveries").count();
+    println!(
+        "full disk: receiver answering 503: {attempts_503} attempt(s) in {window:?} (the schedule allows {schedule_503}); answering 200: {deliveries_200} delivery(ies) in {window:?}; lost 0; log lines at first failure: {first_failures}"
+    );
+    assert_eq!(
+        first_failures, 2,
+        "one log line per spell of failures:\n{log}"
+    );
+    let t = tally(&up);
+    assert!(!t.contains_key("while-full-1") && !t.contains_key("while-full-2"));
+    assert_eq!(t["after"], 1);
+    assert_eq!(store_rows(&dir), 0, "the queue is empty");
+}
+
+fn store_rows(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("callgate-queue.sqlite3")).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM callbacks", [], |r| r.get(0))
+        .unwrap()
+}

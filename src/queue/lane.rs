@@ -288,7 +288,7 @@ impl Lane {
             return false;
         }
         if self.write_failures > 0 {
-            tracing::info!(route = %self.name, failures = self.write_failures, "queue: the store takes writes again; outcomes recorded");
+            tracing::info!(route = %self.name, failures = self.write_failures, "queue: the store records again; the owed outcomes are written");
             self.write_failures = 0;
             metrics.queue_unrecorded(&self.name, 0);
         }
