@@ -145,7 +145,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
         [403]
     );
     // The console's ids, oldest first (newest first in the list).
-    let list = format!("GET /api/requests HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+    let list = format!("GET /api/requests HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
     let (status, text) = exchange(gw.admin.unwrap(), list.as_bytes()).await;
     assert_eq!(status, [200], "{text}");
     let listed: serde_json::Value =
@@ -160,7 +160,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
     assert_eq!(ids.len(), 2, "{listed}");
     let dir = tempfile::tempdir().unwrap();
     let export = |id: u64| {
-        let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+        let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
         let gw_admin = gw.admin.unwrap();
         let path = dir.path().join(format!("{id}.json"));
         async move {
