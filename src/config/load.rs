@@ -182,7 +182,7 @@ impl<'a> Loader<'a> {
             .admin
             .filter(|a| !a.ip().to_canonical().is_loopback())
         {
-            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1], or make sure a firewall does"));
+            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: it is plain HTTP, so the console's password and session cookie travel in clear, and /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1] and reach it over an SSH tunnel, or make sure only a trusted network and a firewall reach it"));
         }
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());

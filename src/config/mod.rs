@@ -65,6 +65,9 @@ pub(crate) struct Admin {
     pub(crate) console_password: Option<[u8; 32]>,
     /// The last requests kept for the console (0 when it is off).
     pub(crate) requests_kept: usize,
+    /// Host names the admin listener answers besides localhost and IP
+    /// literals (lowercase, no trailing dot).
+    pub(crate) hosts: Vec<String>,
 }
 
 impl Config {

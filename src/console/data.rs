@@ -1,14 +1,12 @@
 //! What the console shows, gathered once for both its forms: the JSON API
 //! serializes these values, the pages render them.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::config::{Config, Delivery, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, State, Store};
-use crate::recent::{redact_headers, rfc3339_ms, Entry, BODY_KEPT};
+use crate::recent::{redact_headers, rfc3339_ms, Page, BODY_KEPT};
 use crate::state::Shared;
 use crate::verify::Check;
 
@@ -101,6 +99,31 @@ pub(crate) struct QueueDetail {
     pub(crate) headers: Vec<(String, String)>,
     /// The first 4 KiB of the body, as text.
     pub(crate) body: String,
+}
+
+/// What `/healthz` keeps from strangers: `GET /api/health`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Health {
+    /// What `/healthz` answers: "ok" or "unavailable".
+    pub(crate) status: &'static str,
+    pub(crate) store: StoreLine,
+    pub(crate) certificates: Vec<Certificate>,
+    pub(crate) reload: ReloadLine,
+}
+
+/// Gather the health details.
+pub(crate) async fn health(shared: &Shared) -> Health {
+    let config = shared.config.load_full();
+    let store = store_line(shared, &config).await;
+    Health {
+        status: match store.state.starts_with("unavailable") {
+            true => "unavailable",
+            false => "ok",
+        },
+        store,
+        certificates: certificates(shared, &config, queue::now_ms() / 1000),
+        reload: reload_line(shared),
+    }
 }
 
 /// Gather the overview.
@@ -231,26 +254,46 @@ fn reload_line(shared: &Shared) -> ReloadLine {
     }
 }
 
-/// The kept requests, newest first, of `route` and `outcome` if given.
+/// A page of the kept requests, newest first, of `route` and `outcome` if
+/// given: at most `limit`, older than `before`.
 pub(crate) fn requests(
     shared: &Shared,
-    route: Option<&str>,
-    outcome: Option<&str>,
-) -> Vec<Arc<Entry>> {
+    (route, outcome): (Option<&str>, Option<&str>),
+    before: Option<u64>,
+    limit: usize,
+) -> Page {
     let Some(recent) = shared.recent.load_full() else {
-        return Vec::new();
+        return Page {
+            entries: Vec::new(),
+            more: false,
+        };
     };
-    recent.list(|e| route.is_none_or(|r| e.is_route(r)) && outcome.is_none_or(|o| e.is_outcome(o)))
+    recent.page(
+        |e| route.is_none_or(|r| e.is_route(r)) && outcome.is_none_or(|o| e.is_outcome(o)),
+        before,
+        limit,
+    )
 }
 
-/// Stored callbacks of `route` in `state` if given, oldest first.
+/// A page of stored callbacks of `route` in `state` if given, newest
+/// first: at most `limit`, older than `before`; and whether there are more.
 pub(crate) async fn queue_items(
     store: &Store,
-    route: Option<String>,
-    state: Option<State>,
-) -> Result<Vec<QueueItem>, queue::StoreError> {
+    (route, state): (Option<String>, Option<State>),
+    before: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<QueueItem>, bool), queue::StoreError> {
     let all = store.list(route, state).await?;
-    Ok(all.into_iter().map(|s| queue_item(s, None)).collect())
+    let mut page: Vec<QueueItem> = all
+        .into_iter()
+        .rev()
+        .filter(|s| before.is_none_or(|b| (s.id as u64) < b))
+        .take(limit.saturating_add(1))
+        .map(|s| queue_item(s, None))
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    Ok((page, more))
 }
 
 /// One stored callback with its request.

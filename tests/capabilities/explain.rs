@@ -145,7 +145,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
         [403]
     );
     // The console's ids, oldest first (newest first in the list).
-    let list = format!("GET /api/requests HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+    let list = format!("GET /api/requests HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
     let (status, text) = exchange(gw.admin.unwrap(), list.as_bytes()).await;
     assert_eq!(status, [200], "{text}");
     let listed: serde_json::Value =
@@ -160,7 +160,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
     assert_eq!(ids.len(), 2, "{listed}");
     let dir = tempfile::tempdir().unwrap();
     let export = |id: u64| {
-        let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+        let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
         let gw_admin = gw.admin.unwrap();
         let path = dir.path().join(format!("{id}.json"));
         async move {
@@ -202,7 +202,7 @@ async fn explain_reads_a_refusal_the_console_exported() {
 
 /// The console's JSON of request `id`, and the admin API's answer for it.
 async fn exported(gw: &support::Gateway, password: &str, id: u64) -> serde_json::Value {
-    let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET /api/requests/{id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
     let (status, text) = support::raw::exchange(gw.admin.unwrap(), req.as_bytes()).await;
     assert_eq!(status, [200], "{text}");
     serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap()
@@ -210,7 +210,7 @@ async fn exported(gw: &support::Gateway, password: &str, id: u64) -> serde_json:
 
 /// The ids the console keeps, newest first.
 async fn listed(gw: &support::Gateway, password: &str) -> Vec<u64> {
-    let req = format!("GET /api/requests HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET /api/requests HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {password}\r\nConnection: close\r\n\r\n");
     let (status, text) = support::raw::exchange(gw.admin.unwrap(), req.as_bytes()).await;
     assert_eq!(status, [200], "{text}");
     let v: serde_json::Value =

@@ -4,3 +4,4 @@
 //! one module per file.
 
 mod console;
+mod limits;
