@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
+use crate::config::redact::Redactor;
 use crate::config::Config;
 use crate::verify::explain::{explain as run, Verdict};
 use crate::verify::Signable;
@@ -49,7 +50,8 @@ pub(super) fn explain(
         url: url.as_deref(),
         now,
     };
-    // The URL token is a secret: the target is shown with it REDACTED.
+    // The URL token is a secret: the target is shown with it REDACTED, and
+    // every other secret the config holds, under any name.
     let shown = match (uri.query(), &r.token) {
         (Some(q), Some(t)) => format!(
             "{}?{}",
@@ -58,17 +60,33 @@ pub(super) fn explain(
         ),
         _ => uri.to_string(),
     };
+    let shown = config.redactor.text(&shown);
     println!(
         "route {:?}: {} bytes of body, target {shown}",
         r.name,
         body.len()
     );
     let redacted = uri.query().is_some_and(|q| q.contains("REDACTED"));
-    if report(run(r, from, &uri, &req), redacted) {
+    let verdicts = run(r, from, &uri, &req)
+        .into_iter()
+        .map(|(check, v)| (check, hidden(&config.redactor, v)))
+        .collect();
+    if report(verdicts, redacted) {
         bail!("the gateway would refuse this request (403)");
     }
     println!("the gateway would accept this request");
     Ok(())
+}
+
+/// A verdict whose reason quotes no secret of the config.
+fn hidden(redactor: &Redactor, v: Verdict) -> Verdict {
+    let hide = |why: String| redactor.text(&why).into_owned();
+    match v {
+        Verdict::Pass(why) => Verdict::Pass(hide(why)),
+        Verdict::Fail(why) => Verdict::Fail(hide(why)),
+        Verdict::Unknown(why) => Verdict::Unknown(hide(why)),
+        other => other,
+    }
 }
 
 /// Print each check's verdict; whether any failed.
