@@ -14,6 +14,7 @@ use base64::Engine;
 use http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 
+use crate::config::redact::Redactor;
 use crate::config::Route;
 use crate::metrics::Outcome;
 use crate::verify::check::{Seen, Verdict};
@@ -163,12 +164,16 @@ pub(crate) struct Evidence<'a> {
     /// Headers, body (empty if not read), public URL, now.
     pub(crate) signable: Signable<'a>,
     pub(crate) body_read: bool,
+    /// The config's secrets, hidden by value in all that is kept.
+    pub(crate) redactor: &'a Redactor,
 }
 
 impl Detail {
     /// Run every check on the request, one at a time (as `callgate explain`
-    /// does), and keep what the console may show of it.
+    /// does), and keep what the console may show of it: every secret the
+    /// config holds REDACTED, in the verdicts, the headers and the body.
     pub(crate) fn of(e: &Evidence<'_>) -> Detail {
+        let hide = |why: &str| e.redactor.text(why).into_owned();
         let seen = Seen {
             client: Some(e.client),
             method: e.method,
@@ -190,64 +195,49 @@ impl Detail {
                 v => CheckLine {
                     check: check.name(),
                     verdict: v.word(),
-                    why: v.why().to_owned(),
+                    why: hide(v.why()),
                 },
             })
             .collect();
         let body = e.signable.body;
-        let kept = &body[..body.len().min(BODY_KEPT)];
+        let kept = e.redactor.bytes(&body[..body.len().min(BODY_KEPT)]);
         Detail {
             checks,
-            headers: redact_headers(e.signable.headers),
-            body: String::from_utf8_lossy(kept).into_owned(),
-            body_base64: base64::engine::general_purpose::STANDARD.encode(kept),
+            headers: redact_headers(e.signable.headers, e.redactor),
+            body: String::from_utf8_lossy(&kept).into_owned(),
+            body_base64: base64::engine::general_purpose::STANDARD.encode(&kept),
             body_bytes: body.len(),
             body_read: e.body_read,
         }
     }
 }
 
-/// Header names whose values are credentials: shown as REDACTED.
-fn is_credential(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-    ];
-    const PARTS: &[&str] = &[
-        "token", "secret", "password", "api-key", "apikey", "session",
-    ];
-    EXACT.contains(&name) || PARTS.iter().any(|p| name.contains(p))
-}
-
-/// Headers as (name, value), credentials REDACTED, values as text.
-pub(crate) fn redact_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+/// Headers as (name, value), values as text: a credential header's value
+/// (its name folded: `x_api_key` is `x-api-key`) REDACTED whatever it is,
+/// and every secret the config holds REDACTED in the others.
+pub(crate) fn redact_headers(headers: &HeaderMap, redactor: &Redactor) -> Vec<(String, String)> {
     headers
         .iter()
-        .map(|(name, value)| {
-            let shown = match is_credential(name.as_str()) {
-                true => "REDACTED".to_owned(),
-                false => String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            };
-            (name.as_str().to_owned(), shown)
-        })
+        .map(|(name, value)| redactor.header(name.as_str(), value.as_bytes()))
         .collect()
 }
 
 /// The target with every named parameter's value REDACTED (`redact`:
-/// names already folded, as `Config::redact_params` keeps them). One
-/// allocation: it is made on every request while the console is on.
-pub(crate) fn redacted_target(uri: &Uri, redact: &[String]) -> String {
+/// names already folded, as `Config::redact_params` keeps them), and every
+/// secret the config holds REDACTED wherever it is, under any name, raw or
+/// encoded. Made on every request while the log or the console is on.
+pub(crate) fn redacted_target(uri: &Uri, redact: &[String], redactor: &Redactor) -> String {
     let path = uri.path();
-    let Some(q) = uri.query() else {
-        return path.to_owned();
-    };
-    let mut out = String::with_capacity(path.len() + 1 + q.len() + 8);
+    let mut out = String::with_capacity(path.len() + 1 + uri.query().map_or(0, str::len) + 8);
     out.push_str(path);
-    out.push('?');
-    query::redact_folded_into(q, redact, &mut out);
-    out
+    if let Some(q) = uri.query() {
+        out.push('?');
+        query::redact_folded_into(q, redact, &mut out);
+    }
+    match redactor.text(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(hidden) => hidden,
+    }
 }
 
 /// Counts by outcome in one minute.

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
+use crate::config::redact::Redactor;
 use crate::config::Config;
 use crate::verify::check::{Seen, Verdict};
 use crate::verify::explain::{explain as run, Decision, Explanation};
@@ -51,7 +52,8 @@ pub(super) fn explain(
         url: url.as_deref(),
         now,
     };
-    // The URL token is a secret: the target is shown with it REDACTED.
+    // The URL token is a secret: the target is shown with it REDACTED, and
+    // every other secret the config holds, under any name.
     let shown = match (uri.query(), &r.token) {
         (Some(q), Some(t)) => format!(
             "{}?{}",
@@ -60,6 +62,7 @@ pub(super) fn explain(
         ),
         _ => uri.to_string(),
     };
+    let shown = config.redactor.text(&shown);
     println!(
         "route {:?}: {} bytes of body, target {shown}",
         r.name,
@@ -71,7 +74,21 @@ pub(super) fn explain(
         uri: &uri,
         req,
     };
-    report(&run(r, &seen))
+    let mut e = run(r, &seen);
+    for (_, v) in &mut e.checks {
+        hide(&config.redactor, v);
+    }
+    report(&e)
+}
+
+/// A verdict whose reason quotes no secret of the config.
+fn hide(redactor: &Redactor, v: &mut Verdict) {
+    match v {
+        Verdict::Pass(why) | Verdict::Fail(why) | Verdict::Unknown(why) | Verdict::Skipped(why) => {
+            *why = redactor.text(why).into_owned();
+        }
+        Verdict::Off => {}
+    }
 }
 
 /// Print each check's verdict, then the gateway's answer: exit 0 only

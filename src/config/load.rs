@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::defaults::MIN_SECRET_BYTES;
 use super::presets::{Preset, PresetFile};
+use super::redact::{Redactor, MIN_REDACTED_BYTES};
 use super::{hosts_overlap, raw, secret, Config, ConfigError, Listen, QueueBackend, Routes};
 use http::HeaderName;
 use toml::Spanned;
@@ -90,6 +91,8 @@ pub(super) struct Loader<'a> {
     deferred: RefCell<Vec<ConfigError>>,
     /// The config's own `[[preset]]`s, ahead of the built-in ones.
     presets: RefCell<Vec<Preset>>,
+    /// Every secret resolved so far, with its key: what the [`Redactor`] hides.
+    kept: RefCell<Vec<(String, secret::Secret)>>,
 }
 
 impl<'a> Loader<'a> {
@@ -101,7 +104,29 @@ impl<'a> Loader<'a> {
             offline,
             deferred: RefCell::new(Vec::new()),
             presets: RefCell::new(Vec::new()),
+            kept: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Note a resolved secret (`key` names it in a warning), to be hidden
+    /// by value in everything callgate shows.
+    pub(super) fn keep(&self, key: &str, secret: &secret::Secret) {
+        self.kept
+            .borrow_mut()
+            .push((key.to_owned(), secret.clone()));
+    }
+
+    /// The redactor of every secret kept; a warning for each too short to
+    /// be searched for.
+    fn redactor(&self) -> Redactor {
+        let kept = self.kept.take();
+        for (key, s) in kept
+            .iter()
+            .filter(|(_, s)| s.expose().len() < MIN_REDACTED_BYTES)
+        {
+            self.warn(format!("{key} is {} bytes: too short to be hidden by value in logs and the console (at least {MIN_REDACTED_BYTES}); use a longer one", s.expose().len()));
+        }
+        Redactor::new(kept.iter().map(|(_, s)| s.expose()))
     }
 
     /// The value, or (noting the error for the end of the run) the stand-in
@@ -188,6 +213,7 @@ impl<'a> Loader<'a> {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
         }
         let admin = self.admin(raw.admin, &listen)?;
+        let redactor = self.redactor();
         Ok(Config {
             path: self.path.to_owned(),
             admin,
@@ -196,6 +222,7 @@ impl<'a> Loader<'a> {
             gateway,
             passthroughs,
             redact_params,
+            redactor,
             queue,
             routes,
             warnings: self.warnings.take(),
@@ -411,6 +438,9 @@ impl<'a> Loader<'a> {
                 None => Ok(s),
             })
             .map_err(|e| self.at(spec, format!("{key}: {e}")));
+        if let Ok(s) = &s {
+            self.keep(key, s);
+        }
         if secret::describe(spec.get_ref()) == "literal" {
             self.warn(format!("{key} is written in the config file: move it to env:, file: or cred: before production"));
         }

@@ -314,15 +314,20 @@ pub(crate) async fn queue_item_detail(
         ),
     };
     let headers = queue::store::from_lines(&cb.headers).unwrap_or_default();
-    let body = &cb.body[..cb.body.len().min(BODY_KEPT)];
+    // What is stored is what will be delivered; what is shown has every
+    // secret the config holds REDACTED (a token under a near-miss name too).
+    let hide = &config.redactor;
+    let body = hide.bytes(&cb.body[..cb.body.len().min(BODY_KEPT)]);
     let detail = QueueDetail {
         method: cb.method.clone(),
-        target,
+        target: hide.text(&target).into_owned(),
         verified: cb.verified.clone(),
-        headers: redact_headers(&headers),
-        body: String::from_utf8_lossy(body).into_owned(),
+        headers: redact_headers(&headers, hide),
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
-    Ok(Some(queue_item(stored, Some(detail))))
+    let mut item = queue_item(stored, Some(detail));
+    item.last_error = item.last_error.map(|e| hide.text(&e).into_owned());
+    Ok(Some(item))
 }
 
 fn queue_item(s: queue::store::Stored, detail: Option<QueueDetail>) -> QueueItem {

@@ -83,7 +83,7 @@ pub(crate) async fn handle(
         // Built only when the request log line or the console wants it (it
         // is the hot path's only string work).
         target: match tracing::enabled!(tracing::Level::INFO) || shared.recent.load().is_some() {
-            true => redacted_target(req.uri(), &config.redact_params),
+            true => redacted_target(req.uri(), &config.redact_params, &config.redactor),
             false => String::new(),
         },
         start,
@@ -297,6 +297,7 @@ impl Call<'_> {
             uri,
             signable,
             body_read,
+            redactor: &self.config.redactor,
         })))
     }
 
@@ -571,6 +572,10 @@ impl Call<'_> {
         self.shared
             .metrics
             .request(route, cache, handled.outcome, handled.refusal);
+        // A reason may quote what the request carried.
+        if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
+            handled.reason = hidden;
+        }
         tracing::info!(
             route,
             client = %self.client,

@@ -93,7 +93,7 @@ fn credentials_in_headers_and_tokens_in_targets_are_redacted() {
             http::HeaderValue::from_static(v),
         );
     }
-    let shown = redact_headers(&h);
+    let shown = redact_headers(&h, &Redactor::default());
     let value = |n: &str| shown.iter().find(|(k, _)| k == n).unwrap().1.clone();
     for n in [
         "authorization",
@@ -111,9 +111,33 @@ fn credentials_in_headers_and_tokens_in_targets_are_redacted() {
     );
     assert_eq!(value("content-type"), "application/json");
     let uri: Uri = "/gengo?a=1&token=SECRET&tok%65n=SECRET2".parse().unwrap();
-    let t = redacted_target(&uri, &["token".to_owned()]);
+    let t = redacted_target(&uri, &["token".to_owned()], &Redactor::default());
     assert!(!t.contains("SECRET"), "{t}");
     assert!(t.contains("a=1"), "{t}");
+}
+
+#[test]
+fn configured_secrets_are_redacted_by_value_under_any_name() {
+    let redactor = Redactor::new([b"real-token-0123".as_slice(), b"verify-me-9876"]);
+    let uri: Uri = "/cb/real-token-0123?TOKEN=real-token-0123&tok.en=real%2Dtoken%2D0123&hub.verify_token=verify-me-9876&token=x"
+        .parse()
+        .unwrap();
+    let t = redacted_target(&uri, &["token".to_owned()], &redactor);
+    assert_eq!(
+        t,
+        "/cb/REDACTED?TOKEN=REDACTED&tok.en=REDACTED&hub.verify_token=REDACTED&token=REDACTED"
+    );
+    let mut h = HeaderMap::new();
+    h.append("x_api_key", http::HeaderValue::from_static("k"));
+    h.append("x-note", http::HeaderValue::from_static("verify-me-9876"));
+    let shown = redact_headers(&h, &redactor);
+    assert_eq!(
+        shown,
+        vec![
+            ("x_api_key".to_owned(), "REDACTED".to_owned()),
+            ("x-note".to_owned(), "REDACTED".to_owned())
+        ]
+    );
 }
 
 #[test]

@@ -22,5 +22,6 @@ mod public_keys;
 mod refusals;
 mod replay;
 mod report_only;
+mod secrets;
 mod shield;
 mod state;
