@@ -21,7 +21,8 @@ pub(super) fn explain(
     from: Option<IpAddr>,
     url: Option<String>,
 ) -> anyhow::Result<()> {
-    let config = Config::load(config)?;
+    // Only this route's secrets are read: explaining one route needs no other's.
+    let config = Config::load_for_route(config, route)?;
     let Some(r) = config.routes.iter().find(|r| r.name == route) else {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         bail!("no route named {route:?} (routes: {})", names.join(", "));

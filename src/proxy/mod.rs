@@ -32,6 +32,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 
+use crate::budget::Held;
 use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
@@ -142,7 +143,6 @@ impl Call<'_> {
     /// A callback's phases: precheck, read body, prepare headers, verify,
     /// replay claim, deliver.
     async fn callback(&self, route: &Arc<Route>, req: Request<RequestBody>) -> Handled {
-        let version = req.version();
         // Report-only routes run every check and collect what failed.
         let (pre, mut failed, req) = match self.precheck(route, req).await {
             Ok(passed) => passed,
@@ -152,14 +152,12 @@ impl Call<'_> {
             return answered;
         }
         let (mut parts, body) = req.into_parts();
-        // Held until the request is answered: the body stays in memory till then.
         // Vouched for (address or token) before the body: the reserve is open to it.
         let vouched = pre.vouches() && failed.is_empty();
-        let mut held = self.shared.budget.load().hold(self.client, vouched);
-        let max = route.max_body_bytes;
-        let body = match read_body(self.config, max, &mut held, &parts.headers, body).await {
-            Ok(body) => body,
-            Err(rejection) => return Handled::rejected(Some(route), rejection, version),
+        // Held until the request is answered: the body stays in memory till then.
+        let (body, _held) = match self.read_whole(route, &parts, body, vouched).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
         };
         // The body checks see the headers exactly as they will be forwarded.
         self.prepare_headers(&mut parts, body.len());
@@ -190,6 +188,30 @@ impl Call<'_> {
         let verified = self.verified(parts, body, checked);
         let handled = self.dispatch(route, verified, claim).await;
         handled.would_refuse(failed).with(evidence)
+    }
+
+    /// Read body: the whole body, held in the budget. Refused over
+    /// max_body_bytes, the rest of an h2 upload is read and dropped first
+    /// (with nothing held), so that the client sees the 413.
+    async fn read_whole(
+        &self,
+        route: &Arc<Route>,
+        parts: &Parts,
+        mut body: RequestBody,
+        vouched: bool,
+    ) -> Result<(Bytes, Held), Handled> {
+        let mut held = self.shared.budget.load().hold(self.client, vouched);
+        let max = route.max_body_bytes;
+        match read_body(self.config, max, &mut held, &parts.headers, &mut body).await {
+            Ok(bytes) => Ok((bytes, held)),
+            Err(rejection) => {
+                drop(held);
+                if matches!(rejection, Rejection::TooLarge { .. }) {
+                    body::drain_rest(parts.version, &mut body).await;
+                }
+                Err(Handled::rejected(Some(route), rejection, parts.version))
+            }
+        }
     }
 
     /// The callback as it will be delivered, with callgate's verified
