@@ -6,7 +6,10 @@
 //! before the body, a handshake answered there, the body's checks, a
 //! handshake answered after them. Pure.
 
-use super::check::{self, Answered, Check, Seen, Verdict};
+use std::net::IpAddr;
+
+use super::check::{self, Answered, Check, Passed, Seen, Step, Verdict};
+use super::Checked;
 use crate::config::Route;
 
 /// What the gateway would do with the request.
@@ -45,7 +48,7 @@ pub(crate) fn explain(route: &Route, seen: &Seen<'_>) -> Explanation {
     let answered = handshake == Some(Answered::Yes);
     // The checks before the body decide first; a handshake answered there
     // is answered before any body check runs.
-    let decision = match decide(&checks, false) {
+    let decision = match decide_head(route, seen, &checks) {
         Some(Decision::Refuse) => Decision::Refuse,
         head if answered && check::before_body(route) => {
             skip(
@@ -69,6 +72,28 @@ pub(crate) fn explain(route: &Route, seen: &Seen<'_>) -> Explanation {
         );
     }
     Explanation { checks, decision }
+}
+
+/// The gateway's own steps before the body, on this capture: refused if one
+/// fails (unless the capture cannot decide its check: no `--from`, a
+/// REDACTED token), undecided if a check cannot be told; None: go on. The
+/// steps themselves, not the verdicts: a check like params judges the query
+/// here and the form body later.
+fn decide_head(route: &Route, seen: &Seen<'_>, checks: &[(Check, Verdict)]) -> Option<Decision> {
+    let mut scratch = Checked {
+        passed: Passed::default(),
+        token_secret: None,
+    };
+    let client = seen.client.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let refused = checks.iter().any(|(c, v)| match v {
+        Verdict::Unknown(_) => false,
+        Verdict::Fail(_) if !c.reads_body() => true,
+        _ => matches!(c.head(route, client, seen.uri, &mut scratch), Step::Fail(_)),
+    });
+    match refused {
+        true => Some(Decision::Refuse),
+        false => decide(checks, false),
+    }
 }
 
 /// The decision of the checks before the body (`body` false) or of all of

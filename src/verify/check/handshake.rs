@@ -68,7 +68,11 @@ pub(crate) fn answered(
     };
     Some(match answer {
         Answer::Ok(..) => Answered::Yes,
-        Answer::Refused => Answered::Refused("token: does not match (the verify token)".into()),
+        // Meta's verify token does not match (or the input is not one
+        // callgate answers): the gateway's 403.
+        Answer::Refused => Answered::Refused(
+            "refused (403): a wrong verify token, or input callgate does not answer".into(),
+        ),
     })
 }
 

@@ -91,7 +91,6 @@ fn every_check_a_preset_route_runs_is_explained_and_none_that_it_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let headers = HeaderMap::new();
     let uri: Uri = "/cb?x=1".parse().unwrap();
-    let mut seen_checks = std::collections::HashSet::new();
     for p in Preset::all() {
         let route = preset_route(p, dir.path());
         for method in [Method::POST, Method::GET] {
@@ -113,7 +112,6 @@ fn every_check_a_preset_route_runs_is_explained_and_none_that_it_does_not() {
                     );
                 }
                 if configured {
-                    seen_checks.insert(c);
                     assert!(c.describe(&route).is_some(), "check lists no {c}");
                 }
             }
@@ -121,10 +119,6 @@ fn every_check_a_preset_route_runs_is_explained_and_none_that_it_does_not() {
             let order: Vec<Check> = explained.checks.iter().map(|(c, _)| *c).collect();
             assert_eq!(order, Check::ALL, "explain judges every check, in order");
         }
-    }
-    // The presets between them configure every check there is.
-    for c in Check::ALL {
-        assert!(seen_checks.contains(&c), "no built-in preset runs {c}");
     }
 }
 

@@ -150,6 +150,24 @@ fn metas_verification_get_is_answered_as_a_handshake() {
 }
 
 #[test]
+fn a_handshake_is_not_answered_when_a_check_before_the_body_refuses_the_query() {
+    // The upstream URL sets `site`: the caller may not, and the gateway
+    // refuses the query before it would answer Meta's GET.
+    let text = "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x?site=main\"\npreset = \"meta\"\nhmac = { secrets = [\"meta-app-secret-0123456789\"] }\nhandshake = { verify_token = \"meta-verify-token-0123\" }\n";
+    let c = Config::from_str(text, Path::new("t.toml")).unwrap();
+    let r = c.routes.iter().next().unwrap().clone();
+    let h = HeaderMap::new();
+    let q =
+        "/cb?site=evil&hub.mode=subscribe&hub.challenge=1&hub.verify_token=meta-verify-token-0123";
+    let uri: Uri = q.parse().unwrap();
+    let found = explain(&r, &seen(&Method::GET, &uri, &h, b""));
+    assert_eq!(found.decision, Decision::Refuse, "{found:?}");
+    let ok: Uri = q.replace("site=evil&", "").parse().unwrap();
+    let found = explain(&r, &seen(&Method::GET, &ok, &h, b""));
+    assert_eq!(found.decision, Decision::Handshake, "{found:?}");
+}
+
+#[test]
 fn asanas_hook_secret_is_answered_as_a_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let r = preset_route(Preset::builtin("asana").unwrap(), dir.path());
