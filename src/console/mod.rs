@@ -63,7 +63,8 @@ pub(crate) async fn handle(
         return Some(asset);
     }
     if path == "/login" {
-        return Some(login(shared, (client, &parts.method), body, &password).await);
+        let from = (client, &parts.method, &parts.headers);
+        return Some(login(shared, from, body, &password).await);
     }
     let caller = caller(shared, client, &parts.headers, &password);
     let login = match caller {
@@ -406,7 +407,7 @@ fn throttled_page(wait: Duration) -> Answer {
 /// `GET /login`: the form; `POST /login`: a session, or why not.
 async fn login(
     shared: &Shared,
-    (client, method): (IpAddr, &Method),
+    (client, method, headers): (IpAddr, &Method, &HeaderMap),
     body: RequestBody,
     password: &[u8; 32],
 ) -> Answer {
@@ -414,6 +415,14 @@ async fn login(
         Method::GET | Method::HEAD => return page(StatusCode::OK, pages::login(None)),
         Method::POST => {}
         _ => return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    }
+    // Another origin's page, in the operator's own browser, shares the
+    // operator's address: its guesses must not count against it.
+    if from_another_origin(headers) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "a login from another origin's page is refused\n",
+        );
     }
     let Some(form) = read_form(body).await else {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
@@ -436,6 +445,20 @@ async fn login(
             )
         }
         Err(Refused::Throttled(wait)) => throttled_page(wait),
+    }
+}
+
+/// A login posted by another origin's page (a form, a no-cors fetch), as
+/// the browser says (`Sec-Fetch-Site`, else `Origin` against `Host`).
+/// Scripts and curl send neither.
+fn from_another_origin(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (get("origin"), get("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, a)| a) != Some(host),
+        _ => false,
     }
 }
 
