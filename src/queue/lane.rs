@@ -371,7 +371,8 @@ async fn heartbeat(store: Store, held: Held, every: Duration, lease: Duration) {
                     _ => format!("no answer within {every:?}"),
                 };
                 tracing::warn!("queue: could not renew the claims of deliveries in flight: {why}");
-                let soon = now_ms() + every.as_millis() as i64;
+                // The next renewal may end (sleep, then no answer) two periods from now.
+                let soon = now_ms() + 2 * every.as_millis() as i64;
                 for (id, h) in held.iter().filter(|(_, h)| h.until_ms <= soon) {
                     if !h.cancel.is_cancelled() {
                         tracing::warn!(id, "queue: the claim lapses before it can be renewed; the delivery is cut (another instance may take it)");
