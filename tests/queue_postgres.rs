@@ -443,14 +443,16 @@ async fn retry_and_drop_leave_another_instances_live_claim_alone() {
     println!("retry and drop under another instance's live claim: each callback sent once");
 }
 
+/// Per body: (held now, most held at once, received in all).
+type Held =
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, (usize, usize, usize)>>>;
+
 /// A receiver that tells when a client gave up on a request: raw HTTP/1.1,
 /// one request per connection, answered 200 after `delay` unless the
 /// client closes first. Per body: how many are held now, and the most.
 struct Patient {
     addr: std::net::SocketAddr,
-    held: std::sync::Arc<
-        std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, (usize, usize, usize)>>,
-    >,
+    held: Held,
 }
 
 impl Patient {
@@ -458,9 +460,7 @@ impl Patient {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let held: std::sync::Arc<
-            std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, (usize, usize, usize)>>,
-        > = Default::default();
+        let held: Held = Default::default();
         let h = held.clone();
         tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {

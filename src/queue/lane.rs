@@ -143,10 +143,10 @@ impl Lane {
     /// Start deliveries while there is room, claiming more when none wait.
     async fn fill(&mut self) -> Result<(), StoreError> {
         while self.room() {
-            if self.waiting.is_empty() {
-                if Instant::now() < self.claim_after || !self.claim().await? {
-                    return Ok(());
-                }
+            if self.waiting.is_empty()
+                && (Instant::now() < self.claim_after || !self.claim().await?)
+            {
+                return Ok(());
             }
             let Some(c) = self.waiting.pop_front() else {
                 return Ok(());
