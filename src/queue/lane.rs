@@ -143,10 +143,10 @@ impl Lane {
     /// Start deliveries while there is room, claiming more when none wait.
     async fn fill(&mut self) -> Result<(), StoreError> {
         while self.room() {
-            if self.waiting.is_empty() {
-                if Instant::now() < self.claim_after || !self.claim().await? {
-                    return Ok(());
-                }
+            if self.waiting.is_empty()
+                && (Instant::now() < self.claim_after || !self.claim().await?)
+            {
+                return Ok(());
             }
             let Some(c) = self.waiting.pop_front() else {
                 return Ok(());
@@ -371,7 +371,8 @@ async fn heartbeat(store: Store, held: Held, every: Duration, lease: Duration) {
                     _ => format!("no answer within {every:?}"),
                 };
                 tracing::warn!("queue: could not renew the claims of deliveries in flight: {why}");
-                let soon = now_ms() + every.as_millis() as i64;
+                // The next renewal may end (sleep, then no answer) two periods from now.
+                let soon = now_ms() + 2 * every.as_millis() as i64;
                 for (id, h) in held.iter().filter(|(_, h)| h.until_ms <= soon) {
                     if !h.cancel.is_cancelled() {
                         tracing::warn!(id, "queue: the claim lapses before it can be renewed; the delivery is cut (another instance may take it)");

@@ -346,3 +346,276 @@ async fn a_receiver_slower_than_the_lease_gets_each_callback_once() {
         "a claim ran out while its delivery was under way"
     );
 }
+
+/// The id of the only callback `queue list` shows.
+fn only_id(cfg: &str) -> String {
+    let (code, out, err) = support::gateway::run_cli(&["queue", "list", "--config", cfg], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 callback(s)"), "{out}");
+    out.lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// An operator's `queue retry` or `drop` (another process) on a callback
+/// an instance is delivering right now: the live claim is left alone (on
+/// main it was cleared, and the other instance delivered the callback a
+/// second time while the first delivery ran). The retry of a delivery that
+/// then succeeds does nothing; the drop of one that then fails is carried
+/// out when its claim ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_and_drop_leave_another_instances_live_claim_alone() {
+    let store = QueueStore::new(Backend::Postgres);
+    let up = Upstream::recording().await;
+    up.delay_when(b"slow", Duration::from_secs(4));
+    let text = config(&store, &up.url(""))
+        .replace("upstream_timeout = \"2s\"", "upstream_timeout = \"10s\"");
+    let a = Gateway::start(&text);
+    let _b = Gateway::start(&text);
+    let cfg = a.config_path.to_str().unwrap().to_owned();
+    let client = Client::https(a.https.unwrap(), Version::H1);
+    let pg = store.pg.as_ref().unwrap();
+    let rows = || pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks");
+    let times = |body: &[u8]| up.requests().iter().filter(|r| &r.body[..] == body).count();
+
+    // retry while the delivery runs; the receiver then answers 200.
+    assert_eq!(
+        client
+            .post(&format!("/cb?token={TOKEN}"), &[], b"slow-x")
+            .await
+            .status,
+        202
+    );
+    wait_for("the delivery", Duration::from_secs(5), || up.count() == 1).await;
+    let id = only_id(&cfg);
+    let (code, out, err) =
+        support::gateway::run_cli(&["queue", "retry", &id, "--config", &cfg], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is being delivered now"), "{out}");
+    wait_for("the delivery recorded", Duration::from_secs(10), || {
+        rows() == "0"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        times(b"slow-x"),
+        1,
+        "delivered again while (or after) its delivery ran"
+    );
+
+    // drop while the delivery runs; the receiver then answers 503.
+    up.answer(503, vec![], b"busy");
+    assert_eq!(
+        client
+            .post(&format!("/cb?token={TOKEN}"), &[], b"slow-y")
+            .await
+            .status,
+        202
+    );
+    wait_for("the delivery", Duration::from_secs(5), || {
+        times(b"slow-y") == 1
+    })
+    .await;
+    let id = only_id(&cfg);
+    let (code, out, err) =
+        support::gateway::run_cli(&["queue", "drop", &id, "--config", &cfg], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is being delivered now"), "{out}");
+    assert_eq!(rows(), "1", "dropped under a live claim");
+    wait_for("the drop carried out", Duration::from_secs(10), || {
+        rows() == "0"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        times(b"slow-y"),
+        1,
+        "a dropped callback was delivered again"
+    );
+    println!("retry and drop under another instance's live claim: each callback sent once");
+}
+
+/// Per body: (held now, most held at once, received in all).
+type Held =
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, (usize, usize, usize)>>>;
+
+/// A receiver that tells when a client gave up on a request: raw HTTP/1.1,
+/// one request per connection, answered 200 after `delay` unless the
+/// client closes first. Per body: how many are held now, and the most.
+struct Patient {
+    addr: std::net::SocketAddr,
+    held: Held,
+}
+
+impl Patient {
+    async fn start(delay: Duration) -> Patient {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held: Held = Default::default();
+        let h = held.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let body = loop {
+                        let Ok(n) = tcp.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if buf.len() >= end + 4 + len {
+                            break buf[end + 4..end + 4 + len].to_vec();
+                        }
+                    };
+                    {
+                        let mut m = h.lock().unwrap();
+                        let e = m.entry(body.clone()).or_default();
+                        e.0 += 1;
+                        e.1 = e.1.max(e.0);
+                        e.2 += 1;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {
+                            let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                        }
+                        _ = tcp.read(&mut chunk) => {}
+                    }
+                    h.lock().unwrap().get_mut(&body).unwrap().0 -= 1;
+                });
+            }
+        });
+        Patient { addr, held }
+    }
+
+    /// (held now, most held at once, received in all) for a body.
+    fn of(&self, body: &[u8]) -> (usize, usize, usize) {
+        self.held
+            .lock()
+            .unwrap()
+            .get(body)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// A TCP relay to PostgreSQL that can be frozen: bytes stop flowing both
+/// ways, connections stay open (a cut link, not a refused one).
+struct Relay {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn start(to: u16) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    while f.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(pipe(cr, sw, f.clone()));
+                    pipe(sr, cw, f).await;
+                });
+            }
+        });
+        Relay { port, frozen }
+    }
+
+    fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An instance whose link to the database is cut while it delivers: it
+/// cannot renew its claim, so it cuts its delivery before the lease lapses
+/// and the other instance takes the callback over; the receiver never holds
+/// the callback from both at once (on main the first kept delivering).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_cannot_renew_its_lease_cuts_its_delivery() {
+    let store = QueueStore::new(Backend::Postgres);
+    let pg = store.pg.as_ref().unwrap();
+    let receiver = Patient::start(Duration::from_secs(8)).await;
+    let relay = Relay::start(pg.port).await;
+    let text = config(&store, &format!("http://{}", receiver.addr))
+        .replace("upstream_timeout = \"2s\"", "upstream_timeout = \"20s\"");
+    let cut_text = text.replace(
+        &format!("127.0.0.1:{}/", pg.port),
+        &format!("127.0.0.1:{}/", relay.port),
+    );
+    assert_ne!(text, cut_text);
+    let a = Gateway::start(&cut_text);
+    let client = Client::https(a.https.unwrap(), Version::H1);
+    assert_eq!(
+        client
+            .post(&format!("/cb?token={TOKEN}"), &[], b"long")
+            .await
+            .status,
+        202
+    );
+    wait_for("a's delivery", Duration::from_secs(5), || {
+        receiver.of(b"long").2 == 1
+    })
+    .await;
+    let b = Gateway::start(&text);
+    relay.freeze();
+    let cut = Instant::now();
+    wait_for("b's delivery", Duration::from_secs(15), || {
+        receiver.of(b"long").2 >= 2
+    })
+    .await;
+    let taken = cut.elapsed();
+    let (_, most, sent) = receiver.of(b"long");
+    println!("link cut: the other instance took the callback over after {taken:?}; held at once at most {most}, sent {sent} time(s)");
+    assert_eq!(most, 1, "two instances delivered it at once:\n{}", a.log());
+    assert!(a.log().contains("the delivery is cut"), "{}", a.log());
+    drop(b);
+}
