@@ -347,7 +347,9 @@ fn threats_names_only_tests_that_exist() {
             continue;
         }
         for cell in line.split('`').skip(1).step_by(2) {
-            let Some((file, name)) = cell.split_once("::") else { continue };
+            let Some((file, name)) = cell.split_once("::") else {
+                continue;
+            };
             if !(file.starts_with("tests/") || file.starts_with("src/")) || !file.ends_with(".rs") {
                 continue;
             }
@@ -356,14 +358,25 @@ fn threats_names_only_tests_that_exist() {
                 last.1 += 1;
             }
             let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
-            let found = text.contains(&format!("fn {name}(")) || text.contains(&format!("fn {name}<"));
+            let found =
+                text.contains(&format!("fn {name}(")) || text.contains(&format!("fn {name}<"));
             if !found {
                 missing.push(format!("{section}: {file}::{name}"));
             }
         }
     }
     assert!(named > 0, "THREATS.md names no test");
-    assert!(missing.is_empty(), "THREATS.md names tests that do not exist: {missing:#?}");
-    let empty: Vec<_> = per_section.iter().filter(|(_, n)| *n == 0).map(|(s, _)| s).collect();
-    assert!(empty.is_empty(), "promises with no attacking test: {empty:?}");
+    assert!(
+        missing.is_empty(),
+        "THREATS.md names tests that do not exist: {missing:#?}"
+    );
+    let empty: Vec<_> = per_section
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(s, _)| s)
+        .collect();
+    assert!(
+        empty.is_empty(),
+        "promises with no attacking test: {empty:?}"
+    );
 }

@@ -274,10 +274,7 @@ fn checks(out: &mut String, r: &Route) {
     };
     signature(out, r);
     if let Some(p) = r.payload {
-        let _ = writeln!(
-            out,
-            "  payload {p:?}: form body with a `job` or `comment` field holding a JSON object"
-        );
+        let _ = writeln!(out, "  payload {p:?}: {}", p.describe());
     }
 }
 

@@ -358,6 +358,12 @@ fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(
             }
             gengo_field(body)
         }
+        // Valid JSON whose first character is `{`: a token never is one.
+        Payload::JsonObject => {
+            let object = body.trim_ascii_start().first() == Some(&b'{')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+            object.then_some(()).ok_or("the body is not a JSON object")
+        }
     }
 }
 
