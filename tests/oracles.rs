@@ -371,6 +371,20 @@ fn configs_that_would_make_an_oracle_or_a_replay_hole_are_refused() {
     let (code, out) = check(&stamped);
     assert_eq!(code, 0, "{out}");
 
+    // A route sharing the X route's key under a plain `{body}` HMAC would
+    // take a CRC answer as a token-shaped body's signature.
+    let shared = |other: &str| {
+        format!(
+            "{}[[route]]\nname = \"plain\"\npath = \"/plain\"\nupstream = \"http://127.0.0.1:9/p\"\nhmac = {{ secrets = [\"{other}\"], algorithm = \"sha256\", header = \"x-sig\" }}\n",
+            route_text(&format!("preset = \"x\"\nhmac = {{ secrets = [\"{X}\"] }}\nallow_ips = [\"192.0.2.0/24\"]"))
+        )
+    };
+    let (code, out) = check(&shared(X));
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("its own secret") && !out.contains(X), "{out}");
+    let (code, out) = check(&shared("another-secret-0123456789"));
+    assert_eq!(code, 0, "{out}");
+
     // Tolerance longer than the replay window.
     for (preset, key, tolerance, window) in [
         ("discord", "signature = { public_keys = [\"0000000000000000000000000000000000000000000000000000000000000000\"], tolerance = \"1h\" }", "1h", "10m"),

@@ -336,6 +336,42 @@ impl Loader<'_> {
         Err(self.error(Some(at.span.clone()), format!("{}: {key}.tolerance = \"{t}\" is longer than dedupe_window = \"{w}\": a captured callback would pass its timestamp check after its replay key is forgotten, and be forwarded again. Give {key}.tolerance = \"{w}\" or less, or dedupe_window = \"{t}\" or more", at.label)))
     }
 
+    /// A key a handshake answers with (X's CRC, Zoom's validation: HMAC of
+    /// any token the caller chooses) must sign nothing that could be a
+    /// token on another route either: a route holding the same key under
+    /// `{body}` without a JSON-object payload would take the answer as the
+    /// signature of a token-shaped body.
+    pub(super) fn no_shared_oracle_key(&self, routes: &[Arc<Route>]) -> Result<(), ConfigError> {
+        if self.offline {
+            return Ok(()); // stand-in secrets, all alike
+        }
+        let id = |k: &Key| k.digest(b"callgate: is this the same key?");
+        let answering = routes.iter().filter_map(|r| {
+            let (kind, _) = r
+                .handshake
+                .as_ref()
+                .filter(|(k, _)| k.computes_with_key())?;
+            Some((
+                r,
+                *kind,
+                r.hmac.as_ref()?.keys.iter().map(id).collect::<Vec<_>>(),
+            ))
+        });
+        for (oracle, kind, keys) in answering {
+            let token_taking = routes.iter().find(|r| {
+                let takes = r.hmac.as_ref().filter(|h| {
+                    h.scheme.signed == super::presets::Signed::Body
+                        && r.payload != Some(super::presets::Payload::JsonObject)
+                });
+                takes.is_some_and(|h| h.keys.iter().any(|k| keys.contains(&id(k))))
+            });
+            if let Some(r) = token_taking {
+                return Err(self.error(None, format!("route {:?} signs with the key of route {:?}, whose {} handshake answers an HMAC of any token the caller chooses; {:?} checks an HMAC of the body alone, so a token-shaped body signed by that answer would pass. Give each route its own secret (the provider issues one per endpoint)", r.name, oracle.name, kind.name(), r.name)));
+            }
+        }
+        Ok(())
+    }
+
     /// `max_concurrency`: callbacks in flight to the receiver at once.
     fn max_concurrency(
         &self,
