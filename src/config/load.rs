@@ -380,6 +380,7 @@ impl<'a> Loader<'a> {
             same_path.push(route.clone());
             routes.in_order.push(route);
         }
+        self.no_shared_oracle_key(&routes.in_order)?;
         let report_only: Vec<&str> = routes
             .iter()
             .filter(|r| !r.enforce)

@@ -33,7 +33,7 @@ use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 
 use crate::budget::Held;
-use crate::config::presets::Signed;
+use crate::config::presets::{Handshake, Signed};
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, Enqueued, NewCallback, ReplayClaim};
@@ -177,8 +177,9 @@ impl Call<'_> {
             true => None,
             false => self.evidence(route, &parts.method, &parts.uri, req, true),
         };
-        if let Some(answered) = handshake_post(route, &body) {
-            return answered.would_refuse(failed).with(evidence);
+        if let Some(answer) = handshake_post(route, &body) {
+            let answered = self.handshake_answered(route, answer, &failed, parts.version);
+            return answered.with(evidence);
         }
         // Keys of signed bytes only; the claim is taken before any delivery.
         let direct = route.delivery == Delivery::Direct;
@@ -346,12 +347,32 @@ impl Call<'_> {
             return None;
         }
         let key = route.hmac.as_ref().and_then(|h| h.keys.first());
-        match verify::handshake::answer_get(*kind, req.uri().query(), key, token.as_ref())? {
-            verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),
-            verify::handshake::Answer::Refused => {
-                let refusal = Refusal::Token(verify::TokenFailure::Mismatch);
-                Some(self.forbidden(route, refusal, req.version()))
-            }
+        let query = req.uri().query();
+        let Some(answer) = verify::handshake::answer_get(*kind, query, key, token.as_ref()) else {
+            // X's route takes GET for its CRC only: any other GET is 405.
+            let allow = HeaderValue::from_static("POST");
+            return (*kind == Handshake::XCrc).then(|| {
+                Handled::rejected(Some(route), Rejection::Method { allow }, req.version())
+            });
+        };
+        Some(self.handshake_answered(route, answer, failed, req.version()))
+    }
+
+    /// A handshake's answer, given only to a request that passed every
+    /// check of its route: report-only relaxes nothing for handshakes.
+    fn handshake_answered(
+        &self,
+        route: &Arc<Route>,
+        answer: verify::handshake::Answer,
+        failed: &[Refusal],
+        version: Version,
+    ) -> Handled {
+        if let Some(first) = failed.first() {
+            return self.forbidden(route, first.clone(), version);
+        }
+        match answer {
+            verify::handshake::Answer::Ok(ct, body) => handshake_answer(route, ct, body),
+            verify::handshake::Answer::Refused(refusal) => self.forbidden(route, refusal, version),
         }
     }
 
@@ -633,13 +654,10 @@ impl Call<'_> {
 
 /// A signed POST that is the provider's endpoint check (Slack, Zoom),
 /// answered here: the receiver never sees it.
-fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<Handled> {
+fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<verify::handshake::Answer> {
     let (kind, _) = route.handshake.as_ref().filter(|(k, _)| !k.before_body())?;
     let key = route.hmac.as_ref().and_then(|h| h.keys.first());
-    match verify::handshake::answer_post(*kind, body, key)? {
-        verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),
-        verify::handshake::Answer::Refused => None,
-    }
+    verify::handshake::answer_post(*kind, body, key)
 }
 
 fn handshake_answer(route: &Arc<Route>, content_type: &'static str, body: String) -> Handled {

@@ -151,6 +151,9 @@ pub(crate) struct Found {
 pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, SignatureError> {
     let value = one_header(req.headers, h.header.as_str())?.ok_or(SignatureError::Missing)?;
     let (ts_field, claims) = claims(h.scheme.claims, value);
+    if claims.len() > MAX_CLAIMS {
+        return Err(TOO_MANY);
+    }
     let mut found = Found::default();
     let ts = if h.scheme.timed() {
         let raw = match h.scheme.timestamp {
@@ -169,12 +172,18 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
     let mut problem = SignatureError::Malformed("a signature entry");
     let mut decoded_any = false;
     let learned = h.learned_keys();
+    // Each key's digest once, whatever the number of claims.
+    let mut digests = None;
     for claim in claims {
         match decode_claim(claim, h.algorithm, h.encoding) {
             Ok(claimed) => {
                 decoded_any = true;
-                for key in h.all_keys(&learned) {
-                    ok |= key.digest_parts(&parts).ct_eq(&claimed);
+                let digests = digests.get_or_insert_with(|| {
+                    let all = h.all_keys(&learned);
+                    all.map(|k| k.digest_parts(&parts)).collect::<Vec<_>>()
+                });
+                for digest in digests.iter() {
+                    ok |= digest.ct_eq(&claimed);
                 }
             }
             Err(e) => problem = e,
@@ -186,6 +195,16 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
         (false, false) => Err(problem),
     }
 }
+
+/// Most signatures one header may claim (`v1,…` list entries, Stripe's
+/// `v1=` fields, `v1a,…` public-key entries): one per key in rotation, and
+/// no provider rotates through more. A longer list is refused before any
+/// entry is checked, so a stranger's header costs at most this many checks.
+pub(crate) const MAX_CLAIMS: usize = 8;
+
+/// The refusal of a longer list.
+pub(crate) const TOO_MANY: SignatureError =
+    SignatureError::Malformed("a list of at most 8 entries");
 
 /// The one value of a header, in any spelling a receiver folds to it.
 pub(crate) fn one_header<'h>(
@@ -302,6 +321,20 @@ fn message<'a>(
         }
     };
     Ok((parts, false))
+}
+
+/// The signed string of a request as one buffer: what a handshake's input
+/// must never be (the handshake property test).
+#[cfg(test)]
+pub(crate) fn signed_string<'a>(
+    scheme: Scheme,
+    req: &Signable<'a>,
+    ts: Option<&'a [u8]>,
+) -> Result<Vec<u8>, SignatureError> {
+    let (mut parts, with_form) = message(scheme, req, ts)?;
+    let form = with_form.then(|| twilio_params(req.body));
+    append_form(&mut parts, form.as_deref());
+    Ok(parts.concat())
 }
 
 /// Twilio's `bodySHA256` query parameter, if the URL has one.

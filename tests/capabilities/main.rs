@@ -13,6 +13,7 @@ mod explain;
 mod forwarding;
 mod handshakes;
 mod monitoring;
+mod oracles;
 mod pg_tls;
 mod php_receivers;
 mod properties;

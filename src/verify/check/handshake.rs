@@ -70,9 +70,7 @@ pub(crate) fn answered(
         Answer::Ok(..) => Answered::Yes,
         // Meta's verify token does not match (or the input is not one
         // callgate answers): the gateway's 403.
-        Answer::Refused => Answered::Refused(
-            "refused (403): a wrong verify token, or input callgate does not answer".into(),
-        ),
+        Answer::Refused(why) => Answered::Refused(format!("refused (403): {why}")),
     })
 }
 

@@ -28,9 +28,7 @@ pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
 
 pub(super) fn describe(route: &Route) -> Option<String> {
     let p = route.payload?;
-    Some(format!(
-        "{p:?}: form body with a `job` or `comment` field holding a JSON object"
-    ))
+    Some(format!("{p:?}: {}", p.describe()))
 }
 
 fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
@@ -50,6 +48,12 @@ fn check_payload(payload: Payload, headers: &HeaderMap, body: &[u8]) -> Result<(
                 return Err("Content-Type is not application/x-www-form-urlencoded");
             }
             gengo_field(body)
+        }
+        // Valid JSON whose first character is `{`: a token never is one.
+        Payload::JsonObject => {
+            let object = body.trim_ascii_start().first() == Some(&b'{')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+            object.then_some(()).ok_or("the body is not a JSON object")
         }
     }
 }
