@@ -148,6 +148,10 @@ impl Shared {
             self.budget.store(budget_for(&config));
         }
         certificate_metrics(&self.metrics, &config);
+        // A changed console password ends the sessions made with the old one.
+        if self.config.load().admin.console_password != config.admin.console_password {
+            self.sessions.end_all();
+        }
         self.recent
             .store(recent_for(&config, self.recent.load_full()));
         self.config.store(Arc::new(config));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::defaults::MIN_SECRET_BYTES;
 use super::presets::{Preset, PresetFile};
+use super::redact::{Redactor, MIN_REDACTED_BYTES};
 use super::{hosts_overlap, raw, secret, Config, ConfigError, Listen, QueueBackend, Routes};
 use http::HeaderName;
 use toml::Spanned;
@@ -27,13 +28,26 @@ impl Config {
         Config::parse(&read_file(path)?, path, true)
     }
 
+    /// Read and resolve the config file for one route's use (`explain`):
+    /// only that route's secrets and files are read, the rest is resolved
+    /// as `check --offline` does.
+    pub fn load_for_route(path: &Path, route: &str) -> Result<Config, ConfigError> {
+        let text = read_file(path)?;
+        let mut loader = Loader::new(&text, path, true);
+        loader.only_route = Some(route);
+        Config::parse_with(loader, &text)
+    }
+
     /// Parse and resolve config text; `path` names the file in errors.
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Config::parse(text, path, false)
     }
 
     fn parse(text: &str, path: &Path, offline: bool) -> Result<Config, ConfigError> {
-        let loader = Loader::new(text, path, offline);
+        Config::parse_with(Loader::new(text, path, offline), text)
+    }
+
+    fn parse_with(loader: Loader<'_>, text: &str) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
             let mut message = without_values(e.message().trim_end());
             if message.starts_with("unknown field") {
@@ -90,6 +104,11 @@ pub(super) struct Loader<'a> {
     deferred: RefCell<Vec<ConfigError>>,
     /// The config's own `[[preset]]`s, ahead of the built-in ones.
     presets: RefCell<Vec<Preset>>,
+    /// Every secret resolved so far, with its key: what the [`Redactor`] hides.
+    kept: RefCell<Vec<(String, secret::Secret)>>,
+    /// Offline but for this route, whose secrets and files are read
+    /// (`explain --route NAME`).
+    only_route: Option<&'a str>,
 }
 
 impl<'a> Loader<'a> {
@@ -101,7 +120,49 @@ impl<'a> Loader<'a> {
             offline,
             deferred: RefCell::new(Vec::new()),
             presets: RefCell::new(Vec::new()),
+            kept: RefCell::new(Vec::new()),
+            only_route: None,
         }
+    }
+
+    /// Note a resolved secret (`key` names it in a warning), to be hidden
+    /// by value in everything callgate shows.
+    pub(super) fn keep(&self, key: &str, secret: &secret::Secret) {
+        self.kept
+            .borrow_mut()
+            .push((key.to_owned(), secret.clone()));
+    }
+
+    /// The redactor of every secret kept; a warning for each too short to
+    /// be searched for.
+    fn redactor(&self) -> Redactor {
+        let kept = self.kept.take();
+        for (key, s) in kept
+            .iter()
+            .filter(|(_, s)| s.expose().len() < MIN_REDACTED_BYTES)
+        {
+            self.warn(format!("{key} is {} bytes: too short to be hidden by value in logs and the console (at least {MIN_REDACTED_BYTES}); use a longer one", s.expose().len()));
+        }
+        Redactor::new(kept.iter().map(|(_, s)| s.expose()))
+    }
+
+    /// For the one route an offline load reads in full: a loader that
+    /// reads secrets and files, with this one's presets. Its findings are
+    /// taken back with [`Loader::absorb`].
+    fn online_for(&self, route: &raw::RawRoute) -> Option<Loader<'a>> {
+        if !self.offline || self.only_route != Some(route.name.get_ref().as_str()) {
+            return None;
+        }
+        let online = Loader::new(self.text, self.path, false);
+        *online.presets.borrow_mut() = self.presets.borrow().clone();
+        Some(online)
+    }
+
+    /// What `other` found (problems, warnings), as found here.
+    fn absorb(&self, other: Loader<'_>) {
+        self.deferred.borrow_mut().extend(other.deferred.take());
+        self.warnings.borrow_mut().extend(other.warnings.take());
+        self.kept.borrow_mut().extend(other.kept.take());
     }
 
     /// The value, or (noting the error for the end of the run) the stand-in
@@ -182,12 +243,13 @@ impl<'a> Loader<'a> {
             .admin
             .filter(|a| !a.ip().to_canonical().is_loopback())
         {
-            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1], or make sure a firewall does"));
+            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: it is plain HTTP, so the console's password and session cookie travel in clear, and /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1] and reach it over an SSH tunnel, or make sure only a trusted network and a firewall reach it"));
         }
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
         }
         let admin = self.admin(raw.admin, &listen)?;
+        let redactor = self.redactor();
         Ok(Config {
             path: self.path.to_owned(),
             admin,
@@ -196,6 +258,7 @@ impl<'a> Loader<'a> {
             gateway,
             passthroughs,
             redact_params,
+            redactor,
             queue,
             routes,
             warnings: self.warnings.take(),
@@ -288,13 +351,13 @@ impl<'a> Loader<'a> {
         let mut routes = Routes::default();
         for (i, spanned) in raw.into_iter().enumerate() {
             let span = spanned.span();
-            let route = self.route(
-                i,
-                span.clone(),
-                spanned.into_inner(),
-                upstream_timeout,
-                max_body_bytes,
-            );
+            let raw_route = spanned.into_inner();
+            let online = self.online_for(&raw_route);
+            let loader = online.as_ref().unwrap_or(self);
+            let route = loader.route(i, span.clone(), raw_route, upstream_timeout, max_body_bytes);
+            if let Some(online) = online {
+                self.absorb(online);
+            }
             // A broken route is reported with the others; the next is checked.
             let Some(route) = self.or_defer(route.map(Some), || None) else {
                 continue;
@@ -411,6 +474,9 @@ impl<'a> Loader<'a> {
                 None => Ok(s),
             })
             .map_err(|e| self.at(spec, format!("{key}: {e}")));
+        if let Ok(s) = &s {
+            self.keep(key, s);
+        }
         if secret::describe(spec.get_ref()) == "literal" {
             self.warn(format!("{key} is written in the config file: move it to env:, file: or cred: before production"));
         }

@@ -15,6 +15,7 @@ pub mod presets;
 pub(crate) mod public_key;
 mod queue;
 pub(crate) mod raw;
+pub(crate) mod redact;
 mod route;
 pub(crate) mod secret;
 pub(crate) mod tls;
@@ -49,6 +50,9 @@ pub struct Config {
     /// Query parameters whose values are replaced by `REDACTED` in logs:
     /// every route's token parameter (folded as PHP reads names), so a token sent to the wrong path is hidden too.
     pub(crate) redact_params: Vec<String>,
+    /// Every secret the config holds, hidden by value wherever a request is
+    /// logged or shown (`config/redact.rs`).
+    pub(crate) redactor: redact::Redactor,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub(crate) warnings: Vec<String>,
     /// `[queue]`: where the callback store lives.
@@ -65,6 +69,9 @@ pub(crate) struct Admin {
     pub(crate) console_password: Option<[u8; 32]>,
     /// The last requests kept for the console (0 when it is off).
     pub(crate) requests_kept: usize,
+    /// Host names the admin listener answers besides localhost and IP
+    /// literals (lowercase, no trailing dot).
+    pub(crate) hosts: Vec<String>,
 }
 
 impl Config {

@@ -167,6 +167,7 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawAdmin {
     pub(crate) console: Option<Spanned<RawConsole>>,
     pub(crate) requests_kept: Option<Spanned<u64>>,
+    pub(crate) hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// `[admin] console = { password = SPEC }`

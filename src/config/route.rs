@@ -375,12 +375,13 @@ impl Loader<'_> {
                 Some(secret::Secret::from(b"offline".to_vec()))
             }
             (_, Some(spec)) => {
-                Some(self.or_defer(
-                    secret::resolve(spec.get_ref()).map_err(|e| {
-                        self.at(&spec, format!("{label}.handshake.verify_token: {e}"))
-                    }),
-                    || secret::Secret::from(b"stand-in".to_vec()),
-                ))
+                let key = format!("{label}.handshake.verify_token");
+                let resolved = secret::resolve(spec.get_ref())
+                    .map_err(|e| self.at(&spec, format!("{key}: {e}")));
+                if let Ok(s) = &resolved {
+                    self.keep(&key, s);
+                }
+                Some(self.or_defer(resolved, || secret::Secret::from(b"stand-in".to_vec())))
             }
         };
         Ok((Some((kind, token)), learned))

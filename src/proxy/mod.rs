@@ -32,6 +32,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 
+use crate::budget::Held;
 use crate::config::presets::Signed;
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
@@ -83,7 +84,7 @@ pub(crate) async fn handle(
         // Built only when the request log line or the console wants it (it
         // is the hot path's only string work).
         target: match tracing::enabled!(tracing::Level::INFO) || shared.recent.load().is_some() {
-            true => redacted_target(req.uri(), &config.redact_params),
+            true => redacted_target(req.uri(), &config.redact_params, &config.redactor),
             false => String::new(),
         },
         start,
@@ -142,7 +143,6 @@ impl Call<'_> {
     /// A callback's phases: precheck, read body, prepare headers, verify,
     /// replay claim, deliver.
     async fn callback(&self, route: &Arc<Route>, req: Request<RequestBody>) -> Handled {
-        let version = req.version();
         // Report-only routes run every check and collect what failed.
         let (pre, mut failed, req) = match self.precheck(route, req).await {
             Ok(passed) => passed,
@@ -152,14 +152,12 @@ impl Call<'_> {
             return answered;
         }
         let (mut parts, body) = req.into_parts();
-        // Held until the request is answered: the body stays in memory till then.
         // Vouched for (address or token) before the body: the reserve is open to it.
         let vouched = pre.vouches() && failed.is_empty();
-        let mut held = self.shared.budget.load().hold(self.client, vouched);
-        let max = route.max_body_bytes;
-        let body = match read_body(self.config, max, &mut held, &parts.headers, body).await {
-            Ok(body) => body,
-            Err(rejection) => return Handled::rejected(Some(route), rejection, version),
+        // Held until the request is answered: the body stays in memory till then.
+        let (body, _held) = match self.read_whole(route, &parts, body, vouched).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
         };
         // The body checks see the headers exactly as they will be forwarded.
         self.prepare_headers(&mut parts, body.len());
@@ -177,7 +175,7 @@ impl Call<'_> {
         // Report-only: what enforcing would have refused, for the console.
         let evidence = match failed.is_empty() {
             true => None,
-            false => self.evidence(route, &parts.uri, req, true),
+            false => self.evidence(route, &parts.method, &parts.uri, req, true),
         };
         if let Some(answered) = handshake_post(route, &body) {
             return answered.would_refuse(failed).with(evidence);
@@ -190,6 +188,30 @@ impl Call<'_> {
         let verified = self.verified(parts, body, checked);
         let handled = self.dispatch(route, verified, claim).await;
         handled.would_refuse(failed).with(evidence)
+    }
+
+    /// Read body: the whole body, held in the budget. Refused over
+    /// max_body_bytes, the rest of an h2 upload is read and dropped first
+    /// (with nothing held), so that the client sees the 413.
+    async fn read_whole(
+        &self,
+        route: &Arc<Route>,
+        parts: &Parts,
+        mut body: RequestBody,
+        vouched: bool,
+    ) -> Result<(Bytes, Held), Handled> {
+        let mut held = self.shared.budget.load().hold(self.client, vouched);
+        let max = route.max_body_bytes;
+        match read_body(self.config, max, &mut held, &parts.headers, &mut body).await {
+            Ok(bytes) => Ok((bytes, held)),
+            Err(rejection) => {
+                drop(held);
+                if matches!(rejection, Rejection::TooLarge { .. }) {
+                    body::drain_rest(parts.version, &mut body).await;
+                }
+                Err(Handled::rejected(Some(route), rejection, parts.version))
+            }
+        }
     }
 
     /// The callback as it will be delivered, with callgate's verified
@@ -230,7 +252,7 @@ impl Call<'_> {
                     url: None,
                     now: unix_now(),
                 };
-                let evidence = self.evidence(route, req.uri(), unread, false);
+                let evidence = self.evidence(route, req.method(), req.uri(), unread, false);
                 let version = req.version();
                 body::drain_h2(req).await;
                 Err(self.forbidden(route, refusal, version).with(evidence))
@@ -255,7 +277,7 @@ impl Call<'_> {
             return Ok(checked);
         }
         verify::finish(route, pre, &req).map_err(|refusal| {
-            let evidence = self.evidence(route, &parts.uri, req, true);
+            let evidence = self.evidence(route, &parts.method, &parts.uri, req, true);
             Box::new(self.forbidden(route, refusal, parts.version).with(evidence))
         })
     }
@@ -284,6 +306,7 @@ impl Call<'_> {
     fn evidence(
         &self,
         route: &Route,
+        method: &Method,
         uri: &Uri,
         signable: Signable<'_>,
         body_read: bool,
@@ -292,9 +315,11 @@ impl Call<'_> {
         Some(Box::new(Detail::of(&Evidence {
             route,
             client: self.client,
+            method,
             uri,
             signable,
             body_read,
+            redactor: &self.config.redactor,
         })))
     }
 
@@ -426,7 +451,7 @@ impl Call<'_> {
             token_secret: v.checked.token_secret,
             headers: queue::to_lines(&stored_headers(route, v.headers)),
             body: v.body.to_vec(),
-            verified: v.checked.passed.header_value().to_owned(),
+            verified: v.checked.passed.header_value(),
             arrived_ms: queue::now_ms(),
             replay: claim
                 .as_ref()
@@ -535,7 +560,7 @@ impl Call<'_> {
             method: v.method,
             query: v.uri.query(),
             headers: v.headers,
-            checks,
+            checks: &checks,
         };
         let req = outgoing.build(v.body, self.config.gateway.assertion.as_ref());
         match upstream::send_and_record(&self.shared.metrics, route, req).await {
@@ -569,6 +594,10 @@ impl Call<'_> {
         self.shared
             .metrics
             .request(route, cache, handled.outcome, handled.refusal);
+        // A reason may quote what the request carried.
+        if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
+            handled.reason = hidden;
+        }
         tracing::info!(
             route,
             client = %self.client,

@@ -116,6 +116,7 @@ fn start_threads(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::sync::oneshot::Receiver<()>>> {
     let limit = Arc::new(Semaphore::new(shared.config.load().gateway.max_connections));
+    let admin_limit = Arc::new(Semaphore::new(threads::ADMIN_CONNECTIONS));
     let (balance, inboxes) = Balance::new(threads);
     let mut workers = Vec::new();
     for (i, inbox) in inboxes.into_iter().enumerate() {
@@ -126,6 +127,7 @@ fn start_threads(
         let serving = Serving {
             shared: shared.clone(),
             limit: limit.clone(),
+            admin_limit: admin_limit.clone(),
             balance: balance.clone(),
             me: i,
         };

@@ -204,7 +204,7 @@ pub(crate) fn one_header<'h>(
 }
 
 /// The signatures a header value claims, and a timestamp field if it has one.
-fn claims(form: Claims, value: &[u8]) -> (Option<&[u8]>, Vec<&[u8]>) {
+pub(crate) fn claims(form: Claims, value: &[u8]) -> (Option<&[u8]>, Vec<&[u8]>) {
     match form {
         Claims::Whole => (None, vec![value]),
         Claims::Prefixed(prefix) => match value.trim_ascii().strip_prefix(prefix.as_bytes()) {

@@ -788,3 +788,92 @@ fn operator_presets_are_checked_and_named_in_errors() {
         "{out}{err}"
     );
 }
+
+/// An admin's shell has no CREDENTIALS_DIRECTORY: `check` and `explain`
+/// read `cred:NAME` from `--credentials DIR`, the error without it names
+/// the flag, and `explain --route X` reads X's secrets and no other's.
+#[test]
+fn check_and_explain_read_credentials_from_a_shell() {
+    let (text, creds) = support::gateway::apache_example();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let path = write_config(cfg_dir.path(), &text);
+    let creds_path = creds.path().display().to_string();
+
+    let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--credentials DIR"),
+        "the flag is named: {err}"
+    );
+
+    let (code, out, err) = run_cli(
+        &["check", "--config", &path, "--credentials", &creds_path],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cred:tolq-api-key"), "{out}");
+
+    let (code, _, err) = run_cli(
+        &[
+            "check",
+            "--config",
+            &path,
+            "--credentials",
+            "/nonexistent/creds",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--credentials /nonexistent/creds: not a directory"),
+        "{err}"
+    );
+
+    // Only gengo's token in the directory: explaining gengo needs no other.
+    let only_gengo = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        creds.path().join("gengo-callback-token"),
+        only_gengo.path().join("gengo-callback-token"),
+    )
+    .unwrap();
+    let body = "job=%7B%22job_id%22%3A1%7D";
+    let request = cfg_dir.path().join("gengo.http");
+    std::fs::write(
+        &request,
+        format!(
+            "POST /gengo/callback?token=g-0123456789abcdef HTTP/1.1\r\nHost: www.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .unwrap();
+    let request = request.display().to_string();
+    let gengo_dir = only_gengo.path().display().to_string();
+    let args = [
+        "explain",
+        "--config",
+        &path,
+        "--route",
+        "gengo",
+        "--request",
+        &request,
+        "--from",
+        "203.0.113.9",
+        "--credentials",
+        &gengo_dir,
+    ];
+    let (code, out, err) = run_cli(&args, b"", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would accept"), "{out}");
+    assert!(
+        !err.contains("tolq-api-key") && !err.contains("tolq-callback-token"),
+        "another route's secrets were read: {err}"
+    );
+    // The route explained still needs its own.
+    let mut tolq = args;
+    tolq[4] = "tolq";
+    let (code, _, err) = run_cli(&tolq, b"", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tolq-callback-token"), "{err}");
+}

@@ -145,9 +145,9 @@ async fn the_database_stopped_means_503_for_queue_routes_only_and_its_return_nee
         up.count() == 1
     })
     .await;
+    // ok or unavailable, nothing more (the details are the console's).
     let (status, body) = health().await;
-    assert_eq!(status, 200);
-    assert!(body.starts_with("ok\nstore: ok (postgres"), "{body}");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
 
     pg.stop();
     let started = Instant::now();
@@ -166,11 +166,7 @@ async fn the_database_stopped_means_503_for_queue_routes_only_and_its_return_nee
         200
     );
     let (status, body) = health().await;
-    assert_eq!(status, 200);
-    assert!(
-        body.contains("store: unavailable, queue routes answer 503"),
-        "{body}"
-    );
+    assert_eq!((status, body.as_str()), (503, "unavailable\n"));
 
     pg.start_again();
     let mut status = 0;
