@@ -619,3 +619,85 @@ async fn an_instance_that_cannot_renew_its_lease_cuts_its_delivery() {
     assert!(a.log().contains("the delivery is cut"), "{}", a.log());
     drop(b);
 }
+
+/// A database that answers but takes no write (here: made read-only under
+/// a running gateway, its sessions ended so the pool reconnects into the
+/// new setting): /healthz's store probe is a real write, so it reports the
+/// store unavailable (on main `SELECT 1` said ok), and queue routes answer
+/// 503, never 202.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_takes_no_write_is_unavailable_to_healthz() {
+    let store = QueueStore::new(Backend::Postgres);
+    let pg = store.pg.as_ref().unwrap();
+    let up = Upstream::recording().await;
+    let cert = support::gateway::test_cert();
+    let text = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n{}",
+        cert.cert_path,
+        cert.key_path,
+        config(&store, &up.url(""))
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let health = || async {
+        let r = Client::http(gw.admin.unwrap())
+            .request(http::Method::GET, "/healthz", &[], b"")
+            .await;
+        (
+            r.status.as_u16(),
+            String::from_utf8_lossy(&r.body).into_owned(),
+        )
+    };
+    assert_eq!(
+        c.post(&format!("/cb?token={TOKEN}"), &[], b"before")
+            .await
+            .status,
+        202
+    );
+    wait_for("the delivery", Duration::from_secs(10), || up.count() == 1).await;
+    let (status, body) = health().await;
+    assert!(
+        status == 200 && !body.contains("unavailable"),
+        "{status} {body}"
+    );
+
+    let db = store
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} SET default_transaction_read_only = on"),
+    );
+    pg.psql(
+        "postgres",
+        &format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}'"
+        ),
+    );
+    // The pool's ended sessions fail once each on their next use (so did
+    // `SELECT 1`); the last answers come from new, read-only sessions.
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        seen.push(health().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unavailable =
+        |(status, body): &(u16, String)| *status == 503 || body.contains("unavailable");
+    assert!(seen[15..].iter().all(unavailable), "{:?}", &seen[15..]);
+    let seen = seen.pop().unwrap();
+    let r = c
+        .post(&format!("/cb?token={TOKEN}"), &[], b"read-only")
+        .await;
+    assert_eq!(r.status, 503, "acknowledged without a write");
+    println!(
+        "read-only database: /healthz {} {:?}",
+        seen.0,
+        seen.1.lines().last()
+    );
+}
