@@ -459,3 +459,102 @@ fn systemd_units_verify_clean_and_score_ok() {
     eprintln!("systemd-analyze security exposure: {score}");
     assert!(score <= 1.5, "exposure {score} > 1.5:\n{text}");
 }
+
+/// `callgate run ARGS`, given at most 10 s to exit: its exit code (None:
+/// still serving, then killed) and its log.
+fn run_briefly(prefix: &[&str], args: &[&str], poke: Option<u16>) -> (Option<i32>, String) {
+    let mut cmd = match prefix.split_first() {
+        Some((wrapper, rest)) => {
+            let mut c = Command::new(wrapper);
+            c.args(rest).arg(support::gateway::binary());
+            c
+        }
+        None => Command::new(support::gateway::binary()),
+    };
+    let mut child = cmd
+        .arg("run")
+        .args(args)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        // systemd-socket-activate starts callgate on the first connection.
+        if let Some(port) = poke {
+            let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The shipped example's trial values (self_signed, the CHANGE-ME secrets)
+/// are served on loopback only: the README's first command keeps working,
+/// while the same file on a public address, or given a public socket by
+/// systemd, is refused by `check` and `run`, naming each value to edit.
+#[test]
+fn trial_values_are_served_on_loopback_only() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/config.example.toml")).unwrap();
+    assert!(example.contains("https = \"127.0.0.1:8443\""));
+    let on_loopback = example.replace("https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"");
+    let gw = Gateway::start_raw(&on_loopback, &[]);
+    assert!(gw.https.is_some(), "the trial serves on loopback");
+    drop(gw);
+
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public.toml");
+    let text = example.replace("https = \"127.0.0.1:8443\"", "https = \"0.0.0.0:0\"")
+        + &format!(
+            "\n[queue]\ndir = {:?}\n",
+            dir.path().join("q").display().to_string()
+        );
+    std::fs::write(&public, text).unwrap();
+    let public = public.display().to_string();
+    let named = |said: &str| {
+        said.contains("listen.https = \"0.0.0.0:0\"")
+            && said.contains("[tls] self_signed = true (give cert and key)")
+            && said.contains("token.secrets[0] (a CHANGE-ME placeholder")
+            && said.contains("hmac.secrets[0] (a CHANGE-ME placeholder")
+            && !said.contains("demo-tolq-token")
+    };
+    let (code, _, err) = support::gateway::run_cli(&["check", "--config", &public], b"", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(named(&err), "{err}");
+    let (code, log) = run_briefly(&[], &["--config", &public], None);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(named(&log), "{log}");
+
+    // The file says loopback; systemd passes a public socket.
+    let loopback = dir.path().join("loopback.toml");
+    let text = example
+        + &format!(
+            "\n[queue]\ndir = {:?}\n",
+            dir.path().join("q").display().to_string()
+        );
+    std::fs::write(&loopback, text).unwrap();
+    let port = support::upstream::closed_port().port();
+    let listen = format!("0.0.0.0:{port}");
+    let wrapper = ["systemd-socket-activate", "-l", &listen, "--fdname=https"];
+    let (code, log) = run_briefly(
+        &wrapper,
+        &["--config", &loopback.display().to_string()],
+        Some(port),
+    );
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("listen.https = \"0.0.0.0:{port}\"")),
+        "{log}"
+    );
+    assert!(log.contains("[tls] self_signed = true"), "{log}");
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::defaults::MIN_SECRET_BYTES;
 use super::presets::{Preset, PresetFile};
-use super::{hosts_overlap, raw, secret, Config, ConfigError, Listen, QueueBackend, Routes};
+use super::{hosts_overlap, raw, secret, trial, Config, ConfigError, Listen, QueueBackend, Routes};
 use http::HeaderName;
 use toml::Spanned;
 
@@ -96,6 +96,8 @@ pub(super) struct Loader<'a> {
     text: &'a str,
     path: &'a Path,
     warnings: RefCell<Vec<String>>,
+    /// Trial values found (self_signed, placeholder secrets): what to edit.
+    trial: RefCell<Vec<String>>,
     /// `check --offline`: secrets and the files the config names are not read.
     pub(super) offline: bool,
     /// Problems with what the config names (secrets, files) found so far:
@@ -114,6 +116,7 @@ impl<'a> Loader<'a> {
             text,
             path,
             warnings: RefCell::new(Vec::new()),
+            trial: RefCell::new(Vec::new()),
             offline,
             deferred: RefCell::new(Vec::new()),
             presets: RefCell::new(Vec::new()),
@@ -137,6 +140,7 @@ impl<'a> Loader<'a> {
     fn absorb(&self, other: Loader<'_>) {
         self.deferred.borrow_mut().extend(other.deferred.take());
         self.warnings.borrow_mut().extend(other.warnings.take());
+        self.trial.borrow_mut().extend(other.trial.take());
     }
 
     /// The value, or (noting the error for the end of the run) the stand-in
@@ -221,8 +225,16 @@ impl<'a> Loader<'a> {
         }
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
+            self.trial
+                .borrow_mut()
+                .push("[tls] self_signed = true (give cert and key)".into());
         }
         let admin = self.admin(raw.admin, &listen)?;
+        let off_loopback = trial::configured_off_loopback(&listen);
+        if !self.trial.borrow().is_empty() && !off_loopback.is_empty() {
+            let why = trial::refusal(&self.trial.borrow(), &off_loopback);
+            return Err(self.error(Some(listen_span), why));
+        }
         Ok(Config {
             path: self.path.to_owned(),
             admin,
@@ -234,6 +246,7 @@ impl<'a> Loader<'a> {
             queue,
             routes,
             warnings: self.warnings.take(),
+            trial: self.trial.take(),
         })
     }
 
@@ -446,6 +459,11 @@ impl<'a> Loader<'a> {
                 None => Ok(s),
             })
             .map_err(|e| self.at(spec, format!("{key}: {e}")));
+        if s.as_ref().is_ok_and(|s| trial::is_placeholder(s.expose())) {
+            let edit =
+                format!("{key} (a CHANGE-ME placeholder: give the real secret, as cred:NAME)");
+            self.trial.borrow_mut().push(edit);
+        }
         if secret::describe(spec.get_ref()) == "literal" {
             self.warn(format!("{key} is written in the config file: move it to env:, file: or cred: before production"));
         }

@@ -18,6 +18,7 @@ pub(crate) mod raw;
 mod route;
 pub(crate) mod secret;
 pub(crate) mod tls;
+pub(crate) mod trial;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,6 +52,9 @@ pub struct Config {
     pub(crate) redact_params: Vec<String>,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub(crate) warnings: Vec<String>,
+    /// Trial values it holds (self_signed, placeholder secrets), each with
+    /// what to edit: served on loopback only (see [`trial`]).
+    pub(crate) trial: Vec<String>,
     /// `[queue]`: where the callback store lives.
     pub(crate) queue: QueueBackend,
     /// `[admin]`: the console.
