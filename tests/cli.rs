@@ -877,3 +877,70 @@ fn check_and_explain_read_credentials_from_a_shell() {
     assert_eq!(code, 1);
     assert!(err.contains("tolq-callback-token"), "{err}");
 }
+
+/// callgate.service has no capabilities: a `[listen]` port below 1024 works
+/// only when a shipped socket unit passes it (443: callgate.socket, 80:
+/// callgate-http.socket). `check` fails for any other, even run as root
+/// (which could bind it; the unit cannot), naming the unit to edit.
+#[test]
+fn check_fails_for_a_privileged_port_the_units_do_not_pass() {
+    let cert = test_cert();
+    let (_, creds) = support::gateway::apache_example();
+    let creds_path = creds.path().display().to_string();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
+        .unwrap()
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
+            &cert.cert_path.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/privkey.pem",
+            &cert.key_path.display().to_string(),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = write_config(dir.path(), text);
+        run_cli(
+            &["check", "--config", &path, "--credentials", &creds_path],
+            b"",
+            &[],
+        )
+    };
+    // As shipped: 443 and 80, both passed by the socket units.
+    let (code, _, err) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    let cases = [
+        (
+            text.replace("0.0.0.0:443", "0.0.0.0:444"),
+            "listen.https = \"0.0.0.0:444\": port 444 is below",
+            "callgate.socket passes port 443",
+        ),
+        (
+            text.replace("0.0.0.0:80", "0.0.0.0:81"),
+            "listen.http = \"0.0.0.0:81\"",
+            "callgate-http.socket passes port 80",
+        ),
+        (
+            text.replace(
+                "http_redirect = true",
+                "http_redirect = true\nadmin = \"127.0.0.1:90\"",
+            ),
+            "listen.admin = \"127.0.0.1:90\"",
+            "no shipped socket unit passes an admin listener",
+        ),
+    ];
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if start <= 90 {
+        eprintln!("skipped: this kernel lets anyone bind from port {start}");
+        return;
+    }
+    for (text, what, fix) in cases {
+        let (code, _, err) = check(&text);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains(what) && err.contains(fix), "{err}");
+    }
+}

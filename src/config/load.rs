@@ -208,6 +208,9 @@ impl<'a> Loader<'a> {
         self.define_presets(raw.presets)?;
         let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
+        for w in super::deploy::locked_routes(routes.iter(), &passthroughs) {
+            self.warn(w);
+        }
         // Folded once here, as PHP reads names (redaction per request
         // compares folded names).
         let mut redact_params: Vec<String> = routes

@@ -7,6 +7,7 @@ mod acme;
 mod admin;
 mod certificates;
 pub mod defaults;
+pub(crate) mod deploy;
 mod gateway;
 mod load;
 mod passthrough;
