@@ -944,3 +944,56 @@ fn check_fails_for_a_privileged_port_the_units_do_not_pass() {
         assert!(err.contains(what) && err.contains(fix), "{err}");
     }
 }
+
+/// `presets show NAME` pastes into a config as it is: a `[[preset]]` with
+/// `[preset.hmac]` (not `[hmac]`, which gave "unknown field `hmac`"), for
+/// every built-in preset.
+#[test]
+fn every_shown_preset_pastes_into_a_config() {
+    let (code, list, _) = run_cli(&["presets"], b"", &[]);
+    assert_eq!(code, 0);
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() >= 70, "{list}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = Vec::new();
+    for name in &names {
+        let (code, shown, err) = run_cli(&["presets", "show", name], b"", &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!shown.lines().any(|l| l == "[hmac]"), "{shown}");
+        let renamed = shown.replace(&format!("name = \"{name}\""), "name = \"pasted\"");
+        // Pasted at the end of a config (after a [[route]]), as an operator would.
+        let path = write_config(dir.path(), &format!("{GOOD}\n{renamed}"));
+        let (code, out, err) = run_cli(&["check", "--offline", "--config", &path], b"", &[]);
+        if code != 0 || !out.contains("route \"tolq\"") {
+            bad.push(format!("{name}: {err}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// `[route]` written for `[[route]]` (and the other lists) gets the fix,
+/// not only serde's "invalid type: map, expected a sequence".
+#[test]
+fn a_single_bracket_list_table_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    for (written, fix) in [
+        ("[[route]]", "[route]"),
+        ("[[passthrough]]", "[passthrough]"),
+    ] {
+        let text = match written {
+            "[[route]]" => GOOD.replace(written, fix),
+            _ => format!("{GOOD}\n{fix}\nupstream = \"http://127.0.0.1:8080\"\n"),
+        };
+        let path = write_config(dir.path(), &text);
+        let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains(&format!("write {written}, with two brackets")),
+            "{err}"
+        );
+    }
+}

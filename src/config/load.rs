@@ -52,6 +52,9 @@ impl Config {
             if message.starts_with("unknown field") {
                 message.push_str(" (callgate refuses unknown keys: a misspelt key could silently disable a check)");
             }
+            if let Some(hint) = single_for_list(text, &message) {
+                message.push_str(&hint);
+            }
             loader.error(e.span(), message)
         })?;
         let resolved = loader.resolve(raw);
@@ -78,6 +81,32 @@ impl Config {
             .map_err(|e| loader.error(e.span(), without_values(e.message().trim_end())))?;
         loader.queue(raw.queue, false)
     }
+}
+
+/// Tables that are lists in callgate's config (`[[route]]`): written with
+/// single brackets, TOML reads a map where a list is expected.
+const LIST_TABLES: [&str; 5] = [
+    "route",
+    "passthrough",
+    "preset",
+    "ip_list",
+    "tls.certificate",
+];
+
+/// The hint for `[route]` written for `[[route]]`: serde says only
+/// "invalid type: map, expected a sequence".
+fn single_for_list(text: &str, message: &str) -> Option<String> {
+    if !message.contains("expected a sequence") {
+        return None;
+    }
+    let written = text.lines().find_map(|line| {
+        let line = line.split('#').next()?.trim();
+        let name = line.strip_prefix('[')?.strip_suffix(']')?.trim();
+        LIST_TABLES.contains(&name).then_some(name)
+    })?;
+    Some(format!(
+        " (write [[{written}]], with two brackets: each {written} is one entry of a list, and [{written}] is read as a single table)"
+    ))
 }
 
 /// The config file's text, or an error naming it and the fix.
