@@ -22,6 +22,7 @@ pub(super) fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(path)?;
+    bindable(&config)?;
     print!("{}", render(&config, true));
     // State is trusted only when it is ours: say whose it is, or refuse.
     for (what, dir) in config.state_dirs() {
@@ -269,4 +270,19 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
         passed.header_value(),
         duration(r.upstream_timeout)
     );
+}
+
+/// A listen address callgate.service could not bind (a port below 1024 that
+/// no shipped socket unit passes: the service has no capabilities) fails
+/// `check`, whoever runs it: `sudo callgate check` could bind it, the unit
+/// cannot.
+fn bindable(config: &Config) -> anyhow::Result<()> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let passed: Vec<&str> = names.split(':').filter(|n| !n.is_empty()).collect();
+    let start = crate::config::deploy::unprivileged_start();
+    let problems = crate::config::deploy::unbindable(&config.listen, start, &passed);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("{}: {}", config.path.display(), problems.join("; "))
 }

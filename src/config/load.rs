@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::defaults::MIN_SECRET_BYTES;
 use super::presets::{Preset, PresetFile};
 use super::redact::{Redactor, MIN_REDACTED_BYTES};
-use super::{hosts_overlap, raw, secret, Config, ConfigError, Listen, QueueBackend, Routes};
+use super::{hosts_overlap, raw, secret, trial, Config, ConfigError, Listen, QueueBackend, Routes};
 use http::HeaderName;
 use toml::Spanned;
 
@@ -53,6 +53,9 @@ impl Config {
             if message.starts_with("unknown field") {
                 message.push_str(" (callgate refuses unknown keys: a misspelt key could silently disable a check)");
             }
+            if let Some(hint) = single_for_list(text, &message) {
+                message.push_str(&hint);
+            }
             loader.error(e.span(), message)
         })?;
         let resolved = loader.resolve(raw);
@@ -81,6 +84,32 @@ impl Config {
     }
 }
 
+/// Tables that are lists in callgate's config (`[[route]]`): written with
+/// single brackets, TOML reads a map where a list is expected.
+const LIST_TABLES: [&str; 5] = [
+    "route",
+    "passthrough",
+    "preset",
+    "ip_list",
+    "tls.certificate",
+];
+
+/// The hint for `[route]` written for `[[route]]`: serde says only
+/// "invalid type: map, expected a sequence".
+fn single_for_list(text: &str, message: &str) -> Option<String> {
+    if !message.contains("expected a sequence") {
+        return None;
+    }
+    let written = text.lines().find_map(|line| {
+        let line = line.split('#').next()?.trim();
+        let name = line.strip_prefix('[')?.strip_suffix(']')?.trim();
+        LIST_TABLES.contains(&name).then_some(name)
+    })?;
+    Some(format!(
+        " (write [[{written}]], with two brackets: each {written} is one entry of a list, and [{written}] is read as a single table)"
+    ))
+}
+
 /// The config file's text, or an error naming it and the fix.
 fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
@@ -97,6 +126,8 @@ pub(super) struct Loader<'a> {
     text: &'a str,
     path: &'a Path,
     warnings: RefCell<Vec<String>>,
+    /// Trial values found (self_signed, placeholder secrets): what to edit.
+    trial: RefCell<Vec<String>>,
     /// `check --offline`: secrets and the files the config names are not read.
     pub(super) offline: bool,
     /// Problems with what the config names (secrets, files) found so far:
@@ -117,6 +148,7 @@ impl<'a> Loader<'a> {
             text,
             path,
             warnings: RefCell::new(Vec::new()),
+            trial: RefCell::new(Vec::new()),
             offline,
             deferred: RefCell::new(Vec::new()),
             presets: RefCell::new(Vec::new()),
@@ -163,6 +195,7 @@ impl<'a> Loader<'a> {
         self.deferred.borrow_mut().extend(other.deferred.take());
         self.warnings.borrow_mut().extend(other.warnings.take());
         self.kept.borrow_mut().extend(other.kept.take());
+        self.trial.borrow_mut().extend(other.trial.take());
     }
 
     /// The value, or (noting the error for the end of the run) the stand-in
@@ -230,6 +263,9 @@ impl<'a> Loader<'a> {
         self.define_presets(raw.presets)?;
         let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
+        for w in super::deploy::locked_routes(routes.iter(), &passthroughs) {
+            self.warn(w);
+        }
         // Folded once here, as PHP reads names (redaction per request
         // compares folded names).
         let mut redact_params: Vec<String> = routes
@@ -247,8 +283,16 @@ impl<'a> Loader<'a> {
         }
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
+            self.trial
+                .borrow_mut()
+                .push("[tls] self_signed = true (give cert and key)".into());
         }
         let admin = self.admin(raw.admin, &listen)?;
+        let off_loopback = trial::configured_off_loopback(&listen);
+        if !self.trial.borrow().is_empty() && !off_loopback.is_empty() {
+            let why = trial::refusal(&self.trial.borrow(), &off_loopback);
+            return Err(self.error(Some(listen_span), why));
+        }
         let redactor = self.redactor();
         Ok(Config {
             path: self.path.to_owned(),
@@ -262,6 +306,7 @@ impl<'a> Loader<'a> {
             queue,
             routes,
             warnings: self.warnings.take(),
+            trial: self.trial.take(),
         })
     }
 
@@ -477,6 +522,11 @@ impl<'a> Loader<'a> {
             .map_err(|e| self.at(spec, format!("{key}: {e}")));
         if let Ok(s) = &s {
             self.keep(key, s);
+            if trial::is_placeholder(s.expose()) {
+                let edit =
+                    format!("{key} (a CHANGE-ME placeholder: give the real secret, as cred:NAME)");
+                self.trial.borrow_mut().push(edit);
+            }
         }
         if secret::describe(spec.get_ref()) == "literal" {
             self.warn(format!("{key} is written in the config file: move it to env:, file: or cred: before production"));

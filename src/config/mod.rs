@@ -7,6 +7,7 @@ mod acme;
 mod admin;
 mod certificates;
 pub mod defaults;
+pub(crate) mod deploy;
 mod gateway;
 mod load;
 mod passthrough;
@@ -19,6 +20,7 @@ pub(crate) mod redact;
 mod route;
 pub(crate) mod secret;
 pub(crate) mod tls;
+pub(crate) mod trial;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -55,6 +57,9 @@ pub struct Config {
     pub(crate) redactor: redact::Redactor,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub(crate) warnings: Vec<String>,
+    /// Trial values it holds (self_signed, placeholder secrets), each with
+    /// what to edit: served on loopback only (see [`trial`]).
+    pub(crate) trial: Vec<String>,
     /// `[queue]`: where the callback store lives.
     pub(crate) queue: QueueBackend,
     /// `[admin]`: the console.

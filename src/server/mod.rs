@@ -45,6 +45,8 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     }
     let shared = Arc::new(Shared::new(config));
     let listeners = listeners(&shared.config.load()).await?;
+    listeners::note_serving(&listeners)?;
+    listeners::trial_on_loopback_only(&shared.config.load())?;
     if let Some((l, _)) = listeners.iter().find(|(_, k)| *k == Kind::Https) {
         let port = l.local_addr()?.port();
         shared
