@@ -96,7 +96,27 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE callgate_callbacks ADD COLUMN claimed_by TEXT, ADD COLUMN wanted TEXT;
     CREATE TABLE callgate_health (id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL);
 ",
+    // An operator's noted retry or drop, found cheaply at each claim.
+    "
+    CREATE INDEX callgate_callbacks_wanted ON callgate_callbacks (route) WHERE wanted IS NOT NULL;
+",
 ];
+
+/// The operator's retries and drops noted on claims that lapsed (the
+/// holder died before its claim ended), carried out; `$1` the route, `$2` now.
+const LAPSED_WANTED: &str = "
+    WITH lapsed AS (
+        SELECT id, wanted FROM callgate_callbacks
+        WHERE route = $1 AND wanted IS NOT NULL AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)
+        FOR UPDATE SKIP LOCKED
+    ), dropped AS (
+        DELETE FROM callgate_callbacks c USING lapsed l WHERE c.id = l.id AND l.wanted = 'drop' RETURNING c.id
+    ), retried AS (
+        UPDATE callgate_callbacks c SET state = 'pending', attempts = 0, next_attempt_ms = $2,
+            wanted = NULL, claimed_by = NULL, claimed_until_ms = NULL
+        FROM lapsed l WHERE c.id = l.id AND l.wanted = 'retry' RETURNING c.id
+    )
+    DELETE FROM callgate_replay WHERE owner IN (SELECT 'q:' || id FROM dropped)";
 
 const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error, replay";
 
@@ -308,6 +328,9 @@ impl Postgres {
             // ms a round with 12,000 waiting. One round trip for both settings.
             tx.batch_execute(&format!("{ASYNC_COMMIT}; SET LOCAL enable_sort = off"))
                 .await?;
+            // A retry or drop noted on a claim that has lapsed since (its
+            // instance died): carried out now, before anyone claims it again.
+            tx.execute(LAPSED_WANTED, &[&route, &now_ms]).await?;
             let rows = tx.query(
                 &format!("SELECT {COLUMNS} FROM callgate_callbacks
                  WHERE route = $1 AND state = 'pending' AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)

@@ -701,3 +701,39 @@ async fn a_database_that_takes_no_write_is_unavailable_to_healthz() {
         seen.1.lines().last()
     );
 }
+
+/// A drop noted on a live claim whose instance then dies: the claim ends by
+/// lapsing, and the drop is carried out before the survivor would claim it
+/// (it is never delivered again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_noted_on_a_dead_instances_claim_is_carried_out() {
+    let store = QueueStore::new(Backend::Postgres);
+    let up = Upstream::recording().await;
+    up.delay_when(b"slow", Duration::from_secs(4));
+    let text = config(&store, &up.url(""))
+        .replace("upstream_timeout = \"2s\"", "upstream_timeout = \"10s\"");
+    let mut a = Gateway::start(&text);
+    let cfg = a.config_path.to_str().unwrap().to_owned();
+    let client = Client::https(a.https.unwrap(), Version::H1);
+    let pg = store.pg.as_ref().unwrap();
+    let rows = || pg.psql(&store.url, "SELECT COUNT(*) FROM callgate_callbacks");
+    let r = client
+        .post(&format!("/cb?token={TOKEN}"), &[], b"slow-z")
+        .await;
+    assert_eq!(r.status, 202);
+    wait_for("the delivery", Duration::from_secs(5), || up.count() == 1).await;
+    let id = only_id(&cfg);
+    let (code, out, err) =
+        support::gateway::run_cli(&["queue", "drop", &id, "--config", &cfg], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is being delivered now"), "{out}");
+    a.signal("KILL");
+    let _ = a.wait_exit(Duration::from_secs(2));
+    let _b = Gateway::start(&text);
+    wait_for("the drop carried out", Duration::from_secs(10), || {
+        rows() == "0"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(up.count(), 1, "a dropped callback was delivered again");
+}
