@@ -524,6 +524,10 @@ pub(crate) struct HmacCheck {
     /// Secrets the provider handed over in its handshake (Asana), checked
     /// after `keys`.
     pub(crate) learned: Option<Arc<crate::learned::Learned>>,
+    /// The route answers a handshake with an HMAC of a token under these
+    /// keys (X, Zoom): a signed string shaped like such a token is refused,
+    /// whatever the template, so no answer ever passes as a signature.
+    pub(crate) refuse_tokens: bool,
 }
 
 impl HmacCheck {

@@ -71,7 +71,10 @@ impl Loader<'_> {
         let token = self.token(&at, raw.token)?;
         let guarded = (token.is_some(), allow_ips.is_some());
         let (handshake, learned) = self.handshake(&at, raw.handshake, guarded)?;
-        let hmac = self.hmac(&at, raw.hmac, learned)?;
+        let mut hmac = self.hmac(&at, raw.hmac, learned)?;
+        if let (Some(h), Some((kind, _))) = (hmac.as_mut(), &handshake) {
+            h.refuse_tokens = kind.computes_with_key();
+        }
         let signature = self.signature(&at, raw.signature)?;
         if allow_ips.is_none() && token.is_none() && hmac.is_none() && signature.is_none() {
             return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
@@ -282,6 +285,7 @@ impl Loader<'_> {
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
             learned,
+            refuse_tokens: false,
         }))
     }
 
@@ -689,6 +693,7 @@ impl HmacCheck {
             tolerance: DEFAULT_TOLERANCE,
             public_url: None,
             learned: None,
+            refuse_tokens: false,
         }
     }
 }

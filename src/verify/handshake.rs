@@ -46,10 +46,12 @@ pub(crate) enum Answer {
 /// (events are JSON objects; timestamps are joined with `.` or `:`; a URL
 /// has `:`), so the HMAC of such a token signs no message.
 pub(crate) fn token_shaped(token: &str) -> bool {
-    (1..=256).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
+    (1..=256).contains(&token.len()) && token.bytes().all(token_byte)
+}
+
+/// A character of such a token.
+pub(crate) fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)
 }
 
 /// What a refused token says in the log.

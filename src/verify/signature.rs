@@ -168,6 +168,11 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
     let (mut parts, with_form) = message(h.scheme, req, ts)?;
     let form = with_form.then(|| twilio_params(req.body));
     append_form(&mut parts, form.as_deref());
+    // What a handshake of this route would answer for: never a signature
+    // (it is the HMAC of the caller's token, not the provider's message).
+    if h.refuse_tokens && token_shaped(&parts) {
+        return Err(SignatureError::Mismatch);
+    }
     let mut ok = Choice::from(0);
     let mut problem = SignatureError::Malformed("a signature entry");
     let mut decoded_any = false;
@@ -194,6 +199,17 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
         (false, true) => Err(SignatureError::Mismatch),
         (false, false) => Err(problem),
     }
+}
+
+/// Whether a signed string, in parts, is shaped like a handshake's token
+/// (`handshake::token_shaped`), without joining the parts.
+fn token_shaped(parts: &[&[u8]]) -> bool {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    (1..=256).contains(&len)
+        && parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .all(|&b| crate::verify::handshake::token_byte(b))
 }
 
 /// Most signatures one header may claim (`v1,…` list entries, Stripe's

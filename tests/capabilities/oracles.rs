@@ -57,6 +57,12 @@ async fn a_forged_x_event_cannot_be_signed_through_the_crc() {
             "x",
             &format!("{hmac}\ntoken = {{ secrets = [\"{TOKEN}\"] }}"),
         ),
+        route(
+            &up,
+            "xro2",
+            "x",
+            &format!("{hmac}\ntoken = {{ secrets = [\"{TOKEN}\"] }}\nenforce = false"),
+        ),
         // Report-only, its token and address both failing for the attacker.
         route(
             &up,
@@ -130,6 +136,25 @@ async fn a_forged_x_event_cannot_be_signed_through_the_crc() {
     }
     assert_eq!(up.count(), 0, "a forged event reached the receiver");
 
+    // Report-only with every check of the CRC passed: answered, and the
+    // token-shaped body it signs is forwarded (report-only) but never as
+    // verified by the signature.
+    let r = get(format!("/xro2?token={TOKEN}&crc_token=abc123")).await;
+    assert_eq!(r.status, 200, "{}", gw.log());
+    let sig = crc_signature(&r.body);
+    let r = c
+        .post(
+            &format!("/xro2?token={TOKEN}"),
+            &[("x-twitter-webhooks-signature", &sig)],
+            b"abc123",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["x-callgate-verified"], "token", "{seen:?}");
+    assert_eq!(&seen[0].body[..], b"abc123");
+
     // X's own events still go through.
     let real = br#"{"for_user_id":"2244994945","favorite_events":[]}"#;
     let sig = format!(
@@ -144,7 +169,7 @@ async fn a_forged_x_event_cannot_be_signed_through_the_crc() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", gw.log());
-    assert_eq!(up.count(), 1);
+    assert_eq!(up.count(), 2);
 }
 
 /// Zoom's validation answers HMAC(secret, plainToken). On main an unsigned
