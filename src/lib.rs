@@ -3,7 +3,7 @@
 //!
 //! Dependencies point one way, from the edge inwards (cli → server →
 //! proxy → state → queue, acme → upstream → verify → config); the exact
-//! list is in `ARCHITECTURE.md`, kept true by `tests/architecture.rs`.
+//! list is in `ARCHITECTURE.md`, kept true by `tests/capabilities/architecture.rs`.
 //!
 //! [`verify`] is the pure decision (no I/O, no clock); [`config`] turns the
 //! TOML file into typed values once. `ARCHITECTURE.md` is the map.

@@ -231,6 +231,7 @@ pub(crate) struct Metrics {
     queue_depth: Family<RouteState, Gauge>,
     queue_oldest: Family<RouteLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     delivery_attempts: Family<RouteResult, Counter>,
+    queue_unrecorded: Family<RouteLabel, Gauge>,
     tls: TlsMetrics,
 }
 
@@ -360,6 +361,12 @@ impl Metrics {
                 "Queued delivery attempts by route and result (delivered, retry, dead, duplicate)",
                 Family::default(),
             ),
+            queue_unrecorded: add(
+                &mut r,
+                "queue_unrecorded_outcomes",
+                "Delivery outcomes a route's worker could not write to the store yet (above 0: the store cannot be written, and the route claims nothing new)",
+                Family::default(),
+            ),
             tls: TlsMetrics::register(&mut r),
             registry: r,
         }
@@ -482,6 +489,15 @@ impl Metrics {
                 result,
             })
             .inc();
+    }
+
+    /// How many outcomes a route's worker owes the store.
+    pub(crate) fn queue_unrecorded(&self, route: &str, owed: usize) {
+        self.queue_unrecorded
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .set(owed as i64);
     }
 
     /// A TLS handshake failed or timed out.

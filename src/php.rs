@@ -95,7 +95,7 @@ mod tests {
     }
 
     /// What PHP 8.2's parse_str() makes of each name (checked against
-    /// `php -r 'parse_str(...)'`; tests/hostile.rs proves it on `php -S`).
+    /// `php -r 'parse_str(...)'`; tests/hostile/hostile.rs proves it on `php -S`).
     #[test]
     fn names_fold_as_php_registers_them() {
         let cases: &[(&str, Option<(&str, bool)>)] = &[

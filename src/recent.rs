@@ -14,9 +14,11 @@ use base64::Engine;
 use http::{HeaderMap, Method, Uri};
 use serde::Serialize;
 
+use crate::config::redact::Redactor;
 use crate::config::Route;
 use crate::metrics::Outcome;
-use crate::verify::explain::{explain, Verdict};
+use crate::verify::check::{Seen, Verdict};
+use crate::verify::explain::explain;
 use crate::verify::{query, Signable};
 
 /// Body bytes kept with a refused request.
@@ -41,6 +43,8 @@ pub(crate) struct Entry {
     duration_ms: f64,
     /// For refusals (and report-only failures) of a route: the evidence.
     detail: Option<Box<Detail>>,
+    /// Which fields were cut to what an entry keeps.
+    cut: Cut,
 }
 
 /// What a request was for.
@@ -81,6 +85,13 @@ pub(crate) struct View<'a> {
     /// For refusals (and report-only failures) of a route: the evidence.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub(crate) detail: Option<&'a Detail>,
+    /// True when a field was cut to what an entry keeps (4 KiB of target,
+    /// 8 KiB of headers, 4 KiB of body).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) cut: bool,
+    /// Which ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) cut_fields: Vec<&'static str>,
 }
 
 impl Entry {
@@ -98,7 +109,14 @@ impl Entry {
             status: self.status,
             duration_ms: (self.duration_ms * 10.0).round() / 10.0,
             detail: self.detail.as_deref(),
+            cut: self.cut.any(),
+            cut_fields: self.cut.fields(),
         }
+    }
+
+    /// Which fields were cut.
+    pub(crate) fn cut(&self) -> Cut {
+        self.cut
     }
 
     /// Whether it was for `route` ("passthrough", "-" for the others).
@@ -132,7 +150,7 @@ pub(crate) struct Detail {
 #[derive(Debug, Serialize)]
 pub(crate) struct CheckLine {
     pub(crate) check: &'static str,
-    /// `pass`, `fail`, `unknown` or `off`.
+    /// `pass`, `fail`, `unknown`, `skipped` or `off`.
     pub(crate) verdict: &'static str,
     pub(crate) why: String,
 }
@@ -143,97 +161,86 @@ pub(crate) struct Evidence<'a> {
     pub(crate) client: IpAddr,
     /// What the named address lists hold now.
     pub(crate) lists: &'a dyn crate::config::NamedLists,
+    pub(crate) method: &'a Method,
     pub(crate) uri: &'a Uri,
     /// Headers, body (empty if not read), public URL, now.
     pub(crate) signable: Signable<'a>,
     pub(crate) body_read: bool,
+    /// The config's secrets, hidden by value in all that is kept.
+    pub(crate) redactor: &'a Redactor,
 }
 
 impl Detail {
     /// Run every check on the request, one at a time (as `callgate explain`
-    /// does), and keep what the console may show of it.
+    /// does), and keep what the console may show of it: every secret the
+    /// config holds REDACTED, in the verdicts, the headers and the body.
     pub(crate) fn of(e: &Evidence<'_>) -> Detail {
-        let checks = explain(e.route, Some(e.client), e.lists, e.uri, &e.signable)
+        let hide = |why: &str| e.redactor.text(why).into_owned();
+        let seen = Seen {
+            client: Some(e.client),
+            method: e.method,
+            uri: e.uri,
+            req: e.signable,
+            lists: e.lists,
+        };
+        let checks = explain(e.route, &seen)
+            .checks
             .into_iter()
             .map(|(check, verdict)| match verdict {
                 // Checks of the body say nothing when it was never read.
-                Verdict::Fail(_) | Verdict::Pass(_)
-                    if !e.body_read && matches!(check, "hmac" | "payload" | "params") =>
-                {
-                    line(
-                        check,
-                        "unknown",
-                        "not reached: refused before the body was read",
-                    )
+                Verdict::Fail(_) | Verdict::Pass(_) if !e.body_read && check.reads_body() => {
+                    CheckLine {
+                        check: check.name(),
+                        verdict: "unknown",
+                        why: "not reached: refused before the body was read".into(),
+                    }
                 }
-                Verdict::Pass(why) => line(check, "pass", &why),
-                Verdict::Fail(why) => line(check, "fail", &why),
-                Verdict::Unknown(why) => line(check, "unknown", &why),
-                Verdict::NotConfigured => line(check, "off", "not configured"),
+                v => CheckLine {
+                    check: check.name(),
+                    verdict: v.word(),
+                    why: hide(v.why()),
+                },
             })
             .collect();
         let body = e.signable.body;
-        let kept = &body[..body.len().min(BODY_KEPT)];
+        let kept = e.redactor.bytes(&body[..body.len().min(BODY_KEPT)]);
         Detail {
             checks,
-            headers: redact_headers(e.signable.headers),
-            body: String::from_utf8_lossy(kept).into_owned(),
-            body_base64: base64::engine::general_purpose::STANDARD.encode(kept),
+            headers: redact_headers(e.signable.headers, e.redactor),
+            body: String::from_utf8_lossy(&kept).into_owned(),
+            body_base64: base64::engine::general_purpose::STANDARD.encode(&kept),
             body_bytes: body.len(),
             body_read: e.body_read,
         }
     }
 }
 
-fn line(check: &'static str, verdict: &'static str, why: &str) -> CheckLine {
-    CheckLine {
-        check,
-        verdict,
-        why: why.to_owned(),
-    }
-}
-
-/// Header names whose values are credentials: shown as REDACTED.
-fn is_credential(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-    ];
-    const PARTS: &[&str] = &[
-        "token", "secret", "password", "api-key", "apikey", "session",
-    ];
-    EXACT.contains(&name) || PARTS.iter().any(|p| name.contains(p))
-}
-
-/// Headers as (name, value), credentials REDACTED, values as text.
-pub(crate) fn redact_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+/// Headers as (name, value), values as text: a credential header's value
+/// (its name folded: `x_api_key` is `x-api-key`) REDACTED whatever it is,
+/// and every secret the config holds REDACTED in the others.
+pub(crate) fn redact_headers(headers: &HeaderMap, redactor: &Redactor) -> Vec<(String, String)> {
     headers
         .iter()
-        .map(|(name, value)| {
-            let shown = match is_credential(name.as_str()) {
-                true => "REDACTED".to_owned(),
-                false => String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            };
-            (name.as_str().to_owned(), shown)
-        })
+        .map(|(name, value)| redactor.header(name.as_str(), value.as_bytes()))
         .collect()
 }
 
 /// The target with every named parameter's value REDACTED (`redact`:
-/// names already folded, as `Config::redact_params` keeps them). One
-/// allocation: it is made on every request while the console is on.
-pub(crate) fn redacted_target(uri: &Uri, redact: &[String]) -> String {
+/// names already folded, as `Config::redact_params` keeps them), and every
+/// secret the config holds REDACTED wherever it is, under any name, raw or
+/// encoded. Made on every request while the log or the console is on.
+pub(crate) fn redacted_target(uri: &Uri, redact: &[String], redactor: &Redactor) -> String {
     let path = uri.path();
-    let Some(q) = uri.query() else {
-        return path.to_owned();
-    };
-    let mut out = String::with_capacity(path.len() + 1 + q.len() + 8);
+    let mut out = String::with_capacity(path.len() + 1 + uri.query().map_or(0, str::len) + 8);
     out.push_str(path);
-    out.push('?');
-    query::redact_folded_into(q, redact, &mut out);
-    out
+    if let Some(q) = uri.query() {
+        out.push('?');
+        query::redact_folded_into(q, redact, &mut out);
+    }
+    match redactor.text(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(hidden) => hidden,
+    }
 }
 
 /// Counts by outcome in one minute.
@@ -245,27 +252,38 @@ pub(crate) struct Minute {
     pub(crate) counts: [u32; Outcome::ALL.len()],
 }
 
-/// The console's memory of requests: the newest `cap`, and an hour of
-/// minutes. Sharded: each serving thread records into its own shard (its
-/// own lock), so recording never waits for another thread; a shard keeps
-/// its share of `cap` and numbers its own entries (an id names its shard:
-/// `seq * SHARDS + shard`), and reading merges them by time.
+/// The console's memory of requests: the newest `cap` in the order they
+/// were recorded (ids increase with time; the oldest goes first), within
+/// [`RING_BYTES`], and an hour of minutes. The entries share one lock
+/// (held for a push and a pop): only that order keeps "the last N". The
+/// minutes are sharded: each serving thread counts into its own.
 pub(crate) struct Recent {
     cap: usize,
-    /// Entries kept in all shards together.
-    kept: AtomicUsize,
-    shards: Box<[Mutex<Inner>]>,
+    ring: Mutex<Ring>,
+    shards: Box<[Mutex<VecDeque<Minute>>]>,
 }
 
 #[derive(Default)]
-struct Inner {
+struct Ring {
+    /// Oldest first; ids strictly increasing.
     entries: VecDeque<Arc<Entry>>,
-    minutes: VecDeque<Minute>,
-    /// The last sequence number this shard gave out.
-    seq: u64,
+    /// What the entries weigh together ([`Entry::weight`]).
+    bytes: usize,
+    /// The last id given out.
+    last_id: u64,
 }
 
-/// Shards: enough for the serving threads of a large machine.
+/// Memory the kept entries may take together, whatever `requests_kept`
+/// is: when large entries would take more, the oldest go first.
+pub(crate) const RING_BYTES: usize = 64 * 1024 * 1024;
+/// Target bytes an entry keeps.
+pub(crate) const TARGET_KEPT: usize = 4096;
+/// Header bytes (names and values) an entry keeps.
+pub(crate) const HEADERS_KEPT: usize = 8192;
+/// Reason bytes an entry keeps.
+const REASON_KEPT: usize = 1024;
+
+/// Shards of the minute counts: enough for the serving threads of a large machine.
 const SHARDS: usize = 8;
 
 thread_local! {
@@ -289,12 +307,19 @@ pub(crate) struct Record {
     pub(crate) detail: Option<Box<Detail>>,
 }
 
+/// One page of entries, newest first.
+pub(crate) struct Page {
+    pub(crate) entries: Vec<Arc<Entry>>,
+    /// More (older) entries match beyond this page.
+    pub(crate) more: bool,
+}
+
 impl Recent {
     /// Keep the newest `cap` requests (at least one).
     pub(crate) fn new(cap: usize) -> Recent {
         Recent {
             cap: cap.max(1),
-            kept: AtomicUsize::new(0),
+            ring: Mutex::default(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
@@ -304,57 +329,76 @@ impl Recent {
         self.cap
     }
 
-    fn lock(shard: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
-        shard.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Add one request at `now_ms`; when full, the oldest of its shard goes.
+    /// Add one request at `now_ms`, cut to what an entry keeps; the oldest
+    /// go while more than `cap` are kept or they weigh over [`RING_BYTES`].
     pub(crate) fn record(&self, r: Record, now_ms: i64) {
-        let shard = SHARD.with(|s| *s);
-        let mut inner = Recent::lock(&self.shards[shard]);
-        inner.seq += 1;
-        let entry = Arc::new(Entry {
-            id: inner.seq * SHARDS as u64 + shard as u64,
-            at_ms: now_ms,
-            route: r.route,
-            client: r.client,
-            method: r.method,
-            target: r.target,
-            outcome: r.outcome,
-            reason: r.reason,
-            status: r.status,
-            duration_ms: r.duration_ms,
-            detail: r.detail,
-        });
-        // Full: this thread's shard gives up its oldest (a thread that
-        // records more keeps more), and the count shared by every thread
-        // is not written at all (one entry out, one in): once the ring is
-        // full, recording writes nothing another serving thread reads.
-        let full = self.kept.load(Ordering::Relaxed) >= self.cap;
-        if !(full && inner.entries.pop_front().is_some()) {
-            self.kept.fetch_add(1, Ordering::Relaxed);
+        let outcome = r.outcome;
+        let mut entry = Entry::kept(r);
+        let weight = entry.weight();
+        {
+            let mut ring = Recent::lock(&self.ring);
+            ring.last_id += 1;
+            entry.id = ring.last_id;
+            // Never earlier than the entry before it: time follows the ids.
+            entry.at_ms = ring.entries.back().map_or(now_ms, |b| now_ms.max(b.at_ms));
+            ring.entries.push_back(Arc::new(entry));
+            ring.bytes += weight;
+            while ring.entries.len() > 1
+                && (ring.entries.len() > self.cap || ring.bytes > RING_BYTES)
+            {
+                if let Some(old) = ring.entries.pop_front() {
+                    ring.bytes -= old.weight();
+                }
+            }
         }
-        inner.entries.push_back(entry);
-        count(&mut inner.minutes, now_ms / 60_000, r.outcome);
+        let shard = SHARD.with(|s| *s);
+        count(
+            &mut Recent::lock(&self.shards[shard]),
+            now_ms / 60_000,
+            outcome,
+        );
     }
 
-    /// Newest first (at most `cap`), those `keep` accepts.
+    /// Newest first, every kept entry `keep` accepts.
+    #[cfg(test)]
     pub(crate) fn list(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Arc<Entry>> {
-        let mut all: Vec<Arc<Entry>> = Vec::new();
-        for shard in self.shards.iter() {
-            all.extend(Recent::lock(shard).entries.iter().cloned());
+        self.page(keep, None, usize::MAX).entries
+    }
+
+    /// At most `limit` entries `keep` accepts, newest first, older than
+    /// the entry `before` when given.
+    pub(crate) fn page(
+        &self,
+        keep: impl Fn(&Entry) -> bool,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Page {
+        let ring = Recent::lock(&self.ring);
+        let end = match before {
+            Some(id) => ring.entries.partition_point(|e| e.id < id),
+            None => ring.entries.len(),
+        };
+        let mut entries = Vec::new();
+        let mut more = false;
+        for e in ring.entries.range(..end).rev().filter(|e| keep(e)) {
+            if entries.len() == limit {
+                more = true;
+                break;
+            }
+            entries.push(e.clone());
         }
-        all.sort_unstable_by_key(|e| std::cmp::Reverse((e.at_ms, e.id)));
-        all.truncate(self.cap);
-        all.retain(|e| keep(e));
-        all
+        Page { entries, more }
     }
 
     /// One request by id, while it is kept.
     pub(crate) fn get(&self, id: u64) -> Option<Arc<Entry>> {
-        let inner = Recent::lock(&self.shards[(id % SHARDS as u64) as usize]);
-        let i = inner.entries.binary_search_by_key(&id, |e| e.id).ok()?;
-        inner.entries.get(i).cloned()
+        let ring = Recent::lock(&self.ring);
+        let i = ring.entries.binary_search_by_key(&id, |e| e.id).ok()?;
+        ring.entries.get(i).cloned()
     }
 
     /// The last hour, a minute each, oldest first, ending at `now_ms`'s
@@ -368,7 +412,7 @@ impl Recent {
             })
             .collect();
         for shard in self.shards.iter() {
-            for m in Recent::lock(shard).minutes.iter() {
+            for m in Recent::lock(shard).iter() {
                 if let Some(slot) = out.iter_mut().find(|o| o.at == m.at) {
                     for (total, n) in slot.counts.iter_mut().zip(m.counts) {
                         *total = total.saturating_add(n);
@@ -377,6 +421,121 @@ impl Recent {
             }
         }
         out
+    }
+}
+
+/// Which of an entry's fields were cut to what an entry keeps.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Cut {
+    pub(crate) target: bool,
+    pub(crate) reason: bool,
+    pub(crate) headers: bool,
+    pub(crate) body: bool,
+}
+
+impl Cut {
+    fn any(&self) -> bool {
+        self.target || self.reason || self.headers || self.body
+    }
+
+    /// The names of the cut fields.
+    pub(crate) fn fields(&self) -> Vec<&'static str> {
+        [
+            ("target", self.target),
+            ("reason", self.reason),
+            ("headers", self.headers),
+            ("body", self.body),
+        ]
+        .into_iter()
+        .filter(|(_, c)| *c)
+        .map(|(n, _)| n)
+        .collect()
+    }
+}
+
+/// `s` cut to at most `max` bytes (on a character boundary), its memory
+/// given back; whether it was cut.
+fn cut_to(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.shrink_to_fit();
+    true
+}
+
+/// Headers cut to [`HEADERS_KEPT`] bytes of names and values, in order:
+/// the header that crosses the line is cut, the rest are left out.
+fn cut_headers(headers: &mut Vec<(String, String)>) -> bool {
+    let mut left = HEADERS_KEPT;
+    for i in 0..headers.len() {
+        let (name, value) = &mut headers[i];
+        if name.len() >= left {
+            headers.truncate(i);
+            headers.shrink_to_fit();
+            return true;
+        }
+        left -= name.len();
+        if cut_to(value, left) {
+            headers.truncate(i + 1);
+            headers.shrink_to_fit();
+            return true;
+        }
+        left -= value.len();
+    }
+    false
+}
+
+impl Entry {
+    /// The entry `r` makes, cut to what an entry keeps (id and time are
+    /// given when it is recorded).
+    fn kept(mut r: Record) -> Entry {
+        let mut cut = Cut {
+            target: cut_to(&mut r.target, TARGET_KEPT),
+            reason: cut_to(&mut r.reason, REASON_KEPT),
+            ..Cut::default()
+        };
+        if let Some(d) = r.detail.as_mut() {
+            cut.headers = cut_headers(&mut d.headers);
+            cut.body = d.body_read && d.body_bytes > BODY_KEPT;
+        }
+        Entry {
+            id: 0,
+            at_ms: 0,
+            route: r.route,
+            client: r.client,
+            method: r.method,
+            target: r.target,
+            outcome: r.outcome,
+            reason: r.reason,
+            status: r.status,
+            duration_ms: r.duration_ms,
+            detail: r.detail,
+            cut,
+        }
+    }
+
+    /// About the memory it holds: what [`RING_BYTES`] counts.
+    fn weight(&self) -> usize {
+        let detail = self.detail.as_deref().map_or(0, |d| {
+            std::mem::size_of::<Detail>()
+                + d.headers
+                    .iter()
+                    .map(|(k, v)| k.capacity() + v.capacity() + 2 * 24)
+                    .sum::<usize>()
+                + d.body.capacity()
+                + d.body_base64.capacity()
+                + d.checks
+                    .iter()
+                    .map(|c| std::mem::size_of::<CheckLine>() + c.why.capacity())
+                    .sum::<usize>()
+        });
+        // The Arc's counts and the allocator's rounding, roughly.
+        std::mem::size_of::<Entry>() + 32 + self.target.capacity() + self.reason.capacity() + detail
     }
 }
 

@@ -1,8 +1,11 @@
 //! The console's logins: random session ids (kept only as SHA-256
 //! digests), a CSRF token per session, a bounded number of sessions that
-//! expire, and a brake on password guessing.
+//! expire, and a brake on guessing per client address: wrong passwords and
+//! wrong bearers count alike, and one address's failures never refuse
+//! another's.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,9 +17,13 @@ use subtle::ConstantTimeEq;
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// At most this many sessions; the oldest goes first.
 const MAX_SESSIONS: usize = 64;
-/// Wrong passwords allowed per [`GUESS_WINDOW`], from anywhere.
-const MAX_GUESSES: usize = 10;
+/// Wrong passwords (or bearers) allowed per [`GUESS_WINDOW`] from one
+/// client address (an IPv6 /64): then 429 until the window has passed.
+const MAX_GUESSES: usize = 5;
 const GUESS_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered; when more fail within
+/// a window, the one that failed least recently is forgotten first.
+const MAX_GUESSERS: usize = 4096;
 
 /// A logged-in browser: the cookie's value and the token its forms carry.
 #[derive(Debug, Clone)]
@@ -42,7 +49,18 @@ struct Session {
 struct Inner {
     /// By the digest of the session id.
     sessions: HashMap<[u8; 32], Session>,
-    wrong: VecDeque<Instant>,
+    /// By client address (IPv6 by /64): its failures in the last window,
+    /// oldest first, at most [`MAX_GUESSES`].
+    wrong: HashMap<u128, VecDeque<Instant>>,
+}
+
+/// The brake's key for a client: an IPv4 address, or an IPv6 /64 (one
+/// host's usual share).
+fn guesser(ip: IpAddr) -> u128 {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => (u128::from(v6) & !((1u128 << 64) - 1)) | 1,
+    }
 }
 
 /// Every console session of this process.
@@ -71,27 +89,74 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A login attempt at `now`: a new session, or why not. Throttled
-    /// attempts are refused before the password is even looked at.
-    pub(crate) fn login(&self, password_ok: bool, now: Instant) -> Result<Login, Refused> {
+    /// How long `client` must wait before its next try, if it failed
+    /// [`MAX_GUESSES`] times in the last [`GUESS_WINDOW`].
+    pub(crate) fn throttled(&self, client: IpAddr, now: Instant) -> Option<Duration> {
         let mut inner = self.lock();
-        while inner
-            .wrong
+        let key = guesser(client);
+        let times = inner.wrong.get_mut(&key)?;
+        while times
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= GUESS_WINDOW)
+            .is_some_and(|t| now.saturating_duration_since(*t) >= GUESS_WINDOW)
         {
-            inner.wrong.pop_front();
+            times.pop_front();
         }
-        if inner.wrong.len() >= MAX_GUESSES {
-            let oldest = inner.wrong.front().copied().unwrap_or(now);
-            return Err(Refused::Throttled(
-                GUESS_WINDOW.saturating_sub(now.duration_since(oldest)),
-            ));
+        match times.front().copied() {
+            Some(oldest) if times.len() >= MAX_GUESSES => {
+                Some(GUESS_WINDOW.saturating_sub(now.saturating_duration_since(oldest)))
+            }
+            Some(_) => None,
+            None => {
+                inner.wrong.remove(&key);
+                None
+            }
         }
-        if !password_ok {
-            inner.wrong.push_back(now);
+    }
+
+    /// One wrong password or bearer from `client` at `now`.
+    pub(crate) fn failed(&self, client: IpAddr, now: Instant) {
+        let mut inner = self.lock();
+        let key = guesser(client);
+        if !inner.wrong.contains_key(&key) && inner.wrong.len() >= MAX_GUESSERS {
+            let live = |t: &VecDeque<Instant>| {
+                t.back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < GUESS_WINDOW)
+            };
+            inner.wrong.retain(|_, t| live(t));
+            if inner.wrong.len() >= MAX_GUESSERS {
+                let stalest = inner
+                    .wrong
+                    .iter()
+                    .min_by_key(|(_, t)| t.back().copied())
+                    .map(|(k, _)| *k);
+                if let Some(k) = stalest {
+                    inner.wrong.remove(&k);
+                }
+            }
+        }
+        let times = inner.wrong.entry(key).or_default();
+        times.push_back(now);
+        while times.len() > MAX_GUESSES {
+            times.pop_front();
+        }
+    }
+
+    /// A login attempt from `client` at `now`: a new session, or why not.
+    /// Throttled attempts are refused before the password is even looked at.
+    pub(crate) fn login(
+        &self,
+        client: IpAddr,
+        password_ok: impl FnOnce() -> bool,
+        now: Instant,
+    ) -> Result<Login, Refused> {
+        if let Some(wait) = self.throttled(client, now) {
+            return Err(Refused::Throttled(wait));
+        }
+        if !password_ok() {
+            self.failed(client, now);
             return Err(Refused::Wrong);
         }
+        let mut inner = self.lock();
         inner.sessions.retain(|_, s| s.expires > now);
         if inner.sessions.len() >= MAX_SESSIONS {
             let oldest = inner
@@ -115,6 +180,11 @@ impl Sessions {
             },
         );
         Ok(login)
+    }
+
+    /// End every session (the password changed).
+    pub(crate) fn end_all(&self) {
+        self.lock().sessions.clear();
     }
 
     /// The CSRF token of the live session `id`, if there is one.
@@ -143,8 +213,8 @@ mod tests {
     fn a_login_gives_a_session_with_its_own_csrf_token_until_logout_or_expiry() {
         let s = Sessions::default();
         let now = Instant::now();
-        let a = s.login(true, now).unwrap();
-        let b = s.login(true, now).unwrap();
+        let a = s.login(ME, || true, now).unwrap();
+        let b = s.login(ME, || true, now).unwrap();
         assert_ne!(a.id, b.id);
         assert_ne!(a.csrf, b.csrf);
         assert_eq!(s.csrf(&a.id, now).as_deref(), Some(a.csrf.as_str()));
@@ -159,27 +229,56 @@ mod tests {
     fn sessions_are_bounded() {
         let s = Sessions::default();
         let now = Instant::now();
-        let first = s.login(true, now).unwrap();
+        let first = s.login(ME, || true, now).unwrap();
         for i in 0..MAX_SESSIONS {
-            s.login(true, now + Duration::from_millis(i as u64 + 1))
+            s.login(ME, || true, now + Duration::from_millis(i as u64 + 1))
                 .unwrap();
         }
         assert_eq!(s.lock().sessions.len(), MAX_SESSIONS);
         assert!(s.csrf(&first.id, now).is_none(), "the oldest went");
     }
 
+    const ME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
-    fn guessing_is_throttled_even_with_the_right_password() {
+    fn guessing_is_throttled_per_address_even_with_the_right_password() {
         let s = Sessions::default();
         let now = Instant::now();
+        let guesser: IpAddr = "2001:db8:1:2::7".parse().unwrap();
         for _ in 0..MAX_GUESSES {
-            assert_eq!(s.login(false, now).unwrap_err(), Refused::Wrong);
+            assert_eq!(s.login(guesser, || false, now).unwrap_err(), Refused::Wrong);
         }
-        assert!(matches!(s.login(true, now), Err(Refused::Throttled(_))));
+        let later = now + Duration::from_secs(20);
+        let looked = std::cell::Cell::new(false);
+        let refused = s.login(guesser, || looked.replace(true), later);
+        assert_eq!(
+            refused.unwrap_err(),
+            Refused::Throttled(Duration::from_secs(40))
+        );
+        assert!(!looked.get(), "a throttled try is not compared");
+        // The same /64, another host: the same brake.
+        let neighbour: IpAddr = "2001:db8:1:2::8".parse().unwrap();
+        assert!(s.throttled(neighbour, later).is_some());
+        // Another address logs in at once.
+        assert!(s.login(ME, || true, later).is_ok());
+        let other64: IpAddr = "2001:db8:1:3::7".parse().unwrap();
+        assert!(s.login(other64, || true, later).is_ok());
         assert!(
-            s.login(true, now + GUESS_WINDOW).is_ok(),
+            s.login(guesser, || true, now + GUESS_WINDOW).is_ok(),
             "the window passed"
         );
+    }
+
+    #[test]
+    fn the_brake_forgets_before_it_grows() {
+        let s = Sessions::default();
+        let now = Instant::now();
+        for i in 0..(MAX_GUESSERS as u32 + 100) {
+            s.failed(IpAddr::V4(i.into()), now);
+        }
+        assert!(s.lock().wrong.len() <= MAX_GUESSERS);
+        let logins = s.login(ME, || true, now);
+        assert!(logins.is_ok());
     }
 
     #[test]

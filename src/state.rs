@@ -164,6 +164,10 @@ impl Shared {
             self.budget.store(budget_for(&config));
         }
         certificate_metrics(&self.metrics, &config);
+        // A changed console password ends the sessions made with the old one.
+        if self.config.load().admin.console_password != config.admin.console_password {
+            self.sessions.end_all();
+        }
         self.ip_lists.install(&self.config.load().ip_lists, &config);
         self.recent
             .store(recent_for(&config, self.recent.load_full()));

@@ -53,6 +53,11 @@ pub enum Command {
         /// as they would be (exit 0 unless the file itself is wrong).
         #[arg(long)]
         offline: bool,
+        /// Where `cred:NAME` secrets are read from (DIR/NAME) when
+        /// CREDENTIALS_DIRECTORY is not set: an admin's shell, e.g.
+        /// /etc/callgate/secrets, the files the unit's LoadCredential= names.
+        #[arg(long, value_name = "DIR")]
+        credentials: Option<PathBuf>,
     },
     /// List the providers callgate knows (or show one): scheme, headers,
     /// replay default, where each is documented and where its test vector
@@ -92,6 +97,11 @@ pub enum Command {
         /// The URL the provider called (for Twilio); default https:// + Host + target.
         #[arg(long)]
         url: Option<String>,
+        /// Where `cred:NAME` secrets are read from (DIR/NAME) when
+        /// CREDENTIALS_DIRECTORY is not set: an admin's shell, e.g.
+        /// /etc/callgate/secrets, the files the unit's LoadCredential= names.
+        #[arg(long, value_name = "DIR")]
+        credentials: Option<PathBuf>,
     },
     /// Read a body on stdin and print its signature (to simulate a provider).
     Sign {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::{Config, Delivery, Route};
 use crate::queue;
-use crate::verify::{replay, Passed};
+use crate::verify::{Check, Passed};
 
 /// Load the config as `run` would and print the effective routes;
 /// `offline`: without reading secrets, certificates or state.
@@ -22,6 +22,7 @@ pub(super) fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load(path)?;
+    bindable(&config)?;
     print!("{}", render(&config, true));
     // State is trusted only when it is ours: say whose it is, or refuse.
     for (what, dir) in config.state_dirs() {
@@ -251,106 +252,16 @@ fn route(out: &mut String, c: &Config, r: &Route) {
     delivery(out, c, r);
 }
 
+/// Each check the gateway runs, in its order (`Check::ALL`): what the
+/// route configures for it.
 fn checks(out: &mut String, r: &Route) {
-    let from = |yes: bool| if yes { " (from preset)" } else { "" };
-    let _ = match &r.allow_ips {
-        Some(ip) => {
-            let nets: Vec<String> = (ip.nets.iter().map(|n| n.to_string()))
-                .chain(ip.lists.iter().map(|l| format!("list:{l}")))
-                .collect();
-            writeln!(
-                out,
-                "  ip      allow {}{}",
-                nets.join(", "),
-                from(ip.from_preset)
-            )
+    for check in Check::ALL {
+        if let Some(text) = check.describe(r) {
+            // Names longer than the column still get a space after them.
+            let name = format!("{check:<8}");
+            let gap = if name.len() > 8 { " " } else { "" };
+            let _ = writeln!(out, "  {name}{gap}{text}");
         }
-        None => writeln!(out, "  ip      (any source address)"),
-    };
-    let _ = match &r.token {
-        Some(t) => writeln!(
-            out,
-            "  token   query parameter {:?}, {} secret(s): {}{}",
-            t.param,
-            t.sources.len(),
-            t.sources.join(", "),
-            if r.strip_token {
-                "; stripped before forwarding"
-            } else {
-                ""
-            }
-        ),
-        None => writeln!(out, "  token   (none)"),
-    };
-    let _ = match &r.hmac {
-        Some(h) => {
-            let preset_note = match h.from_preset.is_empty() {
-                true => String::new(),
-                false => format!(" ({} from preset)", h.from_preset.join(", ")),
-            };
-            let keys = match h.sources.is_empty() {
-                true => "no key in the config".to_owned(),
-                false => format!("{} key(s): {}", h.sources.len(), h.sources.join(", ")),
-            };
-            writeln!(
-                out,
-                "  hmac    {} of the raw body, header {}, encoding {}, {keys}{preset_note}",
-                h.algorithm.name(),
-                h.header,
-                h.encoding.name(),
-            )
-            .and_then(|()| match &h.learned {
-                Some(l) => writeln!(
-                    out,
-                    "          + {} key(s) handed over in the provider's handshake, kept in {}",
-                    l.keys().len(),
-                    l.path().display()
-                ),
-                None => Ok(()),
-            })
-        }
-        None if r.signature.is_some() => Ok(()),
-        None => writeln!(out, "  hmac    (none)"),
-    };
-    signature(out, r);
-    if let Some(p) = r.payload {
-        let _ = writeln!(
-            out,
-            "  payload {p:?}: form body with a `job` or `comment` field holding a JSON object"
-        );
-    }
-}
-
-/// The public-key signature and a signed timestamp's tolerance, if any.
-fn signature(out: &mut String, r: &Route) {
-    if let Some(s) = &r.signature {
-        let signed = match s.timestamp {
-            Some((t, "")) => format!("{t} + body"),
-            Some((t, sep)) => format!("{t} {sep:?} body"),
-            None => "body".into(),
-        };
-        let _ = writeln!(
-            out,
-            "  sig     {} over {signed} (within {}), header {}, encoding {}, {} public key(s): {} (passes as hmac in the verified header)",
-            s.algorithm.name(),
-            humantime::format_duration(s.tolerance),
-            s.header,
-            s.encoding.name(),
-            s.sources.len(),
-            s.sources.join(", ")
-        );
-    }
-    if let Some(h) = r.hmac.as_ref().filter(|h| h.scheme.timed()) {
-        let _ = writeln!(
-            out,
-            "          signed timestamp within {}{}",
-            humantime::format_duration(h.tolerance),
-            if h.scheme.both_ways {
-                " either way"
-            } else {
-                " (past only)"
-            }
-        );
     }
 }
 
@@ -385,31 +296,11 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
             }
         );
     }
-    match r.dedupe_window {
-        Some(w) => {
-            let _ = writeln!(
-                out,
-                "  replay  window {}, key: {}; a redelivery is answered {}, not delivered again",
-                duration(w),
-                replay::describe(r),
-                match r.delivery {
-                    Delivery::Queue => r.ack_status.as_u16(),
-                    Delivery::Direct => 200,
-                }
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "  replay  off (dedupe_window = \"0\" or none): every copy is delivered"
-            );
-        }
+    // What a callback that passes every check carries.
+    let mut passed = Passed::default();
+    for check in Check::ALL.into_iter().filter(|c| c.configured(r)) {
+        passed.insert(check);
     }
-    let passed = Passed {
-        ip: r.allow_ips.is_some(),
-        token: r.token.is_some(),
-        hmac: r.hmac.is_some() || r.signature.is_some(),
-    };
     let _ = writeln!(
         out,
         "  forward {}: {}, upstream timeout {}",
@@ -417,4 +308,19 @@ fn delivery(out: &mut String, c: &Config, r: &Route) {
         passed.header_value(),
         duration(r.upstream_timeout)
     );
+}
+
+/// A listen address callgate.service could not bind (a port below 1024 that
+/// no shipped socket unit passes: the service has no capabilities) fails
+/// `check`, whoever runs it: `sudo callgate check` could bind it, the unit
+/// cannot.
+fn bindable(config: &Config) -> anyhow::Result<()> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let passed: Vec<&str> = names.split(':').filter(|n| !n.is_empty()).collect();
+    let start = crate::config::deploy::unprivileged_start();
+    let problems = crate::config::deploy::unbindable(&config.listen, start, &passed);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("{}: {}", config.path.display(), problems.join("; "))
 }

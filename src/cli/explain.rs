@@ -5,10 +5,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
+use crate::config::redact::Redactor;
 use crate::config::Config;
-use crate::verify::explain::{explain as run, Verdict};
+use crate::verify::check::{Seen, Verdict};
+use crate::verify::explain::{explain as run, Decision, Explanation};
 use crate::verify::Signable;
 
 /// Explain one captured request against one route; Err (exit 1) if refused.
@@ -19,13 +21,15 @@ pub(super) fn explain(
     from: Option<IpAddr>,
     url: Option<String>,
 ) -> anyhow::Result<()> {
-    let config = Config::load(config)?;
+    // Only this route's secrets are read: explaining one route needs no other's.
+    let config = Config::load_for_route(config, route)?;
     let Some(r) = config.routes.iter().find(|r| r.name == route) else {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         bail!("no route named {route:?} (routes: {})", names.join(", "));
     };
     let capture = read_capture(request)?;
     let Capture {
+        method,
         uri,
         headers,
         body,
@@ -49,7 +53,8 @@ pub(super) fn explain(
         url: url.as_deref(),
         now,
     };
-    // The URL token is a secret: the target is shown with it REDACTED.
+    // The URL token is a secret: the target is shown with it REDACTED, and
+    // every other secret the config holds, under any name.
     let shown = match (uri.query(), &r.token) {
         (Some(q), Some(t)) => format!(
             "{}?{}",
@@ -58,44 +63,68 @@ pub(super) fn explain(
         ),
         _ => uri.to_string(),
     };
+    let shown = config.redactor.text(&shown);
     println!(
         "route {:?}: {} bytes of body, target {shown}",
         r.name,
         body.len()
     );
-    let redacted = uri.query().is_some_and(|q| q.contains("REDACTED"));
     // Named address lists as stored by the gateway (nothing is fetched here).
     let lists = crate::lists::OnDisk::read(&config);
-    if report(run(r, from, &lists, &uri, &req), redacted) {
-        bail!("the gateway would refuse this request (403)");
+    let seen = Seen {
+        client: from,
+        method: &method,
+        uri: &uri,
+        req,
+        lists: &lists,
+    };
+    let mut e = run(r, &seen);
+    for (_, v) in &mut e.checks {
+        hide(&config.redactor, v);
     }
-    println!("the gateway would accept this request");
-    Ok(())
+    report(&e)
 }
 
-/// Print each check's verdict; whether any failed.
-fn report(verdicts: Vec<(&'static str, Verdict)>, token_redacted: bool) -> bool {
-    let mut refused = false;
-    for (check, verdict) in verdicts {
-        // The console never keeps a token: its capture cannot prove one.
-        let verdict = match verdict {
-            Verdict::Fail(_) if check == "token" && token_redacted => Verdict::Unknown(
-                "the capture has the token REDACTED (the console never keeps it)".into(),
-            ),
-            v => v,
-        };
-        let line = match verdict {
-            Verdict::Pass(why) => format!("pass  {why}"),
-            Verdict::Fail(why) => {
-                refused = true;
-                format!("FAIL  {why}")
-            }
-            Verdict::Unknown(why) => format!("?     {why}"),
-            Verdict::NotConfigured => "-     not configured".to_owned(),
-        };
-        println!("  {check:<8}{line}");
+/// A verdict whose reason quotes no secret of the config.
+fn hide(redactor: &Redactor, v: &mut Verdict) {
+    match v {
+        Verdict::Pass(why) | Verdict::Fail(why) | Verdict::Unknown(why) | Verdict::Skipped(why) => {
+            *why = redactor.text(why).into_owned();
+        }
+        Verdict::Off => {}
     }
-    refused
+}
+
+/// Print each check's verdict, then the gateway's answer: exit 0 only
+/// when it would accept the request or answer it as a handshake.
+fn report(e: &Explanation) -> anyhow::Result<()> {
+    for (check, verdict) in &e.checks {
+        let mark = match verdict {
+            Verdict::Pass(_) => "pass ",
+            Verdict::Fail(_) => "FAIL ",
+            Verdict::Unknown(_) => "?    ",
+            Verdict::Skipped(_) | Verdict::Off => "-    ",
+        };
+        // Names longer than the column still get a space after them.
+        let name = format!("{check:<8}");
+        let gap = if name.len() > 8 { " " } else { "" };
+        println!("  {name}{gap}{mark} {}", verdict.why());
+    }
+    match &e.decision {
+        Decision::Accept => println!("the gateway would accept this request"),
+        Decision::Handshake => println!(
+            "answered as a handshake: callgate answers this request itself (200); the receiver never sees it"
+        ),
+        Decision::Refuse => bail!("the gateway would refuse this request (403)"),
+        Decision::Undecided(checks) => {
+            let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
+            bail!(
+                "cannot decide: the capture cannot settle the {} check(s) (marked ?); no other check fails",
+                names.join(", ")
+            )
+        }
+    }
+    Ok(())
 }
 
 /// The request in `path`: the console's JSON of one request (`GET
@@ -106,9 +135,10 @@ fn read_capture(path: &Path) -> anyhow::Result<Capture> {
         return from_console(&raw)
             .with_context(|| format!("{} is not a request the console exported", path.display()));
     }
-    let (uri, headers, body) =
+    let (method, uri, headers, body) =
         parse(&raw).with_context(|| format!("{} is not an HTTP/1.1 request", path.display()))?;
     Ok(Capture {
+        method,
         uri,
         headers,
         body,
@@ -119,6 +149,7 @@ fn read_capture(path: &Path) -> anyhow::Result<Capture> {
 
 /// A request to judge: from a raw capture, or from the console.
 struct Capture {
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Vec<u8>,
@@ -134,6 +165,7 @@ fn from_console(raw: &[u8]) -> anyhow::Result<Capture> {
     use base64::Engine;
     let v: serde_json::Value = serde_json::from_slice(raw)?;
     let uri: Uri = v["target"].as_str().context("no target")?.parse()?;
+    let method = Method::from_bytes(v["method"].as_str().unwrap_or("POST").as_bytes())?;
     let mut headers = HeaderMap::new();
     for pair in v["headers"]
         .as_array()
@@ -151,6 +183,7 @@ fn from_console(raw: &[u8]) -> anyhow::Result<Capture> {
         .decode(v["body_base64"].as_str().context("no body_base64")?)?;
     let whole = v["body_bytes"].as_u64().unwrap_or(body.len() as u64);
     Ok(Capture {
+        method,
         uri,
         headers,
         cut: whole > body.len() as u64,
@@ -159,8 +192,8 @@ fn from_console(raw: &[u8]) -> anyhow::Result<Capture> {
     })
 }
 
-/// Target, headers and body of a raw request (chunked bodies decoded).
-fn parse(raw: &[u8]) -> anyhow::Result<(Uri, HeaderMap, Vec<u8>)> {
+/// Method, target, headers and body of a raw request (chunked bodies decoded).
+fn parse(raw: &[u8]) -> anyhow::Result<(Method, Uri, HeaderMap, Vec<u8>)> {
     let mut slots = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut slots);
     let head = match req.parse(raw)? {
@@ -168,6 +201,7 @@ fn parse(raw: &[u8]) -> anyhow::Result<(Uri, HeaderMap, Vec<u8>)> {
         httparse::Status::Partial => bail!("the head is cut short"),
     };
     let uri: Uri = req.path.context("no request target")?.parse()?;
+    let method = Method::from_bytes(req.method.context("no method")?.as_bytes())?;
     let mut headers = HeaderMap::new();
     for h in req.headers.iter() {
         headers.append(
@@ -190,7 +224,7 @@ fn parse(raw: &[u8]) -> anyhow::Result<(Uri, HeaderMap, Vec<u8>)> {
             .context("the body is shorter than its Content-Length")?
             .to_vec()
     };
-    Ok((uri, headers, body))
+    Ok((method, uri, headers, body))
 }
 
 fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {

@@ -22,34 +22,28 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(crate::server::run(&config, threads))),
-        Command::Check { config, offline } => check::check(&config, offline),
+        Command::Check {
+            config,
+            offline,
+            credentials,
+        } => {
+            shell_credentials(credentials)?;
+            check::check(&config, offline)
+        }
         Command::Explain {
             config,
             route,
             request,
             from,
             url,
-        } => explain::explain(&config, &route, &request, from, url),
-        Command::Queue { config, action } => queue::queue(&config, action),
-        Command::Presets {
-            action: None,
-            markdown,
+            credentials,
         } => {
-            print!(
-                "{}",
-                if markdown {
-                    presets::markdown()
-                } else {
-                    presets::list()
-                }
-            );
-            Ok(())
+            shell_credentials(credentials)?;
+            explain::explain(&config, &route, &request, from, url)
         }
-        Command::Presets {
-            action: Some(PresetsCommand::Show { name }),
-            ..
-        } => {
-            print!("{}", presets::show(name));
+        Command::Queue { config, action } => queue::queue(&config, action),
+        Command::Presets { action, markdown } => {
+            print!("{}", presets_text(action, markdown));
             Ok(())
         }
         Command::Sign {
@@ -83,5 +77,33 @@ pub fn execute(command: Command) -> anyhow::Result<()> {
         Command::Sign { secret: None, .. } => {
             anyhow::bail!("add --secret SPEC (the HMAC key)")
         }
+    }
+}
+
+/// `--credentials DIR`: where `cred:NAME` is read from in an admin's shell
+/// (CREDENTIALS_DIRECTORY, set by systemd, still comes first).
+fn shell_credentials(dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--credentials {}: not a directory (give the directory that holds the files LoadCredential= names, e.g. /etc/callgate/secrets)",
+            dir.display()
+        );
+    }
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() {
+        eprintln!("note: CREDENTIALS_DIRECTORY is set: cred: secrets are read from there, not from --credentials");
+    }
+    crate::config::secret::credentials_from(dir);
+    Ok(())
+}
+
+/// `callgate presets [--markdown]` or `callgate presets show NAME`.
+fn presets_text(action: Option<PresetsCommand>, markdown: bool) -> String {
+    match action {
+        Some(PresetsCommand::Show { name }) => presets::show(name),
+        None if markdown => presets::markdown(),
+        None => presets::list(),
     }
 }

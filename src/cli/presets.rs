@@ -82,7 +82,47 @@ fn signed(s: Signed) -> &'static str {
 }
 
 /// One preset as TOML, in the `[[preset]]` schema: the built-in file as
-/// written (with its comments), or a config's definition.
+/// written (with its comments), or a config's definition, ready to paste
+/// into a config: under `[[preset]]`, its tables as `[preset.hmac]`.
 pub(super) fn show(p: Preset) -> String {
-    p.text().to_owned()
+    pasteable(p.text())
+}
+
+/// A preset file's text as a config's `[[preset]]`: the header before the
+/// first key, every table header moved under `preset.` (comments kept).
+fn pasteable(text: &str) -> String {
+    let mut out = String::new();
+    let mut started = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if !started && !t.is_empty() && !t.starts_with('#') {
+            out.push_str("[[preset]]\n");
+            started = true;
+        }
+        match table_header(t) {
+            Some((brackets, name)) => {
+                let (open, close) = (&"[["[..brackets], &"]]"[..brackets]);
+                let _ = writeln!(out, "{open}preset.{name}{close}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// `[name]` or `[[name]]` (bare dotted keys only; a trailing comment is
+/// dropped): the bracket count and the name. Values never start a line
+/// this way (an array of arrays holds quotes or numbers).
+fn table_header(line: &str) -> Option<(usize, &str)> {
+    let line = line.split('#').next()?.trim_end();
+    let brackets = if line.starts_with("[[") { 2 } else { 1 };
+    let name = line
+        .strip_prefix(&"[["[..brackets])?
+        .strip_suffix(&"]]"[..brackets])?
+        .trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    (!name.is_empty() && name.chars().all(bare)).then_some((brackets, name))
 }

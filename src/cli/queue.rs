@@ -102,11 +102,15 @@ async fn show(store: &Store, config: &Path, id: i64) -> anyhow::Result<()> {
     println!("arrived:   {}", timestamp(cb.arrived_ms));
     println!("verified:  {}", cb.verified);
     if let Some(e) = &c.last_error {
-        println!("last error: {e}");
+        println!("last error: {}", printable(e.as_bytes()));
     }
     // The target as it will be sent (token REDACTED: it is never stored),
-    // from the route's upstream under the config as read offline.
-    let routes = Config::load_offline(config).ok();
+    // from the route's upstream; every secret the config holds REDACTED.
+    let routes = with_secrets(config);
+    let hide = routes
+        .as_ref()
+        .map(|c| c.redactor.clone())
+        .unwrap_or_default();
     let route = routes
         .as_ref()
         .and_then(|c| c.routes.iter().find(|r| r.name == cb.route));
@@ -119,16 +123,40 @@ async fn show(store: &Store, config: &Path, id: i64) -> anyhow::Result<()> {
                 format!("(route not in the config) ?{q}")
             }),
     };
-    println!("\n{} {}", cb.method, printable(target.as_bytes()));
-    // Header lines end in CRLF; the CR is framing, not content.
-    print!("{}", printable(&cb.headers).replace("\\x0d\n", "\n"));
+    println!(
+        "\n{} {}",
+        cb.method,
+        printable(&hide.bytes(target.as_bytes()))
+    );
+    let headers = queue::store::from_lines(&cb.headers).unwrap_or_default();
+    for (name, value) in headers.iter() {
+        let (name, value) = hide.header(name.as_str(), value.as_bytes());
+        println!(
+            "{}: {}",
+            printable(name.as_bytes()),
+            printable(value.as_bytes())
+        );
+    }
     println!();
-    let body = printable(&cb.body);
+    let body = printable(&hide.bytes(&cb.body));
     print!("{body}");
     if !body.ends_with('\n') {
         println!();
     }
     Ok(())
+}
+
+/// The config with its secrets, to hide them; offline (credential headers
+/// and token parameters still hidden by name) with a warning when they
+/// cannot be read here.
+fn with_secrets(config: &Path) -> Option<Config> {
+    match Config::load(config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("warning: the config's secrets cannot be read here, so copies of them under other names are not hidden ({e})");
+            Config::load_offline(config).ok()
+        }
+    }
 }
 
 /// Stored bytes as a terminal may show them: a provider's (or an

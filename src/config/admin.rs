@@ -1,4 +1,5 @@
-//! `[admin]`: the console's password and how many requests it keeps.
+//! `[admin]`: the console's password, how many requests it keeps, and the
+//! Host names the admin listener answers.
 
 use toml::Spanned;
 
@@ -17,9 +18,13 @@ impl Loader<'_> {
             return Ok(Admin::default());
         };
         let span = raw.span();
-        let raw = raw.into_inner();
+        let mut raw = raw.into_inner();
+        let hosts = self.admin_hosts(raw.hosts.take())?;
         let Some(console) = raw.console else {
-            return Ok(Admin::default());
+            return Ok(Admin {
+                hosts,
+                ..Admin::default()
+            });
         };
         if listen.admin.is_none() {
             return Err(self.error(Some(span), "[admin] console is served on the admin listener: add admin = \"127.0.0.1:9090\" to [listen]"));
@@ -35,6 +40,40 @@ impl Loader<'_> {
         Ok(Admin {
             console_password: Some(token_digest(password.expose())),
             requests_kept: requests_kept as usize,
+            hosts,
         })
     }
+
+    /// `[admin] hosts`: DNS names (no port, no wildcard), at most 64.
+    fn admin_hosts(&self, raw: Option<Spanned<Vec<String>>>) -> Result<Vec<String>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
+        let span = raw.span();
+        let hosts = raw.into_inner();
+        if hosts.len() > MAX_ADMIN_HOSTS {
+            return Err(self.error(
+                Some(span),
+                format!("admin.hosts: at most {MAX_ADMIN_HOSTS} names"),
+            ));
+        }
+        hosts
+            .into_iter()
+            .map(|h| {
+                let name = h.trim_end_matches('.').to_ascii_lowercase();
+                let ok = !name.is_empty()
+                    && name.len() <= 253
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                match ok {
+                    true => Ok(name),
+                    false => Err(self.error(Some(span.clone()), format!("admin.hosts: {h:?} is not a host name: write names such as \"admin.example.com\" (no port, scheme or wildcard; localhost and IP addresses are always answered)"))),
+                }
+            })
+            .collect()
+    }
 }
+
+/// Names `[admin] hosts` may list.
+const MAX_ADMIN_HOSTS: usize = 64;

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use super::defaults::MIN_SECRET_BYTES;
 use super::presets::{Preset, PresetFile};
-use super::{hosts_overlap, raw, secret, Config, ConfigError, Listen, QueueBackend, Routes};
+use super::redact::{Redactor, MIN_REDACTED_BYTES};
+use super::{hosts_overlap, raw, secret, trial, Config, ConfigError, Listen, QueueBackend, Routes};
 use http::HeaderName;
 use toml::Spanned;
 
@@ -27,17 +28,33 @@ impl Config {
         Config::parse(&read_file(path)?, path, true)
     }
 
+    /// Read and resolve the config file for one route's use (`explain`):
+    /// only that route's secrets and files are read, the rest is resolved
+    /// as `check --offline` does.
+    pub fn load_for_route(path: &Path, route: &str) -> Result<Config, ConfigError> {
+        let text = read_file(path)?;
+        let mut loader = Loader::new(&text, path, true);
+        loader.only_route = Some(route);
+        Config::parse_with(loader, &text)
+    }
+
     /// Parse and resolve config text; `path` names the file in errors.
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Config::parse(text, path, false)
     }
 
     fn parse(text: &str, path: &Path, offline: bool) -> Result<Config, ConfigError> {
-        let loader = Loader::new(text, path, offline);
+        Config::parse_with(Loader::new(text, path, offline), text)
+    }
+
+    fn parse_with(loader: Loader<'_>, text: &str) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
             let mut message = without_values(e.message().trim_end());
             if message.starts_with("unknown field") {
                 message.push_str(" (callgate refuses unknown keys: a misspelt key could silently disable a check)");
+            }
+            if let Some(hint) = single_for_list(text, &message) {
+                message.push_str(&hint);
             }
             loader.error(e.span(), message)
         })?;
@@ -67,6 +84,32 @@ impl Config {
     }
 }
 
+/// Tables that are lists in callgate's config (`[[route]]`): written with
+/// single brackets, TOML reads a map where a list is expected.
+const LIST_TABLES: [&str; 5] = [
+    "route",
+    "passthrough",
+    "preset",
+    "ip_list",
+    "tls.certificate",
+];
+
+/// The hint for `[route]` written for `[[route]]`: serde says only
+/// "invalid type: map, expected a sequence".
+fn single_for_list(text: &str, message: &str) -> Option<String> {
+    if !message.contains("expected a sequence") {
+        return None;
+    }
+    let written = text.lines().find_map(|line| {
+        let line = line.split('#').next()?.trim();
+        let name = line.strip_prefix('[')?.strip_suffix(']')?.trim();
+        LIST_TABLES.contains(&name).then_some(name)
+    })?;
+    Some(format!(
+        " (write [[{written}]], with two brackets: each {written} is one entry of a list, and [{written}] is read as a single table)"
+    ))
+}
+
 /// The config file's text, or an error naming it and the fix.
 fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
@@ -83,6 +126,8 @@ pub(super) struct Loader<'a> {
     text: &'a str,
     path: &'a Path,
     warnings: RefCell<Vec<String>>,
+    /// Trial values found (self_signed, placeholder secrets): what to edit.
+    trial: RefCell<Vec<String>>,
     /// `check --offline`: secrets and the files the config names are not read.
     pub(super) offline: bool,
     /// Problems with what the config names (secrets, files) found so far:
@@ -92,6 +137,11 @@ pub(super) struct Loader<'a> {
     presets: RefCell<Vec<Preset>>,
     /// The address lists `allow_ips` may name (`"list:NAME"`).
     ip_list_names: RefCell<Vec<String>>,
+    /// Every secret resolved so far, with its key: what the [`Redactor`] hides.
+    kept: RefCell<Vec<(String, secret::Secret)>>,
+    /// Offline but for this route, whose secrets and files are read
+    /// (`explain --route NAME`).
+    only_route: Option<&'a str>,
 }
 
 impl<'a> Loader<'a> {
@@ -100,11 +150,55 @@ impl<'a> Loader<'a> {
             text,
             path,
             warnings: RefCell::new(Vec::new()),
+            trial: RefCell::new(Vec::new()),
             offline,
             deferred: RefCell::new(Vec::new()),
             presets: RefCell::new(Vec::new()),
             ip_list_names: RefCell::new(Vec::new()),
+            kept: RefCell::new(Vec::new()),
+            only_route: None,
         }
+    }
+
+    /// Note a resolved secret (`key` names it in a warning), to be hidden
+    /// by value in everything callgate shows.
+    pub(super) fn keep(&self, key: &str, secret: &secret::Secret) {
+        self.kept
+            .borrow_mut()
+            .push((key.to_owned(), secret.clone()));
+    }
+
+    /// The redactor of every secret kept; a warning for each too short to
+    /// be searched for.
+    fn redactor(&self) -> Redactor {
+        let kept = self.kept.take();
+        for (key, s) in kept
+            .iter()
+            .filter(|(_, s)| s.expose().len() < MIN_REDACTED_BYTES)
+        {
+            self.warn(format!("{key} is {} bytes: too short to be hidden by value in logs and the console (at least {MIN_REDACTED_BYTES}); use a longer one", s.expose().len()));
+        }
+        Redactor::new(kept.iter().map(|(_, s)| s.expose()))
+    }
+
+    /// For the one route an offline load reads in full: a loader that
+    /// reads secrets and files, with this one's presets. Its findings are
+    /// taken back with [`Loader::absorb`].
+    fn online_for(&self, route: &raw::RawRoute) -> Option<Loader<'a>> {
+        if !self.offline || self.only_route != Some(route.name.get_ref().as_str()) {
+            return None;
+        }
+        let online = Loader::new(self.text, self.path, false);
+        *online.presets.borrow_mut() = self.presets.borrow().clone();
+        Some(online)
+    }
+
+    /// What `other` found (problems, warnings), as found here.
+    fn absorb(&self, other: Loader<'_>) {
+        self.deferred.borrow_mut().extend(other.deferred.take());
+        self.warnings.borrow_mut().extend(other.warnings.take());
+        self.kept.borrow_mut().extend(other.kept.take());
+        self.trial.borrow_mut().extend(other.trial.take());
     }
 
     /// The value, or (noting the error for the end of the run) the stand-in
@@ -146,28 +240,25 @@ impl<'a> Loader<'a> {
         self.error(Some(value.span()), message)
     }
 
-    fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
-        let listen_span = raw.listen.span();
-        let raw_listen = raw.listen.into_inner();
+    /// `[listen]`: at least one of https and http.
+    fn listen(&self, raw: raw::RawListen, span: &Range<usize>) -> Result<Listen, ConfigError> {
         let listen = Listen {
-            https: raw_listen.https.map(|a| a.0),
-            http: raw_listen.http.map(|a| a.0),
-            admin: raw_listen.admin.map(|a| a.0),
-            proxy_protocol: raw_listen.proxy_protocol.unwrap_or(false),
-            http_redirect: raw_listen.http_redirect.unwrap_or(false),
+            https: raw.https.map(|a| a.0),
+            http: raw.http.map(|a| a.0),
+            admin: raw.admin.map(|a| a.0),
+            proxy_protocol: raw.proxy_protocol.unwrap_or(false),
+            http_redirect: raw.http_redirect.unwrap_or(false),
         };
         if listen.https.is_none() && listen.http.is_none() {
-            return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
+            return Err(self.error(Some(span.clone()), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
+        Ok(listen)
+    }
 
-        // Lists are kept in the state directory, whichever store the queue uses.
-        let ip_lists_dir = Path::new(
-            raw.queue
-                .as_ref()
-                .and_then(|q| q.dir.as_deref())
-                .unwrap_or(super::DEFAULT_QUEUE_DIR),
-        )
-        .join("ip-lists");
+    fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
+        let listen_span = raw.listen.span();
+        let listen = self.listen(raw.listen.into_inner(), &listen_span)?;
+        let ip_lists_dir = lists_dir(raw.queue.as_ref());
         let queue = self.queue(raw.queue, true)?;
         let tls = self.tls(raw.tls, &listen, &queue)?;
         if listen.https.is_some() && tls.is_none() {
@@ -188,6 +279,9 @@ impl<'a> Loader<'a> {
         let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
         let ip_lists = self.named_lists(ip_lists, &routes);
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
+        for w in super::deploy::locked_routes(routes.iter(), &passthroughs) {
+            self.warn(w);
+        }
         // Folded once here, as PHP reads names (redaction per request
         // compares folded names).
         let mut redact_params: Vec<String> = routes
@@ -201,12 +295,21 @@ impl<'a> Loader<'a> {
             .admin
             .filter(|a| !a.ip().to_canonical().is_loopback())
         {
-            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1], or make sure a firewall does"));
+            self.warn(format!("listen.admin = \"{a}\" is not a loopback address: it is plain HTTP, so the console's password and session cookie travel in clear, and /metrics and /healthz answer anyone who reaches it. Bind it to 127.0.0.1 or [::1] and reach it over an SSH tunnel, or make sure only a trusted network and a firewall reach it"));
         }
         if tls.as_ref().is_some_and(|t| t.self_signed) {
             self.warn("[tls] self_signed = true: an in-memory certificate for localhost. Providers will refuse it. TRIALS ONLY: set cert and key for production".into());
+            self.trial
+                .borrow_mut()
+                .push("[tls] self_signed = true (give cert and key)".into());
         }
         let admin = self.admin(raw.admin, &listen)?;
+        let off_loopback = trial::configured_off_loopback(&listen);
+        if !self.trial.borrow().is_empty() && !off_loopback.is_empty() {
+            let why = trial::refusal(&self.trial.borrow(), &off_loopback);
+            return Err(self.error(Some(listen_span), why));
+        }
+        let redactor = self.redactor();
         Ok(Config {
             path: self.path.to_owned(),
             admin,
@@ -215,11 +318,13 @@ impl<'a> Loader<'a> {
             gateway,
             passthroughs,
             redact_params,
+            redactor,
             queue,
             routes,
             ip_lists,
             ip_lists_dir,
             warnings: self.warnings.take(),
+            trial: self.trial.take(),
         })
     }
 
@@ -309,13 +414,13 @@ impl<'a> Loader<'a> {
         let mut routes = Routes::default();
         for (i, spanned) in raw.into_iter().enumerate() {
             let span = spanned.span();
-            let route = self.route(
-                i,
-                span.clone(),
-                spanned.into_inner(),
-                upstream_timeout,
-                max_body_bytes,
-            );
+            let raw_route = spanned.into_inner();
+            let online = self.online_for(&raw_route);
+            let loader = online.as_ref().unwrap_or(self);
+            let route = loader.route(i, span.clone(), raw_route, upstream_timeout, max_body_bytes);
+            if let Some(online) = online {
+                self.absorb(online);
+            }
             // A broken route is reported with the others; the next is checked.
             let Some(route) = self.or_defer(route.map(Some), || None) else {
                 continue;
@@ -338,6 +443,7 @@ impl<'a> Loader<'a> {
             same_path.push(route.clone());
             routes.in_order.push(route);
         }
+        self.no_shared_oracle_key(&routes.in_order)?;
         let report_only: Vec<&str> = routes
             .iter()
             .filter(|r| !r.enforce)
@@ -432,6 +538,14 @@ impl<'a> Loader<'a> {
                 None => Ok(s),
             })
             .map_err(|e| self.at(spec, format!("{key}: {e}")));
+        if let Ok(s) = &s {
+            self.keep(key, s);
+            if trial::is_placeholder(s.expose()) {
+                let edit =
+                    format!("{key} (a CHANGE-ME placeholder: give the real secret, as cred:NAME)");
+                self.trial.borrow_mut().push(edit);
+            }
+        }
         if secret::describe(spec.get_ref()) == "literal" {
             self.warn(format!("{key} is written in the config file: move it to env:, file: or cred: before production"));
         }
@@ -510,6 +624,17 @@ fn without_values(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where the named address lists are kept: the state directory, whichever
+/// store the queue uses.
+fn lists_dir(queue: Option<&raw::RawQueue>) -> std::path::PathBuf {
+    Path::new(
+        queue
+            .and_then(|q| q.dir.as_deref())
+            .unwrap_or(super::DEFAULT_QUEUE_DIR),
+    )
+    .join("ip-lists")
 }
 
 #[cfg(test)]

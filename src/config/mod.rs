@@ -7,6 +7,7 @@ mod acme;
 mod admin;
 mod certificates;
 pub mod defaults;
+pub(crate) mod deploy;
 mod gateway;
 pub(crate) mod ip_list;
 mod load;
@@ -16,9 +17,11 @@ pub mod presets;
 pub(crate) mod public_key;
 mod queue;
 pub(crate) mod raw;
+pub(crate) mod redact;
 mod route;
 pub(crate) mod secret;
 pub(crate) mod tls;
+pub(crate) mod trial;
 pub(crate) mod upstream_tls;
 
 use std::collections::HashMap;
@@ -54,8 +57,14 @@ pub struct Config {
     /// Query parameters whose values are replaced by `REDACTED` in logs:
     /// every route's token parameter (folded as PHP reads names), so a token sent to the wrong path is hidden too.
     pub(crate) redact_params: Vec<String>,
+    /// Every secret the config holds, hidden by value wherever a request is
+    /// logged or shown (`config/redact.rs`).
+    pub(crate) redactor: redact::Redactor,
     /// Things that work but that an operator should change (literal secrets, trial certificate).
     pub(crate) warnings: Vec<String>,
+    /// Trial values it holds (self_signed, placeholder secrets), each with
+    /// what to edit: served on loopback only (see [`trial`]).
+    pub(crate) trial: Vec<String>,
     /// `[queue]`: where the callback store lives.
     pub(crate) queue: QueueBackend,
     /// `[admin]`: the console.
@@ -75,6 +84,9 @@ pub(crate) struct Admin {
     pub(crate) console_password: Option<[u8; 32]>,
     /// The last requests kept for the console (0 when it is off).
     pub(crate) requests_kept: usize,
+    /// Host names the admin listener answers besides localhost and IP
+    /// literals (lowercase, no trailing dot).
+    pub(crate) hosts: Vec<String>,
 }
 
 impl Config {
@@ -529,6 +541,10 @@ pub(crate) struct HmacCheck {
     /// Secrets the provider handed over in its handshake (Asana), checked
     /// after `keys`.
     pub(crate) learned: Option<Arc<crate::learned::Learned>>,
+    /// The route answers a handshake with an HMAC of a token under these
+    /// keys (X, Zoom): a signed string shaped like such a token is refused,
+    /// whatever the template, so no answer ever passes as a signature.
+    pub(crate) refuse_tokens: bool,
 }
 
 impl HmacCheck {

@@ -179,6 +179,21 @@ impl Handshake {
         self == Handshake::AsanaHookSecret
     }
 
+    /// Whether its answer is computed with the route's key (X's CRC,
+    /// Zoom's validation): the route must then let only the provider ask
+    /// (URL token or allow_ips), and the scheme must never sign a token.
+    pub(crate) fn computes_with_key(self) -> bool {
+        matches!(self, Handshake::XCrc | Handshake::ZoomUrlValidation)
+    }
+
+    /// The name config uses.
+    pub(crate) fn name(self) -> &'static str {
+        schema::HANDSHAKES
+            .iter()
+            .find(|(_, h)| *h == self)
+            .map_or("?", |(n, _)| n)
+    }
+
     /// Whether it is answered before the body is read (the request line
     /// and headers say it all).
     pub(crate) fn before_body(self) -> bool {
@@ -235,6 +250,18 @@ pub(crate) struct SignatureDefaults {
 pub(crate) enum Payload {
     /// `application/x-www-form-urlencoded` with a `job` or `comment` field holding a JSON object.
     GengoForm,
+    /// A JSON object (X's events): never a handshake's token.
+    JsonObject,
+}
+
+impl Payload {
+    /// What `check` says the body must be.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Payload::GengoForm => "form body with a `job` or `comment` field holding a JSON object",
+            Payload::JsonObject => "a JSON object",
+        }
+    }
 }
 
 /// What the signature covers.

@@ -66,6 +66,12 @@ impl Loader<'_> {
                         format!("queue.url is not a connection URL tokio-postgres reads ({e})"),
                     )
                 })?;
+                if let Some(password) = parsed.get_password().filter(|_| !self.offline) {
+                    self.keep(
+                        "queue.url's password",
+                        &secret::Secret::from(password.to_vec()),
+                    );
+                }
                 if warn && secret::describe(spec.get_ref()) == "literal" {
                     self.warn("queue.url is written in the config file: it may hold a password; move it to env:, file: or cred:".into());
                 }

@@ -207,6 +207,7 @@ pub(crate) struct RawIpList {
 pub(crate) struct RawAdmin {
     pub(crate) console: Option<Spanned<RawConsole>>,
     pub(crate) requests_kept: Option<Spanned<u64>>,
+    pub(crate) hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// `[admin] console = { password = SPEC }`

@@ -70,8 +70,12 @@ impl Loader<'_> {
         };
         let allow_ips = self.allow_ips(&at, raw.allow_ips)?;
         let token = self.token(&at, raw.token)?;
-        let (handshake, learned) = self.handshake(&at, raw.handshake, token.is_some())?;
-        let hmac = self.hmac(&at, raw.hmac, learned)?;
+        let guarded = (token.is_some(), allow_ips.is_some());
+        let (handshake, learned) = self.handshake(&at, raw.handshake, guarded)?;
+        let mut hmac = self.hmac(&at, raw.hmac, learned)?;
+        if let (Some(h), Some((kind, _))) = (hmac.as_mut(), &handshake) {
+            h.refuse_tokens = kind.computes_with_key();
+        }
         let signature = self.signature(&at, raw.signature)?;
         if allow_ips.is_none() && token.is_none() && hmac.is_none() && signature.is_none() {
             return Err(self.error(Some(at.span), format!("{label} has no check: configure at least one of allow_ips, token or hmac (an unchecked route would forward anything)")));
@@ -107,6 +111,8 @@ impl Loader<'_> {
         if signs_url && hosts.is_none() {
             return Err(self.error(Some(at.span), format!("{label}: a {} route checks a signature over the URL the provider called, so that URL must not come from the caller's Host alone: add host = [\"www.example.com\"] (the host it calls) or hmac.public_url = \"https://www.example.com\"", at.preset_name)));
         }
+        let window = raw.dedupe_window.map(|w| w.0);
+        let dedupe_window = self.replay_window(&at, window, hmac.as_ref(), signature.as_ref())?;
         Ok(Route {
             name,
             hosts,
@@ -141,10 +147,7 @@ impl Loader<'_> {
                 &format!("{label}.max_in_flight must be between 1 (keeps arrival order) and {MAX_MAX_IN_FLIGHT}"),
             )?,
             retry: self.retry(&label, raw.retry.unwrap_or_default())?,
-            dedupe_window: match raw.dedupe_window {
-                Some(w) => w.0,
-                None => at.preset.and_then(|d| d.dedupe_window),
-            },
+            dedupe_window,
             max_body_bytes: self.body_bound(&at, raw.max_body_bytes, max_body_bytes)?,
             reserved_params,
             metrics: Default::default(),
@@ -308,6 +311,7 @@ impl Loader<'_> {
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
             learned,
+            refuse_tokens: false,
         }))
     }
 
@@ -329,6 +333,73 @@ impl Loader<'_> {
             return Err(self.error(Some(at.span.clone()), format!("{}: preset {} checks the body signature and needs the provider's key: add hmac = {{ secrets = [\"env:TOLQ_API_KEY\"] }} (the Tolq API key)", at.label, at.preset_name)));
         }
         Ok(None)
+    }
+
+    /// The route's replay window (its own, else the preset's). A signed
+    /// timestamp's tolerance may not outlive it: a captured callback would
+    /// pass its timestamp check after its replay key was forgotten.
+    fn replay_window(
+        &self,
+        at: &At<'_>,
+        own: Option<Option<Duration>>,
+        hmac: Option<&HmacCheck>,
+        signature: Option<&SignatureCheck>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(window) = own.unwrap_or_else(|| at.preset.and_then(|d| d.dedupe_window)) else {
+            return Ok(None);
+        };
+        let stamped = hmac
+            .filter(|h| h.scheme.timed())
+            .map(|h| ("hmac", h.tolerance))
+            .or_else(|| {
+                signature
+                    .filter(|s| s.timestamp.is_some())
+                    .map(|s| ("signature", s.tolerance))
+            });
+        let Some((key, tolerance)) = stamped.filter(|(_, t)| *t > window) else {
+            return Ok(Some(window));
+        };
+        let (t, w) = (
+            humantime::format_duration(tolerance),
+            humantime::format_duration(window),
+        );
+        Err(self.error(Some(at.span.clone()), format!("{}: {key}.tolerance = \"{t}\" is longer than dedupe_window = \"{w}\": a captured callback would pass its timestamp check after its replay key is forgotten, and be forwarded again. Give {key}.tolerance = \"{w}\" or less, or dedupe_window = \"{t}\" or more", at.label)))
+    }
+
+    /// A key a handshake answers with (X's CRC, Zoom's validation: HMAC of
+    /// any token the caller chooses) must sign nothing that could be a
+    /// token on another route either: a route holding the same key under
+    /// `{body}` without a JSON-object payload would take the answer as the
+    /// signature of a token-shaped body.
+    pub(super) fn no_shared_oracle_key(&self, routes: &[Arc<Route>]) -> Result<(), ConfigError> {
+        if self.offline {
+            return Ok(()); // stand-in secrets, all alike
+        }
+        let id = |k: &Key| k.digest(b"callgate: is this the same key?");
+        let answering = routes.iter().filter_map(|r| {
+            let (kind, _) = r
+                .handshake
+                .as_ref()
+                .filter(|(k, _)| k.computes_with_key())?;
+            Some((
+                r,
+                *kind,
+                r.hmac.as_ref()?.keys.iter().map(id).collect::<Vec<_>>(),
+            ))
+        });
+        for (oracle, kind, keys) in answering {
+            let token_taking = routes.iter().find(|r| {
+                let takes = r.hmac.as_ref().filter(|h| {
+                    h.scheme.signed == super::presets::Signed::Body
+                        && r.payload != Some(super::presets::Payload::JsonObject)
+                });
+                takes.is_some_and(|h| h.keys.iter().any(|k| keys.contains(&id(k))))
+            });
+            if let Some(r) = token_taking {
+                return Err(self.error(None, format!("route {:?} signs with the key of route {:?}, whose {} handshake answers an HMAC of any token the caller chooses; {:?} checks an HMAC of the body alone, so a token-shaped body signed by that answer would pass. Give each route its own secret (the provider issues one per endpoint)", r.name, oracle.name, kind.name(), r.name)));
+            }
+        }
+        Ok(())
     }
 
     /// `max_concurrency`: callbacks in flight to the receiver at once.
@@ -368,7 +439,7 @@ impl Loader<'_> {
         &self,
         at: &At<'_>,
         raw: Option<Spanned<raw::RawHandshake>>,
-        has_token: bool,
+        (has_token, has_ips): (bool, bool),
     ) -> Result<(RouteHandshake, Option<Arc<Learned>>), ConfigError> {
         let label = at.label;
         let Some(kind) = at.preset.and_then(|d| d.handshake) else {
@@ -377,6 +448,10 @@ impl Loader<'_> {
             }
             return Ok((None, None));
         };
+        // Its answer is an HMAC under the route's key: only the provider may ask.
+        if kind.computes_with_key() && !has_token && !has_ips {
+            return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} answers the {} handshake with an HMAC under the route's key, so only the provider may ask it: add token = {{ secrets = [\"env:URL_TOKEN\"] }} and give the provider the URL with ?token=…, or allow_ips = [the provider's addresses]", at.preset_name, kind.name())));
+        }
         let (spec, file) = match raw {
             Some(r) => {
                 let r = r.into_inner();
@@ -401,12 +476,13 @@ impl Loader<'_> {
                 Some(secret::Secret::from(b"offline".to_vec()))
             }
             (_, Some(spec)) => {
-                Some(self.or_defer(
-                    secret::resolve(spec.get_ref()).map_err(|e| {
-                        self.at(&spec, format!("{label}.handshake.verify_token: {e}"))
-                    }),
-                    || secret::Secret::from(b"stand-in".to_vec()),
-                ))
+                let key = format!("{label}.handshake.verify_token");
+                let resolved = secret::resolve(spec.get_ref())
+                    .map_err(|e| self.at(&spec, format!("{key}: {e}")));
+                if let Ok(s) = &resolved {
+                    self.keep(&key, s);
+                }
+                Some(self.or_defer(resolved, || secret::Secret::from(b"stand-in".to_vec())))
             }
         };
         Ok((Some((kind, token)), learned))
@@ -643,6 +719,7 @@ impl HmacCheck {
             tolerance: DEFAULT_TOLERANCE,
             public_url: None,
             learned: None,
+            refuse_tokens: false,
         }
     }
 }

@@ -47,7 +47,9 @@ pub(crate) enum SecretError {
     },
     #[error(
         "cred:{0} needs a systemd credential, but CREDENTIALS_DIRECTORY is not set \
-         (add LoadCredential={0}:/path/to/secret to the unit, or use file:)"
+         (under systemd: add LoadCredential={0}:/path/to/secret to the unit; from a shell: \
+         --credentials DIR reads DIR/{0}, e.g. `sudo callgate check --credentials /etc/callgate/secrets`; \
+         or use file:)"
     )]
     NoCredentialsDirectory(String),
     #[error("cred:{0}: the credential name must be a plain file name")]
@@ -62,6 +64,16 @@ pub(crate) enum SecretError {
 
 /// Largest secret file read.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// `--credentials DIR` (an admin's shell): where `cred:NAME` is read from
+/// when CREDENTIALS_DIRECTORY is not set. Set once, before the config loads.
+static SHELL_CREDENTIALS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Read `cred:NAME` from `dir/NAME` when systemd passed no credentials
+/// directory (`callgate check|explain --credentials DIR`).
+pub(crate) fn credentials_from(dir: PathBuf) {
+    let _ = SHELL_CREDENTIALS.set(dir);
+}
 
 /// Resolve one spec, reading the environment or a file once.
 pub(crate) fn resolve(spec: &str) -> Result<Secret, SecretError> {
@@ -82,6 +94,8 @@ pub(crate) fn resolve(spec: &str) -> Result<Secret, SecretError> {
             return Err(SecretError::BadCredentialName(name.to_owned()));
         }
         let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(PathBuf::from)
+            .or_else(|| SHELL_CREDENTIALS.get().cloned())
             .ok_or_else(|| SecretError::NoCredentialsDirectory(name.to_owned()))?;
         read_trimmed(&Path::new(&dir).join(name))?
     } else if let Some(literal) = spec.strip_prefix("literal:") {

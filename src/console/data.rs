@@ -1,15 +1,14 @@
 //! What the console shows, gathered once for both its forms: the JSON API
 //! serializes these values, the pages render them.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::config::{Config, Delivery, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, State, Store};
-use crate::recent::{redact_headers, rfc3339_ms, Entry, BODY_KEPT};
+use crate::recent::{redact_headers, rfc3339_ms, Page, BODY_KEPT};
 use crate::state::Shared;
+use crate::verify::Check;
 
 /// The overview page.
 #[derive(Debug, Serialize)]
@@ -102,6 +101,31 @@ pub(crate) struct QueueDetail {
     pub(crate) body: String,
 }
 
+/// What `/healthz` keeps from strangers: `GET /api/health`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Health {
+    /// What `/healthz` answers: "ok" or "unavailable".
+    pub(crate) status: &'static str,
+    pub(crate) store: StoreLine,
+    pub(crate) certificates: Vec<Certificate>,
+    pub(crate) reload: ReloadLine,
+}
+
+/// Gather the health details.
+pub(crate) async fn health(shared: &Shared) -> Health {
+    let config = shared.config.load_full();
+    let store = store_line(shared, &config).await;
+    Health {
+        status: match store.state.starts_with("unavailable") {
+            true => "unavailable",
+            false => "ok",
+        },
+        store,
+        certificates: certificates(shared, &config, queue::now_ms() / 1000),
+        reload: reload_line(shared),
+    }
+}
+
 /// Gather the overview.
 pub(crate) async fn overview(shared: &Shared) -> Overview {
     let config = shared.config.load_full();
@@ -133,22 +157,14 @@ pub(crate) async fn overview(shared: &Shared) -> Overview {
 }
 
 fn route_line(r: &Route) -> RouteLine {
-    let checks = [
-        ("ip", r.allow_ips.is_some()),
-        ("token", r.token.is_some()),
-        ("hmac", r.hmac.is_some()),
-        ("signature", r.signature.is_some()),
-        ("payload", r.payload.is_some()),
-        ("replay", r.dedupe_window.is_some()),
-    ];
     RouteLine {
         name: r.name.clone(),
         path: r.path.clone(),
         preset: r.preset.map(|p| p.name()),
-        checks: checks
-            .iter()
-            .filter(|(_, on)| *on)
-            .map(|(c, _)| *c)
+        checks: Check::ALL
+            .into_iter()
+            .filter(|c| c.configured(r))
+            .map(Check::name)
             .collect(),
         delivery: match (r.delivery, r.on_failure_queue) {
             (Delivery::Queue, _) => "queue",
@@ -238,26 +254,46 @@ fn reload_line(shared: &Shared) -> ReloadLine {
     }
 }
 
-/// The kept requests, newest first, of `route` and `outcome` if given.
+/// A page of the kept requests, newest first, of `route` and `outcome` if
+/// given: at most `limit`, older than `before`.
 pub(crate) fn requests(
     shared: &Shared,
-    route: Option<&str>,
-    outcome: Option<&str>,
-) -> Vec<Arc<Entry>> {
+    (route, outcome): (Option<&str>, Option<&str>),
+    before: Option<u64>,
+    limit: usize,
+) -> Page {
     let Some(recent) = shared.recent.load_full() else {
-        return Vec::new();
+        return Page {
+            entries: Vec::new(),
+            more: false,
+        };
     };
-    recent.list(|e| route.is_none_or(|r| e.is_route(r)) && outcome.is_none_or(|o| e.is_outcome(o)))
+    recent.page(
+        |e| route.is_none_or(|r| e.is_route(r)) && outcome.is_none_or(|o| e.is_outcome(o)),
+        before,
+        limit,
+    )
 }
 
-/// Stored callbacks of `route` in `state` if given, oldest first.
+/// A page of stored callbacks of `route` in `state` if given, newest
+/// first: at most `limit`, older than `before`; and whether there are more.
 pub(crate) async fn queue_items(
     store: &Store,
-    route: Option<String>,
-    state: Option<State>,
-) -> Result<Vec<QueueItem>, queue::StoreError> {
+    (route, state): (Option<String>, Option<State>),
+    before: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<QueueItem>, bool), queue::StoreError> {
     let all = store.list(route, state).await?;
-    Ok(all.into_iter().map(|s| queue_item(s, None)).collect())
+    let mut page: Vec<QueueItem> = all
+        .into_iter()
+        .rev()
+        .filter(|s| before.is_none_or(|b| (s.id as u64) < b))
+        .take(limit.saturating_add(1))
+        .map(|s| queue_item(s, None))
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    Ok((page, more))
 }
 
 /// One stored callback with its request.
@@ -278,15 +314,20 @@ pub(crate) async fn queue_item_detail(
         ),
     };
     let headers = queue::store::from_lines(&cb.headers).unwrap_or_default();
-    let body = &cb.body[..cb.body.len().min(BODY_KEPT)];
+    // What is stored is what will be delivered; what is shown has every
+    // secret the config holds REDACTED (a token under a near-miss name too).
+    let hide = &config.redactor;
+    let body = hide.bytes(&cb.body[..cb.body.len().min(BODY_KEPT)]);
     let detail = QueueDetail {
         method: cb.method.clone(),
-        target,
+        target: hide.text(&target).into_owned(),
         verified: cb.verified.clone(),
-        headers: redact_headers(&headers),
-        body: String::from_utf8_lossy(body).into_owned(),
+        headers: redact_headers(&headers, hide),
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
-    Ok(Some(queue_item(stored, Some(detail))))
+    let mut item = queue_item(stored, Some(detail));
+    item.last_error = item.last_error.map(|e| hide.text(&e).into_owned());
+    Ok(Some(item))
 }
 
 fn queue_item(s: queue::store::Stored, detail: Option<QueueDetail>) -> QueueItem {

@@ -8,8 +8,10 @@
 
 mod data;
 mod pages;
+pub(crate) mod paging;
 
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -22,6 +24,7 @@ use crate::queue::ops::{self, ActError, Action};
 use crate::queue::State;
 use crate::sessions::{csrf_matches, password_matches, Login, Refused};
 use crate::state::Shared;
+use paging::Paging;
 
 /// The session cookie's name.
 const COOKIE: &str = "callgate_session";
@@ -40,11 +43,17 @@ enum Caller {
     /// A browser's live session, with the CSRF token its forms carry.
     Session(Login),
     Nobody,
+    /// Too many wrong passwords or bearers from this address lately.
+    Throttled(Duration),
 }
 
 /// Answer a request for the console; None when the console is off (the
 /// admin listener answers 404 then, as before).
-pub(crate) async fn handle(shared: &Shared, req: Request<RequestBody>) -> Option<Answer> {
+pub(crate) async fn handle(
+    shared: &Shared,
+    client: IpAddr,
+    req: Request<RequestBody>,
+) -> Option<Answer> {
     let password = shared.config.load().admin.console_password?;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
@@ -54,10 +63,20 @@ pub(crate) async fn handle(shared: &Shared, req: Request<RequestBody>) -> Option
         return Some(asset);
     }
     if path == "/login" {
-        return Some(login(shared, &parts.method, body, &password).await);
+        let from = (client, &parts.method, &parts.headers);
+        return Some(login(shared, from, body, &password).await);
     }
-    let caller = caller(shared, &parts.headers, &password);
+    let caller = caller(shared, client, &parts.headers, &password);
     let login = match caller {
+        Caller::Throttled(wait) if api => {
+            let mut r = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong passwords from this address: wait a minute",
+            );
+            retry_after(&mut r, wait);
+            return Some(r);
+        }
+        Caller::Throttled(wait) => return Some(throttled_page(wait)),
         Caller::Nobody if api => {
             return Some(json_error(
                 StatusCode::UNAUTHORIZED,
@@ -112,6 +131,10 @@ impl Ctx<'_> {
             .filter(|v| !v.is_empty())
     }
 
+    fn paging(&self) -> Paging {
+        Paging::of(|name| self.param(name))
+    }
+
     fn csrf(&self) -> &str {
         self.login.map_or("", |l| l.csrf.as_str())
     }
@@ -124,23 +147,9 @@ async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Answer {
             page(StatusCode::OK, pages::overview(&o, ctx.csrf()))
         }
         (&Method::GET, ["api", "overview"]) => json(&data::overview(ctx.shared).await),
-        (&Method::GET, ["requests"]) => {
-            let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
-            let list = data::requests(ctx.shared, route.as_deref(), outcome.as_deref());
-            let routes = route_names(ctx.shared);
-            let html = pages::requests(
-                &list,
-                &routes,
-                (route.as_deref(), outcome.as_deref()),
-                ctx.csrf(),
-            );
-            page(StatusCode::OK, html)
-        }
-        (&Method::GET, ["api", "requests"]) => {
-            let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
-            let list = data::requests(ctx.shared, route.as_deref(), outcome.as_deref());
-            json(&list.iter().map(|e| e.view()).collect::<Vec<_>>())
-        }
+        (&Method::GET, ["requests"]) => requests_page(ctx),
+        (&Method::GET, ["api", "requests"]) => requests_json(ctx),
+        (&Method::GET, ["api", "health"]) => json(&data::health(ctx.shared).await),
         (&Method::GET, ["requests", id]) => match request_entry(ctx, id) {
             Some(e) => page(StatusCode::OK, pages::request(&e, ctx.csrf())),
             None => page(
@@ -166,6 +175,39 @@ async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Answer {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn requests_page(ctx: &Ctx<'_>) -> Answer {
+    let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
+    let filter = (route.as_deref(), outcome.as_deref());
+    let paging = ctx.paging();
+    let list = data::requests(ctx.shared, filter, paging.before, paging.limit);
+    let routes = route_names(ctx.shared);
+    let html = pages::requests(&list, &routes, filter, paging, ctx.csrf());
+    page(StatusCode::OK, html)
+}
+
+fn requests_json(ctx: &Ctx<'_>) -> Answer {
+    let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
+    let filter = (route.as_deref(), outcome.as_deref());
+    let paging = ctx.paging();
+    let list = data::requests(ctx.shared, filter, paging.before, paging.limit);
+    let (body, shown) = paging::json_array(list.entries.iter().map(|e| e.view()));
+    let mut r = respond(StatusCode::OK, "application/json", body);
+    if let Some(last) = list.entries.get(..shown).and_then(|s| s.last()) {
+        if list.more || shown < list.entries.len() {
+            let filters = [("route", filter.0), ("outcome", filter.1)];
+            link_next(&mut r, &paging.next("/api/requests", last.id, &filters));
+        }
+    }
+    r
+}
+
+/// `Link: <next>; rel="next"`.
+fn link_next(r: &mut Answer, next: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+        r.headers_mut().insert(header::LINK, v);
     }
 }
 
@@ -203,7 +245,14 @@ async fn queue_page(ctx: &Ctx<'_>) -> Answer {
         }
     };
     let route = ctx.param("route");
-    let items = match data::queue_items(&store, route.clone(), state_param(ctx)).await {
+    let paging = ctx.paging();
+    let found = data::queue_items(
+        &store,
+        (route.clone(), state_param(ctx)),
+        paging.before,
+        paging.limit,
+    );
+    let items = match found.await {
         Ok(items) => items,
         Err(e) => {
             return page(
@@ -217,6 +266,7 @@ async fn queue_page(ctx: &Ctx<'_>) -> Answer {
         route: route.as_deref(),
         state: ctx.param("state"),
         done: ctx.param("done"),
+        paging,
     };
     page(
         StatusCode::OK,
@@ -225,14 +275,29 @@ async fn queue_page(ctx: &Ctx<'_>) -> Answer {
 }
 
 async fn queue_json(ctx: &Ctx<'_>) -> Answer {
+    let paging = ctx.paging();
+    let (route, state) = (ctx.param("route"), state_param(ctx));
     let items = match ctx.shared.store() {
-        Ok(store) => data::queue_items(&store, ctx.param("route"), state_param(ctx)).await,
+        Ok(store) => {
+            let filter = (route.clone(), state);
+            data::queue_items(&store, filter, paging.before, paging.limit).await
+        }
         Err(e) => Err(e),
     };
-    match items {
-        Ok(items) => json(&items),
-        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    let (items, more) = match items {
+        Ok(found) => found,
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let (body, shown) = paging::json_array(&items);
+    let mut r = respond(StatusCode::OK, "application/json", body);
+    if let Some(last) = items.get(..shown).and_then(|s| s.last()) {
+        if more || shown < items.len() {
+            let state = ctx.param("state");
+            let filters = [("route", route.as_deref()), ("state", state.as_deref())];
+            link_next(&mut r, &paging.next("/api/queue", last.id as u64, &filters));
+        }
     }
+    r
 }
 
 async fn queue_item(ctx: &Ctx<'_>, id: &str, api: bool) -> Answer {
@@ -324,19 +389,47 @@ fn logout(ctx: &Ctx<'_>) -> Answer {
     )
 }
 
+fn retry_after(r: &mut Answer, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+}
+
+fn throttled_page(wait: Duration) -> Answer {
+    let mut r = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        pages::login(Some("too many wrong passwords: wait a minute")),
+    );
+    retry_after(&mut r, wait);
+    r
+}
+
 /// `GET /login`: the form; `POST /login`: a session, or why not.
-async fn login(shared: &Shared, method: &Method, body: RequestBody, password: &[u8; 32]) -> Answer {
+async fn login(
+    shared: &Shared,
+    (client, method, headers): (IpAddr, &Method, &HeaderMap),
+    body: RequestBody,
+    password: &[u8; 32],
+) -> Answer {
     match *method {
         Method::GET | Method::HEAD => return page(StatusCode::OK, pages::login(None)),
         Method::POST => {}
         _ => return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
+    // Another origin's page, in the operator's own browser, shares the
+    // operator's address: its guesses must not count against it.
+    if from_another_origin(headers) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "a login from another origin's page is refused\n",
+        );
+    }
     let Some(form) = read_form(body).await else {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n");
     };
     let given = field(&form, "password").unwrap_or_default();
-    let ok = password_matches(given.as_bytes(), password);
-    match shared.sessions.login(ok, Instant::now()) {
+    let ok = || password_matches(given.as_bytes(), password);
+    match shared.sessions.login(client, ok, Instant::now()) {
         Ok(l) => {
             // The admin listener is plain HTTP (loopback, or an SSH tunnel):
             // a Secure cookie would never be sent back.
@@ -345,35 +438,45 @@ async fn login(shared: &Shared, method: &Method, body: RequestBody, password: &[
             see_other("/", Some(cookie))
         }
         Err(Refused::Wrong) => {
-            tracing::warn!("console: wrong password");
+            tracing::warn!(%client, "console: wrong password");
             page(
                 StatusCode::UNAUTHORIZED,
                 pages::login(Some("wrong password")),
             )
         }
-        Err(Refused::Throttled(wait)) => {
-            let mut r = page(
-                StatusCode::TOO_MANY_REQUESTS,
-                pages::login(Some("too many wrong passwords: wait a minute")),
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(wait.as_secs().max(1)),
-            );
-            r
-        }
+        Err(Refused::Throttled(wait)) => throttled_page(wait),
     }
 }
 
-fn caller(shared: &Shared, headers: &HeaderMap, password: &[u8; 32]) -> Caller {
-    if let Some(auth) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        return match auth.strip_prefix("Bearer ") {
-            Some(p) if password_matches(p.trim().as_bytes(), password) => Caller::Bearer,
-            _ => Caller::Nobody,
-        };
+/// A login posted by another origin's page (a form, a no-cors fetch), as
+/// the browser says (`Sec-Fetch-Site`, else `Origin` against `Host`).
+/// Scripts and curl send neither.
+fn from_another_origin(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (get("origin"), get("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, a)| a) != Some(host),
+        _ => false,
+    }
+}
+
+/// Who sent these headers. A wrong bearer (any Authorization that is not
+/// the password) counts as a wrong password from `client`.
+fn caller(shared: &Shared, client: IpAddr, headers: &HeaderMap, password: &[u8; 32]) -> Caller {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let now = Instant::now();
+        if let Some(wait) = shared.sessions.throttled(client, now) {
+            return Caller::Throttled(wait);
+        }
+        let given = auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer "));
+        if given.is_some_and(|p| password_matches(p.trim().as_bytes(), password)) {
+            return Caller::Bearer;
+        }
+        tracing::warn!(%client, "console: wrong bearer");
+        shared.sessions.failed(client, now);
+        return Caller::Nobody;
     }
     let id = headers
         .get_all(header::COOKIE)

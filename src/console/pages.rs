@@ -9,9 +9,10 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::data::{MinuteLine, Overview, QueueItem, StoreLine};
+use super::paging::{self, Paging, MAX_ANSWER};
 use super::{respond, Answer};
 use crate::metrics::Outcome;
-use crate::recent::Entry;
+use crate::recent::{Entry, Page};
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
@@ -240,11 +241,27 @@ fn chart(minutes: &[MinuteLine]) -> String {
     )
 }
 
-/// The last requests, with filters by route and outcome.
+/// Room for a page's rows: the cap less the frame, the filters and the footer.
+const ROWS_ROOM: usize = MAX_ANSWER - 64 * 1024;
+
+/// What a cut field shows after what was kept.
+const CUT: &str = "… (cut)";
+
+fn cut_mark(cut: bool) -> &'static str {
+    if cut {
+        CUT
+    } else {
+        ""
+    }
+}
+
+/// A page of the last requests, with filters by route and outcome, and a
+/// link to older ones.
 pub(super) fn requests(
-    list: &[Arc<Entry>],
+    list: &Page,
     routes: &[String],
     filter: (Option<&str>, Option<&str>),
+    paging: Paging,
     csrf: &str,
 ) -> String {
     let option = |value: &str, chosen: Option<&str>| {
@@ -273,38 +290,73 @@ pub(super) fn requests(
     }
     b.push_str(r#"</select></label> <button>Filter</button></form>"#);
     b.push_str("<table id=\"requests\"><tr><th>time (UTC)</th><th>route</th><th>client</th><th>request</th><th>outcome</th><th>status</th><th>reason</th></tr>");
-    for e in list.iter().map(|e| e.view()) {
-        let _ = write!(
-            b,
-            r#"<tr class="o-{o}"><td><a href="/requests/{id}">{}</a></td><td>{}</td><td>{}</td><td>{} {}</td><td>{o}</td><td>{}</td><td>{}</td></tr>"#,
-            esc(&e.time),
-            esc(e.route),
-            esc(&e.client),
-            esc(e.method),
-            esc(e.target),
-            e.status,
-            esc(e.reason),
-            id = e.id,
-            o = esc(e.outcome),
+    let room = ROWS_ROOM.saturating_sub(b.len());
+    let (rows, shown) = paging::rows(&list.entries, room, request_row);
+    b.push_str(&rows);
+    let _ = write!(b, "</table><p>{shown} request(s)");
+    let last = list.entries.get(..shown).and_then(|s| s.last());
+    if let Some(last) = last.filter(|_| list.more || shown < list.entries.len()) {
+        let next = paging.next(
+            "/requests",
+            last.id,
+            &[("route", filter.0), ("outcome", filter.1)],
         );
+        let _ = write!(b, r#" · <a href="{}" id="older">older →</a>"#, esc(&next));
     }
-    let _ = write!(b, "</table><p>{} request(s)</p>", list.len());
+    if paging.before.is_some() {
+        b.push_str(r#" · <a href="/requests">newest</a>"#);
+    }
+    b.push_str("</p>");
     frame("Requests", csrf, &b)
+}
+
+/// Characters of a target or reason a list row shows (the request's own
+/// page shows all that was kept): long unbroken text makes a table slow
+/// to lay out, and a row is for finding the request.
+const ROW_CHARS: usize = 240;
+
+/// The start of `s` for a list row, escaped, with "…" when there is more
+/// and the cut mark when what was kept was cut.
+fn preview(s: &str, cut: bool) -> String {
+    match s.char_indices().nth(ROW_CHARS) {
+        Some((end, _)) => format!("{}…", esc(&s[..end])),
+        None => format!("{}{}", esc(s), cut_mark(cut)),
+    }
+}
+
+fn request_row(e: &Arc<Entry>) -> String {
+    let cut = e.cut();
+    let e = e.view();
+    format!(
+        r#"<tr class="o-{o}"><td><a href="/requests/{id}">{}</a></td><td>{}</td><td>{}</td><td>{} {}</td><td>{o}</td><td>{}</td><td>{}</td></tr>"#,
+        esc(&e.time),
+        esc(e.route),
+        esc(&e.client),
+        esc(e.method),
+        preview(e.target, cut.target),
+        e.status,
+        preview(e.reason, cut.reason),
+        id = e.id,
+        o = esc(e.outcome),
+    )
 }
 
 /// One request: what happened, and for a refusal every check's verdict,
 /// the headers (credentials redacted) and the start of the body.
 pub(super) fn request(e: &Entry, csrf: &str) -> String {
+    let cut = e.cut();
     let e = e.view();
     let mut b = format!(
-        r#"<dl><dt>time</dt><dd>{}</dd><dt>route</dt><dd>{}</dd><dt>client</dt><dd>{}</dd><dt>request</dt><dd>{} {}</dd><dt>outcome</dt><dd class="o-{o}">{o} ({})</dd><dt>reason</dt><dd id="reason">{}</dd></dl>"#,
+        r#"<dl><dt>time</dt><dd>{}</dd><dt>route</dt><dd>{}</dd><dt>client</dt><dd>{}</dd><dt>request</dt><dd>{} {}{}</dd><dt>outcome</dt><dd class="o-{o}">{o} ({})</dd><dt>reason</dt><dd id="reason">{}{}</dd></dl>"#,
         esc(&e.time),
         esc(e.route),
         esc(&e.client),
         esc(e.method),
         esc(e.target),
+        cut_mark(cut.target),
         e.status,
         esc(e.reason),
+        cut_mark(cut.reason),
         o = esc(e.outcome),
     );
     if let Some(d) = e.detail {
@@ -322,9 +374,12 @@ pub(super) fn request(e: &Entry, csrf: &str) -> String {
         for (k, v) in &d.headers {
             let _ = write!(b, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
         }
+        if cut.headers {
+            let _ = write!(b, "<tr><td colspan=\"2\">{CUT}</td></tr>");
+        }
         let cut = match (d.body_read, d.body_bytes > d.body.len()) {
             (false, _) => " (not read: refused before the body)".to_owned(),
-            (true, true) => format!(" (first 4 KiB of {} bytes)", d.body_bytes),
+            (true, true) => format!(" (first 4 KiB of {} bytes {CUT})", d.body_bytes),
             (true, false) => format!(" ({} bytes)", d.body_bytes),
         };
         let _ = write!(
@@ -342,6 +397,7 @@ pub(super) struct QueueFilters<'a> {
     pub(super) route: Option<&'a str>,
     pub(super) state: Option<String>,
     pub(super) done: Option<String>,
+    pub(super) paging: Paging,
 }
 
 fn action(csrf: &str, path: &str, label: &str) -> String {
@@ -353,9 +409,10 @@ fn action(csrf: &str, path: &str, label: &str) -> String {
     )
 }
 
-/// Pending and dead callbacks, each with retry and drop.
+/// A page of pending and dead callbacks, each with retry and drop, and a
+/// link to older ones.
 pub(super) fn queue(
-    items: &[QueueItem],
+    (items, more): &(Vec<QueueItem>, bool),
     store_line: &StoreLine,
     f: &QueueFilters<'_>,
     csrf: &str,
@@ -380,25 +437,35 @@ pub(super) fn queue(
         }
     );
     b.push_str("<table id=\"queue\"><tr><th>id</th><th>route</th><th>state</th><th>attempts</th><th>arrived (UTC)</th><th>next attempt</th><th>bytes</th><th>last error</th><th></th></tr>");
-    for c in items {
-        let _ = write!(
-            b,
-            r#"<tr class="s-{}"><td><a href="/queue/{id}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>"#,
-            esc(c.state),
-            esc(&c.route),
-            esc(c.state),
-            c.attempts,
-            esc(&c.arrived),
-            esc(c.next_attempt.as_deref().unwrap_or("-")),
-            c.bytes,
-            esc(c.last_error.as_deref().unwrap_or("-")),
-            action(csrf, &format!("/queue/{}/retry", c.id), "Retry"),
-            action(csrf, &format!("/queue/{}/drop", c.id), "Drop"),
-            id = c.id,
-        );
+    let room = ROWS_ROOM.saturating_sub(b.len());
+    let (rows, shown) = paging::rows(items, room, |c| queue_row(c, csrf));
+    b.push_str(&rows);
+    let _ = write!(b, "</table><p>{shown} callback(s)");
+    let last = items.get(..shown).and_then(|s| s.last());
+    if let Some(last) = last.filter(|_| *more || shown < items.len()) {
+        let filters = [("route", f.route), ("state", f.state.as_deref())];
+        let next = f.paging.next("/queue", last.id as u64, &filters);
+        let _ = write!(b, r#" · <a href="{}" id="older">older →</a>"#, esc(&next));
     }
-    let _ = write!(b, "</table><p>{} callback(s)</p>", items.len());
+    b.push_str("</p>");
     frame("Queue", csrf, &b)
+}
+
+fn queue_row(c: &QueueItem, csrf: &str) -> String {
+    format!(
+        r#"<tr class="s-{}"><td><a href="/queue/{id}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>"#,
+        esc(c.state),
+        esc(&c.route),
+        esc(c.state),
+        c.attempts,
+        esc(&c.arrived),
+        esc(c.next_attempt.as_deref().unwrap_or("-")),
+        c.bytes,
+        esc(c.last_error.as_deref().unwrap_or("-")),
+        action(csrf, &format!("/queue/{}/retry", c.id), "Retry"),
+        action(csrf, &format!("/queue/{}/drop", c.id), "Drop"),
+        id = c.id,
+    )
 }
 
 /// One stored callback: its state and the request as it will be delivered.

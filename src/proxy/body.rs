@@ -19,7 +19,7 @@ pub(super) async fn read_body(
     max: u64,
     held: &mut Held,
     headers: &HeaderMap,
-    body: RequestBody,
+    body: &mut RequestBody,
 ) -> Result<Bytes, Rejection> {
     let declared = declared_len(headers);
     if declared.is_some_and(|n| n > max) {
@@ -36,21 +36,30 @@ pub(super) async fn read_body(
     }
 }
 
-/// At most this much of a refused h2 request's body is read and dropped.
-const DRAIN_BYTES: u64 = 1 << 20;
+/// At most this much of a refused h2 request's body is read and dropped
+/// (INTERFACE.md, "Uploads refused over HTTP/2").
+const DRAIN_BYTES: u64 = 16 << 20;
 /// For at most this long.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Before answering an h2 request that is refused before its body was read:
-/// read and discard what the client is still sending (bounded in bytes and
-/// time; nothing is kept), so the answer ends the stream cleanly. Answering
-/// with the upload still open makes hyper reset the stream, and clients
-/// (curl 7.88) then report a framing error instead of the 403.
+/// see [`drain_rest`].
 pub(super) async fn drain_h2(req: http::Request<RequestBody>) {
-    if req.version() != http::Version::HTTP_2 || hyper::body::Body::is_end_stream(req.body()) {
+    let version = req.version();
+    drain_rest(version, &mut req.into_body()).await;
+}
+
+/// Before answering an h2 request refused before the end of its body (403,
+/// 413): read and discard what the client is still sending (bounded in
+/// bytes and time; nothing is kept), so the answer ends the stream cleanly.
+/// Answering with the upload still open makes hyper reset the stream, and
+/// clients (curl 7.88) then report a framing error or an empty reply
+/// instead of the status. HTTP/1.1 needs none of this: hyper closes the
+/// connection after the answer.
+pub(super) async fn drain_rest(version: http::Version, body: &mut RequestBody) {
+    if version != http::Version::HTTP_2 || hyper::body::Body::is_end_stream(body) {
         return;
     }
-    let mut body = req.into_body();
     let drain = async {
         let mut seen = 0u64;
         while let Some(Ok(frame)) = body.frame().await {
@@ -74,7 +83,7 @@ pub(super) fn declared_len(headers: &HeaderMap) -> Option<u64> {
 /// The body's frames, each held in the budget before it is kept. A body in
 /// one frame (the common case) is kept as it came, without a copy.
 async fn collect_held(
-    mut body: RequestBody,
+    body: &mut RequestBody,
     max: u64,
     held: &mut Held,
 ) -> Result<Bytes, Rejection> {

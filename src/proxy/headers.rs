@@ -150,14 +150,11 @@ fn remove_reserved(headers: &mut HeaderMap, reserved: &[HeaderName]) {
 /// sent, in any spelling, is gone already).
 pub fn mark_verified(headers: &mut HeaderMap, verified_header: &HeaderName, passed: Passed) {
     // A report-only callback that passed nothing carries no verified header at all.
-    if passed == Passed::default() {
+    if passed.names_nothing() {
         headers.remove(verified_header);
         return;
     }
-    headers.insert(
-        verified_header.clone(),
-        HeaderValue::from_static(passed.header_value()),
-    );
+    headers.insert(verified_header.clone(), value(&passed.header_value()));
 }
 
 fn value(s: &str) -> HeaderValue {

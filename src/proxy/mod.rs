@@ -32,7 +32,8 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full};
 
-use crate::config::presets::Signed;
+use crate::budget::Held;
+use crate::config::presets::{Handshake, Signed};
 use crate::config::{hosts_match, Config, Delivery, Passthrough, Route};
 use crate::metrics::Outcome;
 use crate::queue::{self, Enqueued, NewCallback, ReplayClaim};
@@ -83,7 +84,7 @@ pub(crate) async fn handle(
         // Built only when the request log line or the console wants it (it
         // is the hot path's only string work).
         target: match tracing::enabled!(tracing::Level::INFO) || shared.recent.load().is_some() {
-            true => redacted_target(req.uri(), &config.redact_params),
+            true => redacted_target(req.uri(), &config.redact_params, &config.redactor),
             false => String::new(),
         },
         start,
@@ -142,7 +143,6 @@ impl Call<'_> {
     /// A callback's phases: precheck, read body, prepare headers, verify,
     /// replay claim, deliver.
     async fn callback(&self, route: &Arc<Route>, req: Request<RequestBody>) -> Handled {
-        let version = req.version();
         // Report-only routes run every check and collect what failed.
         let (pre, mut failed, req) = match self.precheck(route, req).await {
             Ok(passed) => passed,
@@ -152,14 +152,12 @@ impl Call<'_> {
             return answered;
         }
         let (mut parts, body) = req.into_parts();
-        // Held until the request is answered: the body stays in memory till then.
         // Vouched for (address or token) before the body: the reserve is open to it.
         let vouched = pre.vouches() && failed.is_empty();
-        let mut held = self.shared.budget.load().hold(self.client, vouched);
-        let max = route.max_body_bytes;
-        let body = match read_body(self.config, max, &mut held, &parts.headers, body).await {
-            Ok(body) => body,
-            Err(rejection) => return Handled::rejected(Some(route), rejection, version),
+        // Held until the request is answered: the body stays in memory till then.
+        let (body, _held) = match self.read_whole(route, &parts, body, vouched).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
         };
         // The body checks see the headers exactly as they will be forwarded.
         self.prepare_headers(&mut parts, body.len());
@@ -177,10 +175,11 @@ impl Call<'_> {
         // Report-only: what enforcing would have refused, for the console.
         let evidence = match failed.is_empty() {
             true => None,
-            false => self.evidence(route, &parts.uri, req, true),
+            false => self.evidence(route, &parts.method, &parts.uri, req, true),
         };
-        if let Some(answered) = handshake_post(route, &body) {
-            return answered.would_refuse(failed).with(evidence);
+        if let Some(answer) = handshake_post(route, &body) {
+            let answered = self.handshake_answered(route, answer, &failed, parts.version);
+            return answered.with(evidence);
         }
         // Keys of signed bytes only; the claim is taken before any delivery.
         let direct = route.delivery == Delivery::Direct;
@@ -190,6 +189,30 @@ impl Call<'_> {
         let verified = self.verified(parts, body, checked);
         let handled = self.dispatch(route, verified, claim).await;
         handled.would_refuse(failed).with(evidence)
+    }
+
+    /// Read body: the whole body, held in the budget. Refused over
+    /// max_body_bytes, the rest of an h2 upload is read and dropped first
+    /// (with nothing held), so that the client sees the 413.
+    async fn read_whole(
+        &self,
+        route: &Arc<Route>,
+        parts: &Parts,
+        mut body: RequestBody,
+        vouched: bool,
+    ) -> Result<(Bytes, Held), Handled> {
+        let mut held = self.shared.budget.load().hold(self.client, vouched);
+        let max = route.max_body_bytes;
+        match read_body(self.config, max, &mut held, &parts.headers, &mut body).await {
+            Ok(bytes) => Ok((bytes, held)),
+            Err(rejection) => {
+                drop(held);
+                if matches!(rejection, Rejection::TooLarge { .. }) {
+                    body::drain_rest(parts.version, &mut body).await;
+                }
+                Err(Handled::rejected(Some(route), rejection, parts.version))
+            }
+        }
     }
 
     /// The callback as it will be delivered, with callgate's verified
@@ -231,7 +254,7 @@ impl Call<'_> {
                     url: None,
                     now: unix_now(),
                 };
-                let evidence = self.evidence(route, req.uri(), unread, false);
+                let evidence = self.evidence(route, req.method(), req.uri(), unread, false);
                 let version = req.version();
                 body::drain_h2(req).await;
                 Err(self.forbidden(route, refusal, version).with(evidence))
@@ -256,7 +279,7 @@ impl Call<'_> {
             return Ok(checked);
         }
         verify::finish(route, pre, &req).map_err(|refusal| {
-            let evidence = self.evidence(route, &parts.uri, req, true);
+            let evidence = self.evidence(route, &parts.method, &parts.uri, req, true);
             Box::new(self.forbidden(route, refusal, parts.version).with(evidence))
         })
     }
@@ -285,6 +308,7 @@ impl Call<'_> {
     fn evidence(
         &self,
         route: &Route,
+        method: &Method,
         uri: &Uri,
         signable: Signable<'_>,
         body_read: bool,
@@ -294,9 +318,11 @@ impl Call<'_> {
             route,
             client: self.client,
             lists: &*self.shared.ip_lists,
+            method,
             uri,
             signable,
             body_read,
+            redactor: &self.config.redactor,
         })))
     }
 
@@ -323,12 +349,32 @@ impl Call<'_> {
             return None;
         }
         let key = route.hmac.as_ref().and_then(|h| h.keys.first());
-        match verify::handshake::answer_get(*kind, req.uri().query(), key, token.as_ref())? {
-            verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),
-            verify::handshake::Answer::Refused => {
-                let refusal = Refusal::Token(verify::TokenFailure::Mismatch);
-                Some(self.forbidden(route, refusal, req.version()))
-            }
+        let query = req.uri().query();
+        let Some(answer) = verify::handshake::answer_get(*kind, query, key, token.as_ref()) else {
+            // X's route takes GET for its CRC only: any other GET is 405.
+            let allow = HeaderValue::from_static("POST");
+            return (*kind == Handshake::XCrc).then(|| {
+                Handled::rejected(Some(route), Rejection::Method { allow }, req.version())
+            });
+        };
+        Some(self.handshake_answered(route, answer, failed, req.version()))
+    }
+
+    /// A handshake's answer, given only to a request that passed every
+    /// check of its route: report-only relaxes nothing for handshakes.
+    fn handshake_answered(
+        &self,
+        route: &Arc<Route>,
+        answer: verify::handshake::Answer,
+        failed: &[Refusal],
+        version: Version,
+    ) -> Handled {
+        if let Some(first) = failed.first() {
+            return self.forbidden(route, first.clone(), version);
+        }
+        match answer {
+            verify::handshake::Answer::Ok(ct, body) => handshake_answer(route, ct, body),
+            verify::handshake::Answer::Refused(refusal) => self.forbidden(route, refusal, version),
         }
     }
 
@@ -428,7 +474,7 @@ impl Call<'_> {
             token_secret: v.checked.token_secret,
             headers: queue::to_lines(&stored_headers(route, v.headers)),
             body: v.body.to_vec(),
-            verified: v.checked.passed.header_value().to_owned(),
+            verified: v.checked.passed.header_value(),
             arrived_ms: queue::now_ms(),
             replay: claim
                 .as_ref()
@@ -537,7 +583,7 @@ impl Call<'_> {
             method: v.method,
             query: v.uri.query(),
             headers: v.headers,
-            checks,
+            checks: &checks,
         };
         let req = outgoing.build(v.body, self.config.gateway.assertion.as_ref());
         match upstream::send_and_record(&self.shared.metrics, route, req).await {
@@ -571,6 +617,10 @@ impl Call<'_> {
         self.shared
             .metrics
             .request(route, cache, handled.outcome, handled.refusal);
+        // A reason may quote what the request carried.
+        if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
+            handled.reason = hidden;
+        }
         tracing::info!(
             route,
             client = %self.client,
@@ -606,13 +656,10 @@ impl Call<'_> {
 
 /// A signed POST that is the provider's endpoint check (Slack, Zoom),
 /// answered here: the receiver never sees it.
-fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<Handled> {
+fn handshake_post(route: &Arc<Route>, body: &[u8]) -> Option<verify::handshake::Answer> {
     let (kind, _) = route.handshake.as_ref().filter(|(k, _)| !k.before_body())?;
     let key = route.hmac.as_ref().and_then(|h| h.keys.first());
-    match verify::handshake::answer_post(*kind, body, key)? {
-        verify::handshake::Answer::Ok(ct, body) => Some(handshake_answer(route, ct, body)),
-        verify::handshake::Answer::Refused => None,
-    }
+    verify::handshake::answer_post(*kind, body, key)
 }
 
 fn handshake_answer(route: &Arc<Route>, content_type: &'static str, body: String) -> Handled {

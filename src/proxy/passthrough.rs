@@ -59,9 +59,11 @@ pub(super) async fn serve(
     let version = req.version();
     let verdict = protect::check(site, req.uri().path(), req.uri().query(), req.headers());
     if verdict != protect::Verdict::Open {
+        super::body::drain_h2(req).await;
         return Handled::rejected_site(Rejection::Protected(verdict), version);
     }
     if declared_len(req.headers()).is_some_and(|n| n > site.max_body_bytes) {
+        super::body::drain_h2(req).await;
         return Handled::rejected_site(Rejection::TooLarge { declared: true }, version);
     }
     let Some(slot) = shared

@@ -93,11 +93,7 @@ impl Rejection {
             Rejection::Damped { .. } => Reason::Damped,
             Rejection::NoRoute => Reason::NoRoute,
             Rejection::Protected(_) => Reason::Protected,
-            Rejection::Verify(Refusal::Ip(_) | Refusal::NoList(_)) => Reason::Ip,
-            Rejection::Verify(Refusal::Token(_)) => Reason::Token,
-            Rejection::Verify(Refusal::Hmac(_)) => Reason::Hmac,
-            Rejection::Verify(Refusal::Param(_)) => Reason::Param,
-            Rejection::Verify(Refusal::Payload(_)) => Reason::Payload,
+            Rejection::Verify(refusal) => refusal.check().reason(),
             Rejection::TooLarge { .. } => Reason::Size,
             Rejection::Slow | Rejection::SlowUpload => Reason::Slow,
             Rejection::Busy(_) | Rejection::ClientBusy | Rejection::ReceiverBusy { .. } => {

@@ -25,6 +25,10 @@ struct Inner {
     wakes: Mutex<HashMap<String, Arc<Notify>>>,
     /// Running workers by route (housekeeping under ""), each with its stop signal.
     workers: Mutex<HashMap<String, CancellationToken>>,
+    /// Each route's turn: held by its worker from its first claim until its
+    /// last delivery is recorded, so a route removed and restored by reloads
+    /// never has two workers delivering.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -47,6 +51,14 @@ impl Queue {
     /// The notifier that wakes a route's delivery worker.
     pub(crate) fn wake(&self, route: &str) -> Arc<Notify> {
         lock(&self.0.wakes)
+            .entry(route.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The route's turn (see `Inner::turns`).
+    pub(super) fn turn(&self, route: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.0.turns)
             .entry(route.to_owned())
             .or_default()
             .clone()

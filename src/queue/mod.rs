@@ -3,6 +3,7 @@
 //! (one machine) or PostgreSQL (several instances, one queue).
 
 mod handle;
+mod lane;
 pub(crate) mod ops;
 mod pg_tls;
 pub(crate) mod postgres;

@@ -1,7 +1,7 @@
 //! What an operator does to stored callbacks: the one code path behind
 //! `callgate queue retry|drop` and the console's buttons.
 
-use super::store::{now_ms, Store, StoreError};
+use super::store::{now_ms, Acted, Store, StoreError};
 
 /// An operator's action on the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +27,22 @@ pub(crate) enum ActError {
 pub(crate) async fn act(store: &Store, action: Action) -> Result<String, ActError> {
     match action {
         Action::Retry(id) => match store.retry(id, now_ms()).await? {
-            true => Ok(format!("callback {id} will be delivered again")),
-            false => Err(ActError::NotFound(id)),
+            Acted::Done => Ok(format!("callback {id} will be delivered again")),
+            Acted::WhenClaimEnds => Ok(format!(
+                "callback {id} is being delivered now; it will be delivered again if this delivery fails"
+            )),
+            Acted::NotFound => Err(ActError::NotFound(id)),
         },
         Action::RetryAllDead => {
             let n = store.retry_all_dead(now_ms()).await?;
             Ok(format!("{n} dead callback(s) will be delivered again"))
         }
         Action::Drop(id) => match store.drop_callback(id).await? {
-            true => Ok(format!("callback {id} dropped")),
-            false => Err(ActError::NotFound(id)),
+            Acted::Done => Ok(format!("callback {id} dropped")),
+            Acted::WhenClaimEnds => Ok(format!(
+                "callback {id} is being delivered now; it is dropped when this delivery ends, unless delivered"
+            )),
+            Acted::NotFound => Err(ActError::NotFound(id)),
         },
     }
 }

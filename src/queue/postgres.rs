@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::Row;
 
 use super::replay::{self, queued_id, queued_owner, Claim, ReplayClaim, Row as ReplayRow};
-use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
+use super::rows::{Acted, Claimed, Enqueued, NewCallback, Outcome, State, StoreError, Stored};
 use crate::config::pg_url::{PgTls, SslMode};
 use crate::config::secret::Secret;
 
@@ -89,7 +89,34 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, name)
     );
 ",
+    // Claims belong to their holder: an instance records an attempt only
+    // under its own claim; an operator's retry or drop of a claimed callback
+    // waits for the claim to end (`wanted`).
+    "
+    ALTER TABLE callgate_callbacks ADD COLUMN claimed_by TEXT, ADD COLUMN wanted TEXT;
+    CREATE TABLE callgate_health (id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL);
+",
+    // An operator's noted retry or drop, found cheaply at each claim.
+    "
+    CREATE INDEX callgate_callbacks_wanted ON callgate_callbacks (route) WHERE wanted IS NOT NULL;
+",
 ];
+
+/// The operator's retries and drops noted on claims that lapsed (the
+/// holder died before its claim ended), carried out; `$1` the route, `$2` now.
+const LAPSED_WANTED: &str = "
+    WITH lapsed AS (
+        SELECT id, wanted FROM callgate_callbacks
+        WHERE route = $1 AND wanted IS NOT NULL AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)
+        FOR UPDATE SKIP LOCKED
+    ), dropped AS (
+        DELETE FROM callgate_callbacks c USING lapsed l WHERE c.id = l.id AND l.wanted = 'drop' RETURNING c.id
+    ), retried AS (
+        UPDATE callgate_callbacks c SET state = 'pending', attempts = 0, next_attempt_ms = $2,
+            wanted = NULL, claimed_by = NULL, claimed_until_ms = NULL
+        FROM lapsed l WHERE c.id = l.id AND l.wanted = 'retry' RETURNING c.id
+    )
+    DELETE FROM callgate_replay WHERE owner IN (SELECT 'q:' || id FROM dropped)";
 
 const COLUMNS: &str = "id, route, state, method, query, token_secret, headers, body, verified, arrived_ms, attempts, next_attempt_ms, last_error, replay";
 
@@ -101,6 +128,8 @@ pub(crate) struct Postgres {
     lease: Duration,
     /// Where it is, without user or password.
     place: String,
+    /// This instance's name on its claims (`claimed_by`): random, per process.
+    me: String,
     migrated: OnceCell<()>,
 }
 
@@ -153,6 +182,7 @@ impl Postgres {
             tls: tls.clone(),
             lease,
             place,
+            me: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
             migrated: OnceCell::new(),
         })
     }
@@ -288,6 +318,7 @@ impl Postgres {
     ) -> Result<Claimed, StoreError> {
         let until = now_ms + self.lease.as_millis() as i64;
         let limit = limit as i64;
+        let me = &self.me;
         let head = self.call(|mut db| async move {
             let tx = db.transaction().await?;
             // The head in id order comes from the pending index, never from
@@ -297,6 +328,9 @@ impl Postgres {
             // ms a round with 12,000 waiting. One round trip for both settings.
             tx.batch_execute(&format!("{ASYNC_COMMIT}; SET LOCAL enable_sort = off"))
                 .await?;
+            // A retry or drop noted on a claim that has lapsed since (its
+            // instance died): carried out now, before anyone claims it again.
+            tx.execute(LAPSED_WANTED, &[&route, &now_ms]).await?;
             let rows = tx.query(
                 &format!("SELECT {COLUMNS} FROM callgate_callbacks
                  WHERE route = $1 AND state = 'pending' AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)
@@ -310,8 +344,8 @@ impl Postgres {
                 .collect();
             if !due.is_empty() {
                 tx.execute(
-                    "UPDATE callgate_callbacks SET claimed_until_ms = $1 WHERE id = ANY($2)",
-                    &[&until, &due],
+                    "UPDATE callgate_callbacks SET claimed_until_ms = $1, claimed_by = $3 WHERE id = ANY($2)",
+                    &[&until, &due, &me],
                 ).await?;
             }
             tx.commit().await?;
@@ -322,18 +356,23 @@ impl Postgres {
         Ok(Claimed::due_prefix(head, now_ms))
     }
 
-    /// Extend the claims on callbacks still being delivered by one lease.
-    pub(crate) async fn renew(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+    /// Extend this instance's claims on callbacks still being delivered by
+    /// one lease; the ids it still holds (a claim that lapsed and was taken,
+    /// or ended by the callback's removal, is not renewed).
+    pub(crate) async fn renew(&self, ids: &[i64], now_ms: i64) -> Result<Vec<i64>, StoreError> {
         let until = now_ms + self.lease.as_millis() as i64;
         let ids = ids.to_vec();
+        let me = &self.me;
         self.call(|db| async move {
-            db.execute(
-                "UPDATE callgate_callbacks SET claimed_until_ms = $1
-                 WHERE id = ANY($2) AND state = 'pending'",
-                &[&until, &ids],
-            )
-            .await
-            .map(|_| ())
+            let rows = db
+                .query(
+                    "UPDATE callgate_callbacks SET claimed_until_ms = $1
+                     WHERE id = ANY($2) AND state = 'pending' AND claimed_by = $3
+                     RETURNING id",
+                    &[&until, &ids, &me],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
     }
@@ -374,81 +413,115 @@ impl Postgres {
         rows.iter().map(stored).collect()
     }
 
-    /// Delivered callbacks removed, their replay keys marked delivered: one transaction.
-    pub(crate) async fn delivered(&self, ids: &[i64], at_ms: i64) -> Result<(), StoreError> {
-        let owners: Vec<String> = ids.iter().map(|id| queued_owner(*id)).collect();
-        let ids = ids.to_vec();
+    /// What came of this instance's claims, in one transaction. A delivery
+    /// (2xx) removes the callback whoever holds it now: it arrived. Anything
+    /// else is recorded only under this instance's own claim (a lapsed claim
+    /// another instance took is theirs), and then an operator's retry or drop
+    /// that waited for the claim to end is carried out.
+    pub(crate) async fn record(&self, outcomes: &[Outcome], at_ms: i64) -> Result<(), StoreError> {
+        let me = &self.me;
         self.call(|mut db| async move {
             let tx = db.transaction().await?;
             tx.batch_execute(ASYNC_COMMIT).await?;
-            tx.execute(
-                "UPDATE callgate_replay SET state = 'delivered', at_ms = $2, until_ms = NULL, callback_id = NULL
-                 WHERE owner = ANY($1)",
-                &[&owners, &at_ms],
-            )
-            .await?;
-            tx.execute("DELETE FROM callgate_callbacks WHERE id = ANY($1)", &[&ids])
-                .await?;
+            let (mut delivered, mut ended) = (Vec::new(), Vec::new());
+            for o in outcomes {
+                match o {
+                    Outcome::Delivered(id) => delivered.push(*id),
+                    Outcome::Failed { id, next_attempt_ms, error } => {
+                        tx.execute(
+                            "UPDATE callgate_callbacks SET attempts = attempts + 1,
+                                 state = CASE WHEN $2::BIGINT IS NULL THEN 'dead' ELSE state END,
+                                 next_attempt_ms = COALESCE($2, next_attempt_ms), last_error = $3,
+                                 claimed_until_ms = NULL, claimed_by = NULL
+                             WHERE id = $1 AND claimed_by = $4",
+                            &[id, next_attempt_ms, error, &me],
+                        )
+                        .await?;
+                        ended.push(*id);
+                    }
+                    Outcome::Dropped(id) => {
+                        tx.execute(
+                            "UPDATE callgate_callbacks SET wanted = 'drop', claimed_until_ms = NULL, claimed_by = NULL
+                             WHERE id = $1 AND claimed_by = $2",
+                            &[id, &me],
+                        )
+                        .await?;
+                        ended.push(*id);
+                    }
+                    Outcome::Released(id) => {
+                        tx.execute(
+                            "UPDATE callgate_callbacks SET claimed_until_ms = NULL, claimed_by = NULL
+                             WHERE id = $1 AND claimed_by = $2",
+                            &[id, &me],
+                        )
+                        .await?;
+                        ended.push(*id);
+                    }
+                }
+            }
+            if !delivered.is_empty() {
+                remove(&tx, &delivered, Some(at_ms)).await?;
+            }
+            if !ended.is_empty() {
+                carry_out_wanted(&tx, &ended, at_ms).await?;
+            }
             tx.commit().await
         })
         .await
     }
 
-    pub(crate) async fn failed(
-        &self,
-        id: i64,
-        next_attempt_ms: Option<i64>,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        self.call(|db| async move {
-            match next_attempt_ms {
-                Some(next) => db.execute(
-                    "UPDATE callgate_callbacks SET attempts = attempts + 1, next_attempt_ms = $2, last_error = $3, claimed_until_ms = NULL WHERE id = $1",
-                    &[&id, &next, &error],
-                ).await,
-                None => db.execute(
-                    "UPDATE callgate_callbacks SET attempts = attempts + 1, state = 'dead', last_error = $2, claimed_until_ms = NULL WHERE id = $1",
-                    &[&id, &error],
-                ).await,
-            }
-            .map(|_| ())
-        })
-        .await
+    /// Pending again, due now, attempts counted afresh; while an instance
+    /// holds a live claim on it, only noted, and done when the claim ends
+    /// in anything but a delivery (`carry_out_wanted`).
+    pub(crate) async fn retry(&self, id: i64, now_ms: i64) -> Result<Acted, StoreError> {
+        self.operator(id, now_ms, "retry").await
     }
 
-    pub(crate) async fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
-        self.call(|db| async move {
-            db.execute(
-                "UPDATE callgate_callbacks SET state = 'pending', attempts = 0, next_attempt_ms = $2, claimed_until_ms = NULL WHERE id = $1",
-                &[&id, &now_ms],
-            ).await.map(|n| n > 0)
-        })
-        .await
-    }
-
+    /// Every dead callback pending again (a dead one holds no claim).
     pub(crate) async fn retry_all_dead(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.call(|db| async move {
             db.execute(
-                "UPDATE callgate_callbacks SET state = 'pending', attempts = 0, next_attempt_ms = $1, claimed_until_ms = NULL WHERE state = 'dead'",
+                "UPDATE callgate_callbacks SET state = 'pending', attempts = 0, next_attempt_ms = $1,
+                     claimed_until_ms = NULL, claimed_by = NULL, wanted = NULL
+                 WHERE state = 'dead' AND (claimed_until_ms IS NULL OR claimed_until_ms < $1)",
                 &[&now_ms],
             ).await.map(|n| n as usize)
         })
         .await
     }
 
-    pub(crate) async fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
+    /// Removed for good; while an instance holds a live claim on it, only
+    /// noted, and done when the claim ends.
+    pub(crate) async fn drop_callback(&self, id: i64) -> Result<Acted, StoreError> {
+        self.operator(id, now(), "drop").await
+    }
+
+    /// An operator's `retry` or `drop` of one callback: noted on a live
+    /// claim (never cleared: its holder may be delivering it this moment),
+    /// else carried out now.
+    async fn operator(&self, id: i64, now_ms: i64, wanted: &str) -> Result<Acted, StoreError> {
         self.call(|mut db| async move {
             let tx = db.transaction().await?;
-            let n = tx
-                .execute("DELETE FROM callgate_callbacks WHERE id = $1", &[&id])
+            let live = tx
+                .query_opt(
+                    "UPDATE callgate_callbacks SET wanted = $3
+                     WHERE id = $1 AND claimed_until_ms >= $2 RETURNING id",
+                    &[&id, &now_ms, &wanted],
+                )
                 .await?;
-            tx.execute(
-                "DELETE FROM callgate_replay WHERE owner = $1",
-                &[&queued_owner(id)],
-            )
-            .await?;
+            if live.is_some() {
+                tx.commit().await?;
+                return Ok(Acted::WhenClaimEnds);
+            }
+            let n = tx
+                .execute(
+                    "UPDATE callgate_callbacks SET wanted = $2, claimed_until_ms = NULL, claimed_by = NULL WHERE id = $1",
+                    &[&id, &wanted],
+                )
+                .await?;
+            carry_out_wanted(&tx, &[id], now_ms).await?;
             tx.commit().await?;
-            Ok(n > 0)
+            Ok(if n == 0 { Acted::NotFound } else { Acted::Done })
         })
         .await
     }
@@ -487,10 +560,71 @@ impl Postgres {
         .await
     }
 
+    /// The database takes a write now (a committed row, synchronously:
+    /// a read-only or full database says so here, as it would to a callback).
     pub(crate) async fn health(&self) -> Result<(), StoreError> {
-        self.call(|db| async move { db.query_one("SELECT 1", &[]).await.map(|_| ()) })
+        self.call(|db| async move {
+            db.batch_execute(
+                "INSERT INTO callgate_health (id, at_ms) VALUES (1, (extract(epoch from now()) * 1000)::BIGINT)
+                 ON CONFLICT (id) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+            )
             .await
+        })
+        .await
     }
+}
+
+fn now() -> i64 {
+    super::rows::now_ms()
+}
+
+/// Inside a transaction: remove callbacks and their replay keys; delivered
+/// at `delivered_at_ms`, the keys stay as delivered for the window.
+async fn remove(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[i64],
+    delivered_at_ms: Option<i64>,
+) -> Result<(), tokio_postgres::Error> {
+    let owners: Vec<String> = ids.iter().map(|id| queued_owner(*id)).collect();
+    match delivered_at_ms {
+        Some(at) => tx.execute(
+            "UPDATE callgate_replay SET state = 'delivered', at_ms = $2, until_ms = NULL, callback_id = NULL
+             WHERE owner = ANY($1)",
+            &[&owners, &at],
+        ).await?,
+        None => tx.execute("DELETE FROM callgate_replay WHERE owner = ANY($1)", &[&owners]).await?,
+    };
+    tx.execute("DELETE FROM callgate_callbacks WHERE id = ANY($1)", &[&ids])
+        .await
+        .map(|_| ())
+}
+
+/// Inside a transaction: the operator's retry or drop noted on callbacks
+/// whose claim has ended, carried out now.
+async fn carry_out_wanted(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[i64],
+    now_ms: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let drop: Vec<i64> = tx
+        .query(
+            "SELECT id FROM callgate_callbacks WHERE id = ANY($1) AND claimed_by IS NULL AND wanted = 'drop'",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !drop.is_empty() {
+        remove(tx, &drop, None).await?;
+    }
+    tx.execute(
+        "UPDATE callgate_callbacks SET state = 'pending', attempts = 0, next_attempt_ms = $2, wanted = NULL
+         WHERE id = ANY($1) AND claimed_by IS NULL AND wanted = 'retry'",
+        &[&ids, &now_ms],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Inside a transaction: take every key of `claim` (in key order, so two

@@ -103,6 +103,35 @@ pub(crate) struct Stored {
     pub(crate) callback: NewCallback,
 }
 
+/// What came of one claimed callback, as the store records it. A worker
+/// records each as it happens (those done meanwhile in one transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The receiver answered 2xx: removed, its replay keys delivered.
+    Delivered(i64),
+    /// An attempt failed: counted, and rescheduled at `next_attempt_ms`, or
+    /// dead with `None`.
+    Failed {
+        id: i64,
+        next_attempt_ms: Option<i64>,
+        error: String,
+    },
+    /// A copy was delivered or is stored: removed undelivered.
+    Dropped(i64),
+    /// Claimed but never attempted (its worker stopped): given back as it was.
+    Released(i64),
+}
+
+/// What an operator's retry or drop of one callback came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acted {
+    Done,
+    /// An instance is delivering it now: its claim is left alone, and the
+    /// action is carried out when the claim ends (nothing, if delivered).
+    WhenClaimEnds,
+    NotFound,
+}
+
 /// Callbacks of a route that are due now, and when the next one will be.
 #[derive(Debug, Default)]
 pub(crate) struct Claimed {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::replay::{self, queued_id, queued_owner, Claim, ReplayClaim, Row};
-use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
+use super::rows::{Acted, Claimed, Enqueued, NewCallback, Outcome, State, StoreError, Stored};
 use crate::trusted::{self, TrustError};
 
 /// File name of the store inside `[queue] dir`.
@@ -73,6 +73,7 @@ impl Sqlite {
                  PRIMARY KEY (route, key)
              );
              CREATE INDEX IF NOT EXISTS replay_by_owner ON replay (owner);
+             CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);
              DROP TABLE IF EXISTS delivered;",
         )
         .map_err(err)?;
@@ -188,21 +189,33 @@ impl Sqlite {
         )
     }
 
-    /// The due prefix of the route's head: one instance owns this file, so a
-    /// claim needs no lease, and a callback never overtakes an earlier one.
+    /// The due prefix of the route's head, passing over `skip` (the
+    /// worker's own callbacks still under way): one instance owns this
+    /// file, so a claim needs no lease, and a callback never overtakes an
+    /// earlier one that waits for its next attempt.
     pub(crate) fn claim(
         &self,
         route: &str,
         limit: usize,
         now_ms: i64,
+        skip: &[i64],
     ) -> Result<Claimed, StoreError> {
-        let head = self.head(route, limit)?;
+        let mut head = self.head(route, limit + skip.len())?;
+        head.retain(|c| !skip.contains(&c.id));
+        head.truncate(limit);
         Ok(Claimed::due_prefix(head, now_ms))
     }
 
-    /// The file answers.
+    /// The file takes a write now: one committed (and synced) row, so a
+    /// full disk or a read-only file says so here, as it would to a callback.
     pub(crate) fn health(&self) -> Result<(), StoreError> {
-        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO health (id, at_ms) VALUES (1, ?1)",
+                params![super::rows::now_ms()],
+            )
+            .map(|_| ())
+        })
     }
 
     /// One callback by id.
@@ -264,52 +277,69 @@ impl Sqlite {
     }
 
     /// The upstream acknowledged it: remove it, its replay keys now delivered.
-    pub(crate) fn delivered(&self, ids: &[i64], at_ms: i64) -> Result<(), StoreError> {
+    /// What came of claimed callbacks, in one transaction (one sync), the
+    /// delivered ones at `at_ms`.
+    pub(crate) fn record(&self, outcomes: &[Outcome], at_ms: i64) -> Result<(), StoreError> {
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
-            for &id in ids {
-                tx.execute(
-                    "UPDATE replay SET state = 'delivered', at_ms = ?2, until_ms = NULL, callback_id = NULL
-                     WHERE owner = ?1",
-                    params![queued_owner(id), at_ms],
-                )?;
-                tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+            let mut deleted = false;
+            for o in outcomes {
+                match o {
+                    Outcome::Delivered(id) => {
+                        tx.execute(
+                            "UPDATE replay SET state = 'delivered', at_ms = ?2, until_ms = NULL, callback_id = NULL
+                             WHERE owner = ?1",
+                            params![queued_owner(*id), at_ms],
+                        )?;
+                        tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+                        deleted = true;
+                    }
+                    Outcome::Failed { id, next_attempt_ms, error } => {
+                        failed(&tx, *id, *next_attempt_ms, error)?;
+                    }
+                    Outcome::Dropped(id) => {
+                        tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
+                        tx.execute("DELETE FROM replay WHERE owner = ?1", params![queued_owner(*id)])?;
+                        deleted = true;
+                    }
+                    Outcome::Released(_) => {}
+                }
             }
             tx.commit()?;
-            checkpoint(conn)
+            if deleted {
+                checkpoint(conn)?;
+            }
+            Ok(())
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn delivered(&self, ids: &[i64], at_ms: i64) -> Result<(), StoreError> {
+        let outcomes: Vec<Outcome> = ids.iter().map(|&id| Outcome::Delivered(id)).collect();
+        self.record(&outcomes, at_ms)
+    }
+
     /// A failed attempt: count it, and either schedule the next or give up.
+    #[cfg(test)]
     pub(crate) fn failed(
         &self,
         id: i64,
         next_attempt_ms: Option<i64>,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            match next_attempt_ms {
-                Some(next) => conn.execute(
-                    "UPDATE callbacks SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
-                    params![id, next, error],
-                ),
-                None => conn.execute(
-                    "UPDATE callbacks SET attempts = attempts + 1, state = 'dead', last_error = ?2 WHERE id = ?1",
-                    params![id, error],
-                ),
-            }
-            .map(|_| ())
-        })
+        self.with(|conn| failed(conn, id, next_attempt_ms, error))
     }
 
     /// Make a dead (or waiting) callback pending again, due now. False if no such id.
-    pub(crate) fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+    /// One process delivers from this file and never delivers a callback
+    /// twice at once, whatever its row says: nothing to wait for.
+    pub(crate) fn retry(&self, id: i64, now_ms: i64) -> Result<Acted, StoreError> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
                 params![id, now_ms],
             )
-            .map(|n| n > 0)
+            .map(acted)
         })
     }
 
@@ -324,7 +354,7 @@ impl Sqlite {
     }
 
     /// Delete a callback for good. False if no such id.
-    pub(crate) fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
+    pub(crate) fn drop_callback(&self, id: i64) -> Result<Acted, StoreError> {
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
             let n = tx.execute("DELETE FROM callbacks WHERE id = ?1", params![id])?;
@@ -334,7 +364,7 @@ impl Sqlite {
             )?;
             tx.commit()?;
             checkpoint(conn)?;
-            Ok(n > 0)
+            Ok(acted(n))
         })
     }
 
@@ -378,6 +408,33 @@ impl Sqlite {
                 },
             )
         })
+    }
+}
+
+/// A failed attempt: count it, and either schedule the next or give up.
+fn failed(
+    conn: &Connection,
+    id: i64,
+    next_attempt_ms: Option<i64>,
+    error: &str,
+) -> rusqlite::Result<()> {
+    match next_attempt_ms {
+        Some(next) => conn.execute(
+            "UPDATE callbacks SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
+            params![id, next, error],
+        ),
+        None => conn.execute(
+            "UPDATE callbacks SET attempts = attempts + 1, state = 'dead', last_error = ?2 WHERE id = ?1",
+            params![id, error],
+        ),
+    }
+    .map(|_| ())
+}
+
+fn acted(rows: usize) -> Acted {
+    match rows {
+        0 => Acted::NotFound,
+        _ => Acted::Done,
     }
 }
 

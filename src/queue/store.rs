@@ -10,7 +10,9 @@ use std::sync::Arc;
 use super::postgres::Postgres;
 pub(crate) use super::replay::{Claim, ReplayClaim};
 pub(crate) use super::rows::{from_lines, now_ms, to_lines};
-pub(crate) use super::rows::{Claimed, Enqueued, NewCallback, State, StoreError, Stored};
+pub(crate) use super::rows::{
+    Acted, Claimed, Enqueued, NewCallback, Outcome, State, StoreError, Stored,
+};
 use super::sqlite::Sqlite;
 use crate::config::QueueBackend;
 
@@ -109,24 +111,51 @@ impl Store {
         dispatch!(self, |s| s.settle_replay(&route, &owner, delivered_at_ms))
     }
 
-    /// Claim up to `limit` of a route's due callbacks, oldest first.
+    /// Claim up to `limit` of a route's due callbacks, oldest first,
+    /// passing over `skip` (this worker's own, still under way; PostgreSQL's
+    /// claims pass over them anyway).
     pub(crate) async fn claim(
         &self,
         route: &str,
         limit: usize,
         now_ms: i64,
+        skip: Vec<i64>,
     ) -> Result<Claimed, StoreError> {
         let route = route.to_owned();
-        dispatch!(self, |s| s.claim(&route, limit, now_ms))
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.claim(&route, limit, now_ms, &skip)).await
+            }
+            Store::Postgres(p) => Box::pin(p.claim(&route, limit, now_ms)).await,
+        }
     }
 
-    /// Keep the claims on these callbacks (still being delivered) for one
-    /// more lease, so no other instance takes them meanwhile. SQLite has one
-    /// process and no leases: nothing to do.
-    pub(crate) async fn renew(&self, ids: Vec<i64>, now_ms: i64) -> Result<(), StoreError> {
+    /// Keep this instance's claims on these callbacks (still being
+    /// delivered) for one more lease, so no other instance takes them
+    /// meanwhile; the ids it still holds. SQLite has one process and no
+    /// leases: it holds them all.
+    pub(crate) async fn renew(&self, ids: Vec<i64>, now_ms: i64) -> Result<Vec<i64>, StoreError> {
         match self {
-            Store::Sqlite(_) => Ok(()),
+            Store::Sqlite(_) => Ok(ids),
             Store::Postgres(p) => Box::pin(p.renew(&ids, now_ms)).await,
+        }
+    }
+
+    /// How long a claim holds without renewal (SQLite: for ever).
+    pub(crate) fn lease(&self) -> Option<std::time::Duration> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(p) => Some(p.lease()),
+        }
+    }
+
+    /// Whether both are the same open store.
+    pub(crate) fn same(&self, other: &Store) -> bool {
+        match (self, other) {
+            (Store::Sqlite(a), Store::Sqlite(b)) => Arc::ptr_eq(a, b),
+            (Store::Postgres(a), Store::Postgres(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 
@@ -153,24 +182,19 @@ impl Store {
         dispatch!(self, |s| s.list(route.as_deref(), state))
     }
 
-    /// The upstream acknowledged them: remove them, their replay keys
-    /// delivered at `at_ms`, in one transaction (one sync for a round).
-    pub(crate) async fn delivered_many(&self, ids: Vec<i64>, at_ms: i64) -> Result<(), StoreError> {
-        dispatch!(self, |s| s.delivered(&ids, at_ms))
-    }
-
-    /// A failed attempt: count it, and either schedule the next or give up.
-    pub(crate) async fn failed(
+    /// What came of claimed callbacks, in one transaction; the delivered
+    /// ones at `at_ms`.
+    pub(crate) async fn record(
         &self,
-        id: i64,
-        next_attempt_ms: Option<i64>,
-        error: String,
+        outcomes: Vec<Outcome>,
+        at_ms: i64,
     ) -> Result<(), StoreError> {
-        dispatch!(self, |s| s.failed(id, next_attempt_ms, &error))
+        dispatch!(self, |s| s.record(&outcomes, at_ms))
     }
 
-    /// Make a dead (or waiting) callback pending again, due now. False if no such id.
-    pub(crate) async fn retry(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+    /// Make a dead (or waiting) callback pending again, due now; while
+    /// another instance delivers it, when that delivery fails.
+    pub(crate) async fn retry(&self, id: i64, now_ms: i64) -> Result<Acted, StoreError> {
         dispatch!(self, |s| s.retry(id, now_ms))
     }
 
@@ -179,8 +203,9 @@ impl Store {
         dispatch!(self, |s| s.retry_all_dead(now_ms))
     }
 
-    /// Delete a callback for good. False if no such id.
-    pub(crate) async fn drop_callback(&self, id: i64) -> Result<bool, StoreError> {
+    /// Delete a callback for good; while another instance delivers it, when
+    /// that delivery ends.
+    pub(crate) async fn drop_callback(&self, id: i64) -> Result<Acted, StoreError> {
         dispatch!(self, |s| s.drop_callback(id))
     }
 
@@ -204,7 +229,8 @@ impl Store {
         dispatch!(self, |s| s.depth(&route))
     }
 
-    /// Whether the store answers now (for /healthz).
+    /// Whether the store takes a write now: a real write, committed (for
+    /// /healthz and the console).
     pub(crate) async fn health(&self) -> Result<(), StoreError> {
         dispatch!(self, |s| s.health())
     }

@@ -4,7 +4,7 @@
 //! A worker stops when a reload takes its route away, or when callgate stops;
 //! so does the housekeeping that prunes old replay rows.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,21 +12,21 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use rand::RngExt;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::Worker;
+use super::lane::Lane;
 use super::replay::{conflict_reason, queued_owner};
-use super::store::{from_lines, now_ms, Claim, ReplayClaim, Store, StoreError, Stored};
+use super::store::{from_lines, now_ms, Claim, Outcome, ReplayClaim, Store, StoreError, Stored};
 use crate::config::{Assertion, Config, Retry, Route};
 use crate::upstream::{self, ForwardError};
 use crate::verify::{query, replay};
 
 /// Longest a worker sleeps before looking at the store again (a `callgate
 /// queue retry` from another process is noticed within this time).
-const POLL: Duration = Duration::from_millis(500);
+pub(super) const POLL: Duration = Duration::from_millis(500);
 /// The queue depth gauges are refreshed at least this often while busy.
-const DEPTH_EVERY: Duration = Duration::from_secs(1);
+pub(super) const DEPTH_EVERY: Duration = Duration::from_secs(1);
 /// Longest time between two prunes of the dedupe table.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Shortest time between two prunes of the dedupe table.
@@ -62,7 +62,7 @@ fn verdict(result: &Result<StatusCode, ForwardError>) -> Verdict {
 
 /// The wait before attempt `attempts + 1`: base × 2^(attempts−1), capped,
 /// then jittered to between half and all of it so retries do not march in step.
-fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
+pub(super) fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
     let exp = retry
         .base
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
@@ -71,7 +71,7 @@ fn backoff(retry: &Retry, attempts: u32, jitter: f64) -> Duration {
 }
 
 /// The routes whose queue needs a worker under `config`.
-fn queue_routes(config: &Config) -> impl Iterator<Item = &Arc<Route>> {
+pub(super) fn queue_routes(config: &Config) -> impl Iterator<Item = &Arc<Route>> {
     config.routes.iter().filter(|r| r.stores())
 }
 
@@ -108,215 +108,109 @@ pub(crate) fn reconcile(shared: &Worker) {
     }
 }
 
+/// A route's worker: it waits for its turn (a worker of the same route
+/// that a reload stopped may still be finishing deliveries), then delivers.
 async fn run(shared: Worker, name: String, stop: CancellationToken) {
-    let wake = shared.queue.wake(&name);
-    let mut depth_at = None;
-    loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        // Deliveries under way when callgate stops are finished (the
-        // server waits up to drain_timeout): one cut off after the receiver
-        // took it would be delivered again after the restart.
-        let wait = deliver_due(&shared, &name, &mut depth_at)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(route = %name, "queue: {e}");
-                POLL
-            });
-        if !wait.is_zero() {
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
-    }
-}
-
-/// Deliver the due head of the route's queue; how long to wait before looking again.
-async fn deliver_due(
-    shared: &Worker,
-    name: &str,
-    depth_at: &mut Option<std::time::Instant>,
-) -> Result<Duration, StoreError> {
-    let config = shared.config.load_full();
-    let Some(route) = queue_routes(&config).find(|r| r.name == name).cloned() else {
-        return Ok(POLL);
+    let turn = shared.queue.turn(&name);
+    let _turn = tokio::select! {
+        turn = turn.lock_owned() => turn,
+        _ = stop.cancelled() => return,
     };
-    let store = shared.store()?;
-    let now = now_ms();
-    let limit = route.max_concurrency.unwrap_or(route.max_in_flight);
-    let claimed = store.claim(name, batch_size(limit), now).await?;
-    // The depth gauges: at most once a second while a backlog drains (two
-    // counting queries per round would cost as much as the round's write).
-    let stale = depth_at.is_none_or(|t| t.elapsed() >= DEPTH_EVERY);
-    if claimed.due.is_empty() || stale {
-        *depth_at = Some(std::time::Instant::now());
-        if let Ok((pending, dead, oldest)) = store.depth(name).await {
-            let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
-            shared
-                .metrics
-                .queue_depth(name, pending, dead, Duration::from_millis(age));
-        }
-    }
-    if claimed.due.is_empty() {
-        let next = claimed
-            .next_ms
-            .map(|at| Duration::from_millis((at - now).max(1) as u64));
-        return Ok(next.unwrap_or(POLL).min(POLL));
-    }
-    let in_flight: InFlight = Arc::new(Mutex::new(claimed.due.iter().map(|c| c.id).collect()));
-    let heartbeat = store
-        .renew_every()
-        .map(|every| tokio::spawn(heartbeat(store.clone(), in_flight.clone(), every)));
-    let mut attempts = JoinSet::new();
-    // At most `limit` at once, started in arrival order.
-    let gate = Arc::new(tokio::sync::Semaphore::new(limit));
-    for c in claimed.due {
-        let (id, in_flight) = (c.id, in_flight.clone());
-        let Ok(permit) = gate.clone().acquire_owned().await else {
-            break;
-        };
-        let one = attempt(shared.clone(), route.clone(), store.clone(), c);
-        attempts.spawn(async move {
-            let delivered = one.await;
-            drop(permit);
-            if delivered.is_none() {
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-            }
-            delivered
-        });
-    }
-    // The receiver's 2xx answers of the round, recorded in one transaction
-    // (one sync instead of one per callback); until then they stay claimed.
-    let mut delivered = Vec::new();
-    while let Some(done) = attempts.join_next().await {
-        delivered.extend(done.ok().flatten());
-    }
-    record_delivered(shared, &route, &store, delivered).await;
-    if let Some(h) = heartbeat {
-        h.abort();
-    }
-    Ok(Duration::ZERO)
-}
-
-/// Remove the delivered callbacks of a round, then count and log them
-/// (never a log line ahead of the store).
-async fn record_delivered(
-    shared: &Worker,
-    route: &Route,
-    store: &Store,
-    delivered: Vec<(i64, u32)>,
-) {
-    if delivered.is_empty() {
-        return;
-    }
-    let ids = delivered.iter().map(|(id, _)| *id).collect();
-    match store.delivered_many(ids, now_ms()).await {
-        Ok(()) => {
-            for (id, attempts) in delivered {
-                shared.metrics.delivery_attempt(&route.name, "delivered");
-                tracing::info!(route = %route.name, id, attempts, "queue: delivered");
-            }
-        }
-        Err(e) => tracing::error!(
-            route = %route.name,
-            ids = ?delivered,
-            "queue: delivered, but could not record it (it will be delivered again): {e}"
-        ),
+    if let Some(lane) = Lane::new(shared, name, stop) {
+        lane.run().await;
     }
 }
 
-/// Callbacks claimed in one round: a few waves of `max_in_flight`, so the
-/// claim and the round's one write of deliveries are shared by many (a
-/// backlog drains at the store's pace, not one transaction per callback).
-/// One at a time (max_in_flight = 1) keeps strict arrival order: a round
+/// Callbacks claimed at once: a few waves of `max_in_flight`, so one claim
+/// serves many deliveries (a backlog drains at the store's pace). Claimed
+/// and not yet started is never sent, so a crash repeats none of them.
+/// One at a time (max_in_flight = 1) keeps strict arrival order: a claim
 /// is one callback, and a failing one holds the rest back.
-fn batch_size(limit: usize) -> usize {
+pub(super) fn batch_size(limit: usize) -> usize {
     match limit {
         0 | 1 => 1,
         n => (n * 4).min(256),
     }
 }
 
-/// The callbacks of one round still being delivered.
-type InFlight = Arc<Mutex<std::collections::BTreeSet<i64>>>;
+/// What one delivery came to: the outcome to record (none when its claim
+/// was lost or its replay check failed), and what to count and log once
+/// it is recorded (never a log line ahead of the store).
+#[derive(Debug)]
+pub(super) struct Done {
+    pub(super) id: i64,
+    pub(super) attempts: u32,
+    pub(super) outcome: Option<Outcome>,
+    pub(super) kind: &'static str,
+    pub(super) message: String,
+    /// The replay check could not reach the store: nothing was sent.
+    pub(super) check_failed: bool,
+}
 
-/// Renew the claims of the deliveries still running, every `every`: a
-/// slow receiver never lets another instance take (and deliver again) a
-/// callback this one is still delivering.
-async fn heartbeat(store: Store, in_flight: InFlight, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        let ids: Vec<i64> = in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        if ids.is_empty() {
-            return;
+impl Done {
+    fn nothing(c: &Stored) -> Done {
+        Done {
+            id: c.id,
+            attempts: c.attempts,
+            outcome: None,
+            kind: "",
+            message: String::new(),
+            check_failed: false,
         }
-        if let Err(e) = store.renew(ids, now_ms()).await {
-            tracing::warn!("queue: could not renew the claims of deliveries in flight: {e}");
+    }
+
+    fn recorded(c: &Stored, outcome: Outcome, kind: &'static str, message: String) -> Done {
+        Done {
+            outcome: Some(outcome),
+            kind,
+            message,
+            ..Done::nothing(c)
         }
     }
 }
 
-/// One delivery attempt: check the replay keys once more, send, then
-/// record what came of it; a delivery (2xx) is left to the round's one
-/// write: its id (and attempt count) is returned.
-async fn attempt(shared: Worker, route: Arc<Route>, store: Store, c: Stored) -> Option<(i64, u32)> {
+/// One delivery attempt: check the replay keys once more, send (cut when
+/// `cancel` fires: the claim is lost), and judge the answer.
+pub(super) async fn attempt(
+    shared: Worker,
+    route: Arc<Route>,
+    store: Store,
+    c: Stored,
+    cancel: CancellationToken,
+) -> Done {
+    if cancel.is_cancelled() {
+        return Done::nothing(&c);
+    }
     match recheck(&route, &store, &c).await {
         Ok(Claim::Won) => {}
-        Ok(copy) => {
-            settle_copy(&shared, &route, &store, &c, copy).await;
-            return None;
-        }
+        Ok(copy) => return settle_copy(&c, copy),
         Err(e) => {
             // Delivering now could make a duplicate: wait for the store.
             tracing::warn!(route = %route.name, id = c.id, "queue: replay check failed, delivery postponed: {e}");
-            return None;
+            return Done {
+                check_failed: true,
+                ..Done::nothing(&c)
+            };
         }
     }
-    // The receiver's protection, shared with the route's inline deliveries.
-    let _pass = shared.shields.get(&route).pass_patiently().await;
-    let assertion = shared.config.load().gateway.assertion.clone();
-    let result = match request(&route, &c, assertion.as_ref()) {
-        Ok(req) => match upstream::send_and_record(&shared.metrics, &route, req).await {
-            Ok(resp) => {
-                let status = resp.status();
-                // Read the answer so the pooled connection can be reused.
-                let _ = resp.into_body().collect().await;
-                Ok(status)
-            }
-            Err(e) => Err(e),
-        },
-        Err(why) => Err(ForwardError::Failed(why)),
+    let result = tokio::select! {
+        result = send(&shared, &route, &c) => result,
+        _ = cancel.cancelled() => return Done::nothing(&c),
     };
-    let (id, attempts) = (c.id, c.attempts + 1);
-    let verdict = verdict(&result);
-    if matches!(verdict, Verdict::Delivered) {
-        return Some((id, attempts));
-    }
-    // Record first, then log: a log line must never run ahead of the store.
-    match record(&route, store, &c, verdict).await {
-        Ok((kind, message)) => {
-            shared.metrics.delivery_attempt(&route.name, kind);
-            match kind {
-                "dead" => tracing::warn!(route = %route.name, id, attempts, "{message}"),
-                _ => tracing::info!(route = %route.name, id, attempts, "{message}"),
-            }
-        }
-        Err(e) => {
-            tracing::error!(route = %route.name, id, "queue: could not record the attempt: {e}")
-        }
-    }
-    None
+    judge(&route, &c, verdict(&result))
+}
+
+/// Send the stored callback to the receiver; its status.
+async fn send(shared: &Worker, route: &Route, c: &Stored) -> Result<StatusCode, ForwardError> {
+    // The receiver's protection, shared with the route's inline deliveries.
+    let _pass = shared.shields.get(route).pass_patiently().await;
+    let assertion = shared.config.load().gateway.assertion.clone();
+    let req = request(route, c, assertion.as_ref()).map_err(ForwardError::Failed)?;
+    let resp = upstream::send_and_record(&shared.metrics, route, req).await?;
+    let status = resp.status();
+    // Read the answer so the pooled connection can be reused.
+    let _ = resp.into_body().collect().await;
+    Ok(status)
 }
 
 /// The stored callback's replay keys, claimed again under its own name: a
@@ -333,82 +227,77 @@ async fn recheck(route: &Route, store: &Store, c: &Stored) -> Result<Claim, Stor
 
 /// A stored callback that a copy beat: a copy delivered or stored drops it,
 /// a copy in flight postpones it, a conflicting body kills it.
-async fn settle_copy(shared: &Worker, route: &Route, store: &Store, c: &Stored, copy: Claim) {
+fn settle_copy(c: &Stored, copy: Claim) -> Done {
     let id = c.id;
-    let result = match copy {
-        Claim::Delivered | Claim::Stored => store.drop_callback(id).await.map(|_| {
-            (
-                "duplicate",
-                "queue: a copy was delivered or is stored; this one is dropped undelivered"
-                    .to_owned(),
-            )
-        }),
-        Claim::InFlight { until_ms } => store
-            .failed(id, Some(until_ms), "a copy is in flight".into())
-            .await
-            .map(|_| {
-                (
-                    "retry",
-                    "queue: a copy is in flight; trying again after it".to_owned(),
-                )
-            }),
+    match copy {
+        Claim::Delivered | Claim::Stored => Done::recorded(
+            c,
+            Outcome::Dropped(id),
+            "duplicate",
+            "queue: a copy was delivered or is stored; this one is dropped undelivered".into(),
+        ),
+        Claim::InFlight { until_ms } => Done::recorded(
+            c,
+            Outcome::Failed {
+                id,
+                next_attempt_ms: Some(until_ms),
+                error: "a copy is in flight".into(),
+            },
+            "retry",
+            "queue: a copy is in flight; trying again after it".into(),
+        ),
         Claim::Conflict { stored, given } => {
             let why = conflict_reason(&stored, &given);
-            store
-                .failed(id, None, why.clone())
-                .await
-                .map(|_| ("dead", format!("queue: {why}; dead letter")))
+            let message = format!("queue: {why}; dead letter");
+            let outcome = Outcome::Failed {
+                id,
+                next_attempt_ms: None,
+                error: why,
+            };
+            Done::recorded(c, outcome, "dead", message)
         }
-        Claim::Won => return,
-    };
-    match result {
-        Ok((kind, message)) => {
-            shared.metrics.delivery_attempt(&route.name, kind);
-            tracing::info!(route = %route.name, id, "{message}");
-        }
-        Err(e) => {
-            tracing::error!(route = %route.name, id, "queue: could not record the attempt: {e}")
-        }
+        Claim::Won => Done::nothing(c),
     }
 }
 
-/// Store what an attempt came to: delivered (removed), retry (rescheduled)
-/// or dead. Returns the metric label and the log line.
-async fn record(
-    route: &Route,
-    store: Store,
-    c: &Stored,
-    verdict: Verdict,
-) -> Result<(&'static str, String), StoreError> {
+/// What an attempt's answer comes to: delivered (removed), retry
+/// (rescheduled) or dead, with the metric label and the log line.
+fn judge(route: &Route, c: &Stored, verdict: Verdict) -> Done {
     let (id, now, attempts) = (c.id, now_ms(), c.attempts + 1);
     let dead_letter = "dead letter, see `callgate queue list --state dead`";
-    match verdict {
-        Verdict::Delivered => {
-            store.delivered_many(vec![id], now).await?;
-            Ok(("delivered", "queue: delivered".to_owned()))
-        }
+    let failed = |next_attempt_ms, error| Outcome::Failed {
+        id,
+        next_attempt_ms,
+        error,
+    };
+    let done = match verdict {
+        Verdict::Delivered => Done::recorded(
+            c,
+            Outcome::Delivered(id),
+            "delivered",
+            "queue: delivered".into(),
+        ),
         Verdict::Retry(why) => {
             let too_old = now - c.callback.arrived_ms > route.retry.max_age.as_millis() as i64;
             if attempts >= route.retry.max_attempts || too_old {
                 let msg = format!("queue: giving up ({why}); {dead_letter}");
-                store.failed(id, None, why).await?;
-                return Ok(("dead", msg));
+                Done::recorded(c, failed(None, why), "dead", msg)
+            } else {
+                let wait = backoff(&route.retry, attempts, rand::rng().random());
+                let msg = format!(
+                    "queue: delivery failed ({why}); next attempt in {}",
+                    humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                );
+                let next = now + wait.as_millis() as i64;
+                Done::recorded(c, failed(Some(next), why), "retry", msg)
             }
-            let wait = backoff(&route.retry, attempts, rand::rng().random());
-            let msg = format!(
-                "queue: delivery failed ({why}); next attempt in {}",
-                humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
-            );
-            let next = now + wait.as_millis() as i64;
-            store.failed(id, Some(next), why).await?;
-            Ok(("retry", msg))
         }
         Verdict::Dead(why) => {
             let msg = format!("queue: upstream refused it ({why}); {dead_letter}");
-            store.failed(id, None, why).await?;
-            Ok(("dead", msg))
+            Done::recorded(c, failed(None, why), "dead", msg)
         }
-    }
+    };
+    Done { attempts, ..done }
 }
 
 /// The upstream request for a stored callback, under the route's current

@@ -188,7 +188,7 @@ async fn serve_admin(
     peer: SocketAddr,
 ) -> Result<(), BoxError> {
     let shared = shared.clone();
-    let handle = move |req| admin::handle(shared.clone(), req);
+    let handle = move |req| admin::handle(shared.clone(), peer, req);
     let builder = auto_builder(settings);
     let serve = |io, svc| builder.serve_connection(io, svc);
     serve!(serve, tcp, settings, stop, peer, handle)

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
@@ -81,4 +82,34 @@ pub(super) async fn bind(addr: SocketAddr, kind: Kind) -> anyhow::Result<TcpList
     bound.with_context(|| {
         format!("cannot bind listen.{} = \"{addr}\" (in use, or a privileged port without CAP_NET_BIND_SERVICE or callgate.socket?)", kind.name())
     })
+}
+
+/// The listeners serving, as bound or passed (`listen.NAME = "ADDR"` for
+/// those off loopback): what a config's trial values are judged against at
+/// the start and at every reload.
+static OFF_LOOPBACK: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Note which of the listeners serving are off loopback.
+pub(super) fn note_serving(listeners: &[(std::net::TcpListener, Kind)]) -> anyhow::Result<()> {
+    let mut off = Vec::new();
+    for (listener, kind) in listeners {
+        let addr = listener.local_addr()?;
+        if !crate::config::trial::on_loopback(&addr) {
+            off.push(format!("listen.{} = \"{addr}\"", kind.name()));
+        }
+    }
+    let _ = OFF_LOOPBACK.set(off);
+    Ok(())
+}
+
+/// Trial values (self_signed, placeholder secrets) are served only when
+/// every listener is on loopback, whatever `[listen]` says (systemd may
+/// pass a public socket to a config that names 127.0.0.1).
+pub(super) fn trial_on_loopback_only(config: &Config) -> anyhow::Result<()> {
+    let off = OFF_LOOPBACK.get().map_or(&[][..], Vec::as_slice);
+    if config.trial.is_empty() || off.is_empty() {
+        return Ok(());
+    }
+    let why = crate::config::trial::refusal(&config.trial, off);
+    bail!("{}: {why}", config.path.display())
 }

@@ -45,6 +45,8 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     }
     let shared = Arc::new(Shared::new(config));
     let listeners = listeners(&shared.config.load()).await?;
+    listeners::note_serving(&listeners)?;
+    listeners::trial_on_loopback_only(&shared.config.load())?;
     if let Some((l, _)) = listeners.iter().find(|(_, k)| *k == Kind::Https) {
         let port = l.local_addr()?.port();
         shared
@@ -117,6 +119,7 @@ fn start_threads(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::sync::oneshot::Receiver<()>>> {
     let limit = Arc::new(Semaphore::new(shared.config.load().gateway.max_connections));
+    let admin_limit = Arc::new(Semaphore::new(threads::ADMIN_CONNECTIONS));
     let (balance, inboxes) = Balance::new(threads);
     let mut workers = Vec::new();
     for (i, inbox) in inboxes.into_iter().enumerate() {
@@ -127,6 +130,7 @@ fn start_threads(
         let serving = Serving {
             shared: shared.clone(),
             limit: limit.clone(),
+            admin_limit: admin_limit.clone(),
             balance: balance.clone(),
             me: i,
         };

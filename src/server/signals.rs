@@ -50,7 +50,13 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now().ok());
     notify(&states);
-    match Config::load(path) {
+    let loaded = Config::load(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|new| {
+            super::listeners::trial_on_loopback_only(&new)?;
+            Ok(new)
+        });
+    match loaded {
         Ok(new) => {
             let old = shared.config.load();
             if new.listen != old.listen {

@@ -16,6 +16,9 @@ use super::listeners::Kind;
 use crate::proxy::Place;
 use crate::state::Shared;
 
+/// Connections the admin listener serves at once, outside `max_connections`.
+pub(super) const ADMIN_CONNECTIONS: usize = 64;
+
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -23,7 +26,11 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub(super) struct Serving {
     pub(super) shared: Arc<Shared>,
+    /// `max_connections`: the public listeners' places.
     pub(super) limit: Arc<Semaphore>,
+    /// The admin listener's own places ([`ADMIN_CONNECTIONS`]): `/healthz`
+    /// answers while the public listeners are full.
+    pub(super) admin_limit: Arc<Semaphore>,
     pub(super) balance: Arc<Balance>,
     /// This thread's index in `balance`.
     pub(super) me: usize,
@@ -160,8 +167,12 @@ async fn accept_loop(
         // accepts nothing more meanwhile: the rest wait in the kernel's backlog.
         // (Taking the place before accept() would let idle loops, one per
         // listener and thread, sit on places.)
+        let places = match kind {
+            Kind::Admin => &serving.admin_limit,
+            Kind::Http | Kind::Https => &serving.limit,
+        };
         let permit = tokio::select! {
-            p = serving.limit.clone().acquire_owned() => match p {
+            p = places.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },

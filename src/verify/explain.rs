@@ -1,191 +1,127 @@
-//! `callgate explain`: each check of a route, run on a captured request,
-//! with why it passes or fails: which key (by index) and encoding matched
-//! or were tried, the signed timestamp's skew. Never a secret. Pure: the
-//! same checks the gateway runs, one at a time.
+//! `callgate explain` and the console's breakdown: every check of a route
+//! ([`Check::ALL`], the list the gateway enforces from) run on a captured
+//! request, each with why it passes or fails (which key, by index, and
+//! encoding matched or were tried; the signed timestamp's skew; never a
+//! secret), and what the gateway would answer, in its order: the checks
+//! before the body, a handshake answered there, the body's checks, a
+//! handshake answered after them. Pure.
 
 use std::net::IpAddr;
 
-use http::Uri;
+use super::check::{self, Answered, Check, Passed, Seen, Step, Verdict};
+use super::Checked;
+use crate::config::Route;
 
-use super::signature::{self, Signable, SignatureError};
-use super::{check_body_params, check_payload, check_query_params, check_token};
-use crate::config::{NamedLists, NotAdmitted, Route};
-use crate::crypto::Encoding;
-
-/// One check's verdict.
+/// What the gateway would do with the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Pass(String),
-    Fail(String),
-    /// Configured, but the capture cannot tell (no source address given).
-    Unknown(String),
-    NotConfigured,
+pub(crate) enum Decision {
+    /// Every check passes: delivered.
+    Accept,
+    /// A check fails: 403.
+    Refuse,
+    /// The provider's endpoint check, answered by callgate (200).
+    Handshake,
+    /// No check fails, but these cannot be decided from the capture.
+    Undecided(Vec<Check>),
 }
 
-/// The checks in the gateway's order, each with its verdict.
-/// `lists`: what the named address lists hold (the gateway's copies, or
-/// those stored in the state directory).
-pub(crate) fn explain(
-    route: &Route,
-    from: Option<IpAddr>,
-    lists: &dyn NamedLists,
-    uri: &Uri,
-    req: &Signable<'_>,
-) -> Vec<(&'static str, Verdict)> {
-    let query = uri.query().unwrap_or("");
-    let ip = match (&route.allow_ips, from) {
-        (None, _) => Verdict::NotConfigured,
-        (Some(_), None) => Verdict::Unknown("give --from ADDRESS to check allow_ips".into()),
-        (Some(a), Some(ip)) => match a.admits(ip, lists) {
-            Ok(()) => Verdict::Pass(format!("{ip} is in allow_ips")),
-            Err(NotAdmitted::Outside) => Verdict::Fail(format!("{ip} is not in allow_ips")),
-            Err(NotAdmitted::NoCopy(name)) => Verdict::Fail(format!(
-                "{ip} is not in allow_ips' addresses, and list:{name} has no copy yet"
-            )),
-        },
-    };
-    let token = match &route.token {
-        None => Verdict::NotConfigured,
-        Some(t) => match check_token(t, query) {
-            Ok(i) => Verdict::Pass(format!("parameter {:?} matches secret #{i}", t.param)),
-            Err(refusal) => Verdict::Fail(refusal.to_string()),
-        },
-    };
-    let params = match check_query_params(route, query)
-        .and_then(|()| check_body_params(route, req.headers, req.body))
-    {
-        Ok(()) => Verdict::Pass("no parameter a receiver would read differently".into()),
-        Err(refusal) => Verdict::Fail(refusal.to_string()),
-    };
-    let payload = match route.payload {
-        None => Verdict::NotConfigured,
-        Some(p) => match check_payload(p, req.headers, req.body) {
-            Ok(()) => Verdict::Pass("the body has the preset's shape".into()),
-            Err(why) => Verdict::Fail(why.into()),
-        },
-    };
-    vec![
-        ("ip", ip),
-        ("token", token),
-        ("params", params),
-        ("hmac", hmac(route, req)),
-        ("payload", payload),
-    ]
+/// Every check's verdict, in the gateway's order, and the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Explanation {
+    pub(crate) checks: Vec<(Check, Verdict)>,
+    pub(crate) decision: Decision,
 }
 
-/// The signature, key by key: which matched, or why none did.
-fn hmac(route: &Route, req: &Signable<'_>) -> Verdict {
-    let Some(h) = &route.hmac else {
-        return Verdict::NotConfigured;
-    };
-    let encodings = match h.encoding {
-        Encoding::Auto => "hex or base64",
-        e => e.name(),
-    };
-    // Configured keys first, then those handed over in a handshake (Asana).
-    let learned = h.learned_keys();
-    let keys: Vec<_> = h.all_keys(&learned).collect();
-    let tried = format!(
-        "{} key(s) tried, {} {encodings}",
-        keys.len(),
-        h.algorithm.name()
+/// Judge `seen` against `route`, as the gateway would.
+pub(crate) fn explain(route: &Route, seen: &Seen<'_>) -> Explanation {
+    let mut checks: Vec<(Check, Verdict)> = Check::ALL
+        .iter()
+        .map(|c| (*c, c.explain(route, seen)))
+        .collect();
+    let handshake = check::answered(
+        route,
+        seen.method,
+        seen.uri,
+        seen.req.headers,
+        Some(seen.req.body),
     );
-    let mut last = None;
-    for (i, key) in keys.into_iter().enumerate() {
-        let one = crate::config::HmacCheck {
-            keys: vec![key.clone()],
-            learned: None,
-            ..h.clone()
-        };
-        match signature::verify_scheme(&one, req) {
-            Ok(found) => {
-                let skew = found
-                    .skew
-                    .map(|s| format!(", timestamp skew {s} s"))
-                    .unwrap_or_default();
-                return Verdict::Pass(format!(
-                    "key #{i} matches ({} {encodings}){skew}",
-                    h.algorithm.name()
-                ));
-            }
-            // Not about the key: the same for every one of them.
-            Err(
-                e @ (SignatureError::Missing
-                | SignatureError::Duplicated
-                | SignatureError::Timestamp
-                | SignatureError::Stale(_)
-                | SignatureError::Future(_)
-                | SignatureError::MissingPart(_)
-                | SignatureError::BodyHash
-                | SignatureError::Malformed(_)
-                | SignatureError::WrongAlgorithm(..)),
-            ) => return Verdict::Fail(format!("{e} (header {}; {tried})", h.header)),
-            Err(e) => last = Some(e),
+    let answered = handshake == Some(Answered::Yes);
+    // The checks before the body decide first; a handshake answered there
+    // is answered before any body check runs.
+    let decision = match decide_head(route, seen, &checks) {
+        Some(Decision::Refuse) => Decision::Refuse,
+        head if answered && check::before_body(route) => {
+            skip(
+                &mut checks,
+                Check::reads_body,
+                "answered as a handshake first",
+            );
+            head.unwrap_or(Decision::Handshake)
+        }
+        _ => match decide(&checks, true) {
+            Some(d) => d,
+            None if answered => Decision::Handshake,
+            None => Decision::Accept,
+        },
+    };
+    if answered && decision != Decision::Handshake {
+        skip(
+            &mut checks,
+            |c| c == Check::Handshake,
+            "a check before it decides",
+        );
+    }
+    Explanation { checks, decision }
+}
+
+/// The gateway's own steps before the body, on this capture: refused if one
+/// fails (unless the capture cannot decide its check: no `--from`, a
+/// REDACTED token), undecided if a check cannot be told; None: go on. The
+/// steps themselves, not the verdicts: a check like params judges the query
+/// here and the form body later.
+fn decide_head(route: &Route, seen: &Seen<'_>, checks: &[(Check, Verdict)]) -> Option<Decision> {
+    let mut scratch = Checked {
+        passed: Passed::default(),
+        token_secret: None,
+    };
+    let head = check::Head {
+        client: seen.client.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        uri: seen.uri,
+        lists: seen.lists,
+    };
+    let refused = checks.iter().any(|(c, v)| match v {
+        Verdict::Unknown(_) => false,
+        Verdict::Fail(_) if !c.reads_body() => true,
+        _ => matches!(c.head(route, &head, &mut scratch), Step::Fail(_)),
+    });
+    match refused {
+        true => Some(Decision::Refuse),
+        false => decide(checks, false),
+    }
+}
+
+/// The decision of the checks before the body (`body` false) or of all of
+/// them: refused if one fails, undecided if one cannot be told; None: go on.
+fn decide(checks: &[(Check, Verdict)], body: bool) -> Option<Decision> {
+    let now = || checks.iter().filter(move |(c, _)| body || !c.reads_body());
+    if now().any(|(_, v)| matches!(v, Verdict::Fail(_))) {
+        return Some(Decision::Refuse);
+    }
+    let unknown: Vec<Check> = now()
+        .filter(|(_, v)| matches!(v, Verdict::Unknown(_)))
+        .map(|(c, _)| *c)
+        .collect();
+    (!unknown.is_empty()).then_some(Decision::Undecided(unknown))
+}
+
+/// The configured checks `which` picks are not reached.
+fn skip(checks: &mut [(Check, Verdict)], which: impl Fn(Check) -> bool, why: &str) {
+    for (_, v) in checks.iter_mut().filter(|(c, _)| which(*c)) {
+        if *v != Verdict::Off {
+            *v = Verdict::Skipped(format!("not reached: {why}"));
         }
     }
-    let why = last.map_or_else(|| "no key".to_owned(), |e| e.to_string());
-    Verdict::Fail(format!("{why}: no key gives this signature ({tried})"))
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use http::HeaderMap;
-
-    use super::*;
-    use crate::config::Config;
-
-    fn route(spec: &str) -> std::sync::Arc<Route> {
-        let text = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"r\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/x\"\n{spec}\n");
-        let c = Config::from_str(&text, Path::new("t.toml")).unwrap();
-        let r = c.routes.iter().next().unwrap().clone();
-        r
-    }
-
-    #[test]
-    fn every_check_says_why_and_names_keys_by_index_only() {
-        let r = route("allow_ips = [\"10.0.0.0/8\"]\ntoken = { secrets = [\"old-0123456789abcdef\", \"new-0123456789abcdef\"] }\npreset = \"github\"\nhmac = { secrets = [\"k-old-0123456789abcdef\", \"k-new-0123456789abcdef\"] }");
-        let body = b"{}";
-        let key =
-            crate::crypto::Key::new(crate::crypto::Algorithm::Sha256, b"k-new-0123456789abcdef");
-        let mut headers = HeaderMap::new();
-        let sig = format!("sha256={}", hex::encode(key.digest(body)));
-        headers.insert("x-hub-signature-256", sig.parse().unwrap());
-        let req = Signable {
-            headers: &headers,
-            body,
-            url: None,
-            now: 0,
-        };
-        let uri: Uri = "/cb?token=new-0123456789abcdef".parse().unwrap();
-        let found = explain(
-            &r,
-            Some("10.1.2.3".parse().unwrap()),
-            &crate::config::NoLists,
-            &uri,
-            &req,
-        );
-        let text = format!("{found:?}");
-        assert!(text.contains("matches secret #1"), "{text}");
-        assert!(text.contains("key #1 matches (sha256 hex)"), "{text}");
-        assert!(
-            !text.contains("k-new") && !text.contains("\"new\""),
-            "a secret was printed: {text}"
-        );
-        let found = explain(
-            &r,
-            Some("192.0.2.1".parse().unwrap()),
-            &crate::config::NoLists,
-            &"/cb?token=x".parse().unwrap(),
-            &Signable {
-                body: b"{ }",
-                ..req
-            },
-        );
-        assert!(matches!(found[0].1, Verdict::Fail(_)));
-        assert!(matches!(found[1].1, Verdict::Fail(_)));
-        assert!(format!("{:?}", found[3].1)
-            .contains("no key gives this signature (2 key(s) tried, sha256 hex)"));
-    }
-}
+mod tests;

@@ -9,7 +9,9 @@
 use base64::Engine;
 use ring::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 
-use super::signature::{fresh, one_header, Signable, SignatureError, BASE64_ANY_PADDING};
+use super::signature::{
+    fresh, one_header, Signable, SignatureError, BASE64_ANY_PADDING, MAX_CLAIMS, TOO_MANY,
+};
 use crate::config::presets::PkAlgorithm;
 use crate::config::SignatureCheck;
 use crate::crypto::Encoding;
@@ -34,6 +36,9 @@ pub(crate) fn verify(check: &SignatureCheck, req: &Signable<'_>) -> Result<(), S
             .filter_map(|entry| entry.strip_prefix(prefix.as_bytes()))
             .collect(),
     };
+    if claims.len() > MAX_CLAIMS {
+        return Err(TOO_MANY);
+    }
     let message = message(check, req)?;
     let alg = algorithm(check.algorithm);
     let mut problem = SignatureError::Malformed("a signature entry");

@@ -4,8 +4,9 @@
 //! that signs none), so such a value is at most an *additional* key, never
 //! the only one.
 //!
-//! - A scheme that signs its message id (Standard Webhooks' `webhook-id`)
-//!   keys on the id, strictly: the same id with another body is a conflict.
+//! - A scheme that signs its message id (Standard Webhooks' `webhook-id`,
+//!   HMAC `v1` and Ed25519 `v1a` alike) keys on the id, strictly: the same id
+//!   with another body is a conflict, a new id with an old body is new.
 //! - An id inside the signed body (Stripe's event `id`) keys on the id; a
 //!   redelivery may differ in fields the provider updates, so no conflict.
 //! - Otherwise the key is the digest of what the provider signs, without a
@@ -38,7 +39,10 @@ pub(crate) struct ReplayKey {
 /// What a route keys on, for `check` and the docs.
 pub(crate) fn describe(route: &Route) -> String {
     let Some(h) = &route.hmac else {
-        return "sha256 of the body".into();
+        return match route.signature.as_ref().and_then(|s| s.id) {
+            Some((name, _)) => format!("the signed {name} (a reused id with another body: 409)"),
+            None => "sha256 of the body".into(),
+        };
     };
     let payload = match h.scheme.signed {
         Signed::Twilio => "sha256 of the signed URL and parameters",
@@ -64,7 +68,10 @@ pub(crate) fn keys(route: &Route, req: &Signable<'_>) -> Vec<ReplayKey> {
     let payload_digest: [u8; 32] = Sha256::digest(&payload).into();
     let payload_key = key(b"payload", &payload_digest, payload_digest, false);
     let Some(h) = &route.hmac else {
-        return vec![payload_key];
+        return match signed_id(route, req) {
+            Some(id) => vec![key(b"signed-id", id, payload_digest, true)],
+            None => vec![payload_key],
+        };
     };
     let id = signature::message_id(h.scheme, req.headers, req.body);
     match (h.scheme.id, id) {
@@ -80,6 +87,13 @@ pub(crate) fn keys(route: &Route, req: &Signable<'_>) -> Vec<ReplayKey> {
         ],
         _ => vec![payload_key],
     }
+}
+
+/// The message id a public-key scheme signs (Standard Webhooks v1a's
+/// `webhook-id`), as the request carries it.
+fn signed_id<'a>(route: &Route, req: &Signable<'a>) -> Option<&'a [u8]> {
+    let (name, _) = route.signature.as_ref()?.id?;
+    signature::one_header(req.headers, name).ok().flatten()
 }
 
 fn key(kind: &[u8], bytes: &[u8], payload: [u8; 32], strict: bool) -> ReplayKey {

@@ -151,6 +151,9 @@ pub(crate) struct Found {
 pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, SignatureError> {
     let value = one_header(req.headers, h.header.as_str())?.ok_or(SignatureError::Missing)?;
     let (ts_field, claims) = claims(h.scheme.claims, value);
+    if claims.len() > MAX_CLAIMS {
+        return Err(TOO_MANY);
+    }
     let mut found = Found::default();
     let ts = if h.scheme.timed() {
         let raw = match h.scheme.timestamp {
@@ -165,16 +168,27 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
     let (mut parts, with_form) = message(h.scheme, req, ts)?;
     let form = with_form.then(|| twilio_params(req.body));
     append_form(&mut parts, form.as_deref());
+    // What a handshake of this route would answer for: never a signature
+    // (it is the HMAC of the caller's token, not the provider's message).
+    if h.refuse_tokens && token_shaped(&parts) {
+        return Err(SignatureError::Mismatch);
+    }
     let mut ok = Choice::from(0);
     let mut problem = SignatureError::Malformed("a signature entry");
     let mut decoded_any = false;
     let learned = h.learned_keys();
+    // Each key's digest once, whatever the number of claims.
+    let mut digests = None;
     for claim in claims {
         match decode_claim(claim, h.algorithm, h.encoding) {
             Ok(claimed) => {
                 decoded_any = true;
-                for key in h.all_keys(&learned) {
-                    ok |= key.digest_parts(&parts).ct_eq(&claimed);
+                let digests = digests.get_or_insert_with(|| {
+                    let all = h.all_keys(&learned);
+                    all.map(|k| k.digest_parts(&parts)).collect::<Vec<_>>()
+                });
+                for digest in digests.iter() {
+                    ok |= digest.ct_eq(&claimed);
                 }
             }
             Err(e) => problem = e,
@@ -186,6 +200,27 @@ pub(crate) fn verify_scheme(h: &HmacCheck, req: &Signable<'_>) -> Result<Found, 
         (false, false) => Err(problem),
     }
 }
+
+/// Whether a signed string, in parts, is shaped like a handshake's token
+/// (`handshake::token_shaped`), without joining the parts.
+fn token_shaped(parts: &[&[u8]]) -> bool {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    (1..=256).contains(&len)
+        && parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .all(|&b| crate::verify::handshake::token_byte(b))
+}
+
+/// Most signatures one header may claim (`v1,…` list entries, Stripe's
+/// `v1=` fields, `v1a,…` public-key entries): one per key in rotation, and
+/// no provider rotates through more. A longer list is refused before any
+/// entry is checked, so a stranger's header costs at most this many checks.
+pub(crate) const MAX_CLAIMS: usize = 8;
+
+/// The refusal of a longer list.
+pub(crate) const TOO_MANY: SignatureError =
+    SignatureError::Malformed("a list of at most 8 entries");
 
 /// The one value of a header, in any spelling a receiver folds to it.
 pub(crate) fn one_header<'h>(
@@ -204,7 +239,7 @@ pub(crate) fn one_header<'h>(
 }
 
 /// The signatures a header value claims, and a timestamp field if it has one.
-fn claims(form: Claims, value: &[u8]) -> (Option<&[u8]>, Vec<&[u8]>) {
+pub(crate) fn claims(form: Claims, value: &[u8]) -> (Option<&[u8]>, Vec<&[u8]>) {
     match form {
         Claims::Whole => (None, vec![value]),
         Claims::Prefixed(prefix) => match value.trim_ascii().strip_prefix(prefix.as_bytes()) {
@@ -302,6 +337,20 @@ fn message<'a>(
         }
     };
     Ok((parts, false))
+}
+
+/// The signed string of a request as one buffer: what a handshake's input
+/// must never be (the handshake property test).
+#[cfg(test)]
+pub(crate) fn signed_string<'a>(
+    scheme: Scheme,
+    req: &Signable<'a>,
+    ts: Option<&'a [u8]>,
+) -> Result<Vec<u8>, SignatureError> {
+    let (mut parts, with_form) = message(scheme, req, ts)?;
+    let form = with_form.then(|| twilio_params(req.body));
+    append_form(&mut parts, form.as_deref());
+    Ok(parts.concat())
 }
 
 /// Twilio's `bodySHA256` query parameter, if the URL has one.

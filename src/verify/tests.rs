@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::Config;
 use crate::crypto::{encode, Algorithm, Encoding, Key};
+use crate::verify::signature::SignatureError;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -274,7 +275,22 @@ fn header_values_cover_every_combination() {
         (true, true, true, "ip,token,hmac"),
     ];
     for (ip, token, hmac, want) in all {
-        assert_eq!(Passed { ip, token, hmac }.header_value(), want);
+        let mut p = Passed::default();
+        for (on, c) in [(ip, Check::Ip), (token, Check::Token), (hmac, Check::Hmac)] {
+            if on {
+                p.insert(c);
+            }
+        }
+        assert_eq!(p.header_value(), want);
+        // A public-key signature is `hmac` too; checks that vouch for
+        // nobody add nothing.
+        if hmac {
+            p.insert(Check::PublicKey);
+        }
+        p.insert(Check::Params);
+        p.insert(Check::Payload);
+        assert_eq!(p.header_value(), want);
+        assert_eq!(p.names_nothing(), want == "none");
     }
 }
 

@@ -43,6 +43,12 @@ pub fn screenshot_dir() -> PathBuf {
 impl Browser {
     /// Start Chromium headless with a fresh profile and attach to its page.
     pub async fn launch() -> Browser {
+        Browser::launch_with(&[]).await
+    }
+
+    /// [`Browser::launch`] with more command-line switches (e.g.
+    /// `--host-resolver-rules=MAP rebind.test 127.0.0.1`).
+    pub async fn launch_with(extra: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(chromium())
             .args([
@@ -55,6 +61,7 @@ impl Browser {
                 "--remote-debugging-port=0",
                 "--window-size=1280,900",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

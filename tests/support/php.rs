@@ -11,6 +11,7 @@ pub struct PhpReceiver {
     child: Child,
     pub addr: SocketAddr,
     record: PathBuf,
+    errors: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -22,10 +23,19 @@ impl PhpReceiver {
 
     /// Serve `tests/php/{sub}` as the document root.
     pub fn start_in(sub: &str) -> PhpReceiver {
+        PhpReceiver::start_with_ini(sub, &[])
+    }
+
+    /// [`PhpReceiver::start_in`] with php.ini settings (`-d NAME=VALUE`).
+    pub fn start_with_ini(sub: &str, ini: &[&str]) -> PhpReceiver {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("received.jsonl");
+        let errors = dir.path().join("php-errors.log");
         let docroot = format!("{}/tests/php/{sub}", crate::ROOT);
+        let mut args = vec![format!("error_log={}", errors.display())];
+        args.extend(ini.iter().map(|s| s.to_string()));
         let mut child = Command::new("php")
+            .args(args.iter().flat_map(|a| ["-d", a.as_str()]))
             .args(["-S", "127.0.0.1:0", "-t", &docroot])
             .env("CALLGATE_RECORD", &record)
             .stdin(Stdio::null())
@@ -57,6 +67,7 @@ impl PhpReceiver {
             child,
             addr,
             record,
+            errors,
             _dir: dir,
         }
     }
@@ -64,6 +75,11 @@ impl PhpReceiver {
     /// `http://127.0.0.1:PORT{path}`
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// What PHP's error_log() wrote.
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(&self.errors).unwrap_or_default()
     }
 
     /// What the receivers recorded, one JSON object per request.

@@ -37,12 +37,41 @@ struct Answer {
     /// Close a connection that waits this long for its next request, without
     /// a word, as a receiver's keep-alive timeout does.
     keep_alive_timeout: Option<Duration>,
+    /// Requests whose body contains this wait this long instead of `delay`.
+    slow: Option<(&'static [u8], Duration)>,
+}
+
+/// Requests being answered now, and the most at once.
+#[derive(Default)]
+struct Busy {
+    now: usize,
+    peak: usize,
+}
+
+/// Counts a request as being answered until dropped (also when the
+/// client goes away and the answer is abandoned).
+struct Answering(Arc<Mutex<Busy>>);
+
+impl Answering {
+    fn start(busy: &Arc<Mutex<Busy>>) -> Answering {
+        let mut b = busy.lock().unwrap();
+        b.now += 1;
+        b.peak = b.peak.max(b.now);
+        Answering(busy.clone())
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().now -= 1;
+    }
 }
 
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
     answer: Arc<Mutex<Answer>>,
+    busy: Arc<Mutex<Busy>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -64,15 +93,17 @@ impl Upstream {
             delay: Duration::ZERO,
             script: Default::default(),
             keep_alive_timeout: None,
+            slow: None,
         }));
-        let (s, a) = (seen.clone(), answer.clone());
+        let busy = Arc::new(Mutex::new(Busy::default()));
+        let (s, a, b) = (seen.clone(), answer.clone(), busy.clone());
         let task = tokio::spawn(async move {
             for conn in 0.. {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 let _ = tcp.set_nodelay(true);
-                let (s, a) = (s.clone(), a.clone());
+                let (s, a, b) = (s.clone(), a.clone(), b.clone());
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 if let Some(t) = a.lock().unwrap().keep_alive_timeout {
                     builder
@@ -82,14 +113,18 @@ impl Upstream {
                 }
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
-                        let (s, a) = (s.clone(), a.clone());
+                        let (s, a, b) = (s.clone(), a.clone(), b.clone());
                         async move {
+                            let _answering = Answering::start(&b);
                             let (parts, body) = req.into_parts();
                             let body = body
                                 .collect()
                                 .await
                                 .map(|c| c.to_bytes())
                                 .unwrap_or_default();
+                            let slow = a.lock().unwrap().slow.filter(|(needle, _)| {
+                                body.windows(needle.len()).any(|w| w == *needle)
+                            });
                             s.lock().unwrap().push(Recorded {
                                 method: parts.method,
                                 uri: parts.uri,
@@ -101,7 +136,7 @@ impl Upstream {
                             if let Some(next) = a.lock().unwrap().script.pop_front() {
                                 answer.status = next;
                             }
-                            tokio::time::sleep(answer.delay).await;
+                            tokio::time::sleep(slow.map_or(answer.delay, |(_, d)| d)).await;
                             let mut resp =
                                 Response::new(Full::new(Bytes::from_static(answer.body)));
                             *resp.status_mut() = answer.status;
@@ -119,6 +154,7 @@ impl Upstream {
             addr,
             seen,
             answer,
+            busy,
             task,
         }
     }
@@ -153,6 +189,22 @@ impl Upstream {
     /// Wait this long before answering.
     pub fn delay(&self, d: Duration) {
         self.answer.lock().unwrap().delay = d;
+    }
+
+    /// Requests whose body contains `needle` wait `d` before their answer.
+    pub fn delay_when(&self, needle: &'static [u8], d: Duration) {
+        self.answer.lock().unwrap().slow = Some((needle, d));
+    }
+
+    /// Requests being answered now (received, answer not yet given, client
+    /// still there as far as the server knows).
+    pub fn answering(&self) -> usize {
+        self.busy.lock().unwrap().now
+    }
+
+    /// The most requests answered at once so far.
+    pub fn peak(&self) -> usize {
+        self.busy.lock().unwrap().peak
     }
 
     /// `http://127.0.0.1:PORT{path}`

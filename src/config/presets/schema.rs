@@ -266,14 +266,14 @@ impl PresetFile {
         if let Some(b) = self.max_body_bytes.filter(|b| *b == 0 || *b > MAX_BODY) {
             return Err(format!("max_body_bytes = {b}: between 1 and {MAX_BODY}"));
         }
-        Ok(Defaults {
+        let defaults = Defaults {
             allow_ips: Box::leak(ips.into_boxed_slice()),
             hmac: self.hmac.as_ref().map(HmacFile::resolve).transpose()?,
             requires_token: self.requires_token,
             payload: self
                 .payload
                 .as_deref()
-                .map(|p| named("payload", p, &[("gengo-form", Payload::GengoForm)]))
+                .map(|p| named("payload", p, &PAYLOADS))
                 .transpose()?,
             max_body_bytes: self.max_body_bytes,
             dedupe_window,
@@ -287,8 +287,38 @@ impl PresetFile {
                 .as_deref()
                 .map(|h| named("handshake", h, &HANDSHAKES))
                 .transpose()?,
-        })
+        };
+        no_oracle(&defaults)?;
+        Ok(defaults)
     }
+}
+
+/// The body shapes a preset may demand, as written.
+const PAYLOADS: [(&str, Payload); 2] = [
+    ("gengo-form", Payload::GengoForm),
+    ("json-object", Payload::JsonObject),
+];
+
+/// A handshake answered with an HMAC under the route's key (X's CRC,
+/// Zoom's validation) hashes a token of 1 to 256 characters of
+/// `A-Za-z0-9+/=_-` (`verify::handshake::token_shaped`). Its answer must
+/// never be the signature of a message the scheme accepts, so the scheme's
+/// signed string must never be such a token: `{timestamp}.{body}` and
+/// `{id}.{timestamp}.{body}` have a `.`, `v0:{timestamp}:{body}` a `:`,
+/// `{url}{params}` the URL's `://`, none of them a token's character; a
+/// `{body}` must be a JSON object (its `{` is not one either).
+fn no_oracle(d: &Defaults) -> Result<(), String> {
+    let Some(handshake) = d.handshake.filter(|h| h.computes_with_key()) else {
+        return Ok(());
+    };
+    let name = handshake.name();
+    let Some(hmac) = d.hmac else {
+        return Err(format!("handshake = {name:?} answers with an HMAC under the route's key: give [preset.hmac], the scheme that key signs, so that callgate can make sure the answer never signs a message"));
+    };
+    if hmac.scheme.signed == Signed::Body && d.payload != Some(Payload::JsonObject) {
+        return Err(format!("handshake = {name:?} answers HMAC(key, token) for any token of A-Za-z0-9+/=_- the caller chooses, and hmac.signed = \"{{body}}\" would accept that token as a body signed by the answer: add payload = \"json-object\" (the provider's events are JSON objects; a token never is one), or sign a timestamp (signed = \"{{timestamp}}.{{body}}\")"));
+    }
+    Ok(())
 }
 
 impl HmacFile {

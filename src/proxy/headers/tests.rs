@@ -1,4 +1,5 @@
 use super::*;
+use crate::verify::Check;
 
 const PEER: &str = "::ffff:127.0.0.1";
 
@@ -55,11 +56,7 @@ fn reserved_headers_go_in_every_spelling_a_receiver_folds() {
             v.parse().unwrap(),
         );
     }
-    let passed = Passed {
-        ip: true,
-        token: false,
-        hmac: false,
-    };
+    let passed = Passed::of(&[Check::Ip]);
     rewrite(&mut h, false, passed, 0);
     let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
     names.sort_unstable();
@@ -81,11 +78,7 @@ fn reserved_headers_go_in_every_spelling_a_receiver_folds() {
     assert_eq!(h["x-forwarded-proto"], "https");
 }
 
-const ALL: Passed = Passed {
-    ip: true,
-    token: true,
-    hmac: true,
-};
+const ALL: Passed = Passed::of(&[Check::Ip, Check::Token, Check::Hmac]);
 
 fn vh() -> HeaderName {
     HeaderName::from_static("x-callgate-verified")
@@ -127,11 +120,7 @@ fn spoofed_verified_headers_are_replaced_by_one() {
     let mut h = HeaderMap::new();
     h.append("X-Callgate-Verified", "ip,token,hmac".parse().unwrap());
     h.append("x-CALLGATE-verified", "hmac".parse().unwrap());
-    let passed = Passed {
-        ip: false,
-        token: true,
-        hmac: false,
-    };
+    let passed = Passed::of(&[Check::Token]);
     rewrite(&mut h, false, passed, 0);
     let all: Vec<_> = h.get_all("x-callgate-verified").iter().collect();
     assert_eq!(all, vec!["token"]);

@@ -159,7 +159,7 @@ fn a_queued_copy_is_not_stored_again_until_it_is_gone() {
     assert_eq!(s.prune_replay(Some("r"), 1_300, 1_300).unwrap(), 1);
     let again = s.enqueue(&callback("r", "1"), Some(&queued)).unwrap().id();
     // Dropped by an operator: its keys go with it.
-    assert!(s.drop_callback(again).unwrap());
+    assert_eq!(s.drop_callback(again).unwrap(), Acted::Done);
     assert!(matches!(
         s.enqueue(&callback("r", "1"), Some(&queued)).unwrap(),
         Enqueued::Stored(_)
@@ -187,7 +187,7 @@ fn a_second_process_sees_the_same_store() {
     let a = Sqlite::open(dir.path()).unwrap();
     let b = Sqlite::open(dir.path()).unwrap();
     let id = a.enqueue(&callback("r", "1"), None).unwrap().id();
-    assert!(b.drop_callback(id).unwrap());
+    assert_eq!(b.drop_callback(id).unwrap(), Acted::Done);
     assert!(a.get(id).unwrap().is_none());
 }
 

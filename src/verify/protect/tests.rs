@@ -1,7 +1,7 @@
 //! The protection table: every spelling that some server resolves to a
 //! protected thing is refused; the site's ordinary pages stay open. The
 //! same families run against real Apache, php-fpm and `php -S` in
-//! tests/protection.rs.
+//! tests/protection/engines.rs.
 
 use super::*;
 use crate::config::Passthrough;

@@ -641,3 +641,419 @@ async fn sigterm_finishes_a_delivery_under_way(backend: Backend) {
     assert_eq!(up.count(), 1, "delivered again after the restart");
     println!("SIGTERM with a delivery under way: exited after {took:?}, delivered once");
 }
+
+/// How many times each body reached the receiver.
+fn tally(up: &Upstream) -> BTreeMap<String, usize> {
+    bodies(up).into_iter().fold(BTreeMap::new(), |mut m, b| {
+        *m.entry(b).or_default() += 1;
+        m
+    })
+}
+
+/// A small random number for the moments of the kills (no seed to keep).
+fn random_below(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    (nanos ^ (nanos >> 7)).wrapping_mul(0x9E37_79B9_7F4A_7C15) % n
+}
+
+both!(
+    kill_9_at_random_moments_repeats_at_most_what_was_in_flight,
+    sigterm_repeats_only_the_delivery_it_cut,
+    a_reload_storm_never_runs_two_workers_on_a_route,
+);
+
+/// kill -9 × 20 at random moments while a backlog drains through a receiver
+/// that takes 0.1 s, `max_in_flight = 4`. Every callback arrives; a kill
+/// repeats at most the 4 deliveries that were in flight (each outcome is
+/// recorded as it comes, not at the end of a round of 16).
+async fn kill_9_at_random_moments_repeats_at_most_what_was_in_flight(backend: Backend) {
+    const N: usize = 600;
+    const KILLS: usize = 20;
+    const IN_FLIGHT: usize = 4;
+    let store = QueueStore::new(backend);
+    let up = Upstream::recording().await;
+    up.delay(Duration::from_millis(100));
+    let text = config(&up.url("/r"), &store, "max_in_flight = 4");
+    let mut gw = Gateway::start(&text);
+    let mut session = Client::https(gw.https.unwrap(), Version::H2)
+        .session()
+        .await;
+    for i in 0..N {
+        let r = session
+            .post(
+                &format!("/cb?token={TOKEN}"),
+                &[],
+                format!("id-{i:04}").as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "callback {i}");
+    }
+    // Where each life of the gateway ends in the receiver's record, and
+    // how many requests the receiver was still answering at each kill.
+    let (mut ends, mut answering) = (Vec::new(), Vec::new());
+    for kill in 0..KILLS {
+        if kill > 0 {
+            gw = Gateway::start(&text);
+        }
+        // At a random moment once this life delivers.
+        let before = ends.last().copied().unwrap_or(0);
+        let start = Instant::now();
+        while up.count() == before && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(random_below(600))).await;
+        answering.push(up.answering());
+        gw.signal("KILL");
+        gw = tokio::task::spawn_blocking(move || {
+            gw.wait_exit(Duration::from_secs(5));
+            gw
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        ends.push(up.count());
+    }
+    let _last = Gateway::start(&text);
+    wait_for("every callback", Duration::from_secs(90), || {
+        tally(&up).len() >= N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = bodies(&up);
+    let lives: Vec<&[String]> = std::iter::once(0)
+        .chain(ends.iter().copied())
+        .zip(ends.iter().copied().chain(std::iter::once(all.len())))
+        .map(|(from, to)| &all[from..to])
+        .collect();
+    let mut per_kill = Vec::new();
+    for (k, life) in lives.iter().enumerate().take(KILLS) {
+        let later: std::collections::BTreeSet<&String> =
+            lives[k + 1..].iter().flat_map(|l| l.iter()).collect();
+        per_kill.push(life.iter().filter(|b| later.contains(b)).count());
+    }
+    let unique = tally(&up).len();
+    let duplicates = all.len() - unique;
+    println!(
+        "kill -9 ({backend:?}): {KILLS} kills, {N} acknowledged, {unique} delivered, lost {}, {duplicates} duplicate(s); per kill {per_kill:?} (most {}), receiver answering at each kill {answering:?}",
+        N - unique,
+        per_kill.iter().max().unwrap(),
+    );
+    assert_eq!(unique, N, "an acknowledged callback was lost");
+    assert_eq!(
+        per_kill.iter().sum::<usize>(),
+        duplicates,
+        "a duplicate within one life of the gateway"
+    );
+    for (k, d) in per_kill.iter().enumerate() {
+        assert!(
+            *d <= IN_FLIGHT,
+            "kill {k} repeated {d} deliveries, more than the {IN_FLIGHT} in flight: {per_kill:?}"
+        );
+    }
+}
+
+/// SIGTERM while one delivery of a backlog takes 20 s and the others took
+/// milliseconds: drain_timeout (1 s) cuts the slow one, and after the
+/// restart only it is delivered again; the others' 2xx were recorded as
+/// they came.
+async fn sigterm_repeats_only_the_delivery_it_cut(backend: Backend) {
+    let store = QueueStore::new(backend);
+    let addr = closed_port();
+    let text = format!(
+        "[gateway]\ndrain_timeout = \"1s\"\n{}",
+        config(&format!("http://{addr}/r"), &store, "max_in_flight = 4")
+            .replace("upstream_timeout = \"2s\"", "upstream_timeout = \"60s\"")
+    );
+    let mut gw = Gateway::start(&text);
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    for body in std::iter::once("slow".to_owned()).chain((0..16).map(|i| format!("n-{i:02}"))) {
+        let r = c
+            .post(&format!("/cb?token={TOKEN}"), &[], body.as_bytes())
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    // The receiver comes up; the slow one takes 20 s.
+    let up = Upstream::recording_on(addr).await;
+    up.delay_when(b"slow", Duration::from_secs(20));
+    wait_for(
+        "16 deliveries besides the slow one",
+        Duration::from_secs(10),
+        || tally(&up).len() >= 16 && up.answering() <= 1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.signal("TERM");
+    let code = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let before = tally(&up);
+    let _again = Gateway::start(&text);
+    wait_for("every callback delivered", Duration::from_secs(15), || {
+        tally(&up).len() == 17
+    })
+    .await;
+    // The slow one again (after its lease on PostgreSQL), and nothing else.
+    wait_for("the slow one again", Duration::from_secs(15), || {
+        tally(&up).get("slow").copied().unwrap_or(0) >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = tally(&up);
+    let repeated: Vec<&String> = after
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(b, _)| b)
+        .collect();
+    println!(
+        "SIGTERM ({backend:?}) with one slow delivery: {} delivered before the stop, repeated after the restart: {repeated:?}",
+        before.len()
+    );
+    assert_eq!(repeated, vec!["slow"], "only the cut delivery repeats");
+}
+
+/// A reload storm removes and restores a queue route while its backlog
+/// drains through a slow receiver: the restored route's worker waits for
+/// the old one's deliveries, so no callback is delivered twice and the
+/// receiver never holds more than `max_in_flight`.
+async fn a_reload_storm_never_runs_two_workers_on_a_route(backend: Backend) {
+    const N: usize = 120;
+    let store = QueueStore::new(backend);
+    let up = Upstream::recording().await;
+    up.delay(Duration::from_millis(250));
+    let gw = Gateway::start(&config(&up.url("/r"), &store, "max_in_flight = 4"));
+    let with = std::fs::read_to_string(&gw.config_path).unwrap();
+    let mut session = Client::https(gw.https.unwrap(), Version::H2)
+        .session()
+        .await;
+    for i in 0..N {
+        let r = session
+            .post(
+                &format!("/cb?token={TOKEN}"),
+                &[],
+                format!("id-{i:04}").as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202);
+    }
+    // The same file without the queue route (a direct route instead).
+    let start = with.find("[[route]]").unwrap();
+    let without = format!(
+        "{}[[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{}\"\ntoken = {{ secrets = [\"x-0123456789abcdef\"] }}\n",
+        &with[..start],
+        up.url("/o")
+    );
+    for _ in 0..15 {
+        std::fs::write(&gw.config_path, &without).unwrap();
+        gw.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(50 + random_below(200))).await;
+        std::fs::write(&gw.config_path, &with).unwrap();
+        gw.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(50 + random_below(300))).await;
+    }
+    wait_for("every callback", Duration::from_secs(60), || {
+        tally(&up).len() >= N
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let duplicates = up.count() - N;
+    println!(
+        "reload storm ({backend:?}): 30 reloads, {N} callbacks, {duplicates} duplicate(s), most at the receiver at once {}",
+        up.peak()
+    );
+    assert_eq!(duplicates, 0, "two workers delivered the same callback");
+    assert!(
+        up.peak() <= 4,
+        "more than max_in_flight at once: {}",
+        up.peak()
+    );
+}
+
+/// A small tmpfs mounted for one test (root only), unmounted at the end.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(dir))
+    }
+
+    /// Fill it to the last byte; the filler file, to remove when space returns.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        for chunk in [65536, 4096, 1] {
+            let bytes = vec![0u8; chunk];
+            while f.write_all(&bytes).is_ok() {}
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// The store's filesystem fills up under a running gateway. While full:
+/// a new callback gets 503 (never 202), /healthz says the store is
+/// unavailable, the worker owes what it could not record and delivers
+/// nothing new, retrying the write with the route's backoff: a receiver
+/// answering 503 sees attempts within the retry schedule, and one answering
+/// 200 gets the callback once (on main: 163 attempts in 10 s, and 217
+/// deliveries of one callback). When space returns nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_deliveries_until_their_outcomes_are_recorded() {
+    let Some(disk) = Tmpfs::mount("2m") else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    };
+    let dir = disk.0.path().join("queue");
+    let up = Upstream::recording().await;
+    up.answer(503, vec![], b"busy");
+    let cert = support::gateway::test_cert();
+    let text = format!(
+        "[listen]\nhttps = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n{}",
+        cert.cert_path.display().to_string(),
+        cert.key_path.display().to_string(),
+        config_dir(&up.url("/r"), &dir, "").replace(
+            "retry = { base = \"50ms\", cap = \"200ms\", max_attempts = 1000 }",
+            "retry = { base = \"400ms\", cap = \"2s\", max_attempts = 1000 }"
+        )
+    );
+    let gw = Gateway::start_raw(&text, &[]);
+    let client = Client::https(gw.https.unwrap(), Version::H1);
+    let admin = Client::http(gw.admin.unwrap());
+    let post = |body: &'static str| {
+        let c = &client;
+        async move {
+            c.post(&format!("/cb?token={TOKEN}"), &[], body.as_bytes())
+                .await
+                .status
+        }
+    };
+    let get = |path: &'static str| {
+        let a = &admin;
+        async move {
+            let r = a.request(http::Method::GET, path, &[], b"").await;
+            (
+                r.status.as_u16(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )
+        }
+    };
+    assert_eq!(post("first").await, 202);
+    wait_for("a first attempt", Duration::from_secs(5), || {
+        up.count() >= 1
+    })
+    .await;
+
+    // Full, the receiver answering 503.
+    let filler = disk.fill();
+    assert_eq!(
+        post("while-full-1").await,
+        503,
+        "acknowledged on a full disk"
+    );
+    let window = Duration::from_secs(4);
+    let from = up.count();
+    tokio::time::sleep(window).await;
+    let attempts_503 = up.count() - from;
+    // The schedule from base 400 ms: waits of at least 200, 400, 800, 1000 ms…
+    let schedule_503 = 6;
+    assert!(
+        attempts_503 <= schedule_503,
+        "{attempts_503} attempts in {window:?}"
+    );
+    let (status, health) = get("/healthz").await;
+    assert!(
+        status == 503 || health.contains("unavailable"),
+        "{status} {health}"
+    );
+    let (_, metrics) = get("/metrics").await;
+    assert!(
+        metrics.contains("callgate_queue_unrecorded_outcomes{route=\"tolq\"} 1"),
+        "{metrics}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("the owed outcome recorded", Duration::from_secs(10), || {
+        gw.log().contains("the store records again")
+    })
+    .await;
+    let (status, health) = get("/healthz").await;
+    assert!(
+        status == 200 && !health.contains("unavailable"),
+        "{status} {health}"
+    );
+
+    // Full again, the receiver answering 200.
+    let filler = disk.fill();
+    up.answer(200, vec![], b"ok");
+    let from = up.count();
+    tokio::time::sleep(window).await;
+    let deliveries_200 = up.count() - from;
+    assert!(
+        deliveries_200 <= 1,
+        "delivered {deliveries_200} times while full"
+    );
+    assert_eq!(
+        post("while-full-2").await,
+        503,
+        "acknowledged on a full disk"
+    );
+    std::fs::remove_file(&filler).unwrap();
+
+    // Space is back: nothing acknowledged is lost, nothing delivered twice.
+    assert_eq!(post("after").await, 202);
+    wait_for(
+        "every acknowledged callback",
+        Duration::from_secs(15),
+        || {
+            let t = tally(&up);
+            t.contains_key("first") && t.contains_key("after")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = gw.log();
+    let first_failures = log.matches("cannot record what came of deliveries").count();
+    println!(
+        "full disk: receiver answering 503: {attempts_503} attempt(s) in {window:?} (the schedule allows {schedule_503}); answering 200: {deliveries_200} delivery(ies) in {window:?}; lost 0; log lines at first failure: {first_failures}"
+    );
+    assert_eq!(
+        first_failures, 2,
+        "one log line per spell of failures:\n{log}"
+    );
+    let t = tally(&up);
+    assert!(!t.contains_key("while-full-1") && !t.contains_key("while-full-2"));
+    assert_eq!(t["after"], 1);
+    assert_eq!(store_rows(&dir), 0, "the queue is empty");
+}
+
+fn store_rows(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("callgate-queue.sqlite3")).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM callbacks", [], |r| r.get(0))
+        .unwrap()
+}

@@ -347,7 +347,9 @@ fn threats_names_only_tests_that_exist() {
             continue;
         }
         for cell in line.split('`').skip(1).step_by(2) {
-            let Some((file, name)) = cell.split_once("::") else { continue };
+            let Some((file, name)) = cell.split_once("::") else {
+                continue;
+            };
             if !(file.starts_with("tests/") || file.starts_with("src/")) || !file.ends_with(".rs") {
                 continue;
             }
@@ -356,14 +358,74 @@ fn threats_names_only_tests_that_exist() {
                 last.1 += 1;
             }
             let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
-            let found = text.contains(&format!("fn {name}(")) || text.contains(&format!("fn {name}<"));
+            let found =
+                text.contains(&format!("fn {name}(")) || text.contains(&format!("fn {name}<"));
             if !found {
                 missing.push(format!("{section}: {file}::{name}"));
             }
         }
     }
     assert!(named > 0, "THREATS.md names no test");
-    assert!(missing.is_empty(), "THREATS.md names tests that do not exist: {missing:#?}");
-    let empty: Vec<_> = per_section.iter().filter(|(_, n)| *n == 0).map(|(s, _)| s).collect();
-    assert!(empty.is_empty(), "promises with no attacking test: {empty:?}");
+    assert!(
+        missing.is_empty(),
+        "THREATS.md names tests that do not exist: {missing:#?}"
+    );
+    let empty: Vec<_> = per_section
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(s, _)| s)
+        .collect();
+    assert!(
+        empty.is_empty(),
+        "promises with no attacking test: {empty:?}"
+    );
+}
+
+/// The README's test command, run without root on a machine missing its
+/// peers, stops within a minute, before building, and names every missing
+/// peer at once with the line that installs them.
+#[test]
+fn the_test_command_names_every_missing_peer_before_building() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = tempfile::tempdir().unwrap();
+    // A PATH with nothing but what the script itself needs, and an `id`
+    // that says "not root".
+    let dirname = ["/usr/bin/dirname", "/bin/dirname"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .unwrap();
+    std::os::unix::fs::symlink(dirname, bin.path().join("dirname")).unwrap();
+    let id = bin.path().join("id");
+    std::fs::write(&id, "#!/bin/sh\necho 1000\n").unwrap();
+    std::fs::set_permissions(&id, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("/bin/bash")
+        .arg(root.join("tests/run"))
+        .env_clear()
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    for package in [
+        "php-cli",
+        "curl",
+        "pebble",
+        "postgresql-client",
+        "nodejs",
+        "npm",
+        "prometheus",
+    ] {
+        assert!(
+            stderr.contains(&format!("  {package}: ")),
+            "{package} not named: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("sudo apt-get update && sudo apt-get install -y php-cli"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cargo"), "it went on to build: {stderr}");
 }

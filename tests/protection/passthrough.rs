@@ -174,6 +174,7 @@ async fn the_shipped_apache_example_serves_the_site_and_its_callbacks() {
     let (text, creds) = support::gateway::apache_example();
     let text = text
         .replace("127.0.0.1:8080", &php.addr.to_string())
+        .replace("127.0.0.1:8081", &php.addr.to_string())
         .replace("\"www.example.com\", \"example.com\"", "\"localhost\"");
     let gw = Gateway::start_raw(
         &text,
@@ -204,4 +205,110 @@ async fn the_shipped_apache_example_serves_the_site_and_its_callbacks() {
     assert_eq!(seen[1]["receiver"], "gengo");
     assert_eq!(seen[1]["job"]["job_id"], "42");
     assert_eq!(seen[1]["verified"], "token");
+}
+
+/// examples/site-behind-callgate.md word for word, on real Apache with
+/// mod_php: the guide's own step-4b Apache block (only the document root
+/// and the scripts' port changed), the shipped example config (only its
+/// ports, certificate and names changed). The routes reach the scripts
+/// through their own vhost, the site's vhost refuses a direct hit itself,
+/// callgate refuses it too, port 80 (the http listener) answers 308, and
+/// `check` passes without warning of the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_steps_work_on_real_apache() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let guide =
+        std::fs::read_to_string(format!("{root}/examples/site-behind-callgate.md")).unwrap();
+    let block = guide
+        .split("```apache\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("Listen 127.0.0.1:8081"))
+        .expect("the guide's step 4b Apache block");
+    let scripts_port = support::apache::free_port();
+    let lock = block
+        .replace("/var/www/site", &format!("{root}/tests/php/site"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{scripts_port}"));
+    let apache = support::apache::Apache::start(support::apache::Engine::ModPhp, "site", &lock);
+
+    let (text, creds) = support::gateway::apache_example();
+    let text = text
+        .replace("127.0.0.1:8080", &apache.addr.to_string())
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{scripts_port}"))
+        .replace("\"www.example.com\", \"example.com\"", "\"localhost\"");
+    let creds_dir = creds.path().to_str().unwrap();
+    let gw = Gateway::start_raw(&text, &[("CREDENTIALS_DIRECTORY", creds_dir)]);
+    let (code, _, err) = support::gateway::run_cli(
+        &[
+            "check",
+            "--config",
+            gw.config_path.to_str().unwrap(),
+            "--credentials",
+            creds_dir,
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("also serves and protects"), "{err}");
+
+    let https = Client::https(gw.https.unwrap(), Version::H1);
+    let r = https.request(Method::GET, "/page.php", &[], b"").await;
+    assert_eq!(r.status, 200, "the site");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let job = b"job=%7B%22job_id%22%3A%2242%22%2C%22status%22%3A%22approved%22%7D";
+    let r = https
+        .post("/gengo/callback?token=g-0123456789abcdef", &form, job)
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "{} {}",
+        String::from_utf8_lossy(&r.body),
+        apache.error_log()
+    );
+    // A direct hit: refused by callgate, and by Apache itself on the site's vhost.
+    assert_eq!(
+        https.post("/gengo/callback.php", &form, job).await.status,
+        403
+    );
+    let req = "POST /gengo/callback.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (statuses, _) = support::raw::exchange(apache.addr, req.as_bytes()).await;
+    assert_eq!(statuses, [403], "the site's vhost denies the script itself");
+    // Port 80: the redirect.
+    let r = Client::http(gw.http.unwrap())
+        .request(Method::GET, "/page?x=1", &[], b"")
+        .await;
+    assert_eq!(r.status, 308);
+    let runs: Vec<_> = apache
+        .records()
+        .into_iter()
+        .filter(|r| r["receiver"] == "gengo")
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["verified"], "token");
+
+    // The example's routes pointed at the site's vhost: check warns.
+    let locked = text.replace(
+        &format!("127.0.0.1:{scripts_port}"),
+        &apache.addr.to_string(),
+    );
+    let path = gw.dir.path().join("locked.toml");
+    std::fs::write(&path, locked).unwrap();
+    let (code, _, err) = support::gateway::run_cli(
+        &[
+            "check",
+            "--config",
+            path.to_str().unwrap(),
+            "--credentials",
+            creds_dir,
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("route \"gengo\" delivers to") && err.contains("also serves and protects"),
+        "{err}"
+    );
 }

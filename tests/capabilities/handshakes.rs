@@ -28,9 +28,10 @@ async fn endpoint_checks_are_answered_at_the_edge_and_deliveries_go_through() {
     };
     let text = [
         route("slack", &format!("hmac = {{ secrets = [\"{SLACK}\"] }}")),
-        route("zoom", &format!("hmac = {{ secrets = [\"{ZOOM}\"] }}")),
+        // Their answers are HMACs under the route's key: only the provider may ask.
+        route("zoom", &format!("hmac = {{ secrets = [\"{ZOOM}\"] }}\nallow_ips = [\"127.0.0.1\"]")),
         route("meta", &format!("hmac = {{ secrets = [\"{META_APP}\"] }}\nhandshake = {{ verify_token = \"{META_VERIFY}\" }}")),
-        route("x", &format!("hmac = {{ secrets = [\"{X}\"] }}")),
+        route("x", &format!("hmac = {{ secrets = [\"{X}\"] }}\nallow_ips = [\"127.0.0.1\"]")),
         route("dropbox", &format!("hmac = {{ secrets = [\"{DROPBOX}\"] }}")),
     ]
     .concat();

@@ -304,3 +304,133 @@ token = {{ secrets = ["{TOKEN}"] }}
         .to_owned();
     assert_ne!(id(&assertion), id(&second));
 }
+
+/// A multipart callback, as a provider sends one.
+const MULTIPART: &[u8] = b"--XyZ\r\nContent-Disposition: form-data; name=\"event\"\r\n\r\n{\"id\":7,\"status\":\"done\"}\r\n--XyZ--\r\n";
+const MULTIPART_CT: &str = "multipart/form-data; boundary=XyZ";
+
+/// PHP parses a multipart body into $_POST and leaves php://input empty:
+/// v2 cannot hash the body, so it refuses, and says why in error_log (a
+/// receiver with enable_post_data_reading=0 keeps the body and accepts).
+/// Without APCu and without a seen dir it refuses too: it could not tell a
+/// replay. So the assertion of an empty multipart request cannot vouch for
+/// a forged multipart body sent straight to PHP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_refuses_multipart_bodies_and_receivers_that_cannot_remember_ids_and_says_why() {
+    let php = PhpReceiver::start();
+    let raw = PhpReceiver::start_with_ini("", &["enable_post_data_reading=0"]);
+    let seen = tempfile::tempdir().unwrap();
+    let seen = seen.path().display().to_string();
+    let url = |p: &PhpReceiver, route: &str, seen: &str| {
+        p.url(&format!("/assert2_any.php?route={route}&seen={seen}"))
+    };
+    let route = |name: &str, upstream: String| {
+        format!("[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{upstream}\"\ntoken = {{ secrets = [\"{TOKEN}\"] }}\n\n")
+    };
+    let gw = Gateway::start(&format!(
+        "[gateway]\nassertion = {{ key = \"assertion-test-key\", version = 2 }}\n\n{}{}{}",
+        route("mp", url(&php, "mp", &seen)),
+        route("raw", url(&raw, "raw", &seen)),
+        route("nowhere", url(&php, "nowhere", "none")),
+    ));
+    let c = Client::https(gw.https.unwrap(), Version::H1);
+    let send = |name: &'static str, ct: &'static str, body: &'static [u8]| {
+        let c = &c;
+        async move {
+            let r = c
+                .post(
+                    &format!("/{name}?token={TOKEN}"),
+                    &[("content-type", ct)],
+                    body,
+                )
+                .await;
+            (
+                r.status.as_u16(),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )
+        }
+    };
+
+    // A real multipart callback through callgate: PHP parsed it, so v2 refuses, saying why.
+    let (status, body) = send("mp", MULTIPART_CT, MULTIPART).await;
+    assert_eq!(status, 403, "{body}");
+    let record = php.records().pop().unwrap();
+    assert_eq!(record["accepted"], false);
+    assert_eq!(record["post_fields"], 1, "PHP parsed the multipart body");
+    let errors = php.errors();
+    assert!(
+        errors.contains("callgate_assertion_v2: refused: a multipart body")
+            && errors.contains("enable_post_data_reading=0"),
+        "{errors}"
+    );
+
+    // The documented way: enable_post_data_reading=0 keeps the raw body in
+    // php://input; the assertion holds over it, and only once.
+    let (status, body) = send("raw", MULTIPART_CT, MULTIPART).await;
+    assert_eq!((status, body.as_str()), (200, "OK token\n"));
+    let record = raw.records().pop().unwrap();
+    assert_eq!(record["raw_length"], MULTIPART.len());
+    assert_eq!(record["post_fields"], 0);
+    let (target, assertion) = (
+        record["uri"].as_str().unwrap().to_owned(),
+        record["assertion"].as_str().unwrap().to_owned(),
+    );
+    let again = raw_post(
+        &target,
+        &gw_host(&record),
+        MULTIPART_CT,
+        Some(&assertion),
+        MULTIPART,
+    );
+    let direct = Client::http(raw.addr);
+    assert_eq!(direct.raw(&again).await.0.first(), Some(&403), "a replay");
+    assert!(
+        raw.errors().contains("refused: a replay"),
+        "{}",
+        raw.errors()
+    );
+
+    // Neither APCu nor a seen dir: even a genuine JSON callback is refused.
+    let json = "application/json";
+    let (status, body) = send("nowhere", json, b"{\"id\":8}").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        php.errors()
+            .contains("refused: nowhere to remember assertion ids"),
+        "{}",
+        php.errors()
+    );
+
+    // The assertion of an empty multipart request, captured, and a forged
+    // multipart body sent with it straight to PHP: refused, as multipart.
+    let (status, _) = send("nowhere", MULTIPART_CT, b"").await;
+    assert_eq!(status, 403);
+    let record = php.records().pop().unwrap();
+    let (target, host, assertion) = (
+        record["uri"].as_str().unwrap().to_owned(),
+        gw_host(&record),
+        record["assertion"].as_str().unwrap().to_owned(),
+    );
+    let forged = b"--XyZ\r\nContent-Disposition: form-data; name=\"event\"\r\n\r\n{\"id\":666,\"refund\":true}\r\n--XyZ--\r\n";
+    let before = php.errors().matches("refused: a multipart body").count();
+    let req = raw_post(&target, &host, MULTIPART_CT, Some(&assertion), forged);
+    let status = Client::http(php.addr).raw(&req).await.0;
+    assert_eq!(status.first(), Some(&403), "a forged multipart body");
+    assert_eq!(
+        php.errors().matches("refused: a multipart body").count(),
+        before + 1,
+        "refused as multipart"
+    );
+}
+
+/// The Host the receiver saw, from the assertion (`host=…;ct=`).
+fn gw_host(record: &serde_json::Value) -> String {
+    let a = record["assertion"].as_str().unwrap();
+    a.split(";host=")
+        .nth(1)
+        .unwrap()
+        .split(";ct=")
+        .next()
+        .unwrap()
+        .to_owned()
+}

@@ -407,6 +407,82 @@ async fn socket_activation_serves_on_the_passed_listener() {
     assert_eq!(up.count(), 1);
 }
 
+/// The shipped units pass 443 (callgate.socket, `https`) and 80
+/// (callgate-http.socket, `http`): both named descriptors are served, the
+/// https one with the routes, the http one with the redirect to https, and
+/// neither port is bound by callgate itself.
+#[tokio::test]
+async fn socket_activation_serves_https_and_http_by_name() {
+    let up = Upstream::recording().await;
+    let https = support::upstream::closed_port().port();
+    let http = support::upstream::closed_port().port();
+    let text = listen_and_tls().replace("admin = \"127.0.0.1:0\"\n", "http_redirect = true\n")
+        + &route("a", "/a", &up.url("/a"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let (l1, l2) = (format!("127.0.0.1:{https}"), format!("127.0.0.1:{http}"));
+    let mut child = Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &l1,
+            "-l",
+            &l2,
+            "--fdname=https:http",
+            "-E",
+            "RUST_LOG=info",
+        ])
+        .arg(support::gateway::binary())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status_line = loop {
+        use std::io::{Read, Write};
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "http never answered"
+        );
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", http)) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = s.write_all(
+            b"GET /page?x=1 HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n",
+        );
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        if !answer.is_empty() {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let addr = l1.parse().unwrap();
+    let r = Client::https(addr, Version::H2)
+        .post("/a?token=t-0123456789abcdef", &[], b"activated")
+        .await;
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(status_line.starts_with("HTTP/1.1 308"), "{status_line}");
+    assert!(
+        status_line.contains(&format!(
+            "location: https://www.example.com:{https}/page?x=1"
+        )) || status_line.contains("location: https://www.example.com/page?x=1"),
+        "{status_line}"
+    );
+    assert_eq!(r.status, 200, "{log}");
+    for (name, port) in [("https", https), ("http", http)] {
+        assert!(
+            log.contains(&format!("listener=\"{name}\" addr=127.0.0.1:{port}")),
+            "{log}"
+        );
+    }
+    assert_eq!(up.count(), 1);
+}
+
 /// `systemd-analyze verify` must print nothing (it reports bad keys as
 /// warnings with exit 0) and the exposure score must be at most 1.5.
 #[test]
@@ -421,7 +497,11 @@ fn systemd_units_verify_clean_and_score_ok() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
-    for unit in ["callgate.service", "callgate.socket"] {
+    for unit in [
+        "callgate.service",
+        "callgate.socket",
+        "callgate-http.socket",
+    ] {
         let text = std::fs::read_to_string(format!("{root}/systemd/{unit}")).unwrap();
         // verify checks that ExecStart's binary exists: point it at the one under test.
         std::fs::write(
@@ -432,7 +512,12 @@ fn systemd_units_verify_clean_and_score_ok() {
     }
     let out = Command::new("systemd-analyze")
         .current_dir(dir.path())
-        .args(["verify", "./callgate.service", "./callgate.socket"])
+        .args([
+            "verify",
+            "./callgate.service",
+            "./callgate.socket",
+            "./callgate-http.socket",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -458,4 +543,103 @@ fn systemd_units_verify_clean_and_score_ok() {
         .unwrap_or_else(|| panic!("no exposure score in:\n{text}"));
     eprintln!("systemd-analyze security exposure: {score}");
     assert!(score <= 1.5, "exposure {score} > 1.5:\n{text}");
+}
+
+/// `callgate run ARGS`, given at most 10 s to exit: its exit code (None:
+/// still serving, then killed) and its log.
+fn run_briefly(prefix: &[&str], args: &[&str], poke: Option<u16>) -> (Option<i32>, String) {
+    let mut cmd = match prefix.split_first() {
+        Some((wrapper, rest)) => {
+            let mut c = Command::new(wrapper);
+            c.args(rest).arg(support::gateway::binary());
+            c
+        }
+        None => Command::new(support::gateway::binary()),
+    };
+    let mut child = cmd
+        .arg("run")
+        .args(args)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        // systemd-socket-activate starts callgate on the first connection.
+        if let Some(port) = poke {
+            let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The shipped example's trial values (self_signed, the CHANGE-ME secrets)
+/// are served on loopback only: the README's first command keeps working,
+/// while the same file on a public address, or given a public socket by
+/// systemd, is refused by `check` and `run`, naming each value to edit.
+#[test]
+fn trial_values_are_served_on_loopback_only() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/config.example.toml")).unwrap();
+    assert!(example.contains("https = \"127.0.0.1:8443\""));
+    let on_loopback = example.replace("https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"");
+    let gw = Gateway::start_raw(&on_loopback, &[]);
+    assert!(gw.https.is_some(), "the trial serves on loopback");
+    drop(gw);
+
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public.toml");
+    let text = example.replace("https = \"127.0.0.1:8443\"", "https = \"0.0.0.0:0\"")
+        + &format!(
+            "\n[queue]\ndir = {:?}\n",
+            dir.path().join("q").display().to_string()
+        );
+    std::fs::write(&public, text).unwrap();
+    let public = public.display().to_string();
+    let named = |said: &str| {
+        said.contains("listen.https = \"0.0.0.0:0\"")
+            && said.contains("[tls] self_signed = true (give cert and key)")
+            && said.contains("token.secrets[0] (a CHANGE-ME placeholder")
+            && said.contains("hmac.secrets[0] (a CHANGE-ME placeholder")
+            && !said.contains("demo-tolq-token")
+    };
+    let (code, _, err) = support::gateway::run_cli(&["check", "--config", &public], b"", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(named(&err), "{err}");
+    let (code, log) = run_briefly(&[], &["--config", &public], None);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(named(&log), "{log}");
+
+    // The file says loopback; systemd passes a public socket.
+    let loopback = dir.path().join("loopback.toml");
+    let text = example
+        + &format!(
+            "\n[queue]\ndir = {:?}\n",
+            dir.path().join("q").display().to_string()
+        );
+    std::fs::write(&loopback, text).unwrap();
+    let port = support::upstream::closed_port().port();
+    let listen = format!("0.0.0.0:{port}");
+    let wrapper = ["systemd-socket-activate", "-l", &listen, "--fdname=https"];
+    let (code, log) = run_briefly(
+        &wrapper,
+        &["--config", &loopback.display().to_string()],
+        Some(port),
+    );
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("listen.https = \"0.0.0.0:{port}\"")),
+        "{log}"
+    );
+    assert!(log.contains("[tls] self_signed = true"), "{log}");
 }

@@ -61,7 +61,7 @@ async fn http(
 ) -> (u16, String) {
     let req = [
         format!(
-            "{method} {target} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n{head}Content-Length: {}\r\n\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{head}Content-Length: {}\r\n\r\n",
             body.len()
         )
         .as_bytes(),

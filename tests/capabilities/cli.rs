@@ -789,3 +789,212 @@ fn operator_presets_are_checked_and_named_in_errors() {
         "{out}{err}"
     );
 }
+
+/// An admin's shell has no CREDENTIALS_DIRECTORY: `check` and `explain`
+/// read `cred:NAME` from `--credentials DIR`, the error without it names
+/// the flag, and `explain --route X` reads X's secrets and no other's.
+#[test]
+fn check_and_explain_read_credentials_from_a_shell() {
+    let (text, creds) = support::gateway::apache_example();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let path = write_config(cfg_dir.path(), &text);
+    let creds_path = creds.path().display().to_string();
+
+    let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--credentials DIR"),
+        "the flag is named: {err}"
+    );
+
+    let (code, out, err) = run_cli(
+        &["check", "--config", &path, "--credentials", &creds_path],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cred:tolq-api-key"), "{out}");
+
+    let (code, _, err) = run_cli(
+        &[
+            "check",
+            "--config",
+            &path,
+            "--credentials",
+            "/nonexistent/creds",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--credentials /nonexistent/creds: not a directory"),
+        "{err}"
+    );
+
+    // Only gengo's token in the directory: explaining gengo needs no other.
+    let only_gengo = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        creds.path().join("gengo-callback-token"),
+        only_gengo.path().join("gengo-callback-token"),
+    )
+    .unwrap();
+    let body = "job=%7B%22job_id%22%3A1%7D";
+    let request = cfg_dir.path().join("gengo.http");
+    std::fs::write(
+        &request,
+        format!(
+            "POST /gengo/callback?token=g-0123456789abcdef HTTP/1.1\r\nHost: www.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .unwrap();
+    let request = request.display().to_string();
+    let gengo_dir = only_gengo.path().display().to_string();
+    let args = [
+        "explain",
+        "--config",
+        &path,
+        "--route",
+        "gengo",
+        "--request",
+        &request,
+        "--from",
+        "203.0.113.9",
+        "--credentials",
+        &gengo_dir,
+    ];
+    let (code, out, err) = run_cli(&args, b"", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would accept"), "{out}");
+    assert!(
+        !err.contains("tolq-api-key") && !err.contains("tolq-callback-token"),
+        "another route's secrets were read: {err}"
+    );
+    // The route explained still needs its own.
+    let mut tolq = args;
+    tolq[4] = "tolq";
+    let (code, _, err) = run_cli(&tolq, b"", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tolq-callback-token"), "{err}");
+}
+
+/// callgate.service has no capabilities: a `[listen]` port below 1024 works
+/// only when a shipped socket unit passes it (443: callgate.socket, 80:
+/// callgate-http.socket). `check` fails for any other, even run as root
+/// (which could bind it; the unit cannot), naming the unit to edit.
+#[test]
+fn check_fails_for_a_privileged_port_the_units_do_not_pass() {
+    let cert = test_cert();
+    let (_, creds) = support::gateway::apache_example();
+    let creds_path = creds.path().display().to_string();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/examples/tolq-gengo-apache.toml"))
+        .unwrap()
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/fullchain.pem",
+            &cert.cert_path.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/www.example.com/privkey.pem",
+            &cert.key_path.display().to_string(),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = write_config(dir.path(), text);
+        run_cli(
+            &["check", "--config", &path, "--credentials", &creds_path],
+            b"",
+            &[],
+        )
+    };
+    // As shipped: 443 and 80, both passed by the socket units.
+    let (code, _, err) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    let cases = [
+        (
+            text.replace("0.0.0.0:443", "0.0.0.0:444"),
+            "listen.https = \"0.0.0.0:444\": port 444 is below",
+            "callgate.socket passes port 443",
+        ),
+        (
+            text.replace("0.0.0.0:80", "0.0.0.0:81"),
+            "listen.http = \"0.0.0.0:81\"",
+            "callgate-http.socket passes port 80",
+        ),
+        (
+            text.replace(
+                "http_redirect = true",
+                "http_redirect = true\nadmin = \"127.0.0.1:90\"",
+            ),
+            "listen.admin = \"127.0.0.1:90\"",
+            "no shipped socket unit passes an admin listener",
+        ),
+    ];
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if start <= 90 {
+        eprintln!("skipped: this kernel lets anyone bind from port {start}");
+        return;
+    }
+    for (text, what, fix) in cases {
+        let (code, _, err) = check(&text);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains(what) && err.contains(fix), "{err}");
+    }
+}
+
+/// `presets show NAME` pastes into a config as it is: a `[[preset]]` with
+/// `[preset.hmac]` (not `[hmac]`, which gave "unknown field `hmac`"), for
+/// every built-in preset.
+#[test]
+fn every_shown_preset_pastes_into_a_config() {
+    let (code, list, _) = run_cli(&["presets"], b"", &[]);
+    assert_eq!(code, 0);
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() >= 70, "{list}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = Vec::new();
+    for name in &names {
+        let (code, shown, err) = run_cli(&["presets", "show", name], b"", &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!shown.lines().any(|l| l == "[hmac]"), "{shown}");
+        let renamed = shown.replace(&format!("name = \"{name}\""), "name = \"pasted\"");
+        // Pasted at the end of a config (after a [[route]]), as an operator would.
+        let path = write_config(dir.path(), &format!("{GOOD}\n{renamed}"));
+        let (code, out, err) = run_cli(&["check", "--offline", "--config", &path], b"", &[]);
+        if code != 0 || !out.contains("route \"tolq\"") {
+            bad.push(format!("{name}: {err}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// `[route]` written for `[[route]]` (and the other lists) gets the fix,
+/// not only serde's "invalid type: map, expected a sequence".
+#[test]
+fn a_single_bracket_list_table_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    for (written, fix) in [
+        ("[[route]]", "[route]"),
+        ("[[passthrough]]", "[passthrough]"),
+    ] {
+        let text = match written {
+            "[[route]]" => GOOD.replace(written, fix),
+            _ => format!("{GOOD}\n{fix}\nupstream = \"http://127.0.0.1:8080\"\n"),
+        };
+        let path = write_config(dir.path(), &text);
+        let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains(&format!("write {written}, with two brackets")),
+            "{err}"
+        );
+    }
+}

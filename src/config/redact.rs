@@ -1,0 +1,480 @@
+//! Secrets hidden by value: every secret the config holds (URL tokens,
+//! verify tokens, HMAC keys, the console password, the assertion key, the
+//! queue database's password, the ACME store key), collected once when the
+//! config is loaded (a reload builds a new one), is replaced by `REDACTED`
+//! wherever it would appear in what callgate shows of a request: a target,
+//! a header's name or value, a reason, a body excerpt. Under any parameter
+//! or header name, and in the encodings a sender may have used: raw,
+//! percent-encoded (once or more, `+` for space or not, any mix of escaped
+//! and plain bytes), or escaped in a JSON string. Pure: no I/O.
+//!
+//! Secrets shorter than [`MIN_REDACTED_BYTES`] are not hidden by value
+//! (they would match ordinary text); the loader warns about them.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// What a hidden value is shown as.
+pub(crate) const REDACTED: &str = "REDACTED";
+
+/// Secrets shorter than this are not searched for.
+pub(crate) const MIN_REDACTED_BYTES: usize = 4;
+
+/// How many times a target is percent-decoded, at most, looking for a
+/// secret encoded more than once.
+const DECODINGS: usize = 3;
+
+/// The config's secrets, for hiding them by value.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor {
+    /// Longest first, no duplicates, none shorter than [`MIN_REDACTED_BYTES`].
+    secrets: Vec<Box<[u8]>>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor hiding each of `secrets` (those long enough).
+    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> Redactor {
+        let mut secrets: Vec<Box<[u8]>> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= MIN_REDACTED_BYTES)
+            .map(Box::from)
+            .collect();
+        secrets.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    /// How many secrets it hides.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// `bytes` with every secret, raw or encoded, replaced by `REDACTED`.
+    pub(crate) fn bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let spans = self.spans(bytes);
+        if spans.is_empty() {
+            return Cow::Borrowed(bytes);
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for span in spans {
+            out.extend_from_slice(&bytes[at..span.start]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            at = span.end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Cow::Owned(out)
+    }
+
+    /// [`Redactor::bytes`] for text (a cut inside a character shows as U+FFFD).
+    pub(crate) fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.bytes(text.as_bytes()) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            Cow::Owned(b) => Cow::Owned(String::from_utf8_lossy(&b).into_owned()),
+        }
+    }
+
+    /// A header as shown: a credential header's value is `REDACTED`
+    /// whatever it holds; any other's, as text with secrets hidden.
+    pub(crate) fn header(&self, name: &str, value: &[u8]) -> (String, String) {
+        let shown = match is_credential_header(name) {
+            true => REDACTED.to_owned(),
+            false => String::from_utf8_lossy(&self.bytes(value)).into_owned(),
+        };
+        (self.text(name).into_owned(), shown)
+    }
+
+    /// The raw ranges of `raw` that hold a secret, in order, merged.
+    fn spans(&self, raw: &[u8]) -> Vec<Range<usize>> {
+        let mut spans = Vec::new();
+        if self.secrets.is_empty() || raw.len() < MIN_REDACTED_BYTES {
+            return spans;
+        }
+        for secret in &self.secrets {
+            spans.extend(find_all(raw, secret));
+        }
+        let escaped = |b: u8| raw.contains(&b);
+        if escaped(b'%') || escaped(b'+') {
+            for plus in [false, true] {
+                let mut view = View::identity(raw);
+                for _ in 0..DECODINGS {
+                    let Some(next) = view.percent_decoded(plus) else {
+                        break;
+                    };
+                    view = next;
+                    self.spans_in(&view, &mut spans);
+                }
+            }
+        }
+        if escaped(b'\\') {
+            if let Some(view) = View::identity(raw).json_unescaped() {
+                self.spans_in(&view, &mut spans);
+            }
+        }
+        merge(spans)
+    }
+
+    /// Every secret found in a decoded view, as raw ranges.
+    fn spans_in(&self, view: &View, spans: &mut Vec<Range<usize>>) {
+        for secret in &self.secrets {
+            spans.extend(find_all(&view.bytes, secret).map(|r| view.at[r.start]..view.at[r.end]));
+        }
+    }
+}
+
+/// Whether a header's name says it carries a credential: its value is
+/// never shown. Names are folded first (lower case; `_`, `-` and `.` are
+/// one separator, or none): `X_Api_Key`, `x-api-key` and `xapikey` are one
+/// name. The common credential headers (Authorization, Proxy-Authorization,
+/// Cookie, Set-Cookie, X-Api-Key, X-Auth-Token, X-Access-Token, X-CSRF-Token,
+/// X-JWT, X-Gitlab-Token, …) all contain one of the words below.
+///
+/// Signature headers (`X-Hub-Signature-256`, `Stripe-Signature`, …) are
+/// shown: a signature is a code for one message, not a key, and `callgate
+/// explain` needs it to say why a captured refusal failed.
+pub(crate) fn is_credential_header(name: &str) -> bool {
+    const PARTS: &[&str] = &[
+        "auth",
+        "token",
+        "secret",
+        "key",
+        "passw",
+        "pwd",
+        "cookie",
+        "session",
+        "jwt",
+        "credential",
+        "bearer",
+        "csrf",
+        "xsrf",
+        "private",
+    ];
+    let folded: String = name
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    PARTS.iter().any(|p| folded.contains(p))
+}
+
+/// Where `needle` occurs in `hay` (overlapping occurrences too).
+fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
+    let first = needle[0];
+    hay.windows(needle.len())
+        .enumerate()
+        .filter(move |(_, w)| w[0] == first && *w == needle)
+        .map(move |(i, _)| i..i + needle.len())
+}
+
+/// Sorted, overlapping or touching ranges made one.
+fn merge(mut spans: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    spans.sort_unstable_by_key(|r| (r.start, r.end));
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+    for r in spans {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Bytes decoded from a raw text, each with where it starts in the raw
+/// text: `at[i]` for byte `i`, and `at[len]` is the raw text's end.
+struct View {
+    bytes: Vec<u8>,
+    at: Vec<usize>,
+}
+
+impl View {
+    fn identity(raw: &[u8]) -> View {
+        View {
+            bytes: raw.to_vec(),
+            at: (0..=raw.len()).collect(),
+        }
+    }
+
+    /// One more percent-decoding (and `+` as space when `plus`); None when
+    /// it changes nothing.
+    fn percent_decoded(&self, plus: bool) -> Option<View> {
+        let src = &self.bytes;
+        let mut out = View {
+            bytes: Vec::with_capacity(src.len()),
+            at: Vec::with_capacity(src.len() + 1),
+        };
+        let mut changed = false;
+        let mut i = 0;
+        while i < src.len() {
+            out.at.push(self.at[i]);
+            let escape = (src[i] == b'%')
+                .then(|| Some(hex(*src.get(i + 1)?)? << 4 | hex(*src.get(i + 2)?)?))
+                .flatten();
+            match (escape, src[i]) {
+                (Some(b), _) => {
+                    out.bytes.push(b);
+                    i += 3;
+                    changed = true;
+                }
+                (None, b'+') if plus => {
+                    out.bytes.push(b' ');
+                    i += 1;
+                    changed = true;
+                }
+                (None, b) => {
+                    out.bytes.push(b);
+                    i += 1;
+                }
+            }
+        }
+        out.at.push(self.at[src.len()]);
+        changed.then_some(out)
+    }
+
+    /// JSON string escapes (`\/`, `\"`, `\\`, `\n`…, `\uXXXX`) undone;
+    /// None when there are none.
+    fn json_unescaped(&self) -> Option<View> {
+        let src = &self.bytes;
+        let mut out = View {
+            bytes: Vec::with_capacity(src.len()),
+            at: Vec::with_capacity(src.len() + 1),
+        };
+        let mut changed = false;
+        let mut i = 0;
+        while i < src.len() {
+            let (decoded, used) = json_escape(&src[i..]).unwrap_or_else(|| {
+                let mut one = [0; 4];
+                one[0] = src[i];
+                (Decoded { bytes: one, len: 1 }, 1)
+            });
+            changed |= used > 1;
+            for b in &decoded.bytes[..decoded.len] {
+                out.at.push(self.at[i]);
+                out.bytes.push(*b);
+            }
+            i += used;
+        }
+        out.at.push(self.at[src.len()]);
+        changed.then_some(out)
+    }
+}
+
+/// Up to four decoded bytes.
+struct Decoded {
+    bytes: [u8; 4],
+    len: usize,
+}
+
+/// The JSON escape at the start of `s`, decoded, and its length.
+fn json_escape(s: &[u8]) -> Option<(Decoded, usize)> {
+    if s.first() != Some(&b'\\') {
+        return None;
+    }
+    let simple = match *s.get(1)? {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'/' => b'/',
+        b'b' => 8,
+        b'f' => 12,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'u' => {
+            let hex4 = std::str::from_utf8(s.get(2..6)?).ok()?;
+            let c = char::from_u32(u32::from_str_radix(hex4, 16).ok()?)?;
+            let mut bytes = [0; 4];
+            let len = c.encode_utf8(&mut bytes).len();
+            return Some((Decoded { bytes, len }, 6));
+        }
+        _ => return None,
+    };
+    Some((
+        Decoded {
+            bytes: [simple, 0, 0, 0],
+            len: 1,
+        },
+        2,
+    ))
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "tok-3f9a/b+c d";
+
+    fn redactor() -> Redactor {
+        Redactor::new([TOKEN.as_bytes(), b"hmac-key-0123456789", b"abc"])
+    }
+
+    #[test]
+    fn raw_values_anywhere_are_hidden() {
+        let r = redactor();
+        assert_eq!(
+            r.text("/cb?TOKEN=tok-3f9a/b+c d&x=1"),
+            "/cb?TOKEN=REDACTED&x=1"
+        );
+        assert_eq!(r.text("/tok-3f9a/b+c d/x"), "/REDACTED/x");
+        assert_eq!(
+            r.text("{\"k\":\"hmac-key-0123456789\"}"),
+            "{\"k\":\"REDACTED\"}"
+        );
+        assert_eq!(
+            r.text("tok-3f9a/b+c dhmac-key-0123456789"),
+            "REDACTED",
+            "touching values are one"
+        );
+    }
+
+    #[test]
+    fn encoded_values_are_hidden_whole() {
+        let r = redactor();
+        for (shown, want) in [
+            ("a=tok-3f9a%2Fb%2Bc+d&b=2", "a=REDACTED&b=2"),
+            ("a=tok-3f9a%2fb%2bc%20d", "a=REDACTED"),
+            ("a=%74%6F%6b-3f9a/b%2Bc%20d", "a=REDACTED"),
+            ("a=tok-3f9a%252Fb%252Bc%2520d", "a=REDACTED"),
+            ("p/tok-3f9a/b+c%20d;x", "p/REDACTED;x"),
+            ("{\"t\":\"tok-3f9a\\/b+c\\u0020d\"}", "{\"t\":\"REDACTED\"}"),
+            ("h=hmac%2Dkey%2D0123456789", "h=REDACTED"),
+        ] {
+            assert_eq!(r.text(shown), want, "{shown}");
+        }
+    }
+
+    #[test]
+    fn nothing_else_changes() {
+        let r = redactor();
+        for s in ["/cb?token=other&x=%41", "tok-3f9a", "abc abc", "%zz+%", ""] {
+            assert!(matches!(r.text(s), Cow::Borrowed(_)), "{s}");
+        }
+        let empty = Redactor::default();
+        assert!(matches!(empty.text(TOKEN), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn short_secrets_are_not_searched_for_and_duplicates_are_one() {
+        let r = Redactor::new([b"abc".as_slice(), b"abcd", b"abcd"]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.text("abc abcd"), "abc REDACTED");
+    }
+
+    #[test]
+    fn credential_headers_are_hidden_in_every_spelling() {
+        for name in [
+            "authorization",
+            "proxy_authorization",
+            "Proxy-Authorization",
+            "cookie",
+            "set-cookie",
+            "x-api-key",
+            "x_api_key",
+            "X-API.KEY",
+            "x-auth-key",
+            "x-access-key",
+            "x-signing-key",
+            "x-webhook-key",
+            "x-private-key",
+            "x-jwt",
+            "x-auth-token",
+            "x-access-token",
+            "api-key",
+            "apikey",
+            "x-csrf-token",
+            "x-gitlab-token",
+            "x-session-id",
+            "x-client-secret",
+            "x-password",
+        ] {
+            assert!(is_credential_header(name), "{name}");
+            assert_eq!(redactor().header(name, b"anything").1, REDACTED, "{name}");
+        }
+        for name in ["content-type", "x-hub-signature-256", "user-agent", "host"] {
+            assert!(!is_credential_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn other_headers_hide_secrets_by_value_in_names_and_values() {
+        let r = redactor();
+        assert_eq!(
+            r.header("x-note", b"see tok-3f9a/b+c d"),
+            ("x-note".to_owned(), "see REDACTED".to_owned())
+        );
+        assert_eq!(
+            r.header("x-tok-3f9a/b+c d", b"1"),
+            ("x-REDACTED".to_owned(), "1".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_loader_keeps_every_secret_the_config_holds() {
+        let text = r#"
+[listen]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[admin]
+console = { password = "console-password-0123456789" }
+[gateway]
+assertion = { key = "assertion-key-0123456789" }
+[queue]
+backend = "postgres"
+url = "postgres://cg:db-password-0123456789@db.internal/cg"
+[[route]]
+name = "meta"
+path = "/m"
+upstream = "http://127.0.0.1:9/"
+preset = "meta"
+allow_ips = ["127.0.0.1"]
+hmac = { secrets = ["meta-app-secret-0123456789"] }
+handshake = { verify_token = "meta-verify-token" }
+[[route]]
+name = "t"
+path = "/t"
+upstream = "http://127.0.0.1:9/"
+token = { secrets = ["url-token-0123456789", "url-token-9876543210"] }
+"#;
+        let c = crate::config::Config::from_str(text, std::path::Path::new("t.toml")).unwrap();
+        for s in [
+            "console-password-0123456789",
+            "assertion-key-0123456789",
+            "db-password-0123456789",
+            "meta-app-secret-0123456789",
+            "meta-verify-token",
+            "url-token-0123456789",
+            "url-token-9876543210",
+        ] {
+            assert_eq!(c.redactor.text(&format!("x={s}")), "x=REDACTED", "{s}");
+        }
+        let short = text.replace("meta-verify-token", "vt1");
+        let c = crate::config::Config::from_str(&short, std::path::Path::new("t.toml")).unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("handshake.verify_token is 3 bytes: too short to be hidden")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn binary_and_cut_text_do_not_panic() {
+        let r = Redactor::new([b"\xffsecret\xfe".as_slice(), "é-secret".as_bytes()]);
+        assert_eq!(r.bytes(b"a\xffsecret\xfeb").as_ref(), b"aREDACTEDb");
+        assert_eq!(r.text("xé-secret"), "xREDACTED");
+        assert_eq!(r.text("x%C3%A9-secret"), "xREDACTED");
+        assert_eq!(r.text("%"), "%");
+        assert_eq!(r.text("\\u12"), "\\u12");
+    }
+}
