@@ -4,4 +4,5 @@
 // answer, so the connection stays busy long after the answer ended.
 require __DIR__ . '/../record.php';
 header('Content-Type: application/octet-stream');
+header('Content-Length: ' . 64 * 1024);
 echo str_repeat('d', 64 * 1024);
