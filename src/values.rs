@@ -44,6 +44,14 @@ impl Values {
         }
     }
 
+    /// The values, for `callgate check`.
+    pub(crate) fn shown(&self) -> Vec<String> {
+        self.tokens
+            .iter()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }

@@ -1286,3 +1286,43 @@ async fn behind_a_trusted_proxy_the_cap_counts_the_client() {
     assert_eq!(r.status, 429, "the client holding four");
     drop(held);
 }
+
+/// `check` lists the protected values and warns about one that ordinary
+/// pages would carry (short, or an ordinary word), naming the fixes.
+#[test]
+fn check_lists_protected_values_and_warns_about_ordinary_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("callgate.toml");
+    std::fs::write(
+        &path,
+        "[listen]\nhttp = \"127.0.0.1:0\"\n\n[[route]]\nname = \"cb\"\npath = \"/hooks/cb\"\nupstream = \"http://127.0.0.1:8080/index.php?action=callback&r=pay\"\nallow_ips = [\"127.0.0.1\"]\n\n[[route]]\nname = \"tolq\"\npath = \"/hooks/tolq\"\nupstream = \"http://127.0.0.1:8080/index.php?action=tolq_callback\"\nallow_ips = [\"127.0.0.1\"]\n\n[[passthrough]]\nupstream = \"http://127.0.0.1:8080\"\nprotect = [\"/cron.php\"]\nwebsocket_paths = [\"/ws/\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) =
+        support::gateway::run_cli(&["check", "--config", path.to_str().unwrap()], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    for v in [
+        "tolq_callback",
+        "callback",
+        "pay",
+        "cron.php",
+        "websocket_paths: /ws/",
+    ] {
+        assert!(out.contains(v), "{v} in {out}");
+    }
+    for v in ["\"callback\"", "\"pay\""] {
+        let line = err.lines().find(|l| l.contains(v)).unwrap_or_default();
+        assert!(
+            line.contains("rename the action") && line.contains("protect_values = false"),
+            "{v}: {err}"
+        );
+    }
+    assert!(!err.contains("\"tolq_callback\""), "{err}");
+    let off = std::fs::read_to_string(&path).unwrap() + "protect_values = false\n";
+    std::fs::write(&path, off).unwrap();
+    let (code, out, err) =
+        support::gateway::run_cli(&["check", "--config", path.to_str().unwrap()], b"", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("protected values: off"), "{out}");
+    assert!(!err.contains("rename the action"), "{err}");
+}

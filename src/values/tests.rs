@@ -48,7 +48,7 @@ const MISSES: &[&str] = &[
 #[test]
 fn values_are_found_under_every_decoding_as_whole_tokens() {
     for hit in HITS {
-        assert_eq!(values().found_in(hit.as_bytes()).is_some(), true, "{hit}");
+        assert!(values().found_in(hit.as_bytes()).is_some(), "{hit}");
     }
     for miss in MISSES {
         assert_eq!(values().found_in(miss.as_bytes()), None, "{miss}");

@@ -86,12 +86,9 @@ fn non_canonical_part_headers_are_refused() {
         part("Content-Disposition: form-data; name=\"a\\\"b\"", "x"),
         part("Content-Disposition: attachment; name=\"action\"", "x"),
         format!("preamble\r\n{}", part(CD, "x")),
-        format!(
-            "{}",
-            part(
-                CD,
-                "x\n--XyZ\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\nx"
-            )
+        part(
+            CD,
+            "x\n--XyZ\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\nx",
         ),
         format!("{}--XyZx\r\n", part(CD, "x")),
     ];
