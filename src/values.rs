@@ -26,6 +26,8 @@ pub(crate) struct Values {
     tokens: std::sync::Arc<[Vec<u8>]>,
     /// Raw bytes that can hold one encoded value and a boundary either side.
     window: usize,
+    /// Some value holds a blank: `+` decodes to one.
+    plus: bool,
 }
 
 impl Values {
@@ -39,6 +41,7 @@ impl Values {
         tokens.dedup();
         let longest = tokens.iter().map(Vec::len).max().unwrap_or(0);
         Values {
+            plus: tokens.iter().any(|t| t.contains(&b' ')),
             tokens: tokens.into(),
             window: PER_CHAR * (longest + 4),
         }
@@ -74,11 +77,10 @@ impl Values {
                 Scan::Undecided => undecided = true,
                 Scan::Clear => {}
             }
-            let next = fold(&decode(&layer, end));
-            if depth == DEPTH || next == layer {
+            let Some(next) = decode(&layer, end, self.plus).filter(|_| depth < DEPTH) else {
                 break;
-            }
-            layer = next;
+            };
+            layer = fold(&next);
         }
         if undecided {
             Scan::Undecided
@@ -130,16 +132,16 @@ fn left_bound(layer: &[u8], i: usize) -> bool {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() > hay.len() {
-        return None;
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// ASCII lower case, and the Unicode letters whose case mapping is ASCII
 /// (`K` Kelvin sign, `ſ` long s, dotted and dotless i) as their ASCII
 /// letter: `mb_strtolower` and friends would make them so.
 fn fold(raw: &[u8]) -> Vec<u8> {
+    if !raw.iter().any(|b| matches!(b, 0xC4 | 0xC5 | 0xE2)) {
+        return raw.to_ascii_lowercase();
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -163,48 +165,56 @@ fn fold(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One pass of every decoding: `%XX`, `%uXXXX`, `+` as a blank, JSON's
-/// `\uXXXX` and `\/`. Unless `end`, an escape cut by the end of the data
-/// is left out (its meaning is not known yet).
-fn decode(s: &[u8], end: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let rest = &s[i..];
-        match rest {
-            [b'%', b'u', ..] | [b'\\', b'u', ..]
-                if rest.len() >= 6 && hex(&rest[2..6]).is_some() =>
-            {
-                push_char(&mut out, hex(&rest[2..6]).unwrap_or(0));
-                i += 6;
-            }
-            [b'%', h, l, ..] if hex(&[*h, *l]).is_some() => {
-                out.push(hex(&[*h, *l]).unwrap_or(0) as u8);
-                i += 3;
-            }
-            [b'\\', b'/', ..] => {
-                out.push(b'/');
-                i += 2;
-            }
-            [b'+', ..] => {
-                out.push(b' ');
-                i += 1;
-            }
-            [b'%' | b'\\', ..] if !end && could_be_escape(rest) => break,
-            [b, ..] => {
-                out.push(*b);
-                i += 1;
-            }
-            [] => break,
+/// One pass of every decoding: `%XX`, `%uXXXX`, `+` as a blank (when a
+/// value holds a blank: elsewhere `+` and a blank bound a token alike),
+/// JSON's `\uXXXX` and `\/`. Unless `end`, an escape cut by the end of the
+/// data is left out (its meaning is not known yet). None: nothing decodes,
+/// the layer is the last. Only the bytes that may start an escape are
+/// looked at; the runs between them are copied whole.
+fn decode(s: &[u8], end: bool, plus: bool) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0;
+    for i in memchr::memchr3_iter(b'%', b'+', b'\\', s) {
+        if i < copied {
+            continue;
         }
+        let rest = &s[i..];
+        let (decoded, used): (Option<char>, usize) = match rest {
+            [b'%' | b'\\', b'u', a, b, c, d, ..] if hexes(&[*a, *b, *c, *d]) => {
+                (char::from_u32(hex(&rest[2..6])), 6)
+            }
+            [b'%', h, l, ..] if hexes(&[*h, *l]) => (Some(char::from(hex(&rest[1..3]) as u8)), 3),
+            [b'\\', b'/', ..] => (Some('/'), 2),
+            [b'+', ..] if plus => (Some(' '), 1),
+            [b'%' | b'\\', ..] if !end && could_be_escape(rest) => {
+                out.extend_from_slice(&s[copied..i]);
+                return Some(out);
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&s[copied..i]);
+        match decoded {
+            // `%XX` is a byte, UTF-8 or not.
+            Some(c) if used == 3 => out.push(c as u32 as u8),
+            Some(c) => push_char(&mut out, c),
+            None => push_char(&mut out, '\u{FFFD}'),
+        }
+        copied = i + used;
     }
-    out
+    if copied == 0 {
+        return None;
+    }
+    out.extend_from_slice(&s[copied..]);
+    Some(out)
+}
+
+fn hexes(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_hexdigit)
 }
 
 /// Whether `rest`, which reaches the end of the data, may be the start of
 /// an escape whose next bytes have not come yet.
 fn could_be_escape(rest: &[u8]) -> bool {
-    let hexes = |b: &[u8]| b.iter().all(u8::is_ascii_hexdigit);
     match rest {
         [b'%'] | [b'\\'] => true,
         [b'%', b'u', tail @ ..] | [b'\\', b'u', tail @ ..] => tail.len() < 4 && hexes(tail),
@@ -213,13 +223,14 @@ fn could_be_escape(rest: &[u8]) -> bool {
     }
 }
 
-fn hex(digits: &[u8]) -> Option<u32> {
-    let s = std::str::from_utf8(digits).ok()?;
-    u32::from_str_radix(s, 16).ok()
+/// Hex digits (checked by the caller) as a number.
+fn hex(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .fold(0, |n, d| n * 16 + char::from(*d).to_digit(16).unwrap_or(0))
 }
 
-fn push_char(out: &mut Vec<u8>, code: u32) {
-    let c = char::from_u32(code).unwrap_or('\u{FFFD}');
+fn push_char(out: &mut Vec<u8>, c: char) {
     let mut buf = [0u8; 4];
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
