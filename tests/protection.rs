@@ -1326,3 +1326,42 @@ fn check_lists_protected_values_and_warns_about_ordinary_ones() {
     assert!(out.contains("protected values: off"), "{out}");
     assert!(!err.contains("rename the action"), "{err}");
 }
+
+/// HTTP/2 request trailers carrying the verified header and the action in
+/// a cookie: never forwarded (php -S would believe them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_request_trailers_are_never_forwarded() {
+    use http_body_util::{BodyExt, StreamBody};
+    let site = Site::start("php -S");
+    let gw = gateway(site.addr(), "");
+    let h2 = Client::https(gw.https.unwrap(), Version::H2);
+    let tls = h2.tls_connect().await;
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-callgate-verified", "ip,token,hmac".parse().unwrap());
+    trailers.insert("cookie", "action=tolq_callback".parse().unwrap());
+    trailers.insert("x-forwarded-for", "84.22.114.141".parse().unwrap());
+    let frames: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>> = vec![
+        Ok(hyper::body::Frame::data(bytes::Bytes::from_static(b"x=1"))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ];
+    let body = StreamBody::new(futures_util::stream::iter(frames));
+    let req = http::Request::post(format!("https://localhost:{}/page.php", gw.https_port()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = resp.into_body().collect().await;
+    let records = site.records();
+    let last = records.last().unwrap();
+    assert!(last["verified"].is_null(), "{last}");
+    assert_ne!(last["forwarded_for"], "84.22.114.141", "{last}");
+    assert!(records.iter().all(|r| !protected_run(r)), "{records:?}");
+}
