@@ -1354,6 +1354,8 @@ async fn h2_request_trailers_are_never_forwarded() {
     let body = StreamBody::new(futures_util::stream::iter(frames));
     let req = http::Request::post(format!("https://localhost:{}/page.php", gw.https_port()))
         .header("content-type", "application/x-www-form-urlencoded")
+        // Declared, as hyper (and many servers) want before writing them on.
+        .header("trailer", "x-callgate-verified, cookie, x-forwarded-for")
         .body(body)
         .unwrap();
     let resp = send.send_request(req).await.unwrap();
