@@ -31,4 +31,5 @@ mod slots;
 mod state;
 mod trusted;
 mod upstream;
+mod values;
 pub mod verify;

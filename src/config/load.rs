@@ -240,8 +240,24 @@ impl<'a> Loader<'a> {
             http: raw_listen.http.map(|a| a.0),
             admin: raw_listen.admin.map(|a| a.0),
             proxy_protocol: raw_listen.proxy_protocol.unwrap_or(false),
+            proxy_protocol_from: raw_listen
+                .proxy_protocol_from
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.0)
+                .collect(),
             http_redirect: raw_listen.http_redirect.unwrap_or(false),
         };
+        if listen.proxy_protocol && listen.proxy_protocol_from.is_empty() {
+            return Err(self.error(Some(listen_span), "listen.proxy_protocol = true needs listen.proxy_protocol_from = [\"10.0.0.0/8\"]: the addresses of your balancers, whose PROXY headers are believed (from any other peer, a PROXY header could name any client)"));
+        }
+        if let Some(all) = listen
+            .proxy_protocol_from
+            .iter()
+            .find(|n| n.prefix_len() == 0)
+        {
+            return Err(self.error(Some(listen_span), format!("listen.proxy_protocol_from = [\"{all}\"] believes every peer: list your balancers' addresses only")));
+        }
         if listen.https.is_none() && listen.http.is_none() {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
