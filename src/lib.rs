@@ -32,4 +32,5 @@ mod slots;
 mod state;
 mod trusted;
 mod upstream;
+mod values;
 pub mod verify;

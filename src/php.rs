@@ -62,17 +62,18 @@ pub fn folded(name: &str) -> String {
     php_name(name).map_or_else(|| name.to_owned(), |n| n.base)
 }
 
-/// A header name as PHP's `$_SERVER` (and CGI) sees it: case and `_`
-/// versus `-` do not matter. `X_Callgate_Verified` and
+/// A header name as PHP's `$_SERVER` (and CGI) sees it: case does not
+/// matter, and every character other than a letter or digit is `_` (`-`,
+/// `_`, `.`). `X_Callgate_Verified`, `X.Callgate.Verified` and
 /// `x-callgate-verified` are one header to PHP, and the later one wins.
 pub fn same_header(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes().zip(b.bytes()).all(|(x, y)| {
             let norm = |c: u8| {
-                if c == b'_' {
-                    b'-'
-                } else {
+                if c.is_ascii_alphanumeric() {
                     c.to_ascii_lowercase()
+                } else {
+                    b'_'
                 }
             };
             norm(x) == norm(y)
@@ -135,6 +136,9 @@ mod tests {
         assert!(same_header("X_Callgate_Verified", "x-callgate-verified"));
         assert!(same_header("x-forwarded_for", "X-Forwarded-For"));
         assert!(!same_header("x-forwarded-fo", "x-forwarded-for"));
-        assert!(!same_header("x-forwarded.for", "x-forwarded-for"));
+        assert!(same_header("x-forwarded.for", "x-forwarded-for"));
+        assert!(same_header("X.Callgate.Verified", "x-callgate-verified"));
+        assert!(same_header("x.callgate-verified", "x-callgate-verified"));
+        assert!(!same_header("x-callgate-verifiec", "x-callgate-verified"));
     }
 }

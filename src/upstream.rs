@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -63,6 +64,9 @@ pub(crate) enum BodyCut {
     /// The upload fell below min_body_rate after its grace period.
     #[error("upload slower than min_body_rate")]
     TooSlow,
+    /// A body callgate cannot read one way (a non-canonical multipart form).
+    #[error("{0}")]
+    Unreadable(&'static str),
 }
 
 /// A request body going upstream: a callback's, whole in memory, or a
@@ -106,7 +110,51 @@ impl Body for UpBody {
     }
 }
 
-type Sender = SendRequest<UpBody>;
+/// A request body that says when it was sent to its end: only then may
+/// its connection carry another request (an upstream that answered before
+/// reading a slow upload is still busy with it).
+pub(crate) struct Tracked {
+    body: UpBody,
+    done: Arc<AtomicBool>,
+}
+
+impl Tracked {
+    fn note_end(&self) {
+        if self.body.is_end_stream() {
+            self.done.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        match &frame {
+            Poll::Ready(None) => this.done.store(true, Ordering::Release),
+            Poll::Ready(Some(Ok(_))) => this.note_end(),
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.note_end();
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+type Sender = SendRequest<Tracked>;
 
 struct Idle {
     sender: Sender,
@@ -230,11 +278,13 @@ async fn sweep(pool: Weak<Pool>) {
     }
 }
 
-/// The upstream's response body. Read to its end, it hands its connection
-/// back to the pool; dropped before that, the connection closes with it.
+/// The upstream's response body. Read to its end, and with the request's
+/// body sent to its end, it hands its connection back to the pool; else
+/// the connection closes with it (never reused half-way).
 pub(crate) struct UpstreamBody {
     inner: Incoming,
     checkin: Option<(Arc<Pool>, Key, Sender)>,
+    sent: Arc<AtomicBool>,
 }
 
 impl UpstreamBody {
@@ -248,7 +298,7 @@ impl UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Some((pool, key, sender)) = self.checkin.take() {
-            if self.inner.is_end_stream() {
+            if self.inner.is_end_stream() && self.sent.load(Ordering::Acquire) {
                 pool.put(key, sender);
             }
         }
@@ -367,15 +417,20 @@ pub(crate) async fn send(
 
 async fn exchange(
     upstream: &Key,
-    mut req: Request<UpBody>,
+    req: Request<UpBody>,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
+    let sent = Arc::new(AtomicBool::new(false));
+    let mut req = req.map(|body| Tracked {
+        body,
+        done: sent.clone(),
+    });
     let pool = Pool::current();
     while let Some(mut sender) = pool.take(upstream) {
         if sender.ready().await.is_err() {
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(pooled(resp, pool, upstream, sender)),
+            Ok(resp) => return Ok(pooled(resp, (pool, upstream, sender), sent)),
             Err(mut e) => match e.take_message() {
                 Some(back) => req = back,
                 None => return Err(failed(e.into_error())),
@@ -387,7 +442,7 @@ async fn exchange(
     // request's future.
     let mut sender = Box::pin(connect(upstream)).await?;
     match sender.send_request(req).await {
-        Ok(resp) => Ok(pooled(resp, pool, upstream, sender)),
+        Ok(resp) => Ok(pooled(resp, (pool, upstream, sender), sent)),
         Err(e) => Err(failed(e)),
     }
 }
@@ -409,13 +464,13 @@ fn failed(e: hyper::Error) -> ForwardError {
 
 fn pooled(
     resp: Response<Incoming>,
-    pool: Arc<Pool>,
-    upstream: &Key,
-    sender: Sender,
+    (pool, upstream, sender): (Arc<Pool>, &Key, Sender),
+    sent: Arc<AtomicBool>,
 ) -> Response<UpstreamBody> {
     resp.map(|inner| UpstreamBody {
         inner,
         checkin: Some((pool, upstream.clone(), sender)),
+        sent,
     })
 }
 

@@ -105,6 +105,24 @@ fn passthrough(out: &mut String, i: usize, p: &crate::config::Passthrough) {
             params.join(", ")
         );
     }
+    match p.values.shown() {
+        v if v.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  protected values: off (protect_values = false or none)"
+            );
+        }
+        v => {
+            let _ = writeln!(
+                out,
+                "  protected values (anywhere: path, query, headers, body; whole tokens): {}",
+                v.join(", ")
+            );
+        }
+    }
+    if !p.websocket_paths.is_empty() {
+        let _ = writeln!(out, "  websocket_paths: {}", p.websocket_paths.join(", "));
+    }
     let rate = match p.min_body_rate {
         0 => "off".to_owned(),
         r => format!("{r} B/s after 10 s"),
@@ -128,6 +146,13 @@ fn listeners(out: &mut String, c: &Config, files: bool) {
     }
     if c.listen.proxy_protocol {
         let _ = writeln!(out, "listen proxy_protocol: every https/http connection must start with a PROXY v1/v2 header");
+        let from: Vec<String> = c
+            .listen
+            .proxy_protocol_from
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let _ = writeln!(out, "listen proxy_protocol_from: {}", from.join(", "));
     }
     if let Some(a) = c.listen.admin {
         let _ = writeln!(out, "listen admin {a} (/healthz, /metrics)");

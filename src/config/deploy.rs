@@ -88,6 +88,7 @@ mod tests {
             http: http.parse().ok(),
             admin: admin.parse().ok(),
             proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             http_redirect: true,
         }
     }

@@ -247,8 +247,24 @@ impl<'a> Loader<'a> {
             http: raw.http.map(|a| a.0),
             admin: raw.admin.map(|a| a.0),
             proxy_protocol: raw.proxy_protocol.unwrap_or(false),
+            proxy_protocol_from: raw
+                .proxy_protocol_from
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.0)
+                .collect(),
             http_redirect: raw.http_redirect.unwrap_or(false),
         };
+        if listen.proxy_protocol && listen.proxy_protocol_from.is_empty() {
+            return Err(self.error(Some(span.clone()), "listen.proxy_protocol = true needs listen.proxy_protocol_from = [\"10.0.0.0/8\"]: the addresses of your balancers, whose PROXY headers are believed (from any other peer, a PROXY header could name any client)"));
+        }
+        if let Some(all) = listen
+            .proxy_protocol_from
+            .iter()
+            .find(|n| n.prefix_len() == 0)
+        {
+            return Err(self.error(Some(span.clone()), format!("listen.proxy_protocol_from = [\"{all}\"] believes every peer: list your balancers' addresses only")));
+        }
         if listen.https.is_none() && listen.http.is_none() {
             return Err(self.error(Some(span.clone()), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
@@ -529,6 +545,11 @@ impl<'a> Loader<'a> {
     pub(super) fn secret(&self, spec: &Spanned<String>, key: &str) -> secret::Secret {
         let stand_in = || secret::Secret::from(OFFLINE_SECRET.as_bytes().to_vec());
         if self.offline {
+            // `explain --route X` needs no other route's secret, but hides
+            // every one it can read by value in what it prints.
+            if let (Some(_), Ok(s)) = (self.only_route, secret::resolve(spec.get_ref())) {
+                self.keep(key, &s);
+            }
             return stand_in();
         }
         let s = secret::resolve(spec.get_ref())

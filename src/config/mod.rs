@@ -123,6 +123,8 @@ pub(crate) struct Listen {
     pub(crate) admin: Option<SocketAddr>,
     /// Every connection on https/http starts with a PROXY v1/v2 header naming the client.
     pub(crate) proxy_protocol: bool,
+    /// The peers whose PROXY headers are believed; any other peer is refused.
+    pub(crate) proxy_protocol_from: Vec<IpNet>,
     /// Plain-HTTP requests that match no route are answered 308 to https.
     pub(crate) http_redirect: bool,
 }
@@ -388,9 +390,15 @@ pub(crate) struct Passthrough {
     /// A front controller's dispatch parameters (from routes' upstream
     /// queries): refused on every path, in query, cookies and form body.
     pub(crate) params: std::sync::Arc<[(String, String)]>,
+    /// protect_values: the params' values and the protected scripts' paths,
+    /// refused anywhere in a request ([`crate::values`]); empty
+    /// when off.
+    pub(crate) values: crate::values::Values,
     pub(crate) max_body_bytes: u64,
     /// Upgrade tokens relayed (lower case); `websocket` needs a valid accept.
     pub(crate) upgrades: Vec<String>,
+    /// websocket_paths: upgrades are relayed only under these path prefixes.
+    pub(crate) websocket_paths: Vec<String>,
     /// Concurrent pass-through requests and tunnels per client (IPv6: /64).
     pub(crate) max_requests_per_client: usize,
     /// Bytes per second an upload must keep up after its first 10 s; 0: off.
@@ -416,7 +424,14 @@ impl Passthrough {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             max_body_bytes: 1 << 20,
+            values: crate::values::Values::new(
+                &params
+                    .iter()
+                    .map(|(_, v)| v.to_string())
+                    .collect::<Vec<_>>(),
+            ),
             upgrades: vec!["websocket".into()],
+            websocket_paths: Vec::new(),
             max_requests_per_client: 32,
             min_body_rate: 1024,
         }

@@ -8,7 +8,10 @@ use super::defaults::{
     MAX_PASSTHROUGH_MAX_BODY_BYTES,
 };
 use super::load::Loader;
-use super::{dispatch_params, raw, ConfigError, Passthrough, Protected, Routes, Upstream};
+use super::{
+    dispatch_params, raw, ConfigError, Passthrough, ProtectKind, Protected, Routes, Upstream,
+};
+use crate::values::Values;
 use toml::Spanned;
 
 impl Loader<'_> {
@@ -43,11 +46,16 @@ impl Loader<'_> {
             return Err(self.at(&raw.upstream, format!("{label}.upstream must be an origin such as \"http://127.0.0.1:8080\": the request's own path and query are kept")));
         }
         let (protect, params) = self.protected(&label, &raw, routes)?;
+        let values = match raw.protect_values.unwrap_or(true) {
+            true => self.values(&label, &protect, &params),
+            false => Values::default(),
+        };
         Ok(Passthrough {
             hosts: raw.hosts.map(|h| self.hosts(&label, h)).transpose()?,
             upstream,
             protect,
             params: params.into(),
+            values,
             max_body_bytes: self.number(
                 raw.max_body_bytes,
                 DEFAULT_PASSTHROUGH_MAX_BODY_BYTES,
@@ -55,6 +63,7 @@ impl Loader<'_> {
                 &format!("{label}.max_body_bytes must be between 1 and {MAX_PASSTHROUGH_MAX_BODY_BYTES} (1 TiB)"),
             )?,
             upgrades: self.upgrades(&label, raw.upgrades)?,
+            websocket_paths: self.websocket_paths(&label, raw.websocket_paths)?,
             max_requests_per_client: self.number(
                 raw.max_requests_per_client,
                 DEFAULT_MAX_REQUESTS_PER_CLIENT,
@@ -109,6 +118,50 @@ impl Loader<'_> {
         Ok((protect, params))
     }
 
+    /// protect_values: the front controller's dispatch values and the
+    /// protected scripts' paths (`tolq/callback.php`), each checked: a
+    /// short value or an ordinary word would refuse every page that
+    /// mentions it.
+    fn values(&self, label: &str, protect: &[Protected], params: &[DispatchParam]) -> Values {
+        let scripts = protect
+            .iter()
+            .filter(|p| p.kind == ProtectKind::Script)
+            .map(|p| p.shown.trim_start_matches('/').to_lowercase());
+        let mut values: Vec<String> = params
+            .iter()
+            .map(|(_, v)| v.clone())
+            .chain(scripts)
+            .collect();
+        values.sort();
+        values.dedup();
+        for v in values.iter().filter(|v| too_common(v)) {
+            self.warn(format!(
+                "{label}: the protected value {v:?} is short or an ordinary word: every request that mentions it anywhere (a page's text, a search, a cookie) is refused (403); rename the action or lock it on the server side, or set protect_values = false on a pass-through that has no front controller"
+            ));
+        }
+        Values::new(&values)
+    }
+
+    /// websocket_paths: where upgrades are relayed (default: nowhere).
+    fn websocket_paths(
+        &self,
+        label: &str,
+        raw: Option<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        raw.unwrap_or_default()
+            .iter()
+            .map(|p| match p.get_ref() {
+                s if s.starts_with('/') && !s.contains(['?', '#', '%', '\\']) && s.len() <= 1024 => {
+                    Ok(s.clone())
+                }
+                s => Err(self.at(
+                    p,
+                    format!("{label}.websocket_paths: {s:?} must be a path prefix such as \"/ws/\" (no query, escapes or backslashes)"),
+                )),
+            })
+            .collect()
+    }
+
     /// The upgrade protocols a pass-through relays (default: websocket).
     fn upgrades(
         &self,
@@ -144,4 +197,59 @@ fn upgrade_token(s: &str) -> Option<String> {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
     ok.then(|| s.to_ascii_lowercase())
+}
+
+/// Whether a protected value is short or an ordinary word: a page, a
+/// search or a cookie would carry it for reasons of its own.
+fn too_common(v: &str) -> bool {
+    const ORDINARY: &[&str] = &[
+        "account",
+        "accounts",
+        "callback",
+        "callbacks",
+        "calendar",
+        "category",
+        "checkout",
+        "complete",
+        "confirm",
+        "confirmation",
+        "contact",
+        "customer",
+        "customers",
+        "dashboard",
+        "default",
+        "delivery",
+        "document",
+        "documents",
+        "download",
+        "feedback",
+        "homepage",
+        "language",
+        "location",
+        "messages",
+        "newsletter",
+        "notification",
+        "notifications",
+        "overview",
+        "password",
+        "payment",
+        "payments",
+        "process",
+        "products",
+        "question",
+        "register",
+        "response",
+        "schedule",
+        "security",
+        "services",
+        "settings",
+        "shipping",
+        "subscribe",
+        "success",
+        "transfer",
+        "unsubscribe",
+        "webhook",
+        "webhooks",
+    ];
+    v.chars().count() < 8 || ORDINARY.contains(&v)
 }

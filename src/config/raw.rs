@@ -225,6 +225,7 @@ pub(crate) struct RawListen {
     pub(crate) http: Option<ListenAddr>,
     pub(crate) admin: Option<ListenAddr>,
     pub(crate) proxy_protocol: Option<bool>,
+    pub(crate) proxy_protocol_from: Option<Vec<Cidr>>,
     pub(crate) http_redirect: Option<bool>,
 }
 
@@ -355,6 +356,8 @@ pub(crate) struct RawPassthrough {
     pub(crate) max_body_bytes: Option<Spanned<u64>>,
     pub(crate) upgrades: Option<Vec<Spanned<String>>>,
     pub(crate) protect_routes: Option<bool>,
+    pub(crate) protect_values: Option<bool>,
+    pub(crate) websocket_paths: Option<Vec<Spanned<String>>>,
     pub(crate) max_requests_per_client: Option<Spanned<usize>>,
     pub(crate) min_body_rate: Option<Spanned<ByteRate>>,
     pub(crate) upstream_tls: Option<Spanned<RawUpstreamTls>>,

@@ -2,8 +2,10 @@
 //! callgate, streamed both ways (never buffered whole), unless some reading
 //! of it reaches a protected path or parameter. Per client, a bounded number
 //! of requests and tunnels at once, and uploads that keep a minimum rate.
-//! Upgrades are relayed only for the protocols the pass-through names, and a
-//! WebSocket only with the site's valid `Sec-WebSocket-Accept`.
+//! Upgrades are relayed only for the protocols the pass-through names and
+//! under its `websocket_paths` (a script elsewhere that answers 101 proves
+//! only that it read the key), and a WebSocket only with the site's valid
+//! `Sec-WebSocket-Accept`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,13 +31,14 @@ use super::handled::Handled;
 use super::headers;
 use super::received::RequestBody;
 use super::rejection::Rejection;
-use super::site_body::SiteBody;
+use super::site_body::{Scans, SiteBody};
 use super::Call;
 use crate::config::{Config, Passthrough};
 use crate::slots::Slot;
 use crate::upstream::{self, BodyCut, ForwardError, UpBody};
+use crate::values::ValueScan;
 use crate::verify::form_scan::FormScan;
-use crate::verify::protect;
+use crate::verify::{client_ip, protect, strict};
 
 /// What a WebSocket server appends to the key before hashing (RFC 6455 §4.2.2).
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -66,16 +69,23 @@ pub(super) async fn serve(
         super::body::drain_h2(req).await;
         return Handled::rejected_site(Rejection::TooLarge { declared: true }, version);
     }
-    let Some(slot) = shared
-        .site_slots
-        .take(conn.peer().ip(), site.max_requests_per_client)
-    else {
+    // Behind a trusted proxy, the client it names is counted.
+    let client = client_ip::resolve(
+        conn.peer().ip(),
+        req.headers(),
+        &config.gateway.trusted_proxies,
+    );
+    let Some(slot) = shared.site_slots.take(client, site.max_requests_per_client) else {
         return Handled::rejected_site(Rejection::ClientBusy, version);
     };
     let upgrade = allowed_upgrade(site, &mut req);
     let (mut parts, incoming) = req.into_parts();
     prepare(config, conn, &mut parts, upgrade.as_ref());
-    let scan = FormScan::new(site.params.clone(), &parts.headers);
+    let scan = Scans::new(
+        ValueScan::new(site.values.clone()),
+        strict::canonical(site, &parts.headers),
+        FormScan::new(site.params.clone(), &parts.headers),
+    );
     let body = SiteBody::new(incoming, site.max_body_bytes, scan, site.min_body_rate);
     parts.uri = origin_form(&parts.uri);
     parts.version = Version::HTTP_11;
@@ -102,6 +112,10 @@ pub(super) async fn serve(
                 Rejection::Protected(protect::Verdict::Protected(p)),
                 version,
             ),
+            ForwardError::Cut(BodyCut::Unreadable(why)) => Handled::rejected_site(
+                Rejection::Protected(protect::Verdict::Doubtful(why)),
+                version,
+            ),
             ForwardError::Cut(BodyCut::TooSlow) => {
                 Handled::rejected_site(Rejection::SlowUpload, version)
             }
@@ -116,7 +130,10 @@ pub(super) async fn serve(
 /// sent on as an ordinary request (Upgrade is hop-by-hop: it goes no further).
 fn allowed_upgrade(site: &Passthrough, req: &mut Request<RequestBody>) -> Option<Upgrade> {
     let h = req.headers();
-    let asks = req.version() == Version::HTTP_11
+    let path = req.uri().path();
+    let listed = site.websocket_paths.iter().any(|p| under(path, p));
+    let asks = listed
+        && req.version() == Version::HTTP_11
         && h.get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -143,6 +160,18 @@ fn allowed_upgrade(site: &Passthrough, req: &mut Request<RequestBody>) -> Option
         protocol: name.to_owned(),
         accept,
     })
+}
+
+/// Whether `path` (as sent) lies under the configured `prefix`: `/ws/`
+/// takes `/ws/chat`; `/ws` takes `/ws` and `/ws/chat`, not `/wsx`. A path
+/// the site could resolve elsewhere (dot segments, escapes, `;`, `\`) is
+/// under nothing.
+fn under(path: &str, prefix: &str) -> bool {
+    let plain = !path.contains(['%', ';', '\\']) && !path.split('/').any(|s| s == "." || s == "..");
+    match path.strip_prefix(prefix).filter(|_| plain) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
 }
 
 /// The `Sec-WebSocket-Accept` a real WebSocket server answers this

@@ -210,7 +210,9 @@ impl Failure {
             Failure::Upstream(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Failure::Upstream(ForwardError::Failed(_)) => StatusCode::BAD_GATEWAY,
             Failure::Upstream(ForwardError::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-            Failure::Upstream(ForwardError::Cut(BodyCut::Protected(_))) => StatusCode::FORBIDDEN,
+            Failure::Upstream(ForwardError::Cut(
+                BodyCut::Protected(_) | BodyCut::Unreadable(_),
+            )) => StatusCode::FORBIDDEN,
             Failure::Upstream(ForwardError::Cut(BodyCut::TooSlow)) => StatusCode::REQUEST_TIMEOUT,
             Failure::NotStored(_) | Failure::NotKept(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::Limited;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -17,12 +17,73 @@ use tokio::time::{Instant, Sleep};
 use super::received::RequestBody;
 use crate::config::MIN_BODY_RATE_GRACE;
 use crate::upstream::{BodyCut, BoxError};
+use crate::values::ValueScan;
 use crate::verify::form_scan::FormScan;
+use crate::verify::multipart::Canonical;
+
+/// The body's scanners, in turn: protected values (under every decoding),
+/// then the front controller's protected parameters as PHP names them.
+pub(super) struct Scans {
+    values: Option<ValueScan>,
+    multipart: Option<Canonical>,
+    form: Option<FormScan>,
+}
+
+impl Scans {
+    /// None when there is nothing to scan for.
+    pub(super) fn new(
+        values: Option<ValueScan>,
+        multipart: Option<Canonical>,
+        form: Option<FormScan>,
+    ) -> Option<Scans> {
+        (values.is_some() || multipart.is_some() || form.is_some()).then_some(Scans {
+            values,
+            multipart,
+            form,
+        })
+    }
+
+    fn feed(&mut self, data: &Bytes) -> Result<Bytes, BodyCut> {
+        let data = match &mut self.values {
+            Some(v) => v.feed(data).map_err(|f| BodyCut::Protected(f.0))?,
+            None => data.clone(),
+        };
+        let data = match &mut self.multipart {
+            Some(m) if !data.is_empty() => m.feed(&data).map_err(BodyCut::Unreadable)?,
+            _ => data,
+        };
+        match &mut self.form {
+            Some(f) if !data.is_empty() => f.feed(&data).map_err(cut),
+            _ => Ok(data),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Bytes, BodyCut> {
+        let rest = match &mut self.values {
+            Some(v) => v.finish().map_err(|f| BodyCut::Protected(f.0))?,
+            None => Bytes::new(),
+        };
+        let rest = match &mut self.multipart {
+            Some(m) => {
+                let mut out = BytesMut::from(&m.feed(&rest).map_err(BodyCut::Unreadable)?[..]);
+                out.extend_from_slice(&m.finish().map_err(BodyCut::Unreadable)?);
+                out.freeze()
+            }
+            None => rest,
+        };
+        let Some(f) = &mut self.form else {
+            return Ok(rest);
+        };
+        let mut out = BytesMut::from(&f.feed(&rest).map_err(cut)?[..]);
+        out.extend_from_slice(&f.finish().map_err(cut)?);
+        Ok(out.freeze())
+    }
+}
 
 /// The streamed body.
 pub(super) struct SiteBody {
     inner: Limited<RequestBody>,
-    scan: Option<FormScan>,
+    scan: Option<Scans>,
     rate: Option<Rate>,
     /// The scanner's last bytes, sent before the end.
     tail: Option<Bytes>,
@@ -38,12 +99,7 @@ struct Rate {
 }
 
 impl SiteBody {
-    pub(super) fn new(
-        inner: RequestBody,
-        limit: u64,
-        scan: Option<FormScan>,
-        min_rate: u64,
-    ) -> Self {
+    pub(super) fn new(inner: RequestBody, limit: u64, scan: Option<Scans>, min_rate: u64) -> Self {
         let rate = (min_rate > 0 && !inner.is_end_stream()).then(|| {
             let start = Instant::now();
             Rate {
@@ -103,8 +159,8 @@ impl Body for SiteBody {
             match frame {
                 None => {
                     this.ended = true;
-                    let rest = match this.scan.as_mut().map(FormScan::finish) {
-                        Some(Err(found)) => return Poll::Ready(Some(Err(cut(found)))),
+                    let rest = match this.scan.as_mut().map(Scans::finish) {
+                        Some(Err(found)) => return Poll::Ready(Some(Err(found.into()))),
                         Some(Ok(rest)) => rest,
                         None => Bytes::new(),
                     };
@@ -121,12 +177,14 @@ impl Body for SiteBody {
                             return Poll::Ready(Some(Ok(Frame::data(data))));
                         };
                         match scan.feed(&data) {
-                            Err(found) => return Poll::Ready(Some(Err(cut(found)))),
+                            Err(found) => return Poll::Ready(Some(Err(found.into()))),
                             Ok(out) if out.is_empty() => continue,
                             Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
                         }
                     }
-                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                    // Trailers are never forwarded: a script may read them
+                    // as headers that no check has seen.
+                    Err(_trailers) => continue,
                 },
             }
         }
@@ -141,6 +199,6 @@ impl Body for SiteBody {
     }
 }
 
-fn cut(found: crate::verify::form_scan::Found) -> BoxError {
-    BodyCut::Protected(found.0).into()
+fn cut(found: crate::verify::form_scan::Found) -> BodyCut {
+    BodyCut::Protected(found.0)
 }

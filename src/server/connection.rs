@@ -98,6 +98,16 @@ async fn proxy_header(
     if !config.listen.proxy_protocol || kind == Kind::Admin {
         return Some(peer);
     }
+    let ip = peer.ip().to_canonical();
+    if !config
+        .listen
+        .proxy_protocol_from
+        .iter()
+        .any(|n| n.contains(&ip))
+    {
+        tracing::debug!(%peer, "closing: a peer outside proxy_protocol_from");
+        return None;
+    }
     match proxy_protocol::read_header(tcp, config.gateway.header_read_timeout).await {
         Ok(Some(client)) => Some(client),
         Ok(None) => Some(peer),

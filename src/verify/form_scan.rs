@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::protect::{field_matches, names};
+use super::strict::Media;
 
 /// A protected parameter (or a field too odd to judge) in the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +53,13 @@ impl FormScan {
         rules: std::sync::Arc<[(String, String)]>,
         headers: &http::HeaderMap,
     ) -> Option<FormScan> {
-        let kind = super::form_kind(headers)?;
-        let form = match kind {
-            super::FormKind::UrlEncoded => Form::UrlEncoded { skipping: false },
-            super::FormKind::Multipart => Form::Multipart(Part::Lines {
+        // The one media type the strict grammar reads (anything else was refused).
+        let form = match super::strict::media(headers).ok()? {
+            Media::UrlEncoded => Form::UrlEncoded { skipping: false },
+            Media::Multipart(_) => Form::Multipart(Part::Lines {
                 skipping_line: false,
             }),
+            Media::Other => return None,
         };
         let max_value = rules.iter().map(|(_, v)| v.len()).max()?;
         Some(FormScan {

@@ -15,11 +15,13 @@ pub mod client_ip;
 pub(crate) mod explain;
 pub(crate) mod form_scan;
 pub(crate) mod handshake;
+pub(crate) mod multipart;
 pub(crate) mod protect;
 pub(crate) mod public_key;
 pub mod query;
 pub(crate) mod replay;
 pub mod signature;
+pub(crate) mod strict;
 
 use std::net::IpAddr;
 

@@ -15,6 +15,8 @@ use crate::config::{Passthrough, ProtectKind, Protected};
 use crate::paths::{dot_like, percent_decode, readings};
 use crate::php::php_name;
 
+use crate::values::Values;
+
 /// Why a target is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -37,8 +39,18 @@ pub(crate) fn check(
     headers: &HeaderMap,
 ) -> Verdict {
     let verdict = check_path(&site.protect, path);
-    if verdict != Verdict::Open || site.params.is_empty() {
+    if verdict != Verdict::Open {
         return verdict;
+    }
+    let verdict = super::strict::headers(site, headers);
+    if verdict != Verdict::Open {
+        return verdict;
+    }
+    if let Some(v) = in_request(&site.values, path, query, headers) {
+        return Verdict::Protected(v);
+    }
+    if site.params.is_empty() {
+        return Verdict::Open;
     }
     if let Some(p) = query.and_then(|q| dispatched(&site.params, q.as_bytes(), b"&;")) {
         return Verdict::Protected(p);
@@ -51,6 +63,30 @@ pub(crate) fn check(
         Some(p) => Verdict::Protected(p),
         None => Verdict::Open,
     }
+}
+
+/// A protected value anywhere in the target or the headers (names and
+/// values: cookies, Referer, anything a script may read).
+fn in_request(
+    values: &Values,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    if values.is_empty() {
+        return None;
+    }
+    let target = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    values.found_in(target.as_bytes()).or_else(|| {
+        headers.iter().find_map(|(name, value)| {
+            values
+                .found_in(name.as_str().as_bytes())
+                .or_else(|| values.found_in(value.as_bytes()))
+        })
+    })
 }
 
 /// Walk every reading of `path`; the first protected step decides.
@@ -160,13 +196,40 @@ pub(crate) fn field_matches(rules: &[(String, String)], field: &[u8]) -> Option<
 /// cookie values) and as written (cookie names in newer PHP).
 pub(crate) fn names(raw: &[u8]) -> Vec<String> {
     let mut out = Vec::with_capacity(2);
+    // PHP's names are C strings: a NUL ends them, whatever follows.
+    let decoded = form_decode_bytes(raw);
+    let decoded = decoded.split(|b| *b == 0).next().unwrap_or_default();
     for n in [
-        form_decode(raw),
+        String::from_utf8_lossy(decoded).into_owned(),
         String::from_utf8_lossy(raw).trim().to_owned(),
     ] {
         if let Some(n) = php_name(&n).map(|n| n.base) {
             if !out.contains(&n) {
                 out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes, UTF-8 or not.
+fn form_decode_bytes(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        match (raw[i], hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
             }
         }
     }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn config(upstream: &str) -> String {
     let cert = test_cert();
     format!(
-        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nproxy_protocol = true\n[tls]\ncert = {:?}\nkey = {:?}\n\
+        "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\nproxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1/32\"]\n[tls]\ncert = {:?}\nkey = {:?}\n\
          [[route]]\nname = \"tolq\"\npath = \"/cb\"\nupstream = \"{upstream}\"\nallow_ips = [\"84.22.114.141\"]\n",
         cert.cert_path.display().to_string(),
         cert.key_path.display().to_string()
@@ -121,4 +121,39 @@ async fn connections_without_a_valid_header_are_closed() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     assert_eq!(up.count(), 0);
+}
+
+/// Only the balancers named in proxy_protocol_from are believed: any other
+/// peer naming an allowlisted client in its own PROXY header is refused,
+/// and proxy_protocol without the list is a config error.
+#[tokio::test]
+async fn a_proxy_header_from_a_peer_outside_proxy_protocol_from_is_refused() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start_raw(&config(&up.url("/r")), &[]);
+    // On the https listener, closed before any TLS.
+    for client in [
+        Client::http(gw.http.unwrap()),
+        Client::http(gw.https.unwrap()),
+    ] {
+        let (statuses, text) = client
+            .source_ip("127.0.0.2")
+            .raw(b"PROXY TCP4 84.22.114.141 127.0.0.1 55555 443\r\nPOST /cb HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+            .await;
+        assert!(statuses.is_empty(), "answered: {text}");
+    }
+    // The same from the listed balancer passes.
+    let r = Client::http(gw.http.unwrap())
+        .preamble(b"PROXY TCP4 84.22.114.141 127.0.0.1 55555 443\r\n".to_vec())
+        .post("/cb", &[], b"x")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.count(), 1);
+    let unlisted = config(&up.url("/r")).replace("proxy_protocol_from = [\"127.0.0.1/32\"]\n", "");
+    let path = std::env::temp_dir().join(format!("pp-from-{}.toml", std::process::id()));
+    std::fs::write(&path, unlisted).unwrap();
+    let (code, _, err) =
+        support::gateway::run_cli(&["check", "--config", path.to_str().unwrap()], b"", &[]);
+    let _ = std::fs::remove_file(&path);
+    assert_ne!(code, 0);
+    assert!(err.contains("proxy_protocol_from"), "{err}");
 }

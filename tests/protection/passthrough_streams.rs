@@ -145,7 +145,7 @@ fn gateway(site: &Site, extra_listen: &str) -> Gateway {
     let cert = support::gateway::test_cert();
     Gateway::start_raw(
         &format!(
-            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n{extra_listen}\n[tls]\ncert = {:?}\nkey = {:?}\n\n[gateway]\nidle_timeout = \"2s\"\n\n[[route]]\nname = \"cb\"\npath = \"/cb\"\nupstream = \"http://{}/cb.php\"\nallow_ips = [\"127.0.0.1\"]\n\n[[passthrough]]\nupstream = \"http://{}\"\nmax_body_bytes = 4194304\n",
+            "[listen]\nhttps = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n{extra_listen}\n[tls]\ncert = {:?}\nkey = {:?}\n\n[gateway]\nidle_timeout = \"2s\"\n\n[[route]]\nname = \"cb\"\npath = \"/cb\"\nupstream = \"http://{}/cb.php\"\nallow_ips = [\"127.0.0.1\"]\n\n[[passthrough]]\nupstream = \"http://{}\"\nmax_body_bytes = 4194304\nwebsocket_paths = [\"/ws\"]\n",
             cert.cert_path.display().to_string(),
             cert.key_path.display().to_string(),
             site.addr,
@@ -417,7 +417,7 @@ async fn sigterm_lets_a_tunnel_run_until_drain_timeout() {
     let site = site().await;
     let mut gw = Gateway::start_raw(
         &format!(
-            "[listen]\nhttp = \"127.0.0.1:0\"\n[gateway]\nidle_timeout = \"60s\"\ndrain_timeout = \"3s\"\n[[route]]\nname = \"cb\"\npath = \"/cb\"\nupstream = \"http://{0}/cb.php\"\nallow_ips = [\"127.0.0.1\"]\n[[passthrough]]\nupstream = \"http://{0}\"\n",
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[gateway]\nidle_timeout = \"60s\"\ndrain_timeout = \"3s\"\n[[route]]\nname = \"cb\"\npath = \"/cb\"\nupstream = \"http://{0}/cb.php\"\nallow_ips = [\"127.0.0.1\"]\n[[passthrough]]\nupstream = \"http://{0}\"\nwebsocket_paths = [\"/ws\"]\n",
             site.addr
         ),
         &[],

@@ -44,6 +44,17 @@ impl Apache {
     /// Start Apache (and php-fpm) serving `tests/php/{docroot}`; `extra` is
     /// appended to the server config (a second vhost, a lock).
     pub fn start(engine: Engine, docroot: &str, extra: &str) -> Apache {
+        Apache::start_with_rules(engine, docroot, None, extra)
+    }
+
+    /// The same, with `rules` in place of mod_php's usual pretty-URL
+    /// rewrite (a site's own front-controller rules, such as OpenCart's).
+    pub fn start_with_rules(
+        engine: Engine,
+        docroot: &str,
+        rules: Option<&str>,
+        extra: &str,
+    ) -> Apache {
         assert!(
             Path::new("/usr/sbin/apache2").exists(),
             "apache2 not found: install apache2, libapache2-mod-php and php-fpm (.ci/run does)"
@@ -60,7 +71,7 @@ impl Apache {
         let conf = dir.path().join("apache2.conf");
         std::fs::write(
             &conf,
-            config(engine, dir.path(), &root, port, &record, extra),
+            config(engine, dir.path(), &root, port, &record, (rules, extra)),
         )
         .unwrap();
         let d = dir.path().display().to_string();
@@ -167,7 +178,8 @@ fn fpm_binary() -> String {
         .expect("php-fpm not found: install php-fpm (.ci/run does)")
 }
 
-fn start_fpm(dir: &Path) -> Child {
+/// php-fpm listening on `dir/fpm.sock` (for Apache event and nginx).
+pub fn start_fpm(dir: &Path) -> Child {
     let d = dir.display();
     let user = if running_as_root() {
         "user = www-data\ngroup = www-data\n"
@@ -192,7 +204,17 @@ fn start_fpm(dir: &Path) -> Child {
         .expect("start php-fpm")
 }
 
-fn config(engine: Engine, dir: &Path, root: &str, port: u16, record: &Path, extra: &str) -> String {
+fn config(
+    engine: Engine,
+    dir: &Path,
+    root: &str,
+    port: u16,
+    record: &Path,
+    (rules, extra): (Option<&str>, &str),
+) -> String {
+    let rules = rules.unwrap_or(
+        "RewriteCond %{REQUEST_FILENAME} !-f\n  RewriteCond %{REQUEST_FILENAME} !-d\n  RewriteRule ^ index.php [QSA,L]",
+    );
     let d = dir.display();
     let user = if running_as_root() {
         "User www-data\nGroup www-data\n"
@@ -210,9 +232,8 @@ fn config(engine: Engine, dir: &Path, root: &str, port: u16, record: &Path, extr
             "{}LoadModule php_module {MODULES}/libphp8.2.so\n\
              <FilesMatch \"\\.php$\">\n  SetHandler application/x-httpd-php\n</FilesMatch>\n\
              <Directory {root}>\n  Options FollowSymLinks\n  AllowOverride None\n  Require all granted\n\
-               RewriteEngine On\n  RewriteCond %{{REQUEST_FILENAME}} !-f\n  RewriteCond %{{REQUEST_FILENAME}} !-d\n\
-               RewriteRule ^ index.php [QSA,L]\n</Directory>\n",
-            modules(&["mpm_prefork", "rewrite"])
+               RewriteEngine On\n  {rules}\n</Directory>\n",
+            modules(&["mpm_prefork", "rewrite", "deflate"])
         ),
         Engine::PhpFpm => format!(
             "{}<FilesMatch \"\\.php$\">\n  SetHandler \"proxy:unix:{d}/fpm.sock|fcgi://localhost\"\n</FilesMatch>\n\

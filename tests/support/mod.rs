@@ -8,6 +8,7 @@ pub mod apache;
 pub mod browser;
 pub mod client;
 pub mod gateway;
+pub mod nginx;
 pub mod pebble;
 pub mod php;
 pub mod postgres;

@@ -107,12 +107,10 @@ const OPEN: &[&str] = &[
     "/index.php",
     "/index.php?action=view",
     "/index.php?action=tolq_callbacks",
-    "/index.php?actions=tolq_callback",
     "/?page=2",
     "/tolq/",
     "/tolq/other.php",
     "/tolq/callbac",
-    "/index.php?action.=tolq_callback",
     "/tolq/call",
     "/hooks/",
     "/hooks/other",
@@ -145,6 +143,41 @@ fn ordinary_pages_stay_open() {
         .filter(|(_, v)| *v != Verdict::Open)
         .collect();
     assert!(refused.is_empty(), "ordinary pages refused: {refused:?}");
+}
+
+/// With protect_values = false, the front controller's parameter is judged
+/// by its name as PHP reads it: other names with the value pass, names PHP
+/// cuts at NUL do not.
+#[test]
+fn without_values_names_are_read_as_php_reads_them() {
+    let mut site = site();
+    site.values = crate::values::Values::default();
+    let by_name = |target: &str| {
+        let (path, query) = target.split_once('?').unwrap();
+        check(&site, path, Some(query), &HeaderMap::new())
+    };
+    for open in [
+        "/index.php?actions=tolq_callback",
+        "/index.php?action.=tolq_callback",
+        "/index.php?x=tolq_callback",
+    ] {
+        assert_eq!(by_name(open), Verdict::Open, "{open}");
+    }
+    for refused in [
+        "/?action%00%FF=tolq_callback",
+        "/?action%00x=tolq_callback",
+        "/?action%00=tolq_callback",
+        "/?acti%6Fn%00%C3=tolq%5Fcallback",
+    ] {
+        assert_ne!(by_name(refused), Verdict::Open, "{refused}");
+    }
+    // By value, each is refused.
+    for target in [
+        "/index.php?actions=tolq_callback",
+        "/?action%00%FF=tolq_callback",
+    ] {
+        assert_ne!(verdict(target), Verdict::Open, "{target}");
+    }
 }
 
 #[test]
