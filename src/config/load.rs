@@ -232,9 +232,11 @@ impl<'a> Loader<'a> {
         self.error(Some(value.span()), message)
     }
 
-    fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
-        let listen_span = raw.listen.span();
-        let raw_listen = raw.listen.into_inner();
+    /// [listen]: the addresses, PROXY headers only from the balancers
+    /// named, at least one listener.
+    fn listen(&self, raw: Spanned<raw::RawListen>) -> Result<Listen, ConfigError> {
+        let listen_span = raw.span();
+        let raw_listen = raw.into_inner();
         let listen = Listen {
             https: raw_listen.https.map(|a| a.0),
             http: raw_listen.http.map(|a| a.0),
@@ -261,6 +263,12 @@ impl<'a> Loader<'a> {
         if listen.https.is_none() && listen.http.is_none() {
             return Err(self.error(Some(listen_span), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
         }
+        Ok(listen)
+    }
+
+    fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
+        let listen_span = raw.listen.span();
+        let listen = self.listen(raw.listen)?;
 
         let queue = self.queue(raw.queue, true)?;
         let tls = self.tls(raw.tls, &listen, &queue)?;
