@@ -390,14 +390,13 @@ fn the_test_command_names_every_missing_peer_before_building() {
     let bin = tempfile::tempdir().unwrap();
     // A PATH with nothing but what the script itself needs, and an `id`
     // that says "not root".
-    for tool in ["dirname"] {
-        let real = ["/usr/bin", "/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists())
-            .unwrap();
-        std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
-    }
+    let tool = "dirname";
+    let real = ["/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .unwrap();
+    std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
     let id = bin.path().join("id");
     std::fs::write(&id, "#!/bin/sh\necho 1000\n").unwrap();
     std::fs::set_permissions(&id, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
