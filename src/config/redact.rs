@@ -122,7 +122,12 @@ impl Redactor {
         spans.extend(find_all(search, raw));
         let escaped = |b: u8| raw.contains(&b);
         if escaped(b'%') || escaped(b'+') {
-            for plus in [false, true] {
+            // `+` as space is a second reading only when there is a `+`.
+            let readings: &[bool] = match escaped(b'+') {
+                true => &[false, true],
+                false => &[false],
+            };
+            for &plus in readings {
                 let mut view = View::identity(raw);
                 for _ in 0..DECODINGS {
                     let Some(next) = view.percent_decoded(plus) else {
@@ -130,7 +135,12 @@ impl Redactor {
                     };
                     view = next;
                     self.spans_in(&view, &mut spans);
-                    if let Some(json) = view.json_unescaped() {
+                    if let Some(json) = view
+                        .bytes
+                        .contains(&b'\\')
+                        .then(|| view.json_unescaped())
+                        .flatten()
+                    {
                         self.spans_in(&json, &mut spans);
                     }
                 }
