@@ -243,6 +243,20 @@ pub(crate) fn redacted_target(uri: &Uri, redact: &[String], redactor: &Redactor)
     }
 }
 
+/// The method as logged and kept: a method that holds a secret (any
+/// token is a valid method) is shown as `REDACTED`.
+pub(crate) fn redacted_method(method: &Method, redactor: &Redactor) -> Method {
+    match redactor.text(method.as_str()) {
+        std::borrow::Cow::Borrowed(_) => method.clone(),
+        std::borrow::Cow::Owned(hidden) => {
+            Method::from_bytes(hidden.as_bytes()).unwrap_or_else(|_| REDACTED_METHOD.clone())
+        }
+    }
+}
+
+static REDACTED_METHOD: std::sync::LazyLock<Method> =
+    std::sync::LazyLock::new(|| Method::from_bytes(b"REDACTED").expect("a token"));
+
 /// Counts by outcome in one minute.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Minute {

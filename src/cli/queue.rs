@@ -125,7 +125,7 @@ async fn show(store: &Store, config: &Path, id: i64) -> anyhow::Result<()> {
     };
     println!(
         "\n{} {}",
-        cb.method,
+        hide.text(&cb.method),
         printable(&hide.bytes(target.as_bytes()))
     );
     let headers = queue::store::from_lines(&cb.headers).unwrap_or_default();

@@ -545,9 +545,15 @@ impl<'a> Loader<'a> {
     pub(super) fn secret(&self, spec: &Spanned<String>, key: &str) -> secret::Secret {
         let stand_in = || secret::Secret::from(OFFLINE_SECRET.as_bytes().to_vec());
         if self.offline {
-            // `explain --route X` needs no other route's secret, but hides
-            // every one it can read by value in what it prints.
-            if let (Some(_), Ok(s)) = (self.only_route, secret::resolve(spec.get_ref())) {
+            // `explain --route X` needs no other route's secret but hides
+            // every one it can read; `check --offline` reads nothing, but a
+            // secret written in the file is still hidden by value.
+            let readable =
+                self.only_route.is_some() || secret::describe(spec.get_ref()) == "literal";
+            if let Some(s) = readable
+                .then(|| secret::resolve(spec.get_ref()).ok())
+                .flatten()
+            {
                 self.keep(key, &s);
             }
             return stand_in();

@@ -15,6 +15,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
+use aho_corasick::AhoCorasick;
+
 /// What a hidden value is shown as.
 pub(crate) const REDACTED: &str = "REDACTED";
 
@@ -28,13 +30,16 @@ const DECODINGS: usize = 3;
 /// The config's secrets, for hiding them by value.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
-    /// Longest first, no duplicates, none shorter than [`MIN_REDACTED_BYTES`].
-    secrets: Vec<Box<[u8]>>,
+    /// How many secrets (long enough, no duplicates).
+    count: usize,
+    /// Every secret and its whole hex and base64 forms, matched in one
+    /// linear pass, ASCII case ignored; None when there are none.
+    search: Option<AhoCorasick>,
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
+        write!(f, "Redactor({} secrets)", self.count)
     }
 }
 
@@ -46,15 +51,24 @@ impl Redactor {
             .filter(|s| s.len() >= MIN_REDACTED_BYTES)
             .map(Box::from)
             .collect();
-        secrets.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        secrets.sort_unstable();
         secrets.dedup();
-        Redactor { secrets }
+        let patterns: Vec<Vec<u8>> = secrets.iter().flat_map(|s| forms(s)).collect();
+        let search = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&patterns)
+            .ok()
+            .filter(|_| !patterns.is_empty());
+        Redactor {
+            count: secrets.len(),
+            search,
+        }
     }
 
     /// How many secrets it hides.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.secrets.len()
+        self.count
     }
 
     /// `bytes` with every secret, raw or encoded, replaced by `REDACTED`.
@@ -93,17 +107,27 @@ impl Redactor {
     }
 
     /// The raw ranges of `raw` that hold a secret, in order, merged.
+    /// Bounded: the raw text, at most [`DECODINGS`] percent-decodings of it
+    /// (`+` as space and not), each also with JSON escapes undone, and the
+    /// raw text with JSON escapes or HTML character references undone; each
+    /// view is one linear pass.
     fn spans(&self, raw: &[u8]) -> Vec<Range<usize>> {
         let mut spans = Vec::new();
-        if self.secrets.is_empty() || raw.len() < MIN_REDACTED_BYTES {
+        let Some(search) = &self.search else {
+            return spans;
+        };
+        if raw.len() < MIN_REDACTED_BYTES {
             return spans;
         }
-        for secret in &self.secrets {
-            spans.extend(find_all(raw, secret));
-        }
+        spans.extend(find_all(search, raw));
         let escaped = |b: u8| raw.contains(&b);
         if escaped(b'%') || escaped(b'+') {
-            for plus in [false, true] {
+            // `+` as space is a second reading only when there is a `+`.
+            let readings: &[bool] = match escaped(b'+') {
+                true => &[false, true],
+                false => &[false],
+            };
+            for &plus in readings {
                 let mut view = View::identity(raw);
                 for _ in 0..DECODINGS {
                     let Some(next) = view.percent_decoded(plus) else {
@@ -111,6 +135,14 @@ impl Redactor {
                     };
                     view = next;
                     self.spans_in(&view, &mut spans);
+                    if let Some(json) = view
+                        .bytes
+                        .contains(&b'\\')
+                        .then(|| view.json_unescaped())
+                        .flatten()
+                    {
+                        self.spans_in(&json, &mut spans);
+                    }
                 }
             }
         }
@@ -119,15 +151,34 @@ impl Redactor {
                 self.spans_in(&view, &mut spans);
             }
         }
+        if escaped(b'&') {
+            if let Some(view) = View::identity(raw).html_unescaped() {
+                self.spans_in(&view, &mut spans);
+            }
+        }
         merge(spans)
     }
 
     /// Every secret found in a decoded view, as raw ranges.
     fn spans_in(&self, view: &View, spans: &mut Vec<Range<usize>>) {
-        for secret in &self.secrets {
-            spans.extend(find_all(&view.bytes, secret).map(|r| view.at[r.start]..view.at[r.end]));
+        if let Some(search) = &self.search {
+            spans.extend(find_all(search, &view.bytes).map(|r| view.at[r.start]..view.at[r.end]));
         }
     }
+}
+
+/// What is searched for a secret: itself, its hex, its base64 and base64url
+/// (unpadded: the padded form holds it). Case is ignored when matching.
+fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(secret);
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let mut out = vec![secret.to_vec(), hex.into_bytes(), b64.into_bytes()];
+    if url.as_bytes() != out[2] {
+        out.push(url.into_bytes());
+    }
+    out
 }
 
 /// Whether a header's name says it carries a credential: its value is
@@ -165,13 +216,10 @@ pub(crate) fn is_credential_header(name: &str) -> bool {
     PARTS.iter().any(|p| folded.contains(p))
 }
 
-/// Where `needle` occurs in `hay` (overlapping occurrences too).
-fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
-    let first = needle[0];
-    hay.windows(needle.len())
-        .enumerate()
-        .filter(move |(_, w)| w[0] == first && *w == needle)
-        .map(move |(i, _)| i..i + needle.len())
+/// Where any pattern occurs in `hay` (overlapping occurrences too): linear
+/// in `hay` and the matches.
+fn find_all<'a>(search: &'a AhoCorasick, hay: &'a [u8]) -> impl Iterator<Item = Range<usize>> + 'a {
+    search.find_overlapping_iter(hay).map(|m| m.range())
 }
 
 /// Sorted, overlapping or touching ranges made one.
@@ -264,6 +312,58 @@ impl View {
         out.at.push(self.at[src.len()]);
         changed.then_some(out)
     }
+}
+
+impl View {
+    /// HTML character references (`&#84;`, `&#x54;`, `&lt;` `&gt;` `&amp;`
+    /// `&quot;` `&apos;`) undone; None when there are none.
+    fn html_unescaped(&self) -> Option<View> {
+        let src = &self.bytes;
+        let mut out = View {
+            bytes: Vec::with_capacity(src.len()),
+            at: Vec::with_capacity(src.len() + 1),
+        };
+        let mut changed = false;
+        let mut i = 0;
+        while i < src.len() {
+            let (decoded, used) = html_reference(&src[i..]).unwrap_or_else(|| {
+                let mut one = [0; 4];
+                one[0] = src[i];
+                (Decoded { bytes: one, len: 1 }, 1)
+            });
+            changed |= used > 1;
+            for b in &decoded.bytes[..decoded.len] {
+                out.at.push(self.at[i]);
+                out.bytes.push(*b);
+            }
+            i += used;
+        }
+        out.at.push(self.at[src.len()]);
+        changed.then_some(out)
+    }
+}
+
+/// The HTML character reference at the start of `s`, decoded, and its length.
+fn html_reference(s: &[u8]) -> Option<(Decoded, usize)> {
+    if s.first() != Some(&b'&') {
+        return None;
+    }
+    let end = s.iter().take(12).position(|&b| b == b';')?;
+    let name = std::str::from_utf8(&s[1..end]).ok()?;
+    let code = match name {
+        "lt" => '<' as u32,
+        "gt" => '>' as u32,
+        "amp" => '&' as u32,
+        "quot" => '"' as u32,
+        "apos" => '\'' as u32,
+        _ => match name.strip_prefix('#')? {
+            n if n.starts_with(['x', 'X']) => u32::from_str_radix(&n[1..], 16).ok()?,
+            n => n.parse().ok()?,
+        },
+    };
+    let mut bytes = [0; 4];
+    let len = char::from_u32(code)?.encode_utf8(&mut bytes).len();
+    Some((Decoded { bytes, len }, end + 1))
 }
 
 /// Up to four decoded bytes.
@@ -476,5 +576,79 @@ token = { secrets = ["url-token-0123456789", "url-token-9876543210"] }
         assert_eq!(r.text("x%C3%A9-secret"), "xREDACTED");
         assert_eq!(r.text("%"), "%");
         assert_eq!(r.text("\\u12"), "\\u12");
+    }
+
+    #[test]
+    fn ascii_case_does_not_hide_a_secret() {
+        let r = Redactor::new([b"TolqTokSecretAAA".as_slice(), b"deadbeefcafebabe0123"]);
+        assert_eq!(r.text("x-tolqtoksecretaaa"), "x-REDACTED");
+        assert_eq!(r.text("k=DEADBEEFCAFEBABE0123"), "k=REDACTED");
+        assert_eq!(r.text("k=%44EADBEEFCAFEBABE0123"), "k=REDACTED");
+        assert_eq!(
+            r.text("{\"k\":\"\\u0044eadbeefcafebabe0123\"}"),
+            "{\"k\":\"REDACTED\"}"
+        );
+    }
+
+    #[test]
+    fn hex_and_base64_forms_of_a_whole_secret_are_hidden() {
+        use base64::Engine;
+        let secret = b"TolqTokSecretAA?>";
+        let r = Redactor::new([secret.as_slice()]);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        for form in [
+            hex.clone(),
+            hex.to_ascii_uppercase(),
+            b64.encode(secret),
+            url.encode(secret),
+        ] {
+            let shown = r.text(&format!("v={form}&x=1")).into_owned();
+            assert!(shown.starts_with("v=REDACTED"), "{form}: {shown}");
+            assert!(!shown.contains(&form[..form.len() - 2]), "{form}: {shown}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_inside_percent_encoding_and_html_entities_are_undone() {
+        let r = Redactor::new([b"Tolq<&>secret".as_slice()]);
+        let json: String = "Tolq<&>secret"
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let form: String =
+            form_urlencoded::byte_serialize(format!("{{\"a\":\"{json}\"}}").as_bytes()).collect();
+        let shown = r.text(&format!("other={form}")).into_owned();
+        assert!(!shown.contains("5Cu0054"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        for html in [
+            "&#84;olq&lt;&amp;&gt;secret",
+            "&#x54;olq&#60;&#38;&#62;secret",
+        ] {
+            assert_eq!(
+                r.text(&format!("<p>{html}</p>")),
+                "<p>REDACTED</p>",
+                "{html}"
+            );
+        }
+    }
+
+    /// Not a timed assertion: prints what a hostile target costs
+    /// (`cargo test --lib redact -- --show-output`).
+    #[test]
+    fn a_hostile_target_costs_linear_time() {
+        let r = Redactor::new([b"TolqTokSecretAAA".as_slice(), b"deadbeefcafebabe0123"]);
+        for n in [5_000, 20_000] {
+            let hostile = "%25".repeat(n);
+            let start = std::time::Instant::now();
+            let shown = r.text(&hostile);
+            println!(
+                "{} bytes of %25: {:.2} ms",
+                hostile.len(),
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+            assert_eq!(shown, hostile);
+        }
     }
 }

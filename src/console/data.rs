@@ -319,7 +319,7 @@ pub(crate) async fn queue_item_detail(
     let hide = &config.redactor;
     let body = hide.bytes(&cb.body[..cb.body.len().min(BODY_KEPT)]);
     let detail = QueueDetail {
-        method: cb.method.clone(),
+        method: hide.text(&cb.method).into_owned(),
         target: hide.text(&target).into_owned(),
         verified: cb.verified.clone(),
         headers: redact_headers(&headers, hide),

@@ -80,7 +80,7 @@ pub(crate) async fn handle(
         ),
     };
     let seen = Seen {
-        method: req.method().clone(),
+        method: crate::recent::redacted_method(req.method(), &config.redactor),
         // Built only when the request log line or the console wants it (it
         // is the hot path's only string work).
         target: match tracing::enabled!(tracing::Level::INFO) || shared.recent.load().is_some() {

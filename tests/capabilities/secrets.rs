@@ -35,6 +35,7 @@ admin = "127.0.0.1:0"
 
 [admin]
 console = {{ password = "{PASSWORD}" }}
+hosts = ["gw"]
 
 [gateway]
 assertion = {{ key = "{ASSERT}", version = 2 }}
@@ -402,4 +403,129 @@ async fn no_configured_secret_is_shown_under_any_name_place_or_encoding() {
     let outputs = shown(&gw, VERIFY2).await;
     assert!(outputs[0].1.matches("hub.verify_token=REDACTED").count() >= 4);
     assert_hidden(&outputs, &[VERIFY2, TOKEN, QTOKEN, APP, PASSWORD, ASSERT]);
+}
+
+/// A token of letters only (so it can be an HTTP method) and a hex key.
+const LETTERS: &str = "TolqTokSecretAAA";
+const HEXKEY: &str = "deadbeefcafebabe0123";
+
+fn small_config(up: &Upstream) -> String {
+    format!(
+        r#"
+[listen]
+http = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[admin]
+console = {{ password = "{PASSWORD}" }}
+hosts = ["gw"]
+
+[[route]]
+name = "meta"
+path = "/meta"
+upstream = "{meta}"
+preset = "meta"
+allow_ips = ["127.0.0.1"]
+hmac = {{ secrets = ["{HEXKEY}"] }}
+handshake = {{ verify_token = "{VERIFY}" }}
+
+[[route]]
+name = "tolq"
+path = "/tolq"
+upstream = "{tolq}"
+allow_ips = ["127.0.0.1"]
+token = {{ secrets = ["{LETTERS}"] }}
+"#,
+        meta = up.url("/meta.php"),
+        tolq = up.url("/tolq.php"),
+    )
+}
+
+/// The log and every console page and JSON of the kept requests (bodies
+/// decoded), for the attacks below.
+async fn console_and_log(gw: &Gateway) -> Vec<(String, String)> {
+    let mut out = vec![("log".to_owned(), gw.log())];
+    let list = admin(gw, "/api/requests").await;
+    let entries: serde_json::Value = serde_json::from_str(&list).unwrap();
+    out.push(("/api/requests".into(), list));
+    out.push(("/requests".into(), admin(gw, "/requests").await));
+    for e in entries.as_array().unwrap() {
+        let id = e["id"].as_u64().unwrap();
+        let json = admin(gw, &format!("/api/requests/{id}")).await;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        if let Some(b64) = v["body_base64"].as_str() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            out.push((
+                format!("body_base64 of {id}"),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+        out.push((format!("/api/requests/{id}"), json));
+        out.push((
+            format!("/requests/{id}"),
+            admin(gw, &format!("/requests/{id}")).await,
+        ));
+    }
+    out
+}
+
+/// No output holds `secret` in any ASCII case.
+fn assert_hidden_any_case(outputs: &[(String, String)], secret: &str) {
+    let lower = secret.to_ascii_lowercase();
+    for (place, text) in outputs {
+        assert!(
+            !text.to_ascii_lowercase().contains(&lower),
+            "{secret} (any case) in {place}:\n{}",
+            &text[..text.len().min(20_000)]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_sent_as_the_method_is_hidden() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start_raw(&small_config(&up), &[("RUST_LOG", "trace")]);
+    let addr = gw.http.unwrap();
+    for target in ["/tolq/callback", "/meta", "/nowhere"] {
+        let (status, text) = http(addr, LETTERS, target, "", b"{}").await;
+        assert!(status >= 400, "{target}: {text}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outputs = console_and_log(&gw).await;
+    assert!(outputs[0].1.contains("method=REDACTED"), "{}", outputs[0].1);
+    assert_hidden_any_case(&outputs, LETTERS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_another_ascii_case_is_hidden() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start_raw(&small_config(&up), &[("RUST_LOG", "trace")]);
+    let addr = gw.http.unwrap();
+    let upper = HEXKEY.to_ascii_uppercase();
+    let sends = [
+        (format!("X-{LETTERS}: v\r\n"), String::from("{}")),
+        (format!("X-Note: {upper}\r\n"), format!("n={upper}")),
+        (
+            String::new(),
+            format!("{{\"k\":\"{}\"}}", LETTERS.to_ascii_lowercase()),
+        ),
+    ];
+    for (head, body) in sends {
+        let head = format!("{}{head}", forged());
+        let (status, text) = http(addr, "POST", "/meta", &head, body.as_bytes()).await;
+        assert!(status >= 400, "{text}");
+    }
+    let t = format!("/meta?x={}", percent_all(&upper, false));
+    let (status, text) = http(addr, "POST", &t, &forged(), b"{}").await;
+    assert!(status >= 400, "{text}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outputs = console_and_log(&gw).await;
+    assert!(
+        outputs.iter().any(|(_, t)| t.contains("x-REDACTED")),
+        "the header name is kept, with the secret hidden"
+    );
+    assert_hidden_any_case(&outputs, LETTERS);
+    assert_hidden_any_case(&outputs, HEXKEY);
 }
