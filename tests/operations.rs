@@ -349,6 +349,9 @@ async fn json_log_lines_carry_the_request_fields() {
     assert_eq!(v["outcome"], "forwarded");
     assert_eq!(v["uri"], "/a?token=REDACTED");
     assert_eq!(v["client"], "127.0.0.1");
+    // Numbers are JSON numbers, for log shippers' range queries.
+    assert!(v["status"].is_u64(), "{line}");
+    assert!(v["duration_ms"].is_f64(), "duration_ms is a number: {line}");
 }
 
 #[tokio::test]

@@ -641,3 +641,22 @@ async fn sigterm_finishes_a_delivery_under_way(backend: Backend) {
     assert_eq!(up.count(), 1, "delivered again after the restart");
     println!("SIGTERM with a delivery under way: exited after {took:?}, delivered once");
 }
+
+/// "(created now, …)" is said when the store is created, once: not again
+/// at a reload, nor when a restart opens the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_now_is_said_only_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_dir("http://127.0.0.1:9/r", &dir.path().join("q"), "");
+    let gw = Gateway::start(&text);
+    gw.wait_for_log("callback store open");
+    gw.signal("HUP");
+    gw.wait_for_log("config reloaded");
+    let log = gw.log();
+    assert_eq!(log.matches("callback store open").count(), 2, "{log}");
+    assert_eq!(log.matches("created now").count(), 1, "{log}");
+    drop(gw);
+    let again = Gateway::start(&text);
+    let log = again.wait_for_log("callback store open");
+    assert!(!log.contains("created now"), "{log}");
+}

@@ -599,7 +599,8 @@ impl Call<'_> {
             outcome = handled.outcome.as_str(),
             reason = handled.reason.as_str(),
             status = handled.response.status().as_u16(),
-            duration_ms = format_args!("{:.1}", seen.start.elapsed().as_secs_f64() * 1000.0),
+            // A number in JSON logs (0.1 ms steps), not a string.
+            duration_ms = (seen.start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
             "request"
         );
         if let Some(recent) = self.shared.recent.load().as_ref() {
