@@ -229,8 +229,8 @@ fn the_readmes_capture_recipe_works_as_written() {
         &[],
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("bash")
-        .args(["-c", &script])
+    let out = std::process::Command::new("timeout")
+        .args(["90", "bash", "-c", &script])
         .current_dir(dir.path())
         .env("SIG", sig.trim())
         .env("BODY", body)
