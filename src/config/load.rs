@@ -48,16 +48,8 @@ impl Config {
     }
 
     fn parse_with(loader: Loader<'_>, text: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            let mut message = without_values(e.message().trim_end());
-            if message.starts_with("unknown field") {
-                message.push_str(" (callgate refuses unknown keys: a misspelt key could silently disable a check)");
-            }
-            if let Some(hint) = single_for_list(text, &message) {
-                message.push_str(&hint);
-            }
-            loader.error(e.span(), message)
-        })?;
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| parse_errors(&loader, text, e))?;
         let resolved = loader.resolve(raw);
         // Every problem found, the one that stopped resolution last.
         let mut found = loader.deferred.take();
@@ -82,6 +74,125 @@ impl Config {
             .map_err(|e| loader.error(e.span(), without_values(e.message().trim_end())))?;
         loader.queue(raw.queue, false)
     }
+}
+
+/// What the parser found, every bad element of a list included: the
+/// parser names the list; each element is tried alone to find which are
+/// bad, those are blanked out (same length, so line:column stay true) and
+/// the file read again, until an error that is not a bad element.
+fn parse_errors(loader: &Loader<'_>, text: &str, first: toml::de::Error) -> ConfigError {
+    let mut errors = Vec::new();
+    let mut text = text.to_owned();
+    let mut e = first;
+    // Bounded: each round blanks at least one element.
+    for _ in 0..16 {
+        let bad = e
+            .span()
+            .map(|span| bad_elements(&text, span))
+            .unwrap_or_default();
+        if bad.is_empty() {
+            errors.push(loader.error(e.span(), parse_message(&text, &e)));
+            break;
+        }
+        for (at, why) in &bad {
+            errors.push(loader.error(Some(at.clone()), parse_message(&text, why)));
+        }
+        let ats: Vec<Range<usize>> = bad.into_iter().map(|(at, _)| at).collect();
+        text = blanked(&text, &ats);
+        match toml::from_str::<raw::RawConfig>(&text) {
+            Ok(_) => break,
+            Err(next) => e = next,
+        }
+    }
+    ConfigError::all(errors).expect("one error at least")
+}
+
+/// The parser's message, without values, with the fix where one is known.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = without_values(e.message().trim_end());
+    if message.starts_with("unknown field") {
+        message.push_str(
+            " (callgate refuses unknown keys: a misspelt key could silently disable a check)",
+        );
+    }
+    if let Some(hint) = single_for_list(text, &message) {
+        message.push_str(&hint);
+    }
+    message
+}
+
+/// The string elements of the array at `span` that the parser refuses
+/// alone (the others blanked), each with its error; none when `span` is
+/// not an array of strings. At most 64 elements are tried.
+fn bad_elements(text: &str, span: Range<usize>) -> Vec<(Range<usize>, toml::de::Error)> {
+    let Some(array) = text.get(span.clone()) else {
+        return Vec::new();
+    };
+    if !array.starts_with('[') || !array.ends_with(']') {
+        return Vec::new();
+    }
+    let elements: Vec<Range<usize>> = string_literals(array)
+        .into_iter()
+        .take(64)
+        .map(|r| r.start + span.start..r.end + span.start)
+        .collect();
+    let mut bad = Vec::new();
+    for (i, el) in elements.iter().enumerate() {
+        let others: Vec<Range<usize>> = (0..elements.len())
+            .filter(|j| *j != i)
+            .map(|j| elements[j].clone())
+            .collect();
+        if let Err(e) = toml::from_str::<raw::RawConfig>(&blanked(text, &others)) {
+            if e.span().is_some_and(|s| s.start == span.start) {
+                bad.push((el.clone(), e));
+            }
+        }
+    }
+    bad
+}
+
+/// The `"…"` literals of an array's text (escapes honoured), as ranges.
+fn string_literals(array: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut open = None;
+    let mut escaped = false;
+    for (i, c) in array.char_indices() {
+        match (c, open) {
+            ('"', None) => open = Some(i),
+            ('\\', Some(_)) if !escaped => {
+                escaped = true;
+                continue;
+            }
+            ('"', Some(start)) if !escaped => {
+                out.push(start..i + 1);
+                open = None;
+            }
+            ('#', None) => return out,
+            _ => {}
+        }
+        escaped = false;
+    }
+    out
+}
+
+/// `text` with each element (and the comma after it) blanked out: spaces,
+/// newlines kept, so every other position stays where it was.
+fn blanked(text: &str, elements: &[Range<usize>]) -> String {
+    let mut out: Vec<u8> = text.as_bytes().to_vec();
+    for el in elements {
+        let rest = &text[el.end..];
+        let gap = rest.len() - rest.trim_start().len();
+        let end = match rest.trim_start().starts_with(',') {
+            true => el.end + gap + 1,
+            false => el.end,
+        };
+        for b in &mut out[el.start..end] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
 }
 
 /// Tables that are lists in callgate's config (`[[route]]`): written with

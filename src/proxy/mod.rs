@@ -92,9 +92,46 @@ pub(crate) async fn handle(
     // Boxed: hyper keeps each connection's request future inline, so the
     // phases' state lives on the heap, and only while a request runs
     // (1,000 idle connections cost ~2 MiB less). One box for all phases.
+    let cut = Unanswered {
+        seen: &seen,
+        client: call.client,
+        armed: true,
+    };
     let mut handled = Box::pin(call.respond(req)).await;
+    cut.answered();
     call.logging(&mut handled, seen);
     Ok(handled.response)
+}
+
+/// A request whose future is dropped before it is answered (its connection
+/// closed at drain_timeout when stopping, or by the client) still gets its
+/// log line, from here.
+struct Unanswered<'a> {
+    seen: &'a Seen,
+    client: IpAddr,
+    armed: bool,
+}
+
+impl Unanswered<'_> {
+    fn answered(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        tracing::warn!(
+            client = %self.client,
+            method = %self.seen.method,
+            uri = %self.seen.target,
+            outcome = "cut",
+            duration_ms = (self.seen.start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
+            "request cut before its answer: its connection closed (drain_timeout when stopping, or the client left)"
+        );
+    }
 }
 
 /// One request's context: what every request shares, the config snapshot
@@ -629,7 +666,8 @@ impl Call<'_> {
             outcome = handled.outcome.as_str(),
             reason = handled.reason.as_str(),
             status = handled.response.status().as_u16(),
-            duration_ms = format_args!("{:.1}", seen.start.elapsed().as_secs_f64() * 1000.0),
+            // A number in JSON logs (0.1 ms steps), not a string.
+            duration_ms = (seen.start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
             "request"
         );
         if let Some(recent) = self.shared.recent.load().as_ref() {

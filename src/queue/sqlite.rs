@@ -22,8 +22,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The SQLite store; one connection, shared.
 pub(crate) struct Sqlite {
     path: PathBuf,
-    /// This open created the database file (said once, in the log).
-    created: bool,
+    /// This open created the database file (said once, in the log: taken
+    /// by the first [`Sqlite::take_created`]).
+    created: std::sync::atomic::AtomicBool,
     conn: Mutex<Connection>,
 }
 
@@ -92,7 +93,7 @@ impl Sqlite {
         }
         Ok(Sqlite {
             path,
-            created,
+            created: created.into(),
             conn: Mutex::new(conn),
         })
     }
@@ -102,9 +103,11 @@ impl Sqlite {
         &self.path
     }
 
-    /// Whether this open created it.
-    pub(crate) fn created(&self) -> bool {
+    /// Whether this open created it, true once: "created now" is said at
+    /// creation, not at every reload, on the console or in health answers.
+    pub(crate) fn take_created(&self) -> bool {
         self.created
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {

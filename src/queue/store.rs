@@ -62,12 +62,20 @@ impl Store {
     /// Where it is, for logs and `check` (never a password).
     pub(crate) fn describe(&self) -> String {
         match self {
-            Store::Sqlite(s) if s.created() => format!(
+            Store::Sqlite(s) => s.path().display().to_string(),
+            Store::Postgres(p) => p.describe(),
+        }
+    }
+
+    /// Where it is, for the log line that opens it: the first says when
+    /// this process created it.
+    pub(crate) fn announce(&self) -> String {
+        match self {
+            Store::Sqlite(s) if s.take_created() => format!(
                 "{} (created now, 0600 in a 0700 directory)",
                 s.path().display()
             ),
-            Store::Sqlite(s) => s.path().display().to_string(),
-            Store::Postgres(p) => p.describe(),
+            _ => self.describe(),
         }
     }
 

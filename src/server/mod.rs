@@ -147,6 +147,10 @@ fn start_threads(
                     Err(e) => return tracing::error!("cannot start connection thread {i}: {e}"),
                 };
                 runtime.block_on(serve_thread(serving, mine, inbox, stop));
+                // Connections still open after drain_timeout are dropped
+                // here, before the process is told this thread is done: a
+                // request cut this way still writes its log line.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(200));
                 drop(done_tx);
             })
             .context("cannot start a connection thread")?;

@@ -102,7 +102,7 @@ pub(super) fn log_warnings(config: &Config) {
 pub(super) fn start_queue(shared: &Arc<Shared>) {
     if shared.config.load().needs_store() {
         match shared.store() {
-            Ok(store) => tracing::info!(store = %store.describe(), "callback store open"),
+            Ok(store) => tracing::info!(store = %store.announce(), "callback store open"),
             Err(e) => tracing::error!("callback store unavailable, queue routes answer 503: {e}"),
         }
     }

@@ -998,3 +998,28 @@ fn a_single_bracket_list_table_gets_a_hint() {
         );
     }
 }
+
+/// Every bad element of a list is reported, each at its own line:column,
+/// not only the first (two bad CIDRs: both), and across lists.
+#[test]
+fn every_bad_element_of_a_list_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD.replace(
+        "preset = \"tolq\"\n",
+        "preset = \"tolq\"\nallow_ips = [\"1.2.3.4\", \"1.2.3.999\",\n  \"10.0.0.0/8\", \"fe80::zz\"]\n",
+    ) + "\n[gateway]\ntrusted_proxies = [\"10.0.0.300/8\"]\n";
+    let path = write_config(dir.path(), &text);
+    let (code, _, err) = run_cli(&["check", "--config", &path], b"", &[]);
+    assert_eq!(code, 1);
+    for (at, value) in [
+        (":10:25:", "1.2.3.999"),
+        (":11:17:", "fe80::zz"),
+        (":16:20:", "10.0.0.300/8"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(at) && l.contains(value)),
+            "{at} {value}: {err}"
+        );
+    }
+    assert!(err.contains("(3 problems in the config)"), "{err}");
+}

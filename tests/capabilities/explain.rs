@@ -391,3 +391,46 @@ fn explain_without_from_says_it_cannot_decide_the_ip_check() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("would accept"), "{out}");
 }
+/// README's capture recipe, run as written (its port, paths and the binary
+/// substituted): python3 captures the request curl sends, and `explain`
+/// accepts it. No nc or socat, which a fresh machine lacks.
+#[test]
+fn the_readmes_capture_recipe_works_as_written() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let recipe = readme
+        .split("```sh\n")
+        .filter_map(|b| b.split("\n```").next())
+        .find(|b| b.contains("python3 - 9099 > request.http"))
+        .expect("the capture recipe");
+    assert!(!recipe.contains("nc -l") && !recipe.contains("socat"));
+    let port = support::upstream::closed_port().port().to_string();
+    let binary = support::gateway::binary();
+    let script = recipe
+        .replace("9099", &port)
+        .replace(
+            "config.example.toml",
+            &format!("{root}/config.example.toml"),
+        )
+        .replace("callgate explain", &format!("{binary} explain"));
+    let body = r#"{"id":1,"status":"finished"}"#;
+    let (_, sig, _) = run_cli(
+        &["sign", "--secret", "demo-tolq-api-key-CHANGE-ME"],
+        body.as_bytes(),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("timeout")
+        .args(["90", "bash", "-c", &script])
+        .current_dir(dir.path())
+        .env("SIG", sig.trim())
+        .env("BODY", body)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("would accept"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -200,6 +200,39 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     assert_eq!(up.count(), 1);
 }
 
+/// A request still waiting for its receiver when drain_timeout ends is cut,
+/// and still gets its log line.
+#[tokio::test]
+async fn a_request_cut_at_drain_timeout_gets_its_log_line() {
+    let up = Upstream::recording().await;
+    up.delay(Duration::from_secs(20));
+    let text = listen_and_tls()
+        + "\n[gateway]\ndrain_timeout = \"1s\"\n"
+        + &route("a", "/a", &up.url("/a"));
+    let mut gw = Gateway::start_raw(&text, &[]);
+    let https = gw.https.unwrap();
+    let in_flight = tokio::spawn(async move {
+        Client::https(https, Version::H1)
+            .post("/a?token=t-0123456789abcdef", &[], b"slow")
+            .await
+    });
+    while up.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+    in_flight.abort();
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("request cut before its answer"))
+        .unwrap_or_else(|| panic!("no log line for the cut request:\n{log}"));
+    assert!(
+        line.contains("uri=/a?token=REDACTED") && line.contains("outcome=\"cut\""),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 async fn sd_notify_reports_ready_reloading_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,6 +382,9 @@ async fn json_log_lines_carry_the_request_fields() {
     assert_eq!(v["outcome"], "forwarded");
     assert_eq!(v["uri"], "/a?token=REDACTED");
     assert_eq!(v["client"], "127.0.0.1");
+    // Numbers are JSON numbers, for log shippers' range queries.
+    assert!(v["status"].is_u64(), "{line}");
+    assert!(v["duration_ms"].is_f64(), "duration_ms is a number: {line}");
 }
 
 #[tokio::test]

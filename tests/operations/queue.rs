@@ -1057,3 +1057,22 @@ fn store_rows(dir: &Path) -> i64 {
     conn.query_row("SELECT COUNT(*) FROM callbacks", [], |r| r.get(0))
         .unwrap()
 }
+
+/// "(created now, …)" is said when the store is created, once: not again
+/// at a reload, nor when a restart opens the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn created_now_is_said_only_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_dir("http://127.0.0.1:9/r", &dir.path().join("q"), "");
+    let gw = Gateway::start(&text);
+    gw.wait_for_log("callback store open");
+    gw.signal("HUP");
+    gw.wait_for_log("config reloaded");
+    let log = gw.log();
+    assert_eq!(log.matches("callback store open").count(), 2, "{log}");
+    assert_eq!(log.matches("created now").count(), 1, "{log}");
+    drop(gw);
+    let again = Gateway::start(&text);
+    let log = again.wait_for_log("callback store open");
+    assert!(!log.contains("created now"), "{log}");
+}
