@@ -628,12 +628,18 @@ fn trial_values_are_served_on_loopback_only() {
     let root = env!("CARGO_MANIFEST_DIR");
     let example = std::fs::read_to_string(format!("{root}/config.example.toml")).unwrap();
     assert!(example.contains("https = \"127.0.0.1:8443\""));
-    let on_loopback = example.replace("https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"");
+    // Its state in a directory of the test's own, never /var/lib/callgate
+    // (a root-owned one there would stop the package's service user).
+    let dir = tempfile::tempdir().unwrap();
+    let on_loopback = example.replace("https = \"127.0.0.1:8443\"", "https = \"127.0.0.1:0\"")
+        + &format!(
+            "\n[queue]\ndir = {:?}\n",
+            dir.path().join("q").display().to_string()
+        );
     let gw = Gateway::start_raw(&on_loopback, &[]);
     assert!(gw.https.is_some(), "the trial serves on loopback");
     drop(gw);
 
-    let dir = tempfile::tempdir().unwrap();
     let public = dir.path().join("public.toml");
     let text = example.replace("https = \"127.0.0.1:8443\"", "https = \"0.0.0.0:0\"")
         + &format!(
