@@ -121,7 +121,10 @@ impl Gateway {
         let config_path = dir.path().join("callgate.toml");
         // Each gateway its own store (dedupe state would otherwise outlive
         // the test in the default /var/lib/callgate).
-        let text = match text.contains("[queue]") {
+        // A `[queue]` table of the config's own (not the example's
+        // commented `# [queue]`) keeps its dir.
+        let own_queue = text.lines().any(|l| l.trim_start().starts_with("[queue]"));
+        let text = match own_queue {
             true => text.to_owned(),
             false => format!(
                 "{text}\n[queue]\ndir = {:?}\n",
