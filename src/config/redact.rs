@@ -289,35 +289,18 @@ impl View {
     /// JSON string escapes (`\/`, `\"`, `\\`, `\n`…, `\uXXXX`) undone;
     /// None when there are none.
     fn json_unescaped(&self) -> Option<View> {
-        let src = &self.bytes;
-        let mut out = View {
-            bytes: Vec::with_capacity(src.len()),
-            at: Vec::with_capacity(src.len() + 1),
-        };
-        let mut changed = false;
-        let mut i = 0;
-        while i < src.len() {
-            let (decoded, used) = json_escape(&src[i..]).unwrap_or_else(|| {
-                let mut one = [0; 4];
-                one[0] = src[i];
-                (Decoded { bytes: one, len: 1 }, 1)
-            });
-            changed |= used > 1;
-            for b in &decoded.bytes[..decoded.len] {
-                out.at.push(self.at[i]);
-                out.bytes.push(*b);
-            }
-            i += used;
-        }
-        out.at.push(self.at[src.len()]);
-        changed.then_some(out)
+        self.unescaped(json_escape)
     }
-}
 
-impl View {
     /// HTML character references (`&#84;`, `&#x54;`, `&lt;` `&gt;` `&amp;`
     /// `&quot;` `&apos;`) undone; None when there are none.
     fn html_unescaped(&self) -> Option<View> {
+        self.unescaped(html_reference)
+    }
+
+    /// Every escape `escape` reads at a position undone (each decoded byte
+    /// keeps the position of its escape); None when there are none.
+    fn unescaped(&self, escape: fn(&[u8]) -> Option<(Decoded, usize)>) -> Option<View> {
         let src = &self.bytes;
         let mut out = View {
             bytes: Vec::with_capacity(src.len()),
@@ -326,7 +309,7 @@ impl View {
         let mut changed = false;
         let mut i = 0;
         while i < src.len() {
-            let (decoded, used) = html_reference(&src[i..]).unwrap_or_else(|| {
+            let (decoded, used) = escape(&src[i..]).unwrap_or_else(|| {
                 let mut one = [0; 4];
                 one[0] = src[i];
                 (Decoded { bytes: one, len: 1 }, 1)
