@@ -153,7 +153,7 @@ impl Check {
             Check::Hmac | Check::PublicKey | Check::Timestamp | Check::Payload => Step::Off,
             // The proxy claims the replay keys in the store after every
             // check passed (`proxy/replay.rs`, keys from `check/replay.rs`),
-            // and answers a handshake itself (`proxy::Call::handshake_head`).
+            // and answers a handshake itself (`proxy::Callback::handshake_head`).
             Check::Replay | Check::Handshake => Step::Off,
         }
     }
