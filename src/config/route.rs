@@ -7,6 +7,7 @@ mod allow_ips;
 mod delivery;
 mod handshake;
 mod hmac;
+mod replay;
 mod signature;
 mod token;
 
@@ -394,53 +395,6 @@ impl Loader<'_> {
             "{msg}; remove it, or list the provider's addresses"
         ));
         Ok(())
-    }
-
-    /// Twilio signs the URL it called: built from an unchecked Host, a
-    /// request signed for another site (staging) would verify here.
-    fn signed_url_has_a_host(
-        &self,
-        at: &At<'_>,
-        hmac: Option<&HmacCheck>,
-        has_hosts: bool,
-    ) -> Result<(), ConfigError> {
-        let signs_url = hmac
-            .is_some_and(|h| h.scheme.signed == presets::Signed::Twilio && h.public_url.is_none());
-        if signs_url && !has_hosts {
-            return Err(self.error(Some(at.span.clone()), format!("{}: a {} route checks a signature over the URL the provider called, so that URL must not come from the caller's Host alone: add host = [\"www.example.com\"] (the host it calls) or hmac.public_url = \"https://www.example.com\"", at.label, at.preset_name)));
-        }
-        Ok(())
-    }
-
-    /// The route's replay window (its own, else the preset's). A signed
-    /// timestamp's tolerance may not outlive it: a captured callback would
-    /// pass its timestamp check after its replay key was forgotten.
-    fn replay_window(
-        &self,
-        at: &At<'_>,
-        own: Option<Option<Duration>>,
-        hmac: Option<&HmacCheck>,
-        signature: Option<&SignatureCheck>,
-    ) -> Result<Option<Duration>, ConfigError> {
-        let Some(window) = own.unwrap_or_else(|| at.preset.and_then(|d| d.dedupe_window)) else {
-            return Ok(None);
-        };
-        let stamped = hmac
-            .filter(|h| h.scheme.timed())
-            .map(|h| ("hmac", h.tolerance))
-            .or_else(|| {
-                signature
-                    .filter(|s| s.timestamp.is_some())
-                    .map(|s| ("signature", s.tolerance))
-            });
-        let Some((key, tolerance)) = stamped.filter(|(_, t)| *t > window) else {
-            return Ok(Some(window));
-        };
-        let (t, w) = (
-            humantime::format_duration(tolerance),
-            humantime::format_duration(window),
-        );
-        Err(self.error(Some(at.span.clone()), format!("{}: {key}.tolerance = \"{t}\" is longer than dedupe_window = \"{w}\": a captured callback would pass its timestamp check after its replay key is forgotten, and be forwarded again. Give {key}.tolerance = \"{w}\" or less, or dedupe_window = \"{t}\" or more", at.label)))
     }
 
     /// The route's body bound: its own, the preset's, or the gateway's, never above that.

@@ -218,3 +218,21 @@ fn key_bytes(form: KeyForm, secret: &[u8]) -> Option<Vec<u8>> {
         }
     }
 }
+
+impl Loader<'_> {
+    /// Twilio signs the URL it called: built from an unchecked Host, a
+    /// request signed for another site (staging) would verify here.
+    pub(super) fn signed_url_has_a_host(
+        &self,
+        at: &At<'_>,
+        hmac: Option<&HmacCheck>,
+        has_hosts: bool,
+    ) -> Result<(), ConfigError> {
+        let signs_url = hmac
+            .is_some_and(|h| h.scheme.signed == presets::Signed::Twilio && h.public_url.is_none());
+        if signs_url && !has_hosts {
+            return Err(self.error(Some(at.span.clone()), format!("{}: a {} route checks a signature over the URL the provider called, so that URL must not come from the caller's Host alone: add host = [\"www.example.com\"] (the host it calls) or hmac.public_url = \"https://www.example.com\"", at.label, at.preset_name)));
+        }
+        Ok(())
+    }
+}
