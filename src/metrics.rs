@@ -159,6 +159,17 @@ fn listed<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
 
 const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "timeout", "error"];
 
+/// How an upstream exchange ended: its `class` label.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Exchange {
+    /// A response head with this status.
+    Status(u16),
+    /// No response within the route's `upstream_timeout`.
+    TimedOut,
+    /// No response: the connection or the exchange failed.
+    Failed,
+}
+
 /// A route's hot counters, taken from their families on first use and kept
 /// with the route: a request then counts without hashing labels or
 /// allocating them. (A reload makes new routes, which find the same series.)
@@ -301,22 +312,21 @@ impl Metrics {
         }
     }
 
-    /// One upstream exchange: its status (None on timeout/error) and duration.
+    /// One upstream exchange: how it ended and how long it took.
     pub(crate) fn upstream(
         &self,
         route: &str,
         cache: &RouteCache,
-        status: Option<u16>,
-        timed_out: bool,
+        exchange: Exchange,
         took: Duration,
     ) {
-        let class = match status {
-            Some(200..=299) => 0,
-            Some(300..=399) => 1,
-            Some(400..=499) => 2,
-            Some(_) => 3,
-            None if timed_out => 4,
-            None => 5,
+        let class = match exchange {
+            Exchange::Status(200..=299) => 0,
+            Exchange::Status(300..=399) => 1,
+            Exchange::Status(400..=499) => 2,
+            Exchange::Status(_) => 3,
+            Exchange::TimedOut => 4,
+            Exchange::Failed => 5,
         };
         cache.upstream[class]
             .get_or_init(|| {
@@ -402,9 +412,19 @@ mod tests {
         m.request("tolq", Some(&after), Outcome::Forwarded, None);
         m.request("tolq", None, Outcome::Forwarded, None);
         m.request("tolq", Some(&after), Outcome::Refused, Some(Reason::Hmac));
-        m.upstream("tolq", &before, Some(204), false, Duration::from_millis(3));
-        m.upstream("tolq", &after, Some(201), false, Duration::from_millis(3));
-        m.upstream("tolq", &after, None, true, Duration::from_secs(1));
+        m.upstream(
+            "tolq",
+            &before,
+            Exchange::Status(204),
+            Duration::from_millis(3),
+        );
+        m.upstream(
+            "tolq",
+            &after,
+            Exchange::Status(201),
+            Duration::from_millis(3),
+        );
+        m.upstream("tolq", &after, Exchange::TimedOut, Duration::from_secs(1));
         let text = m.render();
         for line in [
             "callgate_requests_total{route=\"tolq\",outcome=\"forwarded\"} 3",
