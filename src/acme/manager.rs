@@ -36,36 +36,9 @@ const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
 /// A whole issuance, polling included, at most (each request: 10 s).
 const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Start, restart or stop the certificate manager to match the running config.
-pub(crate) fn reconcile(shared: &Manager) {
-    let wanted = shared
-        .config
-        .load()
-        .tls
-        .as_ref()
-        .and_then(|t| t.acme.clone());
-    let mut running = super::live::lock(&shared.acme.running);
-    if running.as_ref().map(|(s, _)| s) == wanted.as_ref() {
-        return;
-    }
-    if let Some((_, stop)) = running.take() {
-        stop.cancel();
-    }
-    shared
-        .acme
-        .keep_only(wanted.as_ref().map_or(&[][..], |s| &s.domains));
-    if let Some(settings) = wanted {
-        let stop = shared.stopping.child_token();
-        tokio::spawn(run(shared.clone(), settings.clone(), stop.clone()));
-        *running = Some((settings, stop));
-    }
-}
-
-async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
-    if let config::AcmeStore::Postgres { key } = &settings.store {
-        let key = key.expose().to_vec();
-        return super::cluster::run(shared, settings, key, stop).await;
-    }
+/// One instance's loop: serve the stored certificate while it is good,
+/// order when none is stored or renewal is due, back off after a failure.
+pub(super) async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
     let files = Files::new(&settings);
     let mut failures = 0u32;
     if let Some(stored) = files.certificate(&settings.domains) {
