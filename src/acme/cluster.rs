@@ -91,7 +91,9 @@ impl Instance {
         if new && updated != self.unusable && !self.take_shared().await {
             self.unusable = updated;
         }
-        let due = self.serving.is_none_or(|(_, due)| SystemTime::now() >= due);
+        let due = self
+            .serving
+            .is_none_or(|(_, due)| crate::clock::now() >= due);
         if due && Instant::now() >= self.not_before {
             self.order().await;
         }
@@ -156,7 +158,7 @@ impl Instance {
         };
         // This instance's own order is served already.
         if !state.wrote(stored.updated_ms) {
-            let age = crate::queue::now_ms() - stored.updated_ms;
+            let age = crate::clock::unix_ms() - stored.updated_ms;
             tracing::info!(
                 written_ms_ago = age,
                 not_after = stored.loaded.not_after,

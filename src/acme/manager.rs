@@ -152,7 +152,7 @@ pub(crate) fn renewal_due(certificate: &tls::Loaded, renew_before: Duration) -> 
 }
 
 fn until(at: SystemTime) -> Duration {
-    at.duration_since(SystemTime::now()).unwrap_or_default()
+    at.duration_since(crate::clock::now()).unwrap_or_default()
 }
 
 /// Sleep until `at`; false when stopped first.

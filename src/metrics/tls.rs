@@ -125,9 +125,7 @@ impl Metrics {
             .acme_orders
             .get_or_create(&ResultLabel { result })
             .inc();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = crate::clock::unix_secs();
         self.tls.acme_last_error.set(if ok { 0 } else { now });
     }
 }

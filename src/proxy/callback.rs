@@ -91,7 +91,7 @@ impl Callback<'_> {
             headers: &parts.headers,
             body: &body,
             url: url.as_deref(),
-            now: unix_now(),
+            now: crate::clock::unix_secs(),
         };
         let checked = match self.verify(pre, req, &parts) {
             Ok(checked) => checked,
@@ -137,7 +137,7 @@ impl Callback<'_> {
                     headers: req.headers(),
                     body: &[],
                     url: None,
-                    now: unix_now(),
+                    now: crate::clock::unix_secs(),
                 };
                 let evidence = self.evidence(req.method(), req.uri(), unread, false);
                 body::drain_h2(req).await;
@@ -267,10 +267,4 @@ fn public_url(route: &Route, conn: &ConnInfo, parts: &Parts) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))?;
     Some(format!("{}://{host}{target}", conn.proto))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

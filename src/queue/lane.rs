@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::Worker;
-use super::store::{now_ms, Outcome, Store, StoreError, Stored};
+use super::store::{Outcome, Store, StoreError, Stored};
 use super::worker::{attempt, backoff, batch_size, queue_routes, Done, DEPTH_EVERY, POLL};
 use crate::config::Route;
 
@@ -180,7 +180,7 @@ impl Lane {
         if !self.use_store(&store) {
             return Ok(false);
         }
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let skip: Vec<i64> = lock(&self.held).keys().copied().collect();
         let claimed = store
             .claim(&self.name, batch_size(self.limit()), now, skip)
@@ -235,7 +235,7 @@ impl Lane {
         }
         self.depth_at = Some(Instant::now());
         if let Ok((pending, dead, oldest)) = store.depth(&self.name).await {
-            let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
+            let age = oldest.map_or(0, |t| (crate::clock::unix_ms() - t).max(0) as u64);
             self.shared
                 .metrics
                 .queue_depth(&self.name, pending, dead, Duration::from_millis(age));
@@ -275,7 +275,7 @@ impl Lane {
         };
         let outcomes = self.owed.iter().filter_map(|d| d.outcome.clone()).collect();
         let metrics = &self.shared.metrics;
-        if let Err(e) = store.record(outcomes, now_ms()).await {
+        if let Err(e) = store.record(outcomes, crate::clock::unix_ms()).await {
             self.write_failures += 1;
             metrics.queue_unrecorded(&self.name, self.owed.len());
             if self.write_failures == 1 {
@@ -327,7 +327,7 @@ impl Lane {
             .collect();
         if let (false, Some(store @ Store::Postgres(_))) = (outcomes.is_empty(), self.store.clone())
         {
-            if let Err(e) = store.record(outcomes, now_ms()).await {
+            if let Err(e) = store.record(outcomes, crate::clock::unix_ms()).await {
                 tracing::warn!(route = %self.name, "queue: could not give back unstarted claims (their lease will lapse): {e}");
             }
         }
@@ -350,7 +350,7 @@ async fn heartbeat(store: Store, held: Held, every: Duration, lease: Duration) {
         if ids.is_empty() {
             continue;
         }
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let renewed = tokio::time::timeout(every, store.renew(ids.clone(), now)).await;
         let mut held = lock(&held);
         match renewed {
@@ -372,7 +372,7 @@ async fn heartbeat(store: Store, held: Held, every: Duration, lease: Duration) {
                 };
                 tracing::warn!("queue: could not renew the claims of deliveries in flight: {why}");
                 // The next renewal may end (sleep, then no answer) two periods from now.
-                let soon = now_ms() + 2 * every.as_millis() as i64;
+                let soon = crate::clock::unix_ms() + 2 * every.as_millis() as i64;
                 for (id, h) in held.iter().filter(|(_, h)| h.until_ms <= soon) {
                     if !h.cancel.is_cancelled() {
                         tracing::warn!(id, "queue: the claim lapses before it can be renewed; the delivery is cut (another instance may take it)");

@@ -183,7 +183,7 @@ impl Sqlite {
         self.with(|conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO health (id, at_ms) VALUES (1, ?1)",
-                params![super::rows::now_ms()],
+                params![crate::clock::unix_ms()],
             )
             .map(|_| ())
         })

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::Worker;
 use super::lane::Lane;
 use super::replay::{conflict_reason, queued_owner};
-use super::store::{from_lines, now_ms, Claim, Outcome, ReplayClaim, Store, StoreError, Stored};
+use super::store::{from_lines, Claim, Outcome, ReplayClaim, Store, StoreError, Stored};
 use crate::config::{Assertion, Config, Retry, Route};
 use crate::upstream::{self, ForwardError};
 use crate::verify::{query, replay};
@@ -263,7 +263,7 @@ fn settle_copy(c: &Stored, copy: Claim) -> Done {
 /// What an attempt's answer comes to: delivered (removed), retry
 /// (rescheduled) or dead, with the metric label and the log line.
 fn judge(route: &Route, c: &Stored, verdict: Verdict) -> Done {
-    let (id, now, attempts) = (c.id, now_ms(), c.attempts + 1);
+    let (id, now, attempts) = (c.id, crate::clock::unix_ms(), c.attempts + 1);
     let dead_letter = "dead letter, see `callgate queue list --state dead`";
     let failed = |next_attempt_ms, error| Outcome::Failed {
         id,
@@ -361,7 +361,7 @@ async fn housekeeping(shared: Worker, stop: CancellationToken) {
 
 async fn prune(shared: &Worker, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
     let store = shared.store()?;
-    let now = now_ms();
+    let now = crate::clock::unix_ms();
     let before = |w: Duration| now - w.as_millis() as i64;
     let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
     for (route, window) in &windows {

@@ -102,8 +102,7 @@ impl Postgres {
     /// Removed for good; while an instance holds a live claim on it, only
     /// noted, and done when the claim ends.
     pub(crate) async fn drop_callback(&self, id: i64) -> Result<Acted, StoreError> {
-        self.operator(id, crate::queue::rows::now_ms(), "drop")
-            .await
+        self.operator(id, crate::clock::unix_ms(), "drop").await
     }
 
     /// An operator's `retry` or `drop` of one callback: noted on a live
