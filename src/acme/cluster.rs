@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::files::Files;
 use super::manager::{install, issue, renewal_due, retry_after, Manager};
-use super::order::Answer;
+use super::order::ChallengeProof;
 use super::shared::{SharedState, SYNC_EVERY};
 use crate::config;
 
@@ -26,7 +26,7 @@ struct Instance {
     /// The shared certificate served, by when it was written, and when it is due.
     serving: Option<(i64, SystemTime)>,
     /// The answers published here from the shared state.
-    answers: Vec<Answer>,
+    answers: Vec<ChallengeProof>,
     failures: u32,
     /// No order before this (after a failure).
     not_before: Instant,
@@ -126,7 +126,7 @@ impl Instance {
     }
 
     /// Serve the answers of the order under way (another instance's, or none).
-    fn answer(&mut self, answers: Vec<Answer>) {
+    fn answer(&mut self, answers: Vec<ChallengeProof>) {
         if answers == self.answers {
             return;
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::order::{Answer, Keep, OrderError};
+use super::order::{ChallengeProof, Keep, OrderError};
 use super::seal::Seal;
 use crate::config::{self, tls, AcmeChallenge};
 use crate::queue::postgres::{pg_err, Postgres, CALL_TIMEOUT};
@@ -150,7 +150,7 @@ impl SharedState {
     }
 
     /// The answers of the order under way, if any.
-    pub(super) async fn answers(&self) -> Result<Vec<Answer>, StoreError> {
+    pub(super) async fn answers(&self) -> Result<Vec<ChallengeProof>, StoreError> {
         let now = crate::clock::unix_ms();
         self.pg
             .call(|c| async move {
@@ -168,7 +168,7 @@ impl SharedState {
                             "http-01" => AcmeChallenge::Http01,
                             _ => return None,
                         };
-                        Some(Answer {
+                        Some(ChallengeProof {
                             kind,
                             name: r.get(1),
                             value: r.get(2),
@@ -221,7 +221,7 @@ impl Keep for SharedState {
         Ok(())
     }
 
-    async fn publish(&self, answer: &Answer) -> Result<(), OrderError> {
+    async fn publish(&self, answer: &ChallengeProof) -> Result<(), OrderError> {
         let a = answer.clone();
         let until = crate::clock::unix_ms() + ANSWER_LIFETIME_MS;
         super::live::lock(&self.published).push(a.name.clone());

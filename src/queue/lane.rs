@@ -47,7 +47,7 @@ impl Drop for Aborting {
 }
 
 pub(super) struct Lane {
-    shared: Worker,
+    worker: Worker,
     name: String,
     stop: CancellationToken,
     route: Arc<Route>,
@@ -70,11 +70,11 @@ pub(super) struct Lane {
 
 impl Lane {
     /// The worker of route `name`, if the running config has it.
-    pub(super) fn new(shared: Worker, name: String, stop: CancellationToken) -> Option<Lane> {
-        let config = shared.config.load_full();
+    pub(super) fn new(worker: Worker, name: String, stop: CancellationToken) -> Option<Lane> {
+        let config = worker.config.load_full();
         let route = queue_routes(&config).find(|r| r.name == name)?.clone();
         Some(Lane {
-            shared,
+            worker,
             name,
             stop,
             route,
@@ -104,7 +104,7 @@ impl Lane {
     }
 
     pub(super) async fn run(mut self) {
-        let wake = self.shared.queue.wake(&self.name);
+        let wake = self.worker.queue.wake(&self.name);
         loop {
             if !self.owed.is_empty() && !self.record().await {
                 self.pause().await;
@@ -164,19 +164,19 @@ impl Lane {
             .get(&c.id)
             .map(|h| h.cancel.clone())
             .unwrap_or_default();
-        let one = attempt(self.shared.clone(), self.route.clone(), store, c, cancel);
+        let one = attempt(self.worker.clone(), self.route.clone(), store, c, cancel);
         self.running.spawn(one);
     }
 
     /// Claim the due head of the route's queue; whether any was claimed.
     async fn claim(&mut self) -> Result<bool, StoreError> {
-        let config = self.shared.config.load_full();
+        let config = self.worker.config.load_full();
         let Some(route) = queue_routes(&config).find(|r| r.name == self.name) else {
             self.claim_after = Instant::now() + POLL;
             return Ok(false);
         };
         self.route = route.clone();
-        let store = self.shared.store()?;
+        let store = self.worker.store()?;
         if !self.use_store(&store) {
             return Ok(false);
         }
@@ -236,7 +236,7 @@ impl Lane {
         self.depth_at = Some(Instant::now());
         if let Ok((pending, dead, oldest)) = store.depth(&self.name).await {
             let age = oldest.map_or(0, |t| (crate::clock::unix_ms() - t).max(0) as u64);
-            self.shared
+            self.worker
                 .metrics
                 .queue_depth(&self.name, pending, dead, Duration::from_millis(age));
         }
@@ -274,7 +274,7 @@ impl Lane {
             return true;
         };
         let outcomes = self.owed.iter().filter_map(|d| d.outcome.clone()).collect();
-        let metrics = &self.shared.metrics;
+        let metrics = &self.worker.metrics;
         if let Err(e) = store.record(outcomes, crate::clock::unix_ms()).await {
             self.write_failures += 1;
             metrics.queue_unrecorded(&self.name, self.owed.len());
