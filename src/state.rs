@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     pub(crate) budget: ArcSwap<Budget>,
     /// Brute-force damping, when configured; survives reloads that keep its settings.
     pub(crate) damper: ArcSwapOption<Damper>,
-    /// The callback store (opened on first use, and again if [queue]
+    /// The callback store (opened on first use, and again if `[queue]`
     /// changes), the workers' wake-ups and stop signals.
     queue: Queue,
     /// The https listener's port once bound (0: none), for http_redirect.

@@ -72,7 +72,7 @@ pub enum Command {
     },
     /// Inspect and act on stored callbacks (routes with delivery = "queue").
     Queue {
-        /// Config file (only [queue] dir is read: no secrets are needed).
+        /// Config file (only the dir of the queue section is read: no secrets are needed).
         #[arg(long, short, global = true, default_value = DEFAULT_PATH)]
         config: PathBuf,
         /// What to do with the stored callbacks.

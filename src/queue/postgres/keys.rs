@@ -5,7 +5,7 @@ use super::{Postgres, StoreError};
 use crate::queue::replay::{self, queued_id, Claim, ReplayClaim, Row as ReplayRow};
 
 impl Postgres {
-    /// Claim a callback's replay keys (see [`super::replay`]): one
+    /// Claim a callback's replay keys (see [`crate::queue::replay`]): one
     /// transaction, so two instances taking the same key cannot both win.
     pub(crate) async fn claim_replay(&self, claim: &ReplayClaim) -> Result<Claim, StoreError> {
         let callback = queued_id(&claim.owner);

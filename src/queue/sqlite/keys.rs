@@ -8,7 +8,7 @@ use super::{immediate, Sqlite, StoreError};
 use crate::queue::replay::{self, queued_id, Claim, ReplayClaim, Row};
 
 impl Sqlite {
-    /// Claim a callback's replay keys (see [`super::replay`]).
+    /// Claim a callback's replay keys (see [`crate::queue::replay`]).
     pub(crate) fn claim_replay(&self, claim: &ReplayClaim) -> Result<Claim, StoreError> {
         let callback = queued_id(&claim.owner);
         self.with(|conn| {
