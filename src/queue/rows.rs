@@ -189,8 +189,6 @@ pub(crate) fn from_lines(lines: &[u8]) -> Result<HeaderMap, String> {
     Ok(headers)
 }
 
-/// Milliseconds since the Unix epoch.
-
 #[cfg(test)]
 mod tests {
     use super::*;
