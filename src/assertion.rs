@@ -96,9 +96,7 @@ pub(crate) fn stamp<B>(
     route: &str,
     checks: &str,
 ) {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let t = crate::clock::unix_secs().max(0) as u64;
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let method = req.method();
     let headers = req.headers();

@@ -13,6 +13,7 @@ mod acme;
 mod assertion;
 mod budget;
 pub mod cli;
+mod clock;
 pub mod config;
 mod console;
 pub mod crypto;

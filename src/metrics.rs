@@ -1,74 +1,24 @@
-//! Every counter and histogram in one place, rendered in the Prometheus text
-//! format on the admin listener's `/metrics`.
+//! Every counter and histogram, registered in one place (`Metrics::new`) and
+//! rendered in the Prometheus text format on the admin listener's `/metrics`;
+//! the queue's and the TLS side's updates in files of their own.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Metric, Registry};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteOutcome {
-    route: String,
-    outcome: &'static str,
-}
+use labels::{
+    ResultLabel, RouteClass, RouteLabel, RouteOutcome, RouteReason, RouteResult, RouteState,
+};
+use tls::TlsMetrics;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteReason {
-    route: String,
-    reason: &'static str,
-    /// "false": a report-only route's would-be refusal (the callback went on).
-    enforced: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteClass {
-    route: String,
-    class: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabel {
-    route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteState {
-    route: String,
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteResult {
-    route: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HostLabel {
-    host: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListLabel {
-    list: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListResult {
-    list: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
-}
+mod labels;
+mod queue;
+mod tls;
 
 /// How a request ended: the `outcome` label of `callgate_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +159,17 @@ fn listed<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
 
 const CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "timeout", "error"];
 
+/// How an upstream exchange ended: its `class` label.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Exchange {
+    /// A response head with this status.
+    Status(u16),
+    /// No response within the route's `upstream_timeout`.
+    TimedOut,
+    /// No response: the connection or the exchange failed.
+    Failed,
+}
+
 /// A route's hot counters, taken from their families on first use and kept
 /// with the route: a request then counts without hashing labels or
 /// allocating them. (A reload makes new routes, which find the same series.)
@@ -233,63 +194,6 @@ pub(crate) struct Metrics {
     delivery_attempts: Family<RouteResult, Counter>,
     queue_unrecorded: Family<RouteLabel, Gauge>,
     tls: TlsMetrics,
-}
-
-/// Handshakes and certificates.
-struct TlsMetrics {
-    handshake_failures: Counter<u64, AtomicU64>,
-    certificate_expiry: Family<HostLabel, Gauge>,
-    acme_orders: Family<ResultLabel, Counter>,
-    acme_last_error: Gauge,
-    /// Provider address lists: the age of each copy, refreshes by result.
-    ip_list_age: Family<ListLabel, Gauge>,
-    ip_list_refreshes: Family<ListResult, Counter>,
-    /// The same expiries, readable (for the console's overview).
-    expiries: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
-}
-
-impl TlsMetrics {
-    fn register(r: &mut Registry) -> TlsMetrics {
-        TlsMetrics {
-            handshake_failures: add(
-                r,
-                "tls_handshake_failures",
-                "TLS handshakes that failed or timed out",
-                Counter::default(),
-            ),
-            certificate_expiry: add(
-                r,
-                "certificate_expiry_seconds",
-                "notAfter of the certificate served for a host name, as a Unix time (configured and ACME certificates; `default` for [tls] cert)",
-                Family::default(),
-            ),
-            acme_orders: add(
-                r,
-                "acme_orders",
-                "ACME certificate orders by result (ok, failed)",
-                Family::default(),
-            ),
-            acme_last_error: add(
-                r,
-                "acme_last_error_timestamp_seconds",
-                "Unix time of the latest failed ACME order; 0 once an order succeeds",
-                Gauge::default(),
-            ),
-            ip_list_age: add(
-                r,
-                "ip_list_age_seconds",
-                "Age of each named address list's copy (allow_ips = [\"list:NAME\"]): seconds since it was fetched",
-                Family::default(),
-            ),
-            ip_list_refreshes: add(
-                r,
-                "ip_list_refreshes",
-                "Refreshes of each named address list by result (ok; failed: unreachable, refused, or an empty, absurd or unreadable list, which never replaces the copy)",
-                Family::default(),
-            ),
-            expiries: std::sync::Mutex::default(),
-        }
-    }
 }
 
 impl Default for Metrics {
@@ -408,22 +312,21 @@ impl Metrics {
         }
     }
 
-    /// One upstream exchange: its status (None on timeout/error) and duration.
+    /// One upstream exchange: how it ended and how long it took.
     pub(crate) fn upstream(
         &self,
         route: &str,
         cache: &RouteCache,
-        status: Option<u16>,
-        timed_out: bool,
+        exchange: Exchange,
         took: Duration,
     ) {
-        let class = match status {
-            Some(200..=299) => 0,
-            Some(300..=399) => 1,
-            Some(400..=499) => 2,
-            Some(_) => 3,
-            None if timed_out => 4,
-            None => 5,
+        let class = match exchange {
+            Exchange::Status(200..=299) => 0,
+            Exchange::Status(300..=399) => 1,
+            Exchange::Status(400..=499) => 2,
+            Exchange::Status(_) => 3,
+            Exchange::TimedOut => 4,
+            Exchange::Failed => 5,
         };
         cache.upstream[class]
             .get_or_init(|| {
@@ -460,105 +363,6 @@ impl Metrics {
     pub(crate) fn connection(&self) -> ConnectionGuard<'_> {
         self.open_connections.inc();
         ConnectionGuard(self)
-    }
-
-    /// A route's queue: pending and dead counts, age of the oldest pending callback.
-    pub(crate) fn queue_depth(&self, route: &str, pending: u64, dead: u64, oldest: Duration) {
-        let label = |state| RouteState {
-            route: route.to_owned(),
-            state,
-        };
-        self.queue_depth
-            .get_or_create(&label("pending"))
-            .set(pending as i64);
-        self.queue_depth
-            .get_or_create(&label("dead"))
-            .set(dead as i64);
-        self.queue_oldest
-            .get_or_create(&RouteLabel {
-                route: route.to_owned(),
-            })
-            .set(oldest.as_secs_f64());
-    }
-
-    /// One queued delivery attempt and what came of it.
-    pub(crate) fn delivery_attempt(&self, route: &str, result: &'static str) {
-        self.delivery_attempts
-            .get_or_create(&RouteResult {
-                route: route.to_owned(),
-                result,
-            })
-            .inc();
-    }
-
-    /// How many outcomes a route's worker owes the store.
-    pub(crate) fn queue_unrecorded(&self, route: &str, owed: usize) {
-        self.queue_unrecorded
-            .get_or_create(&RouteLabel {
-                route: route.to_owned(),
-            })
-            .set(owed as i64);
-    }
-
-    /// A TLS handshake failed or timed out.
-    pub(crate) fn tls_handshake_failed(&self) {
-        self.tls.handshake_failures.inc();
-    }
-
-    /// The notAfter (Unix time) of the certificate served for `host`.
-    pub(crate) fn certificate_expiry(&self, host: &str, not_after: i64) {
-        self.tls
-            .certificate_expiry
-            .get_or_create(&HostLabel {
-                host: host.to_owned(),
-            })
-            .set(not_after);
-        self.tls
-            .expiries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(host.to_owned(), not_after);
-    }
-
-    /// Each host's certificate expiry (Unix time), by host name.
-    pub(crate) fn certificate_expiries(&self) -> Vec<(String, i64)> {
-        let map = self.tls.expiries.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(h, t)| (h.clone(), *t)).collect()
-    }
-
-    /// How old `list`'s copy is, in seconds.
-    pub(crate) fn ip_list_age(&self, list: &str, seconds: i64) {
-        self.tls
-            .ip_list_age
-            .get_or_create(&ListLabel {
-                list: list.to_owned(),
-            })
-            .set(seconds);
-    }
-
-    /// A refresh of `list` ended: its copy replaced (ok) or kept (failed).
-    pub(crate) fn ip_list_refresh(&self, list: &str, ok: bool) {
-        let result = if ok { "ok" } else { "failed" };
-        self.tls
-            .ip_list_refreshes
-            .get_or_create(&ListResult {
-                list: list.to_owned(),
-                result,
-            })
-            .inc();
-    }
-
-    /// An ACME order finished.
-    pub(crate) fn acme_order(&self, ok: bool) {
-        let result = if ok { "ok" } else { "failed" };
-        self.tls
-            .acme_orders
-            .get_or_create(&ResultLabel { result })
-            .inc();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        self.tls.acme_last_error.set(if ok { 0 } else { now });
     }
 
     /// The Prometheus text exposition.
@@ -608,9 +412,19 @@ mod tests {
         m.request("tolq", Some(&after), Outcome::Forwarded, None);
         m.request("tolq", None, Outcome::Forwarded, None);
         m.request("tolq", Some(&after), Outcome::Refused, Some(Reason::Hmac));
-        m.upstream("tolq", &before, Some(204), false, Duration::from_millis(3));
-        m.upstream("tolq", &after, Some(201), false, Duration::from_millis(3));
-        m.upstream("tolq", &after, None, true, Duration::from_secs(1));
+        m.upstream(
+            "tolq",
+            &before,
+            Exchange::Status(204),
+            Duration::from_millis(3),
+        );
+        m.upstream(
+            "tolq",
+            &after,
+            Exchange::Status(201),
+            Duration::from_millis(3),
+        );
+        m.upstream("tolq", &after, Exchange::TimedOut, Duration::from_secs(1));
         let text = m.render();
         for line in [
             "callgate_requests_total{route=\"tolq\",outcome=\"forwarded\"} 3",

@@ -94,7 +94,7 @@ impl Shared {
             recent: ArcSwapOption::new(recent_for(&config, None)),
             sessions: crate::sessions::Sessions::default(),
             last_reload: std::sync::Mutex::new(Reloaded {
-                at_ms: crate::queue::now_ms(),
+                at_ms: crate::clock::unix_ms(),
                 error: None,
                 reload: false,
             }),
@@ -201,7 +201,7 @@ impl Shared {
     /// Note a reload's result for the console.
     pub(crate) fn reloaded(&self, error: Option<String>) {
         *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Reloaded {
-            at_ms: crate::queue::now_ms(),
+            at_ms: crate::clock::unix_ms(),
             error,
             reload: true,
         };

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::files::Files;
 use super::manager::{install, issue, renewal_due, retry_after, Manager};
-use super::order::Answer;
+use super::order::ChallengeProof;
 use super::shared::{SharedState, SYNC_EVERY};
 use crate::config;
 
@@ -26,7 +26,7 @@ struct Instance {
     /// The shared certificate served, by when it was written, and when it is due.
     serving: Option<(i64, SystemTime)>,
     /// The answers published here from the shared state.
-    answers: Vec<Answer>,
+    answers: Vec<ChallengeProof>,
     failures: u32,
     /// No order before this (after a failure).
     not_before: Instant,
@@ -91,7 +91,9 @@ impl Instance {
         if new && updated != self.unusable && !self.take_shared().await {
             self.unusable = updated;
         }
-        let due = self.serving.is_none_or(|(_, due)| SystemTime::now() >= due);
+        let due = self
+            .serving
+            .is_none_or(|(_, due)| crate::clock::now() >= due);
         if due && Instant::now() >= self.not_before {
             self.order().await;
         }
@@ -124,7 +126,7 @@ impl Instance {
     }
 
     /// Serve the answers of the order under way (another instance's, or none).
-    fn answer(&mut self, answers: Vec<Answer>) {
+    fn answer(&mut self, answers: Vec<ChallengeProof>) {
         if answers == self.answers {
             return;
         }
@@ -156,7 +158,7 @@ impl Instance {
         };
         // This instance's own order is served already.
         if !state.wrote(stored.updated_ms) {
-            let age = crate::queue::now_ms() - stored.updated_ms;
+            let age = crate::clock::unix_ms() - stored.updated_ms;
             tracing::info!(
                 written_ms_ago = age,
                 not_after = stored.loaded.not_after,

@@ -95,7 +95,7 @@ impl super::order::Keep for Files {
     }
 
     /// One instance: the answer published here is the only one needed.
-    async fn publish(&self, _: &super::order::Answer) -> Result<(), OrderError> {
+    async fn publish(&self, _: &super::order::ChallengeProof) -> Result<(), OrderError> {
         Ok(())
     }
 

@@ -36,41 +36,14 @@ const RATE_LIMITED_BACKOFF: Duration = Duration::from_secs(3600);
 /// A whole issuance, polling included, at most (each request: 10 s).
 const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Start, restart or stop the certificate manager to match the running config.
-pub(crate) fn reconcile(shared: &Manager) {
-    let wanted = shared
-        .config
-        .load()
-        .tls
-        .as_ref()
-        .and_then(|t| t.acme.clone());
-    let mut running = super::live::lock(&shared.acme.running);
-    if running.as_ref().map(|(s, _)| s) == wanted.as_ref() {
-        return;
-    }
-    if let Some((_, stop)) = running.take() {
-        stop.cancel();
-    }
-    shared
-        .acme
-        .keep_only(wanted.as_ref().map_or(&[][..], |s| &s.domains));
-    if let Some(settings) = wanted {
-        let stop = shared.stopping.child_token();
-        tokio::spawn(run(shared.clone(), settings.clone(), stop.clone()));
-        *running = Some((settings, stop));
-    }
-}
-
-async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
-    if let config::AcmeStore::Postgres { key } = &settings.store {
-        let key = key.expose().to_vec();
-        return super::cluster::run(shared, settings, key, stop).await;
-    }
+/// One instance's loop: serve the stored certificate while it is good,
+/// order when none is stored or renewal is due, back off after a failure.
+pub(super) async fn run(manager: Manager, settings: config::Acme, stop: CancellationToken) {
     let files = Files::new(&settings);
     let mut failures = 0u32;
     if let Some(stored) = files.certificate(&settings.domains) {
         tracing::info!(file = %files.certificate_path().display(), "acme: serving the stored certificate");
-        install(&shared, &settings, &stored);
+        install(&manager, &settings, &stored);
         let due = renewal_due(&stored, settings.renew_before);
         if !sleep_until(due, &stop).await {
             return;
@@ -79,7 +52,7 @@ async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
     loop {
         tracing::info!(domains = ?settings.domains, directory = %settings.directory, "acme: ordering a certificate");
         let outcome = tokio::select! {
-            r = issue(&shared, &settings, &files) => r,
+            r = issue(&manager, &settings, &files) => r,
             _ = stop.cancelled() => return,
         };
         let wait = match outcome {
@@ -113,18 +86,18 @@ async fn run(shared: Manager, settings: config::Acme, stop: CancellationToken) {
 /// One issuance, bounded by ORDER_TIMEOUT, counted; once issued, logged and
 /// served from the next handshake on.
 pub(super) async fn issue(
-    shared: &Manager,
+    manager: &Manager,
     settings: &config::Acme,
     keep: &impl order::Keep,
 ) -> Result<tls::Loaded, OrderError> {
     let started = std::time::Instant::now();
-    let outcome = tokio::time::timeout(ORDER_TIMEOUT, order::issue(&shared.acme, settings, keep))
+    let outcome = tokio::time::timeout(ORDER_TIMEOUT, order::issue(&manager.acme, settings, keep))
         .await
         .unwrap_or(Err(OrderError::Timeout(ORDER_TIMEOUT)));
-    shared.metrics.acme_order(outcome.is_ok());
+    manager.metrics.acme_order(outcome.is_ok());
     if let Ok(issued) = &outcome {
         tracing::info!(domains = ?settings.domains, took_ms = started.elapsed().as_millis() as u64, issuer = %issued.issuer, "acme: certificate issued");
-        install(shared, settings, issued);
+        install(manager, settings, issued);
     }
     outcome
 }
@@ -157,15 +130,15 @@ async fn wait_for_change(path: &std::path::Path, stop: &CancellationToken) -> bo
 }
 
 /// Serve `certificate` for the domains from the next handshake on.
-pub(super) fn install(shared: &Manager, settings: &config::Acme, certificate: &tls::Loaded) {
+pub(super) fn install(manager: &Manager, settings: &config::Acme, certificate: &tls::Loaded) {
     let mut sni = tls::Sni::default();
     sni.set_default(certificate.key.clone());
     match tls::server_config(sni) {
-        Ok(server) => shared.acme.install(&settings.domains, &server),
+        Ok(server) => manager.acme.install(&settings.domains, &server),
         Err(e) => return tracing::error!("acme: cannot serve the certificate: {e}"),
     }
     for d in &settings.domains {
-        shared.metrics.certificate_expiry(d, certificate.not_after);
+        manager.metrics.certificate_expiry(d, certificate.not_after);
     }
 }
 
@@ -179,7 +152,7 @@ pub(crate) fn renewal_due(certificate: &tls::Loaded, renew_before: Duration) -> 
 }
 
 fn until(at: SystemTime) -> Duration {
-    at.duration_since(SystemTime::now()).unwrap_or_default()
+    at.duration_since(crate::clock::now()).unwrap_or_default()
 }
 
 /// Sleep until `at`; false when stopped first.

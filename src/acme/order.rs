@@ -26,7 +26,7 @@ pub(super) trait Keep {
     async fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), OrderError>;
     /// Make an answer (already published here) known to the others, and
     /// wait until they can give it.
-    async fn publish(&self, answer: &Answer) -> Result<(), OrderError>;
+    async fn publish(&self, answer: &ChallengeProof) -> Result<(), OrderError>;
     /// The order is over: its answers go.
     async fn withdraw(&self);
 }
@@ -34,13 +34,13 @@ pub(super) trait Keep {
 /// One challenge answer: for tls-alpn-01 the domain and the hex SHA-256
 /// of the key authorization, for http-01 the token and the key authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Answer {
+pub(super) struct ChallengeProof {
     pub(super) kind: AcmeChallenge,
     pub(super) name: String,
     pub(super) value: String,
 }
 
-impl Answer {
+impl ChallengeProof {
     /// Serve it from this instance.
     pub(super) fn publish_here(&self, acme: &Acme) -> Result<(), OrderError> {
         match self.kind {
@@ -186,12 +186,12 @@ async fn answer_challenges(
         })?;
         let key_authorization = challenge.key_authorization();
         let answer = match kind {
-            AcmeChallenge::TlsAlpn01 => Answer {
+            AcmeChallenge::TlsAlpn01 => ChallengeProof {
                 kind,
                 name: challenge.identifier().to_string(),
                 value: hex::encode(key_authorization.digest()),
             },
-            AcmeChallenge::Http01 => Answer {
+            AcmeChallenge::Http01 => ChallengeProof {
                 kind,
                 name: challenge.token.clone(),
                 value: key_authorization.as_str().to_owned(),

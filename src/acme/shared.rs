@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::order::{Answer, Keep, OrderError};
+use super::order::{ChallengeProof, Keep, OrderError};
 use super::seal::Seal;
 use crate::config::{self, tls, AcmeChallenge};
 use crate::queue::postgres::{pg_err, Postgres, CALL_TIMEOUT};
-use crate::queue::{now_ms, StoreError};
+use crate::queue::StoreError;
 
 /// How often every instance reads the shared state (a new certificate,
 /// challenge answers).
@@ -131,7 +131,11 @@ impl SharedState {
 
     async fn put(&self, name: &str, chain: Option<&str>, plain: &[u8]) -> Result<i64, OrderError> {
         let sealed = self.seal.seal(name, plain)?;
-        let (name, chain, at) = (name.to_owned(), chain.map(str::to_owned), now_ms());
+        let (name, chain, at) = (
+            name.to_owned(),
+            chain.map(str::to_owned),
+            crate::clock::unix_ms(),
+        );
         self.pg
             .call(|c| async move {
                 c.execute(
@@ -146,8 +150,8 @@ impl SharedState {
     }
 
     /// The answers of the order under way, if any.
-    pub(super) async fn answers(&self) -> Result<Vec<Answer>, StoreError> {
-        let now = now_ms();
+    pub(super) async fn answers(&self) -> Result<Vec<ChallengeProof>, StoreError> {
+        let now = crate::clock::unix_ms();
         self.pg
             .call(|c| async move {
                 let rows = c
@@ -164,7 +168,7 @@ impl SharedState {
                             "http-01" => AcmeChallenge::Http01,
                             _ => return None,
                         };
-                        Some(Answer {
+                        Some(ChallengeProof {
                             kind,
                             name: r.get(1),
                             value: r.get(2),
@@ -217,9 +221,9 @@ impl Keep for SharedState {
         Ok(())
     }
 
-    async fn publish(&self, answer: &Answer) -> Result<(), OrderError> {
+    async fn publish(&self, answer: &ChallengeProof) -> Result<(), OrderError> {
         let a = answer.clone();
-        let until = now_ms() + ANSWER_LIFETIME_MS;
+        let until = crate::clock::unix_ms() + ANSWER_LIFETIME_MS;
         super::live::lock(&self.published).push(a.name.clone());
         self.pg
             .call(|c| async move {

@@ -42,7 +42,7 @@ pub(super) fn check(path: &Path, offline: bool) -> anyhow::Result<()> {
 /// (or why routes naming it refuse until it has one).
 fn ip_lists(c: &Config) -> String {
     let mut out = String::new();
-    let now = crate::lists::unix_now();
+    let now = crate::clock::unix_secs();
     for (l, copy) in crate::lists::OnDisk::read(c).0 {
         let origin = if l.builtin { "built in" } else { "[[ip_list]]" };
         let ca = l
@@ -159,9 +159,7 @@ fn listeners(out: &mut String, c: &Config, files: bool) {
     }
     if let Some(t) = &c.tls {
         let _ = writeln!(out, "tls {}", t.description);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = crate::clock::unix_secs();
         for (hosts, subject, not_after) in t.certificates.iter().filter(|_| files) {
             let expires =
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs((*not_after).max(0) as u64);

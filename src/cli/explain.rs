@@ -44,9 +44,7 @@ pub(super) fn explain(
         let host = headers.get(http::header::HOST)?.to_str().ok()?;
         Some(format!("https://{host}{}", uri.path_and_query()?.as_str()))
     });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::unix_secs();
     let learned = learned_keys(r)?;
     let req = Signable {
         headers: &headers,

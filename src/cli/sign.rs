@@ -54,9 +54,7 @@ pub(super) fn sign_as(preset: Preset, key: &SigningKey, p: &Provider<'_>) -> any
     std::io::stdin()
         .read_to_end(&mut body)
         .context("cannot read the body from stdin")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::unix_secs();
     let ts = p.timestamp.unwrap_or(now);
     let lines = match (key, preset.defaults().signature) {
         (SigningKey::Private(spec), Some(scheme)) => {

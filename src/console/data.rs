@@ -121,7 +121,7 @@ pub(crate) async fn health(shared: &Shared) -> Health {
             false => "ok",
         },
         store,
-        certificates: certificates(shared, &config, queue::now_ms() / 1000),
+        certificates: certificates(shared, &config, crate::clock::unix_ms() / 1000),
         reload: reload_line(shared),
     }
 }
@@ -129,7 +129,7 @@ pub(crate) async fn health(shared: &Shared) -> Health {
 /// Gather the overview.
 pub(crate) async fn overview(shared: &Shared) -> Overview {
     let config = shared.config.load_full();
-    let now = queue::now_ms();
+    let now = crate::clock::unix_ms();
     let minutes = shared
         .recent
         .load()

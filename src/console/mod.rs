@@ -34,7 +34,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The console's answer.
-pub(crate) type Answer = Response<Full<Bytes>>;
+pub(crate) type ConsoleResponse = Response<Full<Bytes>>;
 
 /// Who is asking.
 enum Caller {
@@ -53,7 +53,7 @@ pub(crate) async fn handle(
     shared: &Shared,
     client: IpAddr,
     req: Request<RequestBody>,
-) -> Option<Answer> {
+) -> Option<ConsoleResponse> {
     let password = shared.config.load().admin.console_password?;
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
@@ -140,7 +140,7 @@ impl Ctx<'_> {
     }
 }
 
-async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Answer {
+async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> ConsoleResponse {
     match (method, segments) {
         (&Method::GET, [""]) => {
             let o = data::overview(ctx.shared).await;
@@ -178,7 +178,7 @@ async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Answer {
     }
 }
 
-fn requests_page(ctx: &Ctx<'_>) -> Answer {
+fn requests_page(ctx: &Ctx<'_>) -> ConsoleResponse {
     let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
     let filter = (route.as_deref(), outcome.as_deref());
     let paging = ctx.paging();
@@ -188,7 +188,7 @@ fn requests_page(ctx: &Ctx<'_>) -> Answer {
     page(StatusCode::OK, html)
 }
 
-fn requests_json(ctx: &Ctx<'_>) -> Answer {
+fn requests_json(ctx: &Ctx<'_>) -> ConsoleResponse {
     let (route, outcome) = (ctx.param("route"), ctx.param("outcome"));
     let filter = (route.as_deref(), outcome.as_deref());
     let paging = ctx.paging();
@@ -205,7 +205,7 @@ fn requests_json(ctx: &Ctx<'_>) -> Answer {
 }
 
 /// `Link: <next>; rel="next"`.
-fn link_next(r: &mut Answer, next: &str) {
+fn link_next(r: &mut ConsoleResponse, next: &str) {
     if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
         r.headers_mut().insert(header::LINK, v);
     }
@@ -234,7 +234,7 @@ fn state_param(ctx: &Ctx<'_>) -> Option<State> {
     }
 }
 
-async fn queue_page(ctx: &Ctx<'_>) -> Answer {
+async fn queue_page(ctx: &Ctx<'_>) -> ConsoleResponse {
     let store = match ctx.shared.store() {
         Ok(s) => s,
         Err(e) => {
@@ -274,7 +274,7 @@ async fn queue_page(ctx: &Ctx<'_>) -> Answer {
     )
 }
 
-async fn queue_json(ctx: &Ctx<'_>) -> Answer {
+async fn queue_json(ctx: &Ctx<'_>) -> ConsoleResponse {
     let paging = ctx.paging();
     let (route, state) = (ctx.param("route"), state_param(ctx));
     let items = match ctx.shared.store() {
@@ -300,7 +300,7 @@ async fn queue_json(ctx: &Ctx<'_>) -> Answer {
     r
 }
 
-async fn queue_item(ctx: &Ctx<'_>, id: &str, api: bool) -> Answer {
+async fn queue_item(ctx: &Ctx<'_>, id: &str, api: bool) -> ConsoleResponse {
     let config = ctx.shared.config.load_full();
     let found = match (id.parse::<i64>(), ctx.shared.store()) {
         (Ok(id), Ok(store)) => data::queue_item_detail(&store, &config, id)
@@ -326,7 +326,7 @@ async fn queue_item(ctx: &Ctx<'_>, id: &str, api: bool) -> Answer {
 }
 
 /// Retry, drop, retry every dead one: the CLI's code path.
-async fn act(ctx: &Ctx<'_>, rest: &[&str], api: bool) -> Answer {
+async fn act(ctx: &Ctx<'_>, rest: &[&str], api: bool) -> ConsoleResponse {
     let action = match rest {
         ["retry-dead"] => Action::RetryAllDead,
         [id, "retry"] => match id.parse() {
@@ -377,7 +377,7 @@ async fn act(ctx: &Ctx<'_>, rest: &[&str], api: bool) -> Answer {
     }
 }
 
-fn logout(ctx: &Ctx<'_>) -> Answer {
+fn logout(ctx: &Ctx<'_>) -> ConsoleResponse {
     if let Some(l) = ctx.login {
         ctx.shared.sessions.logout(&l.id);
     }
@@ -389,13 +389,13 @@ fn logout(ctx: &Ctx<'_>) -> Answer {
     )
 }
 
-fn retry_after(r: &mut Answer, wait: Duration) {
+fn retry_after(r: &mut ConsoleResponse, wait: Duration) {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
-fn throttled_page(wait: Duration) -> Answer {
+fn throttled_page(wait: Duration) -> ConsoleResponse {
     let mut r = page(
         StatusCode::TOO_MANY_REQUESTS,
         pages::login(Some("too many wrong passwords: wait a minute")),
@@ -410,7 +410,7 @@ async fn login(
     (client, method, headers): (IpAddr, &Method, &HeaderMap),
     body: RequestBody,
     password: &[u8; 32],
-) -> Answer {
+) -> ConsoleResponse {
     match *method {
         Method::GET | Method::HEAD => return page(StatusCode::OK, pages::login(None)),
         Method::POST => {}
@@ -512,7 +512,11 @@ fn field(form: &[(String, String)], name: &str) -> Option<String> {
 
 /// A response with the console's headers: no caching, no framing, no
 /// script or style from anywhere but itself.
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Answer {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> ConsoleResponse {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -534,27 +538,27 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
     r
 }
 
-fn page(status: StatusCode, html: String) -> Answer {
+fn page(status: StatusCode, html: String) -> ConsoleResponse {
     respond(status, "text/html; charset=utf-8", html)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Answer {
+fn text(status: StatusCode, body: &'static str) -> ConsoleResponse {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
-fn json<T: Serialize + ?Sized>(value: &T) -> Answer {
+fn json<T: Serialize + ?Sized>(value: &T) -> ConsoleResponse {
     match serde_json::to_vec_pretty(value) {
         Ok(body) => respond(StatusCode::OK, "application/json", body),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot serialize\n"),
     }
 }
 
-fn json_error(status: StatusCode, error: &str) -> Answer {
+fn json_error(status: StatusCode, error: &str) -> ConsoleResponse {
     let body = serde_json::to_vec(&serde_json::json!({ "error": error })).unwrap_or_default();
     respond(status, "application/json", body)
 }
 
-fn see_other(location: &str, cookie: Option<String>) -> Answer {
+fn see_other(location: &str, cookie: Option<String>) -> ConsoleResponse {
     let mut r = respond(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
     if let Ok(l) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, l);

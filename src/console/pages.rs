@@ -10,7 +10,7 @@ use http::StatusCode;
 
 use super::data::{MinuteLine, Overview, QueueItem, StoreLine};
 use super::paging::{self, Paging, MAX_ANSWER};
-use super::{respond, Answer};
+use super::{respond, ConsoleResponse};
 use crate::metrics::Outcome;
 use crate::recent::{Entry, Page};
 
@@ -18,7 +18,7 @@ const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
 
 /// The compiled-in stylesheet and script, to anyone (they hold no data).
-pub(super) fn asset(path: &str) -> Option<Answer> {
+pub(super) fn asset(path: &str) -> Option<ConsoleResponse> {
     let (ct, body) = match path {
         "/static/console.css" => ("text/css; charset=utf-8", CSS),
         "/static/console.js" => ("text/javascript; charset=utf-8", JS),

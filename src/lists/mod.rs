@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock;
 use crate::config::ip_list::IpList;
 use crate::config::{Config, NamedLists};
 use crate::metrics::Metrics;
@@ -78,7 +79,7 @@ impl Lists {
 
     /// Each list's age, for `/metrics`.
     pub(crate) fn export(&self, metrics: &Metrics) {
-        let now = unix_now();
+        let now = clock::unix_secs();
         for (name, copy) in self.held.load().iter() {
             metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at));
         }
@@ -95,7 +96,7 @@ impl Lists {
 fn from_disk(dir: &Path, list: &IpList) -> Option<Arc<Copy>> {
     match stored::load(dir, list) {
         Ok(Some(copy)) => {
-            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = unix_now() - copy.fetched_at, "list:{} uses its stored copy", list.name);
+            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = clock::unix_secs() - copy.fetched_at, "list:{} uses its stored copy", list.name);
             Some(Arc::new(copy))
         }
         Ok(None) => None,
@@ -131,13 +132,6 @@ impl NamedLists for OnDisk {
         let copy = copy.as_ref().ok()?.as_ref()?;
         Some(copy.nets.iter().any(|n| n.contains(&ip)))
     }
-}
-
-/// Unix seconds now.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The narrow handle the refresh task gets.
@@ -187,7 +181,8 @@ impl Refresher {
         let Some(copy) = self.lists.copy(&list.name) else {
             return now;
         };
-        let age = Duration::from_secs(unix_now().saturating_sub(copy.fetched_at).max(0) as u64);
+        let age =
+            Duration::from_secs(clock::unix_secs().saturating_sub(copy.fetched_at).max(0) as u64);
         now + list.refresh.saturating_sub(age)
     }
 
@@ -203,7 +198,7 @@ impl Refresher {
             Err(why) => {
                 self.metrics.ip_list_refresh(&list.name, false);
                 let kept = match self.lists.copy(&list.name) {
-                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), unix_now() - c.fetched_at),
+                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), clock::unix_secs() - c.fetched_at),
                     None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
                 };
                 tracing::error!(list = %list.name, url = %list.url, "list:{} refresh failed ({why}); {kept}", list.name);
@@ -212,7 +207,7 @@ impl Refresher {
         };
         let copy = Copy {
             nets,
-            fetched_at: unix_now(),
+            fetched_at: clock::unix_secs(),
         };
         if let Err(e) = stored::save(dir, list, &copy) {
             tracing::error!(list = %list.name, "list:{}: cannot store the new copy ({e}); it is used until the next restart", list.name);

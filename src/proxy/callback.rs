@@ -92,7 +92,7 @@ impl Callback<'_> {
             headers: &parts.headers,
             body: &body,
             url: url.as_deref(),
-            now: unix_now(),
+            now: crate::clock::unix_secs(),
             learned: learned.as_deref().map_or(&[], Vec::as_slice),
         };
         let checked = match self.verify(pre, req, &parts) {
@@ -140,7 +140,7 @@ impl Callback<'_> {
                     headers: req.headers(),
                     body: &[],
                     url: None,
-                    now: unix_now(),
+                    now: crate::clock::unix_secs(),
                     learned: learned.as_deref().map_or(&[], Vec::as_slice),
                 };
                 let evidence = self.evidence(req.method(), req.uri(), unread, false);
@@ -271,10 +271,4 @@ fn public_url(route: &Route, conn: &ConnInfo, parts: &Parts) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))?;
     Some(format!("{}://{host}{target}", conn.proto))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -57,7 +57,7 @@ impl Callback<'_> {
             headers: queue::to_lines(&stored_headers(route, v.headers)),
             body: v.body.to_vec(),
             verified: v.checked.passed.header_value(),
-            arrived_ms: queue::now_ms(),
+            arrived_ms: crate::clock::unix_ms(),
             replay: claim
                 .as_ref()
                 .map(|c| verify::replay::encode(&c.keys))

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use crate::config::presets::Handshake;
 use crate::config::Route;
 use crate::metrics::Outcome;
-use crate::verify::handshake::{self, Answer};
+use crate::verify::handshake::{self, Reply};
 
 use super::callback::Callback;
 use super::handled::Handled;
@@ -56,7 +56,7 @@ impl Callback<'_> {
 
     /// A signed POST that is the provider's endpoint check (Slack, Zoom),
     /// recognised after verify.
-    pub(super) fn handshake_post(&self, body: &[u8]) -> Option<Answer> {
+    pub(super) fn handshake_post(&self, body: &[u8]) -> Option<Reply> {
         let route = self.route;
         let (kind, _) = route.handshake.as_ref().filter(|(k, _)| !k.before_body())?;
         let key = route.hmac.as_ref().and_then(|h| h.keys.first());
@@ -65,13 +65,13 @@ impl Callback<'_> {
 
     /// A handshake's answer, given only to a request that passed every
     /// check of its route: report-only relaxes nothing for handshakes.
-    pub(super) fn handshake_answered(&self, answer: Answer) -> Handled {
+    pub(super) fn handshake_answered(&self, answer: Reply) -> Handled {
         if let Some(first) = self.failed.first() {
             return self.forbidden(first.clone());
         }
         match answer {
-            Answer::Ok(ct, body) => handshake_answer(self.route, ct, body),
-            Answer::Refused(refusal) => self.forbidden(refusal),
+            Reply::Ok(ct, body) => handshake_answer(self.route, ct, body),
+            Reply::Refused(refusal) => self.forbidden(refusal),
         }
     }
 

@@ -41,7 +41,6 @@ use http::request::Parts;
 use http::{Method, Request, Response};
 
 use crate::config::Config;
-use crate::queue;
 use crate::recent::{Record, Who};
 use crate::state::Shared;
 use crate::verify::client_ip;
@@ -210,7 +209,7 @@ impl Call<'_> {
                 duration_ms: seen.start.elapsed().as_secs_f64() * 1000.0,
                 detail: handled.detail.take(),
             };
-            recent.record(record, queue::now_ms());
+            recent.record(record, crate::clock::unix_ms());
         }
     }
 }

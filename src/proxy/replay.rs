@@ -15,7 +15,7 @@ use super::handled::Handled;
 use super::rejection::Rejection;
 use crate::config::Route;
 use crate::metrics::Outcome;
-use crate::queue::{now_ms, Claim, ReplayClaim, Store};
+use crate::queue::{Claim, ReplayClaim, Store};
 use crate::state::Shared;
 use crate::verify::replay::ReplayKey;
 
@@ -37,7 +37,7 @@ impl Held {
     /// The forward ended: keep the keys as delivered after a 2xx, else let them go.
     pub(super) async fn settle(mut self, delivered: bool) {
         self.settled = true;
-        let at = delivered.then(now_ms);
+        let at = delivered.then(crate::clock::unix_ms);
         let (route, owner) = (self.route.clone(), self.owner.clone());
         if let Err(e) = self.store.settle_replay(route, owner, at).await {
             // Kept: the claim expires on its own; released: a possible duplicate.

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::Worker;
-use super::store::{now_ms, Outcome, Store, StoreError, Stored};
+use super::store::{Outcome, Store, StoreError, Stored};
 use super::worker::{attempt, backoff, batch_size, queue_routes, Done, DEPTH_EVERY, POLL};
 use crate::config::Route;
 
@@ -47,7 +47,7 @@ impl Drop for Aborting {
 }
 
 pub(super) struct Lane {
-    shared: Worker,
+    worker: Worker,
     name: String,
     stop: CancellationToken,
     route: Arc<Route>,
@@ -70,11 +70,11 @@ pub(super) struct Lane {
 
 impl Lane {
     /// The worker of route `name`, if the running config has it.
-    pub(super) fn new(shared: Worker, name: String, stop: CancellationToken) -> Option<Lane> {
-        let config = shared.config.load_full();
+    pub(super) fn new(worker: Worker, name: String, stop: CancellationToken) -> Option<Lane> {
+        let config = worker.config.load_full();
         let route = queue_routes(&config).find(|r| r.name == name)?.clone();
         Some(Lane {
-            shared,
+            worker,
             name,
             stop,
             route,
@@ -104,7 +104,7 @@ impl Lane {
     }
 
     pub(super) async fn run(mut self) {
-        let wake = self.shared.queue.wake(&self.name);
+        let wake = self.worker.queue.wake(&self.name);
         loop {
             if !self.owed.is_empty() && !self.record().await {
                 self.pause().await;
@@ -164,23 +164,23 @@ impl Lane {
             .get(&c.id)
             .map(|h| h.cancel.clone())
             .unwrap_or_default();
-        let one = attempt(self.shared.clone(), self.route.clone(), store, c, cancel);
+        let one = attempt(self.worker.clone(), self.route.clone(), store, c, cancel);
         self.running.spawn(one);
     }
 
     /// Claim the due head of the route's queue; whether any was claimed.
     async fn claim(&mut self) -> Result<bool, StoreError> {
-        let config = self.shared.config.load_full();
+        let config = self.worker.config.load_full();
         let Some(route) = queue_routes(&config).find(|r| r.name == self.name) else {
             self.claim_after = Instant::now() + POLL;
             return Ok(false);
         };
         self.route = route.clone();
-        let store = self.shared.store()?;
+        let store = self.worker.store()?;
         if !self.use_store(&store) {
             return Ok(false);
         }
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let skip: Vec<i64> = lock(&self.held).keys().copied().collect();
         let claimed = store
             .claim(&self.name, batch_size(self.limit()), now, skip)
@@ -235,8 +235,8 @@ impl Lane {
         }
         self.depth_at = Some(Instant::now());
         if let Ok((pending, dead, oldest)) = store.depth(&self.name).await {
-            let age = oldest.map_or(0, |t| (now_ms() - t).max(0) as u64);
-            self.shared
+            let age = oldest.map_or(0, |t| (crate::clock::unix_ms() - t).max(0) as u64);
+            self.worker
                 .metrics
                 .queue_depth(&self.name, pending, dead, Duration::from_millis(age));
         }
@@ -274,8 +274,8 @@ impl Lane {
             return true;
         };
         let outcomes = self.owed.iter().filter_map(|d| d.outcome.clone()).collect();
-        let metrics = &self.shared.metrics;
-        if let Err(e) = store.record(outcomes, now_ms()).await {
+        let metrics = &self.worker.metrics;
+        if let Err(e) = store.record(outcomes, crate::clock::unix_ms()).await {
             self.write_failures += 1;
             metrics.queue_unrecorded(&self.name, self.owed.len());
             if self.write_failures == 1 {
@@ -327,7 +327,7 @@ impl Lane {
             .collect();
         if let (false, Some(store @ Store::Postgres(_))) = (outcomes.is_empty(), self.store.clone())
         {
-            if let Err(e) = store.record(outcomes, now_ms()).await {
+            if let Err(e) = store.record(outcomes, crate::clock::unix_ms()).await {
                 tracing::warn!(route = %self.name, "queue: could not give back unstarted claims (their lease will lapse): {e}");
             }
         }
@@ -350,7 +350,7 @@ async fn heartbeat(store: Store, held: Held, every: Duration, lease: Duration) {
         if ids.is_empty() {
             continue;
         }
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let renewed = tokio::time::timeout(every, store.renew(ids.clone(), now)).await;
         let mut held = lock(&held);
         match renewed {
@@ -372,7 +372,7 @@ async fn heartbeat(store: Store, held: Held, every: Duration, lease: Duration) {
                 };
                 tracing::warn!("queue: could not renew the claims of deliveries in flight: {why}");
                 // The next renewal may end (sleep, then no answer) two periods from now.
-                let soon = now_ms() + 2 * every.as_millis() as i64;
+                let soon = crate::clock::unix_ms() + 2 * every.as_millis() as i64;
                 for (id, h) in held.iter().filter(|(_, h)| h.until_ms <= soon) {
                     if !h.cancel.is_cancelled() {
                         tracing::warn!(id, "queue: the claim lapses before it can be renewed; the delivery is cut (another instance may take it)");

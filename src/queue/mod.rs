@@ -15,6 +15,6 @@ mod worker;
 
 pub(crate) use handle::{Queue, Worker};
 pub(crate) use sqlite::FILE_NAME;
-pub(crate) use store::{now_ms, to_lines};
+pub(crate) use store::to_lines;
 pub(crate) use store::{Claim, Enqueued, NewCallback, ReplayClaim, State, Store, StoreError};
 pub(crate) use worker::reconcile;

@@ -1,7 +1,7 @@
 //! What an operator does to stored callbacks: the one code path behind
 //! `callgate queue retry|drop` and the console's buttons.
 
-use super::store::{now_ms, Acted, Store, StoreError};
+use super::store::{Acted, Store, StoreError};
 
 /// An operator's action on the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub(crate) enum ActError {
 /// Carry out `action`; the sentence that says what was done.
 pub(crate) async fn act(store: &Store, action: Action) -> Result<String, ActError> {
     match action {
-        Action::Retry(id) => match store.retry(id, now_ms()).await? {
+        Action::Retry(id) => match store.retry(id, crate::clock::unix_ms()).await? {
             Acted::Done => Ok(format!("callback {id} will be delivered again")),
             Acted::WhenClaimEnds => Ok(format!(
                 "callback {id} is being delivered now; it will be delivered again if this delivery fails"
@@ -34,7 +34,7 @@ pub(crate) async fn act(store: &Store, action: Action) -> Result<String, ActErro
             Acted::NotFound => Err(ActError::NotFound(id)),
         },
         Action::RetryAllDead => {
-            let n = store.retry_all_dead(now_ms()).await?;
+            let n = store.retry_all_dead(crate::clock::unix_ms()).await?;
             Ok(format!("{n} dead callback(s) will be delivered again"))
         }
         Action::Drop(id) => match store.drop_callback(id).await? {

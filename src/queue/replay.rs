@@ -37,7 +37,7 @@ impl ReplayClaim {
         owner: String,
         hold: Option<std::time::Duration>,
     ) -> ReplayClaim {
-        let now = super::rows::now_ms();
+        let now = crate::clock::unix_ms();
         ReplayClaim {
             route: route.to_owned(),
             keys,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::postgres::Postgres;
 pub(crate) use super::replay::{Claim, ReplayClaim};
-pub(crate) use super::rows::{from_lines, now_ms, to_lines};
+pub(crate) use super::rows::{from_lines, to_lines};
 pub(crate) use super::rows::{
     Acted, Claimed, Enqueued, NewCallback, Outcome, State, StoreError, Stored,
 };

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::Worker;
 use super::lane::Lane;
 use super::replay::{conflict_reason, queued_owner};
-use super::store::{from_lines, now_ms, Claim, Outcome, ReplayClaim, Store, StoreError, Stored};
+use super::store::{from_lines, Claim, Outcome, ReplayClaim, Store, StoreError, Stored};
 use crate::config::{Assertion, Config, Retry, Route};
 use crate::upstream::{self, ForwardError};
 use crate::verify::{query, replay};
@@ -36,7 +36,7 @@ const HOUSEKEEPING: &str = "";
 
 /// What one delivery attempt came to.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+enum Attempted {
     Delivered,
     /// Worth trying again: the receiver is down, slow, overloaded or failing.
     Retry(String),
@@ -45,18 +45,18 @@ enum Verdict {
     Dead(String),
 }
 
-fn verdict(result: &Result<StatusCode, ForwardError>) -> Verdict {
+fn attempted(result: &Result<StatusCode, ForwardError>) -> Attempted {
     match result {
-        Ok(s) if s.is_success() => Verdict::Delivered,
+        Ok(s) if s.is_success() => Attempted::Delivered,
         Ok(s)
             if s.is_server_error()
                 || *s == StatusCode::REQUEST_TIMEOUT
                 || *s == StatusCode::TOO_MANY_REQUESTS =>
         {
-            Verdict::Retry(format!("HTTP {}", s.as_u16()))
+            Attempted::Retry(format!("HTTP {}", s.as_u16()))
         }
-        Ok(s) => Verdict::Dead(format!("HTTP {}", s.as_u16())),
-        Err(e) => Verdict::Retry(e.to_string()),
+        Ok(s) => Attempted::Dead(format!("HTTP {}", s.as_u16())),
+        Err(e) => Attempted::Retry(e.to_string()),
     }
 }
 
@@ -78,9 +78,9 @@ pub(super) fn queue_routes(config: &Config) -> impl Iterator<Item = &Arc<Route>>
 /// Match the background work to the running config: start a worker for
 /// every queue route that has none, stop the workers of routes that are
 /// gone or no longer queued, and keep the dedupe table pruned.
-pub(crate) fn reconcile(shared: &Worker) {
-    let config = shared.config.load();
-    let mut running = shared.queue.workers();
+pub(crate) fn reconcile(worker: &Worker) {
+    let config = worker.config.load();
+    let mut running = worker.queue.workers();
     let wanted: Vec<&str> = queue_routes(&config).map(|r| r.name.as_str()).collect();
     running.retain(|name, stop| {
         let keep = name == HOUSEKEEPING || wanted.contains(&name.as_str());
@@ -92,31 +92,31 @@ pub(crate) fn reconcile(shared: &Worker) {
     });
     for name in wanted {
         if !running.contains_key(name) {
-            let stop = shared.stopping.child_token();
+            let stop = worker.stopping.child_token();
             running.insert(name.to_owned(), stop.clone());
-            shared
+            worker
                 .deliveries
-                .spawn(run(shared.clone(), name.to_owned(), stop));
+                .spawn(run(worker.clone(), name.to_owned(), stop));
         }
     }
     if config.routes.iter().any(|r| r.dedupe_window.is_some())
         && !running.contains_key(HOUSEKEEPING)
     {
-        let stop = shared.stopping.child_token();
+        let stop = worker.stopping.child_token();
         running.insert(HOUSEKEEPING.to_owned(), stop.clone());
-        tokio::spawn(housekeeping(shared.clone(), stop));
+        tokio::spawn(housekeeping(worker.clone(), stop));
     }
 }
 
 /// A route's worker: it waits for its turn (a worker of the same route
 /// that a reload stopped may still be finishing deliveries), then delivers.
-async fn run(shared: Worker, name: String, stop: CancellationToken) {
-    let turn = shared.queue.turn(&name);
+async fn run(worker: Worker, name: String, stop: CancellationToken) {
+    let turn = worker.queue.turn(&name);
     let _turn = tokio::select! {
         turn = turn.lock_owned() => turn,
         _ = stop.cancelled() => return,
     };
-    if let Some(lane) = Lane::new(shared, name, stop) {
+    if let Some(lane) = Lane::new(worker, name, stop) {
         lane.run().await;
     }
 }
@@ -172,7 +172,7 @@ impl Done {
 /// One delivery attempt: check the replay keys once more, send (cut when
 /// `cancel` fires: the claim is lost), and judge the answer.
 pub(super) async fn attempt(
-    shared: Worker,
+    worker: Worker,
     route: Arc<Route>,
     store: Store,
     c: Stored,
@@ -194,19 +194,19 @@ pub(super) async fn attempt(
         }
     }
     let result = tokio::select! {
-        result = send(&shared, &route, &c) => result,
+        result = send(&worker, &route, &c) => result,
         _ = cancel.cancelled() => return Done::nothing(&c),
     };
-    judge(&route, &c, verdict(&result))
+    judge(&route, &c, attempted(&result))
 }
 
 /// Send the stored callback to the receiver; its status.
-async fn send(shared: &Worker, route: &Route, c: &Stored) -> Result<StatusCode, ForwardError> {
+async fn send(worker: &Worker, route: &Route, c: &Stored) -> Result<StatusCode, ForwardError> {
     // The receiver's protection, shared with the route's inline deliveries.
-    let _pass = shared.shields.get(route).pass_patiently().await;
-    let assertion = shared.config.load().gateway.assertion.clone();
+    let _pass = worker.shields.get(route).pass_patiently().await;
+    let assertion = worker.config.load().gateway.assertion.clone();
     let req = request(route, c, assertion.as_ref()).map_err(ForwardError::Failed)?;
-    let resp = upstream::send_and_record(&shared.metrics, route, req).await?;
+    let resp = upstream::send_and_record(&worker.metrics, route, req).await?;
     let status = resp.status();
     // Read the answer so the pooled connection can be reused.
     let _ = resp.into_body().collect().await;
@@ -262,22 +262,22 @@ fn settle_copy(c: &Stored, copy: Claim) -> Done {
 
 /// What an attempt's answer comes to: delivered (removed), retry
 /// (rescheduled) or dead, with the metric label and the log line.
-fn judge(route: &Route, c: &Stored, verdict: Verdict) -> Done {
-    let (id, now, attempts) = (c.id, now_ms(), c.attempts + 1);
+fn judge(route: &Route, c: &Stored, attempted: Attempted) -> Done {
+    let (id, now, attempts) = (c.id, crate::clock::unix_ms(), c.attempts + 1);
     let dead_letter = "dead letter, see `callgate queue list --state dead`";
     let failed = |next_attempt_ms, error| Outcome::Failed {
         id,
         next_attempt_ms,
         error,
     };
-    let done = match verdict {
-        Verdict::Delivered => Done::recorded(
+    let done = match attempted {
+        Attempted::Delivered => Done::recorded(
             c,
             Outcome::Delivered(id),
             "delivered",
             "queue: delivered".into(),
         ),
-        Verdict::Retry(why) => {
+        Attempted::Retry(why) => {
             let too_old = now - c.callback.arrived_ms > route.retry.max_age.as_millis() as i64;
             if attempts >= route.retry.max_attempts || too_old {
                 let msg = format!("queue: giving up ({why}); {dead_letter}");
@@ -292,7 +292,7 @@ fn judge(route: &Route, c: &Stored, verdict: Verdict) -> Done {
                 Done::recorded(c, failed(Some(next), why), "retry", msg)
             }
         }
-        Verdict::Dead(why) => {
+        Attempted::Dead(why) => {
             let msg = format!("queue: upstream refused it ({why}); {dead_letter}");
             Done::recorded(c, failed(None, why), "dead", msg)
         }
@@ -335,9 +335,9 @@ fn request(
 /// Prune the dedupe table while any route dedupes: each route's rows older
 /// than its window, and rows older than the longest window (routes that
 /// were removed, or stopped deduping).
-async fn housekeeping(shared: Worker, stop: CancellationToken) {
+async fn housekeeping(worker: Worker, stop: CancellationToken) {
     loop {
-        let config = shared.config.load_full();
+        let config = worker.config.load_full();
         let windows: Vec<(String, Duration)> = config
             .routes
             .iter()
@@ -349,7 +349,7 @@ async fn housekeeping(shared: Worker, stop: CancellationToken) {
             .min()
             .unwrap_or(PRUNE_EVERY)
             .clamp(PRUNE_AT_MOST_EVERY, PRUNE_EVERY);
-        if let Err(e) = prune(&shared, windows).await {
+        if let Err(e) = prune(&worker, windows).await {
             tracing::warn!("replay: could not prune old rows: {e}");
         }
         tokio::select! {
@@ -359,9 +359,9 @@ async fn housekeeping(shared: Worker, stop: CancellationToken) {
     }
 }
 
-async fn prune(shared: &Worker, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
-    let store = shared.store()?;
-    let now = now_ms();
+async fn prune(worker: &Worker, windows: Vec<(String, Duration)>) -> Result<(), StoreError> {
+    let store = worker.store()?;
+    let now = crate::clock::unix_ms();
     let before = |w: Duration| now - w.as_millis() as i64;
     let longest = windows.iter().map(|(_, w)| *w).max().unwrap_or_default();
     for (route, window) in &windows {
@@ -399,19 +399,19 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_follow_the_status() {
+    fn attempts_end_by_the_status() {
         let s = |n| Ok(StatusCode::from_u16(n).unwrap());
-        assert_eq!(verdict(&s(200)), Verdict::Delivered);
-        assert_eq!(verdict(&s(204)), Verdict::Delivered);
+        assert_eq!(attempted(&s(200)), Attempted::Delivered);
+        assert_eq!(attempted(&s(204)), Attempted::Delivered);
         for n in [500, 502, 503, 408, 429] {
-            assert!(matches!(verdict(&s(n)), Verdict::Retry(_)), "{n}");
+            assert!(matches!(attempted(&s(n)), Attempted::Retry(_)), "{n}");
         }
         for n in [400, 401, 403, 404, 410, 301] {
-            assert!(matches!(verdict(&s(n)), Verdict::Dead(_)), "{n}");
+            assert!(matches!(attempted(&s(n)), Attempted::Dead(_)), "{n}");
         }
         assert!(matches!(
-            verdict(&Err(ForwardError::Timeout(Duration::from_secs(1)))),
-            Verdict::Retry(_)
+            attempted(&Err(ForwardError::Timeout(Duration::from_secs(1)))),
+            Attempted::Retry(_)
         ));
     }
 }

@@ -61,7 +61,7 @@ pub async fn run(config_path: &Path, threads: Option<usize>) -> anyhow::Result<(
     // Only the threads' copies remain, so stopping them closes the sockets.
     drop(listeners);
     start_queue(&shared);
-    crate::acme::manager::reconcile(&shared.acme_manager());
+    crate::acme::reconcile(&shared.acme_manager());
     crate::lists::spawn(shared.list_refresher());
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
 

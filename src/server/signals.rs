@@ -68,7 +68,7 @@ fn reload(shared: &Arc<Shared>, path: &Path) {
             log_warnings(&new);
             shared.install(new);
             start_queue(shared);
-            crate::acme::manager::reconcile(&shared.acme_manager());
+            crate::acme::reconcile(&shared.acme_manager());
             shared.metrics.reload(true);
             shared.reloaded(None);
             tracing::info!(config = %path.display(), "config reloaded");

@@ -15,7 +15,7 @@ use super::connect::{connect, error_chain};
 use super::error::{BodyCut, ForwardError};
 use super::pool::{Key, Pool, Sender};
 use crate::config::{Route, Upstream};
-use crate::metrics::Metrics;
+use crate::metrics::{Exchange, Metrics};
 
 /// Send a route's request to its upstream and record the exchange (status
 /// class and time to the response head) in the route's metrics.
@@ -30,8 +30,11 @@ pub(crate) async fn send_and_record(
     metrics.upstream(
         &route.name,
         &route.metrics,
-        result.as_ref().ok().map(|r| r.status().as_u16()),
-        matches!(result, Err(ForwardError::Timeout(_))),
+        match &result {
+            Ok(r) => Exchange::Status(r.status().as_u16()),
+            Err(ForwardError::Timeout(_)) => Exchange::TimedOut,
+            Err(_) => Exchange::Failed,
+        },
         start.elapsed(),
     );
     result

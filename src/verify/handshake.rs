@@ -33,7 +33,7 @@ use crate::verify::Refusal;
 
 /// callgate's own answer to a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Answer {
+pub(crate) enum Reply {
     /// 200 with this content type and body.
     Ok(&'static str, String),
     /// Not answered, 403 for this reason: a verify token that is not the
@@ -74,7 +74,7 @@ pub(crate) fn answer_get(
     query: Option<&str>,
     key: Option<&Key>,
     verify_token: Option<&Secret>,
-) -> Option<Answer> {
+) -> Option<Reply> {
     let all = params(query.unwrap_or(""));
     match kind {
         Handshake::MetaVerifyToken => {
@@ -85,30 +85,30 @@ pub(crate) fn answer_get(
             let given = param(&all, "hub.verify_token")?;
             let ok = verify_token.is_some_and(|t| bool::from(t.expose().ct_eq(given.as_bytes())));
             Some(match ok {
-                true => Answer::Ok("text/plain", challenge.to_owned()),
-                false => Answer::Refused(Refusal::Token(crate::verify::TokenFailure::Mismatch)),
+                true => Reply::Ok("text/plain", challenge.to_owned()),
+                false => Reply::Refused(Refusal::Token(crate::verify::TokenFailure::Mismatch)),
             })
         }
         Handshake::XCrc => {
             let mut tokens = all.iter().filter(|(k, _)| k == "crc_token");
             let token = tokens.next()?.1.as_str();
             if tokens.next().is_some() || !token_shaped(token) {
-                return Some(Answer::Refused(Refusal::Param(format!(
+                return Some(Reply::Refused(Refusal::Param(format!(
                     "crc_token {NOT_A_TOKEN} (once)"
                 ))));
             }
             let mac =
                 base64::engine::general_purpose::STANDARD.encode(key?.digest(token.as_bytes()));
             let body = serde_json::json!({ "response_token": format!("sha256={mac}") });
-            Some(Answer::Ok("application/json", body.to_string()))
+            Some(Reply::Ok("application/json", body.to_string()))
         }
         Handshake::DropboxChallenge => {
             let challenge = param(&all, "challenge")?;
-            Some(Answer::Ok("text/plain", challenge.to_owned()))
+            Some(Reply::Ok("text/plain", challenge.to_owned()))
         }
         Handshake::GraphValidation => {
             let token = param(&all, "validationToken")?;
-            Some(Answer::Ok("text/plain", token.to_owned()))
+            Some(Reply::Ok("text/plain", token.to_owned()))
         }
         Handshake::SlackUrlVerification
         | Handshake::ZoomUrlValidation
@@ -137,7 +137,7 @@ pub(crate) fn handed_over(headers: &http::HeaderMap) -> Option<Result<&[u8], Ref
 }
 
 /// A signed POST handshake's answer, if this verified body is one.
-pub(crate) fn answer_post(kind: Handshake, body: &[u8], key: Option<&Key>) -> Option<Answer> {
+pub(crate) fn answer_post(kind: Handshake, body: &[u8], key: Option<&Key>) -> Option<Reply> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     match kind {
         Handshake::SlackUrlVerification => {
@@ -146,7 +146,7 @@ pub(crate) fn answer_post(kind: Handshake, body: &[u8], key: Option<&Key>) -> Op
             }
             let challenge = json.get("challenge")?.as_str()?;
             let body = serde_json::json!({ "challenge": challenge });
-            Some(Answer::Ok("application/json", body.to_string()))
+            Some(Reply::Ok("application/json", body.to_string()))
         }
         Handshake::ZoomUrlValidation => {
             if json.get("event")?.as_str()? != "endpoint.url_validation" {
@@ -154,13 +154,13 @@ pub(crate) fn answer_post(kind: Handshake, body: &[u8], key: Option<&Key>) -> Op
             }
             let plain = json.get("payload")?.get("plainToken")?.as_str()?;
             if !token_shaped(plain) {
-                return Some(Answer::Refused(Refusal::Param(format!(
+                return Some(Reply::Refused(Refusal::Param(format!(
                     "plainToken {NOT_A_TOKEN}"
                 ))));
             }
             let encrypted = hex::encode(key?.digest(plain.as_bytes()));
             let body = serde_json::json!({ "plainToken": plain, "encryptedToken": encrypted });
-            Some(Answer::Ok("application/json", body.to_string()))
+            Some(Reply::Ok("application/json", body.to_string()))
         }
         _ => None,
     }

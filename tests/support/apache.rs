@@ -198,6 +198,10 @@ pub fn start_fpm(dir: &Path) -> Child {
         .expect("start php-fpm")
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per line of the server's config it fills in"
+)]
 fn config(
     engine: Engine,
     dir: &Path,

@@ -7,7 +7,7 @@ use http::{HeaderMap, Method, Uri};
 use super::{Judgement, Seen};
 use crate::config::presets::Handshake;
 use crate::config::Route;
-use crate::verify::handshake::{self, Answer};
+use crate::verify::handshake::{self, Reply};
 
 /// What the gateway does with a request that is its route's handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +67,10 @@ pub(crate) fn answered(
         false => handshake::answer_post(*kind, body?, key)?,
     };
     Some(match answer {
-        Answer::Ok(..) => Answered::Yes,
+        Reply::Ok(..) => Answered::Yes,
         // Meta's verify token does not match (or the input is not one
         // callgate answers): the gateway's 403.
-        Answer::Refused(why) => Answered::Refused(format!("refused (403): {why}")),
+        Reply::Refused(why) => Answered::Refused(format!("refused (403): {why}")),
     })
 }
 

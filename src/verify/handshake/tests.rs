@@ -22,7 +22,7 @@ fn each_handshake_is_answered_as_its_provider_documents() {
     let zoom = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
     let want = hex::encode(key.digest(b"qgg8vlvZRS6UYooatFL8Aw"));
     match answer_post(Handshake::ZoomUrlValidation, zoom, Some(&key)) {
-        Some(Answer::Ok(_, body)) => {
+        Some(Reply::Ok(_, body)) => {
             assert!(
                 body.contains(&want) && body.contains("qgg8vlvZRS6UYooatFL8Aw"),
                 "{body}"
@@ -34,7 +34,7 @@ fn each_handshake_is_answered_as_its_provider_documents() {
     let slack = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     assert_eq!(
         answer_post(Handshake::SlackUrlVerification, slack, None),
-        Some(Answer::Ok(
+        Some(Reply::Ok(
             "application/json",
             r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#.into()
         ))
@@ -52,12 +52,12 @@ fn each_handshake_is_answered_as_its_provider_documents() {
     let q = "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meta-verify-token-0123";
     assert_eq!(
         answer_get(Handshake::MetaVerifyToken, Some(q), None, Some(&token)),
-        Some(Answer::Ok("text/plain", "1158201444".into()))
+        Some(Reply::Ok("text/plain", "1158201444".into()))
     );
     let wrong = "hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess";
     assert_eq!(
         answer_get(Handshake::MetaVerifyToken, Some(wrong), None, Some(&token)),
-        Some(Answer::Refused(Refusal::Token(
+        Some(Reply::Refused(Refusal::Token(
             crate::verify::TokenFailure::Mismatch
         )))
     );
@@ -66,7 +66,7 @@ fn each_handshake_is_answered_as_its_provider_documents() {
     let mac = base64::engine::general_purpose::STANDARD.encode(x.digest(b"abc"));
     assert_eq!(
         answer_get(Handshake::XCrc, Some("crc_token=abc"), Some(&x), None),
-        Some(Answer::Ok(
+        Some(Reply::Ok(
             "application/json",
             format!("{{\"response_token\":\"sha256={mac}\"}}")
         ))
@@ -79,7 +79,7 @@ fn each_handshake_is_answered_as_its_provider_documents() {
             None,
             None
         ),
-        Some(Answer::Ok("text/plain", "xyz".into()))
+        Some(Reply::Ok("text/plain", "xyz".into()))
     );
     assert_eq!(
         answer_get(Handshake::DropboxChallenge, Some("other=1"), None, None),
@@ -89,7 +89,7 @@ fn each_handshake_is_answered_as_its_provider_documents() {
     let q = "validationToken=Validation%3A%20Testing%20client%20application%20reachability";
     assert_eq!(
         answer_get(Handshake::GraphValidation, Some(q), None, None),
-        Some(Answer::Ok(
+        Some(Reply::Ok(
             "text/plain",
             "Validation: Testing client application reachability".into()
         ))
@@ -109,7 +109,7 @@ mod oracle {
     use proptest::prelude::*;
     use proptest::test_runner::{Config as Cases, TestCaseError, TestRunner};
 
-    use super::super::{answer_get, answer_post, Answer};
+    use super::super::{answer_get, answer_post, Reply};
     use crate::config::presets::{Handshake, Preset};
     use crate::config::{Config, Route};
     use crate::verify::signature::{decode_claim, provider_headers, signed_string, Signable};
@@ -237,7 +237,7 @@ mod oracle {
             Handshake::AsanaHookSecret => return input.to_owned(),
         };
         match got {
-            Some(Answer::Ok(_, body)) => body,
+            Some(Reply::Ok(_, body)) => body,
             _ => String::new(),
         }
     }
