@@ -1,18 +1,18 @@
 //! One exchange with an upstream: a pooled connection if one is idle, else a
 //! new one; bounded by the route's timeout; recorded in the route's metrics.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{header, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::body::{Tracked, UpBody, UpstreamBody};
-use super::connect::{connect, error_chain};
-use super::error::{BodyCut, ForwardError};
+use super::body::{Progress, Tracked, UpBody, UpstreamBody};
+use super::connect::{connect, error_chain, Conn};
+use super::error::{stopped_by_callgate, ForwardError};
+use super::multiplex::{self, Sent};
 use super::pool::{Key, Pool, Sender};
 use crate::config::{Route, Upstream};
 use crate::metrics::Metrics;
@@ -51,61 +51,83 @@ pub(crate) async fn send(
     }
 }
 
-async fn exchange(
-    upstream: &Key,
-    req: Request<UpBody>,
-) -> Result<Response<UpstreamBody>, ForwardError> {
-    let sent = Arc::new(AtomicBool::new(false));
+async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBody>, ForwardError> {
+    let progress = Arc::new(Progress::default());
+    // An upgrade takes over an HTTP/1.1 connection: never h2.
+    let h1_only = req.headers().contains_key(header::UPGRADE);
     let mut req = req.map(|body| Tracked {
         body,
-        done: sent.clone(),
+        progress: progress.clone(),
     });
     let pool = Pool::current();
-    while let Some(mut sender) = pool.take(upstream) {
+    if let Some(mut sender) = pool.multiplexed(key).filter(|_| !h1_only) {
+        match multiplex::send(&mut sender, req, key).await? {
+            Sent::Back(back) => req = back,
+            Sent::Answered(resp) => return Ok(shared(resp, progress)),
+            Sent::Failed(e) => return Err(failed(e, &progress)),
+        }
+    }
+    while let Some(mut sender) = pool.take(key) {
         if sender.ready().await.is_err() {
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(pooled(resp, (pool, upstream, sender), sent)),
+            Ok(resp) => return Ok(pooled(resp, (pool, key, sender), progress)),
             Err(mut e) => match e.take_message() {
                 Some(back) => req = back,
-                None => return Err(failed(e.into_error())),
+                None => return Err(failed(e.into_error(), &progress)),
             },
         }
     }
     // Boxed: a new connection is the rare case, and its future (DNS,
     // connect, handshake) would otherwise size, and be copied with, every
     // request's future.
-    let mut sender = Box::pin(connect(upstream)).await?;
-    match sender.send_request(req).await {
-        Ok(resp) => Ok(pooled(resp, (pool, upstream, sender), sent)),
-        Err(e) => Err(failed(e)),
+    match Box::pin(connect(key, h1_only)).await? {
+        Conn::Http1(mut sender) => match sender.send_request(req).await {
+            Ok(resp) => Ok(pooled(resp, (pool, key, sender), progress)),
+            Err(e) => Err(failed(e, &progress)),
+        },
+        Conn::Http2(mut sender) => {
+            pool.share(key, sender.clone());
+            match multiplex::send(&mut sender, req, key).await? {
+                Sent::Answered(resp) => Ok(shared(resp, progress)),
+                Sent::Failed(e) => Err(failed(e, &progress)),
+                Sent::Back(_) => Err(ForwardError::Failed(
+                    "the new h2 connection closed before the request was sent".into(),
+                )),
+            }
+        }
     }
 }
 
-/// A failed exchange: the client's body over its bound, or the upstream's fault.
-fn failed(e: hyper::Error) -> ForwardError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return ForwardError::BodyTooLarge;
-        }
-        if let Some(cut) = s.downcast_ref::<BodyCut>() {
-            return ForwardError::Cut(cut.clone());
-        }
-        source = s.source();
-    }
-    ForwardError::Failed(error_chain(&e))
+/// A failed exchange: the client's body over its bound or cut by callgate
+/// (as its body told, or as the error says), or the upstream's fault.
+fn failed(e: hyper::Error, progress: &Progress) -> ForwardError {
+    progress
+        .stopped()
+        .or_else(|| stopped_by_callgate(&e))
+        .unwrap_or_else(|| ForwardError::Failed(error_chain(&e)))
+}
+
+/// An h2 answer: its connection stays shared, nothing to check in.
+fn shared(resp: Response<Incoming>, progress: Arc<Progress>) -> Response<UpstreamBody> {
+    resp.map(|inner| UpstreamBody {
+        inner,
+        checkin: None,
+        sent: progress,
+        ended: false,
+    })
 }
 
 fn pooled(
     resp: Response<Incoming>,
     (pool, upstream, sender): (Arc<Pool>, &Key, Sender),
-    sent: Arc<AtomicBool>,
+    sent: Arc<Progress>,
 ) -> Response<UpstreamBody> {
     resp.map(|inner| UpstreamBody {
         inner,
         checkin: Some((pool, upstream.clone(), sender)),
         sent,
+        ended: false,
     })
 }
