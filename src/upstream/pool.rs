@@ -49,13 +49,27 @@ impl Shared {
     }
 }
 
-/// One thread's idle upstream connections by upstream, newest last, and its
-/// h2 connections. A gateway has a handful of upstreams: a list beats
-/// hashing the key twice per request.
+/// What a TLS upstream chose by ALPN, and the gate through which one
+/// request at a time opens a connection to it while it may choose h2: the
+/// requests that waited then share that one, rather than a burst opening
+/// a connection each.
+struct Gate {
+    h1: bool,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    since: Instant,
+}
+
+/// The gate a request holds while it opens a connection.
+pub(super) type Opening = tokio::sync::OwnedMutexGuard<()>;
+
+/// One thread's idle upstream connections by upstream, newest last, its
+/// h2 connections and its TLS upstreams' gates. A gateway has a handful of
+/// upstreams: a list beats hashing the key twice per request.
 #[derive(Default)]
 pub(super) struct Pool {
     idle: Mutex<Vec<(Key, VecDeque<Idle>)>>,
     shared: Mutex<Vec<(Key, Shared)>>,
+    gates: Mutex<Vec<(Key, Gate)>>,
 }
 
 impl Pool {
@@ -133,8 +147,44 @@ impl Pool {
         }
     }
 
+    /// For a TLS upstream that chose h2 or has not chosen yet, wait for
+    /// its gate; `None` when there is no need (http, or HTTP/1.1 chosen).
+    pub(super) async fn opening(&self, key: &Key) -> Option<Opening> {
+        let held = self.gate(key)?.lock_owned().await;
+        // It may have chosen HTTP/1.1 while this request waited.
+        self.gate(key).map(|_| held)
+    }
+
+    fn gate(&self, key: &Key) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        key.tls.as_ref()?;
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match gates.iter().position(|(k, _)| same(k, key)) {
+            Some(i) => i,
+            None => {
+                let gate = Gate {
+                    h1: false,
+                    lock: Arc::default(),
+                    since: Instant::now(),
+                };
+                gates.push((key.clone(), gate));
+                gates.len() - 1
+            }
+        };
+        let gate = &mut gates[i].1;
+        gate.since = Instant::now();
+        (!gate.h1).then(|| gate.lock.clone())
+    }
+
+    /// What `key` chose by ALPN on a connection that offered h2.
+    pub(super) fn chose(&self, key: &Key, h1: bool) {
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, gate)) = gates.iter_mut().find(|(k, _)| same(k, key)) {
+            gate.h1 = h1;
+        }
+    }
+
     /// Drop the connections that expired or were closed by the upstream
-    /// (the oldest are at the front).
+    /// (the oldest are at the front), and the gates no one used lately.
     fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         for (_, queue) in idle.iter_mut() {
@@ -144,6 +194,11 @@ impl Pool {
         drop(idle);
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.retain(|(_, s)| s.usable());
+        drop(shared);
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        gates.retain(|(_, g)| {
+            Arc::strong_count(&g.lock) > 1 || g.since.elapsed() < POOL_IDLE_TIMEOUT
+        });
     }
 }
 

@@ -13,7 +13,7 @@ use super::body::{Progress, Tracked, UpBody, UpstreamBody};
 use super::connect::{connect, error_chain, Conn};
 use super::error::{stopped_by_callgate, ForwardError};
 use super::multiplex::{self, Sent};
-use super::pool::{Key, Pool, Sender};
+use super::pool::{Key, Opening, Pool, Sender};
 use crate::config::{Route, Upstream};
 use crate::metrics::Metrics;
 
@@ -60,12 +60,11 @@ async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBo
         progress: progress.clone(),
     });
     let pool = Pool::current();
-    if let Some(mut sender) = pool.multiplexed(key).filter(|_| !h1_only) {
-        match multiplex::send(&mut sender, req, key).await? {
-            Sent::Back(back) => req = back,
-            Sent::Answered(resp) => return Ok(shared(resp, progress)),
-            Sent::Failed(e) => return Err(failed(e, &progress)),
-        }
+    if !h1_only {
+        req = match over_shared(&pool, key, req, &progress).await? {
+            Ok(resp) => return Ok(resp),
+            Err(back) => back,
+        };
     }
     while let Some(mut sender) = pool.take(key) {
         if sender.ready().await.is_err() {
@@ -79,16 +78,68 @@ async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBo
             },
         }
     }
+    let mut opening = match h1_only {
+        true => None,
+        false => pool.opening(key).await,
+    };
+    if opening.is_some() && pool.multiplexed(key).is_some() {
+        // Another request opened an h2 connection meanwhile: the gate is
+        // for the next to open one, not held through this exchange.
+        opening = None;
+        req = match over_shared(&pool, key, req, &progress).await? {
+            Ok(resp) => return Ok(resp),
+            Err(back) => back,
+        };
+    }
+    new_connection(&pool, key, req, progress, opening).await
+}
+
+/// Over `key`'s shared h2 connection, if it has one: the answer, or the
+/// request back (never sent) for another connection.
+async fn over_shared(
+    pool: &Pool,
+    key: &Key,
+    req: Request<Tracked>,
+    progress: &Arc<Progress>,
+) -> Result<Result<Response<UpstreamBody>, Request<Tracked>>, ForwardError> {
+    let Some(mut sender) = pool.multiplexed(key) else {
+        return Ok(Err(req));
+    };
+    match multiplex::send(&mut sender, req, key).await? {
+        Sent::Back(back) => Ok(Err(back)),
+        Sent::Answered(resp) => Ok(Ok(shared(resp, progress.clone()))),
+        Sent::Failed(e) => Err(failed(e, progress)),
+    }
+}
+
+/// Over a new connection, h2 or HTTP/1.1 as the receiver chose (`opening`,
+/// when held, lets the requests waiting for it go once the choice is known).
+async fn new_connection(
+    pool: &Arc<Pool>,
+    key: &Key,
+    req: Request<Tracked>,
+    progress: Arc<Progress>,
+    opening: Option<Opening>,
+) -> Result<Response<UpstreamBody>, ForwardError> {
     // Boxed: a new connection is the rare case, and its future (DNS,
     // connect, handshake) would otherwise size, and be copied with, every
     // request's future.
+    let h1_only = req.headers().contains_key(header::UPGRADE);
     match Box::pin(connect(key, h1_only)).await? {
-        Conn::Http1(mut sender) => match sender.send_request(req).await {
-            Ok(resp) => Ok(pooled(resp, (pool, key, sender), progress)),
-            Err(e) => Err(failed(e, &progress)),
-        },
+        Conn::Http1(mut sender) => {
+            if !h1_only {
+                pool.chose(key, true);
+            }
+            drop(opening);
+            match sender.send_request(req).await {
+                Ok(resp) => Ok(pooled(resp, (pool.clone(), key, sender), progress)),
+                Err(e) => Err(failed(e, &progress)),
+            }
+        }
         Conn::Http2(mut sender) => {
             pool.share(key, sender.clone());
+            pool.chose(key, false);
+            drop(opening);
             match multiplex::send(&mut sender, req, key).await? {
                 Sent::Answered(resp) => Ok(shared(resp, progress)),
                 Sent::Failed(e) => Err(failed(e, &progress)),

@@ -10,12 +10,13 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -439,10 +440,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A site over TLS with `cert` that offers h2 and HTTP/1.1 by ALPN, as most
-/// do: /ws a WebSocket echo (over HTTP/1.1, the only way to upgrade), any
-/// other path "page". Returns its address and each connection's protocol.
-async fn tls_websocket_site(cert: &(PathBuf, PathBuf)) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+/// A site over TLS that offers h2 and HTTP/1.1 by ALPN, as most do.
+struct TlsSite {
+    addr: SocketAddr,
+    /// Each connection's protocol, in order.
+    protocols: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Requests to /hold in flight now, and the most at once.
+    held: AtomicUsize,
+    peak: AtomicUsize,
+    /// The length of each body /count read to its end.
+    bodies: Mutex<Vec<usize>>,
+}
+
+/// The site with `cert`: /ws a WebSocket echo (over HTTP/1.1, the only way
+/// to upgrade), /hold answers after 300 ms, /count reads the body, any
+/// other path "page".
+async fn tls_site(cert: &(PathBuf, PathBuf)) -> TlsSite {
     let certs = CertificateDer::pem_file_iter(&cert.0)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
@@ -460,34 +478,60 @@ async fn tls_websocket_site(cert: &(PathBuf, PathBuf)) -> (SocketAddr, Arc<Mutex
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let protocols = Arc::new(Mutex::new(Vec::new()));
-    let seen = protocols.clone();
+    let seen = Arc::new(Seen::default());
+    let (protos, site_seen) = (protocols.clone(), seen.clone());
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            let (acceptor, protos, seen) = (acceptor.clone(), protos.clone(), site_seen.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
                 let alpn = tls.get_ref().1.alpn_protocol().unwrap_or(b"none");
-                seen.lock()
+                protos
+                    .lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(alpn).into_owned());
-                let svc = hyper::service::service_fn(websocket_echo);
+                let svc = hyper::service::service_fn(move |req| answer(req, seen.clone()));
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                     .await;
             });
         }
     });
-    (addr, protocols)
+    TlsSite {
+        addr,
+        protocols,
+        seen,
+    }
 }
 
-async fn websocket_echo(
-    mut req: http::Request<hyper::body::Incoming>,
+async fn answer(
+    req: http::Request<hyper::body::Incoming>,
+    seen: Arc<Seen>,
 ) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
-    if req.uri().path() != "/ws" {
-        return Ok(http::Response::new(Full::new(Bytes::from_static(b"page"))));
+    match req.uri().path() {
+        "/ws" => Ok(websocket_echo(req)),
+        "/hold" => {
+            let now = seen.held.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            seen.held.fetch_sub(1, Ordering::SeqCst);
+            Ok(http::Response::new(Full::new(Bytes::from_static(b"held"))))
+        }
+        "/count" => {
+            if let Ok(body) = req.into_body().collect().await {
+                seen.bodies.lock().unwrap().push(body.to_bytes().len());
+            }
+            Ok(http::Response::new(Full::new(Bytes::from_static(
+                b"counted",
+            ))))
+        }
+        _ => Ok(http::Response::new(Full::new(Bytes::from_static(b"page")))),
     }
+}
+
+fn websocket_echo(mut req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(io) = upgrade.await else { return };
@@ -500,13 +544,13 @@ async fn websocket_echo(
     });
     let key = req.headers()["sec-websocket-key"].as_bytes();
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key);
-    Ok(http::Response::builder()
+    http::Response::builder()
         .status(http::StatusCode::SWITCHING_PROTOCOLS)
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-accept", accept)
         .body(Full::new(Bytes::new()))
-        .unwrap())
+        .unwrap()
 }
 
 /// The pass-through keeps WebSocket over a TLS upstream that also offers
@@ -517,13 +561,13 @@ async fn a_websocket_goes_through_to_a_tls_upstream_that_offers_h2() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, ca_pem) = make_ca(dir.path(), "ca");
     let cert = leaf(dir.path(), "good", &ca, &["localhost"], false);
-    let (site, protocols) = tls_websocket_site(&cert).await;
+    let site = tls_site(&cert).await;
     let gw = Gateway::start_raw(
         &format!(
             "[listen]\nhttp = \"127.0.0.1:0\"\n\n[[route]]\nname = \"cb\"\npath = \"/cb\"\n\
              upstream = \"http://127.0.0.1:9/never-reached-hook.php\"\nallow_ips = [\"127.0.0.1\"]\n\n[[passthrough]]\nupstream = \"https://localhost:{}\"\n\
              upstream_tls = {{ ca = {:?} }}\nwebsocket_paths = [\"/ws\"]\n",
-            site.port(),
+            site.addr.port(),
             ca_pem.display().to_string()
         ),
         &[],
@@ -543,7 +587,10 @@ async fn a_websocket_goes_through_to_a_tls_upstream_that_offers_h2() {
     let url = format!("ws://{}/ws", gw.http.unwrap());
     let (mut ws, resp) = tokio_tungstenite::client_async(url, tcp)
         .await
-        .unwrap_or_else(|e| panic!("WebSocket handshake through callgate: {e}\n{}", gw.log()));
+        .unwrap_or_else(|e| {
+            std::thread::sleep(Duration::from_millis(300));
+            panic!("WebSocket handshake through callgate: {e}\n{}", gw.log())
+        });
     assert_eq!(resp.status(), http::StatusCode::SWITCHING_PROTOCOLS);
     ws.send(Message::text("over TLS to the site"))
         .await
@@ -554,5 +601,101 @@ async fn a_websocket_goes_through_to_a_tls_upstream_that_offers_h2() {
     ws.send(Message::binary(bytes.clone())).await.unwrap();
     let echo = ws.next().await.unwrap().unwrap();
     assert_eq!(echo.into_data().as_ref(), &bytes[..]);
-    assert_eq!(*protocols.lock().unwrap(), ["h2", "http/1.1"]);
+    assert_eq!(*site.protocols.lock().unwrap(), ["h2", "http/1.1"]);
+}
+
+/// h2 multiplexes: without a limit, callbacks reach the receiver all at
+/// once over one connection; `max_concurrency` still holds it to its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_holds_an_h2_receiver_to_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = make_ca(dir.path(), "ca");
+    let cert = leaf(dir.path(), "good", &ca, &["localhost"], false);
+    let site = tls_site(&cert).await;
+    let upstream = format!("https://localhost:{}/hold", site.addr.port());
+    let roots = format!("ca = {:?}", ca_pem.display().to_string());
+    let routes = format!(
+        "[[route]]\nname = \"free\"\npath = \"/free\"\nupstream = \"{upstream}\"\nallow_ips = [\"127.0.0.1\"]\nupstream_tls = {{ {roots} }}\n\n\
+         [[route]]\nname = \"held\"\npath = \"/held\"\nupstream = \"{upstream}\"\nallow_ips = [\"127.0.0.1\"]\nupstream_tls = {{ {roots} }}\nmax_concurrency = 2\n"
+    );
+    let gw = Gateway::launch(&routes_gateway(&routes), &[], &[], &["--threads", "1"]);
+    let free = burst(&gw, "/free", 8).await;
+    assert!(free.iter().all(|&s| s == 200), "{free:?}\n{}", gw.log());
+    let peak_free = site.seen.peak.swap(0, Ordering::SeqCst);
+    assert!(peak_free > 2, "h2 carried only {peak_free} at once");
+    let held = burst(&gw, "/held", 8).await;
+    assert!(held.iter().all(|&s| s == 200), "{held:?}\n{}", gw.log());
+    let peak = site.seen.peak.load(Ordering::SeqCst);
+    assert!(peak <= 2, "peak {peak} with max_concurrency = 2");
+    // One h2 connection per route (each its own upstream_tls).
+    assert_eq!(*site.protocols.lock().unwrap(), ["h2", "h2"]);
+}
+
+/// A gateway on plain http with these routes.
+fn routes_gateway(routes: &str) -> String {
+    format!("[listen]\nhttp = \"127.0.0.1:0\"\n\n{routes}")
+}
+
+/// `n` callbacks to `path` at once; their statuses.
+async fn burst(gw: &Gateway, path: &str, n: usize) -> Vec<u16> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        let (addr, path) = (gw.http.unwrap(), path.to_owned());
+        all.push(tokio::spawn(async move {
+            let body = format!("{{\"n\":{i}}}");
+            let reply = Client::http(addr).post(&path, &[], body.as_bytes()).await;
+            reply.status.as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for s in all {
+        statuses.push(s.await.unwrap());
+    }
+    statuses
+}
+
+/// A pass-through body streamed over its bound to a receiver on h2: the
+/// client gets 413 (callgate's answer, not a 502 from the reset stream),
+/// and the receiver never reads a complete body; one within it arrives
+/// whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_streamed_over_its_bound_to_an_h2_receiver_is_413_and_never_complete() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = make_ca(dir.path(), "ca");
+    let cert = leaf(dir.path(), "good", &ca, &["localhost"], false);
+    let site = tls_site(&cert).await;
+    let text = routes_gateway(&format!(
+        "[[route]]\nname = \"cb\"\npath = \"/cb\"\nupstream = \"http://127.0.0.1:9/never-reached-hook.php\"\nallow_ips = [\"127.0.0.1\"]\n\n\
+         [[passthrough]]\nupstream = \"https://localhost:{}\"\nupstream_tls = {{ ca = {:?} }}\nmax_body_bytes = 1024\n",
+        site.addr.port(),
+        ca_pem.display().to_string()
+    ));
+    let gw = Gateway::launch(&text, &[], &[], &["--threads", "1"]);
+    let within = Client::http(gw.http.unwrap())
+        .post("/count", &[], &[b'a'; 1000])
+        .await;
+    assert_eq!(within.status, 200, "{}", gw.log());
+    // Chunked, so the bound is found while the body streams to the receiver.
+    let mut tcp = tokio::net::TcpStream::connect(gw.http.unwrap())
+        .await
+        .unwrap();
+    let head = "POST /count HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n";
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..4 {
+        let _ = tcp.write_all(b"200\r\n").await;
+        let _ = tcp.write_all(&[b'z'; 512]).await;
+        let _ = tcp.write_all(b"\r\n").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}\n{}", gw.log());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*site.seen.bodies.lock().unwrap(), [1000]);
+    assert_eq!(*site.protocols.lock().unwrap(), ["h2"]);
 }
