@@ -1,15 +1,17 @@
 //! Signing secrets a provider hands over in its handshake instead of the
 //! operator writing them in the config (Asana's `X-Hook-Secret`): kept in a
 //! file of callgate's own (0600, in a 0700 directory, written whole through
-//! `trusted`), read when the config loads and added to while serving.
+//! `trusted`), checked when the config loads ([`keys_in`]) and added to
+//! while serving.
 //!
-//! One store per file for the whole process: a reload that reads the config
-//! again gets the same store back (re-read from the file), so a handshake
-//! answered on the old snapshot while a reload runs is never lost.
+//! The stores are runtime state, not config: the config names the file
+//! (`handshake.secret_file`), the gateway owns one [`Stores`] with one store
+//! per file, kept across reloads (a reload re-reads each file), so a
+//! handshake answered on the old snapshot while a reload runs is never lost.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -29,6 +31,8 @@ pub(crate) enum LearnedError {
     Trust(#[from] TrustError),
     #[error("{0} has no parent directory: give a path such as /var/lib/callgate/asana.secrets")]
     NoDirectory(PathBuf),
+    #[error("{0} is no longer in the config")]
+    NotOpen(PathBuf),
     #[error("{path}: line {line} is not a secret (16 to 256 visible ASCII characters); remove the line, or the file to start again")]
     Line { path: PathBuf, line: usize },
 }
@@ -51,8 +55,71 @@ impl std::fmt::Debug for Learned {
     }
 }
 
-/// Every store open in this process, by file.
-static OPEN: Mutex<BTreeMap<PathBuf, Weak<Learned>>> = Mutex::new(BTreeMap::new());
+/// The gateway's stores, one per file the config names; kept across reloads.
+#[derive(Debug, Default)]
+pub(crate) struct Stores {
+    by_file: Mutex<BTreeMap<PathBuf, Arc<Learned>>>,
+}
+
+impl Stores {
+    /// The stores for these files (path, key algorithm), each re-read from
+    /// its file; a store the config no longer names is dropped. A file
+    /// that cannot be read now (checked when the config loaded) keeps what
+    /// its store held, and the error is returned for the log.
+    pub(crate) fn install(
+        &self,
+        files: impl IntoIterator<Item = (PathBuf, Algorithm)>,
+    ) -> Vec<LearnedError> {
+        let mut errors = Vec::new();
+        let mut by_file = self.by_file.lock().expect("learned stores");
+        let mut next = BTreeMap::new();
+        for (path, algorithm) in files {
+            let store = match by_file.remove(&path) {
+                Some(s) if s.algorithm == algorithm => s,
+                _ => Arc::new(Learned::empty(&path, algorithm)),
+            };
+            if let Err(e) = store.reread() {
+                errors.push(e);
+            }
+            next.insert(path, store);
+        }
+        *by_file = next;
+        errors
+    }
+
+    /// The store of this file, if the config names it.
+    fn get(&self, path: &Path) -> Option<Arc<Learned>> {
+        self.by_file
+            .lock()
+            .expect("learned stores")
+            .get(path)
+            .cloned()
+    }
+
+    /// Keep a secret handed over for this file ([`Learned::learn`]).
+    pub(crate) fn learn(&self, path: &Path, secret: &[u8]) -> Result<(), LearnedError> {
+        let store = self
+            .get(path)
+            .ok_or_else(|| LearnedError::NotOpen(path.to_owned()))?;
+        store.learn(secret)
+    }
+
+    /// The keys handed over so far into this file's store, if the config
+    /// names it.
+    pub(crate) fn keys(&self, path: &Path) -> Option<Arc<Vec<Key>>> {
+        Some(self.get(path)?.keys.load_full())
+    }
+}
+
+/// The keys in `path` now, read without keeping a store (the config's
+/// check of the file, `check`'s count, `explain`'s keys): it must have a
+/// directory, and be absent or a file of callgate's own of plausible lines.
+pub(crate) fn keys_in(path: &Path, algorithm: Algorithm) -> Result<Vec<Key>, LearnedError> {
+    let store = Learned::empty(path, algorithm);
+    store.reread()?;
+    let keys = store.keys().to_vec();
+    Ok(keys)
+}
 
 /// Whether these bytes can be a handed-over secret: visible ASCII, bounded.
 pub(crate) fn plausible(secret: &[u8]) -> bool {
@@ -60,42 +127,29 @@ pub(crate) fn plausible(secret: &[u8]) -> bool {
 }
 
 impl Learned {
-    /// The store for `path` (read from it now; absent: none yet).
-    pub(crate) fn open(path: &Path, algorithm: Algorithm) -> Result<Arc<Learned>, LearnedError> {
-        if path.parent().is_none_or(|p| p.as_os_str().is_empty()) {
-            return Err(LearnedError::NoDirectory(path.to_owned()));
-        }
-        let mut open = OPEN.lock().expect("learned registry");
-        open.retain(|_, weak| weak.strong_count() > 0);
-        let store = match open.get(path).and_then(Weak::upgrade) {
-            Some(s) if s.algorithm == algorithm => s,
-            _ => {
-                let s = Arc::new(Learned {
-                    path: path.to_owned(),
-                    algorithm,
-                    keys: ArcSwap::from_pointee(Vec::new()),
-                    secrets: Mutex::new(Vec::new()),
-                });
-                open.insert(path.to_owned(), Arc::downgrade(&s));
-                s
-            }
-        };
+    /// The store for `path`, read from it now (absent: none yet).
+    #[cfg(test)]
+    fn open(path: &Path, algorithm: Algorithm) -> Result<Learned, LearnedError> {
+        let store = Learned::empty(path, algorithm);
         store.reread()?;
         Ok(store)
     }
 
-    /// A store that reads and writes nothing: `check --offline`.
-    pub(crate) fn detached(path: &Path, algorithm: Algorithm) -> Arc<Learned> {
-        Arc::new(Learned {
+    /// A store holding nothing yet.
+    fn empty(path: &Path, algorithm: Algorithm) -> Learned {
+        Learned {
             path: path.to_owned(),
             algorithm,
             keys: ArcSwap::from_pointee(Vec::new()),
             secrets: Mutex::new(Vec::new()),
-        })
+        }
     }
 
     /// Read the file again (an operator may have removed a line).
     fn reread(&self) -> Result<(), LearnedError> {
+        if self.path.parent().is_none_or(|p| p.as_os_str().is_empty()) {
+            return Err(LearnedError::NoDirectory(self.path.clone()));
+        }
         let mut secrets = self.secrets.lock().expect("learned secrets");
         let max = (MAX_SECRETS * (SECRET_LEN.end() + 1)) as u64;
         let text = trusted::read_private(&self.path, max)?.unwrap_or_default();
@@ -132,10 +186,6 @@ impl Learned {
         self.keys.load()
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Keep a secret the provider handed over: written to the file first,
     /// checked with from then on. Known already: nothing changes.
     pub(crate) fn learn(&self, secret: &[u8]) -> Result<(), LearnedError> {
@@ -153,7 +203,8 @@ impl Learned {
             text.extend_from_slice(s);
             text.push(b'\n');
         }
-        let dir = self.path.parent().expect("checked at open");
+        let dir =
+            (self.path.parent()).ok_or_else(|| LearnedError::NoDirectory(self.path.clone()))?;
         trusted::write_private(dir, &self.path, &text)?;
         self.publish(&next);
         *secrets = next;
@@ -185,12 +236,25 @@ mod tests {
             .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(std::fs::read(&path).unwrap(), [ASANA, b"\n"].concat());
-        // The same file: the same store, re-read.
-        let again = Learned::open(&path, Algorithm::Sha256).unwrap();
-        assert!(Arc::ptr_eq(&store, &again));
-        drop((store, again));
+        // The gateway's stores: the same file keeps its store across
+        // installs (reloads), re-read each time.
+        let stores = Stores::default();
+        assert!(stores
+            .install([(path.clone(), Algorithm::Sha256)])
+            .is_empty());
+        let kept = stores.get(&path).unwrap();
+        kept.learn(b"another-secret-0123456789").unwrap();
+        assert!(stores
+            .install([(path.clone(), Algorithm::Sha256)])
+            .is_empty());
+        assert!(Arc::ptr_eq(&kept, &stores.get(&path).unwrap()));
+        assert_eq!(kept.keys().len(), 2);
+        assert_eq!(keys_in(&path, Algorithm::Sha256).unwrap().len(), 2);
+        assert!(stores.install([]).is_empty());
+        assert!(stores.get(&path).is_none());
+        drop((store, kept));
         let fresh = Learned::open(&path, Algorithm::Sha256).unwrap();
-        assert_eq!(fresh.keys().len(), 1);
+        assert_eq!(fresh.keys().len(), 2);
         let sig = fresh.keys()[0].digest(b"{\"events\":[]}");
         assert_eq!(
             sig,

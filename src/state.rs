@@ -1,7 +1,9 @@
 //! What every request and every background task shares: the swappable
 //! config, the metrics, brute-force damping, the callback store, and the
-//! stop signals of background work.
+//! stop signals of background work; and the gateway's runtime state that
+//! is not config (the secrets providers handed over in their handshakes).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -12,8 +14,10 @@ use tokio_util::task::TaskTracker;
 use crate::acme::live::Acme;
 use crate::acme::manager::Manager;
 use crate::budget::Budget;
-use crate::config::Config;
+use crate::config::{Config, Route};
+use crate::crypto::Key;
 use crate::damping::Damper;
+use crate::learned::{LearnedError, Stores};
 use crate::lists::{Lists, Refresher};
 use crate::metrics::Metrics;
 use crate::queue::{Queue, Store, StoreError, Worker};
@@ -59,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) last_reload: std::sync::Mutex<Reloaded>,
     /// What each named address list (`"list:NAME"`) holds now; kept across reloads.
     pub(crate) ip_lists: Arc<Lists>,
+    /// The secrets providers handed over in their handshakes (Asana), one
+    /// store per `secret_file` the config names; kept across reloads.
+    learned: Stores,
 }
 
 /// The last (re)load of the config, for the console's overview.
@@ -79,7 +86,10 @@ impl Shared {
         certificate_metrics(&metrics, &config);
         let ip_lists = Arc::new(Lists::default());
         ip_lists.install(&[], &config);
+        let learned = Stores::default();
+        install_learned(&learned, &config);
         Shared {
+            learned,
             ip_lists,
             recent: ArcSwapOption::new(recent_for(&config, None)),
             sessions: crate::sessions::Sessions::default(),
@@ -169,9 +179,23 @@ impl Shared {
             self.sessions.end_all();
         }
         self.ip_lists.install(&self.config.load().ip_lists, &config);
+        install_learned(&self.learned, &config);
         self.recent
             .store(recent_for(&config, self.recent.load_full()));
         self.config.store(Arc::new(config));
+    }
+
+    /// The keys the provider has handed over to this route so far (Asana's
+    /// handshake): none unless it has a `secret_file`.
+    pub(crate) fn learned_keys(&self, route: &Route) -> Option<Arc<Vec<Key>>> {
+        let file = route.hmac.as_ref()?.secret_file.as_ref()?;
+        self.learned.keys(file)
+    }
+
+    /// Keep a secret the provider handed over in its handshake, in the
+    /// store of the route's `secret_file` (the file first).
+    pub(crate) fn learn(&self, file: &Path, secret: &[u8]) -> Result<(), LearnedError> {
+        self.learned.learn(file, secret)
     }
 
     /// Note a reload's result for the console.
@@ -181,6 +205,19 @@ impl Shared {
             error,
             reload: true,
         };
+    }
+}
+
+/// The stores of every `secret_file` the config names, each re-read; a
+/// file that cannot be read now (it was when the config loaded) keeps what
+/// its store held, and says why in the log.
+fn install_learned(stores: &Stores, config: &Config) {
+    let files = config.routes.iter().filter_map(|r| {
+        let h = r.hmac.as_ref()?;
+        Some((h.secret_file.clone()?, h.algorithm))
+    });
+    for e in stores.install(files) {
+        tracing::error!("handshake.secret_file: {e}");
     }
 }
 

@@ -76,7 +76,7 @@ fn render(c: &Config, files: bool) -> String {
     listeners(&mut out, c, files);
     gateway(&mut out, c);
     for r in c.routes.iter() {
-        route(&mut out, c, r);
+        route(&mut out, c, r, files);
     }
     for (i, p) in c.passthroughs.iter().enumerate() {
         passthrough(&mut out, i, p);
@@ -249,7 +249,7 @@ fn gateway(out: &mut String, c: &Config) {
     }
 }
 
-fn route(out: &mut String, c: &Config, r: &Route) {
+fn route(out: &mut String, c: &Config, r: &Route, files: bool) {
     let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
     let _ = writeln!(
         out,
@@ -272,6 +272,9 @@ fn route(out: &mut String, c: &Config, r: &Route) {
         );
     }
     checks(out, r);
+    if files {
+        handed_over(out, r);
+    }
     delivery(out, c, r);
 }
 
@@ -286,6 +289,18 @@ fn checks(out: &mut String, r: &Route) {
             let _ = writeln!(out, "  {name}{gap}{text}");
         }
     }
+}
+
+/// How many keys the provider has handed over so far (Asana's
+/// handshake), counted in the route's `secret_file`, never shown.
+fn handed_over(out: &mut String, r: &Route) {
+    let Some(h) = &r.hmac else { return };
+    let Some(file) = &h.secret_file else { return };
+    let line = match crate::learned::keys_in(file, h.algorithm) {
+        Ok(keys) => format!("{} key(s) handed over so far", keys.len()),
+        Err(e) => format!("cannot read it: {e}"),
+    };
+    let _ = writeln!(out, "  {:<8} {line} ({})", "", file.display());
 }
 
 fn delivery(out: &mut String, c: &Config, r: &Route) {

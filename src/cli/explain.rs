@@ -45,11 +45,13 @@ pub(super) fn explain(
         Some(format!("https://{host}{}", uri.path_and_query()?.as_str()))
     });
     let now = crate::clock::unix_secs();
+    let learned = learned_keys(r)?;
     let req = Signable {
         headers: &headers,
         body: &body,
         url: url.as_deref(),
         now,
+        learned: &learned,
     };
     // The URL token is a secret: the target is shown with it REDACTED, and
     // every other secret the config holds, under any name.
@@ -81,6 +83,19 @@ pub(super) fn explain(
         hide(&config.redactor, v);
     }
     report(&e)
+}
+
+/// The keys a provider has handed over to this route so far (Asana's
+/// handshake), as the gateway stored them in its `secret_file`.
+fn learned_keys(r: &crate::config::Route) -> anyhow::Result<Vec<crate::crypto::Key>> {
+    let Some(h) = &r.hmac else {
+        return Ok(Vec::new());
+    };
+    let Some(file) = &h.secret_file else {
+        return Ok(Vec::new());
+    };
+    crate::learned::keys_in(file, h.algorithm)
+        .with_context(|| format!("reading the keys handed over to route {:?}", r.name))
 }
 
 /// A judgement whose reason quotes no secret of the config.

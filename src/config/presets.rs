@@ -104,7 +104,9 @@ impl Preset {
 
     /// A preset a config defines, kept for the life of the process: the
     /// same definition given again (a reload) is the same preset, so
-    /// reloads keep nothing more.
+    /// reloads keep nothing more. An intern table, not runtime state: a
+    /// definition never changes once kept, and a config holds only a
+    /// `&'static` to it, so config stays plain data.
     pub(crate) fn define(def: PresetDef) -> Preset {
         static DEFINED: Mutex<Vec<&'static PresetDef>> = Mutex::new(Vec::new());
         let mut defined = DEFINED.lock().unwrap_or_else(|p| p.into_inner());

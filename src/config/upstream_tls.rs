@@ -93,7 +93,11 @@ impl std::fmt::Display for Upstream {
 
 /// How callgate speaks TLS to one receiver.
 pub(crate) struct UpstreamTls {
+    /// Offers h2 and HTTP/1.1 by ALPN.
     pub(crate) config: Arc<rustls::ClientConfig>,
+    /// The same, offering HTTP/1.1 only: for upgrades (a WebSocket), which
+    /// take over an HTTP/1.1 connection.
+    pub(crate) h1_only: Arc<rustls::ClientConfig>,
     /// The upstream's host name (or address), sent as SNI and verified.
     pub(crate) server_name: ServerName<'static>,
     /// What `check` prints: roots, client certificate, verification.
@@ -209,8 +213,11 @@ impl Loader<'_> {
                 c.get_ref()
             )),
         );
+        let mut h1_only = config.clone();
+        h1_only.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(Arc::new(UpstreamTls {
             config: Arc::new(config),
+            h1_only: Arc::new(h1_only),
             server_name,
             describe,
         })))
@@ -241,7 +248,7 @@ impl Loader<'_> {
 }
 
 /// TLS 1.2/1.3 (ring), the system's roots plus `ca` (or no verification),
-/// the client certificate when given; HTTP/1.1 by ALPN.
+/// the client certificate when given; h2 or HTTP/1.1 by ALPN.
 fn client_config(m: &Material, verify: bool) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(crate::config::tls::provider());
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
@@ -259,6 +266,6 @@ fn client_config(m: &Material, verify: bool) -> Result<rustls::ClientConfig, rus
         Some((certs, key)) => builder.with_client_auth_cert(certs.clone(), key.clone_key())?,
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

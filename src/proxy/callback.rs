@@ -87,11 +87,13 @@ impl Callback<'_> {
         // The body checks see the headers exactly as they will be forwarded.
         self.call.prepare_headers(&mut parts, body.len());
         let url = public_url(self.route, self.call.conn, &parts);
+        let learned = self.call.shared.learned_keys(self.route);
         let req = Signable {
             headers: &parts.headers,
             body: &body,
             url: url.as_deref(),
             now: crate::clock::unix_secs(),
+            learned: learned.as_deref().map_or(&[], Vec::as_slice),
         };
         let checked = match self.verify(pre, req, &parts) {
             Ok(checked) => checked,
@@ -133,11 +135,13 @@ impl Callback<'_> {
         match verify::precheck(route, call.client, req.uri(), lists) {
             Ok(pre) => Ok((pre, req)),
             Err(refusal) => {
+                let learned = self.call.shared.learned_keys(self.route);
                 let unread = Signable {
                     headers: req.headers(),
                     body: &[],
                     url: None,
                     now: crate::clock::unix_secs(),
+                    learned: learned.as_deref().map_or(&[], Vec::as_slice),
                 };
                 let evidence = self.evidence(req.method(), req.uri(), unread, false);
                 body::drain_h2(req).await;

@@ -88,10 +88,12 @@ impl Callback<'_> {
         if let Some(first) = self.failed.first() {
             return Some(self.forbidden(first.clone()));
         }
-        let learned = route.hmac.as_ref()?.learned.as_ref()?;
-        // Written (and synced) on this serving thread: a handshake comes
-        // once per webhook Asana creates, and the answer must wait for it.
-        if let Err(e) = learned.learn(secret) {
+        let file = route.hmac.as_ref()?.secret_file.as_ref()?;
+        // The gateway's store of the file (installed before the config
+        // naming it was published); written (and synced) on this serving
+        // thread: a handshake comes once per webhook Asana creates, and
+        // the answer must wait for it.
+        if let Err(e) = self.call.shared.learn(file, secret) {
             return Some(Handled::failed(
                 Some(route),
                 Failure::NotKept(e.to_string()),

@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::error::{stopped_by_callgate, ForwardError};
 use super::pool::{Key, Pool, Sender};
 
 /// A request body going upstream: a callback's, whole in memory, or a
@@ -61,13 +62,33 @@ impl Body for UpBody {
 /// reading a slow upload is still busy with it).
 pub(crate) struct Tracked {
     pub(super) body: UpBody,
-    pub(super) done: Arc<AtomicBool>,
+    pub(super) progress: Arc<Progress>,
+}
+
+/// How far a request's body got: sent to its end, or stopped by callgate
+/// (its bound, a cut). Over h2 the stream is reset and hyper's answer no
+/// longer says why, so the body tells it here, for both protocols alike.
+#[derive(Default)]
+pub(super) struct Progress {
+    done: AtomicBool,
+    stopped: OnceLock<ForwardError>,
+}
+
+impl Progress {
+    pub(super) fn sent(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Why callgate stopped the body, if it did.
+    pub(super) fn stopped(&self) -> Option<ForwardError> {
+        self.stopped.get().cloned()
+    }
 }
 
 impl Tracked {
     fn note_end(&self) {
         if self.body.is_end_stream() {
-            self.done.store(true, Ordering::Release);
+            self.progress.done.store(true, Ordering::Release);
         }
     }
 }
@@ -83,9 +104,14 @@ impl Body for Tracked {
         let this = self.get_mut();
         let frame = Pin::new(&mut this.body).poll_frame(cx);
         match &frame {
-            Poll::Ready(None) => this.done.store(true, Ordering::Release),
+            Poll::Ready(None) => this.progress.done.store(true, Ordering::Release),
             Poll::Ready(Some(Ok(_))) => this.note_end(),
-            _ => {}
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(why) = stopped_by_callgate(&**e) {
+                    let _ = this.progress.stopped.set(why);
+                }
+            }
+            Poll::Pending => {}
         }
         frame
     }
@@ -102,11 +128,15 @@ impl Body for Tracked {
 
 /// The upstream's response body. Read to its end, and with the request's
 /// body sent to its end, it hands its connection back to the pool; else
-/// the connection closes with it (never reused half-way).
+/// the connection closes with it (never reused half-way). An h2 answer has
+/// nothing to hand back: its connection stays shared.
 pub(crate) struct UpstreamBody {
     pub(super) inner: Incoming,
     pub(super) checkin: Option<(Arc<Pool>, Key, Sender)>,
-    pub(super) sent: Arc<AtomicBool>,
+    pub(super) sent: Arc<Progress>,
+    /// Read to its end: a chunked answer's length never counts down to
+    /// zero, so its end is only known when it says so.
+    pub(super) ended: bool,
 }
 
 impl UpstreamBody {
@@ -120,7 +150,8 @@ impl UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Some((pool, key, sender)) = self.checkin.take() {
-            if self.inner.is_end_stream() && self.sent.load(Ordering::Acquire) {
+            let read = self.ended || self.inner.is_end_stream();
+            if read && self.sent.sent() {
                 pool.put(key, sender);
             }
         }
@@ -135,7 +166,11 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.ended = true;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,14 +1,23 @@
 //! A new upstream connection: TCP, TLS when the upstream is https (verified
-//! as its upstream_tls says), then the HTTP handshake.
+//! as its upstream_tls says; h2 when the receiver chooses it by ALPN), then
+//! the HTTP handshake.
 
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::error::ForwardError;
-use super::pool::{Key, Sender};
+use super::pool::{Key, Multiplexed, Sender};
 
-pub(super) async fn connect(upstream: &Key) -> Result<Sender, ForwardError> {
+/// A new connection, as the receiver chose.
+pub(super) enum Conn {
+    Http1(Sender),
+    Http2(Multiplexed),
+}
+
+/// A connection to `upstream`; `h1_only` offers only HTTP/1.1 (an upgrade
+/// takes over an HTTP/1.1 connection, which h2 has no way to do).
+pub(super) async fn connect(upstream: &Key, h1_only: bool) -> Result<Conn, ForwardError> {
     let authority = &upstream.authority;
     let default_port = if upstream.tls.is_some() { 443 } else { 80 };
     let port = authority.port_u16().unwrap_or(default_port);
@@ -21,18 +30,20 @@ pub(super) async fn connect(upstream: &Key) -> Result<Sender, ForwardError> {
         .await
         .map_err(|e| ForwardError::Failed(format!("connect to {authority}: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    match &upstream.tls {
-        None => handshake(TokioIo::new(tcp)).await,
-        Some(tls) => {
-            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-            let stream = connector
-                .connect(tls.server_name.clone(), tcp)
-                .await
-                .map_err(|e| {
-                    ForwardError::Failed(format!("TLS handshake with {authority}: {e}"))
-                })?;
-            handshake(TokioIo::new(stream)).await
-        }
+    let Some(tls) = &upstream.tls else {
+        return handshake(TokioIo::new(tcp)).await.map(Conn::Http1);
+    };
+    let config = match h1_only {
+        true => tls.h1_only.clone(),
+        false => tls.config.clone(),
+    };
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(tls.server_name.clone(), tcp)
+        .await
+        .map_err(|e| ForwardError::Failed(format!("TLS handshake with {authority}: {e}")))?;
+    match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => handshake_h2(TokioIo::new(stream)).await.map(Conn::Http2),
+        _ => handshake(TokioIo::new(stream)).await.map(Conn::Http1),
     }
 }
 
@@ -49,6 +60,23 @@ where
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("upstream connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// h2 over TLS, its connection driven by a task: it ends when the pool
+/// and every request let go of it.
+async fn handshake_h2<I>(io: I) -> Result<Multiplexed, ForwardError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+        .await
+        .map_err(|e| ForwardError::Failed(error_chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("upstream h2 connection ended: {e}");
         }
     });
     Ok(sender)

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Why forwarding failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum ForwardError {
     /// No response head within the route's upstream timeout → 504.
     #[error("upstream did not answer within {}", humantime::format_duration(*.0))]
@@ -33,4 +33,20 @@ pub(crate) enum BodyCut {
     /// A body callgate cannot read one way (a non-canonical multipart form).
     #[error("{0}")]
     Unreadable(&'static str),
+}
+
+/// The client's body over its bound, or cut by callgate on purpose: found
+/// anywhere in an error's chain.
+pub(super) fn stopped_by_callgate(e: &(dyn std::error::Error + 'static)) -> Option<ForwardError> {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return Some(ForwardError::BodyTooLarge);
+        }
+        if let Some(cut) = s.downcast_ref::<BodyCut>() {
+            return Some(ForwardError::Cut(cut.clone()));
+        }
+        source = s.source();
+    }
+    None
 }

@@ -1,8 +1,9 @@
 //! The upstream side, for direct delivery and the queue worker alike: the
 //! request target a route sends ([`upstream_uri`]), and the client that sends
 //! it ([`send_and_record`]): HTTP/1.1 keep-alive connections pooled per
-//! thread and upstream, one timeout per request covering connect and
-//! response head, errors that map to 502 and 504.
+//! thread and upstream (h2, shared, where an https receiver offers it), one
+//! timeout per request covering connect and response head, errors that map
+//! to 502 and 504.
 //!
 //! hyper's low-level client does the HTTP; only the pooling is ours. Each
 //! serving thread has its own pool (no lock is contended, no request leaves
@@ -13,6 +14,7 @@
 mod body;
 mod connect;
 mod error;
+mod multiplex;
 mod outgoing;
 mod pool;
 mod send;

@@ -1,19 +1,19 @@
 //! One exchange with an upstream: a pooled connection if one is idle, else a
 //! new one; bounded by the route's timeout; recorded in the route's metrics.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{header, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use super::body::{Tracked, UpBody, UpstreamBody};
-use super::connect::{connect, error_chain};
-use super::error::{BodyCut, ForwardError};
-use super::pool::{Key, Pool, Sender};
+use super::body::{Progress, Tracked, UpBody, UpstreamBody};
+use super::connect::{connect, error_chain, Conn};
+use super::error::{stopped_by_callgate, ForwardError};
+use super::multiplex::{self, Sent};
+use super::pool::{Key, Opening, Pool, Sender};
 use crate::config::{Route, Upstream};
 use crate::metrics::{Exchange, Metrics};
 
@@ -54,61 +54,134 @@ pub(crate) async fn send(
     }
 }
 
-async fn exchange(
-    upstream: &Key,
-    req: Request<UpBody>,
-) -> Result<Response<UpstreamBody>, ForwardError> {
-    let sent = Arc::new(AtomicBool::new(false));
+async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBody>, ForwardError> {
+    let progress = Arc::new(Progress::default());
+    // An upgrade takes over an HTTP/1.1 connection: never h2.
+    let h1_only = req.headers().contains_key(header::UPGRADE);
     let mut req = req.map(|body| Tracked {
         body,
-        done: sent.clone(),
+        progress: progress.clone(),
     });
     let pool = Pool::current();
-    while let Some(mut sender) = pool.take(upstream) {
+    if !h1_only {
+        req = match over_shared(&pool, key, req, &progress).await? {
+            Ok(resp) => return Ok(resp),
+            Err(back) => back,
+        };
+    }
+    while let Some(mut sender) = pool.take(key) {
         if sender.ready().await.is_err() {
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(pooled(resp, (pool, upstream, sender), sent)),
+            Ok(resp) => return Ok(pooled(resp, (pool, key, sender), progress)),
             Err(mut e) => match e.take_message() {
                 Some(back) => req = back,
-                None => return Err(failed(e.into_error())),
+                None => return Err(failed(e.into_error(), &progress)),
             },
         }
     }
-    // Boxed: a new connection is the rare case, and its future (DNS,
-    // connect, handshake) would otherwise size, and be copied with, every
-    // request's future.
-    let mut sender = Box::pin(connect(upstream)).await?;
-    match sender.send_request(req).await {
-        Ok(resp) => Ok(pooled(resp, (pool, upstream, sender), sent)),
-        Err(e) => Err(failed(e)),
+    let mut opening = match h1_only {
+        true => None,
+        false => pool.opening(key).await,
+    };
+    if opening.is_some() && pool.multiplexed(key).is_some() {
+        // Another request opened an h2 connection meanwhile: the gate is
+        // for the next to open one, not held through this exchange.
+        opening = None;
+        req = match over_shared(&pool, key, req, &progress).await? {
+            Ok(resp) => return Ok(resp),
+            Err(back) => back,
+        };
+    }
+    new_connection(&pool, key, req, progress, opening).await
+}
+
+/// Over `key`'s shared h2 connection, if it has one: the answer, or the
+/// request back (never sent) for another connection.
+async fn over_shared(
+    pool: &Pool,
+    key: &Key,
+    req: Request<Tracked>,
+    progress: &Arc<Progress>,
+) -> Result<Result<Response<UpstreamBody>, Request<Tracked>>, ForwardError> {
+    let Some(mut sender) = pool.multiplexed(key) else {
+        return Ok(Err(req));
+    };
+    match multiplex::send(&mut sender, req, key).await? {
+        Sent::Back(back) => Ok(Err(back)),
+        Sent::Answered(resp) => Ok(Ok(shared(resp, progress.clone()))),
+        Sent::Failed(e) => Err(failed(e, progress)),
     }
 }
 
-/// A failed exchange: the client's body over its bound, or the upstream's fault.
-fn failed(e: hyper::Error) -> ForwardError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return ForwardError::BodyTooLarge;
+/// Over a new connection, h2 or HTTP/1.1 as the receiver chose (`opening`,
+/// when held, lets the requests waiting for it go once the choice is known).
+async fn new_connection(
+    pool: &Arc<Pool>,
+    key: &Key,
+    req: Request<Tracked>,
+    progress: Arc<Progress>,
+    opening: Option<Opening>,
+) -> Result<Response<UpstreamBody>, ForwardError> {
+    // Boxed: a new connection is the rare case, and its future (DNS,
+    // connect, handshake) would otherwise size, and be copied with, every
+    // request's future.
+    let h1_only = req.headers().contains_key(header::UPGRADE);
+    match Box::pin(connect(key, h1_only)).await? {
+        Conn::Http1(mut sender) => {
+            if !h1_only {
+                pool.chose(key, true);
+            }
+            drop(opening);
+            match sender.send_request(req).await {
+                Ok(resp) => Ok(pooled(resp, (pool.clone(), key, sender), progress)),
+                Err(e) => Err(failed(e, &progress)),
+            }
         }
-        if let Some(cut) = s.downcast_ref::<BodyCut>() {
-            return ForwardError::Cut(cut.clone());
+        Conn::Http2(mut sender) => {
+            pool.share(key, sender.clone());
+            pool.chose(key, false);
+            drop(opening);
+            match multiplex::send(&mut sender, req, key).await? {
+                Sent::Answered(resp) => Ok(shared(resp, progress)),
+                Sent::Failed(e) => Err(failed(e, &progress)),
+                Sent::Back(_) => Err(ForwardError::Failed(
+                    "the new h2 connection closed before the request was sent".into(),
+                )),
+            }
         }
-        source = s.source();
     }
-    ForwardError::Failed(error_chain(&e))
+}
+
+/// A failed exchange: the client's body over its bound or cut by callgate
+/// (as its body told, or as the error says), or the upstream's fault.
+fn failed(e: hyper::Error, progress: &Progress) -> ForwardError {
+    progress
+        .stopped()
+        .or_else(|| stopped_by_callgate(&e))
+        .unwrap_or_else(|| ForwardError::Failed(error_chain(&e)))
+}
+
+/// An h2 answer: its connection stays shared, nothing to check in.
+fn shared(resp: Response<Incoming>, progress: Arc<Progress>) -> Response<UpstreamBody> {
+    resp.map(|inner| UpstreamBody {
+        inner,
+        checkin: None,
+        sent: progress,
+        ended: false,
+    })
 }
 
 fn pooled(
     resp: Response<Incoming>,
     (pool, upstream, sender): (Arc<Pool>, &Key, Sender),
-    sent: Arc<AtomicBool>,
+    sent: Arc<Progress>,
 ) -> Response<UpstreamBody> {
     resp.map(|inner| UpstreamBody {
         inner,
         checkin: Some((pool, upstream.clone(), sender)),
         sent,
+        ended: false,
     })
 }

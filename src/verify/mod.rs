@@ -145,6 +145,7 @@ pub(crate) fn check(
         body,
         url: None,
         now: 0,
+        learned: &[],
     };
     finish(
         route,

@@ -314,6 +314,7 @@ fn the_precheck_names_the_matching_token_secret_once_for_the_whole_request() {
             body: b"",
             url: None,
             now: 0,
+            learned: &[],
         };
         let done = finish(&r, pre, &req).unwrap();
         assert_eq!(done.token_secret, Some(i));
@@ -329,7 +330,8 @@ fn the_precheck_names_the_matching_token_secret_once_for_the_whole_request() {
                 headers: &HeaderMap::new(),
                 body: b"",
                 url: None,
-                now: 0
+                now: 0,
+                learned: &[],
             }
         )
         .unwrap()

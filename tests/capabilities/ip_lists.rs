@@ -269,6 +269,59 @@ async fn a_refresh_answering_500_garbage_or_every_address_keeps_the_old_list() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_that_together_cover_too_much_never_replace_the_good_list_nor_load_from_disk() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(200, r#"{"hooks":["127.0.0.2/32"]}"#);
+    let (port, stop) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let text = config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    );
+    let gw = start(&text);
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(20));
+    // Each covers 127.0.0.3 (or, for IPv6, every IPv6 caller) without a /0.
+    let wide = [
+        r#"{"hooks":["0.0.0.0/1","128.0.0.0/1"]}"#,
+        r#"{"hooks":["127.0.0.2/32","::/1","8000::/1"]}"#,
+        r#"{"hooks":["0.0.0.0/1"]}"#,
+        r#"{"hooks":["127.0.0.0/8","126.0.0.0/8"]}"#,
+    ];
+    for (i, body) in wide.iter().enumerate() {
+        set(&served, 200, body);
+        gw.signal("HUP");
+        gw.wait_for_log_times("list:github refresh failed", i + 1, Duration::from_secs(20));
+        assert_eq!(post_from(&gw, "127.0.0.2").await, 200, "after {body}");
+        assert_eq!(post_from(&gw, "127.0.0.3").await, 403, "after {body}");
+    }
+    let log = gw.log();
+    assert!(log.contains("more than a /8's worth"), "{log}");
+    assert_eq!(up.count(), 4);
+    drop(gw);
+    stop.store(true, Ordering::Relaxed);
+    // A stored copy is judged the same way: one of callgate's own making
+    // (0600, ours) whose ranges cover everything is not used.
+    let stored = state.join("ip-lists/github.json");
+    let planted = format!(
+        "{{\"url\":\"https://127.0.0.1:{port}/list\",\"fetched_at\":{},\"ranges\":[\"0.0.0.0/1\",\"128.0.0.0/1\"]}}",
+        callgate_testkit::now()
+    );
+    std::fs::write(&stored, planted).unwrap();
+    std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = start(&text);
+    let log = gw.wait_for_log("the stored copy is not used");
+    assert!(log.contains("every address"), "{log}");
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 403);
+    assert_eq!(up.count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_server_whose_certificate_is_not_from_the_lists_ca_is_not_believed() {
     let up = Upstream::recording().await;
     let dir = tempfile::tempdir().unwrap();

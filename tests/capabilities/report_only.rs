@@ -119,7 +119,7 @@ async fn a_report_only_route_forwards_what_it_would_refuse_and_says_so() {
     let enforcing = std::fs::read_to_string(&gw.config_path)
         .unwrap()
         .replace("enforce = false", "enforce = true");
-    std::fs::write(&gw.config_path, enforcing).unwrap();
+    gw.rewrite(&enforcing);
     gw.signal("HUP");
     gw.wait_for_log("config reloaded");
     let mut status = 0;

@@ -395,7 +395,7 @@ async fn no_configured_secret_is_shown_under_any_name_place_or_encoding() {
         .any(|(p, t)| p.starts_with("queue show") && t.contains("x-note: REDACTED")));
 
     // A reload: the new verify token is hidden, from the first request on.
-    std::fs::write(&gw.config_path, config(&up, VERIFY2)).unwrap();
+    gw.rewrite(&config(&up, VERIFY2));
     gw.signal("HUP");
     gw.wait_for_log("config reloaded");
     traffic(&gw, &up, &[VERIFY2], VERIFY2).await;

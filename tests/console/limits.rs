@@ -534,7 +534,7 @@ async fn a_changed_password_ends_every_session_at_the_reload() {
     let act = format!("{cookie}X-CSRF-Token: {csrf}\r\n");
     let new = "a-new-console-password-987654321";
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
-    std::fs::write(&gw.config_path, text.replace(PASSWORD, new)).unwrap();
+    gw.rewrite(&text.replace(PASSWORD, new));
     gw.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while http(admin, "GET", "/api/requests", &bearer(new)).await.0 != 200 {

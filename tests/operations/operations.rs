@@ -28,7 +28,7 @@ fn route(name: &str, path: &str, upstream: &str) -> String {
 
 /// After a reload the listeners keep their addresses; only the file changes.
 fn rewrite(gw: &Gateway, text: &str) {
-    std::fs::write(&gw.config_path, text).unwrap();
+    gw.rewrite(text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

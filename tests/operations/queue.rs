@@ -524,7 +524,7 @@ async fn a_reload_that_removes_a_queue_route_stops_its_worker(backend: Backend) 
         cert.key_path.display().to_string(),
         store.section()
     );
-    std::fs::write(&gw.config_path, without).unwrap();
+    gw.rewrite(&without);
     gw.signal("HUP");
     let log = gw.wait_for_log("its worker stops");
     assert!(
@@ -536,7 +536,7 @@ async fn a_reload_that_removes_a_queue_route_stops_its_worker(backend: Backend) 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(up.count(), 0, "a stopped worker delivered");
     // …which stays stored, and is delivered once the route is back.
-    std::fs::write(&gw.config_path, &queued).unwrap();
+    gw.rewrite(&queued);
     gw.signal("HUP");
     wait_for("the delivery", Duration::from_secs(10), || up.count() == 1).await;
     assert_eq!(&up.requests()[0].body[..], b"kept");
@@ -849,10 +849,10 @@ async fn a_reload_storm_never_runs_two_workers_on_a_route(backend: Backend) {
         up.url("/o")
     );
     for _ in 0..15 {
-        std::fs::write(&gw.config_path, &without).unwrap();
+        gw.rewrite(&without);
         gw.signal("HUP");
         tokio::time::sleep(Duration::from_millis(50 + random_below(200))).await;
-        std::fs::write(&gw.config_path, &with).unwrap();
+        gw.rewrite(&with);
         gw.signal("HUP");
         tokio::time::sleep(Duration::from_millis(50 + random_below(300))).await;
     }

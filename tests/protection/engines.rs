@@ -571,7 +571,7 @@ async fn a_routes_script_is_protected_on_a_second_passthrough_to_another_port() 
 /// callgate's verified route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_site_vhost_refuses_the_scripts_itself_and_the_scripts_vhost_serves_only_them() {
-    let root = format!("{}/tests/php/site", env!("CARGO_MANIFEST_DIR"));
+    let root = format!("{}/tests/php/site", support::served_root());
     let scripts_port = support::apache::free_port();
     let lock = format!(
         r#"

@@ -227,7 +227,10 @@ async fn the_guides_steps_work_on_real_apache() {
         .expect("the guide's step 4b Apache block");
     let scripts_port = support::apache::free_port();
     let lock = block
-        .replace("/var/www/site", &format!("{root}/tests/php/site"))
+        .replace(
+            "/var/www/site",
+            &format!("{}/tests/php/site", support::served_root()),
+        )
         .replace("127.0.0.1:8081", &format!("127.0.0.1:{scripts_port}"));
     let apache = support::apache::Apache::start(support::apache::Engine::ModPhp, "site", &lock);
 

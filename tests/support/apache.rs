@@ -32,13 +32,7 @@ pub struct Apache {
 const MODULES: &str = "/usr/lib/apache2/modules";
 
 pub use super::pebble::free_port;
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
+use crate::running_as_root;
 
 impl Apache {
     /// Start Apache (and php-fpm) serving `tests/php/{docroot}`; `extra` is
@@ -65,7 +59,7 @@ impl Apache {
         let record = dir.path().join("received.jsonl");
         std::fs::write(&record, "").unwrap();
         std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let root = format!("{}/tests/php/{docroot}", crate::ROOT);
+        let root = format!("{}/tests/php/{docroot}", crate::served_root());
         let port = free_port();
         let fpm = (engine == Engine::PhpFpm).then(|| start_fpm(dir.path()));
         let conf = dir.path().join("apache2.conf");

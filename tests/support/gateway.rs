@@ -82,6 +82,24 @@ pub fn binary() -> &'static str {
     })
 }
 
+/// `text` with a `[queue] dir` in `dir`, unless it has a `[queue]` table of
+/// its own (not the example's commented `# [queue]`): each gateway its own
+/// store, so no test touches the default /var/lib/callgate (dedupe and
+/// queued callbacks would outlive the test there, root-owned).
+fn own_store(text: &str, dir: &std::path::Path) -> String {
+    match has_queue_table(text) {
+        true => text.to_owned(),
+        false => format!(
+            "{text}\n[queue]\ndir = {:?}\n",
+            dir.join("queue").display().to_string()
+        ),
+    }
+}
+
+fn has_queue_table(text: &str) -> bool {
+    text.lines().any(|l| l.trim_start().starts_with("[queue]"))
+}
+
 pub struct Gateway {
     child: Child,
     pub https: Option<SocketAddr>,
@@ -123,18 +141,7 @@ impl Gateway {
     pub fn launch(text: &str, env: &[(&str, &str)], prefix: &[&str], args: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("callgate.toml");
-        // Each gateway its own store (dedupe state would otherwise outlive
-        // the test in the default /var/lib/callgate).
-        // A `[queue]` table of the config's own (not the example's
-        // commented `# [queue]`) keeps its dir.
-        let own_queue = text.lines().any(|l| l.trim_start().starts_with("[queue]"));
-        let text = match own_queue {
-            true => text.to_owned(),
-            false => format!(
-                "{text}\n[queue]\ndir = {:?}\n",
-                dir.path().join("queue").display().to_string()
-            ),
-        };
+        let text = own_store(text, dir.path());
         let text = text.as_str();
         std::fs::write(&config_path, text).unwrap();
         let mut cmd = match prefix.split_first() {
@@ -251,8 +258,23 @@ impl Gateway {
         self.child.id()
     }
 
-    /// Send a signal by name (HUP, TERM) with kill(1).
+    /// Replace the config file (then `signal("HUP")` to reload it), keeping
+    /// the gateway's own store as `launch` gave it.
+    pub fn rewrite(&self, text: &str) {
+        std::fs::write(&self.config_path, own_store(text, self.dir.path())).unwrap();
+    }
+
+    /// Send a signal by name (HUP, TERM) with kill(1). Before a reload, the
+    /// file must still name a store: one written without `rewrite` would
+    /// move it to /var/lib/callgate.
     pub fn signal(&self, name: &str) {
+        if name == "HUP" {
+            let text = std::fs::read_to_string(&self.config_path).unwrap_or_default();
+            assert!(
+                has_queue_table(&text),
+                "a reload of a config without a [queue] table would use /var/lib/callgate: write it with Gateway::rewrite"
+            );
+        }
         let ok = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())

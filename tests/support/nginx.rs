@@ -31,7 +31,7 @@ impl Nginx {
         std::fs::write(&record, "").unwrap();
         std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o666)).unwrap();
         // php-fpm finds no script under a path with `..` in it.
-        let root = std::fs::canonicalize(format!("{}/tests/php/{docroot}", crate::ROOT))
+        let root = std::fs::canonicalize(format!("{}/tests/php/{docroot}", crate::served_root()))
             .unwrap()
             .display()
             .to_string();

@@ -1,6 +1,7 @@
 //! `handshake = { verify_token, secret_file }`: the provider's endpoint
 //! check, answered by callgate, and what it needs beyond the route's keys.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -9,8 +10,8 @@ use toml::Spanned;
 use super::At;
 use crate::config::load::Loader;
 use crate::config::{secret, ConfigError, Route};
-use crate::crypto::{Algorithm, Key};
-use crate::learned::Learned;
+use crate::crypto::Key;
+use crate::learned;
 
 /// `handshake = { verify_token = SPEC }`: what a provider's endpoint check needs beyond the route's keys.
 #[derive(Debug, Deserialize)]
@@ -31,7 +32,7 @@ impl Loader<'_> {
         at: &At<'_>,
         raw: Option<Spanned<RawHandshake>>,
         (has_token, has_ips): (bool, bool),
-    ) -> Result<(RouteHandshake, Option<Arc<Learned>>), ConfigError> {
+    ) -> Result<(RouteHandshake, Option<PathBuf>), ConfigError> {
         let label = at.label;
         let Some(kind) = at.preset.and_then(|d| d.handshake) else {
             if let Some(r) = raw {
@@ -87,7 +88,7 @@ impl Loader<'_> {
         at: &At<'_>,
         file: Option<Spanned<String>>,
         has_token: bool,
-    ) -> Result<Arc<Learned>, ConfigError> {
+    ) -> Result<PathBuf, ConfigError> {
         let label = at.label;
         let Some(file) = file else {
             return Err(self.error(Some(at.span.clone()), format!("{label}: preset {} hands its signing secret over in a handshake, and callgate keeps it: add handshake = {{ secret_file = \"/var/lib/callgate/{}.secrets\" }} (a file in a directory of callgate's own)", at.preset_name, at.preset_name)));
@@ -99,19 +100,20 @@ impl Loader<'_> {
         if !path.is_absolute() {
             return Err(self.at(&file, format!("{label}.handshake.secret_file must be an absolute path such as \"/var/lib/callgate/asana.secrets\"")));
         }
+        if self.offline {
+            return Ok(path.to_owned());
+        }
+        // Read here to check it; the gateway keeps its own store of it.
         let algorithm = at
             .preset
             .and_then(|d| d.hmac)
-            .map_or(Algorithm::Sha256, |h| h.algorithm);
-        if self.offline {
-            return Ok(Learned::detached(path, algorithm));
-        }
-        let learned = Learned::open(path, algorithm)
+            .map_or(crate::crypto::Algorithm::Sha256, |h| h.algorithm);
+        let held = learned::keys_in(path, algorithm)
             .map_err(|e| self.at(&file, format!("{label}.handshake.secret_file: {e}")))?;
-        if learned.keys().is_empty() {
+        if held.is_empty() {
             self.warn(format!("{label}: no secret in {} yet; signed events are refused until the provider's handshake (with the URL token) hands one over", path.display()));
         }
-        Ok(learned)
+        Ok(path.to_owned())
     }
 
     /// A key a handshake answers with (X's CRC, Zoom's validation: HMAC of

@@ -1,7 +1,7 @@
 //! `hmac = { algorithm, header, encoding, secrets, tolerance, public_url }`:
 //! an HMAC of the provider's signed string, the preset filling in the rest.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -15,7 +15,6 @@ use crate::config::presets::{self, HmacDefaults, KeyForm, Preset, Scheme};
 use crate::config::raw::{Dur, HeaderNameValue};
 use crate::config::ConfigError;
 use crate::crypto::{Algorithm, Encoding, Key};
-use crate::learned::Learned;
 
 /// `hmac = { algorithm, header, encoding, secrets }`
 #[derive(Debug, Deserialize)]
@@ -47,9 +46,11 @@ pub(crate) struct HmacCheck {
     /// The public base URL (`https://example.com`) when callgate sits
     /// behind another proxy: Twilio signs the URL it called.
     pub(crate) public_url: Option<String>,
-    /// Secrets the provider handed over in its handshake (Asana), checked
-    /// after `keys`.
-    pub(crate) learned: Option<Arc<crate::learned::Learned>>,
+    /// `handshake.secret_file`: where the secrets the provider hands over
+    /// in its handshake (Asana) are kept, checked after `keys`. The keys
+    /// themselves are the gateway's state (`learned::Stores`), handed to
+    /// the checks as `Signable::learned`.
+    pub(crate) secret_file: Option<PathBuf>,
     /// The route answers a handshake with an HMAC of a token under these
     /// keys (X, Zoom): a signed string shaped like such a token is refused,
     /// whatever the template, so no answer ever passes as a signature.
@@ -57,20 +58,15 @@ pub(crate) struct HmacCheck {
 }
 
 impl HmacCheck {
-    /// The keys handed over so far, if the route learns any.
-    pub(crate) fn learned_keys(&self) -> Option<arc_swap::Guard<Arc<Vec<Key>>>> {
-        self.learned.as_ref().map(|l| l.keys())
-    }
-
     /// Every key a signature is checked with: the configured ones, then
-    /// those in `learned` (this check's [`HmacCheck::learned_keys`]).
-    pub(crate) fn all_keys<'a>(
-        &'a self,
-        learned: &'a Option<arc_swap::Guard<Arc<Vec<Key>>>>,
-    ) -> impl Iterator<Item = &'a Key> {
-        self.keys
-            .iter()
-            .chain(learned.iter().flat_map(|k| k.iter()))
+    /// those handed over so far (`learned`, none unless the route has a
+    /// `secret_file`).
+    pub(crate) fn all_keys<'a>(&'a self, learned: &'a [Key]) -> impl Iterator<Item = &'a Key> {
+        let learned = match self.secret_file {
+            Some(_) => learned,
+            None => &[],
+        };
+        self.keys.iter().chain(learned)
     }
 }
 
@@ -79,12 +75,12 @@ impl Loader<'_> {
         &self,
         at: &At<'_>,
         raw: Option<Spanned<RawHmac>>,
-        learned: Option<Arc<Learned>>,
+        secret_file: Option<PathBuf>,
     ) -> Result<Option<HmacCheck>, ConfigError> {
         let label = at.label;
         let preset = at.preset.and_then(|d| d.hmac);
         let Some(h) = raw else {
-            return self.hmac_unwritten(at, learned);
+            return self.hmac_unwritten(at, secret_file);
         };
         let h_span = h.span();
         let h = h.into_inner();
@@ -143,7 +139,7 @@ impl Loader<'_> {
             public_url: h
                 .public_url
                 .map(|u| u.into_inner().trim_end_matches('/').to_owned()),
-            learned,
+            secret_file,
             refuse_tokens: false,
         }))
     }
@@ -153,12 +149,12 @@ impl Loader<'_> {
     pub(super) fn hmac_unwritten(
         &self,
         at: &At<'_>,
-        learned: Option<Arc<Learned>>,
+        secret_file: Option<PathBuf>,
     ) -> Result<Option<HmacCheck>, ConfigError> {
         let preset = at.preset.and_then(|d| d.hmac);
-        if let (Some(p), Some(learned)) = (preset, learned) {
+        if let (Some(p), Some(file)) = (preset, secret_file) {
             return Ok(Some(HmacCheck {
-                learned: Some(learned),
+                secret_file: Some(file),
                 ..HmacCheck::from_defaults(p, Vec::new())
             }));
         }
@@ -201,7 +197,7 @@ impl HmacCheck {
             scheme: d.scheme,
             tolerance: DEFAULT_TOLERANCE,
             public_url: None,
-            learned: None,
+            secret_file: None,
             refuse_tokens: false,
         }
     }

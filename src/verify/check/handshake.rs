@@ -46,7 +46,7 @@ pub(crate) fn answered(
     let key = route.hmac.as_ref().and_then(|h| h.keys.first());
     if kind.hands_over_secret() {
         let secret = handshake::handed_over(headers)?;
-        route.hmac.as_ref()?.learned.as_ref()?;
+        route.hmac.as_ref()?.secret_file.as_ref()?;
         return Some(match secret {
             Ok(_) => Answered::Yes,
             Err(refusal) => Answered::Refused(refusal.to_string()),

@@ -30,8 +30,7 @@ pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
         e => e.name(),
     };
     // Configured keys first, then those handed over in a handshake (Asana).
-    let learned = h.learned_keys();
-    let keys: Vec<_> = h.all_keys(&learned).collect();
+    let keys: Vec<_> = h.all_keys(seen.req.learned).collect();
     let tried = format!(
         "{} key(s) tried, {} {encodings}",
         keys.len(),
@@ -41,10 +40,14 @@ pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     for (i, key) in keys.into_iter().enumerate() {
         let one = HmacCheck {
             keys: vec![key.clone()],
-            learned: None,
+            secret_file: None,
             ..h.clone()
         };
-        match signature::verify_scheme(&one, &seen.req) {
+        let req = Signable {
+            learned: &[],
+            ..seen.req
+        };
+        match signature::verify_scheme(&one, &req) {
             Ok(found) => {
                 let skew = found
                     .skew
@@ -93,11 +96,10 @@ pub(super) fn describe(route: &Route) -> Option<String> {
         h.header,
         h.encoding.name(),
     );
-    if let Some(l) = &h.learned {
+    if let Some(file) = &h.secret_file {
         out.push_str(&format!(
-            "\n          + {} key(s) handed over in the provider's handshake, kept in {}",
-            l.keys().len(),
-            l.path().display()
+            "\n          + key(s) handed over in the provider's handshake, kept in {}",
+            file.display()
         ));
     }
     Some(out)

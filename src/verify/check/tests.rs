@@ -70,6 +70,7 @@ fn stranger<'a>(headers: &'a HeaderMap, uri: &'a Uri, method: &'a Method) -> See
             body: b"{\"event\":\"x\"}",
             url: Some("https://gw.example/cb"),
             now: 1_700_000_000,
+            learned: &[],
         },
         lists: &crate::config::NoLists,
     }

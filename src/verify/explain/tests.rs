@@ -27,6 +27,7 @@ fn seen<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap, body: &'a 
             body,
             url: None,
             now: 1_700_000_000,
+            learned: &[],
         },
         lists: &crate::config::NoLists,
     }

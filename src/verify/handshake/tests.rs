@@ -251,6 +251,7 @@ mod oracle {
             body,
             url: Some(URL),
             now: NOW,
+            learned: &[],
         };
         precheck(route, client, &uri, &crate::config::NoLists)
             .and_then(|pre| finish(route, pre, &req))
@@ -281,6 +282,7 @@ mod oracle {
             body,
             url: Some(URL),
             now: NOW,
+            learned: &[],
         };
         let stamped = h.scheme.timed().then_some(ts.as_bytes());
         let signed = signed_string(h.scheme, &req, stamped)

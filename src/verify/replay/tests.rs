@@ -34,6 +34,7 @@ fn keys_of(r: &Route, h: &HeaderMap, body: &[u8], url: Option<&str>) -> Vec<Repl
             body,
             url,
             now: 0,
+            learned: &[],
         },
     )
 }

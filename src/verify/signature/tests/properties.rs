@@ -43,7 +43,7 @@ proptest! {
         for (k, v) in &lines {
             headers.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
-        let req = Signable { headers: &headers, body: &body, url: Some(url), now: ts };
+        let req = Signable { headers: &headers, body: &body, url: Some(url), now: ts, learned: &[] };
         prop_assert!(verify_scheme(&h, &req).is_ok());
         if !body.is_empty() && !preset.signs_url() {
             let mut changed = body.clone();
@@ -68,7 +68,7 @@ proptest! {
             headers.insert(name, HeaderValue::from_str(&ts).unwrap());
         }
         headers.insert("webhook-id", HeaderValue::from_static("msg_1"));
-        let req = Signable { headers: &headers, body: b"fixed body", url: Some("https://x/"), now: 1_700_000_000 };
+        let req = Signable { headers: &headers, body: b"fixed body", url: Some("https://x/"), now: 1_700_000_000, learned: &[] };
         prop_assert!(verify_scheme(&h, &req).is_err());
     }
 }

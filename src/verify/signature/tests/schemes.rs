@@ -31,6 +31,7 @@ fn run(
             body,
             url,
             now,
+            learned: &[],
         },
     )
 }
