@@ -134,10 +134,6 @@ impl Gateway {
 
     /// Start `PREFIX... callgate run --config FILE ARGS...`; the prefix is a
     /// wrapper such as systemd-socket-activate.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "the config written, the process started, its ports read: one startup in order"
-    )]
     pub fn launch(text: &str, env: &[(&str, &str)], prefix: &[&str], args: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("callgate.toml");
