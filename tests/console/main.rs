@@ -5,3 +5,4 @@
 
 mod console;
 mod limits;
+mod markup;
