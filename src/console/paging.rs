@@ -3,6 +3,7 @@
 //! many entries are kept; `Link: <…?before=ID&limit=N>; rel="next"` when
 //! more exist.
 
+use maud::{Markup, PreEscaped};
 use serde::Serialize;
 
 /// Every page and API answer of the console is at most this large.
@@ -70,18 +71,19 @@ pub(super) fn json_array<T: Serialize>(items: impl IntoIterator<Item = T>) -> (V
 
 /// Rows of a page, each made by `row`, while the page stays within
 /// `room` bytes: the rows and how many there are (at least one, if any).
-pub(super) fn rows<T>(items: &[T], room: usize, row: impl Fn(&T) -> String) -> (String, usize) {
+/// Each row is maud's markup, escaped as it was made; so is their sum.
+pub(super) fn rows<T>(items: &[T], room: usize, row: impl Fn(&T) -> Markup) -> (Markup, usize) {
     let mut out = String::new();
     let mut shown = 0;
     for item in items {
-        let r = row(item);
+        let r = row(item).into_string();
         if shown > 0 && out.len() + r.len() > room {
             break;
         }
         out.push_str(&r);
         shown += 1;
     }
-    (out, shown)
+    (PreEscaped(out), shown)
 }
 
 #[cfg(test)]

@@ -11,3 +11,4 @@
 
 mod console;
 mod limits;
+mod markup;
