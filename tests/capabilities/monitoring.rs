@@ -49,10 +49,19 @@ fn the_alert_rules_are_valid_and_their_unit_tests_pass() {
 }
 
 /// `callgate_*` series names callgate exports: the names registered in
-/// src/metrics.rs, with the suffixes the exposition format adds.
+/// src/metrics.rs and src/metrics/, with the suffixes the exposition format
+/// adds.
 fn exported() -> BTreeSet<String> {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics.rs"))
-        .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.join("metrics.rs")];
+    for entry in std::fs::read_dir(root.join("metrics")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let src: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut names = BTreeSet::new();
     let mut lines = src.lines();
     while let Some(line) = lines.next() {
