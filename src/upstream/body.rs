@@ -25,6 +25,23 @@ pub(crate) enum UpBody {
     Stream(BoxBody<Bytes, BoxError>),
 }
 
+impl UpBody {
+    /// A complete body's bytes, kept so the request can be sent again (the
+    /// body itself stays as it was); None for a streamed body.
+    pub(super) fn whole(&mut self) -> Option<Bytes> {
+        let UpBody::Full(full) = self else {
+            return None;
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let bytes = match Pin::new(&mut *full).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        *full = Full::new(bytes.clone());
+        Some(bytes)
+    }
+}
+
 /// A streamed body's error.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -77,6 +94,11 @@ pub(super) struct Progress {
 impl Progress {
     pub(super) fn sent(&self) -> bool {
         self.done.load(Ordering::Acquire)
+    }
+
+    /// Sent again from its start (on another connection).
+    pub(super) fn restart(&self) {
+        self.done.store(false, Ordering::Release);
     }
 
     /// Why callgate stopped the body, if it did.

@@ -108,11 +108,71 @@ async fn over_shared(
     let Some(mut sender) = pool.multiplexed(key) else {
         return Ok(Err(req));
     };
+    // A shared connection may go away under this request: a callback's
+    // whole body is kept to send it again.
+    let mut req = req;
+    let again = Again::of(&mut req);
     match multiplex::send(&mut sender, req, key).await? {
         Sent::Back(back) => Ok(Err(back)),
         Sent::Answered(resp) => Ok(Ok(shared(resp, progress.clone()))),
-        Sent::Failed(e) => Err(failed(e, progress)),
+        Sent::Failed(e) => match again.filter(|_| never_processed(&e)) {
+            Some(again) => {
+                progress.restart();
+                Ok(Err(again.request(progress.clone())))
+            }
+            None => Err(failed(e, progress)),
+        },
     }
+}
+
+/// A callback as it was before it went over an h2 connection: its head
+/// and whole body (a streamed pass-through body cannot be sent twice).
+struct Again {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Again {
+    fn of(req: &mut Request<Tracked>) -> Option<Again> {
+        let body = req.body_mut().body.whole()?;
+        Some(Again {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            body,
+        })
+    }
+
+    fn request(self, progress: Arc<Progress>) -> Request<Tracked> {
+        let mut req = Request::new(Tracked {
+            body: UpBody::Full(Full::new(self.body)),
+            progress,
+        });
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}
+
+/// The receiver never processed this stream: it went away before it (a
+/// GOAWAY whose last stream is below it: RFC 9113 §6.8) or refused it. Sent
+/// again on another connection, it is still sent once.
+fn never_processed(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return (h2.is_go_away() && h2.is_remote())
+                || h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Over a new connection, h2 or HTTP/1.1 as the receiver chose (`opening`,

@@ -699,3 +699,41 @@ async fn a_body_streamed_over_its_bound_to_an_h2_receiver_is_413_and_never_compl
     assert_eq!(*site.seen.bodies.lock().unwrap(), [1000]);
     assert_eq!(*site.protocols.lock().unwrap(), ["h2"]);
 }
+
+/// An h2 receiver that ends its connections gracefully (GOAWAY after a few
+/// requests, as nginx does after `keepalive_requests`): the callbacks that
+/// were in flight beyond its last accepted stream were never processed, so
+/// callgate sends them again on a new connection (RFC 9113 §6.8) instead of
+/// answering 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_in_flight_when_an_h2_receiver_goes_away_are_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = make_ca(dir.path(), "ca");
+    let cert = leaf(dir.path(), "good", &ca, &["localhost"], false);
+    let port = free_port();
+    let nginx = Nginx::serve(
+        dir.path(),
+        port,
+        &cert,
+        "ssl http2",
+        &format!("keepalive_requests 3;\n{ECHO}"),
+    );
+    let roots = format!("ca = {:?}", ca_pem.display().to_string());
+    let gw = Gateway::launch(
+        &routes_gateway(&route(port, &roots, "")),
+        &[],
+        &[],
+        &["--threads", "1"],
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.extend(burst(&gw, "/cb", 12).await);
+    }
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    assert_eq!(failed, 0, "{statuses:?}\n{}", gw.log());
+    let log = nginx.access_log();
+    assert!(log.lines().all(|l| l.starts_with("HTTP/2.0 ")), "{log}");
+    // Each processed once: a stream the receiver took is never sent again.
+    assert_eq!(log.lines().count(), statuses.len(), "{log}");
+    assert!(connections(&log.lines().collect::<Vec<_>>()) > 10, "{log}");
+}
