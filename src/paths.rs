@@ -10,7 +10,7 @@
 /// One reading of a path: its segments, lower-case, empty ones dropped,
 /// dot segments not yet resolved (the walk over them is the caller's, so
 /// that each step of it can be judged).
-pub type Reading = Vec<String>;
+pub(crate) type Reading = Vec<String>;
 
 /// Percent-decoding layers looked through; a path with more is a doubt.
 const MAX_DECODINGS: usize = 4;
@@ -20,7 +20,7 @@ const MAX_DECODINGS: usize = 4;
 /// each segment or kept, trailing blanks and dots trimmed or kept. A NUL, an
 /// escape that does not decode to UTF-8, or more than four layers of
 /// escapes is a doubt (`Err`): the caller refuses.
-pub fn readings(path: &str) -> Result<Vec<Reading>, &'static str> {
+pub(crate) fn readings(path: &str) -> Result<Vec<Reading>, &'static str> {
     let mut layers = vec![path.to_lowercase()];
     loop {
         let last = &layers[layers.len() - 1];
@@ -53,7 +53,7 @@ pub fn readings(path: &str) -> Result<Vec<Reading>, &'static str> {
 
 /// The segments of a configured path (`/tolq/callback.php`, `/admin/`),
 /// decoded once and lower-cased, and whether it names a directory.
-pub fn configured(path: &str) -> (Vec<String>, bool) {
+pub(crate) fn configured(path: &str) -> (Vec<String>, bool) {
     let decoded = percent_decode(path).unwrap_or_else(|_| path.to_owned());
     let segments = read(&decoded.to_lowercase(), false, false, false)
         .into_iter()
@@ -98,7 +98,7 @@ fn trimmed(segment: &str) -> &str {
 
 /// Whether a segment looks like a dot segment without being exactly one
 /// (`..;`, `.. `, `...`): some server may resolve it, another not.
-pub fn dot_like(segment: &str) -> bool {
+pub(crate) fn dot_like(segment: &str) -> bool {
     segment != "."
         && segment != ".."
         && segment.starts_with('.')
@@ -113,7 +113,7 @@ pub fn dot_like(segment: &str) -> bool {
 
 /// One layer of percent-decoding; an escape that is not two hex digits is
 /// kept as written (as Apache does), bytes that are no UTF-8 are a doubt.
-pub fn percent_decode(s: &str) -> Result<String, &'static str> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, &'static str> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

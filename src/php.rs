@@ -5,16 +5,16 @@
 
 /// A parameter name as PHP registers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhpName {
+pub(crate) struct PhpName {
     /// The variable's name: `$_GET[base]`.
-    pub base: String,
+    pub(crate) base: String,
     /// `base[...]`: PHP makes it an array.
-    pub array: bool,
+    pub(crate) array: bool,
 }
 
 /// How PHP (8.x, `php_register_variable_ex`) names a decoded parameter;
 /// None where PHP drops it (an empty name, or one starting with `[`).
-pub fn php_name(decoded: &str) -> Option<PhpName> {
+pub(crate) fn php_name(decoded: &str) -> Option<PhpName> {
     // Most names hold none of the bytes PHP treats specially: they are their
     // own name, with no char-by-char rebuild (every query parameter of every
     // callback comes through here).
@@ -58,7 +58,7 @@ fn non_empty(base: String, array: bool) -> Option<PhpName> {
 
 /// The name PHP gives a parameter configured as `name` (`api.key` is
 /// `api_key` to PHP): what a request's names are compared with.
-pub fn folded(name: &str) -> String {
+pub(crate) fn folded(name: &str) -> String {
     php_name(name).map_or_else(|| name.to_owned(), |n| n.base)
 }
 
@@ -66,7 +66,7 @@ pub fn folded(name: &str) -> String {
 /// matter, and every character other than a letter or digit is `_` (`-`,
 /// `_`, `.`). `X_Callgate_Verified`, `X.Callgate.Verified` and
 /// `x-callgate-verified` are one header to PHP, and the later one wins.
-pub fn same_header(a: &str, b: &str) -> bool {
+pub(crate) fn same_header(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes().zip(b.bytes()).all(|(x, y)| {
             let norm = |c: u8| {

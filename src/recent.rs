@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::config::redact::Redactor;
 use crate::config::Route;
 use crate::metrics::Outcome;
-use crate::verify::check::{Seen, Verdict};
+use crate::verify::check::{Judgement, Seen};
 use crate::verify::explain::explain;
 use crate::verify::{query, Signable};
 
@@ -188,7 +188,7 @@ impl Detail {
             .into_iter()
             .map(|(check, verdict)| match verdict {
                 // Checks of the body say nothing when it was never read.
-                Verdict::Fail(_) | Verdict::Pass(_) if !e.body_read && check.reads_body() => {
+                Judgement::Fail(_) | Judgement::Pass(_) if !e.body_read && check.reads_body() => {
                     CheckLine {
                         check: check.name(),
                         verdict: "unknown",

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::config::redact::Redactor;
 use crate::config::Config;
-use crate::verify::check::{Seen, Verdict};
+use crate::verify::check::{Judgement, Seen};
 use crate::verify::explain::{explain as run, Decision, Explanation};
 use crate::verify::Signable;
 
@@ -85,30 +85,33 @@ pub(super) fn explain(
     report(&e)
 }
 
-/// A verdict whose reason quotes no secret of the config.
-fn hide(redactor: &Redactor, v: &mut Verdict) {
+/// A judgement whose reason quotes no secret of the config.
+fn hide(redactor: &Redactor, v: &mut Judgement) {
     match v {
-        Verdict::Pass(why) | Verdict::Fail(why) | Verdict::Unknown(why) | Verdict::Skipped(why) => {
+        Judgement::Pass(why)
+        | Judgement::Fail(why)
+        | Judgement::Unknown(why)
+        | Judgement::Skipped(why) => {
             *why = redactor.text(why).into_owned();
         }
-        Verdict::Off => {}
+        Judgement::Off => {}
     }
 }
 
-/// Print each check's verdict, then the gateway's answer: exit 0 only
+/// Print each check's judgement, then the gateway's answer: exit 0 only
 /// when it would accept the request or answer it as a handshake.
 fn report(e: &Explanation) -> anyhow::Result<()> {
-    for (check, verdict) in &e.checks {
-        let mark = match verdict {
-            Verdict::Pass(_) => "pass ",
-            Verdict::Fail(_) => "FAIL ",
-            Verdict::Unknown(_) => "?    ",
-            Verdict::Skipped(_) | Verdict::Off => "-    ",
+    for (check, judgement) in &e.checks {
+        let mark = match judgement {
+            Judgement::Pass(_) => "pass ",
+            Judgement::Fail(_) => "FAIL ",
+            Judgement::Unknown(_) => "?    ",
+            Judgement::Skipped(_) | Judgement::Off => "-    ",
         };
         // Names longer than the column still get a space after them.
         let name = format!("{check:<8}");
         let gap = if name.len() > 8 { " " } else { "" };
-        println!("  {name}{gap}{mark} {}", verdict.why());
+        println!("  {name}{gap}{mark} {}", judgement.why());
     }
     match &e.decision {
         Decision::Accept => println!("the gateway would accept this request"),

@@ -2,19 +2,76 @@
 //! listener, the extra roots read, defaults filled in.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::load::Loader;
-use super::{raw, Acme, AcmeChallenge, AcmeStore, ConfigError, Listen, QueueBackend};
+use super::raw::Dur;
+use super::{secret, ConfigError, Listen, QueueBackend};
 use super::{DEFAULT_ACME_DIRECTORY, DEFAULT_ACME_RENEW_BEFORE, DEFAULT_ACME_STATE};
+
+/// `[tls.acme]`: certificates obtained and renewed by callgate itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcme {
+    pub(crate) domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) contact: Vec<Spanned<String>>,
+    pub(crate) directory: Option<Spanned<String>>,
+    pub(crate) challenge: Option<Spanned<String>>,
+    pub(crate) ca_roots: Option<Spanned<String>>,
+    pub(crate) state: Option<String>,
+    pub(crate) renew_before: Option<Dur>,
+    pub(crate) store: Option<Spanned<String>>,
+    pub(crate) store_key: Option<Spanned<String>>,
+}
+
+/// `[tls.acme]`, resolved: one certificate for all `domains`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Acme {
+    /// Lower case, no wildcards (those need dns-01).
+    pub(crate) domains: Vec<String>,
+    /// `mailto:` URLs.
+    pub(crate) contact: Vec<String>,
+    pub(crate) directory: String,
+    pub(crate) challenge: AcmeChallenge,
+    /// Roots trusted, besides the system's, for reaching the directory.
+    pub(crate) ca_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub(crate) state: PathBuf,
+    pub(crate) renew_before: Duration,
+    /// Where the account, the certificate and the challenge answers live.
+    pub(crate) store: AcmeStore,
+}
+
+/// `[tls.acme] store`: this instance's state directory, or the queue's
+/// PostgreSQL database shared by every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AcmeStore {
+    Files,
+    /// Keys sealed with `store_key` (`acme/seal.rs`); the state directory
+    /// keeps a copy of the certificate for starts without the database.
+    Postgres {
+        key: secret::Secret,
+    },
+}
+
+/// How the ACME server is shown that callgate serves the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcmeChallenge {
+    /// RFC 8737: a special certificate on the https listener, ALPN `acme-tls/1`.
+    TlsAlpn01,
+    /// A token under `/.well-known/acme-challenge/` on the http listener.
+    Http01,
+}
 
 impl Loader<'_> {
     pub(super) fn acme(
         &self,
-        raw: Spanned<raw::RawAcme>,
+        raw: Spanned<RawAcme>,
         listen: &Listen,
         queue: &QueueBackend,
     ) -> Result<Acme, ConfigError> {

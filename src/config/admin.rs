@@ -1,17 +1,47 @@
 //! `[admin]`: the console's password, how many requests it keeps, and the
 //! Host names the admin listener answers.
 
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::defaults::{DEFAULT_REQUESTS_KEPT, MAX_REQUESTS_KEPT};
 use super::load::Loader;
-use super::{raw, token_digest, Admin, ConfigError, Listen};
+use super::{token_digest, ConfigError, Listen};
+
+/// `[admin]`: the operator's console on the admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) console: Option<Spanned<RawConsole>>,
+    pub(crate) requests_kept: Option<Spanned<u64>>,
+    pub(crate) hosts: Option<Spanned<Vec<String>>>,
+}
+
+/// `[admin] console = { password = SPEC }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConsole {
+    pub(crate) password: Spanned<String>,
+}
+
+/// `[admin]`: the operator's console on the admin listener (off unless a
+/// password is set) and how many requests it keeps in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Admin {
+    /// SHA-256 of the console's password; None: the console is off.
+    pub(crate) console_password: Option<[u8; 32]>,
+    /// The last requests kept for the console (0 when it is off).
+    pub(crate) requests_kept: usize,
+    /// Host names the admin listener answers besides localhost and IP
+    /// literals (lowercase, no trailing dot).
+    pub(crate) hosts: Vec<String>,
+}
 
 impl Loader<'_> {
     /// The console is on when a password is set, and needs the admin listener.
     pub(super) fn admin(
         &self,
-        raw: Option<Spanned<raw::RawAdmin>>,
+        raw: Option<Spanned<RawAdmin>>,
         listen: &Listen,
     ) -> Result<Admin, ConfigError> {
         let Some(raw) = raw else {

@@ -2,15 +2,63 @@
 //! self-signed one for trials; ACME beside them.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::load::Loader;
-use super::{raw, tls, ConfigError, Listen, QueueBackend, Tls};
+use serde::Deserialize;
 use toml::Spanned;
+
+use super::acme::{Acme, RawAcme};
+use super::load::Loader;
+use super::{tls, ConfigError, Listen, QueueBackend};
+
+/// `[tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) self_signed: bool,
+    #[serde(default, rename = "certificate")]
+    pub(crate) certificates: Vec<Spanned<RawCertificate>>,
+    pub(crate) acme: Option<Spanned<RawAcme>>,
+}
+
+/// `[[tls.certificate]]`: a certificate for some host names, chosen by SNI.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertificate {
+    pub(crate) hosts: Vec<Spanned<String>>,
+    pub(crate) cert: Spanned<String>,
+    pub(crate) key: Spanned<String>,
+}
+
+/// Loaded TLS material.
+#[derive(Clone)]
+pub(crate) struct Tls {
+    pub(crate) server_config: Arc<rustls::ServerConfig>,
+    /// Where the default certificate came from, for `check` and logs.
+    pub(crate) description: String,
+    /// Every certificate served, for `check`: the hosts it is for
+    /// (`default` for the [tls] one), its subject and its expiry.
+    pub(crate) certificates: Vec<(Vec<String>, String, i64)>,
+    pub(crate) self_signed: bool,
+    /// `[tls.acme]`: certificates callgate obtains itself.
+    pub(crate) acme: Option<Acme>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Loader<'_> {
     pub(super) fn tls(
         &self,
-        raw: Option<Spanned<raw::RawTls>>,
+        raw: Option<Spanned<RawTls>>,
         listen: &Listen,
         queue: &QueueBackend,
     ) -> Result<Option<Tls>, ConfigError> {

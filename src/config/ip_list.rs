@@ -12,7 +12,20 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::load::Loader;
-use super::{raw, ConfigError};
+use super::raw::Dur;
+use super::ConfigError;
+
+/// `[[ip_list]]`: name, url, format ("json" with path, or "lines"), ca, refresh.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpList {
+    pub(crate) name: Spanned<String>,
+    pub(crate) url: Spanned<String>,
+    pub(crate) format: Spanned<String>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) ca: Option<Spanned<String>>,
+    pub(crate) refresh: Option<Spanned<Dur>>,
+}
 
 /// Shortest refresh period: a publisher is not a polling target.
 pub(crate) const MIN_LIST_REFRESH: Duration = Duration::from_secs(60);
@@ -184,7 +197,7 @@ impl Loader<'_> {
     /// name replaces the built-in one: a mirror, or a test server).
     pub(super) fn ip_lists(
         &self,
-        raw: Vec<Spanned<raw::RawIpList>>,
+        raw: Vec<Spanned<RawIpList>>,
     ) -> Result<Vec<IpList>, ConfigError> {
         let mut lists: Vec<IpList> = Vec::new();
         for (i, entry) in raw.into_iter().enumerate() {
@@ -224,7 +237,7 @@ impl Loader<'_> {
             .collect()
     }
 
-    fn ip_list(&self, i: usize, raw: raw::RawIpList) -> Result<IpList, ConfigError> {
+    fn ip_list(&self, i: usize, raw: RawIpList) -> Result<IpList, ConfigError> {
         let name = raw.name.get_ref().clone();
         if !valid_name(&name) {
             return Err(self.at(&raw.name, format!("ip_list[{i}].name {name:?}: use 1 to 64 of a-z, 0-9, - and _ (it is written \"list:{name}\" in allow_ips)")));

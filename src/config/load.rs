@@ -5,14 +5,15 @@
 use std::cell::RefCell;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::defaults::MIN_SECRET_BYTES;
-use super::presets::{Preset, PresetFile};
+use super::presets::Preset;
+use super::queue::lists_dir;
 use super::redact::{Redactor, MIN_REDACTED_BYTES};
-use super::{hosts_overlap, raw, secret, trial, Config, ConfigError, Listen, QueueBackend, Routes};
-use http::HeaderName;
+use super::route::{Inherited, RawRoute};
+use super::syntax::{parse_errors, without_values};
+use super::{raw, secret, trial, Config, ConfigError, QueueBackend};
 use toml::Spanned;
 
 impl Config {
@@ -76,151 +77,6 @@ impl Config {
     }
 }
 
-/// What the parser found, every bad element of a list included: the
-/// parser names the list; each element is tried alone to find which are
-/// bad, those are blanked out (same length, so line:column stay true) and
-/// the file read again, until an error that is not a bad element.
-fn parse_errors(loader: &Loader<'_>, text: &str, first: toml::de::Error) -> ConfigError {
-    let mut errors = Vec::new();
-    let mut text = text.to_owned();
-    let mut e = first;
-    // Bounded: each round blanks at least one element.
-    for _ in 0..16 {
-        let bad = e
-            .span()
-            .map(|span| bad_elements(&text, span))
-            .unwrap_or_default();
-        if bad.is_empty() {
-            errors.push(loader.error(e.span(), parse_message(&text, &e)));
-            break;
-        }
-        for (at, why) in &bad {
-            errors.push(loader.error(Some(at.clone()), parse_message(&text, why)));
-        }
-        let ats: Vec<Range<usize>> = bad.into_iter().map(|(at, _)| at).collect();
-        text = blanked(&text, &ats);
-        match toml::from_str::<raw::RawConfig>(&text) {
-            Ok(_) => break,
-            Err(next) => e = next,
-        }
-    }
-    ConfigError::all(errors).expect("one error at least")
-}
-
-/// The parser's message, without values, with the fix where one is known.
-fn parse_message(text: &str, e: &toml::de::Error) -> String {
-    let mut message = without_values(e.message().trim_end());
-    if message.starts_with("unknown field") {
-        message.push_str(
-            " (callgate refuses unknown keys: a misspelt key could silently disable a check)",
-        );
-    }
-    if let Some(hint) = single_for_list(text, &message) {
-        message.push_str(&hint);
-    }
-    message
-}
-
-/// The string elements of the array at `span` that the parser refuses
-/// alone (the others blanked), each with its error; none when `span` is
-/// not an array of strings. At most 64 elements are tried.
-fn bad_elements(text: &str, span: Range<usize>) -> Vec<(Range<usize>, toml::de::Error)> {
-    let Some(array) = text.get(span.clone()) else {
-        return Vec::new();
-    };
-    if !array.starts_with('[') || !array.ends_with(']') {
-        return Vec::new();
-    }
-    let elements: Vec<Range<usize>> = string_literals(array)
-        .into_iter()
-        .take(64)
-        .map(|r| r.start + span.start..r.end + span.start)
-        .collect();
-    let mut bad = Vec::new();
-    for (i, el) in elements.iter().enumerate() {
-        let others: Vec<Range<usize>> = (0..elements.len())
-            .filter(|j| *j != i)
-            .map(|j| elements[j].clone())
-            .collect();
-        if let Err(e) = toml::from_str::<raw::RawConfig>(&blanked(text, &others)) {
-            if e.span().is_some_and(|s| s.start == span.start) {
-                bad.push((el.clone(), e));
-            }
-        }
-    }
-    bad
-}
-
-/// The `"…"` literals of an array's text (escapes honoured), as ranges.
-fn string_literals(array: &str) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut open = None;
-    let mut escaped = false;
-    for (i, c) in array.char_indices() {
-        match (c, open) {
-            ('"', None) => open = Some(i),
-            ('\\', Some(_)) if !escaped => {
-                escaped = true;
-                continue;
-            }
-            ('"', Some(start)) if !escaped => {
-                out.push(start..i + 1);
-                open = None;
-            }
-            ('#', None) => return out,
-            _ => {}
-        }
-        escaped = false;
-    }
-    out
-}
-
-/// `text` with each element (and the comma after it) blanked out: spaces,
-/// newlines kept, so every other position stays where it was.
-fn blanked(text: &str, elements: &[Range<usize>]) -> String {
-    let mut out: Vec<u8> = text.as_bytes().to_vec();
-    for el in elements {
-        let rest = &text[el.end..];
-        let gap = rest.len() - rest.trim_start().len();
-        let end = match rest.trim_start().starts_with(',') {
-            true => el.end + gap + 1,
-            false => el.end,
-        };
-        for b in &mut out[el.start..end] {
-            if *b != b'\n' {
-                *b = b' ';
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
-}
-
-/// Tables that are lists in callgate's config (`[[route]]`): written with
-/// single brackets, TOML reads a map where a list is expected.
-const LIST_TABLES: [&str; 5] = [
-    "route",
-    "passthrough",
-    "preset",
-    "ip_list",
-    "tls.certificate",
-];
-
-/// The hint for `[route]` written for `[[route]]`: serde says only
-/// "invalid type: map, expected a sequence".
-fn single_for_list(text: &str, message: &str) -> Option<String> {
-    if !message.contains("expected a sequence") {
-        return None;
-    }
-    let written = text.lines().find_map(|line| {
-        let line = line.split('#').next()?.trim();
-        let name = line.strip_prefix('[')?.strip_suffix(']')?.trim();
-        LIST_TABLES.contains(&name).then_some(name)
-    })?;
-    Some(format!(
-        " (write [[{written}]], with two brackets: each {written} is one entry of a list, and [{written}] is read as a single table)"
-    ))
-}
-
 /// The config file's text, or an error naming it and the fix.
 fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
@@ -245,9 +101,9 @@ pub(super) struct Loader<'a> {
     /// resolution goes on with a stand-in, so one run reports them all.
     deferred: RefCell<Vec<ConfigError>>,
     /// The config's own `[[preset]]`s, ahead of the built-in ones.
-    presets: RefCell<Vec<Preset>>,
+    pub(super) presets: RefCell<Vec<Preset>>,
     /// The address lists `allow_ips` may name (`"list:NAME"`).
-    ip_list_names: RefCell<Vec<String>>,
+    pub(super) ip_list_names: RefCell<Vec<String>>,
     /// Every secret resolved so far, with its key: what the [`Redactor`] hides.
     kept: RefCell<Vec<(String, secret::Secret)>>,
     /// Offline but for this route, whose secrets and files are read
@@ -295,7 +151,7 @@ impl<'a> Loader<'a> {
     /// For the one route an offline load reads in full: a loader that
     /// reads secrets and files, with this one's presets. Its findings are
     /// taken back with [`Loader::absorb`].
-    fn online_for(&self, route: &raw::RawRoute) -> Option<Loader<'a>> {
+    pub(super) fn online_for(&self, route: &RawRoute) -> Option<Loader<'a>> {
         if !self.offline || self.only_route != Some(route.name.get_ref().as_str()) {
             return None;
         }
@@ -305,7 +161,7 @@ impl<'a> Loader<'a> {
     }
 
     /// What `other` found (problems, warnings), as found here.
-    fn absorb(&self, other: Loader<'_>) {
+    pub(super) fn absorb(&self, other: Loader<'_>) {
         self.deferred.borrow_mut().extend(other.deferred.take());
         self.warnings.borrow_mut().extend(other.warnings.take());
         self.kept.borrow_mut().extend(other.kept.take());
@@ -351,37 +207,6 @@ impl<'a> Loader<'a> {
         self.error(Some(value.span()), message)
     }
 
-    /// `[listen]`: at least one of https and http.
-    fn listen(&self, raw: raw::RawListen, span: &Range<usize>) -> Result<Listen, ConfigError> {
-        let listen = Listen {
-            https: raw.https.map(|a| a.0),
-            http: raw.http.map(|a| a.0),
-            admin: raw.admin.map(|a| a.0),
-            proxy_protocol: raw.proxy_protocol.unwrap_or(false),
-            proxy_protocol_from: raw
-                .proxy_protocol_from
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| c.0)
-                .collect(),
-            http_redirect: raw.http_redirect.unwrap_or(false),
-        };
-        if listen.proxy_protocol && listen.proxy_protocol_from.is_empty() {
-            return Err(self.error(Some(span.clone()), "listen.proxy_protocol = true needs listen.proxy_protocol_from = [\"10.0.0.0/8\"]: the addresses of your balancers, whose PROXY headers are believed (from any other peer, a PROXY header could name any client)"));
-        }
-        if let Some(all) = listen
-            .proxy_protocol_from
-            .iter()
-            .find(|n| n.prefix_len() == 0)
-        {
-            return Err(self.error(Some(span.clone()), format!("listen.proxy_protocol_from = [\"{all}\"] believes every peer: list your balancers' addresses only")));
-        }
-        if listen.https.is_none() && listen.http.is_none() {
-            return Err(self.error(Some(span.clone()), "[listen] has no listener: set https = \"0.0.0.0:443\" (with [tls]) or http = \"127.0.0.1:8080\""));
-        }
-        Ok(listen)
-    }
-
     fn resolve(&self, raw: raw::RawConfig) -> Result<Config, ConfigError> {
         let listen_span = raw.listen.span();
         let listen = self.listen(raw.listen.into_inner(), &listen_span)?;
@@ -392,7 +217,7 @@ impl<'a> Loader<'a> {
             return Err(self.error(Some(listen_span), "listen.https needs a [tls] table: give cert and key PEM files, or self_signed = true for a trial"));
         }
 
-        let (gateway, upstream_timeout) = self.gateway(raw.gateway)?;
+        let gateway = self.gateway(raw.gateway)?;
         if raw.routes.is_empty() {
             return Err(self.error(
                 None,
@@ -403,7 +228,11 @@ impl<'a> Loader<'a> {
         self.define_presets(raw.presets)?;
         let ip_lists = self.ip_lists(raw.ip_lists)?;
         *self.ip_list_names.borrow_mut() = ip_lists.iter().map(|l| l.name.clone()).collect();
-        let routes = self.routes(raw.routes, upstream_timeout, gateway.max_body_bytes)?;
+        let inherited = Inherited {
+            upstream_timeout: gateway.upstream_timeout,
+            max_body_bytes: gateway.max_body_bytes,
+        };
+        let routes = self.routes(raw.routes, inherited)?;
         let ip_lists = self.named_lists(ip_lists, &routes);
         let passthroughs = self.passthroughs(raw.passthroughs, &routes)?;
         for w in super::deploy::locked_routes(routes.iter(), &passthroughs) {
@@ -453,137 +282,6 @@ impl<'a> Loader<'a> {
             warnings: self.warnings.take(),
             trial: self.trial.take(),
         })
-    }
-
-    /// A header callgate sets itself must not be one that frames or routes
-    /// the request (every callback would break, or be smuggled).
-    pub(super) fn own_header(&self, name: &HeaderName, key: &str) -> Result<(), ConfigError> {
-        const FRAMING: &[&str] = &[
-            "host",
-            "content-length",
-            "transfer-encoding",
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "trailer",
-            "upgrade",
-            "content-type",
-            "content-encoding",
-            "expect",
-            "cookie",
-            "authorization",
-            "x-forwarded-for",
-            "forwarded",
-        ];
-        if FRAMING
-            .iter()
-            .any(|f| crate::php::same_header(name.as_str(), f))
-        {
-            return Err(self.error(None, format!("{key} = \"{name}\" names a header that frames, routes or authenticates the request: choose a name of its own, such as X-Callgate-Verified")));
-        }
-        Ok(())
-    }
-
-    /// Every `[[preset]]`, resolved: a name given twice is refused, a
-    /// built-in name is overridden (with a warning, so it is never a
-    /// surprise).
-    fn define_presets(&self, raw: Vec<Spanned<PresetFile>>) -> Result<(), ConfigError> {
-        for (i, spanned) in raw.into_iter().enumerate() {
-            let span = spanned.span();
-            let file = spanned.into_inner();
-            let label = format!("preset[{i}] ({:?})", file.name);
-            // A repeated name is refused before anything is kept for the process.
-            if self.presets.borrow().iter().any(|p| p.name() == file.name) {
-                return Err(self.error(
-                    Some(span),
-                    format!("{label}: another [[preset]] has this name; names must be unique"),
-                ));
-            }
-            let text = toml::to_string(&file).unwrap_or_default();
-            let def = file.resolve(text).map_err(|e| {
-                self.error(Some(span.clone()), format!("{label}: {e} (`callgate presets show NAME` prints a built-in preset in this schema)"))
-            })?;
-            let preset = Preset::define(def);
-            if Preset::builtin(preset.name()).is_some() {
-                self.warn(format!(
-                    "{label} overrides the built-in preset of that name"
-                ));
-            }
-            self.presets.borrow_mut().push(preset);
-        }
-        Ok(())
-    }
-
-    /// A route's `preset = "NAME"`: the config's own first, then the built-in ones.
-    pub(super) fn preset(&self, name: &Spanned<String>) -> Result<Preset, ConfigError> {
-        let wanted = name.get_ref().as_str();
-        let own = self
-            .presets
-            .borrow()
-            .iter()
-            .copied()
-            .find(|p| p.name() == wanted);
-        own.or_else(|| Preset::builtin(wanted)).ok_or_else(|| {
-            let near = super::presets::did_you_mean(wanted);
-            self.at(name, format!("unknown preset {wanted:?}: {near}`callgate presets` lists the built-in ones; describe another with [[preset]]"))
-        })
-    }
-
-    /// Every `[[route]]`; names unique, and one path served by two routes
-    /// only for hosts that do not overlap.
-    fn routes(
-        &self,
-        raw: Vec<Spanned<raw::RawRoute>>,
-        upstream_timeout: Duration,
-        max_body_bytes: u64,
-    ) -> Result<Routes, ConfigError> {
-        let mut routes = Routes::default();
-        for (i, spanned) in raw.into_iter().enumerate() {
-            let span = spanned.span();
-            let raw_route = spanned.into_inner();
-            let online = self.online_for(&raw_route);
-            let loader = online.as_ref().unwrap_or(self);
-            let route = loader.route(i, span.clone(), raw_route, upstream_timeout, max_body_bytes);
-            if let Some(online) = online {
-                self.absorb(online);
-            }
-            // A broken route is reported with the others; the next is checked.
-            let Some(route) = self.or_defer(route.map(Some), || None) else {
-                continue;
-            };
-            let taken = |msg: String| Err(self.error(Some(span.clone()), msg));
-            if routes.in_order.iter().any(|r| r.name == route.name) {
-                return taken(format!(
-                    "route[{i}]: the name {:?} is used by another route; names must be unique",
-                    route.name
-                ));
-            }
-            let same_path = routes.by_path.entry(route.path.clone()).or_default();
-            if let Some(other) = same_path
-                .iter()
-                .find(|o| hosts_overlap(o.hosts.as_deref(), route.hosts.as_deref()))
-            {
-                return taken(format!("route[{i}] ({:?}): path {:?} is already served by route {:?} for the same host; give each a distinct host = [...], or a distinct path", route.name, route.path, other.name));
-            }
-            let route = Arc::new(route);
-            same_path.push(route.clone());
-            routes.in_order.push(route);
-        }
-        self.no_shared_oracle_key(&routes.in_order)?;
-        let report_only: Vec<&str> = routes
-            .iter()
-            .filter(|r| !r.enforce)
-            .map(|r| r.name.as_str())
-            .collect();
-        if !report_only.is_empty() {
-            self.warn(format!(
-                "{} route(s) do not enforce their checks (enforce = false, report-only): {}; failed callbacks are forwarded and logged as would_refuse",
-                report_only.len(),
-                report_only.join(", ")
-            ));
-        }
-        Ok(routes)
     }
 
     /// Host names as compared: lower case, no port, no trailing dot.
@@ -724,71 +422,4 @@ const OFFLINE_SECRET: &str = "whsec_b2ZmbGluZS1wbGFjZWhvbGRlci1ub3QtYS1zZWNyZXQ=
 pub(super) fn too_short(secret: &secret::Secret) -> Option<String> {
     let n = secret.expose().len();
     (n < MIN_SECRET_BYTES).then(|| format!("a secret of {n} bytes is too short to protect anything: use at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)"))
-}
-
-/// A parser message without the string values it quotes: `invalid type:
-/// string "tolq-token-…", expected a sequence` would print a secret written
-/// in the wrong shape. The key and the position say where; the value is
-/// the operator's to look at.
-fn without_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find("string \"") {
-        out.push_str(&rest[..at + "string ".len()]);
-        let quoted = &rest[at + "string \"".len()..];
-        // The literal ends at the first quote not escaped by a backslash.
-        let mut end = None;
-        let mut escaped = false;
-        for (i, c) in quoted.char_indices() {
-            match c {
-                '\\' if !escaped => escaped = true,
-                '"' if !escaped => {
-                    end = Some(i);
-                    break;
-                }
-                _ => escaped = false,
-            }
-        }
-        match end {
-            Some(i) => {
-                out.push_str("(value not shown)");
-                rest = &quoted[i + 1..];
-            }
-            None => {
-                out.push_str("(value not shown)");
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Where the named address lists are kept: the state directory, whichever
-/// store the queue uses.
-fn lists_dir(queue: Option<&raw::RawQueue>) -> std::path::PathBuf {
-    Path::new(
-        queue
-            .and_then(|q| q.dir.as_deref())
-            .unwrap_or(super::DEFAULT_QUEUE_DIR),
-    )
-    .join("ip-lists")
-}
-
-#[cfg(test)]
-mod value_tests {
-    use super::without_values;
-
-    #[test]
-    fn quoted_strings_in_parser_messages_are_not_shown() {
-        assert_eq!(
-            without_values("invalid type: string \"tolq-secret\", expected a sequence"),
-            "invalid type: string (value not shown), expected a sequence"
-        );
-        assert_eq!(
-            without_values("invalid type: string \"a\\\"b\", expected x"),
-            "invalid type: string (value not shown), expected x"
-        );
-        assert_eq!(without_values("unknown field `x`"), "unknown field `x`");
-    }
 }

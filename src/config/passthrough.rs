@@ -8,17 +8,153 @@ use super::defaults::{
     MAX_PASSTHROUGH_MAX_BODY_BYTES,
 };
 use super::load::Loader;
-use super::{
-    dispatch_params, raw, ConfigError, Passthrough, ProtectKind, Protected, Routes, Upstream,
-};
+use super::raw::ByteRate;
+use super::upstream_tls::RawUpstreamTls;
+use super::{ConfigError, Routes, Upstream};
 use crate::values::Values;
+use serde::Deserialize;
 use toml::Spanned;
+
+/// One `[[passthrough]]`: the site behind callgate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPassthrough {
+    pub(crate) hosts: Option<Vec<Spanned<String>>>,
+    pub(crate) upstream: Spanned<String>,
+    #[serde(default)]
+    pub(crate) protect: Vec<Spanned<String>>,
+    pub(crate) max_body_bytes: Option<Spanned<u64>>,
+    pub(crate) upgrades: Option<Vec<Spanned<String>>>,
+    pub(crate) protect_routes: Option<bool>,
+    pub(crate) protect_values: Option<bool>,
+    pub(crate) websocket_paths: Option<Vec<Spanned<String>>>,
+    pub(crate) max_requests_per_client: Option<Spanned<usize>>,
+    pub(crate) min_body_rate: Option<Spanned<ByteRate>>,
+    pub(crate) upstream_tls: Option<Spanned<RawUpstreamTls>>,
+}
+
+/// What kind of thing a protected path is, for how a request reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProtectKind {
+    /// `/admin/`: the directory and everything below it.
+    Directory,
+    /// `/cron.php`: the script, with PATH_INFO after it, and under
+    /// MultiViews its stem (`/cron`); an `index.*` script for its directory.
+    Script,
+    /// A route's own path: equal, extended (`/tolq/callback.php`) or below.
+    RoutePath,
+}
+
+/// A path the pass-through must never reach unverified, ready to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Protected {
+    /// As configured or derived, for logs and `callgate check`.
+    pub(crate) shown: String,
+    /// Decoded, lower-case segments ([`crate::paths::configured`]).
+    pub(crate) segments: Vec<String>,
+    pub(crate) kind: ProtectKind,
+}
+
+impl Protected {
+    /// A configured path (`/admin/`, `/cron.php`) or a route's script.
+    pub(crate) fn path(path: &str) -> Protected {
+        let (segments, dir) = crate::paths::configured(path);
+        let kind = if dir {
+            ProtectKind::Directory
+        } else {
+            ProtectKind::Script
+        };
+        Protected {
+            shown: path.to_owned(),
+            segments,
+            kind,
+        }
+    }
+
+    /// A route's own path (`/tolq/callback`).
+    pub(crate) fn route_path(path: &str, route: &str) -> Protected {
+        Protected {
+            kind: ProtectKind::RoutePath,
+            shown: format!("{path} (route {route:?})"),
+            ..Protected::path(path.trim_end_matches('/'))
+        }
+    }
+}
+
+/// The `(name, value)` pairs of a route's upstream query, as PHP names
+/// them (values lower-case): a front controller dispatches on them.
+pub(crate) fn dispatch_params(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter_map(|(k, v)| Some((crate::php::php_name(&k)?.base, v.to_lowercase())))
+        .collect()
+}
+
+/// The site behind callgate: requests that match no route, streamed to it.
+#[derive(Debug)]
+pub(crate) struct Passthrough {
+    /// Host names served (lower case; `*.example.org` for one label); None: any.
+    pub(crate) hosts: Option<Vec<String>>,
+    /// The origin: the request's own path and query are kept.
+    pub(crate) upstream: Upstream,
+    /// Paths never reached unverified: configured ones, every route's
+    /// upstream script (unless protect_routes = false) and every route's path.
+    pub(crate) protect: Vec<Protected>,
+    /// A front controller's dispatch parameters (from routes' upstream
+    /// queries): refused on every path, in query, cookies and form body.
+    pub(crate) params: std::sync::Arc<[(String, String)]>,
+    /// protect_values: the params' values and the protected scripts' paths,
+    /// refused anywhere in a request ([`crate::values`]); empty
+    /// when off.
+    pub(crate) values: crate::values::Values,
+    pub(crate) max_body_bytes: u64,
+    /// Upgrade tokens relayed (lower case); `websocket` needs a valid accept.
+    pub(crate) upgrades: Vec<String>,
+    /// websocket_paths: upgrades are relayed only under these path prefixes.
+    pub(crate) websocket_paths: Vec<String>,
+    /// Concurrent pass-through requests and tunnels per client (IPv6: /64).
+    pub(crate) max_requests_per_client: usize,
+    /// Bytes per second an upload must keep up after its first 10 s; 0: off.
+    pub(crate) min_body_rate: u64,
+}
+
+#[cfg(test)]
+impl Passthrough {
+    /// A pass-through with these protected paths, route paths and params.
+    pub(crate) fn for_tests(
+        paths: &[&str],
+        routes: &[&str],
+        params: &[(&str, &str)],
+    ) -> Passthrough {
+        let mut protect: Vec<Protected> = paths.iter().map(|p| Protected::path(p)).collect();
+        protect.extend(routes.iter().map(|p| Protected::route_path(p, "r")));
+        Passthrough {
+            hosts: None,
+            upstream: Upstream::parse("http://127.0.0.1:8080").unwrap(),
+            protect,
+            params: params
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            max_body_bytes: 1 << 20,
+            values: crate::values::Values::new(
+                &params
+                    .iter()
+                    .map(|(_, v)| v.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            upgrades: vec!["websocket".into()],
+            websocket_paths: Vec::new(),
+            max_requests_per_client: 32,
+            min_body_rate: 1024,
+        }
+    }
+}
 
 impl Loader<'_> {
     /// Every `[[passthrough]]`.
     pub(super) fn passthroughs(
         &self,
-        raw: Vec<Spanned<raw::RawPassthrough>>,
+        raw: Vec<Spanned<RawPassthrough>>,
         routes: &Routes,
     ) -> Result<Vec<Arc<Passthrough>>, ConfigError> {
         raw.into_iter()
@@ -35,7 +171,7 @@ impl Loader<'_> {
     fn passthrough(
         &self,
         i: usize,
-        mut raw: raw::RawPassthrough,
+        mut raw: RawPassthrough,
         routes: &Routes,
     ) -> Result<Passthrough, ConfigError> {
         let label = format!("passthrough[{i}]");
@@ -83,7 +219,7 @@ impl Loader<'_> {
     fn protected(
         &self,
         label: &str,
-        raw: &raw::RawPassthrough,
+        raw: &RawPassthrough,
         routes: &Routes,
     ) -> Result<(Vec<Protected>, Vec<DispatchParam>), ConfigError> {
         let mut protect = Vec::new();

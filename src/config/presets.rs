@@ -10,12 +10,63 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use toml::Spanned;
+
+use super::load::Loader;
+use super::ConfigError;
 use crate::crypto::{Algorithm, Encoding};
 
 mod builtin;
 mod schema;
 
 pub(crate) use schema::{PresetDef, PresetFile};
+
+impl Loader<'_> {
+    /// Every `[[preset]]`, resolved: a name given twice is refused, a
+    /// built-in name is overridden (with a warning, so it is never a
+    /// surprise).
+    pub(super) fn define_presets(&self, raw: Vec<Spanned<PresetFile>>) -> Result<(), ConfigError> {
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let span = spanned.span();
+            let file = spanned.into_inner();
+            let label = format!("preset[{i}] ({:?})", file.name);
+            // A repeated name is refused before anything is kept for the process.
+            if self.presets.borrow().iter().any(|p| p.name() == file.name) {
+                return Err(self.error(
+                    Some(span),
+                    format!("{label}: another [[preset]] has this name; names must be unique"),
+                ));
+            }
+            let text = toml::to_string(&file).unwrap_or_default();
+            let def = file.resolve(text).map_err(|e| {
+                self.error(Some(span.clone()), format!("{label}: {e} (`callgate presets show NAME` prints a built-in preset in this schema)"))
+            })?;
+            let preset = Preset::define(def);
+            if Preset::builtin(preset.name()).is_some() {
+                self.warn(format!(
+                    "{label} overrides the built-in preset of that name"
+                ));
+            }
+            self.presets.borrow_mut().push(preset);
+        }
+        Ok(())
+    }
+
+    /// A route's `preset = "NAME"`: the config's own first, then the built-in ones.
+    pub(super) fn preset(&self, name: &Spanned<String>) -> Result<Preset, ConfigError> {
+        let wanted = name.get_ref().as_str();
+        let own = self
+            .presets
+            .borrow()
+            .iter()
+            .copied()
+            .find(|p| p.name() == wanted);
+        own.or_else(|| Preset::builtin(wanted)).ok_or_else(|| {
+            let near = did_you_mean(wanted);
+            self.at(name, format!("unknown preset {wanted:?}: {near}`callgate presets` lists the built-in ones; describe another with [[preset]]"))
+        })
+    }
+}
 
 /// A provider callgate knows: built in, or a config's `[[preset]]`.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,63 @@
 //! `[queue]` → [`QueueBackend`]: the embedded SQLite file (default) or a
 //! PostgreSQL database shared by several instances.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
 
 use super::load::Loader;
-use super::{
-    pg_url, raw, secret, ConfigError, QueueBackend, DEFAULT_QUEUE_DIR, DEFAULT_QUEUE_LEASE,
-};
+use super::raw::Dur;
+use super::{pg_url, secret, ConfigError, DEFAULT_QUEUE_DIR, DEFAULT_QUEUE_LEASE};
+
+/// `[queue]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub(crate) dir: Option<String>,
+    pub(crate) backend: Option<Spanned<String>>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) lease: Option<Dur>,
+}
+
+/// `[queue]`, resolved: which store holds queued callbacks and dedupe rows.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum QueueBackend {
+    /// The embedded SQLite file in `dir`: one machine, no server.
+    Sqlite { dir: PathBuf },
+    /// A PostgreSQL database several instances share.
+    Postgres {
+        /// The `postgres://` URL without its TLS parameters (it may hold a password).
+        url: secret::Secret,
+        /// The TLS the connection demands (`sslmode`, `sslrootcert`).
+        tls: pg_url::PgTls,
+        /// How long a claim on a callback lasts before another instance may take it.
+        lease: Duration,
+    },
+}
+
+impl std::fmt::Debug for QueueBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueBackend::Sqlite { dir } => write!(f, "sqlite in {}", dir.display()),
+            QueueBackend::Postgres { lease, tls, .. } => {
+                write!(f, "postgres ({}, lease {lease:?})", tls.describe())
+            }
+        }
+    }
+}
+
+/// Where the named address lists are kept: the state directory, whichever
+/// store the queue uses.
+pub(super) fn lists_dir(queue: Option<&RawQueue>) -> std::path::PathBuf {
+    Path::new(
+        queue
+            .and_then(|q| q.dir.as_deref())
+            .unwrap_or(super::DEFAULT_QUEUE_DIR),
+    )
+    .join("ip-lists")
+}
 
 /// Whether every host of the URL is this machine (a Unix socket, or a
 /// loopback name or address).
@@ -28,7 +79,7 @@ impl Loader<'_> {
     /// `warn`: whether to note things an operator should change (off for the CLI).
     pub(super) fn queue(
         &self,
-        raw: Option<raw::RawQueue>,
+        raw: Option<RawQueue>,
         warn: bool,
     ) -> Result<QueueBackend, ConfigError> {
         let raw = raw.unwrap_or_default();

@@ -7,14 +7,89 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use http::uri::{Authority, Scheme};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::load::Loader;
-use super::{raw, ConfigError, Upstream};
+use super::ConfigError;
+
+/// `upstream_tls = { ca, client_cert, client_key, verify }` (https upstreams).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    pub(crate) ca: Option<Spanned<String>>,
+    pub(crate) client_cert: Option<Spanned<String>>,
+    pub(crate) client_key: Option<Spanned<String>>,
+    pub(crate) verify: Option<bool>,
+}
+
+/// Where verified callbacks go: `http(s)://authority/path?query`.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    pub(crate) scheme: Scheme,
+    /// https: how callgate speaks TLS to it (set by the section that names it).
+    pub(crate) tls: Option<Arc<UpstreamTls>>,
+    pub(crate) authority: Authority,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    /// The names of `query`'s parameters as PHP names them: a caller who
+    /// sends one of them would override it.
+    pub(crate) params: Vec<String>,
+}
+
+impl Upstream {
+    /// `http://host:port/path?query` → its parts, ready to join with a
+    /// request's query; the error says what to write instead.
+    pub(crate) fn parse(s: &str) -> Result<Upstream, String> {
+        let uri: http::Uri = s.parse().map_err(|e| {
+            format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
+        })?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => return Err(format!("{s:?} must be an absolute http:// or https:// URL, e.g. \"http://127.0.0.1:8080/callback.php\"")),
+        };
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("{s:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "{s:?}: credentials in the upstream URL are not supported"
+            ));
+        }
+        Ok(Upstream {
+            scheme,
+            tls: None,
+            authority,
+            path: uri.path().to_owned(),
+            params: uri
+                .query()
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .filter_map(|(k, _)| Some(crate::php::php_name(&k)?.base))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            query: uri.query().map(str::to_owned),
+        })
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.path)?;
+        match &self.query {
+            Some(q) => write!(f, "?{q}"),
+            None => Ok(()),
+        }
+    }
+}
 
 /// How callgate speaks TLS to one receiver.
 pub(crate) struct UpstreamTls {
@@ -85,7 +160,7 @@ impl Loader<'_> {
         &self,
         label: &str,
         upstream: &Upstream,
-        raw: Option<Spanned<raw::RawUpstreamTls>>,
+        raw: Option<Spanned<RawUpstreamTls>>,
     ) -> Result<Option<Arc<UpstreamTls>>, ConfigError> {
         if upstream.scheme != http::uri::Scheme::HTTPS {
             return match raw {
@@ -141,7 +216,7 @@ impl Loader<'_> {
         })))
     }
 
-    fn tls_material(&self, label: &str, t: &raw::RawUpstreamTls) -> Result<Material, ConfigError> {
+    fn tls_material(&self, label: &str, t: &RawUpstreamTls) -> Result<Material, ConfigError> {
         let roots = match &t.ca {
             Some(path) => CertificateDer::pem_file_iter(Path::new(path.get_ref()))
                 .and_then(|c| c.collect::<Result<Vec<_>, _>>())

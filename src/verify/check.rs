@@ -114,7 +114,7 @@ impl Check {
         }
     }
 
-    /// Whether its verdict needs the body (unknown when the request was
+    /// Whether its judgement needs the body (unknown when the request was
     /// refused before the body was read).
     pub(crate) fn reads_body(self) -> bool {
         match self {
@@ -153,7 +153,7 @@ impl Check {
             Check::Hmac | Check::PublicKey | Check::Timestamp | Check::Payload => Step::Off,
             // The proxy claims the replay keys in the store after every
             // check passed (`proxy/replay.rs`, keys from `check/replay.rs`),
-            // and answers a handshake itself (`proxy::Call::handshake_head`).
+            // and answers a handshake itself (`proxy::Callback::handshake_head`).
             Check::Replay | Check::Handshake => Step::Off,
         }
     }
@@ -173,10 +173,10 @@ impl Check {
         }
     }
 
-    /// Its verdict on a captured request, and why (`explain`, the console).
-    pub(crate) fn explain(self, route: &Route, seen: &Seen<'_>) -> Verdict {
+    /// Its judgement on a captured request, and why (`explain`, the console).
+    pub(crate) fn explain(self, route: &Route, seen: &Seen<'_>) -> Judgement {
         if !self.configured(route) {
-            return Verdict::Off;
+            return Judgement::Off;
         }
         match self {
             Check::Ip => ip::explain(route, seen),
@@ -261,9 +261,9 @@ impl Seen<'_> {
     }
 }
 
-/// One check's verdict on a captured request.
+/// One check's judgement on a captured request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Judgement {
     Pass(String),
     Fail(String),
     /// Configured, but the capture cannot tell (no source address given).
@@ -275,23 +275,26 @@ pub(crate) enum Verdict {
     Off,
 }
 
-impl Verdict {
+impl Judgement {
     /// The word `explain` prints before the reason, and the console shows.
     pub(crate) fn word(&self) -> &'static str {
         match self {
-            Verdict::Pass(_) => "pass",
-            Verdict::Fail(_) => "fail",
-            Verdict::Unknown(_) => "unknown",
-            Verdict::Skipped(_) => "skipped",
-            Verdict::Off => "off",
+            Judgement::Pass(_) => "pass",
+            Judgement::Fail(_) => "fail",
+            Judgement::Unknown(_) => "unknown",
+            Judgement::Skipped(_) => "skipped",
+            Judgement::Off => "off",
         }
     }
 
     /// Why.
     pub(crate) fn why(&self) -> &str {
         match self {
-            Verdict::Pass(w) | Verdict::Fail(w) | Verdict::Unknown(w) | Verdict::Skipped(w) => w,
-            Verdict::Off => "not configured",
+            Judgement::Pass(w)
+            | Judgement::Fail(w)
+            | Judgement::Unknown(w)
+            | Judgement::Skipped(w) => w,
+            Judgement::Off => "not configured",
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::check::{self, Answered, Check, Passed, Seen, Step, Verdict};
+use super::check::{self, Answered, Check, Judgement, Passed, Seen, Step};
 use super::Checked;
 use crate::config::Route;
 
@@ -25,16 +25,16 @@ pub(crate) enum Decision {
     Undecided(Vec<Check>),
 }
 
-/// Every check's verdict, in the gateway's order, and the decision.
+/// Every check's judgement, in the gateway's order, and the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Explanation {
-    pub(crate) checks: Vec<(Check, Verdict)>,
+    pub(crate) checks: Vec<(Check, Judgement)>,
     pub(crate) decision: Decision,
 }
 
 /// Judge `seen` against `route`, as the gateway would.
 pub(crate) fn explain(route: &Route, seen: &Seen<'_>) -> Explanation {
-    let mut checks: Vec<(Check, Verdict)> = Check::ALL
+    let mut checks: Vec<(Check, Judgement)> = Check::ALL
         .iter()
         .map(|c| (*c, c.explain(route, seen)))
         .collect();
@@ -77,9 +77,9 @@ pub(crate) fn explain(route: &Route, seen: &Seen<'_>) -> Explanation {
 /// The gateway's own steps before the body, on this capture: refused if one
 /// fails (unless the capture cannot decide its check: no `--from`, a
 /// REDACTED token), undecided if a check cannot be told; None: go on. The
-/// steps themselves, not the verdicts: a check like params judges the query
+/// steps themselves, not the judgements: a check like params judges the query
 /// here and the form body later.
-fn decide_head(route: &Route, seen: &Seen<'_>, checks: &[(Check, Verdict)]) -> Option<Decision> {
+fn decide_head(route: &Route, seen: &Seen<'_>, checks: &[(Check, Judgement)]) -> Option<Decision> {
     let mut scratch = Checked {
         passed: Passed::default(),
         token_secret: None,
@@ -90,8 +90,8 @@ fn decide_head(route: &Route, seen: &Seen<'_>, checks: &[(Check, Verdict)]) -> O
         lists: seen.lists,
     };
     let refused = checks.iter().any(|(c, v)| match v {
-        Verdict::Unknown(_) => false,
-        Verdict::Fail(_) if !c.reads_body() => true,
+        Judgement::Unknown(_) => false,
+        Judgement::Fail(_) if !c.reads_body() => true,
         _ => matches!(c.head(route, &head, &mut scratch), Step::Fail(_)),
     });
     match refused {
@@ -102,23 +102,23 @@ fn decide_head(route: &Route, seen: &Seen<'_>, checks: &[(Check, Verdict)]) -> O
 
 /// The decision of the checks before the body (`body` false) or of all of
 /// them: refused if one fails, undecided if one cannot be told; None: go on.
-fn decide(checks: &[(Check, Verdict)], body: bool) -> Option<Decision> {
+fn decide(checks: &[(Check, Judgement)], body: bool) -> Option<Decision> {
     let now = || checks.iter().filter(move |(c, _)| body || !c.reads_body());
-    if now().any(|(_, v)| matches!(v, Verdict::Fail(_))) {
+    if now().any(|(_, v)| matches!(v, Judgement::Fail(_))) {
         return Some(Decision::Refuse);
     }
     let unknown: Vec<Check> = now()
-        .filter(|(_, v)| matches!(v, Verdict::Unknown(_)))
+        .filter(|(_, v)| matches!(v, Judgement::Unknown(_)))
         .map(|(c, _)| *c)
         .collect();
     (!unknown.is_empty()).then_some(Decision::Undecided(unknown))
 }
 
 /// The configured checks `which` picks are not reached.
-fn skip(checks: &mut [(Check, Verdict)], which: impl Fn(Check) -> bool, why: &str) {
+fn skip(checks: &mut [(Check, Judgement)], which: impl Fn(Check) -> bool, why: &str) {
     for (_, v) in checks.iter_mut().filter(|(c, _)| which(*c)) {
-        if *v != Verdict::Off {
-            *v = Verdict::Skipped(format!("not reached: {why}"));
+        if *v != Judgement::Off {
+            *v = Judgement::Skipped(format!("not reached: {why}"));
         }
     }
 }

@@ -106,7 +106,7 @@ fn config_errors_name_the_file_the_place_and_the_problem() {
         ("unknown key", GOOD.replace("preset = \"tolq\"", "preset = \"tolq\"\nalow_ips = [\"1.2.3.4\"]"), vec!["unknown field `alow_ips`", ":10:1"]),
         ("bad CIDR", GOOD.replace("preset = \"tolq\"", "preset = \"tolq\"\nallow_ips = [\"84.22.114.300/32\"]"), vec!["invalid address or CIDR", "84.22.114.300/32", ":10:"]),
         ("missing env secret", GOOD.to_owned(), vec!["CG_TEST_TOKEN is not set", "route[0] (\"tolq\").token.secrets[0]", ":10:22"]),
-        ("route without checks", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"open\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1/\"\n".to_owned(), vec!["has no check", "allow_ips, token or hmac"]),
+        ("route without checks", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"open\"\npath = \"/x\"\nupstream = \"http://127.0.0.1:1/\"\n".to_owned(), vec!["has no check", "allow_ips, token, hmac or signature"]),
         ("tolq preset without key", GOOD.replace("hmac = { secrets = [\"env:CG_TEST_KEY\"] }", ""), vec!["preset tolq", "add hmac = { secrets"]),
         ("gengo preset without token", "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"gengo\"\npath = \"/g\"\nupstream = \"http://127.0.0.1:1/\"\npreset = \"gengo\"\n".to_owned(), vec!["preset gengo requires a URL token", "add token = {"]),
         ("unknown preset", GOOD.replace("preset = \"tolq\"", "preset = \"tolk\""), vec!["unknown preset \"tolk\"", "did you mean \"tolq\"", "callgate presets"]),

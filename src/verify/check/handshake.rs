@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, Method, Uri};
 
-use super::{Seen, Verdict};
+use super::{Judgement, Seen};
 use crate::config::presets::Handshake;
 use crate::config::Route;
 use crate::verify::handshake::{self, Answer};
@@ -82,15 +82,15 @@ pub(crate) fn before_body(route: &Route) -> bool {
         .is_some_and(|(k, _)| k.before_body())
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     let Some((kind, _)) = &route.handshake else {
-        return Verdict::Off;
+        return Judgement::Off;
     };
     let r = &seen.req;
     match answered(route, seen.method, seen.uri, r.headers, Some(r.body)) {
-        Some(Answered::Yes) => Verdict::Pass(format!("answered as a handshake: {}", what(*kind))),
-        Some(Answered::Refused(why)) => Verdict::Fail(format!("{why}: {}", what(*kind))),
-        None => Verdict::Pass(format!("not {}: judged as a callback", what(*kind))),
+        Some(Answered::Yes) => Judgement::Pass(format!("answered as a handshake: {}", what(*kind))),
+        Some(Answered::Refused(why)) => Judgement::Fail(format!("{why}: {}", what(*kind))),
+        None => Judgement::Pass(format!("not {}: judged as a callback", what(*kind))),
     }
 }
 

@@ -1,8 +1,8 @@
 //! An HMAC of the provider's signed string (the raw body, or a template of
 //! id, timestamp, URL and body), under any of the route's keys (configured,
-//! then handed over in a handshake), in constant time: `signature.rs`.
+//! then handed over in a handshake), in constant time: `verify/signature.rs`.
 
-use super::{Refusal, Seen, Step, Verdict};
+use super::{Judgement, Refusal, Seen, Step};
 use crate::config::{HmacCheck, Route};
 use crate::crypto::Encoding;
 use crate::verify::signature::{self, Signable, SignatureError};
@@ -21,9 +21,9 @@ pub(super) fn body(route: &Route, req: &Signable<'_>) -> Step {
 }
 
 /// The signature, key by key: which matched, or why none did.
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     let Some(h) = &route.hmac else {
-        return Verdict::Off;
+        return Judgement::Off;
     };
     let encodings = match h.encoding {
         Encoding::Auto => "hex or base64",
@@ -50,7 +50,7 @@ pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
                     .skew
                     .map(|s| format!(", timestamp skew {s} s"))
                     .unwrap_or_default();
-                return Verdict::Pass(format!(
+                return Judgement::Pass(format!(
                     "key #{i} matches ({} {encodings}){skew}",
                     h.algorithm.name()
                 ));
@@ -66,12 +66,12 @@ pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
                 | SignatureError::BodyHash
                 | SignatureError::Malformed(_)
                 | SignatureError::WrongAlgorithm(..)),
-            ) => return Verdict::Fail(format!("{e} (header {}; {tried})", h.header)),
+            ) => return Judgement::Fail(format!("{e} (header {}; {tried})", h.header)),
             Err(e) => last = Some(e),
         }
     }
     let why = last.map_or_else(|| "no key".to_owned(), |e| e.to_string());
-    Verdict::Fail(format!("{why}: no key gives this signature ({tried})"))
+    Judgement::Fail(format!("{why}: no key gives this signature ({tried})"))
 }
 
 /// The algorithm, header, encoding and where each key comes from.

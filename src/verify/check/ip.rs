@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::{Refusal, Seen, Step, Verdict};
+use super::{Judgement, Refusal, Seen, Step};
 use crate::config::{NamedLists, NotAdmitted, Route};
 use crate::verify::client_ip;
 
@@ -18,16 +18,16 @@ pub(super) fn head(route: &Route, client: IpAddr, lists: &dyn NamedLists) -> Ste
     }
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     match (&route.allow_ips, seen.client) {
-        (None, _) => Verdict::Off,
-        (Some(_), None) => {
-            Verdict::Unknown("cannot decide without the source address: give --from ADDRESS".into())
-        }
+        (None, _) => Judgement::Off,
+        (Some(_), None) => Judgement::Unknown(
+            "cannot decide without the source address: give --from ADDRESS".into(),
+        ),
         (Some(a), Some(ip)) => match a.admits(ip, seen.lists) {
-            Ok(()) => Verdict::Pass(format!("{ip} is in allow_ips")),
-            Err(NotAdmitted::Outside) => Verdict::Fail(format!("{ip} is not in allow_ips")),
-            Err(NotAdmitted::NoCopy(name)) => Verdict::Fail(format!(
+            Ok(()) => Judgement::Pass(format!("{ip} is in allow_ips")),
+            Err(NotAdmitted::Outside) => Judgement::Fail(format!("{ip} is not in allow_ips")),
+            Err(NotAdmitted::NoCopy(name)) => Judgement::Fail(format!(
                 "{ip} is not in allow_ips' addresses, and list:{name} has no copy yet"
             )),
         },

@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, Uri};
 
-use super::{Refusal, Seen, Step, Verdict};
+use super::{Judgement, Refusal, Seen, Step};
 use crate::config::Route;
 use crate::php::php_name;
 use crate::verify::signature::Signable;
@@ -18,12 +18,12 @@ pub(super) fn body(route: &Route, req: &Signable<'_>) -> Step {
     Step::of(check_body_params(route, req.headers, req.body))
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     match check_query_params(route, seen.query())
         .and_then(|()| check_body_params(route, seen.req.headers, seen.req.body))
     {
-        Ok(()) => Verdict::Pass("no parameter a receiver would read differently".into()),
-        Err(refusal) => Verdict::Fail(refusal.to_string()),
+        Ok(()) => Judgement::Pass("no parameter a receiver would read differently".into()),
+        Err(refusal) => Judgement::Fail(refusal.to_string()),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use http::HeaderMap;
 
-use super::{Refusal, Seen, Step, Verdict};
+use super::{Judgement, Refusal, Seen, Step};
 use crate::config::presets::Payload;
 use crate::config::Route;
 use crate::php::php_name;
@@ -16,12 +16,12 @@ pub(super) fn body(route: &Route, req: &Signable<'_>) -> Step {
     }
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     match route.payload {
-        None => Verdict::Off,
+        None => Judgement::Off,
         Some(p) => match check_payload(p, seen.req.headers, seen.req.body) {
-            Ok(()) => Verdict::Pass("the body has the preset's shape".into()),
-            Err(why) => Verdict::Fail(why.into()),
+            Ok(()) => Judgement::Pass("the body has the preset's shape".into()),
+            Err(why) => Judgement::Fail(why.into()),
         },
     }
 }

@@ -1,7 +1,7 @@
 //! A public-key signature (Ed25519, ECDSA, RSA) of the provider's signed
 //! string, under any of the route's keys: `verify/public_key.rs`.
 
-use super::{Refusal, Seen, Step, Verdict};
+use super::{Judgement, Refusal, Seen, Step};
 use crate::config::Route;
 use crate::verify::public_key;
 use crate::verify::signature::Signable;
@@ -13,9 +13,9 @@ pub(super) fn body(route: &Route, req: &Signable<'_>) -> Step {
     }
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     let Some(s) = &route.signature else {
-        return Verdict::Off;
+        return Judgement::Off;
     };
     let tried = format!(
         "{} public key(s) tried, {} {}, header {}",
@@ -25,8 +25,8 @@ pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
         s.header
     );
     match public_key::verify(s, &seen.req) {
-        Ok(()) => Verdict::Pass(format!("a public key signed it ({tried})")),
-        Err(e) => Verdict::Fail(format!("{e} ({tried})")),
+        Ok(()) => Judgement::Pass(format!("a public key signed it ({tried})")),
+        Err(e) => Judgement::Fail(format!("{e} ({tried})")),
     }
 }
 

@@ -2,7 +2,7 @@
 //! the proxy claims in the store before delivering (`proxy/replay.rs`); a
 //! copy within `dedupe_window` is answered, not delivered again.
 
-use super::{Seen, Verdict};
+use super::{Judgement, Seen};
 use crate::config::{Delivery, Route};
 use crate::verify::replay;
 
@@ -14,12 +14,12 @@ fn answered(route: &Route) -> u16 {
     }
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     let Some(window) = route.dedupe_window else {
-        return Verdict::Off;
+        return Judgement::Off;
     };
     let keys = replay::keys(route, &seen.req);
-    Verdict::Pass(format!(
+    Judgement::Pass(format!(
         "{} key(s) claimed ({}); the store decides: a copy seen within {} is answered {}, not delivered again",
         keys.len(),
         replay::describe(route),

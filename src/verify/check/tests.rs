@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, Uri};
 
-use super::{Check, Passed, Seen, Step, Verdict};
+use super::{Check, Judgement, Passed, Seen, Step};
 use crate::config::presets::{KeyForm, Preset};
 use crate::config::{Config, Route};
 use crate::verify::{Checked, Signable};
@@ -99,17 +99,17 @@ fn every_check_a_preset_route_runs_is_explained_and_none_that_it_does_not() {
         for method in [Method::POST, Method::GET] {
             let seen = stranger(&headers, &uri, &method);
             for c in Check::ALL {
-                let verdict = c.explain(&route, &seen);
+                let judgement = c.explain(&route, &seen);
                 let configured = c.configured(&route);
                 assert_eq!(
-                    verdict != Verdict::Off,
+                    judgement != Judgement::Off,
                     configured,
-                    "preset {}: check {c} configured {configured}, explained as {verdict:?}",
+                    "preset {}: check {c} configured {configured}, explained as {judgement:?}",
                     p.name()
                 );
                 if enforced(c, &route, &seen) {
                     assert!(
-                        configured && verdict != Verdict::Off,
+                        configured && judgement != Judgement::Off,
                         "preset {}: check {c} is enforced but not explained",
                         p.name()
                     );

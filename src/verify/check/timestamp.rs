@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Seen, Verdict};
+use super::{Judgement, Seen};
 use crate::config::Route;
 use crate::verify::signature::{self, SignatureError};
 
@@ -49,15 +49,15 @@ fn raw<'a>(route: &Route, seen: &Seen<'a>) -> Result<&'a [u8], SignatureError> {
     signature::one_header(headers, name)?.ok_or(SignatureError::Timestamp)
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     let Some((tolerance, both_ways)) = window(route) else {
-        return Verdict::Off;
+        return Judgement::Off;
     };
     let within = humantime::format_duration(tolerance);
     match raw(route, seen).and_then(|raw| signature::fresh(raw, seen.req.now, tolerance, both_ways))
     {
-        Ok(skew) => Verdict::Pass(format!("signed {skew} s ago, within {within}")),
-        Err(e) => Verdict::Fail(format!("{e} ({within})")),
+        Ok(skew) => Judgement::Pass(format!("signed {skew} s ago, within {within}")),
+        Err(e) => Judgement::Fail(format!("{e} ({within})")),
     }
 }
 

@@ -4,7 +4,7 @@
 use http::Uri;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use super::{Refusal, Seen, Step, TokenFailure, Verdict};
+use super::{Judgement, Refusal, Seen, Step, TokenFailure};
 use crate::config::{token_digest, Route, TokenCheck};
 use crate::verify::query::{self, Lookup};
 use crate::verify::Checked;
@@ -41,19 +41,19 @@ fn check_token(token: &TokenCheck, query: &str) -> Result<usize, Refusal> {
     }
 }
 
-pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Verdict {
+pub(super) fn explain(route: &Route, seen: &Seen<'_>) -> Judgement {
     let Some(t) = &route.token else {
-        return Verdict::Off;
+        return Judgement::Off;
     };
     match check_token(t, seen.query()) {
-        Ok(i) => Verdict::Pass(format!("parameter {:?} matches secret #{i}", t.param)),
+        Ok(i) => Judgement::Pass(format!("parameter {:?} matches secret #{i}", t.param)),
         // The console never keeps a token: its capture cannot prove one.
         Err(_) if matches!(query::lookup(seen.query(), &t.param), Lookup::One(v) if v == "REDACTED") => {
-            Verdict::Unknown(
+            Judgement::Unknown(
                 "the capture has the token REDACTED (the console never keeps it)".into(),
             )
         }
-        Err(refusal) => Verdict::Fail(refusal.to_string()),
+        Err(refusal) => Judgement::Fail(refusal.to_string()),
     }
 }
 

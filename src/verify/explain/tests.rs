@@ -32,7 +32,7 @@ fn seen<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap, body: &'a 
     }
 }
 
-fn verdict(e: &Explanation, c: Check) -> &Verdict {
+fn judgement(e: &Explanation, c: Check) -> &Judgement {
     &e.checks.iter().find(|(x, _)| *x == c).unwrap().1
 }
 
@@ -58,9 +58,12 @@ fn every_check_says_why_and_names_keys_by_index_only() {
     let mut stranger = seen(&Method::POST, &uri, &headers, b"{ }");
     stranger.client = Some("192.0.2.1".parse().unwrap());
     let found = explain(&r, &stranger);
-    assert!(matches!(verdict(&found, Check::Ip), Verdict::Fail(_)));
-    assert!(matches!(verdict(&found, Check::Token), Verdict::Fail(_)));
-    assert!(format!("{:?}", verdict(&found, Check::Hmac))
+    assert!(matches!(judgement(&found, Check::Ip), Judgement::Fail(_)));
+    assert!(matches!(
+        judgement(&found, Check::Token),
+        Judgement::Fail(_)
+    ));
+    assert!(format!("{:?}", judgement(&found, Check::Hmac))
         .contains("no key gives this signature (2 key(s) tried, sha256 hex)"));
     assert_eq!(found.decision, Decision::Refuse);
 }
@@ -90,13 +93,13 @@ fn a_forged_ed25519_signature_is_refused_by_the_public_key_check() {
     let (r, forged) = discord(9, "1700000000", body);
     let found = explain(&r, &seen(&Method::POST, &uri, &forged, body));
     assert_eq!(found.decision, Decision::Refuse, "{found:?}");
-    match verdict(&found, Check::PublicKey) {
-        Verdict::Fail(why) => assert!(why.contains("does not match"), "{why}"),
+    match judgement(&found, Check::PublicKey) {
+        Judgement::Fail(why) => assert!(why.contains("does not match"), "{why}"),
         v => panic!("{v:?}"),
     }
     assert!(matches!(
-        verdict(&found, Check::Timestamp),
-        Verdict::Pass(_)
+        judgement(&found, Check::Timestamp),
+        Judgement::Pass(_)
     ));
     // The gateway refuses it the same way, and counts it as `hmac`.
     let pre = crate::verify::precheck(
@@ -118,8 +121,8 @@ fn a_forged_ed25519_signature_is_refused_by_the_public_key_check() {
     let found = explain(&r, &seen(&Method::POST, &uri, &old, body));
     assert_eq!(found.decision, Decision::Refuse, "{found:?}");
     assert!(matches!(
-        verdict(&found, Check::Timestamp),
-        Verdict::Fail(_)
+        judgement(&found, Check::Timestamp),
+        Judgement::Fail(_)
     ));
 }
 
@@ -133,7 +136,10 @@ fn metas_verification_get_is_answered_as_a_handshake() {
     let uri: Uri = q.parse().unwrap();
     let found = explain(&r, &seen(&get, &uri, &h, b""));
     assert_eq!(found.decision, Decision::Handshake, "{found:?}");
-    assert!(matches!(verdict(&found, Check::Hmac), Verdict::Skipped(_)));
+    assert!(matches!(
+        judgement(&found, Check::Hmac),
+        Judgement::Skipped(_)
+    ));
     // A wrong verify token is refused; without the URL token, too.
     let wrong: Uri = q
         .replace("meta-verify-token-0123", "guess")
@@ -142,8 +148,8 @@ fn metas_verification_get_is_answered_as_a_handshake() {
     let found = explain(&r, &seen(&get, &wrong, &h, b""));
     assert_eq!(found.decision, Decision::Refuse, "{found:?}");
     assert!(matches!(
-        verdict(&found, Check::Handshake),
-        Verdict::Fail(_)
+        judgement(&found, Check::Handshake),
+        Judgement::Fail(_)
     ));
     let no_token: Uri = q
         .replace("token=tok-0123456789abcdef&", "")
