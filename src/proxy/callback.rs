@@ -55,20 +55,15 @@ pub(super) struct Verified {
     pub(super) checked: Checked,
 }
 
-/// A callback's phases, for the route admission chose: their future
-/// itself, not one more that awaits it (each layer is a copy of the whole).
-pub(super) fn run<'a>(
-    call: &'a Call<'_>,
-    route: &'a Arc<Route>,
-    req: Request<RequestBody>,
-) -> impl std::future::Future<Output = Handled> + Send + 'a {
+/// A callback's phases, for the route admission chose.
+pub(super) async fn run(call: &Call<'_>, route: &Arc<Route>, req: Request<RequestBody>) -> Handled {
     let callback = Callback {
         call,
         route,
         version: req.version(),
         failed: Vec::new(),
     };
-    callback.phases(req)
+    callback.phases(req).await
 }
 
 impl Callback<'_> {

@@ -79,12 +79,15 @@ pub(crate) async fn handle(
         },
         start,
     };
+    // Boxed: hyper keeps each connection's request future inline, so the
+    // phases' state lives on the heap, and only while a request runs
+    // (1,000 idle connections cost ~2 MiB less). One box for all phases.
     let cut = Unanswered {
         seen: &seen,
         client: call.client,
         armed: true,
     };
-    let mut handled = call.respond(req).await;
+    let mut handled = Box::pin(call.respond(req)).await;
     cut.answered();
     call.logging(&mut handled, seen);
     Ok(handled.response)
@@ -140,14 +143,10 @@ struct Seen {
 
 impl Call<'_> {
     /// The stages, in order; the first that ends the request answers it.
-    /// Boxed: hyper keeps each connection's request future inline, so the
-    /// phases' state lives on the heap, and only while a request runs
-    /// (1,000 idle connections cost ~2 MiB less); one box per request, of
-    /// the size its own phases need (a callback's, or the site's).
     async fn respond(&self, req: Request<RequestBody>) -> Handled {
         match admission::admit(self, &req) {
-            Ok(Target::Route(route)) => Box::pin(callback::run(self, route, req)).await,
-            Ok(Target::Site(site)) => Box::pin(passthrough::serve(self, site, req)).await,
+            Ok(Target::Route(route)) => callback::run(self, route, req).await,
+            Ok(Target::Site(site)) => passthrough::serve(self, site, req).await,
             Ok(Target::Redirect(location)) => Handled::redirected(location),
             Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
             Err((route, rejection)) => {
