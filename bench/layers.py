@@ -10,7 +10,7 @@ import collections, re, sys
 
 # crate -> layer; anything unlisted is "other".
 LAYERS = [
-    ("HTTP/1.1 both ways (hyper, http, httparse)", {"hyper", "http", "httparse", "hyper_util", "want", "http_body", "http_body_util"}),
+    ("HTTP both ways (hyper, h2, http, httparse)", {"hyper", "h2", "http", "httparse", "hyper_util", "want", "http_body", "http_body_util"}),
     ("async runtime (tokio)", {"tokio", "mio"}),
     ("TLS (rustls, tokio-rustls, ring's AES-GCM)", {"rustls", "tokio_rustls", "ring"}),
     ("HMAC-SHA1 of the body (sha1, hmac)", {"sha1", "hmac"}),

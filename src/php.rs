@@ -3,6 +3,8 @@
 //! A leaf module: config folds configured names with it once, verify and the
 //! header rewriting compare with it per request.
 
+use std::borrow::Cow;
+
 /// A parameter name as PHP registers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PhpName {
@@ -15,16 +17,24 @@ pub(crate) struct PhpName {
 /// How PHP (8.x, `php_register_variable_ex`) names a decoded parameter;
 /// None where PHP drops it (an empty name, or one starting with `[`).
 pub(crate) fn php_name(decoded: &str) -> Option<PhpName> {
-    // Most names hold none of the bytes PHP treats specially: they are their
-    // own name, with no char-by-char rebuild (every query parameter of every
-    // callback comes through here).
+    php_base(decoded).map(|(base, array)| PhpName {
+        base: base.into_owned(),
+        array,
+    })
+}
+
+/// [`php_name`] as (base, array), the base borrowed when the name is its
+/// own: most names hold none of the bytes PHP treats specially, and every
+/// query parameter of every callback comes through here, so the common
+/// case is neither rebuilt char by char nor copied.
+pub(crate) fn php_base(decoded: &str) -> Option<(Cow<'_, str>, bool)> {
     if !decoded
         .bytes()
         .any(|b| matches!(b, b' ' | b'.' | b'[' | b'\0'))
     {
-        return non_empty(decoded.to_owned(), false);
+        return (!decoded.is_empty()).then_some((Cow::Borrowed(decoded), false));
     }
-    rebuilt(decoded)
+    rebuilt(decoded).map(|n| (Cow::Owned(n.base), n.array))
 }
 
 /// PHP's naming, char by char: leading spaces skipped, cut at NUL, ` ` and
@@ -59,7 +69,13 @@ fn non_empty(base: String, array: bool) -> Option<PhpName> {
 /// The name PHP gives a parameter configured as `name` (`api.key` is
 /// `api_key` to PHP): what a request's names are compared with.
 pub(crate) fn folded(name: &str) -> String {
-    php_name(name).map_or_else(|| name.to_owned(), |n| n.base)
+    folded_ref(name).into_owned()
+}
+
+/// [`folded`], borrowed when `name` is its own PHP name (a configured name
+/// folded already, say): no copy per request.
+pub(crate) fn folded_ref(name: &str) -> Cow<'_, str> {
+    php_base(name).map_or(Cow::Borrowed(name), |(base, _)| base)
 }
 
 /// A header name as PHP's `$_SERVER` (and CGI) sees it: case does not

@@ -147,13 +147,13 @@ impl Callback<'_> {
     /// replay claim, if any, is settled by it.
     async fn forward(&self, v: Verified, held: Option<replay::Held>) -> Handled {
         let route = self.route;
-        let checks = v.checked.passed.header_value();
+        let checks = v.checked.passed.words();
         let outgoing = upstream::Outgoing {
             route,
             method: v.method,
             query: v.uri.query(),
             headers: v.headers,
-            checks: &checks,
+            checks,
         };
         let req = outgoing.build(v.body, self.call.config.gateway.assertion.as_ref());
         match upstream::send_and_record(&self.call.shared.metrics, route, req).await {

@@ -84,11 +84,22 @@ pub fn for_upstream(
     reserved: &[HeaderName],
     body_len: usize,
 ) {
-    remove_hop_by_hop(headers);
-    // The body is complete in memory: the upstream gets it framed by length,
-    // and has nothing to wait for.
-    headers.remove(header::EXPECT);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    // One look at the names first: most callbacks carry no hop-by-hop,
+    // reserved or Expect header, and then none is looked up to be removed.
+    let doomed = headers
+        .keys()
+        .any(|n| n == header::EXPECT || HOP_BY_HOP.contains(n) || is_reserved(n, reserved));
+    if doomed {
+        remove_hop_by_hop(headers);
+        // The body is complete in memory: the upstream gets it framed by
+        // length, and has nothing to wait for.
+        headers.remove(header::EXPECT);
+    }
+    // Kept as it came when it already says so (no new value to format).
+    let mut declared = headers.get_all(header::CONTENT_LENGTH).iter();
+    if !(declared.next().is_some_and(|v| says_len(v, body_len)) && declared.next().is_none()) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    }
 
     // A trusted proxy's chain is kept (in its one exact spelling), and
     // extended by the hop callgate saw.
@@ -106,7 +117,9 @@ pub fn for_upstream(
             ))
         })
     });
-    remove_reserved(headers, reserved);
+    if doomed {
+        remove_reserved(headers, reserved);
+    }
     headers.insert(
         X_FORWARDED_FOR,
         chain.flatten().unwrap_or_else(|| seen.peer_value.clone()),
@@ -134,16 +147,29 @@ pub fn for_site(headers: &mut HeaderMap, seen: Seen<'_>, reserved: &[HeaderName]
 fn remove_reserved(headers: &mut HeaderMap, reserved: &[HeaderName]) {
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| {
-            reserved
-                .iter()
-                .any(|r| php::same_header(n.as_str(), r.as_str()))
-        })
+        .filter(|n| is_reserved(n, reserved))
         .cloned()
         .collect();
     for name in doomed {
         headers.remove(name);
     }
+}
+
+/// Whether `v` is `n` as `HeaderValue::from(n)` writes it: digits, no
+/// leading zero.
+fn says_len(v: &HeaderValue, n: usize) -> bool {
+    let b = v.as_bytes();
+    let canonical = b.first() != Some(&b'0') || b.len() == 1;
+    canonical
+        && b.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()) == Some(n)
+}
+
+/// Whether a receiver reads `name` as one of the `reserved` ones.
+fn is_reserved(name: &HeaderName, reserved: &[HeaderName]) -> bool {
+    reserved
+        .iter()
+        .any(|r| php::same_header(name.as_str(), r.as_str()))
 }
 
 /// Add the one verified header callgate vouches for (every copy the caller
@@ -154,7 +180,10 @@ pub fn mark_verified(headers: &mut HeaderMap, verified_header: &HeaderName, pass
         headers.remove(verified_header);
         return;
     }
-    headers.insert(verified_header.clone(), value(&passed.header_value()));
+    headers.insert(
+        verified_header.clone(),
+        HeaderValue::from_static(passed.words()),
+    );
 }
 
 fn value(s: &str) -> HeaderValue {

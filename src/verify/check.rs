@@ -336,16 +336,32 @@ impl Passed {
     /// The verified header's value: the words of the passed checks that
     /// vouch for the sender, in the order ip, token, hmac; else `none`.
     pub fn header_value(self) -> String {
-        let mut words: Vec<&str> = Vec::with_capacity(3);
+        self.words().to_owned()
+    }
+
+    /// [`Passed::header_value`] without a copy: one of eight constants
+    /// (every callback's verified header and log line name one).
+    pub fn words(self) -> &'static str {
+        const WORDS: [&str; 8] = [
+            "none",
+            "ip",
+            "token",
+            "ip,token",
+            "hmac",
+            "ip,hmac",
+            "token,hmac",
+            "ip,token,hmac",
+        ];
+        let mut bits = 0;
         for c in Check::ALL.iter().filter(|c| self.contains(**c)) {
-            if let Some(w) = c.verified_as().filter(|w| !words.contains(w)) {
-                words.push(w);
-            }
+            bits |= match c.verified_as() {
+                Some("ip") => 1,
+                Some("token") => 2,
+                Some(_) => 4,
+                None => 0,
+            };
         }
-        match words.is_empty() {
-            true => "none".to_owned(),
-            false => words.join(","),
-        }
+        WORDS[bits]
     }
 }
 

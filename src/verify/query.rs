@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::php::{folded, php_name};
+use crate::php::{folded, folded_ref, php_base};
 
 /// What a query holds under one parameter name.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,17 +24,17 @@ pub enum Lookup<'a> {
 
 /// Whether a decoded parameter name is `name` (already [`folded`]) to PHP.
 fn is_named(decoded: &str, name: &str) -> bool {
-    php_name(decoded).is_some_and(|n| n.base == name)
+    php_base(decoded).is_some_and(|(base, _)| base == name)
 }
 
 /// Find the single value of `name` in `query` (without the leading `?`).
 pub fn lookup<'a>(query: &'a str, name: &str) -> Lookup<'a> {
-    let name = folded(name);
+    let name = folded_ref(name);
     let mut found = Lookup::Missing;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match php_name(&k) {
-            Some(n) if n.base == name => {
-                if n.array || found != Lookup::Missing {
+        match php_base(&k) {
+            Some((base, array)) if base == name => {
+                if array || found != Lookup::Missing {
                     return Lookup::Repeated;
                 }
                 found = Lookup::One(v);
@@ -49,11 +49,8 @@ pub fn lookup<'a>(query: &'a str, name: &str) -> Lookup<'a> {
 /// or form body, under any spelling PHP folds to it.
 pub fn first_named<'n>(params: &[u8], names: &'n [String]) -> Option<&'n str> {
     form_urlencoded::parse(params).find_map(|(k, _)| {
-        let n = php_name(&k)?;
-        names
-            .iter()
-            .find(|want| **want == n.base)
-            .map(String::as_str)
+        let (base, _) = php_base(&k)?;
+        names.iter().find(|want| **want == base).map(String::as_str)
     })
 }
 
@@ -70,7 +67,7 @@ fn piece_name(piece: &str) -> Cow<'_, str> {
 /// every other piece is kept raw and in order, so the receiver sees the
 /// rest byte for byte.
 pub fn strip(query: &str, name: &str) -> String {
-    let name = folded(name);
+    let name = folded_ref(name);
     query
         .split('&')
         .filter(|piece| !piece.is_empty() && !is_named(&piece_name(piece), &name))

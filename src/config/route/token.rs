@@ -1,4 +1,4 @@
-//! `token = { param, secrets }`: the URL token, kept as SHA-256 digests.
+//! `token = { param, secrets }`: the URL token.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -6,7 +6,7 @@ use toml::Spanned;
 use super::At;
 use crate::config::defaults::DEFAULT_TOKEN_PARAM;
 use crate::config::load::Loader;
-use crate::config::{secret, token_digest, ConfigError};
+use crate::config::{secret, ConfigError};
 use crate::php;
 
 /// `token = { param = "token", secrets = [...] }`
@@ -17,15 +17,14 @@ pub(crate) struct RawToken {
     pub(crate) secrets: Vec<Spanned<String>>,
 }
 
-/// The URL token check. Only SHA-256 digests of the tokens are kept, so the
-/// comparison is constant-time and does not reveal the token's length.
+/// The URL token check. The given token is compared with each secret in
+/// constant time over the secret's length (`verify/check/token.rs`).
 #[derive(Debug)]
 pub(crate) struct TokenCheck {
     /// The query parameter, as PHP names it (`api.key` is `api_key`).
     pub(crate) param: String,
-    pub(crate) digests: Vec<[u8; 32]>,
-    /// The tokens themselves: a queued callback is stored without its token,
-    /// which is put back when it is delivered.
+    /// The tokens themselves: compared with the given one, and put back into
+    /// a queued callback (stored without its token) when it is delivered.
     pub(crate) secrets: Vec<secret::Secret>,
     /// Where each token came from (`env:X`, `file:…`, `literal`), for `check`.
     pub(crate) sources: Vec<String>,
@@ -61,7 +60,6 @@ impl Loader<'_> {
         let (secrets, sources) = self.secrets(label, "token", t_span, &t.secrets)?;
         Ok(Some(TokenCheck {
             param,
-            digests: secrets.iter().map(|s| token_digest(s.expose())).collect(),
             secrets,
             sources,
         }))

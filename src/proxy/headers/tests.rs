@@ -156,3 +156,24 @@ fn expect_is_not_forwarded() {
     rewrite(&mut h, false, ALL, 0);
     assert!(!h.contains_key("expect"));
 }
+
+#[test]
+fn the_body_length_is_sent_once_and_as_digits() {
+    for sent in [
+        &["1024"][..],
+        &["1024", "1024"],
+        &["01024"],
+        &["+1024"],
+        &["1024, 1024"],
+        &["12"],
+        &[],
+    ] {
+        let mut h = HeaderMap::new();
+        for v in sent {
+            h.append("content-length", v.parse().unwrap());
+        }
+        rewrite(&mut h, false, ALL, 1024);
+        let lens: Vec<_> = h.get_all("content-length").iter().collect();
+        assert_eq!(lens, ["1024"], "{sent:?}");
+    }
+}
