@@ -490,3 +490,63 @@ async fn with_no_list_yet_the_route_refuses_and_says_why() {
         "{out}"
     );
 }
+
+#[test]
+fn explain_judges_a_named_list_by_its_stored_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stored = lists.join("acme.json");
+    std::fs::write(
+        &stored,
+        format!(
+            "{{\"url\":\"https://127.0.0.1:1/list\",\"fetched_at\":{},\"ranges\":[\"192.0.2.0/24\"]}}",
+            callgate_testkit::now()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = dir.path().join("callgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+            config("http://127.0.0.1:9/x", "acme", 1, GITHUB, &ca_pem, &state)
+        ),
+    )
+    .unwrap();
+    let req = dir.path().join("req.txt");
+    std::fs::write(
+        &req,
+        "POST /hooks HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .unwrap();
+    let (cfg, req) = (cfg.display().to_string(), req.display().to_string());
+    let explain = |from: &str| {
+        run_cli(
+            &[
+                "explain",
+                "--config",
+                &cfg,
+                "--route",
+                "hooks",
+                "--request",
+                &req,
+                "--from",
+                from,
+            ],
+            b"",
+            &[],
+        )
+    };
+    let (code, out, err) = explain("192.0.2.7");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would accept"), "{out}");
+    let (code, out, err) = explain("198.51.100.7");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("would refuse"), "{err}");
+}
