@@ -46,7 +46,11 @@ impl Upstream {
     /// `http://host:port/path?query` → its parts, ready to join with a
     /// request's query; the error says what to write instead.
     pub(crate) fn parse(s: &str) -> Result<Upstream, String> {
-        let uri: http::Uri = s.parse().map_err(|e| {
+        // Errors quote the URL with any `user:password@` left out.
+        let raw = s;
+        let shown = without_userinfo(raw);
+        let s = shown.as_str();
+        let uri: http::Uri = raw.parse().map_err(|e| {
             format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
         })?;
         let scheme = match uri.scheme_str() {
@@ -58,9 +62,9 @@ impl Upstream {
             .authority()
             .cloned()
             .ok_or_else(|| format!("{s:?} has no host"))?;
-        if authority.as_str().contains('@') {
+        if shown != raw || authority.as_str().contains('@') {
             return Err(format!(
-                "{s:?}: credentials in the upstream URL are not supported"
+                "{s:?}: credentials (user:password@) in the upstream URL are not supported: remove them"
             ));
         }
         Ok(Upstream {
@@ -261,4 +265,17 @@ fn client_config(m: &Material, verify: bool) -> Result<rustls::ClientConfig, rus
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// `s` with the `user:password@` of its authority, if any, written as
+/// `USER:PASSWORD@`: what an error may quote.
+fn without_userinfo(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return s.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://USER:PASSWORD{}", &rest[at..]),
+        None => s.to_owned(),
+    }
 }

@@ -58,7 +58,7 @@ impl Lists {
             match kept.or_else(|| from_disk(&config.ip_lists_dir, list)) {
                 Some(copy) => held.insert(list.name.clone(), copy),
                 None => {
-                    tracing::warn!(list = %list.name, "list:{} has no copy yet: routes naming it refuse every caller outside their written addresses until it is fetched from {}", list.name, list.url);
+                    tracing::warn!(list = %list.name, "list:{} has no copy yet: routes naming it refuse every caller outside their written addresses until it is fetched from {}", list.name, list.shown_url());
                     None
                 }
             };
@@ -206,7 +206,7 @@ impl Refresher {
                     Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), unix_now() - c.fetched_at),
                     None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
                 };
-                tracing::error!(list = %list.name, url = %list.url, "list:{} refresh failed ({why}); {kept}", list.name);
+                tracing::error!(list = %list.name, url = %list.shown_url(), "list:{} refresh failed ({why}); {kept}", list.name);
                 return;
             }
         };
@@ -217,7 +217,7 @@ impl Refresher {
         if let Err(e) = stored::save(dir, list, &copy) {
             tracing::error!(list = %list.name, "list:{}: cannot store the new copy ({e}); it is used until the next restart", list.name);
         }
-        tracing::info!(list = %list.name, ranges = copy.nets.len(), "list:{} refreshed from {}", list.name, list.url);
+        tracing::info!(list = %list.name, ranges = copy.nets.len(), "list:{} refreshed from {}", list.name, list.shown_url());
         self.metrics.ip_list_refresh(&list.name, true);
         self.lists.put(&list.name, copy);
     }

@@ -550,3 +550,47 @@ fn explain_judges_a_named_list_by_its_stored_copy() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("would refuse"), "{err}");
 }
+
+#[test]
+fn list_and_upstream_credentials_and_query_secrets_are_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let state = dir.path().join("state");
+    let cfg = dir.path().join("callgate.toml");
+    let cfg_s = cfg.display().to_string();
+    let base = format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+        config("http://127.0.0.1:9/x", "acme", 1, GITHUB, &ca_pem, &state)
+    );
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        run_cli(&["check", "--config", &cfg_s], b"", &[])
+    };
+    // userinfo in a list's URL: refused, the password not echoed.
+    let text = base.replace(
+        "https://127.0.0.1:1/",
+        "https://hook:LISTPASS-0xdeadbeef@127.0.0.1:1/",
+    );
+    let (code, out, err) = check(&text);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("user:password@"), "{err}");
+    assert!(!format!("{out}{err}").contains("LISTPASS"), "{out}{err}");
+    // userinfo in a route's upstream: refused, the password not echoed.
+    let text = base.replace(
+        "http://127.0.0.1:9/x",
+        "http://u:UPPASS-0xdeadbeef@127.0.0.1:9/x",
+    );
+    let (code, out, err) = check(&text);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("credentials"), "{err}");
+    assert!(!format!("{out}{err}").contains("UPPASS"), "{out}{err}");
+    // A list URL's query may carry a key: shown as REDACTED.
+    let text = base.replace(
+        "127.0.0.1:1/list",
+        "127.0.0.1:1/list?key=QUERYKEY-0xdeadbeef",
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("https://127.0.0.1:1/list?REDACTED"), "{out}");
+    assert!(!format!("{out}{err}").contains("QUERYKEY"), "{out}{err}");
+}
