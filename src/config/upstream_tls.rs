@@ -11,7 +11,6 @@ use http::uri::{Authority, Scheme};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -222,18 +221,16 @@ impl Loader<'_> {
 
     fn tls_material(&self, label: &str, t: &RawUpstreamTls) -> Result<Material, ConfigError> {
         let roots = match &t.ca {
-            Some(path) => CertificateDer::pem_file_iter(Path::new(path.get_ref()))
-                .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+            Some(path) => crate::trusted::pem_certs(Path::new(path.get_ref()))
                 .map_err(|e| self.at(path, format!("{label}.upstream_tls.ca: cannot read {}: {e} (give a PEM file of CA certificates)", path.get_ref())))?,
             None => Vec::new(),
         };
         let client = match (&t.client_cert, &t.client_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
-                let certs = CertificateDer::pem_file_iter(Path::new(cert.get_ref()))
-                    .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+                let certs = crate::trusted::pem_certs(Path::new(cert.get_ref()))
                     .map_err(|e| self.at(cert, format!("{label}.upstream_tls.client_cert: cannot read {}: {e}", cert.get_ref())))?;
-                let pk = PrivateKeyDer::from_pem_file(Path::new(key.get_ref()))
+                let pk = crate::trusted::pem_key(Path::new(key.get_ref()))
                     .map_err(|e| self.at(key, format!("{label}.upstream_tls.client_key: cannot read {}: {e} (a PEM private key)", key.get_ref())))?;
                 Some((certs, pk))
             }

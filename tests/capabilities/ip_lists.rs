@@ -594,3 +594,109 @@ fn list_and_upstream_credentials_and_query_secrets_are_never_shown() {
     assert!(out.contains("https://127.0.0.1:1/list?REDACTED"), "{out}");
     assert!(!format!("{out}{err}").contains("QUERYKEY"), "{out}{err}");
 }
+
+/// `run_cli`, failing the test (not hanging it) when the command takes
+/// longer than `secs`; `fifos` are opened for writing then, to free it.
+fn cli_within(args: &[&str], secs: u64, fifos: &[&Path]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(run_cli(&args, b"", &[]));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out,
+        Err(_) => {
+            for f in fifos {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc_nonblock())
+                    .open(f);
+            }
+            panic!("callgate did not finish within {secs}s (hung on a planted file)");
+        }
+    }
+}
+
+/// O_NONBLOCK on Linux.
+fn libc_nonblock() -> i32 {
+    0o4000
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_device_planted_as_a_stored_list_or_a_ca_hangs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let closed = callgate_testkit::upstream::closed_port().port();
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let fifo = lists.join("github.json");
+    mkfifo(&fifo);
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+        config(
+            "http://127.0.0.1:9/x",
+            "github",
+            closed,
+            GITHUB,
+            &ca_pem,
+            &state
+        )
+    );
+    let cfg = dir.path().join("callgate.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let (code, out, err) = cli_within(&["check", "--config", &cfg_s], 20, &[&fifo]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not a regular file"), "{out}");
+    // The gateway starts, and says why the stored copy is not used.
+    let gw = start(&text.replace("[listen]\nhttp = \"127.0.0.1:0\"\n", ""));
+    let log = gw.wait_for_log("the stored copy is not used");
+    assert!(log.contains("not a regular file"), "{log}");
+    drop(gw);
+    // A CA named in the config that is a FIFO, or a device, is refused at once.
+    let ca_fifo = dir.path().join("ca-fifo.pem");
+    mkfifo(&ca_fifo);
+    for (ca, fifos) in [
+        (ca_fifo.as_path(), vec![ca_fifo.as_path()]),
+        (Path::new("/dev/zero"), vec![]),
+    ] {
+        let text = format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+            config("http://127.0.0.1:9/x", "github", closed, GITHUB, ca, &state)
+        );
+        std::fs::write(&cfg, &text).unwrap();
+        let (code, out, err) = cli_within(&["check", "--config", &cfg_s], 20, &fifos);
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            err.contains("not a regular file"),
+            "{}: {err}",
+            ca.display()
+        );
+        let text = format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"tls\"\npath = \"/tls\"\nupstream = \"https://127.0.0.1:9/x\"\nupstream_tls = {{ ca = {:?} }}\nhmac = {{ secrets = [\"0123456789abcdef0123456789abcdef\"] }}\n",
+            ca.display().to_string()
+        );
+        std::fs::write(&cfg, &text).unwrap();
+        let (code, out, err) = cli_within(&["check", "--config", &cfg_s], 20, &fifos);
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            err.contains("not a regular file"),
+            "{}: {err}",
+            ca.display()
+        );
+    }
+}
