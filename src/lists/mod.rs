@@ -32,6 +32,31 @@ pub(crate) struct Lists {
     held: ArcSwap<HashMap<String, Arc<Copy>>>,
     /// Wakes the refresher (SIGHUP): every list is fetched again now.
     wake: Notify,
+    /// Each list's last refresh, by name (for `/api/health`).
+    last: std::sync::Mutex<HashMap<String, Refreshed>>,
+}
+
+/// How a list's last refresh went.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct Refreshed {
+    /// Unix seconds.
+    pub(crate) at: i64,
+    pub(crate) ok: bool,
+    /// Why it failed (no URL in it: the list names its source).
+    pub(crate) error: Option<String>,
+}
+
+/// One list as `/api/health` shows it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ListHealth {
+    pub(crate) name: String,
+    /// The URL, its query shown as `REDACTED`.
+    pub(crate) source: String,
+    /// The copy in use: its ranges and age, or null with no copy yet.
+    pub(crate) ranges: Option<usize>,
+    pub(crate) age_seconds: Option<i64>,
+    /// Null until the first refresh since start.
+    pub(crate) last_refresh: Option<Refreshed>,
 }
 
 impl NamedLists for Lists {
@@ -82,6 +107,36 @@ impl Lists {
         for (name, copy) in self.held.load().iter() {
             metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at));
         }
+    }
+
+    /// Each list `config` names: source, copy, last refresh.
+    pub(crate) fn health(&self, config: &Config) -> Vec<ListHealth> {
+        let (held, now) = (self.held.load(), unix_now());
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        config
+            .ip_lists
+            .iter()
+            .map(|l| {
+                let copy = held.get(&l.name);
+                ListHealth {
+                    name: l.name.clone(),
+                    source: l.shown_url(),
+                    ranges: copy.map(|c| c.nets.len()),
+                    age_seconds: copy.map(|c| now.saturating_sub(c.fetched_at).max(0)),
+                    last_refresh: last.get(&l.name).cloned(),
+                }
+            })
+            .collect()
+    }
+
+    fn note(&self, name: &str, error: Option<String>) {
+        let r = Refreshed {
+            at: unix_now(),
+            ok: error.is_none(),
+            error,
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(name.to_owned(), r);
     }
 
     fn put(&self, name: &str, copy: Copy) {
@@ -202,6 +257,7 @@ impl Refresher {
             Ok(nets) => nets,
             Err(why) => {
                 self.metrics.ip_list_refresh(&list.name, false);
+                self.lists.note(&list.name, Some(why.clone()));
                 let kept = match self.lists.copy(&list.name) {
                     Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), unix_now() - c.fetched_at),
                     None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
@@ -219,6 +275,7 @@ impl Refresher {
         }
         tracing::info!(list = %list.name, ranges = copy.nets.len(), "list:{} refreshed from {}", list.name, list.shown_url());
         self.metrics.ip_list_refresh(&list.name, true);
+        self.lists.note(&list.name, None);
         self.lists.put(&list.name, copy);
     }
 }

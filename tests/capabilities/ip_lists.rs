@@ -700,3 +700,55 @@ async fn a_fifo_or_device_planted_as_a_stored_list_or_a_ca_hangs_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_health_shows_each_lists_source_size_age_and_last_refresh() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(200, r#"{"hooks":["127.0.0.2/32","127.0.0.8/31"]}"#);
+    let (port, _) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let text = config(&up.url("/h.php"), "github", port, GITHUB, &ca_pem, &state)
+        .replace("/list\"", "/list?key=QUERYKEY-0xdeadbeef\"");
+    let gw = start(&format!(
+        "{text}\n[admin]\nconsole = {{ password = \"list-console-password-0123\" }}\n"
+    ));
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(20));
+    let health = || async {
+        let mut s = tokio::net::TcpStream::connect(gw.admin.unwrap())
+            .await
+            .unwrap();
+        let req = "GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer list-console-password-0123\r\n\r\n";
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(!out.contains("QUERYKEY"), "{out}");
+        let body = out.split_once("\r\n\r\n").unwrap().1.to_owned();
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let v = health().await;
+    let l = &v["lists"][0];
+    assert_eq!(l["name"], "github", "{v}");
+    assert_eq!(
+        l["source"],
+        format!("https://127.0.0.1:{port}/list?REDACTED"),
+        "{v}"
+    );
+    assert_eq!(l["ranges"], 2, "{v}");
+    assert!(l["age_seconds"].as_i64().unwrap() >= 0, "{v}");
+    assert_eq!(l["last_refresh"]["ok"], true, "{v}");
+    set(&served, 503, "{}");
+    gw.signal("HUP");
+    gw.wait_for_log("list:github refresh failed");
+    let v = health().await;
+    let l = &v["lists"][0];
+    assert_eq!(l["ranges"], 2, "the copy stays: {v}");
+    assert_eq!(l["last_refresh"]["ok"], false, "{v}");
+    assert!(
+        l["last_refresh"]["error"].as_str().unwrap().contains("503"),
+        "{v}"
+    );
+    assert!(!gw.log().contains("QUERYKEY"), "{}", gw.log());
+}
