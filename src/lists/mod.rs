@@ -206,33 +206,93 @@ pub(crate) struct Refresher {
 /// Start the refresh task, once at start: reloads reach it through the
 /// config it reads and [`Lists::refresh_now`].
 pub(crate) fn spawn(r: Refresher) {
-    tokio::spawn(r.run());
+    tokio::spawn(Arc::new(r).run());
+}
+
+/// First wait after a failed refresh (no copy yet, or the refresh failed):
+/// doubled at each failure in a row, at most the list's `refresh`.
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(3);
+
+/// When to try again after `failures` failed refreshes in a row.
+fn retry_after(failures: u32, refresh: Duration) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    jittered(doubled.min(refresh))
+}
+
+/// The refresh task's schedule.
+#[derive(Default)]
+struct Schedule {
+    /// When each list not being fetched is next due; absent: due now, or
+    /// when its stored copy ages out.
+    due: HashMap<String, Instant>,
+    /// Failed refreshes in a row, by list.
+    failures: HashMap<String, u32>,
+    /// The lists being fetched now, each in a task of its own.
+    busy: std::collections::HashSet<String>,
+    running: tokio::task::JoinSet<(String, Duration, bool)>,
+}
+
+impl Schedule {
+    /// A fetch ended: next due after `refresh`, or sooner after a failure.
+    fn ended(&mut self, name: String, refresh: Duration, ok: bool) {
+        self.busy.remove(&name);
+        let wait = match ok {
+            true => {
+                self.failures.remove(&name);
+                jittered(refresh)
+            }
+            false => {
+                let n = self.failures.entry(name.clone()).or_default();
+                *n += 1;
+                retry_after(*n, refresh)
+            }
+        };
+        self.due.insert(name, Instant::now() + wait);
+    }
 }
 
 impl Refresher {
-    async fn run(self) {
-        // When each list is next due; absent: due now, or when its stored copy ages out.
-        let mut due: HashMap<String, Instant> = HashMap::new();
+    /// Each due list fetched in a task of its own: one slow publisher
+    /// holds up no other list.
+    async fn run(self: Arc<Self>) {
+        let mut s = Schedule::default();
         loop {
             let config = self.config.load_full();
-            let now = Instant::now();
-            for list in &config.ip_lists {
-                let at = *due
-                    .entry(list.name.clone())
-                    .or_insert_with(|| self.first_due(list, now));
-                if at <= now {
-                    self.refresh(&config.ip_lists_dir, list).await;
-                    due.insert(list.name.clone(), Instant::now() + jittered(list.refresh));
-                }
-            }
-            due.retain(|name, _| config.ip_lists.iter().any(|l| &l.name == name));
-            let next = due.values().min().copied();
+            self.start_due(&config, &mut s);
+            let named = |name: &String| config.ip_lists.iter().any(|l| &l.name == name);
+            s.due.retain(|name, _| named(name));
+            s.failures.retain(|name, _| named(name));
+            let next = s.due.values().min().copied();
             let sleep = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = self.stopping.cancelled() => return,
                 // SIGHUP: every list is due now.
-                _ = self.lists.wake.notified() => due.values_mut().for_each(|at| *at = Instant::now()),
+                _ = self.lists.wake.notified() => s.due.values_mut().for_each(|at| *at = Instant::now()),
+                Some(Ok((name, refresh, ok))) = s.running.join_next() => s.ended(name, refresh, ok),
                 _ = tokio::time::sleep_until(sleep) => {}
+            }
+        }
+    }
+
+    /// Start a fetch of every list that is due and not being fetched.
+    fn start_due(self: &Arc<Self>, config: &Config, s: &mut Schedule) {
+        let now = Instant::now();
+        for list in &config.ip_lists {
+            if s.busy.contains(&list.name) {
+                continue;
+            }
+            let at = *s
+                .due
+                .entry(list.name.clone())
+                .or_insert_with(|| self.first_due(list, now));
+            if at <= now {
+                s.due.remove(&list.name);
+                s.busy.insert(list.name.clone());
+                let (me, dir, list) = (self.clone(), config.ip_lists_dir.clone(), list.clone());
+                s.running.spawn(async move {
+                    let ok = me.refresh(&dir, &list).await;
+                    (list.name, list.refresh, ok)
+                });
             }
         }
     }
@@ -248,7 +308,7 @@ impl Refresher {
 
     /// Fetch, check, keep: a usable answer replaces the copy (memory and
     /// disk); anything else is logged and counted, and the copy stays.
-    async fn refresh(&self, dir: &Path, list: &IpList) {
+    async fn refresh(&self, dir: &Path, list: &IpList) -> bool {
         let result = match fetch::fetch(list).await {
             Ok(doc) => parse::ranges(&list.format, &doc).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -263,7 +323,7 @@ impl Refresher {
                     None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
                 };
                 tracing::error!(list = %list.name, url = %list.shown_url(), "list:{} refresh failed ({why}); {kept}", list.name);
-                return;
+                return false;
             }
         };
         let copy = Copy {
@@ -277,6 +337,7 @@ impl Refresher {
         self.metrics.ip_list_refresh(&list.name, true);
         self.lists.note(&list.name, None);
         self.lists.put(&list.name, copy);
+        true
     }
 }
 
@@ -290,6 +351,14 @@ fn jittered(period: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_start_at_seconds_double_and_stop_at_the_refresh_period() {
+        let day = Duration::from_secs(86_400);
+        assert!(retry_after(1, day) <= FIRST_RETRY);
+        assert!(retry_after(2, day) > FIRST_RETRY);
+        assert!(retry_after(40, Duration::from_secs(3600)) <= Duration::from_secs(3600));
+    }
 
     #[test]
     fn jitter_stays_within_a_tenth_below() {

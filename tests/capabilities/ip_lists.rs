@@ -752,3 +752,55 @@ async fn api_health_shows_each_lists_source_size_age_and_last_refresh() {
     );
     assert!(!gw.log().contains("QUERYKEY"), "{}", gw.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_first_fetch_is_retried_soon_and_the_route_opens_without_sighup() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(503, "busy");
+    let (port, _) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log("list:github refresh failed");
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 403);
+    set(&served, 200, r#"{"hooks":["127.0.0.2/32"]}"#);
+    // No SIGHUP: the retry (seconds, not the 24 h refresh) fetches it.
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(15));
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_list_server_holds_up_no_other_list() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let (port, _) = list_server(&ca, answer(200, r#"{"hooks":["127.0.0.2/32"]}"#));
+    // Connections are taken by the kernel and never answered: a fetch
+    // waits for its 30 s timeout.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_port = stall.local_addr().unwrap().port();
+    let state = dir.path().join("state");
+    let ca = ca_pem.display().to_string();
+    let gw = start(&format!(
+        "[[route]]\nname = \"slow\"\npath = \"/slow\"\nupstream = {:?}\nallow_ips = [\"list:aaslow\"]\n\n\
+         [[route]]\nname = \"hooks\"\npath = \"/hooks\"\nupstream = {:?}\nallow_ips = [\"list:zzfast\"]\n\n\
+         [[ip_list]]\nname = \"aaslow\"\nurl = \"https://127.0.0.1:{stall_port}/list\"\n{GITHUB}\nca = {ca:?}\n\n\
+         [[ip_list]]\nname = \"zzfast\"\nurl = \"https://127.0.0.1:{port}/list\"\n{GITHUB}\nca = {ca:?}\n\n\
+         [queue]\ndir = {:?}\n",
+        up.url("/s.php"),
+        up.url("/h.php"),
+        state.display().to_string()
+    ));
+    gw.wait_for_log_times("list:zzfast refreshed", 1, Duration::from_secs(8));
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    drop(stall);
+}
