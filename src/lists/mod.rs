@@ -105,7 +105,7 @@ impl Lists {
     pub(crate) fn export(&self, metrics: &Metrics) {
         let now = unix_now();
         for (name, copy) in self.held.load().iter() {
-            metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at));
+            metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at).max(0));
         }
     }
 
@@ -150,7 +150,7 @@ impl Lists {
 fn from_disk(dir: &Path, list: &IpList) -> Option<Arc<Copy>> {
     match stored::load(dir, list) {
         Ok(Some(copy)) => {
-            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = unix_now() - copy.fetched_at, "list:{} uses its stored copy", list.name);
+            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = unix_now().saturating_sub(copy.fetched_at).max(0), "list:{} uses its stored copy", list.name);
             Some(Arc::new(copy))
         }
         Ok(None) => None,
@@ -297,9 +297,14 @@ impl Refresher {
         }
     }
 
-    /// Due now without a copy; else when the copy is `refresh` old.
+    /// Due now without a copy, or with one dated in the future (a clock
+    /// gone back, or a planted date: stale); else when it is `refresh` old.
     fn first_due(&self, list: &IpList, now: Instant) -> Instant {
-        let Some(copy) = self.lists.copy(&list.name) else {
+        let Some(copy) = self
+            .lists
+            .copy(&list.name)
+            .filter(|c| c.fetched_at <= unix_now())
+        else {
             return now;
         };
         let age = Duration::from_secs(unix_now().saturating_sub(copy.fetched_at).max(0) as u64);
@@ -319,7 +324,7 @@ impl Refresher {
                 self.metrics.ip_list_refresh(&list.name, false);
                 self.lists.note(&list.name, Some(why.clone()));
                 let kept = match self.lists.copy(&list.name) {
-                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), unix_now() - c.fetched_at),
+                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), unix_now().saturating_sub(c.fetched_at).max(0)),
                     None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
                 };
                 tracing::error!(list = %list.name, url = %list.shown_url(), "list:{} refresh failed ({why}); {kept}", list.name);

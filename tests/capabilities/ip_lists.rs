@@ -804,3 +804,39 @@ async fn a_stalling_list_server_holds_up_no_other_list() {
     assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
     drop(stall);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_copy_dated_in_the_future_is_stale_and_fetched_again_at_start() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let (port, _) = list_server(&ca, answer(200, r#"{"hooks":["127.0.0.3/32"]}"#));
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stored = lists.join("github.json");
+    let future = callgate_testkit::now() + 365 * 86_400;
+    std::fs::write(
+        &stored,
+        format!("{{\"url\":\"https://127.0.0.1:{port}/list\",\"fetched_at\":{future},\"ranges\":[\"127.0.0.2/32\"]}}"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(10));
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 200);
+    let metrics = admin_get(&gw, "/metrics").await;
+    assert!(
+        !metrics.contains("callgate_ip_list_age_seconds{list=\"github\"} -"),
+        "{metrics}"
+    );
+}
