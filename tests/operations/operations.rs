@@ -28,7 +28,7 @@ fn route(name: &str, path: &str, upstream: &str) -> String {
 
 /// After a reload the listeners keep their addresses; only the file changes.
 fn rewrite(gw: &Gateway, text: &str) {
-    gw.rewrite(&text);
+    gw.rewrite(text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
