@@ -5,6 +5,9 @@
 //! `O_NOFOLLOW`) owned by the service user and writable by nobody else.
 //! Files are written through a fresh temporary file (`O_EXCL`, random name)
 //! renamed into place, so a link planted at any name is never followed.
+//! Every file is opened `O_NONBLOCK` and used only when `fstat` says it is a
+//! regular file: a FIFO or device planted at a name never hangs or floods a
+//! read. Files the config names (PEM) are read the same way, bounded.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -13,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use rand::RngExt;
 use rustix::fs::OFlags;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Why a state path is not trusted.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +119,7 @@ pub(crate) fn private_dir(dir: &Path) -> Result<(), TrustError> {
 pub(crate) fn open_private(path: &Path) -> Result<Option<File>, TrustError> {
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
         .open(path)
     {
         Ok(f) => f,
@@ -143,6 +148,46 @@ pub(crate) fn read_private(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Tru
         .read_to_end(&mut bytes)
         .map_err(io_err(path))?;
     Ok(Some(bytes))
+}
+
+/// Most bytes a PEM file the config names (CA bundle, certificate chain,
+/// private key) may hold.
+pub(crate) const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// A file the config names, read whole: opened `O_NONBLOCK` (a FIFO does
+/// not hang the open), used only if it is a regular file (not a FIFO, a
+/// device such as /dev/zero, a directory), of at most `max` bytes. Links
+/// are followed: the operator named the file.
+pub(crate) fn read_named(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(
+            "not a regular file (a FIFO, device or directory is never read)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::other(format!("over {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// The certificates of a PEM file the config names (see [`read_named`]).
+pub(crate) fn pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = read_named(path, MAX_PEM_BYTES).map_err(|e| e.to_string())?;
+    CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// The private key of a PEM file the config names (see [`read_named`]).
+pub(crate) fn pem_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = read_named(path, MAX_PEM_BYTES).map_err(|e| e.to_string())?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| e.to_string())
 }
 
 /// Replace `path` (in `dir`) with `bytes`, whole or not at all: a fresh

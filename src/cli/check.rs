@@ -53,7 +53,7 @@ fn ip_lists(c: &Config) -> String {
             out,
             "list:{} ({origin}) {} as {}, refreshed every {}{ca}",
             l.name,
-            l.url,
+            l.shown_url(),
             l.format.describe(),
             humantime::format_duration(l.refresh)
         );

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use toml::Spanned;
@@ -169,9 +168,15 @@ impl Loader<'_> {
     }
 
     fn roots(&self, path: &Spanned<String>) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-        let roots = CertificateDer::pem_file_iter(Path::new(path.get_ref()))
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.at(path, format!("tls.acme.ca_roots: cannot read {}: {e} (give a PEM file of CA certificates)", path.get_ref())))?;
+        let roots = crate::trusted::pem_certs(Path::new(path.get_ref())).map_err(|e| {
+            self.at(
+                path,
+                format!(
+                    "tls.acme.ca_roots: cannot read {}: {e} (give a PEM file of CA certificates)",
+                    path.get_ref()
+                ),
+            )
+        })?;
         if roots.is_empty() {
             return Err(self.at(
                 path,

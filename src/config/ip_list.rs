@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use toml::Spanned;
@@ -84,6 +83,18 @@ impl IpList {
             && self.url == other.url
             && self.format == other.format
             && self.ca == other.ca
+    }
+
+    /// The URL as shown in the log, `check` and the API: a query (which may
+    /// carry a key) shown as `REDACTED`.
+    pub(crate) fn shown_url(&self) -> String {
+        let u = &self.url;
+        let (scheme, host) = (u.scheme_str().unwrap_or("https"), u.authority());
+        let host = host.map_or("", |a| a.as_str());
+        match u.query() {
+            Some(_) => format!("{scheme}://{host}{}?REDACTED", u.path()),
+            None => format!("{scheme}://{host}{}", u.path()),
+        }
     }
 }
 
@@ -249,6 +260,9 @@ impl Loader<'_> {
                 format!("{label}.url is not a URL: write it as \"https://example.com/ips.json\""),
             )
         })?;
+        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(self.at(&raw.url, format!("{label}.url carries a user and password (user:password@): callgate sends no credentials to a list server; remove them (a key the server wants may go in the query, which is never shown)")));
+        }
         if url.scheme_str() != Some("https") || url.host().is_none() {
             return Err(self.at(&raw.url, format!("{label}.url must be an https:// URL: a list that decides who may call is fetched over verified TLS only")));
         }
@@ -286,17 +300,15 @@ impl Loader<'_> {
         label: &str,
         path: &Spanned<String>,
     ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-        let roots = CertificateDer::pem_file_iter(Path::new(path.get_ref()))
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                self.at(
-                    path,
-                    format!(
-                        "{label}.ca: cannot read {}: {e} (give a PEM file of CA certificates)",
-                        path.get_ref()
-                    ),
-                )
-            })?;
+        let roots = crate::trusted::pem_certs(Path::new(path.get_ref())).map_err(|e| {
+            self.at(
+                path,
+                format!(
+                    "{label}.ca: cannot read {}: {e} (give a PEM file of CA certificates)",
+                    path.get_ref()
+                ),
+            )
+        })?;
         if roots.is_empty() {
             return Err(self.at(
                 path,

@@ -157,6 +157,7 @@ impl<'a> Loader<'a> {
         }
         let online = Loader::new(self.text, self.path, false);
         *online.presets.borrow_mut() = self.presets.borrow().clone();
+        *online.ip_list_names.borrow_mut() = self.ip_list_names();
         Some(online)
     }
 

@@ -127,13 +127,8 @@ pub(crate) fn parse(url: &str) -> Result<(String, PgTls), String> {
 fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     const MAX_BYTES: u64 = 1 << 20;
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("sslrootcert {shown}: {e}"))?;
-    if meta.len() > MAX_BYTES {
-        return Err(format!(
-            "sslrootcert {shown} is over 1 MiB: give a CA bundle"
-        ));
-    }
-    let pem = std::fs::read(path).map_err(|e| format!("sslrootcert {shown}: {e}"))?;
+    let pem = crate::trusted::read_named(path, MAX_BYTES)
+        .map_err(|e| format!("sslrootcert {shown}: {e} (give a CA bundle of at most 1 MiB)"))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("sslrootcert {shown}: {e}"))?;

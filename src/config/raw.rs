@@ -57,9 +57,21 @@ parsed_string!(
 /// A CIDR or a bare address; the error says what to write.
 pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
+    if leading_zero(s) {
+        return Err(format!("{s:?} has a number with a leading zero, which some readers take as octal: write 10.0.0.0/24, not 010.0.0.0/24"));
+    }
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("invalid address or CIDR {s:?}: write 84.22.114.141, 84.22.114.0/24 or 2001:db8::/32"))
+}
+
+/// A dotted IPv4 number or a prefix length written with a leading zero
+/// (`010.0.0.0/24`: octal to some readers, decimal to others).
+fn leading_zero(entry: &str) -> bool {
+    let (addr, prefix) = entry.trim().split_once('/').unwrap_or((entry.trim(), ""));
+    let dotted = addr.rsplit(':').next().unwrap_or("");
+    let zero = |n: &str| n.len() > 1 && n.starts_with('0');
+    (dotted.contains('.') && dotted.split('.').any(zero)) || zero(prefix)
 }
 
 parsed_string!(

@@ -117,7 +117,13 @@ fn read_trimmed(path: &Path) -> Result<Vec<u8>, SecretError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(err)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO does not hang the open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(err)?;
     // Not a device or a pipe (`file:/dev/zero` would be read until memory
     // runs out), and bounded.
     if !file.metadata().map_err(err)?.is_file() {

@@ -76,16 +76,13 @@ pub(crate) fn load(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
         path: cert.display().to_string(),
         reason,
     };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| cert_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_err(e.to_string()))?;
+    let chain = crate::trusted::pem_certs(cert).map_err(cert_err)?;
     if chain.is_empty() {
         return Err(TlsError::NoCert(cert.display().to_string()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+    let key = crate::trusted::pem_key(key).map_err(|reason| TlsError::Key {
         path: key.display().to_string(),
-        reason: e.to_string(),
+        reason,
     })?;
     from_der(chain, key).map_err(|e| match e {
         TlsError::Cert { reason, .. } => cert_err(reason),

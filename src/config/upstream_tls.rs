@@ -11,7 +11,6 @@ use http::uri::{Authority, Scheme};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -46,7 +45,11 @@ impl Upstream {
     /// `http://host:port/path?query` → its parts, ready to join with a
     /// request's query; the error says what to write instead.
     pub(crate) fn parse(s: &str) -> Result<Upstream, String> {
-        let uri: http::Uri = s.parse().map_err(|e| {
+        // Errors quote the URL with any `user:password@` left out.
+        let raw = s;
+        let shown = without_userinfo(raw);
+        let s = shown.as_str();
+        let uri: http::Uri = raw.parse().map_err(|e| {
             format!("{s:?} is not a URL ({e}); write it as \"http://127.0.0.1:8080/callback.php\"")
         })?;
         let scheme = match uri.scheme_str() {
@@ -58,9 +61,9 @@ impl Upstream {
             .authority()
             .cloned()
             .ok_or_else(|| format!("{s:?} has no host"))?;
-        if authority.as_str().contains('@') {
+        if shown != raw || authority.as_str().contains('@') {
             return Err(format!(
-                "{s:?}: credentials in the upstream URL are not supported"
+                "{s:?}: credentials (user:password@) in the upstream URL are not supported: remove them"
             ));
         }
         Ok(Upstream {
@@ -225,18 +228,16 @@ impl Loader<'_> {
 
     fn tls_material(&self, label: &str, t: &RawUpstreamTls) -> Result<Material, ConfigError> {
         let roots = match &t.ca {
-            Some(path) => CertificateDer::pem_file_iter(Path::new(path.get_ref()))
-                .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+            Some(path) => crate::trusted::pem_certs(Path::new(path.get_ref()))
                 .map_err(|e| self.at(path, format!("{label}.upstream_tls.ca: cannot read {}: {e} (give a PEM file of CA certificates)", path.get_ref())))?,
             None => Vec::new(),
         };
         let client = match (&t.client_cert, &t.client_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => {
-                let certs = CertificateDer::pem_file_iter(Path::new(cert.get_ref()))
-                    .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+                let certs = crate::trusted::pem_certs(Path::new(cert.get_ref()))
                     .map_err(|e| self.at(cert, format!("{label}.upstream_tls.client_cert: cannot read {}: {e}", cert.get_ref())))?;
-                let pk = PrivateKeyDer::from_pem_file(Path::new(key.get_ref()))
+                let pk = crate::trusted::pem_key(Path::new(key.get_ref()))
                     .map_err(|e| self.at(key, format!("{label}.upstream_tls.client_key: cannot read {}: {e} (a PEM private key)", key.get_ref())))?;
                 Some((certs, pk))
             }
@@ -268,4 +269,17 @@ fn client_config(m: &Material, verify: bool) -> Result<rustls::ClientConfig, rus
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// `s` with the `user:password@` of its authority, if any, written as
+/// `USER:PASSWORD@`: what an error may quote.
+fn without_userinfo(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return s.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://USER:PASSWORD{}", &rest[at..]),
+        None => s.to_owned(),
+    }
 }

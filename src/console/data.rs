@@ -109,6 +109,8 @@ pub(crate) struct Health {
     pub(crate) store: StoreLine,
     pub(crate) certificates: Vec<Certificate>,
     pub(crate) reload: ReloadLine,
+    /// Each named address list: source, size, age, last refresh.
+    pub(crate) lists: Vec<crate::lists::ListHealth>,
 }
 
 /// Gather the health details.
@@ -123,6 +125,7 @@ pub(crate) async fn health(shared: &Shared) -> Health {
         store,
         certificates: certificates(shared, &config, crate::clock::unix_ms() / 1000),
         reload: reload_line(shared),
+        lists: shared.ip_lists.health(&config),
     }
 }
 

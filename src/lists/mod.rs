@@ -33,6 +33,31 @@ pub(crate) struct Lists {
     held: ArcSwap<HashMap<String, Arc<Copy>>>,
     /// Wakes the refresher (SIGHUP): every list is fetched again now.
     wake: Notify,
+    /// Each list's last refresh, by name (for `/api/health`).
+    last: std::sync::Mutex<HashMap<String, Refreshed>>,
+}
+
+/// How a list's last refresh went.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct Refreshed {
+    /// Unix seconds.
+    pub(crate) at: i64,
+    pub(crate) ok: bool,
+    /// Why it failed (no URL in it: the list names its source).
+    pub(crate) error: Option<String>,
+}
+
+/// One list as `/api/health` shows it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ListHealth {
+    pub(crate) name: String,
+    /// The URL, its query shown as `REDACTED`.
+    pub(crate) source: String,
+    /// The copy in use: its ranges and age, or null with no copy yet.
+    pub(crate) ranges: Option<usize>,
+    pub(crate) age_seconds: Option<i64>,
+    /// Null until the first refresh since start.
+    pub(crate) last_refresh: Option<Refreshed>,
 }
 
 impl NamedLists for Lists {
@@ -59,7 +84,7 @@ impl Lists {
             match kept.or_else(|| from_disk(&config.ip_lists_dir, list)) {
                 Some(copy) => held.insert(list.name.clone(), copy),
                 None => {
-                    tracing::warn!(list = %list.name, "list:{} has no copy yet: routes naming it refuse every caller outside their written addresses until it is fetched from {}", list.name, list.url);
+                    tracing::warn!(list = %list.name, "list:{} has no copy yet: routes naming it refuse every caller outside their written addresses until it is fetched from {}", list.name, list.shown_url());
                     None
                 }
             };
@@ -81,8 +106,38 @@ impl Lists {
     pub(crate) fn export(&self, metrics: &Metrics) {
         let now = clock::unix_secs();
         for (name, copy) in self.held.load().iter() {
-            metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at));
+            metrics.ip_list_age(name, now.saturating_sub(copy.fetched_at).max(0));
         }
+    }
+
+    /// Each list `config` names: source, copy, last refresh.
+    pub(crate) fn health(&self, config: &Config) -> Vec<ListHealth> {
+        let (held, now) = (self.held.load(), clock::unix_secs());
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        config
+            .ip_lists
+            .iter()
+            .map(|l| {
+                let copy = held.get(&l.name);
+                ListHealth {
+                    name: l.name.clone(),
+                    source: l.shown_url(),
+                    ranges: copy.map(|c| c.nets.len()),
+                    age_seconds: copy.map(|c| now.saturating_sub(c.fetched_at).max(0)),
+                    last_refresh: last.get(&l.name).cloned(),
+                }
+            })
+            .collect()
+    }
+
+    fn note(&self, name: &str, error: Option<String>) {
+        let r = Refreshed {
+            at: clock::unix_secs(),
+            ok: error.is_none(),
+            error,
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(name.to_owned(), r);
     }
 
     fn put(&self, name: &str, copy: Copy) {
@@ -96,7 +151,7 @@ impl Lists {
 fn from_disk(dir: &Path, list: &IpList) -> Option<Arc<Copy>> {
     match stored::load(dir, list) {
         Ok(Some(copy)) => {
-            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = clock::unix_secs() - copy.fetched_at, "list:{} uses its stored copy", list.name);
+            tracing::info!(list = %list.name, ranges = copy.nets.len(), age_s = clock::unix_secs().saturating_sub(copy.fetched_at).max(0), "list:{} uses its stored copy", list.name);
             Some(Arc::new(copy))
         }
         Ok(None) => None,
@@ -145,40 +200,105 @@ pub(crate) struct Refresher {
 /// Start the refresh task, once at start: reloads reach it through the
 /// config it reads and [`Lists::refresh_now`].
 pub(crate) fn spawn(r: Refresher) {
-    tokio::spawn(r.run());
+    tokio::spawn(Arc::new(r).run());
+}
+
+/// First wait after a failed refresh (no copy yet, or the refresh failed):
+/// doubled at each failure in a row, at most the list's `refresh`.
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(3);
+
+/// When to try again after `failures` failed refreshes in a row.
+fn retry_after(failures: u32, refresh: Duration) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    jittered(doubled.min(refresh))
+}
+
+/// The refresh task's schedule.
+#[derive(Default)]
+struct Schedule {
+    /// When each list not being fetched is next due; absent: due now, or
+    /// when its stored copy ages out.
+    due: HashMap<String, Instant>,
+    /// Failed refreshes in a row, by list.
+    failures: HashMap<String, u32>,
+    /// The lists being fetched now, each in a task of its own.
+    busy: std::collections::HashSet<String>,
+    running: tokio::task::JoinSet<(String, Duration, bool)>,
+}
+
+impl Schedule {
+    /// A fetch ended: next due after `refresh`, or sooner after a failure.
+    fn ended(&mut self, name: String, refresh: Duration, ok: bool) {
+        self.busy.remove(&name);
+        let wait = match ok {
+            true => {
+                self.failures.remove(&name);
+                jittered(refresh)
+            }
+            false => {
+                let n = self.failures.entry(name.clone()).or_default();
+                *n += 1;
+                retry_after(*n, refresh)
+            }
+        };
+        self.due.insert(name, Instant::now() + wait);
+    }
 }
 
 impl Refresher {
-    async fn run(self) {
-        // When each list is next due; absent: due now, or when its stored copy ages out.
-        let mut due: HashMap<String, Instant> = HashMap::new();
+    /// Each due list fetched in a task of its own: one slow publisher
+    /// holds up no other list.
+    async fn run(self: Arc<Self>) {
+        let mut s = Schedule::default();
         loop {
             let config = self.config.load_full();
-            let now = Instant::now();
-            for list in &config.ip_lists {
-                let at = *due
-                    .entry(list.name.clone())
-                    .or_insert_with(|| self.first_due(list, now));
-                if at <= now {
-                    self.refresh(&config.ip_lists_dir, list).await;
-                    due.insert(list.name.clone(), Instant::now() + jittered(list.refresh));
-                }
-            }
-            due.retain(|name, _| config.ip_lists.iter().any(|l| &l.name == name));
-            let next = due.values().min().copied();
+            self.start_due(&config, &mut s);
+            let named = |name: &String| config.ip_lists.iter().any(|l| &l.name == name);
+            s.due.retain(|name, _| named(name));
+            s.failures.retain(|name, _| named(name));
+            let next = s.due.values().min().copied();
             let sleep = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = self.stopping.cancelled() => return,
                 // SIGHUP: every list is due now.
-                _ = self.lists.wake.notified() => due.values_mut().for_each(|at| *at = Instant::now()),
+                _ = self.lists.wake.notified() => s.due.values_mut().for_each(|at| *at = Instant::now()),
+                Some(Ok((name, refresh, ok))) = s.running.join_next() => s.ended(name, refresh, ok),
                 _ = tokio::time::sleep_until(sleep) => {}
             }
         }
     }
 
-    /// Due now without a copy; else when the copy is `refresh` old.
+    /// Start a fetch of every list that is due and not being fetched.
+    fn start_due(self: &Arc<Self>, config: &Config, s: &mut Schedule) {
+        let now = Instant::now();
+        for list in &config.ip_lists {
+            if s.busy.contains(&list.name) {
+                continue;
+            }
+            let at = *s
+                .due
+                .entry(list.name.clone())
+                .or_insert_with(|| self.first_due(list, now));
+            if at <= now {
+                s.due.remove(&list.name);
+                s.busy.insert(list.name.clone());
+                let (me, dir, list) = (self.clone(), config.ip_lists_dir.clone(), list.clone());
+                s.running.spawn(async move {
+                    let ok = me.refresh(&dir, &list).await;
+                    (list.name, list.refresh, ok)
+                });
+            }
+        }
+    }
+
+    /// Due now without a copy, or with one dated in the future (a clock
+    /// gone back, or a planted date: stale); else when it is `refresh` old.
     fn first_due(&self, list: &IpList, now: Instant) -> Instant {
-        let Some(copy) = self.lists.copy(&list.name) else {
+        let Some(copy) = self
+            .lists
+            .copy(&list.name)
+            .filter(|c| c.fetched_at <= clock::unix_secs())
+        else {
             return now;
         };
         let age =
@@ -188,7 +308,7 @@ impl Refresher {
 
     /// Fetch, check, keep: a usable answer replaces the copy (memory and
     /// disk); anything else is logged and counted, and the copy stays.
-    async fn refresh(&self, dir: &Path, list: &IpList) {
+    async fn refresh(&self, dir: &Path, list: &IpList) -> bool {
         let result = match fetch::fetch(list).await {
             Ok(doc) => parse::ranges(&list.format, &doc).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -197,12 +317,13 @@ impl Refresher {
             Ok(nets) => nets,
             Err(why) => {
                 self.metrics.ip_list_refresh(&list.name, false);
+                self.lists.note(&list.name, Some(why.clone()));
                 let kept = match self.lists.copy(&list.name) {
-                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), clock::unix_secs() - c.fetched_at),
+                    Some(c) => format!("the copy of {} ranges fetched {}s ago stays", c.nets.len(), clock::unix_secs().saturating_sub(c.fetched_at).max(0)),
                     None => "no copy yet: routes naming it refuse callers outside their written addresses".into(),
                 };
-                tracing::error!(list = %list.name, url = %list.url, "list:{} refresh failed ({why}); {kept}", list.name);
-                return;
+                tracing::error!(list = %list.name, url = %list.shown_url(), "list:{} refresh failed ({why}); {kept}", list.name);
+                return false;
             }
         };
         let copy = Copy {
@@ -212,9 +333,11 @@ impl Refresher {
         if let Err(e) = stored::save(dir, list, &copy) {
             tracing::error!(list = %list.name, "list:{}: cannot store the new copy ({e}); it is used until the next restart", list.name);
         }
-        tracing::info!(list = %list.name, ranges = copy.nets.len(), "list:{} refreshed from {}", list.name, list.url);
+        tracing::info!(list = %list.name, ranges = copy.nets.len(), "list:{} refreshed from {}", list.name, list.shown_url());
         self.metrics.ip_list_refresh(&list.name, true);
+        self.lists.note(&list.name, None);
         self.lists.put(&list.name, copy);
+        true
     }
 }
 
@@ -228,6 +351,14 @@ fn jittered(period: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_start_at_seconds_double_and_stop_at_the_refresh_period() {
+        let day = Duration::from_secs(86_400);
+        assert!(retry_after(1, day) <= FIRST_RETRY);
+        assert!(retry_after(2, day) > FIRST_RETRY);
+        assert!(retry_after(40, Duration::from_secs(3600)) <= Duration::from_secs(3600));
+    }
 
     #[test]
     fn jitter_stays_within_a_tenth_below() {

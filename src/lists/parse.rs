@@ -161,6 +161,17 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_with_leading_zeros_is_refused_as_the_config_refuses_it() {
+        for e in ["010.0.0.0/24", "10.0.0.010", "1.2.3.04/32"] {
+            assert!(
+                matches!(checked(&[e.to_owned()]), Err(Unusable::BadEntry(_))),
+                "{e}"
+            );
+        }
+        assert!(checked(&["10.0.0.0/24".to_owned(), "2001:db8::/32".to_owned()]).is_ok());
+    }
+
+    #[test]
     fn absurd_and_broken_lists_are_refused() {
         let f = json("hooks");
         assert_eq!(ranges(&f, br#"{"hooks":[]}"#), Err(Unusable::Empty));

@@ -490,3 +490,353 @@ async fn with_no_list_yet_the_route_refuses_and_says_why() {
         "{out}"
     );
 }
+
+#[test]
+fn explain_judges_a_named_list_by_its_stored_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stored = lists.join("acme.json");
+    std::fs::write(
+        &stored,
+        format!(
+            "{{\"url\":\"https://127.0.0.1:1/list\",\"fetched_at\":{},\"ranges\":[\"192.0.2.0/24\"]}}",
+            callgate_testkit::now()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = dir.path().join("callgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+            config("http://127.0.0.1:9/x", "acme", 1, GITHUB, &ca_pem, &state)
+        ),
+    )
+    .unwrap();
+    let req = dir.path().join("req.txt");
+    std::fs::write(
+        &req,
+        "POST /hooks HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .unwrap();
+    let (cfg, req) = (cfg.display().to_string(), req.display().to_string());
+    let explain = |from: &str| {
+        run_cli(
+            &[
+                "explain",
+                "--config",
+                &cfg,
+                "--route",
+                "hooks",
+                "--request",
+                &req,
+                "--from",
+                from,
+            ],
+            b"",
+            &[],
+        )
+    };
+    let (code, out, err) = explain("192.0.2.7");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would accept"), "{out}");
+    let (code, out, err) = explain("198.51.100.7");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("would refuse"), "{err}");
+}
+
+#[test]
+fn list_and_upstream_credentials_and_query_secrets_are_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let state = dir.path().join("state");
+    let cfg = dir.path().join("callgate.toml");
+    let cfg_s = cfg.display().to_string();
+    let base = format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+        config("http://127.0.0.1:9/x", "acme", 1, GITHUB, &ca_pem, &state)
+    );
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        run_cli(&["check", "--config", &cfg_s], b"", &[])
+    };
+    // userinfo in a list's URL: refused, the password not echoed.
+    let text = base.replace(
+        "https://127.0.0.1:1/",
+        "https://hook:LISTPASS-0xdeadbeef@127.0.0.1:1/",
+    );
+    let (code, out, err) = check(&text);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("user:password@"), "{err}");
+    assert!(!format!("{out}{err}").contains("LISTPASS"), "{out}{err}");
+    // userinfo in a route's upstream: refused, the password not echoed.
+    let text = base.replace(
+        "http://127.0.0.1:9/x",
+        "http://u:UPPASS-0xdeadbeef@127.0.0.1:9/x",
+    );
+    let (code, out, err) = check(&text);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("credentials"), "{err}");
+    assert!(!format!("{out}{err}").contains("UPPASS"), "{out}{err}");
+    // A list URL's query may carry a key: shown as REDACTED.
+    let text = base.replace(
+        "127.0.0.1:1/list",
+        "127.0.0.1:1/list?key=QUERYKEY-0xdeadbeef",
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("https://127.0.0.1:1/list?REDACTED"), "{out}");
+    assert!(!format!("{out}{err}").contains("QUERYKEY"), "{out}{err}");
+}
+
+/// `run_cli`, failing the test (not hanging it) when the command takes
+/// longer than `secs`; `fifos` are opened for writing then, to free it.
+fn cli_within(args: &[&str], secs: u64, fifos: &[&Path]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(run_cli(&args, b"", &[]));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out,
+        Err(_) => {
+            for f in fifos {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc_nonblock())
+                    .open(f);
+            }
+            panic!("callgate did not finish within {secs}s (hung on a planted file)");
+        }
+    }
+}
+
+/// O_NONBLOCK on Linux.
+fn libc_nonblock() -> i32 {
+    0o4000
+}
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_device_planted_as_a_stored_list_or_a_ca_hangs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let closed = callgate_testkit::upstream::closed_port().port();
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let fifo = lists.join("github.json");
+    mkfifo(&fifo);
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+        config(
+            "http://127.0.0.1:9/x",
+            "github",
+            closed,
+            GITHUB,
+            &ca_pem,
+            &state
+        )
+    );
+    let cfg = dir.path().join("callgate.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let (code, out, err) = cli_within(&["check", "--config", &cfg_s], 20, &[&fifo]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not a regular file"), "{out}");
+    // The gateway starts, and says why the stored copy is not used.
+    let gw = start(&text.replace("[listen]\nhttp = \"127.0.0.1:0\"\n", ""));
+    let log = gw.wait_for_log("the stored copy is not used");
+    assert!(log.contains("not a regular file"), "{log}");
+    drop(gw);
+    // A CA named in the config that is a FIFO, or a device, is refused at once.
+    let ca_fifo = dir.path().join("ca-fifo.pem");
+    mkfifo(&ca_fifo);
+    for (ca, fifos) in [
+        (ca_fifo.as_path(), vec![ca_fifo.as_path()]),
+        (Path::new("/dev/zero"), vec![]),
+    ] {
+        let text = format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+            config("http://127.0.0.1:9/x", "github", closed, GITHUB, ca, &state)
+        );
+        std::fs::write(&cfg, &text).unwrap();
+        let (code, out, err) = cli_within(&["check", "--config", &cfg_s], 20, &fifos);
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            err.contains("not a regular file"),
+            "{}: {err}",
+            ca.display()
+        );
+        let text = format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[[route]]\nname = \"tls\"\npath = \"/tls\"\nupstream = \"https://127.0.0.1:9/x\"\nupstream_tls = {{ ca = {:?} }}\nhmac = {{ secrets = [\"0123456789abcdef0123456789abcdef\"] }}\n",
+            ca.display().to_string()
+        );
+        std::fs::write(&cfg, &text).unwrap();
+        let (code, out, err) = cli_within(&["check", "--config", &cfg_s], 20, &fifos);
+        assert_ne!(code, 0, "{out}");
+        assert!(
+            err.contains("not a regular file"),
+            "{}: {err}",
+            ca.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_health_shows_each_lists_source_size_age_and_last_refresh() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(200, r#"{"hooks":["127.0.0.2/32","127.0.0.8/31"]}"#);
+    let (port, _) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let text = config(&up.url("/h.php"), "github", port, GITHUB, &ca_pem, &state)
+        .replace("/list\"", "/list?key=QUERYKEY-0xdeadbeef\"");
+    let gw = start(&format!(
+        "{text}\n[admin]\nconsole = {{ password = \"list-console-password-0123\" }}\n"
+    ));
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(20));
+    let health = || async {
+        let mut s = tokio::net::TcpStream::connect(gw.admin.unwrap())
+            .await
+            .unwrap();
+        let req = "GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer list-console-password-0123\r\n\r\n";
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(!out.contains("QUERYKEY"), "{out}");
+        let body = out.split_once("\r\n\r\n").unwrap().1.to_owned();
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let v = health().await;
+    let l = &v["lists"][0];
+    assert_eq!(l["name"], "github", "{v}");
+    assert_eq!(
+        l["source"],
+        format!("https://127.0.0.1:{port}/list?REDACTED"),
+        "{v}"
+    );
+    assert_eq!(l["ranges"], 2, "{v}");
+    assert!(l["age_seconds"].as_i64().unwrap() >= 0, "{v}");
+    assert_eq!(l["last_refresh"]["ok"], true, "{v}");
+    set(&served, 503, "{}");
+    gw.signal("HUP");
+    gw.wait_for_log("list:github refresh failed");
+    let v = health().await;
+    let l = &v["lists"][0];
+    assert_eq!(l["ranges"], 2, "the copy stays: {v}");
+    assert_eq!(l["last_refresh"]["ok"], false, "{v}");
+    assert!(
+        l["last_refresh"]["error"].as_str().unwrap().contains("503"),
+        "{v}"
+    );
+    assert!(!gw.log().contains("QUERYKEY"), "{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_first_fetch_is_retried_soon_and_the_route_opens_without_sighup() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let served = answer(503, "busy");
+    let (port, _) = list_server(&ca, served.clone());
+    let state = dir.path().join("state");
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log("list:github refresh failed");
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 403);
+    set(&served, 200, r#"{"hooks":["127.0.0.2/32"]}"#);
+    // No SIGHUP: the retry (seconds, not the 24 h refresh) fetches it.
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(15));
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_list_server_holds_up_no_other_list() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let (port, _) = list_server(&ca, answer(200, r#"{"hooks":["127.0.0.2/32"]}"#));
+    // Connections are taken by the kernel and never answered: a fetch
+    // waits for its 30 s timeout.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_port = stall.local_addr().unwrap().port();
+    let state = dir.path().join("state");
+    let ca = ca_pem.display().to_string();
+    let gw = start(&format!(
+        "[[route]]\nname = \"slow\"\npath = \"/slow\"\nupstream = {:?}\nallow_ips = [\"list:aaslow\"]\n\n\
+         [[route]]\nname = \"hooks\"\npath = \"/hooks\"\nupstream = {:?}\nallow_ips = [\"list:zzfast\"]\n\n\
+         [[ip_list]]\nname = \"aaslow\"\nurl = \"https://127.0.0.1:{stall_port}/list\"\n{GITHUB}\nca = {ca:?}\n\n\
+         [[ip_list]]\nname = \"zzfast\"\nurl = \"https://127.0.0.1:{port}/list\"\n{GITHUB}\nca = {ca:?}\n\n\
+         [queue]\ndir = {:?}\n",
+        up.url("/s.php"),
+        up.url("/h.php"),
+        state.display().to_string()
+    ));
+    gw.wait_for_log_times("list:zzfast refreshed", 1, Duration::from_secs(8));
+    assert_eq!(post_from(&gw, "127.0.0.2").await, 200);
+    drop(stall);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_copy_dated_in_the_future_is_stale_and_fetched_again_at_start() {
+    let up = Upstream::recording().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_pem) = test_ca(dir.path(), "ca.pem");
+    let (port, _) = list_server(&ca, answer(200, r#"{"hooks":["127.0.0.3/32"]}"#));
+    let state = dir.path().join("state");
+    let lists = state.join("ip-lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stored = lists.join("github.json");
+    let future = callgate_testkit::now() + 365 * 86_400;
+    std::fs::write(
+        &stored,
+        format!("{{\"url\":\"https://127.0.0.1:{port}/list\",\"fetched_at\":{future},\"ranges\":[\"127.0.0.2/32\"]}}"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stored, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = start(&config(
+        &up.url("/hook.php"),
+        "github",
+        port,
+        GITHUB,
+        &ca_pem,
+        &state,
+    ));
+    gw.wait_for_log_times("list:github refreshed", 1, Duration::from_secs(10));
+    assert_eq!(post_from(&gw, "127.0.0.3").await, 200);
+    let metrics = admin_get(&gw, "/metrics").await;
+    assert!(
+        !metrics.contains("callgate_ip_list_age_seconds{list=\"github\"} -"),
+        "{metrics}"
+    );
+}
