@@ -113,10 +113,12 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
-/// `verify = false`: every certificate accepted (signatures still checked
-/// as TLS requires, so the session is at least encrypted). Trials only.
+/// Every certificate accepted, the handshake's own signatures still checked
+/// as TLS requires, so the session is at least encrypted: `upstream_tls =
+/// { verify = false }` (trials only), and the queue database's `sslmode =
+/// require` without roots (libpq's meaning, `queue/pg_tls.rs`).
 #[derive(Debug)]
-struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct Unverified(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for Unverified {
     fn verify_server_cert(

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
 use crate::config::pg_url::{PgTls, Roots, SslMode};
+use crate::config::upstream_tls::Unverified;
 
 /// The rustls client configuration `tls` calls for.
 pub(crate) fn client_config(tls: &PgTls) -> Result<rustls::ClientConfig, Error> {
@@ -27,7 +27,7 @@ pub(crate) fn client_config(tls: &PgTls) -> Result<rustls::ClientConfig, Error> 
     let verifier: Arc<dyn ServerCertVerifier> = match (tls.mode, &tls.roots) {
         (SslMode::VerifyFull | SslMode::Disable, _) => chain,
         (SslMode::VerifyCa, _) | (SslMode::Require, Roots::File { .. }) => Arc::new(AnyName(chain)),
-        (SslMode::Require, Roots::System) => Arc::new(Unchecked(provider.clone())),
+        (SslMode::Require, Roots::System) => Arc::new(Unverified(provider.clone())),
     };
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -80,55 +80,5 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
-    }
-}
-
-/// require without roots: encrypted, the peer unchecked (libpq's meaning;
-/// the handshake's own signatures are still verified).
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
