@@ -48,6 +48,10 @@ pub fn lookup<'a>(query: &'a str, name: &str) -> Lookup<'a> {
 /// The first of `names` (each already [`folded`]) that appears in a query
 /// or form body, under any spelling PHP folds to it.
 pub fn first_named<'n>(params: &[u8], names: &'n [String]) -> Option<&'n str> {
+    // No name to find (an upstream URL without a query): nothing to decode.
+    if names.is_empty() {
+        return None;
+    }
     form_urlencoded::parse(params).find_map(|(k, _)| {
         let (base, _) = php_base(&k)?;
         names.iter().find(|want| **want == base).map(String::as_str)
