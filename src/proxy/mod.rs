@@ -176,9 +176,13 @@ impl Call<'_> {
         self.shared
             .metrics
             .request(route, cache, handled.outcome, handled.refusal);
-        // A reason may quote what the request carried.
-        if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
-            handled.reason = hidden;
+        let recent = self.shared.recent.load();
+        // A reason may quote what the request carried: hidden before the
+        // log line or the console shows it (and not looked at when neither does).
+        if tracing::enabled!(tracing::Level::INFO) || recent.is_some() {
+            if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
+                handled.reason = hidden;
+            }
         }
         tracing::info!(
             route,
@@ -192,7 +196,7 @@ impl Call<'_> {
             duration_ms = (seen.start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
             "request"
         );
-        if let Some(recent) = self.shared.recent.load().as_ref() {
+        if let Some(recent) = recent.as_ref() {
             let who = match (&handled.route, handled.site) {
                 (Some(r), _) => Who::Route(r.clone()),
                 (None, true) => Who::Site,
