@@ -156,7 +156,13 @@ impl Callback<'_> {
             checks,
         };
         let req = outgoing.build(v.body, self.call.config.gateway.assertion.as_ref());
-        match upstream::send_and_record(&self.call.shared.metrics, route, req).await {
+        // Boxed: see `Callback::phases`.
+        let sent = Box::pin(upstream::send_and_record(
+            &self.call.shared.metrics,
+            route,
+            req,
+        ));
+        match sent.await {
             Ok(resp) => {
                 if let Some(held) = held {
                     held.settle(resp.status().is_success()).await;
