@@ -152,6 +152,7 @@ impl Callback<'_> {
             route,
             method: v.method,
             query: v.uri.query(),
+            target: v.uri.path_and_query(),
             headers: v.headers,
             checks,
         };
