@@ -71,14 +71,17 @@ pub(super) fn admit<'c>(
     let route = config.routes.get(req.uri().path(), host.as_deref());
     // A client in a cool-down waits it out, except on a route whose
     // allow_ips it passes: a provider is never cut off from its own route.
-    let exempt = route
-        .and_then(|r| r.allow_ips.as_ref())
-        .is_some_and(|a| a.admits(client, &*shared.ip_lists).is_ok());
+    // (Asked only when damping is on.)
+    let exempt = || {
+        route
+            .and_then(|r| r.allow_ips.as_ref())
+            .is_some_and(|a| a.admits(client, &*shared.ip_lists).is_ok())
+    };
     if let Some(left) = shared
         .damper
         .load()
         .as_ref()
-        .filter(|_| !exempt)
+        .filter(|_| !exempt())
         .and_then(|d| d.blocked_for(client))
     {
         return Err((None, Rejection::Damped { retry_after: left }));

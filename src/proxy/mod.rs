@@ -40,6 +40,7 @@ use std::time::Instant;
 use http::request::Parts;
 use http::{Method, Request, Response};
 
+use crate::config::redact::Redactor;
 use crate::config::Config;
 use crate::recent::{Record, Who};
 use crate::state::Shared;
@@ -80,7 +81,9 @@ pub(crate) async fn handle(
     };
     // Boxed: hyper keeps each connection's request future inline, so the
     // phases' state lives on the heap, and only while a request runs
-    // (1,000 idle connections cost ~2 MiB less). One box for all phases.
+    // (1,000 idle connections cost ~2 MiB less). The delivery, its
+    // upstream exchange and the site's have boxes of their own (see
+    // `Callback::phases`).
     let cut = Unanswered {
         seen: &seen,
         client: call.client,
@@ -145,7 +148,8 @@ impl Call<'_> {
     async fn respond(&self, req: Request<RequestBody>) -> Handled {
         match admission::admit(self, &req) {
             Ok(Target::Route(route)) => callback::run(self, route, req).await,
-            Ok(Target::Site(site)) => passthrough::serve(self, site, req).await,
+            // Boxed, as the callback's delivery is: see `Callback::phases`.
+            Ok(Target::Site(site)) => Box::pin(passthrough::serve(self, site, req)).await,
             Ok(Target::Redirect(location)) => Handled::redirected(location),
             Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
             Err((route, rejection)) => {
@@ -176,23 +180,31 @@ impl Call<'_> {
         self.shared
             .metrics
             .request(route, cache, handled.outcome, handled.refusal);
-        // A reason may quote what the request carried.
-        if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
-            handled.reason = hidden;
+        let recent = self.shared.recent.load();
+        // A reason may quote what the request carried. The console keeps
+        // it: hidden now. Otherwise hidden as the log line is written, so a
+        // line the filter drops costs nothing (and whatever the filter, no
+        // line is written unhidden).
+        let hidden_now = recent.is_some();
+        if hidden_now {
+            if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
+                handled.reason = hidden;
+            }
         }
+        let redactor = (!hidden_now).then_some(&self.config.redactor);
         tracing::info!(
             route,
             client = %self.client,
             method = %seen.method,
             uri = %seen.target,
             outcome = handled.outcome.as_str(),
-            reason = handled.reason.as_str(),
+            reason = %Hidden(redactor, &handled.reason),
             status = handled.response.status().as_u16(),
             // A number in JSON logs (0.1 ms steps), not a string.
             duration_ms = (seen.start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
             "request"
         );
-        if let Some(recent) = self.shared.recent.load().as_ref() {
+        if let Some(recent) = recent.as_ref() {
             let who = match (&handled.route, handled.site) {
                 (Some(r), _) => Who::Route(r.clone()),
                 (None, true) => Who::Site,
@@ -216,3 +228,16 @@ impl Call<'_> {
 
 /// Path and query for the log, token values replaced by REDACTED.
 use crate::recent::redacted_target;
+
+/// A text shown through the redactor when it is written (`None`: hidden
+/// already).
+struct Hidden<'a>(Option<&'a Redactor>, &'a str);
+
+impl std::fmt::Display for Hidden<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(redactor) => f.write_str(&redactor.text(self.1)),
+            None => f.write_str(self.1),
+        }
+    }
+}

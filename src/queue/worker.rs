@@ -326,6 +326,7 @@ fn request(
         route,
         method: Method::from_bytes(cb.method.as_bytes()).map_err(|e| e.to_string())?,
         query: query.as_deref(),
+        target: None,
         headers: from_lines(&cb.headers)?,
         checks: &cb.verified,
     };

@@ -168,15 +168,24 @@ pub(crate) enum FormKind {
 pub(crate) fn form_kind(headers: &HeaderMap) -> Option<FormKind> {
     let mut kind = None;
     for v in headers.get_all(http::header::CONTENT_TYPE) {
-        let v = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
-        if v.contains("multipart") {
+        let v = v.as_bytes();
+        if has_ascii(v, b"multipart") {
             return Some(FormKind::Multipart);
         }
-        if v.contains("x-www-form-urlencoded") {
+        if has_ascii(v, b"x-www-form-urlencoded") {
             kind = Some(FormKind::UrlEncoded);
         }
     }
     kind
+}
+
+/// Whether `value` holds the lowercase ASCII `word` in any case; bytes
+/// other than ASCII never match it, so the raw bytes say what a lossy,
+/// lowercased copy would, without the copy.
+fn has_ascii(value: &[u8], word: &[u8]) -> bool {
+    value
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// The `name` of every `Content-Disposition` line in a multipart body,

@@ -69,8 +69,8 @@ pub fn decode_claim(
     let value = value.trim_ascii();
     let value = strip_algorithm_prefix(value, algorithm)?;
     let n = algorithm.digest_len();
-    let as_hex = |v: &[u8]| match (v.len() == 2 * n).then(|| hex::decode(v)) {
-        Some(Ok(d)) => Ok(d),
+    let as_hex = |v: &[u8]| match (v.len() == 2 * n).then(|| hex_digits(v)) {
+        Some(Some(d)) => Ok(d),
         _ => Err(SignatureError::Malformed("hex")),
     };
     let as_base64 = |v: &[u8]| match BASE64_ANY_PADDING.decode(v) {
@@ -83,6 +83,28 @@ pub fn decode_claim(
         Encoding::Auto if value.len() == 2 * n => as_hex(value),
         Encoding::Auto => as_base64(value).map_err(|_| SignatureError::Malformed("hex or base64")),
     }
+}
+
+/// What `hex::decode` makes of `v` (either case; None for an odd length or
+/// any other byte), in a tenth of its instructions: every callback with a
+/// hex signature comes through here.
+fn hex_digits(v: &[u8]) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if !v.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len() / 2);
+    for pair in v.chunks_exact(2) {
+        out.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
+    }
+    Some(out)
 }
 
 fn strip_algorithm_prefix(value: &[u8], algorithm: Algorithm) -> Result<&[u8], SignatureError> {

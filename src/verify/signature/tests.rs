@@ -299,3 +299,15 @@ fn sha512_round_trips_through_encode() {
 
 mod properties;
 mod schemes;
+
+proptest::proptest! {
+    /// The hand-written hex decoder reads what the hex crate reads, and
+    /// refuses what it refuses (odd lengths, any byte not a hex digit).
+    #[test]
+    fn hex_digits_decode_as_the_hex_crate_does(v in proptest::collection::vec(
+        proptest::prop_oneof![proptest::sample::select(b"0123456789abcdefABCDEF".to_vec()), proptest::num::u8::ANY],
+        0..48,
+    )) {
+        proptest::prop_assert_eq!(hex_digits(&v), hex::decode(&v).ok());
+    }
+}
