@@ -40,7 +40,6 @@ use std::time::Instant;
 use http::request::Parts;
 use http::{Method, Request, Response};
 
-use crate::config::redact::Redactor;
 use crate::config::Config;
 use crate::recent::{Record, Who};
 use crate::state::Shared;
@@ -181,24 +180,20 @@ impl Call<'_> {
             .metrics
             .request(route, cache, handled.outcome, handled.refusal);
         let recent = self.shared.recent.load();
-        // A reason may quote what the request carried. The console keeps
-        // it: hidden now. Otherwise hidden as the log line is written, so a
-        // line the filter drops costs nothing (and whatever the filter, no
-        // line is written unhidden).
-        let hidden_now = recent.is_some();
-        if hidden_now {
+        // A reason may quote what the request carried: hidden before the
+        // log line or the console shows it (and not looked at when neither does).
+        if tracing::enabled!(tracing::Level::INFO) || recent.is_some() {
             if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
                 handled.reason = hidden;
             }
         }
-        let redactor = (!hidden_now).then_some(&self.config.redactor);
         tracing::info!(
             route,
             client = %self.client,
             method = %seen.method,
             uri = %seen.target,
             outcome = handled.outcome.as_str(),
-            reason = %Hidden(redactor, &handled.reason),
+            reason = handled.reason.as_str(),
             status = handled.response.status().as_u16(),
             // A number in JSON logs (0.1 ms steps), not a string.
             duration_ms = (seen.start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
@@ -228,16 +223,3 @@ impl Call<'_> {
 
 /// Path and query for the log, token values replaced by REDACTED.
 use crate::recent::redacted_target;
-
-/// A text shown through the redactor when it is written (`None`: hidden
-/// already).
-struct Hidden<'a>(Option<&'a Redactor>, &'a str);
-
-impl std::fmt::Display for Hidden<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(redactor) => f.write_str(&redactor.text(self.1)),
-            None => f.write_str(self.1),
-        }
-    }
-}
