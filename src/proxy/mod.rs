@@ -181,8 +181,21 @@ impl Call<'_> {
             .request(route, cache, handled.outcome, handled.refusal);
         let recent = self.shared.recent.load();
         // A reason may quote what the request carried: hidden before the
-        // log line or the console shows it (and not looked at when neither does).
-        if tracing::enabled!(tracing::Level::INFO) || recent.is_some() {
+        // log line or the console shows it (and not looked at when neither
+        // does). The line's fields are named, so a filter on fields answers
+        // here as it will for the line itself.
+        let logged = tracing::enabled!(
+            tracing::Level::INFO,
+            route,
+            client,
+            method,
+            uri,
+            outcome,
+            reason,
+            status,
+            duration_ms
+        );
+        if logged || recent.is_some() {
             if let Cow::Owned(hidden) = self.config.redactor.text(&handled.reason) {
                 handled.reason = hidden;
             }
