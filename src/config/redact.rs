@@ -71,6 +71,15 @@ impl Redactor {
         self.count
     }
 
+    /// The first `max` bytes of `bytes` with every secret hidden: hidden
+    /// first, then cut, so a secret across the cut is hidden whole rather
+    /// than shown up to it.
+    pub(crate) fn kept(&self, bytes: &[u8], max: usize) -> Vec<u8> {
+        let mut hidden = self.bytes(bytes).into_owned();
+        hidden.truncate(max);
+        hidden
+    }
+
     /// `bytes` with every secret, raw or encoded, replaced by `REDACTED`.
     pub(crate) fn bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let spans = self.spans(bytes);

@@ -320,7 +320,7 @@ pub(crate) async fn queue_item_detail(
     // What is stored is what will be delivered; what is shown has every
     // secret the config holds REDACTED (a token under a near-miss name too).
     let hide = &config.redactor;
-    let body = hide.bytes(&cb.body[..cb.body.len().min(BODY_KEPT)]);
+    let body = hide.kept(&cb.body, BODY_KEPT);
     let detail = QueueDetail {
         method: hide.text(&cb.method).into_owned(),
         target: hide.text(&target).into_owned(),

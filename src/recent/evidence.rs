@@ -88,7 +88,7 @@ impl Detail {
             })
             .collect();
         let body = e.signable.body;
-        let kept = e.redactor.bytes(&body[..body.len().min(BODY_KEPT)]);
+        let kept = e.redactor.kept(body, BODY_KEPT);
         Detail {
             checks,
             headers: redact_headers(e.signable.headers, e.redactor),

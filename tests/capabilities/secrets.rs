@@ -529,3 +529,31 @@ async fn a_secret_in_another_ascii_case_is_hidden() {
     assert_hidden_any_case(&outputs, LETTERS);
     assert_hidden_any_case(&outputs, HEXKEY);
 }
+
+/// A secret across the 4 KiB line where an entry's kept body is cut is
+/// hidden whole: the cut comes after the redaction, so no prefix of it
+/// shows (the red team saw 15 of 16 characters in the console).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_across_the_kept_bodys_cut_is_hidden() {
+    let up = Upstream::recording().await;
+    let gw = Gateway::start_raw(&small_config(&up), &[("RUST_LOG", "trace")]);
+    let addr = gw.http.unwrap();
+    for secret in [HEXKEY, LETTERS] {
+        for before in [4096 - secret.len() + 1, 4096 - 8] {
+            let body = format!("{}{secret}zz", "x".repeat(before));
+            let (status, text) = http(addr, "POST", "/meta", &forged(), body.as_bytes()).await;
+            assert!(status >= 400, "{text}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outputs = console_and_log(&gw).await;
+    assert!(
+        outputs
+            .iter()
+            .any(|(p, t)| p.starts_with("body_base64") && t.contains("xxxxREDACTED")),
+        "no kept body shows the redaction"
+    );
+    for secret in [HEXKEY, LETTERS] {
+        assert_hidden_any_case(&outputs, &secret[..8]);
+    }
+}
