@@ -12,7 +12,7 @@ use callgate_testkit as support;
 
 use base64::Engine;
 use support::gateway::run_cli;
-use support::raw::exchange;
+use support::raw::request;
 use support::{Gateway, Upstream};
 
 const TOKEN: &str = "tok/Real-7f3a9c1e5b";
@@ -164,17 +164,8 @@ async fn http(
     head: &str,
     body: &[u8],
 ) -> (u16, String) {
-    let req = [
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{head}Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-        body,
-    ]
-    .concat();
-    let (statuses, text) = exchange(addr, &req).await;
-    (statuses.first().copied().unwrap_or(0), text)
+    let head = format!("Host: localhost\r\nConnection: close\r\n{head}");
+    request(addr, (method, target), &head, body).await
 }
 
 /// A signature that cannot match.

@@ -10,7 +10,7 @@ use callgate_testkit as support;
 
 use callgate::crypto::{Algorithm, Encoding};
 use support::browser::Browser;
-use support::raw::exchange;
+use support::raw::request;
 use support::{sign, Gateway, Upstream};
 
 const PASSWORD: &str = "console-password-0123456789";
@@ -59,17 +59,8 @@ async fn http(
     head: &str,
     body: &[u8],
 ) -> (u16, String) {
-    let req = [
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{head}Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-        body,
-    ]
-    .concat();
-    let (statuses, text) = exchange(addr, &req).await;
-    (statuses.first().copied().unwrap_or(0), text)
+    let head = format!("Host: localhost\r\nConnection: close\r\n{head}");
+    request(addr, (method, target), &head, body).await
 }
 
 fn bearer() -> String {

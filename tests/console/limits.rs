@@ -13,7 +13,7 @@ use callgate_testkit as support;
 
 use callgate::crypto::{Algorithm, Encoding};
 use support::browser::Browser;
-use support::raw::{exchange, talk};
+use support::raw::{exchange, request_bytes, talk};
 use support::{sign, Gateway, Upstream};
 
 const PASSWORD: &str = "console-password-0123456789";
@@ -65,15 +65,8 @@ async fn http_from(
     head: &str,
     body: &[u8],
 ) -> (u16, String) {
-    let req = [
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{head}Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-        body,
-    ]
-    .concat();
+    let head = format!("Host: 127.0.0.1\r\nConnection: close\r\n{head}");
+    let req = request_bytes(method, target, &head, body);
     let (statuses, text) = match from {
         None => exchange(addr, &req).await,
         Some(ip) => {

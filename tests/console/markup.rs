@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use callgate_testkit as support;
 
 use support::browser::Browser;
-use support::raw::exchange;
+use support::raw::request;
 use support::{Gateway, Upstream};
 
 const PASSWORD: &str = "console-password-0123456789";
@@ -101,17 +101,13 @@ async fn http(
     head: &str,
     body: &[u8],
 ) -> (u16, String) {
-    let req = [
-        format!(
-            "{method} {target} HTTP/1.1\r\nConnection: close\r\n{head}Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
+    request(
+        addr,
+        (method, target),
+        &format!("Connection: close\r\n{head}"),
         body,
-    ]
-    .concat();
-    let (statuses, text) = exchange(addr, &req).await;
-    (statuses.first().copied().unwrap_or(0), text)
+    )
+    .await
 }
 
 fn bearer() -> String {

@@ -6,6 +6,32 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// `METHOD target HTTP/1.1`, the `head` lines as given (each ending in
+/// CRLF), a Content-Length for `body`, then `body`.
+pub fn request_bytes(method: &str, target: &str, head: &str, body: &[u8]) -> Vec<u8> {
+    [
+        format!(
+            "{method} {target} HTTP/1.1\r\n{head}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+        body,
+    ]
+    .concat()
+}
+
+/// [`request_bytes`] sent by [`exchange`]: (the first status, or 0 for
+/// none; the whole answer).
+pub async fn request(
+    addr: SocketAddr,
+    (method, target): (&str, &str),
+    head: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let (statuses, text) = exchange(addr, &request_bytes(method, target, head, body)).await;
+    (statuses.first().copied().unwrap_or(0), text)
+}
+
 /// Send `bytes` and read until the server closes, or goes quiet once it has
 /// answered (the connection may stay open for keep-alive). Returns every
 /// status code seen (pipelined requests get several) and the text.
