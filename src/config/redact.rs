@@ -74,10 +74,14 @@ impl Redactor {
     /// The first `max` bytes of `bytes` with every secret hidden: hidden
     /// first, then cut, so a secret across the cut is hidden whole rather
     /// than shown up to it.
-    pub(crate) fn kept(&self, bytes: &[u8], max: usize) -> Vec<u8> {
-        let mut hidden = self.bytes(bytes).into_owned();
-        hidden.truncate(max);
-        hidden
+    pub(crate) fn kept<'a>(&self, bytes: &'a [u8], max: usize) -> Cow<'a, [u8]> {
+        match self.bytes(bytes) {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[..b.len().min(max)]),
+            Cow::Owned(mut hidden) => {
+                hidden.truncate(max);
+                Cow::Owned(hidden)
+            }
+        }
     }
 
     /// `bytes` with every secret, raw or encoded, replaced by `REDACTED`.
