@@ -10,6 +10,7 @@
 //! than the rest, so a provider's callback is buffered while strangers'
 //! stalled uploads hold all they may.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -92,24 +93,36 @@ pub(crate) struct Held {
 
 impl Held {
     /// Hold `n` more bytes, if the budget and the client's share allow.
+    /// (The client's entry is found once: its address is hashed once.)
     pub(crate) fn grow(&mut self, n: u64) -> Result<(), Exhausted> {
         let budget = &self.budget;
         let mut books = budget.books();
-        let mine = books.by_client.get(&self.client).copied().unwrap_or(0);
-        if mine + n > budget.per_client {
-            return Err(Exhausted::Client);
+        let Books {
+            total,
+            strangers,
+            by_client,
+        } = &mut *books;
+        let mine = by_client.entry(self.client).or_insert(0);
+        let refused = if *mine + n > budget.per_client {
+            Some(Exhausted::Client)
+        } else if *total + n > budget.total
+            || (!self.vouched && *strangers + n > budget.total - budget.reserve)
+        {
+            Some(Exhausted::Total)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            if *mine == 0 {
+                by_client.remove(&self.client);
+            }
+            return Err(refused);
         }
-        if books.total + n > budget.total {
-            return Err(Exhausted::Total);
-        }
-        if !self.vouched && books.strangers + n > budget.total - budget.reserve {
-            return Err(Exhausted::Total);
-        }
-        books.total += n;
+        *mine += n;
+        *total += n;
         if !self.vouched {
-            books.strangers += n;
+            *strangers += n;
         }
-        books.by_client.insert(self.client, mine + n);
         self.bytes += n;
         Ok(())
     }
@@ -130,10 +143,10 @@ impl Drop for Held {
         if !self.vouched {
             books.strangers -= self.bytes;
         }
-        if let Some(mine) = books.by_client.get_mut(&self.client) {
-            *mine -= self.bytes;
-            if *mine == 0 {
-                books.by_client.remove(&self.client);
+        if let Entry::Occupied(mut mine) = books.by_client.entry(self.client) {
+            *mine.get_mut() -= self.bytes;
+            if *mine.get() == 0 {
+                mine.remove();
             }
         }
     }
@@ -159,6 +172,21 @@ mod tests {
         let mut other = b.hold(ip("203.0.113.2"), true);
         assert_eq!(other.grow(40), Ok(()));
         assert_eq!(b.used(), 80);
+    }
+
+    #[test]
+    fn a_refused_address_is_not_remembered() {
+        let b = Budget::new(100, 40, 0);
+        let mut a = b.hold(ip("203.0.113.1"), false);
+        assert_eq!(a.grow(41), Err(Exhausted::Client));
+        let mut c = b.hold(ip("203.0.113.2"), false);
+        assert_eq!(c.grow(30), Ok(()));
+        let mut d = b.hold(ip("203.0.113.3"), false);
+        assert_eq!(d.grow(30), Ok(()));
+        let mut e = b.hold(ip("203.0.113.4"), false);
+        assert_eq!(e.grow(30), Err(Exhausted::Total), "75 of 100 for strangers");
+        drop((c, d));
+        assert!(b.books().by_client.is_empty(), "no address is remembered");
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub(crate) struct Gateway {
     pub(crate) upstream_timeout: Duration,
     /// Every header name callgate alone sets: [`RESERVED_HEADERS`], the
     /// verified header and the assertion header.
-    pub(crate) reserved_headers: Vec<HeaderName>,
+    pub(crate) reserved_headers: ReservedHeaders,
     /// The signed assertion added to each forwarded callback; None: off.
     pub(crate) assertion: Option<Assertion>,
     /// Brute-force damping; None: off.
@@ -388,14 +388,63 @@ struct Timeouts {
 
 /// Every header name callgate alone sets: the reserved ones, the verified
 /// header and the assertion header (the default's name, and its own).
-fn reserved_headers(verified: &HeaderName, assertion: Option<&Assertion>) -> Vec<HeaderName> {
-    RESERVED_HEADERS
-        .iter()
-        .map(|h| HeaderName::from_static(h))
-        .chain([
-            verified.clone(),
-            HeaderName::from_static(DEFAULT_ASSERTION_HEADER),
-        ])
-        .chain(assertion.map(|a| a.header.clone()))
-        .collect()
+fn reserved_headers(verified: &HeaderName, assertion: Option<&Assertion>) -> ReservedHeaders {
+    ReservedHeaders::new(
+        RESERVED_HEADERS
+            .iter()
+            .map(|h| HeaderName::from_static(h))
+            .chain([
+                verified.clone(),
+                HeaderName::from_static(DEFAULT_ASSERTION_HEADER),
+            ])
+            .chain(assertion.map(|a| a.header.clone())),
+    )
+}
+
+/// The header names callgate alone sets, ready for the question every
+/// request asks of each of its header names: does a receiver read this one
+/// as a reserved name? PHP's `$_SERVER` and CGI fold case and every
+/// character other than a letter or digit, never a name's length, so only
+/// the reserved names of the same length are compared, and a name of no
+/// reserved length is ruled out by one bit test.
+#[derive(Debug, Clone)]
+pub struct ReservedHeaders {
+    /// Sorted by length: the names of one length are one run.
+    names: Vec<HeaderName>,
+    /// Bit `n` set: some reserved name is `n` bytes long (63: 63 or more).
+    lengths: u64,
+}
+
+impl ReservedHeaders {
+    /// The set of `names` (in any order, duplicates allowed).
+    pub fn new(names: impl IntoIterator<Item = HeaderName>) -> ReservedHeaders {
+        let mut names: Vec<HeaderName> = names.into_iter().collect();
+        names.sort_by(|a, b| (a.as_str().len(), a.as_str()).cmp(&(b.as_str().len(), b.as_str())));
+        names.dedup();
+        let lengths = names.iter().fold(0, |set, n| set | length_bit(n.as_str().len()));
+        ReservedHeaders { names, lengths }
+    }
+
+    /// Whether a receiver reads `name` as one of these names.
+    pub fn holds(&self, name: &HeaderName) -> bool {
+        let len = name.as_str().len();
+        if self.lengths & length_bit(len) == 0 {
+            return false;
+        }
+        let from = self.names.partition_point(|r| r.as_str().len() < len);
+        self.names[from..]
+            .iter()
+            .take_while(|r| r.as_str().len() == len)
+            .any(|r| crate::php::same_header(name.as_str(), r.as_str()))
+    }
+
+    /// Every name, shortest first.
+    pub fn names(&self) -> &[HeaderName] {
+        &self.names
+    }
+}
+
+/// A length's bit; every length from 63 on shares the last one.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }

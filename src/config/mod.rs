@@ -39,6 +39,7 @@ pub(crate) use admin::Admin;
 pub(crate) use certificates::Tls;
 pub(crate) use defaults::*;
 pub(crate) use gateway::{Assertion, AssertionVersion, Damping, Gateway};
+pub use gateway::ReservedHeaders;
 #[cfg(test)]
 pub(crate) use ip_list::NoLists;
 pub(crate) use ip_list::{NamedLists, NotAdmitted};

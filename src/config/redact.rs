@@ -32,6 +32,10 @@ const DECODINGS: usize = 3;
 pub(crate) struct Redactor {
     /// How many secrets (long enough, no duplicates).
     count: usize,
+    /// The shortest form searched for. Every view of a text (its decodings,
+    /// its escapes undone) is no longer than the text, so a shorter text
+    /// holds no secret, and is not looked at (a method, most names).
+    shortest: usize,
     /// Every secret and its whole hex and base64 forms, matched in one
     /// linear pass, ASCII case ignored; None when there are none.
     search: Option<AhoCorasick>,
@@ -61,6 +65,7 @@ impl Redactor {
             .filter(|_| !patterns.is_empty());
         Redactor {
             count: secrets.len(),
+            shortest: patterns.iter().map(Vec::len).min().unwrap_or(usize::MAX),
             search,
         }
     }
@@ -129,7 +134,7 @@ impl Redactor {
         let Some(search) = &self.search else {
             return spans;
         };
-        if raw.len() < MIN_REDACTED_BYTES {
+        if raw.len() < self.shortest.max(MIN_REDACTED_BYTES) {
             return spans;
         }
         spans.extend(find_all(search, raw));

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::php;
+use crate::config::ReservedHeaders;
 use crate::verify::Passed;
 
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1,
@@ -36,12 +36,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| connection_options(v.as_bytes()))
         // Connection options that name no header of this message.
-        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -49,6 +47,18 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
+}
+
+/// The options a Connection value lists (RFC 9110 §7.6.1: a comma-
+/// separated list of tokens, with optional spaces and tabs around each),
+/// empty elements left out. Bytes, not text: a value with bytes outside
+/// ASCII still names its ASCII options (an option naming no valid header
+/// name is dropped by the caller).
+fn connection_options(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(|t| t.trim_ascii_start().trim_ascii_end())
+        .filter(|t| !t.is_empty())
 }
 
 /// What callgate itself saw of the caller, for X-Forwarded-*.
@@ -81,17 +91,14 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub fn for_upstream(
     headers: &mut HeaderMap,
     seen: Seen<'_>,
-    reserved: &[HeaderName],
+    reserved: &ReservedHeaders,
     body_len: usize,
 ) {
     // One look at the names first: most callbacks carry no hop-by-hop,
     // reserved or Expect header, and then none is looked up to be removed.
-    let lengths = Lengths::of(reserved);
-    let doomed = headers.keys().any(|n| {
-        n == header::EXPECT
-            || HOP_BY_HOP.contains(n)
-            || (lengths.may_hold(n) && is_reserved(n, reserved))
-    });
+    let doomed = headers
+        .keys()
+        .any(|n| n == header::EXPECT || HOP_BY_HOP.contains(n) || reserved.holds(n));
     if doomed {
         remove_hop_by_hop(headers);
         // The body is complete in memory: the upstream gets it framed by
@@ -135,7 +142,7 @@ pub fn for_upstream(
 
 /// The same for a pass-through request, whose body streams through as it
 /// came (its framing is hyper's to write, so no Content-Length is set).
-pub fn for_site(headers: &mut HeaderMap, seen: Seen<'_>, reserved: &[HeaderName]) {
+pub fn for_site(headers: &mut HeaderMap, seen: Seen<'_>, reserved: &ReservedHeaders) {
     let len = headers.get(header::CONTENT_LENGTH).cloned();
     for_upstream(headers, seen, reserved, 0);
     match len {
@@ -147,10 +154,10 @@ pub fn for_site(headers: &mut HeaderMap, seen: Seen<'_>, reserved: &[HeaderName]
 /// Remove every header whose name a receiver reads as a reserved one: PHP's
 /// `$_SERVER` and CGI fold case and `_`/`-`, and take the last copy, so
 /// `X_Callgate_Verified` would speak for callgate.
-fn remove_reserved(headers: &mut HeaderMap, reserved: &[HeaderName]) {
+fn remove_reserved(headers: &mut HeaderMap, reserved: &ReservedHeaders) {
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| is_reserved(n, reserved))
+        .filter(|n| reserved.holds(n))
         .cloned()
         .collect();
     for name in doomed {
@@ -166,39 +173,6 @@ fn says_len(v: &HeaderValue, n: usize) -> bool {
     canonical
         && b.iter().all(u8::is_ascii_digit)
         && std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()) == Some(n)
-}
-
-/// The lengths of the reserved names, as a set: a receiver folds case and
-/// `_`/`-` only, never a name's length, so a name of no reserved length is
-/// no reserved name, and most of a request's names are ruled out by one
-/// bit test instead of a byte-wise comparison with each reserved name.
-struct Lengths(u64);
-
-impl Lengths {
-    fn of(reserved: &[HeaderName]) -> Lengths {
-        Lengths(
-            reserved
-                .iter()
-                .fold(0, |set, r| set | bit(r.as_str().len())),
-        )
-    }
-
-    /// False only when no reserved name is as long as `name`.
-    fn may_hold(&self, name: &HeaderName) -> bool {
-        self.0 & bit(name.as_str().len()) != 0
-    }
-}
-
-/// A length's bit; every length from 63 on shares the last one.
-fn bit(len: usize) -> u64 {
-    1 << len.min(63)
-}
-
-/// Whether a receiver reads `name` as one of the `reserved` ones.
-fn is_reserved(name: &HeaderName, reserved: &[HeaderName]) -> bool {
-    reserved
-        .iter()
-        .any(|r| php::same_header(name.as_str(), r.as_str()))
 }
 
 /// Add the one verified header callgate vouches for (every copy the caller

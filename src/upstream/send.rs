@@ -56,8 +56,9 @@ pub(crate) async fn send(
 
 async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBody>, ForwardError> {
     let progress = Arc::new(Progress::default());
-    // An upgrade takes over an HTTP/1.1 connection: never h2.
-    let h1_only = req.headers().contains_key(header::UPGRADE);
+    // An upgrade takes over an HTTP/1.1 connection: never h2. And only a
+    // TLS upstream may choose h2 (by ALPN): a plain one is never shared.
+    let h1_only = key.tls.is_none() || req.headers().contains_key(header::UPGRADE);
     let mut req = req.map(|body| Tracked {
         body,
         progress: progress.clone(),

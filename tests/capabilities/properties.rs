@@ -153,7 +153,7 @@ proptest! {
         let verified = HeaderName::from_static("x-callgate-verified");
         let mut reserved: Vec<HeaderName> = RESERVED_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
         reserved.push(verified.clone());
-        headers::for_upstream(&mut h, seen, &reserved, 7);
+        headers::for_upstream(&mut h, seen, &callgate::config::ReservedHeaders::new(reserved), 7);
         headers::mark_verified(&mut h, &verified, passed);
         let verified: Vec<_> = h.get_all("x-callgate-verified").iter().collect();
         // At most one: the checks that passed; none at all when nothing

@@ -241,3 +241,34 @@ fn a_hostile_target_costs_linear_time() {
         assert_eq!(shown, hostile);
     }
 }
+
+proptest::proptest! {
+    /// The length shortcut rests on this: no view of a text (a percent
+    /// decoding, `+` as space or not, JSON escapes or HTML references
+    /// undone) is longer than the text itself.
+    #[test]
+    fn no_view_is_longer_than_its_text(
+        raw in "(%[0-9a-fA-F]{2}|%|\\+|\\\\u[0-9a-fA-F]{4}|\\\\[nrt\"/\\\\]|&#[0-9]{1,7};|&#x[0-9a-fA-F]{1,6};|&(lt|gt|amp|quot|apos);|[a-z]){0,24}",
+    ) {
+        let raw = raw.as_bytes();
+        let id = View::identity(raw);
+        let mut views = vec![id.json_unescaped(), id.html_unescaped()];
+        for plus in [false, true] {
+            let once = id.percent_decoded(plus);
+            views.push(once.as_ref().and_then(View::json_unescaped));
+            views.push(once.as_ref().and_then(|v| v.percent_decoded(plus)));
+            views.push(once);
+        }
+        for v in views.into_iter().flatten() {
+            proptest::prop_assert!(v.bytes.len() <= raw.len());
+        }
+    }
+}
+
+#[test]
+fn a_text_as_long_as_the_shortest_secret_is_still_searched() {
+    let r = Redactor::new([b"abcdefgh".as_slice(), b"0123456789abcdef".as_slice()]);
+    assert_eq!(r.text("abcdefgh"), "REDACTED");
+    assert_eq!(r.text("ABCDEFG"), "ABCDEFG");
+    assert_eq!(r.text("POST"), "POST");
+}

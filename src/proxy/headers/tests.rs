@@ -20,13 +20,13 @@ fn rewrite(h: &mut HeaderMap, trusted: bool, passed: Passed, body_len: usize) {
     mark_verified(h, &vh(), passed);
 }
 
-fn reserved() -> Vec<HeaderName> {
-    let mut r: Vec<HeaderName> = crate::config::defaults::RESERVED_HEADERS
-        .iter()
-        .map(|h| HeaderName::from_static(h))
-        .collect();
-    r.push(vh());
-    r
+fn reserved() -> ReservedHeaders {
+    ReservedHeaders::new(
+        crate::config::defaults::RESERVED_HEADERS
+            .iter()
+            .map(|h| HeaderName::from_static(h))
+            .chain([vh()]),
+    )
 }
 
 #[test]
@@ -176,4 +176,30 @@ fn the_body_length_is_sent_once_and_as_digits() {
         let lens: Vec<_> = h.get_all("content-length").iter().collect();
         assert_eq!(lens, ["1024"], "{sent:?}");
     }
+}
+
+proptest::proptest! {
+    /// The reserved set's answer (lengths first, then only the names of the
+    /// same length) is the one comparing with every reserved name gives.
+    #[test]
+    fn the_reserved_set_answers_as_comparing_with_every_name_does(
+        name in "(?i)(x[-_.]?)?(callgate|forwarded|real|client|true|original|rewrite|verified|ip|host|for|proto|port|url|[a-z]{1,5})([-_.](ip|for|host|url|verified|[a-z]{1,3})){0,3}",
+    ) {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { return Ok(()) };
+        let set = reserved();
+        let every = set.names().iter().any(|r| crate::php::same_header(name.as_str(), r.as_str()));
+        proptest::prop_assert_eq!(set.holds(&name), every, "{}", name);
+    }
+}
+
+#[test]
+fn the_reserved_set_holds_every_name_in_every_spelling() {
+    let set = reserved();
+    for name in set.names() {
+        let folded = name.as_str().replace('-', "_").to_ascii_uppercase();
+        let folded = HeaderName::from_bytes(folded.as_bytes()).unwrap();
+        assert!(set.holds(name) && set.holds(&folded), "{name}");
+    }
+    assert!(!set.holds(&HeaderName::from_static("x-forwarded-fo")));
+    assert!(!set.holds(&header::CONTENT_LENGTH));
 }
