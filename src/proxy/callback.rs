@@ -69,9 +69,14 @@ pub(super) async fn run(call: &Call<'_>, route: &Arc<Route>, req: Request<Reques
 impl Callback<'_> {
     /// precheck, read body, prepare headers, verify, replay claim, deliver.
     async fn phases(mut self, req: Request<RequestBody>) -> Handled {
-        let (pre, req) = match self.precheck(req).await {
+        let pre = match self.precheck(&req) {
             Ok(passed) => passed,
-            Err(refused) => return refused,
+            Err(refused) => {
+                // Boxed, as every path a callback rarely takes is: the
+                // phases' own state stays small, and is cheap to move.
+                Box::pin(body::drain_h2(req)).await;
+                return refused;
+            }
         };
         if let Some(answered) = self.handshake_head(&req) {
             return answered;
@@ -124,21 +129,19 @@ impl Callback<'_> {
     }
 
     /// Precheck: the source address and the URL token, before any body
-    /// byte is read. Enforcing, a failure ends the request (403); report-only,
-    /// failures are collected and the request goes on.
-    async fn precheck(
-        &mut self,
-        req: Request<RequestBody>,
-    ) -> Result<(Prechecked, Request<RequestBody>), Handled> {
+    /// byte is read. Enforcing, a failure ends the request (403, once the
+    /// caller has drained an h2 upload); report-only, failures are
+    /// collected and the request goes on.
+    fn precheck(&mut self, req: &Request<RequestBody>) -> Result<Prechecked, Handled> {
         let (route, call) = (self.route, self.call);
         let lists = &*call.shared.ip_lists;
         if !route.enforce {
             let (pre, failed) = verify::precheck_all(route, call.client, req.uri(), lists);
             self.failed = failed;
-            return Ok((pre, req));
+            return Ok(pre);
         }
         match verify::precheck(route, call.client, req.uri(), lists) {
-            Ok(pre) => Ok((pre, req)),
+            Ok(pre) => Ok(pre),
             Err(refusal) => {
                 let learned = self.call.shared.learned_keys(self.route);
                 let unread = Signable {
@@ -149,7 +152,6 @@ impl Callback<'_> {
                     learned: learned.as_deref().map_or(&[], Vec::as_slice),
                 };
                 let evidence = self.evidence(req.method(), req.uri(), unread, false);
-                body::drain_h2(req).await;
                 Err(self.forbidden(refusal).with(evidence))
             }
         }
@@ -172,7 +174,7 @@ impl Callback<'_> {
             Err(rejection) => {
                 drop(held);
                 if matches!(rejection, Rejection::TooLarge { .. }) {
-                    body::drain_rest(parts.version, &mut body).await;
+                    Box::pin(body::drain_rest(parts.version, &mut body)).await;
                 }
                 Err(Handled::rejected(
                     Some(self.route),

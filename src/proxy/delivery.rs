@@ -31,7 +31,8 @@ impl Callback<'_> {
     pub(super) async fn dispatch(&self, verified: Verified, claim: Option<ReplayClaim>) -> Handled {
         let route = self.route;
         if route.delivery != Delivery::Direct {
-            return self.enqueue(verified, claim).await;
+            // Boxed: a queue route's path, kept out of a direct one's state.
+            return Box::pin(self.enqueue(verified, claim)).await;
         }
         let later = claim.as_ref().map(replay::queued);
         match replay::claim_direct(self.call.shared, route, claim).await {
@@ -95,7 +96,7 @@ impl Callback<'_> {
             if let Some(held) = held {
                 held.settle(false).await;
             }
-            return self.store_instead(v, later, "the circuit is open").await;
+            return Box::pin(self.store_instead(v, later, "the circuit is open")).await;
         }
         let wait = route.upstream_timeout.min(MAX_SHIELD_WAIT);
         let _pass = match shield.pass(wait).await {
@@ -127,7 +128,7 @@ impl Callback<'_> {
         match kept.filter(|_| failed) {
             Some(v) => {
                 let why = format!("the receiver failed ({})", handled.reason);
-                self.store_instead(v, later, &why).await
+                Box::pin(self.store_instead(v, later, &why)).await
             }
             None => handled,
         }

@@ -153,7 +153,7 @@ impl Call<'_> {
             Ok(Target::AcmeChallenge(answer)) => Handled::acme_challenge(answer),
             Err((route, rejection)) => {
                 let version = req.version();
-                body::drain_h2(req).await;
+                Box::pin(body::drain_h2(req)).await;
                 Handled::rejected(route, rejection, version)
             }
         }

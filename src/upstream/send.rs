@@ -64,8 +64,11 @@ async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBo
         progress: progress.clone(),
     });
     let pool = Pool::current();
+    // The shared h2 path and a new connection are boxed: the common case
+    // (a pooled HTTP/1.1 connection) keeps a small state, which every
+    // layer above moves once.
     if !h1_only {
-        req = match over_shared(&pool, key, req, &progress).await? {
+        req = match Box::pin(over_shared(&pool, key, req, &progress)).await? {
             Ok(resp) => return Ok(resp),
             Err(back) => back,
         };
@@ -90,12 +93,12 @@ async fn exchange(key: &Key, req: Request<UpBody>) -> Result<Response<UpstreamBo
         // Another request opened an h2 connection meanwhile: the gate is
         // for the next to open one, not held through this exchange.
         opening = None;
-        req = match over_shared(&pool, key, req, &progress).await? {
+        req = match Box::pin(over_shared(&pool, key, req, &progress)).await? {
             Ok(resp) => return Ok(resp),
             Err(back) => back,
         };
     }
-    new_connection(&pool, key, req, progress, opening).await
+    Box::pin(new_connection(&pool, key, req, progress, opening)).await
 }
 
 /// Over `key`'s shared h2 connection, if it has one: the answer, or the
