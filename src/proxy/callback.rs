@@ -207,19 +207,21 @@ impl Callback<'_> {
 
     /// The callback as it will be delivered, with callgate's verified
     /// header (whatever the caller sent under that name is gone).
-    fn verified(&self, mut parts: Parts, body: Bytes, checked: Checked) -> Verified {
+    /// (Boxed: it goes down through the delivery's stages, each an async
+    /// fn that would otherwise hold and move its own copy.)
+    fn verified(&self, mut parts: Parts, body: Bytes, checked: Checked) -> Box<Verified> {
         headers::mark_verified(
             &mut parts.headers,
             &self.call.config.gateway.verified_header,
             checked.passed,
         );
-        Verified {
+        Box::new(Verified {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
             body,
             checked,
-        }
+        })
     }
 
     /// A failed check: 403, and one more failure for damping unless the

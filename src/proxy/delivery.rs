@@ -28,7 +28,7 @@ const MAX_SHIELD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 impl Callback<'_> {
     /// Deliver: stored for the worker (queue), or forwarded now (direct)
     /// once the replay claim is taken.
-    pub(super) async fn dispatch(&self, verified: Verified, claim: Option<ReplayClaim>) -> Handled {
+    pub(super) async fn dispatch(&self, verified: Box<Verified>, claim: Option<ReplayClaim>) -> Handled {
         let route = self.route;
         if route.delivery != Delivery::Direct {
             // Boxed: a queue route's path, kept out of a direct one's state.
@@ -43,7 +43,7 @@ impl Callback<'_> {
 
     /// Delivery, queued: store durably, then acknowledge; never acknowledge
     /// what was not stored.
-    async fn enqueue(&self, v: Verified, claim: Option<ReplayClaim>) -> Handled {
+    async fn enqueue(&self, v: Box<Verified>, claim: Option<ReplayClaim>) -> Handled {
         let route = self.route;
         let callback = NewCallback {
             route: route.name.clone(),
@@ -86,7 +86,7 @@ impl Callback<'_> {
     /// fails or its circuit is open. `later`: the replay claim for storing.
     async fn deliver(
         &self,
-        v: Verified,
+        v: Box<Verified>,
         held: Option<replay::Held>,
         later: Option<ReplayClaim>,
     ) -> Handled {
@@ -136,7 +136,7 @@ impl Callback<'_> {
 
     /// `on_failure = "queue"`: store the callback for the route's worker and
     /// answer ack_status, as a queue route would.
-    async fn store_instead(&self, v: Verified, later: Option<ReplayClaim>, why: &str) -> Handled {
+    async fn store_instead(&self, v: Box<Verified>, later: Option<ReplayClaim>, why: &str) -> Handled {
         let mut handled = self.enqueue(v, later).await;
         if handled.outcome == Outcome::Queued {
             handled.reason = format!("{why}: {}", handled.reason);
@@ -146,7 +146,7 @@ impl Callback<'_> {
 
     /// Delivery, direct: the upstream's answer goes back as it comes; the
     /// replay claim, if any, is settled by it.
-    async fn forward(&self, v: Verified, held: Option<replay::Held>) -> Handled {
+    async fn forward(&self, v: Box<Verified>, held: Option<replay::Held>) -> Handled {
         let route = self.route;
         let checks = v.checked.passed.words();
         let outgoing = upstream::Outgoing {
