@@ -54,6 +54,11 @@ pub(super) fn admit<'c>(
     if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
         return Err((None, Rejection::TwoHosts));
     }
+    // The same over h2, where a Host beside :authority names the host a
+    // second time: differing ones are malformed (RFC 9113 §8.3.1).
+    if host_differs_from_authority(req) {
+        return Err((None, Rejection::HostAuthority));
+    }
     if req.method() == Method::CONNECT {
         return Err((None, Rejection::Connect));
     }
@@ -150,6 +155,18 @@ fn valid_host(req: &Request<RequestBody>) -> bool {
         },
     };
     host_syntax_ok(raw)
+}
+
+/// Whether the request names its host twice, differently: a Host header
+/// and an authority in the target (h2's :authority; HTTP/1.1's absolute
+/// form is refused before this), other than in ASCII case.
+fn host_differs_from_authority(req: &Request<RequestBody>) -> bool {
+    match (req.headers().get(header::HOST), req.uri().authority()) {
+        (Some(host), Some(authority)) => !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes()),
+        _ => false,
+    }
 }
 
 /// `name[:port]`, `a.b.c.d[:port]` or `[v6][:port]`.

@@ -30,6 +30,8 @@ pub(crate) enum Rejection {
     Protected(protect::Verdict),
     /// Two Host headers: receivers disagree on which names the site.
     TwoHosts,
+    /// An h2 Host header that names another host than :authority.
+    HostAuthority,
     /// CONNECT: callgate is no tunnel.
     Connect,
     /// The address failed too often; it may try again after this long.
@@ -68,6 +70,7 @@ impl Rejection {
         match self {
             Rejection::AbsoluteForm
             | Rejection::TwoHosts
+            | Rejection::HostAuthority
             | Rejection::BrokenBody
             | Rejection::BadHost => StatusCode::BAD_REQUEST,
             Rejection::TransferCoding => StatusCode::NOT_IMPLEMENTED,
@@ -88,6 +91,7 @@ impl Rejection {
             Rejection::AbsoluteForm
             | Rejection::TransferCoding
             | Rejection::TwoHosts
+            | Rejection::HostAuthority
             | Rejection::BadHost => Reason::Request,
             Rejection::Connect | Rejection::Method { .. } => Reason::Method,
             Rejection::Damped { .. } => Reason::Damped,
@@ -153,6 +157,7 @@ impl fmt::Display for Rejection {
             Rejection::AbsoluteForm => "absolute-form target",
             Rejection::TransferCoding => "transfer-coding other than chunked",
             Rejection::TwoHosts => "more than one Host header",
+            Rejection::HostAuthority => "Host differs from :authority",
             Rejection::Connect => "CONNECT",
             Rejection::Damped { .. } => "too many failed verifications from this address",
             Rejection::NoRoute => "no route for this path",

@@ -521,6 +521,29 @@ async fn a_host_that_is_no_name_gets_400_and_no_location() {
     assert!(site.records().is_empty());
 }
 
+/// h2 names the host twice when a client adds a Host header to
+/// :authority. callgate routes by one, a receiver may read the other:
+/// differing ones are a malformed request (RFC 9113 §8.3.1), refused with
+/// 400 before any route or site sees them; the same host in another case
+/// is one host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_host_that_differs_from_the_authority_gets_400() {
+    let site = Site::start("php -S");
+    let gw = gateway(
+        site.addr(),
+        "hosts = [\"localhost\"]\n\n[[passthrough]]\nhosts = [\"other.example\"]\nupstream = \"http://127.0.0.1:9\"",
+    );
+    let h2 = Client::https(gw.https.unwrap(), Version::H2);
+    for host in ["other.example", "evil.example", "localhost:1"] {
+        let r = h2.request(http::Method::GET, "/page.php", &[("host", host)], b"").await;
+        assert_eq!(r.status, 400, "Host {host} beside :authority localhost");
+    }
+    assert!(site.records().is_empty(), "{:?}", site.records());
+    let same = format!("LOCALHOST:{}", gw.https.unwrap().port());
+    let r = h2.request(http::Method::GET, "/page.php", &[("host", &same)], b"").await;
+    assert_eq!(r.status, 200, "the same host in capitals");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routes_script_is_protected_on_a_second_passthrough_to_another_port() {
     // Two servers over the same docroot: the route goes to one, the
