@@ -7,12 +7,10 @@
 //! its settings alone.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::config::Route;
 
 /// Consecutive inline failures that open a route's circuit.
 const BREAKER_FAILURES: u32 = 5;
@@ -23,21 +21,31 @@ const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub(crate) struct Shields(Mutex<HashMap<String, Arc<Shield>>>);
 
+/// A route's `max_concurrency` and `rate`.
+pub(crate) type Settings = (Option<usize>, Option<f64>);
+
 impl Shields {
-    /// The route's shield: the running one if its settings are unchanged.
-    pub(crate) fn get(&self, route: &Route) -> Arc<Shield> {
-        let settings = (route.max_concurrency, route.rate);
+    /// Route `name`'s shield: the running one if its settings are
+    /// unchanged. Remembered in `slot`, the route's own, so that a route
+    /// looks it up once, not once per callback (a route of a reloaded
+    /// config has a new slot, and finds the running shield again).
+    pub(crate) fn of(&self, slot: &OnceLock<Arc<Shield>>, name: &str, settings: Settings) -> Arc<Shield> {
+        slot.get_or_init(|| self.get(name, settings)).clone()
+    }
+
+    fn get(&self, name: &str, settings: Settings) -> Arc<Shield> {
         let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = all.get(&route.name).filter(|s| s.settings == settings) {
+        if let Some(s) = all.get(name).filter(|s| s.settings == settings) {
             return s.clone();
         }
         let shield = Arc::new(Shield::new(settings));
-        all.insert(route.name.clone(), shield.clone());
+        all.insert(name.to_owned(), shield.clone());
         shield
     }
 }
 
 /// One route's limits and breaker.
+#[derive(Debug)]
 pub(crate) struct Shield {
     settings: (Option<usize>, Option<f64>),
     limit: Option<Arc<Semaphore>>,
@@ -50,13 +58,14 @@ pub(crate) struct Pass {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+#[derive(Debug)]
 struct Bucket {
     per_second: f64,
     tokens: f64,
     at: Instant,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Breaker {
     failures: u32,
     open_until: Option<Instant>,

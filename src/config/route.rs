@@ -119,9 +119,16 @@ pub(crate) struct Route {
     pub(crate) reserved_params: Vec<String>,
     /// This route's counters, once looked up.
     pub(crate) metrics: crate::metrics::RouteCache,
+    /// This route's receiver protection, once looked up.
+    pub(crate) shield_found: std::sync::OnceLock<std::sync::Arc<crate::shield::Shield>>,
 }
 
 impl Route {
+    /// The receiver's protection: this route's shield among `shields`.
+    pub(crate) fn shield(&self, shields: &crate::shield::Shields) -> std::sync::Arc<crate::shield::Shield> {
+        shields.of(&self.shield_found, &self.name, (self.max_concurrency, self.rate))
+    }
+
     /// Whether callbacks of this route may be stored (queue delivery, or
     /// `on_failure = "queue"`): the route then has a delivery worker.
     pub(crate) fn stores(&self) -> bool {
@@ -326,6 +333,7 @@ impl Loader<'_> {
             max_body_bytes: self.body_bound(&at, raw.max_body_bytes, inherited.max_body_bytes)?,
             reserved_params,
             metrics: Default::default(),
+            shield_found: Default::default(),
         })
     }
 

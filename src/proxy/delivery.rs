@@ -91,7 +91,7 @@ impl Callback<'_> {
         later: Option<ReplayClaim>,
     ) -> Handled {
         let route = self.route;
-        let shield = self.call.shared.shields.get(route);
+        let shield = route.shield(&self.call.shared.shields);
         if route.on_failure_queue && shield.open() {
             if let Some(held) = held {
                 held.settle(false).await;

@@ -203,7 +203,7 @@ pub(super) async fn attempt(
 /// Send the stored callback to the receiver; its status.
 async fn send(worker: &Worker, route: &Route, c: &Stored) -> Result<StatusCode, ForwardError> {
     // The receiver's protection, shared with the route's inline deliveries.
-    let _pass = worker.shields.get(route).pass_patiently().await;
+    let _pass = route.shield(&worker.shields).pass_patiently().await;
     let assertion = worker.config.load().gateway.assertion.clone();
     let req = request(route, c, assertion.as_ref()).map_err(ForwardError::Failed)?;
     let resp = upstream::send_and_record(&worker.metrics, route, req).await?;
