@@ -409,8 +409,9 @@ fn reserved_headers(verified: &HeaderName, assertion: Option<&Assertion>) -> Res
 /// reserved length is ruled out by one bit test.
 #[derive(Debug, Clone)]
 pub struct ReservedHeaders {
-    /// Sorted by length: the names of one length are one run.
     names: Vec<HeaderName>,
+    /// Each name as a receiver reads it ([`fold`] on every byte).
+    folded: Vec<Box<[u8]>>,
     /// Bit `n` set: some reserved name is `n` bytes long (63: 63 or more).
     lengths: u64,
 }
@@ -419,28 +420,45 @@ impl ReservedHeaders {
     /// The set of `names` (in any order, duplicates allowed).
     pub fn new(names: impl IntoIterator<Item = HeaderName>) -> ReservedHeaders {
         let mut names: Vec<HeaderName> = names.into_iter().collect();
-        names.sort_by(|a, b| (a.as_str().len(), a.as_str()).cmp(&(b.as_str().len(), b.as_str())));
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         names.dedup();
+        let folded = names
+            .iter()
+            .map(|n| n.as_str().bytes().map(fold).collect())
+            .collect();
         let lengths = names.iter().fold(0, |set, n| set | length_bit(n.as_str().len()));
-        ReservedHeaders { names, lengths }
+        ReservedHeaders {
+            names,
+            folded,
+            lengths,
+        }
     }
 
     /// Whether a receiver reads `name` as one of these names.
     pub fn holds(&self, name: &HeaderName) -> bool {
-        let len = name.as_str().len();
-        if self.lengths & length_bit(len) == 0 {
+        let name = name.as_str().as_bytes();
+        if self.lengths & length_bit(name.len()) == 0 {
             return false;
         }
-        let from = self.names.partition_point(|r| r.as_str().len() < len);
-        self.names[from..]
+        self.folded
             .iter()
-            .take_while(|r| r.as_str().len() == len)
-            .any(|r| crate::php::same_header(name.as_str(), r.as_str()))
+            .filter(|r| r.len() == name.len())
+            .any(|r| r.iter().zip(name).all(|(&r, &n)| r == fold(n)))
     }
 
-    /// Every name, shortest first.
+    /// Every name.
     pub fn names(&self) -> &[HeaderName] {
         &self.names
+    }
+}
+
+/// A header name's byte as PHP's `$_SERVER` (and CGI) reads it: case does
+/// not matter, and every character other than a letter or digit is `_`
+/// (`crate::php::same_header`, byte by byte).
+fn fold(b: u8) -> u8 {
+    match b.is_ascii_alphanumeric() {
+        true => b.to_ascii_lowercase(),
+        false => b'_',
     }
 }
 
