@@ -29,7 +29,12 @@ impl Shields {
     /// unchanged. Remembered in `slot`, the route's own, so that a route
     /// looks it up once, not once per callback (a route of a reloaded
     /// config has a new slot, and finds the running shield again).
-    pub(crate) fn of(&self, slot: &OnceLock<Arc<Shield>>, name: &str, settings: Settings) -> Arc<Shield> {
+    pub(crate) fn of(
+        &self,
+        slot: &OnceLock<Arc<Shield>>,
+        name: &str,
+        settings: Settings,
+    ) -> Arc<Shield> {
         slot.get_or_init(|| self.get(name, settings)).clone()
     }
 

@@ -426,7 +426,9 @@ impl ReservedHeaders {
             .iter()
             .map(|n| n.as_str().bytes().map(fold).collect())
             .collect();
-        let lengths = names.iter().fold(0, |set, n| set | length_bit(n.as_str().len()));
+        let lengths = names
+            .iter()
+            .fold(0, |set, n| set | length_bit(n.as_str().len()));
         ReservedHeaders {
             names,
             folded,

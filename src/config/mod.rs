@@ -38,8 +38,8 @@ pub(crate) use acme::{Acme, AcmeChallenge, AcmeStore};
 pub(crate) use admin::Admin;
 pub(crate) use certificates::Tls;
 pub(crate) use defaults::*;
-pub(crate) use gateway::{Assertion, AssertionVersion, Damping, Gateway};
 pub use gateway::ReservedHeaders;
+pub(crate) use gateway::{Assertion, AssertionVersion, Damping, Gateway};
 #[cfg(test)]
 pub(crate) use ip_list::NoLists;
 pub(crate) use ip_list::{NamedLists, NotAdmitted};

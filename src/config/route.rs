@@ -125,8 +125,15 @@ pub(crate) struct Route {
 
 impl Route {
     /// The receiver's protection: this route's shield among `shields`.
-    pub(crate) fn shield(&self, shields: &crate::shield::Shields) -> std::sync::Arc<crate::shield::Shield> {
-        shields.of(&self.shield_found, &self.name, (self.max_concurrency, self.rate))
+    pub(crate) fn shield(
+        &self,
+        shields: &crate::shield::Shields,
+    ) -> std::sync::Arc<crate::shield::Shield> {
+        shields.of(
+            &self.shield_found,
+            &self.name,
+            (self.max_concurrency, self.rate),
+        )
     }
 
     /// Whether callbacks of this route may be stored (queue delivery, or

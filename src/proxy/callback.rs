@@ -75,7 +75,7 @@ impl Callback<'_> {
                 // Boxed, as every path a callback rarely takes is: the
                 // phases' own state stays small, and is cheap to move.
                 Box::pin(body::drain_h2(req)).await;
-                return refused;
+                return *refused;
             }
         };
         if let Some(answered) = self.handshake_head(&req) {
@@ -132,7 +132,7 @@ impl Callback<'_> {
     /// byte is read. Enforcing, a failure ends the request (403, once the
     /// caller has drained an h2 upload); report-only, failures are
     /// collected and the request goes on.
-    fn precheck(&mut self, req: &Request<RequestBody>) -> Result<Prechecked, Handled> {
+    fn precheck(&mut self, req: &Request<RequestBody>) -> Result<Prechecked, Box<Handled>> {
         let (route, call) = (self.route, self.call);
         let lists = &*call.shared.ip_lists;
         if !route.enforce {
@@ -152,7 +152,7 @@ impl Callback<'_> {
                     learned: learned.as_deref().map_or(&[], Vec::as_slice),
                 };
                 let evidence = self.evidence(req.method(), req.uri(), unread, false);
-                Err(self.forbidden(refusal).with(evidence))
+                Err(Box::new(self.forbidden(refusal).with(evidence)))
             }
         }
     }

@@ -28,7 +28,11 @@ const MAX_SHIELD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 impl Callback<'_> {
     /// Deliver: stored for the worker (queue), or forwarded now (direct)
     /// once the replay claim is taken.
-    pub(super) async fn dispatch(&self, verified: Box<Verified>, claim: Option<ReplayClaim>) -> Handled {
+    pub(super) async fn dispatch(
+        &self,
+        verified: Box<Verified>,
+        claim: Option<ReplayClaim>,
+    ) -> Handled {
         let route = self.route;
         if route.delivery != Delivery::Direct {
             // Boxed: a queue route's path, kept out of a direct one's state.
@@ -136,7 +140,12 @@ impl Callback<'_> {
 
     /// `on_failure = "queue"`: store the callback for the route's worker and
     /// answer ack_status, as a queue route would.
-    async fn store_instead(&self, v: Box<Verified>, later: Option<ReplayClaim>, why: &str) -> Handled {
+    async fn store_instead(
+        &self,
+        v: Box<Verified>,
+        later: Option<ReplayClaim>,
+        why: &str,
+    ) -> Handled {
         let mut handled = self.enqueue(v, later).await;
         if handled.outcome == Outcome::Queued {
             handled.reason = format!("{why}: {}", handled.reason);

@@ -535,12 +535,16 @@ async fn an_h2_host_that_differs_from_the_authority_gets_400() {
     );
     let h2 = Client::https(gw.https.unwrap(), Version::H2);
     for host in ["other.example", "evil.example", "localhost:1"] {
-        let r = h2.request(http::Method::GET, "/page.php", &[("host", host)], b"").await;
+        let r = h2
+            .request(http::Method::GET, "/page.php", &[("host", host)], b"")
+            .await;
         assert_eq!(r.status, 400, "Host {host} beside :authority localhost");
     }
     assert!(site.records().is_empty(), "{:?}", site.records());
     let same = format!("LOCALHOST:{}", gw.https.unwrap().port());
-    let r = h2.request(http::Method::GET, "/page.php", &[("host", &same)], b"").await;
+    let r = h2
+        .request(http::Method::GET, "/page.php", &[("host", &same)], b"")
+        .await;
     assert_eq!(r.status, 200, "the same host in capitals");
 }
 
