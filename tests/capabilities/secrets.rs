@@ -548,3 +548,33 @@ async fn a_secret_across_the_kept_bodys_cut_is_hidden() {
         assert_hidden_any_case(&outputs, &secret[..8]);
     }
 }
+
+/// A `whsec_` secret (Standard Webhooks, Svix) is a key in base64: the
+/// key is the decoded bytes. The whole `whsec_…` text was hidden, but not
+/// its base64 alone nor the key it decodes to, and a request carrying
+/// either showed it in the log and the console (red team).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whsec_keys_base64_and_decoded_key_are_hidden() {
+    const RAW: &str = "RawKeyBytes-0123456789ABCDEF";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(RAW);
+    let up = Upstream::recording().await;
+    let cfg = format!(
+        "{}\n[[route]]\nname = \"sw\"\npath = \"/sw\"\nupstream = \"{}\"\npreset = \"standard-webhooks\"\nhmac = {{ secrets = [\"whsec_{b64}\"] }}\n",
+        small_config(&up),
+        up.url("/sw.php"),
+    );
+    let gw = Gateway::start_raw(&cfg, &[("RUST_LOG", "trace")]);
+    let addr = gw.http.unwrap();
+    for secret in [b64.as_str(), RAW] {
+        for target in [format!("/sw?k={secret}"), format!("/nowhere?q={secret}")] {
+            let head = format!("X-Note: {secret}\r\n");
+            let (status, text) = http(addr, "POST", &target, &head, secret.as_bytes()).await;
+            assert!(status >= 400, "{target}: {text}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outputs = console_and_log(&gw).await;
+    assert!(outputs[0].1.contains("/sw?k=REDACTED"), "{}", outputs[0].1);
+    assert_hidden_any_case(&outputs, &b64);
+    assert_hidden_any_case(&outputs, RAW);
+}

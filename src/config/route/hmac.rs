@@ -115,6 +115,14 @@ impl Loader<'_> {
             let bytes = key_bytes(scheme.key, s.expose()).ok_or_else(|| {
                 missing(&format!("hmac.secrets[{j}] is not a whsec_ key: give the signing secret as the provider shows it, whsec_ and base64"))
             })?;
+            if scheme.key == KeyForm::Whsec {
+                // The key the text stands for is a secret too, and so is
+                // its base64 alone (the redactor hides a key's base64).
+                self.keep(
+                    &format!("{label}.hmac.secrets[{j}]"),
+                    &crate::config::secret::Secret::from(bytes.clone()),
+                );
+            }
             keys.push(Key::new(algorithm, &bytes));
         }
         if let Some(u) = &h.public_url {
