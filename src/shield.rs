@@ -52,7 +52,7 @@ impl Shields {
 /// One route's limits and breaker.
 #[derive(Debug)]
 pub(crate) struct Shield {
-    settings: (Option<usize>, Option<f64>),
+    settings: Settings,
     limit: Option<Arc<Semaphore>>,
     bucket: Option<Mutex<Bucket>>,
     breaker: Mutex<Breaker>,
@@ -85,7 +85,7 @@ pub(crate) enum Circuit {
 }
 
 impl Shield {
-    fn new((max, rate): (Option<usize>, Option<f64>)) -> Shield {
+    fn new((max, rate): Settings) -> Shield {
         Shield {
             settings: (max, rate),
             limit: max.map(|n| Arc::new(Semaphore::new(n))),
