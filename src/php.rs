@@ -84,16 +84,18 @@ pub(crate) fn folded_ref(name: &str) -> Cow<'_, str> {
 /// `x-callgate-verified` are one header to PHP, and the later one wins.
 pub(crate) fn same_header(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a.bytes().zip(b.bytes()).all(|(x, y)| {
-            let norm = |c: u8| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    b'_'
-                }
-            };
-            norm(x) == norm(y)
-        })
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| header_byte(x) == header_byte(y))
+}
+
+/// A header name's byte as PHP reads it: a letter or digit in lower case,
+/// anything else `_`.
+pub(crate) fn header_byte(c: u8) -> u8 {
+    match c.is_ascii_alphanumeric() {
+        true => c.to_ascii_lowercase(),
+        false => b'_',
+    }
 }
 
 #[cfg(test)]

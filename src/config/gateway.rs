@@ -16,6 +16,7 @@ use super::load::{too_short, Loader};
 use super::raw::{Cidr, Dur, HeaderNameValue};
 use super::ConfigError;
 use crate::crypto::{Algorithm, Key};
+use crate::php;
 use http::HeaderName;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -143,10 +144,7 @@ impl Loader<'_> {
             "x-forwarded-for",
             "forwarded",
         ];
-        if FRAMING
-            .iter()
-            .any(|f| crate::php::same_header(name.as_str(), f))
-        {
+        if FRAMING.iter().any(|f| php::same_header(name.as_str(), f)) {
             return Err(self.error(None, format!("{key} = \"{name}\" names a header that frames, routes or authenticates the request: choose a name of its own, such as X-Callgate-Verified")));
         }
         Ok(())
@@ -409,8 +407,7 @@ fn reserved_headers(verified: &HeaderName, assertion: Option<&Assertion>) -> Res
 /// reserved length is ruled out by one bit test.
 #[derive(Debug, Clone)]
 pub struct ReservedHeaders {
-    names: Vec<HeaderName>,
-    /// Each name as a receiver reads it ([`fold`] on every byte).
+    /// Each name as a receiver reads it (`php::header_byte` on every byte).
     folded: Vec<Box<[u8]>>,
     /// Bit `n` set: some reserved name is `n` bytes long (63: 63 or more).
     lengths: u64,
@@ -419,21 +416,14 @@ pub struct ReservedHeaders {
 impl ReservedHeaders {
     /// The set of `names` (in any order, duplicates allowed).
     pub fn new(names: impl IntoIterator<Item = HeaderName>) -> ReservedHeaders {
-        let mut names: Vec<HeaderName> = names.into_iter().collect();
-        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        names.dedup();
-        let folded = names
-            .iter()
-            .map(|n| n.as_str().bytes().map(fold).collect())
+        let mut folded: Vec<Box<[u8]>> = names
+            .into_iter()
+            .map(|n| n.as_str().bytes().map(php::header_byte).collect())
             .collect();
-        let lengths = names
-            .iter()
-            .fold(0, |set, n| set | length_bit(n.as_str().len()));
-        ReservedHeaders {
-            names,
-            folded,
-            lengths,
-        }
+        folded.sort_unstable();
+        folded.dedup();
+        let lengths = folded.iter().fold(0, |set, n| set | length_bit(n.len()));
+        ReservedHeaders { folded, lengths }
     }
 
     /// Whether a receiver reads `name` as one of these names.
@@ -445,22 +435,7 @@ impl ReservedHeaders {
         self.folded
             .iter()
             .filter(|r| r.len() == name.len())
-            .any(|r| r.iter().zip(name).all(|(&r, &n)| r == fold(n)))
-    }
-
-    /// Every name.
-    pub fn names(&self) -> &[HeaderName] {
-        &self.names
-    }
-}
-
-/// A header name's byte as PHP's `$_SERVER` (and CGI) reads it: case does
-/// not matter, and every character other than a letter or digit is `_`
-/// (`crate::php::same_header`, byte by byte).
-fn fold(b: u8) -> u8 {
-    match b.is_ascii_alphanumeric() {
-        true => b.to_ascii_lowercase(),
-        false => b'_',
+            .any(|r| r.iter().zip(name).all(|(&r, &n)| r == php::header_byte(n)))
     }
 }
 

@@ -20,13 +20,16 @@ fn rewrite(h: &mut HeaderMap, trusted: bool, passed: Passed, body_len: usize) {
     mark_verified(h, &vh(), passed);
 }
 
+fn reserved_names() -> Vec<HeaderName> {
+    crate::config::defaults::RESERVED_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .chain([vh()])
+        .collect()
+}
+
 fn reserved() -> ReservedHeaders {
-    ReservedHeaders::new(
-        crate::config::defaults::RESERVED_HEADERS
-            .iter()
-            .map(|h| HeaderName::from_static(h))
-            .chain([vh()]),
-    )
+    ReservedHeaders::new(reserved_names())
 }
 
 #[test]
@@ -187,7 +190,7 @@ proptest::proptest! {
     ) {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { return Ok(()) };
         let set = reserved();
-        let every = set.names().iter().any(|r| crate::php::same_header(name.as_str(), r.as_str()));
+        let every = reserved_names().iter().any(|r| crate::php::same_header(name.as_str(), r.as_str()));
         proptest::prop_assert_eq!(set.holds(&name), every, "{}", name);
     }
 }
@@ -195,7 +198,7 @@ proptest::proptest! {
 #[test]
 fn the_reserved_set_holds_every_name_in_every_spelling() {
     let set = reserved();
-    for name in set.names() {
+    for name in &reserved_names() {
         let folded = name.as_str().replace('-', "_").to_ascii_uppercase();
         let folded = HeaderName::from_bytes(folded.as_bytes()).unwrap();
         assert!(set.holds(name) && set.holds(&folded), "{name}");
